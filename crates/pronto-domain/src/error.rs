@@ -1,0 +1,53 @@
+//! Validation errors that name the offending field.
+
+use serde::Serialize;
+
+/// One problem with one field of the input. `field` is a path into the input as the client sent it
+/// (`properties.products[0].price`, `batch[3].userId`), so the client can find the problem without guessing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Input that was rejected. Never empty: a parse either succeeds or names at least one field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid input: {}", summary(.0))]
+pub struct Invalid(pub Vec<FieldError>);
+
+impl Invalid {
+    pub fn one(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self(vec![FieldError::new(field, message)])
+    }
+
+    /// Prefixes every field path, e.g. with `batch[3]` when the error came from one event of a batch.
+    pub fn within(mut self, prefix: &str) -> Self {
+        for e in &mut self.0 {
+            e.field = if e.field.is_empty() {
+                prefix.to_string()
+            } else if e.field.starts_with('[') {
+                format!("{prefix}{}", e.field)
+            } else {
+                format!("{prefix}.{}", e.field)
+            };
+        }
+        self
+    }
+}
+
+fn summary(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}

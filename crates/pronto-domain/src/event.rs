@@ -1,0 +1,369 @@
+//! Segment tracking-API messages, parsed and checked.
+//!
+//! pronto accepts what the official Segment and RudderStack libraries send, unchanged: the six message types,
+//! camelCase fields, ids as strings (or integers), ISO 8601 timestamps. A message is kept exactly as sent
+//! ([`NewEvent::payload`]); the fields pronto acts on are read out and type-checked, and a message whose
+//! documented fields have the wrong type is refused with the field's path, never half-stored.
+
+use crate::ecommerce::EcommerceEvent;
+use crate::error::Invalid;
+use crate::fields::{Errors, Obj};
+use crate::identity::{Email, Identity, Phone, Region};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::str::FromStr;
+
+/// The Segment message types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventType {
+    Identify,
+    Track,
+    Page,
+    Screen,
+    Group,
+    Alias,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 6] = [
+        Self::Identify,
+        Self::Track,
+        Self::Page,
+        Self::Screen,
+        Self::Group,
+        Self::Alias,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Identify => "identify",
+            Self::Track => "track",
+            Self::Page => "page",
+            Self::Screen => "screen",
+            Self::Group => "group",
+            Self::Alias => "alias",
+        }
+    }
+}
+
+impl FromStr for EventType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| "must be one of identify, track, page, screen, group, alias".to_string())
+    }
+}
+
+/// Settings that parsing depends on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ParseOptions {
+    /// The region phone numbers without a `+country` prefix are read in.
+    pub region: Region,
+}
+
+/// A checked event, ready to be stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// The client's id for this message; a second message with the same id in a workspace is a retry and a no-op.
+    /// `None` when the client sent none (then a retry cannot be recognised).
+    pub message_id: Option<String>,
+    pub kind: EventType,
+    /// The `event` of a track, the `name` of a page or screen.
+    pub name: Option<String>,
+    pub user_id: Option<String>,
+    pub anonymous_id: Option<String>,
+    /// Every identifier the message carries, normalised; these resolve it to one contact.
+    pub identities: Vec<Identity>,
+    /// Traits to merge into the contact (those of an identify, or of a lead). Other messages' `context.traits`
+    /// are kept in the payload but do not change the contact.
+    pub traits: Map<String, Value>,
+    pub properties: Map<String, Value>,
+    /// When the client says the event happened (`timestamp`, else `originalTimestamp`).
+    pub timestamp: Option<DateTime<Utc>>,
+    /// The message as the client sent it.
+    pub payload: Value,
+}
+
+impl NewEvent {
+    /// The typed e-commerce view of a track event, when its name is one of the spec's.
+    pub fn ecommerce(&self) -> Option<EcommerceEvent> {
+        match (self.kind, &self.name) {
+            (EventType::Track, Some(name)) => EcommerceEvent::parse(name, &self.properties).ok().flatten(),
+            _ => None,
+        }
+    }
+}
+
+/// Parses one message. `kind` is given by the endpoint (`/v1/track` → track); in a batch it is `None` and the
+/// message's own `type` decides. `fallback_message_id` (an `Idempotency-Key` header) is used when the message has
+/// no `messageId`.
+pub fn parse_message(
+    value: Value,
+    kind: Option<EventType>,
+    fallback_message_id: Option<&str>,
+    opts: ParseOptions,
+) -> Result<NewEvent, Invalid> {
+    let Value::Object(obj) = &value else {
+        return Err(Invalid::one("", "must be a JSON object"));
+    };
+    let mut e = Errors::default();
+    let kind = match kind {
+        Some(k) => Some(k),
+        None => match e.str(obj, "type", "") {
+            None => {
+                e.push("type", "is required");
+                None
+            }
+            Some(t) => match t.parse::<EventType>() {
+                Ok(k) => Some(k),
+                Err(msg) => {
+                    e.push("type", msg);
+                    None
+                }
+            },
+        },
+    };
+    let message_id = e.id(obj, "messageId", "").or_else(|| fallback_message_id.map(str::to_string));
+    let user_id = e.id(obj, "userId", "");
+    let anonymous_id = e.id(obj, "anonymousId", "");
+    let context = e.object(obj, "context", "");
+    e.object(obj, "integrations", "");
+    let timestamp = e.timestamp(obj, "timestamp", "");
+    let original = e.timestamp(obj, "originalTimestamp", "");
+    e.timestamp(obj, "sentAt", "");
+    let Some(kind) = kind else {
+        return Err(Invalid(e.0));
+    };
+
+    let mut name = None;
+    let mut traits = Map::new();
+    let mut properties = Map::new();
+    let mut identities = Vec::new();
+    match kind {
+        EventType::Alias => {
+            let previous = e.id(obj, "previousId", "");
+            if user_id.is_none() {
+                e.push("userId", "is required for alias");
+            }
+            match previous {
+                None => e.push("previousId", "is required for alias"),
+                // The previous id is almost always the anonymous id the visitor had before signing in.
+                Some(p) => identities.push(Identity::anonymous_id(p)),
+            }
+        }
+        EventType::Group => {
+            if e.id(obj, "groupId", "").is_none() && !e.0.iter().any(|f| f.field == "groupId") {
+                e.push("groupId", "is required for group");
+            }
+            e.object(obj, "traits", "");
+        }
+        EventType::Identify => {
+            traits = e.object(obj, "traits", "").cloned().unwrap_or_default();
+        }
+        EventType::Track => {
+            match e.str(obj, "event", "") {
+                None if !e.0.iter().any(|f| f.field == "event") => e.push("event", "is required for track"),
+                Some(n) if n.chars().count() > 256 => e.push("event", "must be at most 256 characters"),
+                n => name = n,
+            }
+            properties = e.object(obj, "properties", "").cloned().unwrap_or_default();
+        }
+        EventType::Page | EventType::Screen => {
+            name = e.str(obj, "name", "");
+            properties = e.object(obj, "properties", "").cloned().unwrap_or_default();
+        }
+    }
+    if kind != EventType::Alias && user_id.is_none() && anonymous_id.is_none() {
+        let already = e.0.iter().any(|f| f.field == "userId" || f.field == "anonymousId");
+        if !already {
+            e.push("userId", "userId or anonymousId is required");
+        }
+    }
+    if let (EventType::Track, Some(n)) = (kind, &name) {
+        if let Err(inv) = EcommerceEvent::parse(n, &properties) {
+            e.0.extend(inv.within("properties").0);
+        }
+    }
+    if !e.0.is_empty() {
+        return Err(Invalid(e.0));
+    }
+
+    if let Some(u) = &user_id {
+        identities.insert(0, Identity::user_id(u.clone()));
+    }
+    if let Some(a) = &anonymous_id {
+        identities.push(Identity::anonymous_id(a.clone()));
+    }
+    let context_traits = context.and_then(|c| c.get("traits")).and_then(Value::as_object);
+    let sources: [Option<&Obj>; 3] = [Some(&traits), context_traits, Some(&properties)];
+    push_contact_points(&mut identities, &sources, opts.region);
+
+    Ok(NewEvent {
+        message_id,
+        kind,
+        name,
+        user_id,
+        anonymous_id,
+        identities,
+        traits,
+        properties,
+        timestamp: timestamp.or(original),
+        payload: value,
+    })
+}
+
+/// Adds the first valid email and phone found in `sources` as identities. A malformed email or phone inside
+/// analytics traits stays in the payload as sent but identifies nobody: refusing the whole event for it would
+/// lose the event, and guessing would merge strangers.
+pub(crate) fn push_contact_points(identities: &mut Vec<Identity>, sources: &[Option<&Obj>], region: Region) {
+    let string = |key: &str| {
+        sources
+            .iter()
+            .flatten()
+            .filter_map(|o| o.get(key).and_then(Value::as_str))
+            .collect::<Vec<_>>()
+    };
+    if let Some(email) = string("email").into_iter().find_map(|s| Email::parse(s).ok()) {
+        identities.push(Identity::email(&email));
+    }
+    if let Some(phone) = string("phone").into_iter().find_map(|s| Phone::parse(s, region).ok()) {
+        identities.push(Identity::phone(&phone));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::IdentityKind;
+    use serde_json::json;
+
+    fn parse(v: Value, kind: Option<EventType>) -> Result<NewEvent, Invalid> {
+        parse_message(v, kind, None, ParseOptions::default())
+    }
+
+    fn fields(r: Result<NewEvent, Invalid>) -> Vec<String> {
+        r.expect_err("should be refused").0.into_iter().map(|f| f.field).collect()
+    }
+
+    #[test]
+    fn a_track_from_the_node_library_is_read_with_its_ids_and_timestamps() {
+        let ev = parse(
+            json!({
+                "type": "track", "event": "Checkout Started", "userId": "u1", "anonymousId": "a1",
+                "messageId": "node-next-1", "timestamp": "2026-11-24T10:00:00.000Z",
+                "properties": {"checkout_id": "c1", "value": 30, "currency": "USD",
+                               "products": [{"product_id": "p1", "price": "10.50", "quantity": 2}]},
+                "context": {"library": {"name": "@segment/analytics-node", "version": "3.1.0"},
+                            "traits": {"email": "Ann@Example.com"}},
+                "integrations": {}, "_metadata": {"jsRuntime": "node"}
+            }),
+            None,
+        )
+        .unwrap();
+        assert_eq!(ev.kind, EventType::Track);
+        assert_eq!(ev.name.as_deref(), Some("Checkout Started"));
+        assert_eq!(ev.message_id.as_deref(), Some("node-next-1"));
+        assert_eq!(ev.timestamp.unwrap().to_rfc3339(), "2026-11-24T10:00:00+00:00");
+        let kinds: Vec<_> = ev.identities.iter().map(|i| (i.kind, i.value.as_str())).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (IdentityKind::UserId, "u1"),
+                (IdentityKind::AnonymousId, "a1"),
+                (IdentityKind::Email, "ann@example.com")
+            ]
+        );
+        assert!(ev.traits.is_empty(), "context traits do not change the contact");
+        assert!(matches!(ev.ecommerce(), Some(EcommerceEvent::CheckoutStarted(_))));
+    }
+
+    #[test]
+    fn each_malformed_message_is_refused_naming_the_field() {
+        let cases: Vec<(Value, Option<EventType>, &[&str])> = vec![
+            (json!([1, 2]), None, &[""]),
+            (json!({"userId": "u"}), None, &["type"]),
+            (json!({"type": "click", "userId": "u"}), None, &["type"]),
+            (json!({"event": "X"}), Some(EventType::Track), &["userId"]),
+            (json!({"userId": "u"}), Some(EventType::Track), &["event"]),
+            (json!({"userId": "u", "event": 5}), Some(EventType::Track), &["event"]),
+            (json!({"userId": {"a": 1}, "event": "X"}), Some(EventType::Track), &["userId"]),
+            (json!({"userId": 1.5, "event": "X"}), Some(EventType::Track), &["userId"]),
+            (json!({"userId": "u", "event": "X", "properties": []}), Some(EventType::Track), &["properties"]),
+            (json!({"userId": "u", "event": "X", "timestamp": "yesterday"}), Some(EventType::Track), &["timestamp"]),
+            (json!({"userId": "u", "traits": "x"}), Some(EventType::Identify), &["traits"]),
+            (json!({"userId": "u", "context": 3}), Some(EventType::Page), &["context"]),
+            (json!({"userId": "u"}), Some(EventType::Group), &["groupId"]),
+            (json!({"userId": "u"}), Some(EventType::Alias), &["previousId"]),
+            (json!({"previousId": "a"}), Some(EventType::Alias), &["userId"]),
+            (
+                json!({"userId": "u", "event": "Order Completed", "properties": {"products": [{"price": "cheap"}]}}),
+                Some(EventType::Track),
+                &["properties.products[0].price"],
+            ),
+            (
+                json!({"userId": "u", "event": "Checkout Started", "properties": {"value": "lots", "products": {}}}),
+                Some(EventType::Track),
+                &["properties.value", "properties.products"],
+            ),
+        ];
+        for (input, kind, want) in cases {
+            assert_eq!(fields(parse(input.clone(), kind)), *want, "input {input}");
+        }
+    }
+
+    #[test]
+    fn a_custom_event_is_kept_exactly_as_sent() {
+        let input = json!({"type": "track", "event": "Quote Requested", "anonymousId": "a",
+                           "properties": {"nested": {"deep": [1, "two", null]}, "weird key": true}});
+        let ev = parse(input.clone(), None).unwrap();
+        assert_eq!(ev.payload, input);
+        assert_eq!(ev.properties["nested"]["deep"][1], "two");
+        assert!(ev.ecommerce().is_none());
+    }
+
+    #[test]
+    fn an_identify_carries_traits_and_contact_points_but_bad_ones_identify_nobody() {
+        let ev = parse(
+            json!({"userId": 42, "traits": {"email": "not-an-email", "phone": "+1 415 555 2671", "name": "Ann"}}),
+            Some(EventType::Identify),
+        )
+        .unwrap();
+        assert_eq!(ev.user_id.as_deref(), Some("42"));
+        assert_eq!(ev.traits["name"], "Ann");
+        let kinds: Vec<_> = ev.identities.iter().map(|i| i.kind).collect();
+        assert_eq!(kinds, vec![IdentityKind::UserId, IdentityKind::Phone]);
+    }
+
+    #[test]
+    fn an_alias_links_the_previous_anonymous_id_to_the_user() {
+        let ev = parse(json!({"previousId": "anon-1", "userId": "u-1"}), Some(EventType::Alias)).unwrap();
+        assert_eq!(ev.identities, vec![Identity::user_id("u-1"), Identity::anonymous_id("anon-1")]);
+    }
+
+    #[test]
+    fn an_idempotency_key_stands_in_for_a_missing_message_id() {
+        let ev = parse_message(
+            json!({"userId": "u", "event": "X"}),
+            Some(EventType::Track),
+            Some("key-1"),
+            ParseOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(ev.message_id.as_deref(), Some("key-1"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_json_input_makes_the_parser_panic(s in ".{0,200}") {
+            if let Ok(v) = serde_json::from_str::<Value>(&s) {
+                let _ = parse(v, None);
+            }
+            let _ = parse(json!({"type": "track", "event": s.clone(), "userId": s.clone(),
+                                 "properties": {"products": [{"price": s.clone(), "quantity": s}]}}), None);
+        }
+    }
+}

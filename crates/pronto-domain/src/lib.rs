@@ -1,0 +1,31 @@
+//! The pure domain of pronto: what an event, a contact, an identity and a lead are, how raw input becomes
+//! them, and the decisions taken on them. Nothing here does I/O, so every rule is unit-testable and the
+//! storage and HTTP layers stay thin.
+//!
+//! # Layout
+//! - [`error`]: [`FieldError`] and [`Invalid`], the one way every layer reports bad input (a JSON path and a reason).
+//! - [`identity`]: checked identifiers: [`Email`], [`Phone`] (E.164), [`Identity`] and its kinds.
+//! - [`event`]: Segment tracking-API messages (identify, track, page, screen, group, alias) parsed into [`NewEvent`].
+//! - [`ecommerce`]: the Segment e-commerce v2 events (`Checkout Started`, `Order Completed`, …) as typed structs.
+//! - [`lead`]: a lead from JSON or an HTML form, checked, and the `Lead Submitted` event it becomes.
+//! - [`resolve`]: identity resolution: which contact an event belongs to, and which contacts merge.
+//! - [`clock`]: the injected [`Clock`], so time-dependent code is tested without sleeping.
+//! - [`ids`]: typed ids (UUID v7, so ids sort by creation time).
+
+pub mod clock;
+pub mod ecommerce;
+pub mod error;
+pub mod event;
+pub mod ids;
+pub mod identity;
+pub mod lead;
+pub mod resolve;
+
+mod fields;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{FieldError, Invalid};
+pub use event::{EventType, NewEvent, ParseOptions};
+pub use ids::{ContactId, EventId, LeadId, WorkspaceId};
+pub use identity::{Email, Identity, IdentityKind, Phone, Region};
+pub use lead::Lead;
