@@ -1,1 +1,221 @@
-//! stub
+//! pronto's storage: one [`Store`] trait, implemented for SQLite (the embedded default) and PostgreSQL
+//! (production, several nodes). The backend is chosen by the URL's scheme, as atuin's server does.
+//!
+//! # Layout
+//! - [`Store`] and the types it speaks (this file).
+//! - `ingest`: the one ingestion algorithm (dedupe, resolve identities, merge, append), written once against
+//!   the small [`ingest::IngestTx`] trait that each backend implements with its own SQL.
+//! - `writer`: group commit. Writes queue to writer tasks that commit whatever is waiting in one transaction
+//!   and only then answer, so a 2xx always means "committed" and a commit costs about the same for 1 or 100
+//!   requests. SQLite has exactly one writer (its single-writer rule); PostgreSQL a few.
+//! - `sqlite/`, `postgres/`: each backend's pool setup, `IngestTx` and reads; migrations live in
+//!   `migrations/sqlite` and `migrations/postgres`, embedded in the binary and applied at start.
+//! - [`testing`] (feature `testing`): throw-away databases for the conformance suite and the server's tests.
+//! - `tests/conformance.rs`: ONE suite, run against both backends.
+
+mod ingest;
+mod postgres;
+mod sql;
+mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod writer;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use pronto_domain::{ContactId, EventId, Identity, Lead, LeadId, NewEvent, WorkspaceId};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+pub use postgres::PostgresStore;
+pub use sqlite::{SqliteStore, SqliteSync};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL `{0}`: use sqlite://FILE or postgres://…")]
+    UnsupportedUrl(String),
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the store is shutting down")]
+    Closed,
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Which door a key opens: `write` sends events (public, goes into web pages), `admin` reads and manages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyKind {
+    Write,
+    Admin,
+}
+
+impl KeyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Write => "write",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+/// One thing to ingest: an event and, for leads, the lead it records.
+#[derive(Debug, Clone)]
+pub struct IngestItem {
+    pub event: NewEvent,
+    pub lead: Option<Lead>,
+}
+
+impl From<NewEvent> for IngestItem {
+    fn from(event: NewEvent) -> Self {
+        Self { event, lead: None }
+    }
+}
+
+/// What became of one [`IngestItem`]. For a retry (`duplicate`), the ids are those of the first delivery, so the
+/// retry answers exactly what the first one did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Ingested {
+    pub event_id: EventId,
+    pub seq: i64,
+    pub contact_id: ContactId,
+    pub lead_id: Option<LeadId>,
+    pub duplicate: bool,
+}
+
+/// A contact with its traits and identities.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Contact {
+    pub id: ContactId,
+    pub traits: Map<String, Value>,
+    pub identities: Vec<Identity>,
+    /// Contacts that were merged into this one.
+    pub merged_from: Vec<ContactId>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An event as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredEvent {
+    pub id: EventId,
+    /// The commit order; timelines page on it.
+    pub seq: i64,
+    pub contact_id: ContactId,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: Option<String>,
+    pub message_id: Option<String>,
+    /// When the client says it happened.
+    pub timestamp: Option<DateTime<Utc>>,
+    /// When pronto accepted it.
+    pub received_at: DateTime<Utc>,
+    /// The message exactly as sent.
+    pub payload: Value,
+}
+
+/// The workspace a fresh database starts with, and whether keys exist yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefaultWorkspace {
+    pub id: WorkspaceId,
+    pub created: bool,
+}
+
+/// Everything pronto persists goes through this trait; the server never sees SQL.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which backend this is (`sqlite`, `postgres`), for logs and `/readyz`.
+    fn backend(&self) -> &'static str;
+
+    /// Durably commits the items (all or none) and answers for each in order. Items whose `message_id` was
+    /// seen before in the workspace are not written again and answer as their first delivery did.
+    async fn ingest(
+        &self,
+        workspace: WorkspaceId,
+        items: Vec<IngestItem>,
+        received_at: DateTime<Utc>,
+    ) -> Result<Vec<Ingested>, StoreError>;
+
+    /// The default workspace, created on first start.
+    async fn default_workspace(&self) -> Result<DefaultWorkspace, StoreError>;
+
+    /// Registers a key (by its hash) for a workspace; registering the same hash again changes nothing.
+    async fn add_key(&self, workspace: WorkspaceId, kind: KeyKind, key_hash: &str) -> Result<(), StoreError>;
+
+    /// Whether the workspace has any key of this kind.
+    async fn has_key(&self, workspace: WorkspaceId, kind: KeyKind) -> Result<bool, StoreError>;
+
+    /// The workspace a key hash belongs to, if it is a key of this kind.
+    async fn key_workspace(&self, kind: KeyKind, key_hash: &str) -> Result<Option<WorkspaceId>, StoreError>;
+
+    /// A contact by id. A contact that was merged answers as the contact it was merged into.
+    async fn contact(&self, workspace: WorkspaceId, id: ContactId) -> Result<Option<Contact>, StoreError>;
+
+    /// The live contact that owns an identity.
+    async fn find_contact(&self, workspace: WorkspaceId, identity: &Identity) -> Result<Option<ContactId>, StoreError>;
+
+    /// The contact's events newest first, those with `seq < before` when given, at most `limit`.
+    async fn timeline(
+        &self,
+        workspace: WorkspaceId,
+        contact: ContactId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Succeeds when the database answers a query.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Finishes queued writes and closes the pools.
+    async fn close(&self);
+}
+
+/// Connection options that are not in the URL.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// SQLite only: what a commit waits for. See [`SqliteSync`].
+    pub sqlite_sync: SqliteSync,
+    /// PostgreSQL only: how many writer tasks commit in parallel.
+    pub pg_writers: usize,
+    /// Most events one group commit takes.
+    pub max_group_events: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { sqlite_sync: SqliteSync::Full, pg_writers: 4, max_group_events: 2000 }
+    }
+}
+
+/// Opens the store named by `url` (`sqlite://pronto.db`, `postgres://…`) and applies its migrations.
+pub async fn connect(url: &str, opts: Options) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(url, opts).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(PostgresStore::open(url, opts).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_string()))
+    }
+}
+
+/// The properties of a lead row, as both backends write them.
+pub(crate) struct LeadRow<'a> {
+    pub id: LeadId,
+    pub lead: &'a Lead,
+    pub fields: String,
+}
+
+impl<'a> LeadRow<'a> {
+    pub fn new(lead: &'a Lead) -> Self {
+        Self {
+            id: LeadId::new(),
+            lead,
+            fields: Value::Object(lead.fields.clone()).to_string(),
+        }
+    }
+}

@@ -1,0 +1,419 @@
+//! PostgreSQL: for production and for several `pronto serve` processes on one database. A pool for reads and
+//! a few group-commit writers in parallel; every uniqueness rule is a unique key, so concurrent writers and
+//! processes stay correct (a lost race is a conflict, rolled back to the item's savepoint and retried).
+
+use crate::ingest::{ItemError, IngestTx};
+use crate::writer::{Begin, Commit, Writer};
+use crate::{sql, Contact, DefaultWorkspace, IngestItem, Ingested, KeyKind, LeadRow, Options, Store, StoreError, StoredEvent};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use pronto_domain::resolve::Known;
+use pronto_domain::{ContactId, EventId, Identity, LeadId, NewEvent, WorkspaceId};
+use serde_json::{Map, Value};
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::types::Json;
+use sqlx::{Postgres, Row, Transaction};
+use std::sync::Arc;
+use uuid::Uuid;
+
+pub struct PostgresStore {
+    pool: Arc<PgDb>,
+    writer: std::sync::Mutex<Option<Writer>>,
+    tasks: tokio::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+pub(crate) struct PgDb(PgPool);
+
+impl PostgresStore {
+    pub async fn open(url: &str, opts: Options) -> Result<Self, StoreError> {
+        let writers = opts.pg_writers.max(1);
+        let pool = PgPoolOptions::new()
+            .max_connections(writers as u32 + 8)
+            .connect(url)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        let pool = Arc::new(PgDb(pool));
+        let (writer, tasks) = Writer::start(pool.clone(), writers, opts.max_group_events);
+        Ok(Self {
+            pool,
+            writer: std::sync::Mutex::new(Some(writer)),
+            tasks: tokio::sync::Mutex::new(tasks),
+        })
+    }
+
+    fn writer(&self) -> Result<Writer, StoreError> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner()).clone().ok_or(StoreError::Closed)
+    }
+}
+
+pub(crate) struct PgTx(Transaction<'static, Postgres>);
+
+#[async_trait]
+impl Begin for PgDb {
+    type Tx = PgTx;
+    async fn begin(&self) -> Result<PgTx, StoreError> {
+        Ok(PgTx(self.0.begin().await?))
+    }
+}
+
+#[async_trait]
+impl Commit for PgTx {
+    async fn commit(self) -> Result<(), StoreError> {
+        Ok(self.0.commit().await?)
+    }
+}
+
+#[async_trait]
+impl IngestTx for PgTx {
+    async fn exec(&mut self, sql: &'static str) -> Result<(), sqlx::Error> {
+        sqlx::query(sql).execute(&mut *self.0).await.map(|_| ())
+    }
+
+    async fn find_event(&mut self, ws: WorkspaceId, message_id: &str) -> Result<Option<Ingested>, ItemError> {
+        let row = sqlx::query(
+            "SELECT e.id, e.seq, e.contact_id, l.id AS lead_id FROM events e LEFT JOIN leads l ON l.event_id = e.id \
+             WHERE e.workspace_id = $1 AND e.message_id = $2",
+        )
+        .bind(ws.0)
+        .bind(message_id)
+        .fetch_optional(&mut *self.0)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(Ingested {
+            event_id: EventId(row.try_get("id")?),
+            seq: row.try_get("seq")?,
+            contact_id: ContactId(row.try_get("contact_id")?),
+            lead_id: row.try_get::<Option<Uuid>, _>("lead_id")?.map(LeadId),
+            duplicate: true,
+        }))
+    }
+
+    async fn owners(&mut self, ws: WorkspaceId, identities: &[Identity]) -> Result<Vec<Known>, ItemError> {
+        let text = sql::owners(identities.len(), sql::pg_param);
+        let mut q = sqlx::query(&text).bind(ws.0);
+        for i in identities {
+            q = q.bind(i.kind.as_str()).bind(&i.value);
+        }
+        let mut known: Vec<Known> = Vec::new();
+        for row in q.fetch_all(&mut *self.0).await? {
+            let id = ContactId(row.try_get(0)?);
+            let identity = Identity {
+                kind: row.try_get::<String, _>(1)?.parse().map_err(StoreError::Corrupt)?,
+                value: row.try_get(2)?,
+            };
+            match known.iter_mut().find(|k| k.id == id) {
+                Some(k) => k.identities.push(identity),
+                None => known.push(Known { id, identities: vec![identity] }),
+            }
+        }
+        Ok(known)
+    }
+
+    async fn insert_contact(&mut self, ws: WorkspaceId, id: ContactId, now: DateTime<Utc>) -> Result<(), ItemError> {
+        sqlx::query("INSERT INTO contacts (id, workspace_id, created_at, updated_at) VALUES ($1, $2, $3, $3)")
+            .bind(id.0)
+            .bind(ws.0)
+            .bind(now)
+            .execute(&mut *self.0)
+            .await?;
+        Ok(())
+    }
+
+    async fn attach(
+        &mut self,
+        ws: WorkspaceId,
+        contact: ContactId,
+        identity: &Identity,
+        now: DateTime<Utc>,
+    ) -> Result<bool, ItemError> {
+        let done = sqlx::query(
+            "INSERT INTO identities (workspace_id, kind, value, contact_id, created_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(ws.0)
+        .bind(identity.kind.as_str())
+        .bind(&identity.value)
+        .bind(contact.0)
+        .bind(now)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn merge(
+        &mut self,
+        ws: WorkspaceId,
+        from: ContactId,
+        into: ContactId,
+        event: EventId,
+        now: DateTime<Utc>,
+    ) -> Result<(), ItemError> {
+        for stmt in [
+            "UPDATE identities SET contact_id = $2 WHERE contact_id = $1",
+            "UPDATE events SET contact_id = $2 WHERE contact_id = $1",
+            "UPDATE leads SET contact_id = $2 WHERE contact_id = $1",
+            "UPDATE contacts SET merged_into = $2 WHERE id = $1 OR merged_into = $1",
+        ] {
+            sqlx::query(stmt).bind(from.0).bind(into.0).execute(&mut *self.0).await?;
+        }
+        let older = self.traits(from).await?;
+        let merged = crate::ingest::merge_traits(older, &self.traits(into).await?);
+        self.set_traits(into, &merged, now).await?;
+        sqlx::query(
+            "INSERT INTO contact_merges (workspace_id, from_contact, into_contact, event_id, merged_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(ws.0)
+        .bind(from.0)
+        .bind(into.0)
+        .bind(event.0)
+        .bind(now)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_event(
+        &mut self,
+        ws: WorkspaceId,
+        id: EventId,
+        contact: ContactId,
+        ev: &NewEvent,
+        received_at: DateTime<Utc>,
+    ) -> Result<Option<i64>, ItemError> {
+        let seq: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO events (id, workspace_id, contact_id, message_id, type, name, payload, client_ts, received_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8, $9) ON CONFLICT DO NOTHING RETURNING seq",
+        )
+        .bind(id.0)
+        .bind(ws.0)
+        .bind(contact.0)
+        .bind(ev.message_id.as_deref())
+        .bind(ev.kind.as_str())
+        .bind(ev.name.as_deref())
+        .bind(ev.payload.to_string())
+        .bind(ev.timestamp)
+        .bind(received_at)
+        .fetch_optional(&mut *self.0)
+        .await?;
+        Ok(seq)
+    }
+
+    async fn traits(&mut self, contact: ContactId) -> Result<Map<String, Value>, ItemError> {
+        let Json(traits): Json<Map<String, Value>> = sqlx::query_scalar("SELECT traits FROM contacts WHERE id = $1")
+            .bind(contact.0)
+            .fetch_one(&mut *self.0)
+            .await?;
+        Ok(traits)
+    }
+
+    async fn set_traits(
+        &mut self,
+        contact: ContactId,
+        traits: &Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> Result<(), ItemError> {
+        sqlx::query("UPDATE contacts SET traits = $2, updated_at = $3 WHERE id = $1")
+            .bind(contact.0)
+            .bind(Json(traits))
+            .bind(now)
+            .execute(&mut *self.0)
+            .await?;
+        Ok(())
+    }
+
+    async fn insert_lead(
+        &mut self,
+        ws: WorkspaceId,
+        row: &LeadRow<'_>,
+        contact: ContactId,
+        event: EventId,
+        now: DateTime<Utc>,
+    ) -> Result<(), ItemError> {
+        let l = row.lead;
+        sqlx::query(
+            "INSERT INTO leads (id, workspace_id, contact_id, event_id, name, email, phone, company, message, source, \
+             form, fields, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13)",
+        )
+        .bind(row.id.0)
+        .bind(ws.0)
+        .bind(contact.0)
+        .bind(event.0)
+        .bind(l.name.as_deref())
+        .bind(l.email.as_ref().map(|e| e.as_str()))
+        .bind(l.phone.as_ref().map(|p| p.as_str()))
+        .bind(l.company.as_deref())
+        .bind(l.message.as_deref())
+        .bind(l.source.as_deref())
+        .bind(l.form.as_deref())
+        .bind(&row.fields)
+        .bind(now)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+}
+
+fn stored_event(row: &PgRow) -> Result<StoredEvent, StoreError> {
+    let payload: String = row.try_get("payload")?;
+    Ok(StoredEvent {
+        id: EventId(row.try_get("id")?),
+        seq: row.try_get("seq")?,
+        contact_id: ContactId(row.try_get("contact_id")?),
+        kind: row.try_get("type")?,
+        name: row.try_get("name")?,
+        message_id: row.try_get("message_id")?,
+        timestamp: row.try_get("client_ts")?,
+        received_at: row.try_get("received_at")?,
+        payload: serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+    })
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ingest(
+        &self,
+        workspace: WorkspaceId,
+        items: Vec<IngestItem>,
+        received_at: DateTime<Utc>,
+    ) -> Result<Vec<Ingested>, StoreError> {
+        self.writer()?.submit(workspace, items, received_at).await
+    }
+
+    async fn default_workspace(&self) -> Result<DefaultWorkspace, StoreError> {
+        let created = sqlx::query(
+            "INSERT INTO workspaces (id, name, is_default, created_at) VALUES ($1, 'default', TRUE, now()) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(WorkspaceId::new().0)
+        .execute(&self.pool.0)
+        .await?
+        .rows_affected()
+            == 1;
+        let id: Uuid = sqlx::query_scalar("SELECT id FROM workspaces WHERE is_default")
+            .fetch_one(&self.pool.0)
+            .await?;
+        Ok(DefaultWorkspace { id: WorkspaceId(id), created })
+    }
+
+    async fn add_key(&self, workspace: WorkspaceId, kind: KeyKind, key_hash: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO api_keys (key_hash, workspace_id, kind, created_at) VALUES ($1, $2, $3, now()) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(key_hash)
+        .bind(workspace.0)
+        .bind(kind.as_str())
+        .execute(&self.pool.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn has_key(&self, workspace: WorkspaceId, kind: KeyKind) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM api_keys WHERE workspace_id = $1 AND kind = $2)")
+            .bind(workspace.0)
+            .bind(kind.as_str())
+            .fetch_one(&self.pool.0)
+            .await?)
+    }
+
+    async fn key_workspace(&self, kind: KeyKind, key_hash: &str) -> Result<Option<WorkspaceId>, StoreError> {
+        let ws: Option<Uuid> = sqlx::query_scalar("SELECT workspace_id FROM api_keys WHERE key_hash = $1 AND kind = $2")
+            .bind(key_hash)
+            .bind(kind.as_str())
+            .fetch_optional(&self.pool.0)
+            .await?;
+        Ok(ws.map(WorkspaceId))
+    }
+
+    async fn contact(&self, workspace: WorkspaceId, id: ContactId) -> Result<Option<Contact>, StoreError> {
+        let row = sqlx::query(
+            "SELECT c.id, c.traits, c.created_at, c.updated_at FROM contacts c \
+             WHERE c.workspace_id = $1 AND c.id = (SELECT coalesce(merged_into, id) FROM contacts WHERE id = $2)",
+        )
+        .bind(workspace.0)
+        .bind(id.0)
+        .fetch_optional(&self.pool.0)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let live: Uuid = row.try_get("id")?;
+        let identities = sqlx::query("SELECT kind, value FROM identities WHERE contact_id = $1 ORDER BY kind, value")
+            .bind(live)
+            .fetch_all(&self.pool.0)
+            .await?
+            .into_iter()
+            .map(|r| {
+                Ok(Identity {
+                    kind: r.try_get::<String, _>(0)?.parse().map_err(StoreError::Corrupt)?,
+                    value: r.try_get(1)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let merged_from: Vec<Uuid> =
+            sqlx::query_scalar("SELECT from_contact FROM contact_merges WHERE into_contact = $1 ORDER BY id")
+                .bind(live)
+                .fetch_all(&self.pool.0)
+                .await?;
+        let Json(traits): Json<Map<String, Value>> = row.try_get("traits")?;
+        Ok(Some(Contact {
+            id: ContactId(live),
+            traits,
+            identities,
+            merged_from: merged_from.into_iter().map(ContactId).collect(),
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        }))
+    }
+
+    async fn find_contact(&self, workspace: WorkspaceId, identity: &Identity) -> Result<Option<ContactId>, StoreError> {
+        let id: Option<Uuid> =
+            sqlx::query_scalar("SELECT contact_id FROM identities WHERE workspace_id = $1 AND kind = $2 AND value = $3")
+                .bind(workspace.0)
+                .bind(identity.kind.as_str())
+                .bind(&identity.value)
+                .fetch_optional(&self.pool.0)
+                .await?;
+        Ok(id.map(ContactId))
+    }
+
+    async fn timeline(
+        &self,
+        workspace: WorkspaceId,
+        contact: ContactId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        sqlx::query(
+            "SELECT seq, id, contact_id, type, name, message_id, payload::text AS payload, client_ts, received_at \
+             FROM events WHERE workspace_id = $1 \
+             AND contact_id = (SELECT coalesce(merged_into, id) FROM contacts WHERE id = $2) \
+             AND seq < $3 ORDER BY seq DESC LIMIT $4",
+        )
+        .bind(workspace.0)
+        .bind(contact.0)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool.0)
+        .await?
+        .iter()
+        .map(stored_event)
+        .collect()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool.0).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        drop(self.writer.lock().unwrap_or_else(|e| e.into_inner()).take());
+        for task in self.tasks.lock().await.drain(..) {
+            let _ = task.await;
+        }
+        self.pool.0.close().await;
+    }
+}

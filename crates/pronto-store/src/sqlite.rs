@@ -1,0 +1,491 @@
+//! The embedded default: one SQLite file in WAL mode, one writer connection (SQLite's single-writer rule, and
+//! the group-commit writer is that one writer), a small pool of read-only connections beside it.
+
+use crate::ingest::{ItemError, IngestTx};
+use crate::writer::{Begin, Commit, Writer};
+use crate::{
+    sql, Contact, DefaultWorkspace, IngestItem, Ingested, KeyKind, LeadRow, Options, Store, StoreError, StoredEvent,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use pronto_domain::resolve::Known;
+use pronto_domain::{ContactId, EventId, Identity, LeadId, NewEvent, WorkspaceId};
+use serde_json::{Map, Value};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, Sqlite, Transaction};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a commit waits for, i.e. what a 2xx promises.
+///
+/// - `Full` (default): the WAL is fsynced at every commit: an accepted event survives a crash of pronto (kill -9)
+///   and a power loss or OS crash.
+/// - `Normal`: the WAL is fsynced at checkpoints only: an accepted event survives kill -9 of pronto, but the
+///   last commits before a power loss or OS crash may be lost. Faster on slow disks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqliteSync {
+    Full,
+    Normal,
+}
+
+impl FromStr for SqliteSync {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "full" => Ok(Self::Full),
+            "normal" => Ok(Self::Normal),
+            _ => Err(format!("`{s}` is not a SQLite sync mode (full, normal)")),
+        }
+    }
+}
+
+pub struct SqliteStore {
+    read: SqlitePool,
+    write: Arc<WritePool>,
+    writer: std::sync::Mutex<Option<Writer>>,
+    tasks: tokio::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+pub(crate) struct WritePool(SqlitePool);
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("timestamp `{s}`: {e}")))
+}
+
+fn uuid<T: FromStr>(s: &str) -> Result<T, StoreError> {
+    s.parse().map_err(|_| StoreError::Corrupt(format!("id `{s}`")))
+}
+
+fn json_obj(s: &str) -> Result<Map<String, Value>, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("json: {e}")))
+}
+
+impl SqliteStore {
+    pub async fn open(url: &str, opts: Options) -> Result<Self, StoreError> {
+        let connect = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(match opts.sqlite_sync {
+                SqliteSync::Full => SqliteSynchronous::Full,
+                SqliteSync::Normal => SqliteSynchronous::Normal,
+            })
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(connect.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&write).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(connect.read_only(true))
+            .await?;
+        let write = Arc::new(WritePool(write));
+        let (writer, tasks) = Writer::start(write.clone(), 1, opts.max_group_events);
+        Ok(Self {
+            read,
+            write,
+            writer: std::sync::Mutex::new(Some(writer)),
+            tasks: tokio::sync::Mutex::new(tasks),
+        })
+    }
+
+    fn writer(&self) -> Result<Writer, StoreError> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner()).clone().ok_or(StoreError::Closed)
+    }
+}
+
+pub(crate) struct SqliteTx(Transaction<'static, Sqlite>);
+
+#[async_trait]
+impl Begin for WritePool {
+    type Tx = SqliteTx;
+    async fn begin(&self) -> Result<SqliteTx, StoreError> {
+        Ok(SqliteTx(self.0.begin().await?))
+    }
+}
+
+#[async_trait]
+impl Commit for SqliteTx {
+    async fn commit(self) -> Result<(), StoreError> {
+        Ok(self.0.commit().await?)
+    }
+}
+
+fn ingested(row: &SqliteRow) -> Result<Ingested, StoreError> {
+    let lead: Option<String> = row.try_get("lead_id")?;
+    Ok(Ingested {
+        event_id: uuid(&row.try_get::<String, _>("id")?)?,
+        seq: row.try_get("seq")?,
+        contact_id: uuid(&row.try_get::<String, _>("contact_id")?)?,
+        lead_id: lead.map(|l| uuid::<LeadId>(&l)).transpose()?,
+        duplicate: true,
+    })
+}
+
+#[async_trait]
+impl IngestTx for SqliteTx {
+    async fn exec(&mut self, sql: &'static str) -> Result<(), sqlx::Error> {
+        sqlx::query(sql).execute(&mut *self.0).await.map(|_| ())
+    }
+
+    async fn find_event(&mut self, ws: WorkspaceId, message_id: &str) -> Result<Option<Ingested>, ItemError> {
+        let row = sqlx::query(
+            "SELECT e.id, e.seq, e.contact_id, l.id AS lead_id FROM events e LEFT JOIN leads l ON l.event_id = e.id \
+             WHERE e.workspace_id = ?1 AND e.message_id = ?2",
+        )
+        .bind(ws.to_string())
+        .bind(message_id)
+        .fetch_optional(&mut *self.0)
+        .await?;
+        Ok(row.as_ref().map(ingested).transpose()?)
+    }
+
+    async fn owners(&mut self, ws: WorkspaceId, identities: &[Identity]) -> Result<Vec<Known>, ItemError> {
+        let text = sql::owners(identities.len(), sql::sqlite_param);
+        let mut q = sqlx::query(&text).bind(ws.to_string());
+        for i in identities {
+            q = q.bind(i.kind.as_str()).bind(&i.value);
+        }
+        let rows = q.fetch_all(&mut *self.0).await?;
+        let mut known: Vec<Known> = Vec::new();
+        for row in rows {
+            let id: ContactId = uuid(&row.try_get::<String, _>(0)?)?;
+            let kind: String = row.try_get(1)?;
+            let identity = Identity {
+                kind: kind.parse().map_err(StoreError::Corrupt)?,
+                value: row.try_get(2)?,
+            };
+            match known.iter_mut().find(|k| k.id == id) {
+                Some(k) => k.identities.push(identity),
+                None => known.push(Known { id, identities: vec![identity] }),
+            }
+        }
+        Ok(known)
+    }
+
+    async fn insert_contact(&mut self, ws: WorkspaceId, id: ContactId, now: DateTime<Utc>) -> Result<(), ItemError> {
+        sqlx::query("INSERT INTO contacts (id, workspace_id, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)")
+            .bind(id.to_string())
+            .bind(ws.to_string())
+            .bind(ts(now))
+            .execute(&mut *self.0)
+            .await?;
+        Ok(())
+    }
+
+    async fn attach(
+        &mut self,
+        ws: WorkspaceId,
+        contact: ContactId,
+        identity: &Identity,
+        now: DateTime<Utc>,
+    ) -> Result<bool, ItemError> {
+        let done = sqlx::query(
+            "INSERT INTO identities (workspace_id, kind, value, contact_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(ws.to_string())
+        .bind(identity.kind.as_str())
+        .bind(&identity.value)
+        .bind(contact.to_string())
+        .bind(ts(now))
+        .execute(&mut *self.0)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn merge(
+        &mut self,
+        ws: WorkspaceId,
+        from: ContactId,
+        into: ContactId,
+        event: EventId,
+        now: DateTime<Utc>,
+    ) -> Result<(), ItemError> {
+        let (from_s, into_s) = (from.to_string(), into.to_string());
+        for stmt in [
+            "UPDATE identities SET contact_id = ?2 WHERE contact_id = ?1",
+            "UPDATE events SET contact_id = ?2 WHERE contact_id = ?1",
+            "UPDATE leads SET contact_id = ?2 WHERE contact_id = ?1",
+            "UPDATE contacts SET merged_into = ?2 WHERE id = ?1 OR merged_into = ?1",
+        ] {
+            sqlx::query(stmt).bind(&from_s).bind(&into_s).execute(&mut *self.0).await?;
+        }
+        let older = self.traits(from).await?;
+        let merged = crate::ingest::merge_traits(older, &self.traits(into).await?);
+        self.set_traits(into, &merged, now).await?;
+        sqlx::query(
+            "INSERT INTO contact_merges (workspace_id, from_contact, into_contact, event_id, merged_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .bind(ws.to_string())
+        .bind(from_s)
+        .bind(into_s)
+        .bind(event.to_string())
+        .bind(ts(now))
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_event(
+        &mut self,
+        ws: WorkspaceId,
+        id: EventId,
+        contact: ContactId,
+        ev: &NewEvent,
+        received_at: DateTime<Utc>,
+    ) -> Result<Option<i64>, ItemError> {
+        let seq: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO events (id, workspace_id, contact_id, message_id, type, name, payload, client_ts, received_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING RETURNING seq",
+        )
+        .bind(id.to_string())
+        .bind(ws.to_string())
+        .bind(contact.to_string())
+        .bind(ev.message_id.as_deref())
+        .bind(ev.kind.as_str())
+        .bind(ev.name.as_deref())
+        .bind(ev.payload.to_string())
+        .bind(ev.timestamp.map(ts))
+        .bind(ts(received_at))
+        .fetch_optional(&mut *self.0)
+        .await?;
+        Ok(seq)
+    }
+
+    async fn traits(&mut self, contact: ContactId) -> Result<Map<String, Value>, ItemError> {
+        let text: String = sqlx::query_scalar("SELECT traits FROM contacts WHERE id = ?1")
+            .bind(contact.to_string())
+            .fetch_one(&mut *self.0)
+            .await?;
+        Ok(json_obj(&text)?)
+    }
+
+    async fn set_traits(
+        &mut self,
+        contact: ContactId,
+        traits: &Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> Result<(), ItemError> {
+        sqlx::query("UPDATE contacts SET traits = ?2, updated_at = ?3 WHERE id = ?1")
+            .bind(contact.to_string())
+            .bind(serde_json::to_string(traits).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+            .bind(ts(now))
+            .execute(&mut *self.0)
+            .await?;
+        Ok(())
+    }
+
+    async fn insert_lead(
+        &mut self,
+        ws: WorkspaceId,
+        row: &LeadRow<'_>,
+        contact: ContactId,
+        event: EventId,
+        now: DateTime<Utc>,
+    ) -> Result<(), ItemError> {
+        let l = row.lead;
+        sqlx::query(
+            "INSERT INTO leads (id, workspace_id, contact_id, event_id, name, email, phone, company, message, source, \
+             form, fields, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        )
+        .bind(row.id.to_string())
+        .bind(ws.to_string())
+        .bind(contact.to_string())
+        .bind(event.to_string())
+        .bind(l.name.as_deref())
+        .bind(l.email.as_ref().map(|e| e.as_str()))
+        .bind(l.phone.as_ref().map(|p| p.as_str()))
+        .bind(l.company.as_deref())
+        .bind(l.message.as_deref())
+        .bind(l.source.as_deref())
+        .bind(l.form.as_deref())
+        .bind(&row.fields)
+        .bind(ts(now))
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+}
+
+fn stored_event(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
+    let client: Option<String> = row.try_get("client_ts")?;
+    let payload: String = row.try_get("payload")?;
+    Ok(StoredEvent {
+        id: uuid(&row.try_get::<String, _>("id")?)?,
+        seq: row.try_get("seq")?,
+        contact_id: uuid(&row.try_get::<String, _>("contact_id")?)?,
+        kind: row.try_get("type")?,
+        name: row.try_get("name")?,
+        message_id: row.try_get("message_id")?,
+        timestamp: client.as_deref().map(parse_ts).transpose()?,
+        received_at: parse_ts(&row.try_get::<String, _>("received_at")?)?,
+        payload: serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ingest(
+        &self,
+        workspace: WorkspaceId,
+        items: Vec<IngestItem>,
+        received_at: DateTime<Utc>,
+    ) -> Result<Vec<Ingested>, StoreError> {
+        self.writer()?.submit(workspace, items, received_at).await
+    }
+
+    async fn default_workspace(&self) -> Result<DefaultWorkspace, StoreError> {
+        let id = WorkspaceId::new();
+        let created = sqlx::query(
+            "INSERT INTO workspaces (id, name, is_default, created_at) VALUES (?1, 'default', 1, ?2) ON CONFLICT DO NOTHING",
+        )
+        .bind(id.to_string())
+        .bind(ts(Utc::now()))
+        .execute(&self.write.0)
+        .await?
+        .rows_affected()
+            == 1;
+        let found: String = sqlx::query_scalar("SELECT id FROM workspaces WHERE is_default = 1")
+            .fetch_one(&self.write.0)
+            .await?;
+        Ok(DefaultWorkspace { id: uuid(&found)?, created })
+    }
+
+    async fn add_key(&self, workspace: WorkspaceId, kind: KeyKind, key_hash: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO api_keys (key_hash, workspace_id, kind, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+        )
+        .bind(key_hash)
+        .bind(workspace.to_string())
+        .bind(kind.as_str())
+        .bind(ts(Utc::now()))
+        .execute(&self.write.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn has_key(&self, workspace: WorkspaceId, kind: KeyKind) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM api_keys WHERE workspace_id = ?1 AND kind = ?2")
+            .bind(workspace.to_string())
+            .bind(kind.as_str())
+            .fetch_one(&self.read)
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn key_workspace(&self, kind: KeyKind, key_hash: &str) -> Result<Option<WorkspaceId>, StoreError> {
+        let ws: Option<String> = sqlx::query_scalar("SELECT workspace_id FROM api_keys WHERE key_hash = ?1 AND kind = ?2")
+            .bind(key_hash)
+            .bind(kind.as_str())
+            .fetch_optional(&self.read)
+            .await?;
+        ws.as_deref().map(uuid).transpose()
+    }
+
+    async fn contact(&self, workspace: WorkspaceId, id: ContactId) -> Result<Option<Contact>, StoreError> {
+        let row = sqlx::query(
+            "SELECT c.id, c.traits, c.created_at, c.updated_at FROM contacts c \
+             WHERE c.workspace_id = ?1 AND c.id = (SELECT coalesce(merged_into, id) FROM contacts WHERE id = ?2)",
+        )
+        .bind(workspace.to_string())
+        .bind(id.to_string())
+        .fetch_optional(&self.read)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let live: String = row.try_get("id")?;
+        let identities = sqlx::query("SELECT kind, value FROM identities WHERE contact_id = ?1 ORDER BY kind, value")
+            .bind(&live)
+            .fetch_all(&self.read)
+            .await?
+            .into_iter()
+            .map(|r| {
+                Ok(Identity {
+                    kind: r.try_get::<String, _>(0)?.parse().map_err(StoreError::Corrupt)?,
+                    value: r.try_get(1)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let merged_from = sqlx::query_scalar::<_, String>(
+            "SELECT from_contact FROM contact_merges WHERE into_contact = ?1 ORDER BY id",
+        )
+        .bind(&live)
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(|s| uuid(s))
+        .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(Contact {
+            id: uuid(&live)?,
+            traits: json_obj(&row.try_get::<String, _>("traits")?)?,
+            identities,
+            merged_from,
+            created_at: parse_ts(&row.try_get::<String, _>("created_at")?)?,
+            updated_at: parse_ts(&row.try_get::<String, _>("updated_at")?)?,
+        }))
+    }
+
+    async fn find_contact(&self, workspace: WorkspaceId, identity: &Identity) -> Result<Option<ContactId>, StoreError> {
+        let id: Option<String> =
+            sqlx::query_scalar("SELECT contact_id FROM identities WHERE workspace_id = ?1 AND kind = ?2 AND value = ?3")
+                .bind(workspace.to_string())
+                .bind(identity.kind.as_str())
+                .bind(&identity.value)
+                .fetch_optional(&self.read)
+                .await?;
+        id.as_deref().map(uuid).transpose()
+    }
+
+    async fn timeline(
+        &self,
+        workspace: WorkspaceId,
+        contact: ContactId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        sqlx::query(
+            "SELECT seq, id, contact_id, type, name, message_id, payload, client_ts, received_at FROM events \
+             WHERE workspace_id = ?1 AND contact_id = (SELECT coalesce(merged_into, id) FROM contacts WHERE id = ?2) \
+             AND seq < ?3 ORDER BY seq DESC LIMIT ?4",
+        )
+        .bind(workspace.to_string())
+        .bind(contact.to_string())
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(stored_event)
+        .collect()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        drop(self.writer.lock().unwrap_or_else(|e| e.into_inner()).take());
+        for task in self.tasks.lock().await.drain(..) {
+            let _ = task.await;
+        }
+        self.read.close().await;
+        self.write.0.close().await;
+    }
+}

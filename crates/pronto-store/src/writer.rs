@@ -1,0 +1,122 @@
+//! Group commit.
+//!
+//! A durable commit (an fsync) costs about as much for a hundred rows as for one, so requests do not each open
+//! a transaction: they queue here, and a writer task takes whatever is waiting (up to a bound), applies each
+//! request in its own savepoint, commits once, and only then answers every request. Under load many requests
+//! share one fsync; with no load a request is committed alone, at once. A request's answer is sent after the
+//! commit returned, so a 2xx built on it always means "durable".
+
+use crate::ingest::{ingest_request, IngestTx};
+use crate::{IngestItem, Ingested, StoreError};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use pronto_domain::WorkspaceId;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+pub(crate) struct Job {
+    pub workspace: WorkspaceId,
+    pub items: Vec<IngestItem>,
+    pub received_at: DateTime<Utc>,
+    pub reply: oneshot::Sender<Result<Vec<Ingested>, StoreError>>,
+}
+
+/// Opens transactions for the writer; each backend implements it.
+#[async_trait]
+pub(crate) trait Begin: Send + Sync + 'static {
+    type Tx: IngestTx + Commit;
+    async fn begin(&self) -> Result<Self::Tx, StoreError>;
+}
+
+#[async_trait]
+pub(crate) trait Commit: Send {
+    async fn commit(self) -> Result<(), StoreError>;
+}
+
+/// The handle requests queue on. Dropping every handle lets the writers drain and stop.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    queue: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Starts `writers` tasks over `db`. Each group holds at most `max_events` events.
+    pub fn start<B: Begin>(db: Arc<B>, writers: usize, max_events: usize) -> (Self, Vec<tokio::task::JoinHandle<()>>) {
+        let (queue, rx) = mpsc::channel::<Job>(4096);
+        let rx = Arc::new(Mutex::new(rx));
+        let tasks = (0..writers.max(1))
+            .map(|_| tokio::spawn(run(db.clone(), rx.clone(), max_events)))
+            .collect();
+        (Self { queue }, tasks)
+    }
+
+    pub async fn submit(
+        &self,
+        workspace: WorkspaceId,
+        items: Vec<IngestItem>,
+        received_at: DateTime<Utc>,
+    ) -> Result<Vec<Ingested>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Job { workspace, items, received_at, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+async fn run<B: Begin>(db: Arc<B>, rx: Arc<Mutex<mpsc::Receiver<Job>>>, max_events: usize) {
+    loop {
+        let mut jobs = Vec::new();
+        {
+            let mut rx = rx.lock().await;
+            match rx.recv().await {
+                Some(job) => jobs.push(job),
+                None => return,
+            }
+            let mut events = jobs[0].items.len();
+            while events < max_events {
+                match rx.try_recv() {
+                    Ok(job) => {
+                        events += job.items.len();
+                        jobs.push(job);
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        metrics::histogram!("pronto_group_commit_requests").record(jobs.len() as f64);
+        commit_group(&*db, jobs).await;
+    }
+}
+
+async fn commit_group<B: Begin>(db: &B, jobs: Vec<Job>) {
+    let mut tx = match db.begin().await {
+        Ok(tx) => tx,
+        Err(e) => {
+            let msg = e.to_string();
+            for job in jobs {
+                let _ = job.reply.send(Err(StoreError::Unavailable(msg.clone())));
+            }
+            return;
+        }
+    };
+    let mut results = Vec::with_capacity(jobs.len());
+    for job in &jobs {
+        results.push(ingest_request(&mut tx, job.workspace, &job.items, job.received_at).await);
+    }
+    match tx.commit().await {
+        Ok(()) => {
+            for (job, result) in jobs.into_iter().zip(results) {
+                let _ = job.reply.send(result);
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "group commit failed; every request in the group is refused");
+            let msg = e.to_string();
+            for job in jobs {
+                let _ = job.reply.send(Err(StoreError::Unavailable(format!("commit failed: {msg}"))));
+            }
+        }
+    }
+}
