@@ -69,9 +69,15 @@ pub enum EcommerceEvent {
     #[serde(rename = "Product Viewed")]
     ProductViewed(Product),
     #[serde(rename = "Product Added")]
-    ProductAdded { cart_id: Option<String>, product: Product },
+    ProductAdded {
+        cart_id: Option<String>,
+        product: Product,
+    },
     #[serde(rename = "Product Removed")]
-    ProductRemoved { cart_id: Option<String>, product: Product },
+    ProductRemoved {
+        cart_id: Option<String>,
+        product: Product,
+    },
     #[serde(rename = "Cart Viewed")]
     CartViewed(Cart),
     #[serde(rename = "Checkout Started")]
@@ -215,7 +221,9 @@ mod tests {
             })),
         )
         .unwrap();
-        let Some(EcommerceEvent::CheckoutStarted(o)) = ev else { panic!("wrong variant {ev:?}") };
+        let Some(EcommerceEvent::CheckoutStarted(o)) = ev else {
+            panic!("wrong variant {ev:?}")
+        };
         assert_eq!(o.checkout_id.as_deref(), Some("chk_1"));
         assert_eq!(o.order_id.as_deref(), Some("1001"));
         assert_eq!(o.amount(), Some(54.5));
@@ -231,12 +239,16 @@ mod tests {
             let tagged = serde_json::to_value(ev.expect(name)).unwrap();
             assert_eq!(tagged["event"], name);
         }
-        assert_eq!(EcommerceEvent::parse("Signed Up", &Obj::new()).unwrap(), None);
+        assert_eq!(
+            EcommerceEvent::parse("Signed Up", &Obj::new()).unwrap(),
+            None
+        );
     }
 
     #[test]
     fn a_product_that_is_not_an_object_is_named_by_index() {
-        let err = EcommerceEvent::parse("Cart Viewed", &props(json!({"products": [{}, "mug"]}))).unwrap_err();
+        let err = EcommerceEvent::parse("Cart Viewed", &props(json!({"products": [{}, "mug"]})))
+            .unwrap_err();
         assert_eq!(err.0[0].field, "products[1]");
     }
 }

@@ -92,7 +92,9 @@ impl NewEvent {
     /// The typed e-commerce view of a track event, when its name is one of the spec's.
     pub fn ecommerce(&self) -> Option<EcommerceEvent> {
         match (self.kind, &self.name) {
-            (EventType::Track, Some(name)) => EcommerceEvent::parse(name, &self.properties).ok().flatten(),
+            (EventType::Track, Some(name)) => {
+                EcommerceEvent::parse(name, &self.properties).ok().flatten()
+            }
             _ => None,
         }
     }
@@ -127,7 +129,9 @@ pub fn parse_message(
             },
         },
     };
-    let message_id = e.id(obj, "messageId", "").or_else(|| fallback_message_id.map(str::to_string));
+    let message_id = e
+        .id(obj, "messageId", "")
+        .or_else(|| fallback_message_id.map(str::to_string));
     let user_id = e.id(obj, "userId", "");
     let anonymous_id = e.id(obj, "anonymousId", "");
     let context = e.object(obj, "context", "");
@@ -166,8 +170,12 @@ pub fn parse_message(
         }
         EventType::Track => {
             match e.str(obj, "event", "") {
-                None if !e.0.iter().any(|f| f.field == "event") => e.push("event", "is required for track"),
-                Some(n) if n.chars().count() > 256 => e.push("event", "must be at most 256 characters"),
+                None if !e.0.iter().any(|f| f.field == "event") => {
+                    e.push("event", "is required for track")
+                }
+                Some(n) if n.chars().count() > 256 => {
+                    e.push("event", "must be at most 256 characters")
+                }
                 n => name = n,
             }
             properties = e.object(obj, "properties", "").cloned().unwrap_or_default();
@@ -178,7 +186,9 @@ pub fn parse_message(
         }
     }
     if kind != EventType::Alias && user_id.is_none() && anonymous_id.is_none() {
-        let already = e.0.iter().any(|f| f.field == "userId" || f.field == "anonymousId");
+        let already =
+            e.0.iter()
+                .any(|f| f.field == "userId" || f.field == "anonymousId");
         if !already {
             e.push("userId", "userId or anonymousId is required");
         }
@@ -198,7 +208,9 @@ pub fn parse_message(
     if let Some(a) = &anonymous_id {
         identities.push(Identity::anonymous_id(a.clone()));
     }
-    let context_traits = context.and_then(|c| c.get("traits")).and_then(Value::as_object);
+    let context_traits = context
+        .and_then(|c| c.get("traits"))
+        .and_then(Value::as_object);
     let sources: [Option<&Obj>; 3] = [Some(&traits), context_traits, Some(&properties)];
     push_contact_points(&mut identities, &sources, opts.region);
 
@@ -219,7 +231,11 @@ pub fn parse_message(
 /// Adds the first valid email and phone found in `sources` as identities. A malformed email or phone inside
 /// analytics traits stays in the payload as sent but identifies nobody: refusing the whole event for it would
 /// lose the event, and guessing would merge strangers.
-pub(crate) fn push_contact_points(identities: &mut Vec<Identity>, sources: &[Option<&Obj>], region: Region) {
+pub(crate) fn push_contact_points(
+    identities: &mut Vec<Identity>,
+    sources: &[Option<&Obj>],
+    region: Region,
+) {
     let string = |key: &str| {
         sources
             .iter()
@@ -227,11 +243,117 @@ pub(crate) fn push_contact_points(identities: &mut Vec<Identity>, sources: &[Opt
             .filter_map(|o| o.get(key).and_then(Value::as_str))
             .collect::<Vec<_>>()
     };
-    if let Some(email) = string("email").into_iter().find_map(|s| Email::parse(s).ok()) {
+    if let Some(email) = string("email")
+        .into_iter()
+        .find_map(|s| Email::parse(s).ok())
+    {
         identities.push(Identity::email(&email));
     }
-    if let Some(phone) = string("phone").into_iter().find_map(|s| Phone::parse(s, region).ok()) {
+    if let Some(phone) = string("phone")
+        .into_iter()
+        .find_map(|s| Phone::parse(s, region).ok())
+    {
         identities.push(Identity::phone(&phone));
+    }
+}
+
+/// Why a request body was refused before any message in it was looked at.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// `field` names the part that is too large (`body`, `batch[3]`).
+    #[error("{field} is {size} bytes, over the {limit}-byte limit")]
+    TooLarge {
+        field: String,
+        size: usize,
+        limit: usize,
+    },
+}
+
+fn json_value(bytes: &[u8], field: &str) -> Result<Value, Invalid> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Invalid::one(field, format!("is not valid JSON: {e}")))
+}
+
+/// The `writeKey` field of a request body, for clients that send the key there instead of in HTTP Basic auth.
+pub fn body_write_key(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct KeyOnly {
+        #[serde(rename = "writeKey")]
+        write_key: Option<Value>,
+    }
+    let parsed: KeyOnly = serde_json::from_slice(body).ok()?;
+    parsed
+        .write_key
+        .and_then(|v| v.as_str().map(str::to_string))
+}
+
+/// Parses the body of a single-message endpoint (`/v1/track`, …).
+pub fn parse_single(
+    body: &[u8],
+    kind: EventType,
+    idempotency_key: Option<&str>,
+    max_event_bytes: usize,
+    opts: ParseOptions,
+) -> Result<NewEvent, BodyError> {
+    if body.len() > max_event_bytes {
+        return Err(BodyError::TooLarge {
+            field: "body".into(),
+            size: body.len(),
+            limit: max_event_bytes,
+        });
+    }
+    let value = json_value(body, "body")?;
+    Ok(parse_message(value, Some(kind), idempotency_key, opts)?)
+}
+
+/// Parses a `/v1/batch` body, all or nothing: one bad message refuses the whole batch, and the error lists every
+/// bad message by index (`batch[3].userId`), so the client can fix and resend; the good ones' `messageId`s make
+/// that resend safe.
+pub fn parse_batch(
+    body: &[u8],
+    max_event_bytes: usize,
+    opts: ParseOptions,
+) -> Result<Vec<NewEvent>, BodyError> {
+    let top: std::collections::BTreeMap<String, &serde_json::value::RawValue> =
+        serde_json::from_slice(body).map_err(|e| {
+            Invalid::one(
+                "body",
+                format!("must be a JSON object with a `batch` array: {e}"),
+            )
+        })?;
+    let raw = top
+        .get("batch")
+        .ok_or_else(|| Invalid::one("batch", "is required"))?;
+    let items: Vec<&serde_json::value::RawValue> = serde_json::from_str(raw.get())
+        .map_err(|_| Invalid::one("batch", "must be an array of messages"))?;
+    if items.is_empty() {
+        return Err(Invalid::one("batch", "must contain at least one message").into());
+    }
+    let mut events = Vec::with_capacity(items.len());
+    let mut errors = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let field = format!("batch[{i}]");
+        let size = item.get().len();
+        if size > max_event_bytes {
+            return Err(BodyError::TooLarge {
+                field,
+                size,
+                limit: max_event_bytes,
+            });
+        }
+        let parsed =
+            json_value(item.get().as_bytes(), "").and_then(|v| parse_message(v, None, None, opts));
+        match parsed {
+            Ok(ev) => events.push(ev),
+            Err(inv) => errors.extend(inv.within(&field).0),
+        }
+    }
+    if errors.is_empty() {
+        Ok(events)
+    } else {
+        Err(Invalid(errors).into())
     }
 }
 
@@ -246,7 +368,11 @@ mod tests {
     }
 
     fn fields(r: Result<NewEvent, Invalid>) -> Vec<String> {
-        r.expect_err("should be refused").0.into_iter().map(|f| f.field).collect()
+        r.expect_err("should be refused")
+            .0
+            .into_iter()
+            .map(|f| f.field)
+            .collect()
     }
 
     #[test]
@@ -267,8 +393,15 @@ mod tests {
         assert_eq!(ev.kind, EventType::Track);
         assert_eq!(ev.name.as_deref(), Some("Checkout Started"));
         assert_eq!(ev.message_id.as_deref(), Some("node-next-1"));
-        assert_eq!(ev.timestamp.unwrap().to_rfc3339(), "2026-11-24T10:00:00+00:00");
-        let kinds: Vec<_> = ev.identities.iter().map(|i| (i.kind, i.value.as_str())).collect();
+        assert_eq!(
+            ev.timestamp.unwrap().to_rfc3339(),
+            "2026-11-24T10:00:00+00:00"
+        );
+        let kinds: Vec<_> = ev
+            .identities
+            .iter()
+            .map(|i| (i.kind, i.value.as_str()))
+            .collect();
         assert_eq!(
             kinds,
             vec![
@@ -277,8 +410,14 @@ mod tests {
                 (IdentityKind::Email, "ann@example.com")
             ]
         );
-        assert!(ev.traits.is_empty(), "context traits do not change the contact");
-        assert!(matches!(ev.ecommerce(), Some(EcommerceEvent::CheckoutStarted(_))));
+        assert!(
+            ev.traits.is_empty(),
+            "context traits do not change the contact"
+        );
+        assert!(matches!(
+            ev.ecommerce(),
+            Some(EcommerceEvent::CheckoutStarted(_))
+        ));
     }
 
     #[test]
@@ -289,16 +428,52 @@ mod tests {
             (json!({"type": "click", "userId": "u"}), None, &["type"]),
             (json!({"event": "X"}), Some(EventType::Track), &["userId"]),
             (json!({"userId": "u"}), Some(EventType::Track), &["event"]),
-            (json!({"userId": "u", "event": 5}), Some(EventType::Track), &["event"]),
-            (json!({"userId": {"a": 1}, "event": "X"}), Some(EventType::Track), &["userId"]),
-            (json!({"userId": 1.5, "event": "X"}), Some(EventType::Track), &["userId"]),
-            (json!({"userId": "u", "event": "X", "properties": []}), Some(EventType::Track), &["properties"]),
-            (json!({"userId": "u", "event": "X", "timestamp": "yesterday"}), Some(EventType::Track), &["timestamp"]),
-            (json!({"userId": "u", "traits": "x"}), Some(EventType::Identify), &["traits"]),
-            (json!({"userId": "u", "context": 3}), Some(EventType::Page), &["context"]),
+            (
+                json!({"userId": "u", "event": 5}),
+                Some(EventType::Track),
+                &["event"],
+            ),
+            (
+                json!({"userId": {"a": 1}, "event": "X"}),
+                Some(EventType::Track),
+                &["userId"],
+            ),
+            (
+                json!({"userId": 1.5, "event": "X"}),
+                Some(EventType::Track),
+                &["userId"],
+            ),
+            (
+                json!({"userId": "u", "event": "X", "properties": []}),
+                Some(EventType::Track),
+                &["properties"],
+            ),
+            (
+                json!({"userId": "u", "event": "X", "timestamp": "yesterday"}),
+                Some(EventType::Track),
+                &["timestamp"],
+            ),
+            (
+                json!({"userId": "u", "traits": "x"}),
+                Some(EventType::Identify),
+                &["traits"],
+            ),
+            (
+                json!({"userId": "u", "context": 3}),
+                Some(EventType::Page),
+                &["context"],
+            ),
             (json!({"userId": "u"}), Some(EventType::Group), &["groupId"]),
-            (json!({"userId": "u"}), Some(EventType::Alias), &["previousId"]),
-            (json!({"previousId": "a"}), Some(EventType::Alias), &["userId"]),
+            (
+                json!({"userId": "u"}),
+                Some(EventType::Alias),
+                &["previousId"],
+            ),
+            (
+                json!({"previousId": "a"}),
+                Some(EventType::Alias),
+                &["userId"],
+            ),
             (
                 json!({"userId": "u", "event": "Order Completed", "properties": {"products": [{"price": "cheap"}]}}),
                 Some(EventType::Track),
@@ -340,8 +515,15 @@ mod tests {
 
     #[test]
     fn an_alias_links_the_previous_anonymous_id_to_the_user() {
-        let ev = parse(json!({"previousId": "anon-1", "userId": "u-1"}), Some(EventType::Alias)).unwrap();
-        assert_eq!(ev.identities, vec![Identity::user_id("u-1"), Identity::anonymous_id("anon-1")]);
+        let ev = parse(
+            json!({"previousId": "anon-1", "userId": "u-1"}),
+            Some(EventType::Alias),
+        )
+        .unwrap();
+        assert_eq!(
+            ev.identities,
+            vec![Identity::user_id("u-1"), Identity::anonymous_id("anon-1")]
+        );
     }
 
     #[test]
@@ -354,6 +536,51 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ev.message_id.as_deref(), Some("key-1"));
+    }
+
+    #[test]
+    fn a_batch_is_refused_whole_naming_each_bad_message_by_index() {
+        let body = br#"{"batch": [
+            {"type": "track", "event": "A", "userId": "u"},
+            {"type": "track", "userId": "u"},
+            {"type": "identify"},
+            {"type": "page", "anonymousId": "a"}
+        ], "sentAt": "2026-11-24T10:00:00Z"}"#;
+        let err = parse_batch(body, 32 * 1024, ParseOptions::default()).unwrap_err();
+        let BodyError::Invalid(inv) = err else {
+            panic!("{err:?}")
+        };
+        let fields: Vec<_> = inv.0.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(fields, vec!["batch[1].event", "batch[2].userId"]);
+    }
+
+    #[test]
+    fn bodies_that_are_not_batches_or_too_large_are_named() {
+        let cases: Vec<(&[u8], &str)> = vec![
+            (b"not json", "body"),
+            (b"[]", "body"),
+            (br#"{"batch": 3}"#, "batch"),
+            (br#"{"sentAt": "x"}"#, "batch"),
+            (br#"{"batch": []}"#, "batch"),
+            (br#"{"batch": [{"type": "track", "event": "X", "userId": "u", "properties": {"pad": "0123456789"}}]}"#, "batch[0]"),
+        ];
+        for (body, want) in cases {
+            let got = match parse_batch(body, 80, ParseOptions::default()).unwrap_err() {
+                BodyError::Invalid(inv) => inv.0[0].field.clone(),
+                BodyError::TooLarge { field, .. } => field,
+            };
+            assert_eq!(got, want, "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn a_write_key_may_travel_in_the_body() {
+        assert_eq!(
+            body_write_key(br#"{"writeKey": "wk", "batch": []}"#).as_deref(),
+            Some("wk")
+        );
+        assert_eq!(body_write_key(br#"{"writeKey": 5}"#), None);
+        assert_eq!(body_write_key(b"garbage"), None);
     }
 
     proptest::proptest! {

@@ -103,7 +103,10 @@ impl Errors {
         match DateTime::parse_from_rfc3339(s.trim()) {
             Ok(t) => Some(t.with_timezone(&Utc)),
             Err(_) => {
-                self.push(path(prefix, key), "must be an ISO 8601 date-time with a time zone");
+                self.push(
+                    path(prefix, key),
+                    "must be an ISO 8601 date-time with a time zone",
+                );
                 None
             }
         }

@@ -32,7 +32,10 @@ impl Email {
         let labels: Vec<&str> = domain.split('.').collect();
         if labels.len() < 2
             || labels.iter().any(|l| {
-                l.is_empty() || l.starts_with('-') || l.ends_with('-') || l.contains(['(', ')', ',', ';', ':', '<', '>', '[', ']', '"', '\\'])
+                l.is_empty()
+                    || l.starts_with('-')
+                    || l.ends_with('-')
+                    || l.contains(['(', ')', ',', ';', ':', '<', '>', '[', ']', '"', '\\'])
             })
         {
             return Err("does not have a valid domain");
@@ -85,11 +88,14 @@ impl Phone {
         if raw.len() > 64 {
             return Err("is longer than 64 characters");
         }
-        let number = phonenumber::parse(Some(region.0), raw).map_err(|_| "is not a phone number")?;
+        let number =
+            phonenumber::parse(Some(region.0), raw).map_err(|_| "is not a phone number")?;
         if !phonenumber::is_valid(&number) {
             return Err("is not a valid phone number for its region");
         }
-        Ok(Self(number.format().mode(phonenumber::Mode::E164).to_string()))
+        Ok(Self(
+            number.format().mode(phonenumber::Mode::E164).to_string(),
+        ))
     }
 
     pub fn as_str(&self) -> &str {
@@ -146,16 +152,28 @@ pub struct Identity {
 
 impl Identity {
     pub fn user_id(v: impl Into<String>) -> Self {
-        Self { kind: IdentityKind::UserId, value: v.into() }
+        Self {
+            kind: IdentityKind::UserId,
+            value: v.into(),
+        }
     }
     pub fn anonymous_id(v: impl Into<String>) -> Self {
-        Self { kind: IdentityKind::AnonymousId, value: v.into() }
+        Self {
+            kind: IdentityKind::AnonymousId,
+            value: v.into(),
+        }
     }
     pub fn email(e: &Email) -> Self {
-        Self { kind: IdentityKind::Email, value: e.0.clone() }
+        Self {
+            kind: IdentityKind::Email,
+            value: e.0.clone(),
+        }
     }
     pub fn phone(p: &Phone) -> Self {
-        Self { kind: IdentityKind::Phone, value: p.0.clone() }
+        Self {
+            kind: IdentityKind::Phone,
+            value: p.0.clone(),
+        }
     }
 }
 
@@ -178,7 +196,9 @@ mod tests {
             ("ann@example..com", Err(())),
         ];
         for (raw, want) in cases {
-            let got = Email::parse(raw).map(|e| e.as_str().to_string()).map_err(|_| ());
+            let got = Email::parse(raw)
+                .map(|e| e.as_str().to_string())
+                .map_err(|_| ());
             assert_eq!(got, want.map(str::to_string), "Email::parse({raw:?})");
         }
     }
@@ -197,7 +217,9 @@ mod tests {
             ("", us, None),
         ];
         for (raw, region, want) in cases {
-            let got = Phone::parse(raw, *region).ok().map(|p| p.as_str().to_string());
+            let got = Phone::parse(raw, *region)
+                .ok()
+                .map(|p| p.as_str().to_string());
             assert_eq!(got.as_deref(), *want, "Phone::parse({raw:?})");
         }
     }

@@ -13,7 +13,15 @@ use serde_json::{Map, Value};
 pub const LEAD_SUBMITTED: &str = "Lead Submitted";
 
 const KNOWN: [&str; 9] = [
-    "name", "first_name", "last_name", "email", "phone", "company", "message", "source", "form",
+    "name",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "company",
+    "message",
+    "source",
+    "form",
 ];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -35,7 +43,10 @@ impl Lead {
     pub fn parse(obj: &Obj, region: Region) -> Result<Self, Invalid> {
         let mut e = Errors::default();
         let text = |e: &mut Errors, key: &str, max: usize| {
-            let v = e.str(obj, key, "").map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+            let v = e
+                .str(obj, key, "")
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty());
             match v {
                 Some(s) if s.chars().count() > max => {
                     e.push(key, format!("must be at most {max} characters"));
@@ -68,7 +79,10 @@ impl Lead {
                 None
             }
         });
-        if email.is_none() && phone.is_none() && !e.0.iter().any(|f| f.field == "email" || f.field == "phone") {
+        if email.is_none()
+            && phone.is_none()
+            && !e.0.iter().any(|f| f.field == "email" || f.field == "phone")
+        {
             e.push("email", "an email or a phone is required");
         }
         let name = name.or_else(|| match (first, last) {
@@ -80,14 +94,31 @@ impl Lead {
             .filter(|(k, _)| !KNOWN.contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        e.into_result(Self { name, email, phone, company, message, source, form, fields })
+        e.into_result(Self {
+            name,
+            email,
+            phone,
+            company,
+            message,
+            source,
+            form,
+            fields,
+        })
     }
 
     /// Reads a lead from an urlencoded form post (all values are strings; a repeated field keeps its last value).
-    pub fn from_form(pairs: &[(String, String)], form: &str, region: Region) -> Result<Self, Invalid> {
-        let mut obj: Obj = pairs.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+    pub fn from_form(
+        pairs: &[(String, String)],
+        form: &str,
+        region: Region,
+    ) -> Result<Self, Invalid> {
+        let mut obj: Obj = pairs
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
         obj.insert("form".into(), Value::String(form.to_string()));
-        obj.entry("source").or_insert_with(|| Value::String(format!("form:{form}")));
+        obj.entry("source")
+            .or_insert_with(|| Value::String(format!("form:{form}")));
         Self::parse(&obj, region)
     }
 
@@ -148,8 +179,10 @@ mod tests {
 
     #[test]
     fn a_lead_is_normalised_and_keeps_its_extra_fields() {
-        let lead = parse(json!({"first_name": "Ann", "last_name": "Lee", "email": " ANN@x.io ",
-                                "phone": "415-555-2671", "budget": "10k", "source": "ads"}))
+        let lead = parse(
+            json!({"first_name": "Ann", "last_name": "Lee", "email": " ANN@x.io ",
+                                "phone": "415-555-2671", "budget": "10k", "source": "ads"}),
+        )
         .unwrap();
         assert_eq!(lead.name.as_deref(), Some("Ann Lee"));
         assert_eq!(lead.email.unwrap().as_str(), "ann@x.io");
@@ -165,11 +198,19 @@ mod tests {
             (json!({"email": "ann"}), &["email"]),
             (json!({"phone": "12"}), &["phone"]),
             (json!({"email": 5}), &["email"]),
-            (json!({"email": "a@b.co", "message": "x".repeat(10_001)}), &["message"]),
+            (
+                json!({"email": "a@b.co", "message": "x".repeat(10_001)}),
+                &["message"],
+            ),
             (json!({"email": "a@b.co", "name": ["Ann"]}), &["name"]),
         ];
         for (input, want) in cases {
-            let got: Vec<String> = parse(input.clone()).unwrap_err().0.into_iter().map(|f| f.field).collect();
+            let got: Vec<String> = parse(input.clone())
+                .unwrap_err()
+                .0
+                .into_iter()
+                .map(|f| f.field)
+                .collect();
             assert_eq!(got, *want, "input {input}");
         }
     }
@@ -188,6 +229,12 @@ mod tests {
         assert_eq!(ev.properties["source"], "form:contact");
         assert_eq!(ev.traits["email"], "bo@shop.example");
         assert!(!ev.traits.contains_key("message"));
-        assert_eq!(ev.identities, vec![Identity { kind: crate::IdentityKind::Email, value: "bo@shop.example".into() }]);
+        assert_eq!(
+            ev.identities,
+            vec![Identity {
+                kind: crate::IdentityKind::Email,
+                value: "bo@shop.example".into()
+            }]
+        );
     }
 }

@@ -16,8 +16,8 @@ pub mod clock;
 pub mod ecommerce;
 pub mod error;
 pub mod event;
-pub mod ids;
 pub mod identity;
+pub mod ids;
 pub mod lead;
 pub mod resolve;
 
@@ -25,7 +25,7 @@ mod fields;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{FieldError, Invalid};
-pub use event::{EventType, NewEvent, ParseOptions};
-pub use ids::{ContactId, EventId, LeadId, WorkspaceId};
+pub use event::{BodyError, EventType, NewEvent, ParseOptions};
 pub use identity::{Email, Identity, IdentityKind, Phone, Region};
+pub use ids::{ContactId, EventId, LeadId, WorkspaceId};
 pub use lead::Lead;

@@ -11,8 +11,8 @@
 //!    cart that is later identified by email). A merge moves identities and history and is recorded, not lossy.
 //! 5. The event's identities that nobody owns yet are attached to the chosen contact.
 
-use crate::ids::ContactId;
 use crate::identity::{Identity, IdentityKind};
+use crate::ids::ContactId;
 
 /// A contact that owns at least one of the event's identities, with all the identities it owns.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,12 +76,17 @@ pub fn resolve(incoming: &[Identity], known: &[Known]) -> Resolution {
     let mut attach: Vec<Identity> = Vec::new();
     for i in incoming {
         let conflicting_user = i.kind == IdentityKind::UserId
-            && (primary.and_then(Known::user_id).is_some() || attach.iter().any(|a| a.kind == IdentityKind::UserId));
+            && (primary.and_then(Known::user_id).is_some()
+                || attach.iter().any(|a| a.kind == IdentityKind::UserId));
         if !owned(i) && !conflicting_user && !attach.contains(i) {
             attach.push(i.clone());
         }
     }
-    Resolution { contact: primary.map(|p| p.id), merge, attach }
+    Resolution {
+        contact: primary.map(|p| p.id),
+        merge,
+        attach,
+    }
 }
 
 #[cfg(test)]
@@ -99,10 +104,16 @@ mod tests {
         Identity::anonymous_id(v)
     }
     fn e(v: &str) -> Identity {
-        Identity { kind: IdentityKind::Email, value: v.into() }
+        Identity {
+            kind: IdentityKind::Email,
+            value: v.into(),
+        }
     }
     fn k(n: u128, ids: &[Identity]) -> Known {
-        Known { id: id(n), identities: ids.to_vec() }
+        Known {
+            id: id(n),
+            identities: ids.to_vec(),
+        }
     }
 
     #[test]
@@ -118,49 +129,86 @@ mod tests {
                 name: "a stranger becomes a new contact with all identities",
                 incoming: vec![a("a1"), e("x@y.io")],
                 known: vec![],
-                want: Resolution { contact: None, merge: vec![], attach: vec![a("a1"), e("x@y.io")] },
+                want: Resolution {
+                    contact: None,
+                    merge: vec![],
+                    attach: vec![a("a1"), e("x@y.io")],
+                },
             },
             Case {
                 name: "a returning visitor is found and learns a new email",
                 incoming: vec![a("a1"), e("x@y.io")],
                 known: vec![k(1, &[a("a1")])],
-                want: Resolution { contact: Some(id(1)), merge: vec![], attach: vec![e("x@y.io")] },
+                want: Resolution {
+                    contact: Some(id(1)),
+                    merge: vec![],
+                    attach: vec![e("x@y.io")],
+                },
             },
             Case {
                 name: "an anonymous cart identified by email merges into the known customer",
                 incoming: vec![a("a1"), e("x@y.io")],
                 known: vec![k(1, &[a("a1")]), k(2, &[u("U"), e("x@y.io")])],
-                want: Resolution { contact: Some(id(2)), merge: vec![id(1)], attach: vec![] },
+                want: Resolution {
+                    contact: Some(id(2)),
+                    merge: vec![id(1)],
+                    attach: vec![],
+                },
             },
             Case {
                 name: "two anonymous contacts merge into the older",
                 incoming: vec![a("a2"), e("x@y.io")],
                 known: vec![k(5, &[a("a2")]), k(3, &[e("x@y.io")])],
-                want: Resolution { contact: Some(id(3)), merge: vec![id(5)], attach: vec![] },
+                want: Resolution {
+                    contact: Some(id(3)),
+                    merge: vec![id(5)],
+                    attach: vec![],
+                },
             },
             Case {
                 name: "a different user id is never merged and its email stays with it",
                 incoming: vec![u("B"), e("x@y.io")],
                 known: vec![k(1, &[u("A"), e("x@y.io")])],
-                want: Resolution { contact: None, merge: vec![], attach: vec![u("B")] },
+                want: Resolution {
+                    contact: None,
+                    merge: vec![],
+                    attach: vec![u("B")],
+                },
             },
             Case {
-                name: "the user's own contact wins and absorbs an anonymous one but not another user",
+                name:
+                    "the user's own contact wins and absorbs an anonymous one but not another user",
                 incoming: vec![u("B"), a("a9"), e("x@y.io")],
-                known: vec![k(1, &[u("A"), e("x@y.io")]), k(2, &[a("a9")]), k(3, &[u("B")])],
-                want: Resolution { contact: Some(id(3)), merge: vec![id(2)], attach: vec![] },
+                known: vec![
+                    k(1, &[u("A"), e("x@y.io")]),
+                    k(2, &[a("a9")]),
+                    k(3, &[u("B")]),
+                ],
+                want: Resolution {
+                    contact: Some(id(3)),
+                    merge: vec![id(2)],
+                    attach: vec![],
+                },
             },
             Case {
                 name: "a user id is attached to an anonymous contact",
                 incoming: vec![u("B"), a("a9")],
                 known: vec![k(2, &[a("a9")])],
-                want: Resolution { contact: Some(id(2)), merge: vec![], attach: vec![u("B")] },
+                want: Resolution {
+                    contact: Some(id(2)),
+                    merge: vec![],
+                    attach: vec![u("B")],
+                },
             },
             Case {
                 name: "an event with no identities creates a contact with none",
                 incoming: vec![],
                 known: vec![],
-                want: Resolution { contact: None, merge: vec![], attach: vec![] },
+                want: Resolution {
+                    contact: None,
+                    merge: vec![],
+                    attach: vec![],
+                },
             },
         ];
         for c in cases {

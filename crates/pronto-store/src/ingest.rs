@@ -48,10 +48,23 @@ impl From<sqlx::Error> for ItemError {
 pub(crate) trait IngestTx: Send {
     /// Runs a statement without parameters (savepoints).
     async fn exec(&mut self, sql: &'static str) -> Result<(), sqlx::Error>;
-    async fn find_event(&mut self, ws: WorkspaceId, message_id: &str) -> Result<Option<Ingested>, ItemError>;
+    async fn find_event(
+        &mut self,
+        ws: WorkspaceId,
+        message_id: &str,
+    ) -> Result<Option<Ingested>, ItemError>;
     /// Every live contact owning one of `identities`, with all the identities it owns.
-    async fn owners(&mut self, ws: WorkspaceId, identities: &[Identity]) -> Result<Vec<Known>, ItemError>;
-    async fn insert_contact(&mut self, ws: WorkspaceId, id: ContactId, now: DateTime<Utc>) -> Result<(), ItemError>;
+    async fn owners(
+        &mut self,
+        ws: WorkspaceId,
+        identities: &[Identity],
+    ) -> Result<Vec<Known>, ItemError>;
+    async fn insert_contact(
+        &mut self,
+        ws: WorkspaceId,
+        id: ContactId,
+        now: DateTime<Utc>,
+    ) -> Result<(), ItemError>;
     /// `false` when another contact owns the identity already.
     async fn attach(
         &mut self,
@@ -97,7 +110,10 @@ pub(crate) trait IngestTx: Send {
 }
 
 /// Shallow merge where `newer` wins; a `null` in `newer` removes the trait (how an identify unsets one).
-pub(crate) fn merge_traits(mut base: Map<String, Value>, newer: &Map<String, Value>) -> Map<String, Value> {
+pub(crate) fn merge_traits(
+    mut base: Map<String, Value>,
+    newer: &Map<String, Value>,
+) -> Map<String, Value> {
     for (k, v) in newer {
         if v.is_null() {
             base.remove(k);
@@ -144,7 +160,10 @@ pub(crate) async fn ingest_item<T: IngestTx + ?Sized>(
             return Err(ItemError::Conflict);
         }
     }
-    let Some(seq) = tx.insert_event(ws, event_id, contact, ev, received_at).await? else {
+    let Some(seq) = tx
+        .insert_event(ws, event_id, contact, ev, received_at)
+        .await?
+    else {
         return Err(ItemError::Conflict);
     };
     if !ev.traits.is_empty() {
@@ -154,12 +173,19 @@ pub(crate) async fn ingest_item<T: IngestTx + ?Sized>(
     let lead_id = match &item.lead {
         Some(lead) => {
             let row = LeadRow::new(lead);
-            tx.insert_lead(ws, &row, contact, event_id, received_at).await?;
+            tx.insert_lead(ws, &row, contact, event_id, received_at)
+                .await?;
             Some(row.id)
         }
         None => None,
     };
-    Ok(Ingested { event_id, seq, contact_id: contact, lead_id, duplicate: false })
+    Ok(Ingested {
+        event_id,
+        seq,
+        contact_id: contact,
+        lead_id,
+        duplicate: false,
+    })
 }
 
 /// How often an item is retried after conflicts before its request fails.
@@ -195,7 +221,9 @@ pub(crate) async fn ingest_request<T: IngestTx + ?Sized>(
                     tx.exec("RELEASE SAVEPOINT request").await?;
                     return Err(match e {
                         ItemError::Store(s) => s,
-                        ItemError::Conflict => StoreError::Corrupt("conflict persisted after retries".into()),
+                        ItemError::Conflict => {
+                            StoreError::Corrupt("conflict persisted after retries".into())
+                        }
                     });
                 }
             }
@@ -214,7 +242,13 @@ mod tests {
     fn newer_traits_win_and_null_unsets() {
         let base = json!({"name": "Ann", "plan": "free", "city": "Oslo"});
         let newer = json!({"plan": "pro", "city": null, "age": 3});
-        let got = merge_traits(base.as_object().unwrap().clone(), newer.as_object().unwrap());
-        assert_eq!(Value::Object(got), json!({"name": "Ann", "plan": "pro", "age": 3}));
+        let got = merge_traits(
+            base.as_object().unwrap().clone(),
+            newer.as_object().unwrap(),
+        );
+        assert_eq!(
+            Value::Object(got),
+            json!({"name": "Ann", "plan": "pro", "age": 3})
+        );
     }
 }

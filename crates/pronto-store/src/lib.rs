@@ -145,19 +145,36 @@ pub trait Store: Send + Sync + 'static {
     async fn default_workspace(&self) -> Result<DefaultWorkspace, StoreError>;
 
     /// Registers a key (by its hash) for a workspace; registering the same hash again changes nothing.
-    async fn add_key(&self, workspace: WorkspaceId, kind: KeyKind, key_hash: &str) -> Result<(), StoreError>;
+    async fn add_key(
+        &self,
+        workspace: WorkspaceId,
+        kind: KeyKind,
+        key_hash: &str,
+    ) -> Result<(), StoreError>;
 
     /// Whether the workspace has any key of this kind.
     async fn has_key(&self, workspace: WorkspaceId, kind: KeyKind) -> Result<bool, StoreError>;
 
     /// The workspace a key hash belongs to, if it is a key of this kind.
-    async fn key_workspace(&self, kind: KeyKind, key_hash: &str) -> Result<Option<WorkspaceId>, StoreError>;
+    async fn key_workspace(
+        &self,
+        kind: KeyKind,
+        key_hash: &str,
+    ) -> Result<Option<WorkspaceId>, StoreError>;
 
     /// A contact by id. A contact that was merged answers as the contact it was merged into.
-    async fn contact(&self, workspace: WorkspaceId, id: ContactId) -> Result<Option<Contact>, StoreError>;
+    async fn contact(
+        &self,
+        workspace: WorkspaceId,
+        id: ContactId,
+    ) -> Result<Option<Contact>, StoreError>;
 
     /// The live contact that owns an identity.
-    async fn find_contact(&self, workspace: WorkspaceId, identity: &Identity) -> Result<Option<ContactId>, StoreError>;
+    async fn find_contact(
+        &self,
+        workspace: WorkspaceId,
+        identity: &Identity,
+    ) -> Result<Option<ContactId>, StoreError>;
 
     /// The contact's events newest first, those with `seq < before` when given, at most `limit`.
     async fn timeline(
@@ -188,7 +205,11 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { sqlite_sync: SqliteSync::Full, pg_writers: 4, max_group_events: 2000 }
+        Self {
+            sqlite_sync: SqliteSync::Full,
+            pg_writers: 4,
+            max_group_events: 2000,
+        }
     }
 }
 

@@ -2,9 +2,12 @@
 //! a few group-commit writers in parallel; every uniqueness rule is a unique key, so concurrent writers and
 //! processes stay correct (a lost race is a conflict, rolled back to the item's savepoint and retried).
 
-use crate::ingest::{ItemError, IngestTx};
+use crate::ingest::{IngestTx, ItemError};
 use crate::writer::{Begin, Commit, Writer};
-use crate::{sql, Contact, DefaultWorkspace, IngestItem, Ingested, KeyKind, LeadRow, Options, Store, StoreError, StoredEvent};
+use crate::{
+    sql, Contact, DefaultWorkspace, IngestItem, Ingested, KeyKind, LeadRow, Options, Store,
+    StoreError, StoredEvent,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use pronto_domain::resolve::Known;
@@ -42,7 +45,11 @@ impl PostgresStore {
     }
 
     fn writer(&self) -> Result<Writer, StoreError> {
-        self.writer.lock().unwrap_or_else(|e| e.into_inner()).clone().ok_or(StoreError::Closed)
+        self.writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or(StoreError::Closed)
     }
 }
 
@@ -69,7 +76,11 @@ impl IngestTx for PgTx {
         sqlx::query(sql).execute(&mut *self.0).await.map(|_| ())
     }
 
-    async fn find_event(&mut self, ws: WorkspaceId, message_id: &str) -> Result<Option<Ingested>, ItemError> {
+    async fn find_event(
+        &mut self,
+        ws: WorkspaceId,
+        message_id: &str,
+    ) -> Result<Option<Ingested>, ItemError> {
         let row = sqlx::query(
             "SELECT e.id, e.seq, e.contact_id, l.id AS lead_id FROM events e LEFT JOIN leads l ON l.event_id = e.id \
              WHERE e.workspace_id = $1 AND e.message_id = $2",
@@ -88,7 +99,11 @@ impl IngestTx for PgTx {
         }))
     }
 
-    async fn owners(&mut self, ws: WorkspaceId, identities: &[Identity]) -> Result<Vec<Known>, ItemError> {
+    async fn owners(
+        &mut self,
+        ws: WorkspaceId,
+        identities: &[Identity],
+    ) -> Result<Vec<Known>, ItemError> {
         let text = sql::owners(identities.len(), sql::pg_param);
         let mut q = sqlx::query(&text).bind(ws.0);
         for i in identities {
@@ -98,18 +113,29 @@ impl IngestTx for PgTx {
         for row in q.fetch_all(&mut *self.0).await? {
             let id = ContactId(row.try_get(0)?);
             let identity = Identity {
-                kind: row.try_get::<String, _>(1)?.parse().map_err(StoreError::Corrupt)?,
+                kind: row
+                    .try_get::<String, _>(1)?
+                    .parse()
+                    .map_err(StoreError::Corrupt)?,
                 value: row.try_get(2)?,
             };
             match known.iter_mut().find(|k| k.id == id) {
                 Some(k) => k.identities.push(identity),
-                None => known.push(Known { id, identities: vec![identity] }),
+                None => known.push(Known {
+                    id,
+                    identities: vec![identity],
+                }),
             }
         }
         Ok(known)
     }
 
-    async fn insert_contact(&mut self, ws: WorkspaceId, id: ContactId, now: DateTime<Utc>) -> Result<(), ItemError> {
+    async fn insert_contact(
+        &mut self,
+        ws: WorkspaceId,
+        id: ContactId,
+        now: DateTime<Utc>,
+    ) -> Result<(), ItemError> {
         sqlx::query("INSERT INTO contacts (id, workspace_id, created_at, updated_at) VALUES ($1, $2, $3, $3)")
             .bind(id.0)
             .bind(ws.0)
@@ -154,7 +180,11 @@ impl IngestTx for PgTx {
             "UPDATE leads SET contact_id = $2 WHERE contact_id = $1",
             "UPDATE contacts SET merged_into = $2 WHERE id = $1 OR merged_into = $1",
         ] {
-            sqlx::query(stmt).bind(from.0).bind(into.0).execute(&mut *self.0).await?;
+            sqlx::query(stmt)
+                .bind(from.0)
+                .bind(into.0)
+                .execute(&mut *self.0)
+                .await?;
         }
         let older = self.traits(from).await?;
         let merged = crate::ingest::merge_traits(older, &self.traits(into).await?);
@@ -200,10 +230,11 @@ impl IngestTx for PgTx {
     }
 
     async fn traits(&mut self, contact: ContactId) -> Result<Map<String, Value>, ItemError> {
-        let Json(traits): Json<Map<String, Value>> = sqlx::query_scalar("SELECT traits FROM contacts WHERE id = $1")
-            .bind(contact.0)
-            .fetch_one(&mut *self.0)
-            .await?;
+        let Json(traits): Json<Map<String, Value>> =
+            sqlx::query_scalar("SELECT traits FROM contacts WHERE id = $1")
+                .bind(contact.0)
+                .fetch_one(&mut *self.0)
+                .await?;
         Ok(traits)
     }
 
@@ -297,10 +328,18 @@ impl Store for PostgresStore {
         let id: Uuid = sqlx::query_scalar("SELECT id FROM workspaces WHERE is_default")
             .fetch_one(&self.pool.0)
             .await?;
-        Ok(DefaultWorkspace { id: WorkspaceId(id), created })
+        Ok(DefaultWorkspace {
+            id: WorkspaceId(id),
+            created,
+        })
     }
 
-    async fn add_key(&self, workspace: WorkspaceId, kind: KeyKind, key_hash: &str) -> Result<(), StoreError> {
+    async fn add_key(
+        &self,
+        workspace: WorkspaceId,
+        kind: KeyKind,
+        key_hash: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO api_keys (key_hash, workspace_id, kind, created_at) VALUES ($1, $2, $3, now()) \
              ON CONFLICT DO NOTHING",
@@ -314,23 +353,35 @@ impl Store for PostgresStore {
     }
 
     async fn has_key(&self, workspace: WorkspaceId, kind: KeyKind) -> Result<bool, StoreError> {
-        Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM api_keys WHERE workspace_id = $1 AND kind = $2)")
-            .bind(workspace.0)
-            .bind(kind.as_str())
-            .fetch_one(&self.pool.0)
-            .await?)
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM api_keys WHERE workspace_id = $1 AND kind = $2)",
+        )
+        .bind(workspace.0)
+        .bind(kind.as_str())
+        .fetch_one(&self.pool.0)
+        .await?)
     }
 
-    async fn key_workspace(&self, kind: KeyKind, key_hash: &str) -> Result<Option<WorkspaceId>, StoreError> {
-        let ws: Option<Uuid> = sqlx::query_scalar("SELECT workspace_id FROM api_keys WHERE key_hash = $1 AND kind = $2")
-            .bind(key_hash)
-            .bind(kind.as_str())
-            .fetch_optional(&self.pool.0)
-            .await?;
+    async fn key_workspace(
+        &self,
+        kind: KeyKind,
+        key_hash: &str,
+    ) -> Result<Option<WorkspaceId>, StoreError> {
+        let ws: Option<Uuid> = sqlx::query_scalar(
+            "SELECT workspace_id FROM api_keys WHERE key_hash = $1 AND kind = $2",
+        )
+        .bind(key_hash)
+        .bind(kind.as_str())
+        .fetch_optional(&self.pool.0)
+        .await?;
         Ok(ws.map(WorkspaceId))
     }
 
-    async fn contact(&self, workspace: WorkspaceId, id: ContactId) -> Result<Option<Contact>, StoreError> {
+    async fn contact(
+        &self,
+        workspace: WorkspaceId,
+        id: ContactId,
+    ) -> Result<Option<Contact>, StoreError> {
         let row = sqlx::query(
             "SELECT c.id, c.traits, c.created_at, c.updated_at FROM contacts c \
              WHERE c.workspace_id = $1 AND c.id = (SELECT coalesce(merged_into, id) FROM contacts WHERE id = $2)",
@@ -341,23 +392,29 @@ impl Store for PostgresStore {
         .await?;
         let Some(row) = row else { return Ok(None) };
         let live: Uuid = row.try_get("id")?;
-        let identities = sqlx::query("SELECT kind, value FROM identities WHERE contact_id = $1 ORDER BY kind, value")
-            .bind(live)
-            .fetch_all(&self.pool.0)
-            .await?
-            .into_iter()
-            .map(|r| {
-                Ok(Identity {
-                    kind: r.try_get::<String, _>(0)?.parse().map_err(StoreError::Corrupt)?,
-                    value: r.try_get(1)?,
-                })
+        let identities = sqlx::query(
+            "SELECT kind, value FROM identities WHERE contact_id = $1 ORDER BY kind, value",
+        )
+        .bind(live)
+        .fetch_all(&self.pool.0)
+        .await?
+        .into_iter()
+        .map(|r| {
+            Ok(Identity {
+                kind: r
+                    .try_get::<String, _>(0)?
+                    .parse()
+                    .map_err(StoreError::Corrupt)?,
+                value: r.try_get(1)?,
             })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let merged_from: Vec<Uuid> =
-            sqlx::query_scalar("SELECT from_contact FROM contact_merges WHERE into_contact = $1 ORDER BY id")
-                .bind(live)
-                .fetch_all(&self.pool.0)
-                .await?;
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        let merged_from: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT from_contact FROM contact_merges WHERE into_contact = $1 ORDER BY id",
+        )
+        .bind(live)
+        .fetch_all(&self.pool.0)
+        .await?;
         let Json(traits): Json<Map<String, Value>> = row.try_get("traits")?;
         Ok(Some(Contact {
             id: ContactId(live),
@@ -369,7 +426,11 @@ impl Store for PostgresStore {
         }))
     }
 
-    async fn find_contact(&self, workspace: WorkspaceId, identity: &Identity) -> Result<Option<ContactId>, StoreError> {
+    async fn find_contact(
+        &self,
+        workspace: WorkspaceId,
+        identity: &Identity,
+    ) -> Result<Option<ContactId>, StoreError> {
         let id: Option<Uuid> =
             sqlx::query_scalar("SELECT contact_id FROM identities WHERE workspace_id = $1 AND kind = $2 AND value = $3")
                 .bind(workspace.0)

@@ -1,17 +1,21 @@
 //! The embedded default: one SQLite file in WAL mode, one writer connection (SQLite's single-writer rule, and
 //! the group-commit writer is that one writer), a small pool of read-only connections beside it.
 
-use crate::ingest::{ItemError, IngestTx};
+use crate::ingest::{IngestTx, ItemError};
 use crate::writer::{Begin, Commit, Writer};
 use crate::{
-    sql, Contact, DefaultWorkspace, IngestItem, Ingested, KeyKind, LeadRow, Options, Store, StoreError, StoredEvent,
+    sql, Contact, DefaultWorkspace, IngestItem, Ingested, KeyKind, LeadRow, Options, Store,
+    StoreError, StoredEvent,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use pronto_domain::resolve::Known;
 use pronto_domain::{ContactId, EventId, Identity, LeadId, NewEvent, WorkspaceId};
 use serde_json::{Map, Value};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
 use sqlx::{Row, Sqlite, Transaction};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -60,7 +64,8 @@ fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
 }
 
 fn uuid<T: FromStr>(s: &str) -> Result<T, StoreError> {
-    s.parse().map_err(|_| StoreError::Corrupt(format!("id `{s}`")))
+    s.parse()
+        .map_err(|_| StoreError::Corrupt(format!("id `{s}`")))
 }
 
 fn json_obj(s: &str) -> Result<Map<String, Value>, StoreError> {
@@ -101,7 +106,11 @@ impl SqliteStore {
     }
 
     fn writer(&self) -> Result<Writer, StoreError> {
-        self.writer.lock().unwrap_or_else(|e| e.into_inner()).clone().ok_or(StoreError::Closed)
+        self.writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or(StoreError::Closed)
     }
 }
 
@@ -139,7 +148,11 @@ impl IngestTx for SqliteTx {
         sqlx::query(sql).execute(&mut *self.0).await.map(|_| ())
     }
 
-    async fn find_event(&mut self, ws: WorkspaceId, message_id: &str) -> Result<Option<Ingested>, ItemError> {
+    async fn find_event(
+        &mut self,
+        ws: WorkspaceId,
+        message_id: &str,
+    ) -> Result<Option<Ingested>, ItemError> {
         let row = sqlx::query(
             "SELECT e.id, e.seq, e.contact_id, l.id AS lead_id FROM events e LEFT JOIN leads l ON l.event_id = e.id \
              WHERE e.workspace_id = ?1 AND e.message_id = ?2",
@@ -151,7 +164,11 @@ impl IngestTx for SqliteTx {
         Ok(row.as_ref().map(ingested).transpose()?)
     }
 
-    async fn owners(&mut self, ws: WorkspaceId, identities: &[Identity]) -> Result<Vec<Known>, ItemError> {
+    async fn owners(
+        &mut self,
+        ws: WorkspaceId,
+        identities: &[Identity],
+    ) -> Result<Vec<Known>, ItemError> {
         let text = sql::owners(identities.len(), sql::sqlite_param);
         let mut q = sqlx::query(&text).bind(ws.to_string());
         for i in identities {
@@ -168,13 +185,21 @@ impl IngestTx for SqliteTx {
             };
             match known.iter_mut().find(|k| k.id == id) {
                 Some(k) => k.identities.push(identity),
-                None => known.push(Known { id, identities: vec![identity] }),
+                None => known.push(Known {
+                    id,
+                    identities: vec![identity],
+                }),
             }
         }
         Ok(known)
     }
 
-    async fn insert_contact(&mut self, ws: WorkspaceId, id: ContactId, now: DateTime<Utc>) -> Result<(), ItemError> {
+    async fn insert_contact(
+        &mut self,
+        ws: WorkspaceId,
+        id: ContactId,
+        now: DateTime<Utc>,
+    ) -> Result<(), ItemError> {
         sqlx::query("INSERT INTO contacts (id, workspace_id, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)")
             .bind(id.to_string())
             .bind(ws.to_string())
@@ -220,7 +245,11 @@ impl IngestTx for SqliteTx {
             "UPDATE leads SET contact_id = ?2 WHERE contact_id = ?1",
             "UPDATE contacts SET merged_into = ?2 WHERE id = ?1 OR merged_into = ?1",
         ] {
-            sqlx::query(stmt).bind(&from_s).bind(&into_s).execute(&mut *self.0).await?;
+            sqlx::query(stmt)
+                .bind(&from_s)
+                .bind(&into_s)
+                .execute(&mut *self.0)
+                .await?;
         }
         let older = self.traits(from).await?;
         let merged = crate::ingest::merge_traits(older, &self.traits(into).await?);
@@ -365,10 +394,18 @@ impl Store for SqliteStore {
         let found: String = sqlx::query_scalar("SELECT id FROM workspaces WHERE is_default = 1")
             .fetch_one(&self.write.0)
             .await?;
-        Ok(DefaultWorkspace { id: uuid(&found)?, created })
+        Ok(DefaultWorkspace {
+            id: uuid(&found)?,
+            created,
+        })
     }
 
-    async fn add_key(&self, workspace: WorkspaceId, kind: KeyKind, key_hash: &str) -> Result<(), StoreError> {
+    async fn add_key(
+        &self,
+        workspace: WorkspaceId,
+        kind: KeyKind,
+        key_hash: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO api_keys (key_hash, workspace_id, kind, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
         )
@@ -382,24 +419,36 @@ impl Store for SqliteStore {
     }
 
     async fn has_key(&self, workspace: WorkspaceId, kind: KeyKind) -> Result<bool, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM api_keys WHERE workspace_id = ?1 AND kind = ?2")
-            .bind(workspace.to_string())
-            .bind(kind.as_str())
-            .fetch_one(&self.read)
-            .await?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM api_keys WHERE workspace_id = ?1 AND kind = ?2",
+        )
+        .bind(workspace.to_string())
+        .bind(kind.as_str())
+        .fetch_one(&self.read)
+        .await?;
         Ok(n > 0)
     }
 
-    async fn key_workspace(&self, kind: KeyKind, key_hash: &str) -> Result<Option<WorkspaceId>, StoreError> {
-        let ws: Option<String> = sqlx::query_scalar("SELECT workspace_id FROM api_keys WHERE key_hash = ?1 AND kind = ?2")
-            .bind(key_hash)
-            .bind(kind.as_str())
-            .fetch_optional(&self.read)
-            .await?;
+    async fn key_workspace(
+        &self,
+        kind: KeyKind,
+        key_hash: &str,
+    ) -> Result<Option<WorkspaceId>, StoreError> {
+        let ws: Option<String> = sqlx::query_scalar(
+            "SELECT workspace_id FROM api_keys WHERE key_hash = ?1 AND kind = ?2",
+        )
+        .bind(key_hash)
+        .bind(kind.as_str())
+        .fetch_optional(&self.read)
+        .await?;
         ws.as_deref().map(uuid).transpose()
     }
 
-    async fn contact(&self, workspace: WorkspaceId, id: ContactId) -> Result<Option<Contact>, StoreError> {
+    async fn contact(
+        &self,
+        workspace: WorkspaceId,
+        id: ContactId,
+    ) -> Result<Option<Contact>, StoreError> {
         let row = sqlx::query(
             "SELECT c.id, c.traits, c.created_at, c.updated_at FROM contacts c \
              WHERE c.workspace_id = ?1 AND c.id = (SELECT coalesce(merged_into, id) FROM contacts WHERE id = ?2)",
@@ -410,18 +459,23 @@ impl Store for SqliteStore {
         .await?;
         let Some(row) = row else { return Ok(None) };
         let live: String = row.try_get("id")?;
-        let identities = sqlx::query("SELECT kind, value FROM identities WHERE contact_id = ?1 ORDER BY kind, value")
-            .bind(&live)
-            .fetch_all(&self.read)
-            .await?
-            .into_iter()
-            .map(|r| {
-                Ok(Identity {
-                    kind: r.try_get::<String, _>(0)?.parse().map_err(StoreError::Corrupt)?,
-                    value: r.try_get(1)?,
-                })
+        let identities = sqlx::query(
+            "SELECT kind, value FROM identities WHERE contact_id = ?1 ORDER BY kind, value",
+        )
+        .bind(&live)
+        .fetch_all(&self.read)
+        .await?
+        .into_iter()
+        .map(|r| {
+            Ok(Identity {
+                kind: r
+                    .try_get::<String, _>(0)?
+                    .parse()
+                    .map_err(StoreError::Corrupt)?,
+                value: r.try_get(1)?,
             })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
         let merged_from = sqlx::query_scalar::<_, String>(
             "SELECT from_contact FROM contact_merges WHERE into_contact = ?1 ORDER BY id",
         )
@@ -441,7 +495,11 @@ impl Store for SqliteStore {
         }))
     }
 
-    async fn find_contact(&self, workspace: WorkspaceId, identity: &Identity) -> Result<Option<ContactId>, StoreError> {
+    async fn find_contact(
+        &self,
+        workspace: WorkspaceId,
+        identity: &Identity,
+    ) -> Result<Option<ContactId>, StoreError> {
         let id: Option<String> =
             sqlx::query_scalar("SELECT contact_id FROM identities WHERE workspace_id = ?1 AND kind = ?2 AND value = ?3")
                 .bind(workspace.to_string())

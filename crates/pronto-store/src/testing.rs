@@ -20,7 +20,11 @@ impl TestDb {
     pub fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("pronto.db").display());
-        Self { url, _dir: Some(dir), drop_pg: None }
+        Self {
+            url,
+            _dir: Some(dir),
+            drop_pg: None,
+        }
     }
 
     pub async fn postgres() -> Self {
@@ -35,7 +39,11 @@ impl TestDb {
             .expect("create test database");
         let _ = conn.close().await;
         let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-        Self { url: format!("{base}/{name}"), _dir: None, drop_pg: Some((admin, name)) }
+        Self {
+            url: format!("{base}/{name}"),
+            _dir: None,
+            drop_pg: Some((admin, name)),
+        }
     }
 
     /// `sqlite` or `postgres`.
@@ -50,10 +58,15 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let Some((admin, name)) = self.drop_pg.take() else { return };
+        let Some((admin, name)) = self.drop_pg.take() else {
+            return;
+        };
         // Drop runs inside the test's runtime; the cleanup gets a runtime of its own on a plain thread.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             rt.block_on(async {
                 let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
                 sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))

@@ -41,7 +41,11 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Starts `writers` tasks over `db`. Each group holds at most `max_events` events.
-    pub fn start<B: Begin>(db: Arc<B>, writers: usize, max_events: usize) -> (Self, Vec<tokio::task::JoinHandle<()>>) {
+    pub fn start<B: Begin>(
+        db: Arc<B>,
+        writers: usize,
+        max_events: usize,
+    ) -> (Self, Vec<tokio::task::JoinHandle<()>>) {
         let (queue, rx) = mpsc::channel::<Job>(4096);
         let rx = Arc::new(Mutex::new(rx));
         let tasks = (0..writers.max(1))
@@ -58,7 +62,12 @@ impl Writer {
     ) -> Result<Vec<Ingested>, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.queue
-            .send(Job { workspace, items, received_at, reply })
+            .send(Job {
+                workspace,
+                items,
+                received_at,
+                reply,
+            })
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
@@ -115,7 +124,9 @@ async fn commit_group<B: Begin>(db: &B, jobs: Vec<Job>) {
             tracing::error!(error = %e, "group commit failed; every request in the group is refused");
             let msg = e.to_string();
             for job in jobs {
-                let _ = job.reply.send(Err(StoreError::Unavailable(format!("commit failed: {msg}"))));
+                let _ = job.reply.send(Err(StoreError::Unavailable(format!(
+                    "commit failed: {msg}"
+                ))));
             }
         }
     }

@@ -3,14 +3,18 @@
 
 use chrono::{DateTime, Duration, Utc};
 use pronto_domain::event::parse_message;
-use pronto_domain::{ContactId, EventType, Identity, Lead, NewEvent, ParseOptions, Region, WorkspaceId};
+use pronto_domain::{
+    ContactId, EventType, Identity, Lead, NewEvent, ParseOptions, Region, WorkspaceId,
+};
 use pronto_store::testing::TestDb;
 use pronto_store::{connect, IngestItem, KeyKind, Options, Store};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
 fn t0() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-11-24T12:00:00Z").unwrap().with_timezone(&Utc)
+    DateTime::parse_from_rfc3339("2026-11-24T12:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
 }
 
 fn msg(kind: EventType, v: Value) -> NewEvent {
@@ -25,14 +29,20 @@ struct Env {
 
 async fn env(backend: &str) -> Env {
     let db = TestDb::of(backend).await;
-    let store = connect(&db.url, Options::default()).await.expect("open store");
+    let store = connect(&db.url, Options::default())
+        .await
+        .expect("open store");
     let ws = store.default_workspace().await.unwrap().id;
     Env { store, ws, db }
 }
 
 impl Env {
     async fn one(&self, ev: NewEvent) -> pronto_store::Ingested {
-        self.store.ingest(self.ws, vec![ev.into()], t0()).await.unwrap().remove(0)
+        self.store
+            .ingest(self.ws, vec![ev.into()], t0())
+            .await
+            .unwrap()
+            .remove(0)
     }
 }
 
@@ -68,11 +78,20 @@ async fn events_get_increasing_sequence_numbers_and_are_read_back_as_sent(e: Env
                       "timestamp": "2026-11-24T11:59:00Z",
                       "properties": {"cart_id": "c1", "price": 9.5, "name": "Mug", "odd": {"x": [1, null]}}});
     let first = e.one(msg(EventType::Track, sent.clone())).await;
-    let second = e.one(msg(EventType::Page, json!({"anonymousId": "a1", "name": "Home"}))).await;
+    let second = e
+        .one(msg(
+            EventType::Page,
+            json!({"anonymousId": "a1", "name": "Home"}),
+        ))
+        .await;
     assert!(second.seq > first.seq);
     assert_eq!(first.contact_id, second.contact_id);
     assert!(!first.duplicate);
-    let timeline = e.store.timeline(e.ws, first.contact_id, None, 10).await.unwrap();
+    let timeline = e
+        .store
+        .timeline(e.ws, first.contact_id, None, 10)
+        .await
+        .unwrap();
     let track = timeline.iter().find(|ev| ev.id == first.event_id).unwrap();
     assert_eq!(track.payload, sent);
     assert_eq!(track.kind, "track");
@@ -83,35 +102,75 @@ async fn events_get_increasing_sequence_numbers_and_are_read_back_as_sent(e: Env
 }
 
 async fn a_retry_with_the_same_message_id_is_a_no_op_that_answers_the_first_delivery(e: Env) {
-    let ev = msg(EventType::Track, json!({"userId": "u1", "event": "Signed Up", "messageId": "dup-1"}));
+    let ev = msg(
+        EventType::Track,
+        json!({"userId": "u1", "event": "Signed Up", "messageId": "dup-1"}),
+    );
     let first = e.one(ev.clone()).await;
     let again = e.one(ev.clone()).await;
     assert!(again.duplicate);
-    assert_eq!((again.event_id, again.seq, again.contact_id), (first.event_id, first.seq, first.contact_id));
+    assert_eq!(
+        (again.event_id, again.seq, again.contact_id),
+        (first.event_id, first.seq, first.contact_id)
+    );
     // A retry inside one request is recognised too.
-    let both = e.store.ingest(e.ws, vec![ev.clone().into(), ev.into()], t0()).await.unwrap();
-    assert!(both.iter().all(|i| i.duplicate && i.event_id == first.event_id));
-    assert_eq!(e.store.timeline(e.ws, first.contact_id, None, 10).await.unwrap().len(), 1);
+    let both = e
+        .store
+        .ingest(e.ws, vec![ev.clone().into(), ev.into()], t0())
+        .await
+        .unwrap();
+    assert!(both
+        .iter()
+        .all(|i| i.duplicate && i.event_id == first.event_id));
+    assert_eq!(
+        e.store
+            .timeline(e.ws, first.contact_id, None, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
-async fn an_anonymous_cart_later_identified_by_email_merges_into_that_contact_with_its_history(e: Env) {
+async fn an_anonymous_cart_later_identified_by_email_merges_into_that_contact_with_its_history(
+    e: Env,
+) {
     let cart = e
-        .one(msg(EventType::Track, json!({"anonymousId": "anon-7", "event": "Checkout Started",
-                                          "properties": {"checkout_id": "k1", "value": 40}})))
+        .one(msg(
+            EventType::Track,
+            json!({"anonymousId": "anon-7", "event": "Checkout Started",
+                                          "properties": {"checkout_id": "k1", "value": 40}}),
+        ))
         .await;
     let known = e
-        .one(msg(EventType::Identify, json!({"userId": "cust-1", "traits": {"email": "ann@shop.example", "name": "Ann"}})))
+        .one(msg(
+            EventType::Identify,
+            json!({"userId": "cust-1", "traits": {"email": "ann@shop.example", "name": "Ann"}}),
+        ))
         .await;
     assert_ne!(cart.contact_id, known.contact_id);
     let link = e
-        .one(msg(EventType::Track, json!({"anonymousId": "anon-7", "event": "Email Captured",
-                                          "context": {"traits": {"email": "ANN@shop.example"}}})))
+        .one(msg(
+            EventType::Track,
+            json!({"anonymousId": "anon-7", "event": "Email Captured",
+                                          "context": {"traits": {"email": "ANN@shop.example"}}}),
+        ))
         .await;
-    assert_eq!(link.contact_id, known.contact_id, "the user's contact survives");
+    assert_eq!(
+        link.contact_id, known.contact_id,
+        "the user's contact survives"
+    );
 
-    let contact = e.store.contact(e.ws, known.contact_id).await.unwrap().unwrap();
+    let contact = e
+        .store
+        .contact(e.ws, known.contact_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(contact.merged_from, vec![cart.contact_id]);
-    assert!(contact.identities.contains(&Identity::anonymous_id("anon-7")));
+    assert!(contact
+        .identities
+        .contains(&Identity::anonymous_id("anon-7")));
     assert!(contact.identities.contains(&Identity::user_id("cust-1")));
     assert_eq!(contact.traits["name"], "Ann");
     let names: Vec<_> = e
@@ -124,52 +183,151 @@ async fn an_anonymous_cart_later_identified_by_email_merges_into_that_contact_wi
         .collect();
     assert_eq!(names, vec!["Email Captured", "", "Checkout Started"]);
     // The merged contact's id still answers, as the contact it became.
-    let old = e.store.contact(e.ws, cart.contact_id).await.unwrap().unwrap();
+    let old = e
+        .store
+        .contact(e.ws, cart.contact_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(old.id, known.contact_id);
-    assert_eq!(e.store.find_contact(e.ws, &Identity::anonymous_id("anon-7")).await.unwrap(), Some(known.contact_id));
+    assert_eq!(
+        e.store
+            .find_contact(e.ws, &Identity::anonymous_id("anon-7"))
+            .await
+            .unwrap(),
+        Some(known.contact_id)
+    );
 }
 
 async fn two_different_user_ids_never_merge(e: Env) {
-    let a = e.one(msg(EventType::Identify, json!({"userId": "A", "traits": {"email": "shared@x.io"}}))).await;
-    let b = e.one(msg(EventType::Identify, json!({"userId": "B", "traits": {"email": "shared@x.io"}}))).await;
+    let a = e
+        .one(msg(
+            EventType::Identify,
+            json!({"userId": "A", "traits": {"email": "shared@x.io"}}),
+        ))
+        .await;
+    let b = e
+        .one(msg(
+            EventType::Identify,
+            json!({"userId": "B", "traits": {"email": "shared@x.io"}}),
+        ))
+        .await;
     assert_ne!(a.contact_id, b.contact_id);
-    let email = Identity { kind: pronto_domain::IdentityKind::Email, value: "shared@x.io".into() };
-    assert_eq!(e.store.find_contact(e.ws, &email).await.unwrap(), Some(a.contact_id));
-    assert!(e.store.contact(e.ws, b.contact_id).await.unwrap().unwrap().merged_from.is_empty());
+    let email = Identity {
+        kind: pronto_domain::IdentityKind::Email,
+        value: "shared@x.io".into(),
+    };
+    assert_eq!(
+        e.store.find_contact(e.ws, &email).await.unwrap(),
+        Some(a.contact_id)
+    );
+    assert!(e
+        .store
+        .contact(e.ws, b.contact_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .merged_from
+        .is_empty());
 }
 
 async fn identify_traits_merge_newer_wins_and_null_unsets(e: Env) {
-    let first = e.one(msg(EventType::Identify, json!({"userId": "u", "traits": {"name": "Ann", "plan": "free", "city": "Oslo"}}))).await;
-    e.one(msg(EventType::Identify, json!({"userId": "u", "traits": {"plan": "pro", "city": null}}))).await;
-    let c = e.store.contact(e.ws, first.contact_id).await.unwrap().unwrap();
-    assert_eq!(Value::Object(c.traits), json!({"name": "Ann", "plan": "pro"}));
+    let first = e
+        .one(msg(
+            EventType::Identify,
+            json!({"userId": "u", "traits": {"name": "Ann", "plan": "free", "city": "Oslo"}}),
+        ))
+        .await;
+    e.one(msg(
+        EventType::Identify,
+        json!({"userId": "u", "traits": {"plan": "pro", "city": null}}),
+    ))
+    .await;
+    let c = e
+        .store
+        .contact(e.ws, first.contact_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        Value::Object(c.traits),
+        json!({"name": "Ann", "plan": "pro"})
+    );
 }
 
 async fn the_timeline_is_newest_first_and_pages_with_before(e: Env) {
     let items: Vec<IngestItem> = (0..7)
-        .map(|i| msg(EventType::Track, json!({"userId": "u", "event": format!("E{i}")})).into())
+        .map(|i| {
+            msg(
+                EventType::Track,
+                json!({"userId": "u", "event": format!("E{i}")}),
+            )
+            .into()
+        })
         .collect();
     let done = e.store.ingest(e.ws, items, t0()).await.unwrap();
     let c = done[0].contact_id;
     let page1 = e.store.timeline(e.ws, c, None, 3).await.unwrap();
-    let page2 = e.store.timeline(e.ws, c, Some(page1.last().unwrap().seq), 3).await.unwrap();
-    let page3 = e.store.timeline(e.ws, c, Some(page2.last().unwrap().seq), 3).await.unwrap();
-    let names: Vec<String> = [page1, page2, page3].concat().into_iter().filter_map(|ev| ev.name).collect();
+    let page2 = e
+        .store
+        .timeline(e.ws, c, Some(page1.last().unwrap().seq), 3)
+        .await
+        .unwrap();
+    let page3 = e
+        .store
+        .timeline(e.ws, c, Some(page2.last().unwrap().seq), 3)
+        .await
+        .unwrap();
+    let names: Vec<String> = [page1, page2, page3]
+        .concat()
+        .into_iter()
+        .filter_map(|ev| ev.name)
+        .collect();
     assert_eq!(names, vec!["E6", "E5", "E4", "E3", "E2", "E1", "E0"]);
-    assert!(e.store.timeline(e.ws, ContactId::new(), None, 3).await.unwrap().is_empty());
+    assert!(e
+        .store
+        .timeline(e.ws, ContactId::new(), None, 3)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn a_lead_is_stored_with_its_event_and_a_retried_lead_answers_the_same_ids(e: Env) {
-    let body = json!({"name": "Bo", "email": "bo@x.io", "phone": "+1 415 555 2671", "budget": 5000});
+    let body =
+        json!({"name": "Bo", "email": "bo@x.io", "phone": "+1 415 555 2671", "budget": 5000});
     let lead = Lead::parse(body.as_object().unwrap(), Region::default()).unwrap();
-    let item = IngestItem { event: lead.to_event(Some("lead-key-1".into())), lead: Some(lead) };
-    let first = e.store.ingest(e.ws, vec![item.clone()], t0()).await.unwrap().remove(0);
-    let again = e.store.ingest(e.ws, vec![item], t0()).await.unwrap().remove(0);
+    let item = IngestItem {
+        event: lead.to_event(Some("lead-key-1".into())),
+        lead: Some(lead),
+    };
+    let first = e
+        .store
+        .ingest(e.ws, vec![item.clone()], t0())
+        .await
+        .unwrap()
+        .remove(0);
+    let again = e
+        .store
+        .ingest(e.ws, vec![item], t0())
+        .await
+        .unwrap()
+        .remove(0);
     assert!(first.lead_id.is_some());
-    assert_eq!((again.lead_id, again.event_id, again.duplicate), (first.lead_id, first.event_id, true));
-    let c = e.store.contact(e.ws, first.contact_id).await.unwrap().unwrap();
+    assert_eq!(
+        (again.lead_id, again.event_id, again.duplicate),
+        (first.lead_id, first.event_id, true)
+    );
+    let c = e
+        .store
+        .contact(e.ws, first.contact_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(c.traits["phone"], "+14155552671");
-    assert!(c.identities.contains(&Identity { kind: pronto_domain::IdentityKind::Phone, value: "+14155552671".into() }));
+    assert!(c.identities.contains(&Identity {
+        kind: pronto_domain::IdentityKind::Phone,
+        value: "+14155552671".into()
+    }));
     let tl = e.store.timeline(e.ws, c.id, None, 5).await.unwrap();
     assert_eq!(tl[0].name.as_deref(), Some("Lead Submitted"));
     assert_eq!(tl[0].payload["properties"]["fields"]["budget"], 5000);
@@ -177,13 +335,37 @@ async fn a_lead_is_stored_with_its_event_and_a_retried_lead_answers_the_same_ids
 
 async fn keys_belong_to_one_workspace_and_one_kind(e: Env) {
     assert!(!e.store.has_key(e.ws, KeyKind::Write).await.unwrap());
-    e.store.add_key(e.ws, KeyKind::Write, "hash-w").await.unwrap();
-    e.store.add_key(e.ws, KeyKind::Write, "hash-w").await.unwrap();
+    e.store
+        .add_key(e.ws, KeyKind::Write, "hash-w")
+        .await
+        .unwrap();
+    e.store
+        .add_key(e.ws, KeyKind::Write, "hash-w")
+        .await
+        .unwrap();
     assert!(e.store.has_key(e.ws, KeyKind::Write).await.unwrap());
     assert!(!e.store.has_key(e.ws, KeyKind::Admin).await.unwrap());
-    assert_eq!(e.store.key_workspace(KeyKind::Write, "hash-w").await.unwrap(), Some(e.ws));
-    assert_eq!(e.store.key_workspace(KeyKind::Admin, "hash-w").await.unwrap(), None);
-    assert_eq!(e.store.key_workspace(KeyKind::Write, "other").await.unwrap(), None);
+    assert_eq!(
+        e.store
+            .key_workspace(KeyKind::Write, "hash-w")
+            .await
+            .unwrap(),
+        Some(e.ws)
+    );
+    assert_eq!(
+        e.store
+            .key_workspace(KeyKind::Admin, "hash-w")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        e.store
+            .key_workspace(KeyKind::Write, "other")
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 async fn the_default_workspace_is_created_once(e: Env) {
@@ -198,9 +380,17 @@ async fn concurrent_first_events_of_one_person_end_in_one_contact(e: Env) {
         let store = e.store.clone();
         let ws = e.ws;
         tasks.push(tokio::spawn(async move {
-            let ev = msg(EventType::Track, json!({"anonymousId": format!("device-{}", i % 4), "event": "Cart Viewed",
-                                                 "properties": {"email": "same@person.io"}}));
-            store.ingest(ws, vec![ev.into()], t0()).await.unwrap().remove(0).contact_id
+            let ev = msg(
+                EventType::Track,
+                json!({"anonymousId": format!("device-{}", i % 4), "event": "Cart Viewed",
+                                                 "properties": {"email": "same@person.io"}}),
+            );
+            store
+                .ingest(ws, vec![ev.into()], t0())
+                .await
+                .unwrap()
+                .remove(0)
+                .contact_id
         }));
     }
     let mut ids = Vec::new();
@@ -216,14 +406,25 @@ async fn concurrent_first_events_of_one_person_end_in_one_contact(e: Env) {
     };
     assert_eq!(live.len(), 1, "one person, one contact: {live:?}");
     let c = live.into_iter().next().unwrap();
-    assert_eq!(e.store.timeline(e.ws, c, None, 100).await.unwrap().len(), 40);
+    assert_eq!(
+        e.store.timeline(e.ws, c, None, 100).await.unwrap().len(),
+        40
+    );
 }
 
 async fn accepted_events_survive_closing_and_reopening_the_store(e: Env) {
-    let done = e.one(msg(EventType::Track, json!({"userId": "u", "event": "Order Completed", "messageId": "o-1"}))).await;
+    let done = e
+        .one(msg(
+            EventType::Track,
+            json!({"userId": "u", "event": "Order Completed", "messageId": "o-1"}),
+        ))
+        .await;
     e.store.close().await;
     let reopened = connect(&e.db.url, Options::default()).await.unwrap();
-    let tl = reopened.timeline(e.ws, done.contact_id, None, 5).await.unwrap();
+    let tl = reopened
+        .timeline(e.ws, done.contact_id, None, 5)
+        .await
+        .unwrap();
     assert_eq!(tl.len(), 1);
     assert_eq!(tl[0].id, done.event_id);
     reopened.close().await;

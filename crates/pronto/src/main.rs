@@ -1,1 +1,167 @@
-fn main(){}
+//! The `pronto` binary: `serve`, `check`, `migrate`, `bench`.
+//!
+//! # Layout
+//! - `main.rs`: the command line (clap), logging setup, and each command's thin glue.
+//! - `bench.rs`: `pronto bench ingest` (HTTP load against a running or spawned server) and `pronto bench raw`
+//!   (the database's own insert limit at the same durability, for the ratio).
+
+mod bench;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use pronto_server::config::{Overrides, Settings};
+use pronto_server::App;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "pronto",
+    version,
+    about = "Answer every online lead and abandoned cart within minutes."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API (and, in later releases, the workers and dashboard).
+    Serve(ServeArgs),
+    /// Check a config file and exit 1 with the reason if it is invalid.
+    Check {
+        /// The file to check (default: $PRONTO_CONFIG, else ./pronto.toml, else the built-in example).
+        file: Option<PathBuf>,
+    },
+    /// Apply database migrations and exit.
+    Migrate {
+        #[arg(long, env = "DATABASE_URL", default_value = pronto_server::config::DEFAULT_DATABASE_URL)]
+        database_url: String,
+    },
+    /// Measure throughput and latency (see BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+#[derive(Args, Clone, Default)]
+struct ServeArgs {
+    /// Config file (default ./pronto.toml if present, else the built-in example).
+    #[arg(long, env = "PRONTO_CONFIG")]
+    config: Option<PathBuf>,
+    /// sqlite://FILE or postgres://… (default sqlite://pronto.db).
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// Address to listen on (default 127.0.0.1:8080).
+    #[arg(long, env = "PRONTO_LISTEN")]
+    listen: Option<String>,
+    /// Accept this write key instead of generating one.
+    #[arg(long, env = "PRONTO_WRITE_KEY", hide_env_values = true)]
+    write_key: Option<String>,
+    /// Accept this admin key instead of generating one.
+    #[arg(long, env = "PRONTO_ADMIN_KEY", hide_env_values = true)]
+    admin_key: Option<String>,
+    /// Outgoing mail server, lettre URL form (smtp://, smtps://).
+    #[arg(long, env = "PRONTO_SMTP_URL", hide_env_values = true)]
+    smtp_url: Option<String>,
+    /// SQLite durability: full (survives power loss) or normal (survives a crash of pronto).
+    #[arg(long, env = "PRONTO_SQLITE_SYNC")]
+    sqlite_sync: Option<String>,
+}
+
+impl From<ServeArgs> for Overrides {
+    fn from(a: ServeArgs) -> Self {
+        Overrides {
+            config: a.config,
+            database_url: a.database_url,
+            listen: a.listen,
+            write_key: a.write_key,
+            admin_key: a.admin_key,
+            smtp_url: a.smtp_url,
+            sqlite_sync: a.sqlite_sync,
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Check { file } => check(file),
+        Command::Migrate { database_url } => migrate(&database_url).await,
+        Command::Bench(cmd) => bench::run(cmd).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(args.into()).context("invalid configuration")?;
+    let listen = settings.listen;
+    let database = pronto_server::app::redact(&settings.database_url);
+    let source = settings.source.clone();
+    let app = App::build(settings, Arc::new(pronto_domain::SystemClock)).await?;
+    let listener = pronto_server::app::bind(listen).await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    println!("pronto {} is running at {url}", env!("CARGO_PKG_VERSION"));
+    println!(
+        "  database: {database} ({})",
+        app.state.service.store.backend()
+    );
+    println!("  config:   {source}");
+    println!("  API:      {url}/openapi.json   health: {url}/readyz   metrics: {url}/metrics");
+    if app.new_keys.write.is_some() || app.new_keys.admin.is_some() {
+        println!("  Keys generated on this first start. They are stored hashed and shown only now: copy them.");
+        if let Some(k) = &app.new_keys.write {
+            println!("    write key (Segment writeKey, forms, /v1/leads): {k}");
+        }
+        if let Some(k) = &app.new_keys.admin {
+            println!("    admin key (Authorization: Bearer …):            {k}");
+        }
+    }
+    app.serve(listener, pronto_server::app::shutdown_signal())
+        .await?;
+    println!("pronto stopped cleanly");
+    Ok(())
+}
+
+fn check(file: Option<PathBuf>) -> anyhow::Result<()> {
+    let file = file.or_else(|| std::env::var_os("PRONTO_CONFIG").map(PathBuf::from));
+    let settings = match file {
+        Some(path) => Settings::load(Overrides {
+            config: Some(path),
+            ..Default::default()
+        })?,
+        None => Settings::load(Overrides::default())?,
+    };
+    println!(
+        "{}: ok ({} form(s))",
+        settings.source,
+        settings.form_list.len()
+    );
+    Ok(())
+}
+
+async fn migrate(url: &str) -> anyhow::Result<()> {
+    let store = pronto_store::connect(url, pronto_store::Options::default()).await?;
+    store.close().await;
+    println!("migrations applied to {}", pronto_server::app::redact(url));
+    Ok(())
+}

@@ -1,0 +1,409 @@
+//! Configuration: `pronto.toml` (or the shipped example), overridden by environment variables and CLI flags.
+//!
+//! Precedence, highest first: CLI flag, environment variable, config file, built-in default. The environment
+//! names are fixed (tools and docs rely on them): `DATABASE_URL`, `PRONTO_LISTEN`, `PRONTO_CONFIG`,
+//! `PRONTO_WRITE_KEY`, `PRONTO_ADMIN_KEY`, `PRONTO_SMTP_URL`, `PRONTO_SQLITE_SYNC`.
+//!
+//! The file is parsed strictly (unknown keys are errors), so a typo is reported at start instead of being
+//! silently ignored.
+
+use pronto_domain::Region;
+use pronto_store::SqliteSync;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The example configuration shipped in the binary; used when no `pronto.toml` is present.
+pub const EXAMPLE_CONFIG: &str = include_str!("../../../pronto.example.toml");
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://pronto.db";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("config {field}: {message}")]
+    Invalid { field: String, message: String },
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// The file's shape.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub server: ServerSection,
+    #[serde(default)]
+    pub ingest: IngestSection,
+    #[serde(default)]
+    pub storage: StorageSection,
+    #[serde(default)]
+    pub forms: FormsSection,
+    #[serde(default)]
+    pub smtp: SmtpSection,
+    #[serde(default, rename = "form")]
+    pub forms_list: Vec<FormConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    pub listen: Option<String>,
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestSection {
+    /// Largest single event, in bytes (Segment's limit: 32 KB).
+    pub max_event_bytes: usize,
+    /// Largest batch request, in bytes (Segment's limit: 500 KB).
+    pub max_batch_bytes: usize,
+    /// ISO 3166 region that phone numbers without `+country` are read in.
+    pub default_region: String,
+}
+
+impl Default for IngestSection {
+    fn default() -> Self {
+        Self {
+            max_event_bytes: 32 * 1024,
+            max_batch_bytes: 500 * 1024,
+            default_region: "US".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSection {
+    /// SQLite: `full` (a 2xx survives power loss) or `normal` (a 2xx survives a crash of pronto).
+    pub sqlite_sync: String,
+    /// PostgreSQL: parallel group-commit writers.
+    pub pg_writers: usize,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        Self {
+            sqlite_sync: "full".into(),
+            pg_writers: 4,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FormsSection {
+    /// Form posts accepted per client IP per minute; more answer 429.
+    pub rate_limit_per_minute: u32,
+    /// Take the client IP from `X-Forwarded-For` (only behind a proxy you run).
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for FormsSection {
+    fn default() -> Self {
+        Self {
+            rate_limit_per_minute: 20,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSection {
+    /// lettre URL form, e.g. `smtps://user:pass@smtp.example.com`.
+    pub url: Option<String>,
+}
+
+/// A public HTML form, posted to `/f/{name}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormConfig {
+    pub name: String,
+    /// Where the browser goes after a successful post; a plain thank-you page when absent.
+    pub redirect: Option<String>,
+    /// A field humans leave empty (hide it with CSS); a post that fills it is dropped silently.
+    #[serde(default = "default_honeypot")]
+    pub honeypot: String,
+    /// The lead's `source` when the form does not send one.
+    pub source: Option<String>,
+}
+
+fn default_honeypot() -> String {
+    "website".into()
+}
+
+/// What the command line and environment say (clap fills it, reading the env names above).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub config: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub listen: Option<String>,
+    pub write_key: Option<String>,
+    pub admin_key: Option<String>,
+    pub smtp_url: Option<String>,
+    pub sqlite_sync: Option<String>,
+}
+
+/// The resolved, checked settings the server runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub write_key: Option<String>,
+    pub admin_key: Option<String>,
+    pub smtp_url: Option<String>,
+    pub sqlite_sync: SqliteSync,
+    pub pg_writers: usize,
+    pub region: Region,
+    pub max_event_bytes: usize,
+    pub max_batch_bytes: usize,
+    pub forms: FormsSection,
+    pub form_list: Vec<FormConfig>,
+    /// Where the configuration came from, for the start-up message.
+    pub source: String,
+}
+
+impl FileConfig {
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })
+    }
+}
+
+impl Settings {
+    /// Loads the file named by `overrides.config`, else `./pronto.toml` if present, else the shipped example;
+    /// then applies the overrides and checks everything.
+    pub fn load(overrides: Overrides) -> Result<Self, ConfigError> {
+        let (file, source) = match &overrides.config {
+            Some(path) => (read(path)?, path.display().to_string()),
+            None if Path::new("pronto.toml").exists() => {
+                (read(Path::new("pronto.toml"))?, "pronto.toml".into())
+            }
+            None => (
+                FileConfig::parse(EXAMPLE_CONFIG, "pronto.example.toml (built in)")?,
+                "the built-in example (pronto.example.toml)".into(),
+            ),
+        };
+        Self::resolve(file, overrides, source)
+    }
+
+    pub fn resolve(file: FileConfig, o: Overrides, source: String) -> Result<Self, ConfigError> {
+        let listen_text = o
+            .listen
+            .or(file.server.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen = listen_text.parse().map_err(|_| {
+            invalid(
+                "server.listen / PRONTO_LISTEN",
+                format!("`{listen_text}` is not an address like 127.0.0.1:8080"),
+            )
+        })?;
+        let database_url = o
+            .database_url
+            .or(file.server.database_url)
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+        if !["sqlite:", "postgres:", "postgresql:"]
+            .iter()
+            .any(|p| database_url.starts_with(p))
+        {
+            return Err(invalid(
+                "server.database_url / DATABASE_URL",
+                "must start with sqlite:// or postgres://",
+            ));
+        }
+        let sync_text = o.sqlite_sync.unwrap_or(file.storage.sqlite_sync);
+        let sqlite_sync = sync_text
+            .parse()
+            .map_err(|m| invalid("storage.sqlite_sync / PRONTO_SQLITE_SYNC", m))?;
+        let region = file
+            .ingest
+            .default_region
+            .parse()
+            .map_err(|m| invalid("ingest.default_region", m))?;
+        if file.ingest.max_event_bytes < 1024
+            || file.ingest.max_batch_bytes < file.ingest.max_event_bytes
+        {
+            return Err(invalid(
+                "ingest.max_event_bytes",
+                "must be at least 1024 and at most ingest.max_batch_bytes",
+            ));
+        }
+        if file.forms.rate_limit_per_minute == 0 {
+            return Err(invalid("forms.rate_limit_per_minute", "must be at least 1"));
+        }
+        for key in [&o.write_key, &o.admin_key].into_iter().flatten() {
+            if key.len() < 16 {
+                return Err(invalid(
+                    "PRONTO_WRITE_KEY / PRONTO_ADMIN_KEY",
+                    "a key must be at least 16 characters",
+                ));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, f) in file.forms_list.iter().enumerate() {
+            let field = format!("form[{i}]");
+            let ok_name = !f.name.is_empty()
+                && f.name.len() <= 64
+                && f.name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !ok_name {
+                return Err(invalid(
+                    format!("{field}.name"),
+                    "must be 1-64 letters, digits, - or _",
+                ));
+            }
+            if !seen.insert(f.name.clone()) {
+                return Err(invalid(
+                    format!("{field}.name"),
+                    format!("form `{}` is declared twice", f.name),
+                ));
+            }
+            if let Some(r) = &f.redirect {
+                if !(r.starts_with('/') || r.starts_with("https://") || r.starts_with("http://")) {
+                    return Err(invalid(
+                        format!("{field}.redirect"),
+                        "must be a path (/thanks) or an http(s) URL",
+                    ));
+                }
+            }
+            if f.honeypot.is_empty() {
+                return Err(invalid(format!("{field}.honeypot"), "must name a field"));
+            }
+        }
+        Ok(Self {
+            listen,
+            database_url,
+            write_key: o.write_key,
+            admin_key: o.admin_key,
+            smtp_url: o.smtp_url.or(file.smtp.url),
+            sqlite_sync,
+            pg_writers: file.storage.pg_writers.clamp(1, 64),
+            region,
+            max_event_bytes: file.ingest.max_event_bytes,
+            max_batch_bytes: file.ingest.max_batch_bytes,
+            forms: file.forms,
+            form_list: file.forms_list,
+            source,
+        })
+    }
+}
+
+fn read(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    FileConfig::parse(&text, &path.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_example_loads_and_declares_the_contact_form() {
+        let file = FileConfig::parse(EXAMPLE_CONFIG, "example").unwrap();
+        let s = Settings::resolve(file, Overrides::default(), "example".into()).unwrap();
+        assert!(s.form_list.iter().any(|f| f.name == "contact"));
+        assert_eq!(s.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(s.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(s.max_event_bytes, 32 * 1024);
+    }
+
+    #[test]
+    fn overrides_win_over_the_file() {
+        let file = FileConfig::parse(
+            "[server]\nlisten = \"127.0.0.1:9000\"\ndatabase_url = \"sqlite://a.db\"",
+            "t",
+        )
+        .unwrap();
+        let o = Overrides {
+            listen: Some("0.0.0.0:7000".into()),
+            ..Default::default()
+        };
+        let s = Settings::resolve(file, o, "t".into()).unwrap();
+        assert_eq!(s.listen.to_string(), "0.0.0.0:7000");
+        assert_eq!(s.database_url, "sqlite://a.db");
+    }
+
+    #[test]
+    fn each_bad_setting_is_refused_naming_it() {
+        let cases: &[(&str, Overrides, &str)] = &[
+            (
+                "[server]\nlisten = \"nowhere\"",
+                Overrides::default(),
+                "server.listen",
+            ),
+            (
+                "[server]\ndatabase_url = \"mysql://x\"",
+                Overrides::default(),
+                "server.database_url",
+            ),
+            (
+                "[storage]\nsqlite_sync = \"off\"",
+                Overrides::default(),
+                "storage.sqlite_sync",
+            ),
+            (
+                "[ingest]\ndefault_region = \"XX\"",
+                Overrides::default(),
+                "ingest.default_region",
+            ),
+            (
+                "[[form]]\nname = \"a b\"",
+                Overrides::default(),
+                "form[0].name",
+            ),
+            (
+                "[[form]]\nname = \"a\"\n[[form]]\nname = \"a\"",
+                Overrides::default(),
+                "form[1].name",
+            ),
+            (
+                "[[form]]\nname = \"a\"\nredirect = \"javascript:x\"",
+                Overrides::default(),
+                "form[0].redirect",
+            ),
+            (
+                "",
+                Overrides {
+                    write_key: Some("short".into()),
+                    ..Default::default()
+                },
+                "PRONTO_WRITE_KEY",
+            ),
+        ];
+        for (text, o, field) in cases {
+            let file = FileConfig::parse(text, "t").unwrap();
+            let err = Settings::resolve(file, o.clone(), "t".into())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(field), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_key_is_an_error_not_ignored() {
+        let err = FileConfig::parse("[server]\nlisen = \"x\"", "pronto.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lisen"), "{err}");
+    }
+}

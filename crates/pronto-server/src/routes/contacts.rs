@@ -1,0 +1,167 @@
+//! Contacts with their timelines (admin key).
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::Admin;
+use crate::service::{ContactPage, ContactQuery};
+use crate::state::AppState;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use pronto_domain::{ContactId, Invalid};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct Paging {
+    /// Events per page, newest first (1-500, default 50).
+    pub limit: Option<u32>,
+    /// Only events older than this `seq` (the previous page's `next_before`).
+    pub before: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct Lookup {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub user_id: Option<String>,
+    pub anonymous_id: Option<String>,
+    pub limit: Option<u32>,
+    pub before: Option<i64>,
+}
+
+/// A contact, its identities and one page of its timeline.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContactResponse {
+    #[schema(format = Uuid)]
+    pub id: String,
+    pub traits: Map<String, Value>,
+    pub identities: Vec<IdentityView>,
+    /// Contacts merged into this one (their ids still answer, as this contact).
+    pub merged_from: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub events: Vec<EventView>,
+    /// Pass as `before` for the next, older page; absent on the last page.
+    pub next_before: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IdentityView {
+    /// user_id, anonymous_id, email or phone (E.164).
+    pub kind: String,
+    pub value: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    #[schema(format = Uuid)]
+    pub id: String,
+    /// Commit order.
+    pub seq: i64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: Option<String>,
+    pub message_id: Option<String>,
+    /// When it happened, per the client.
+    pub timestamp: Option<DateTime<Utc>>,
+    /// When pronto committed it.
+    pub received_at: DateTime<Utc>,
+    /// The message exactly as sent.
+    pub payload: Value,
+}
+
+impl From<ContactPage> for ContactResponse {
+    fn from(p: ContactPage) -> Self {
+        let c = p.contact;
+        Self {
+            id: c.id.to_string(),
+            traits: c.traits,
+            identities: c
+                .identities
+                .into_iter()
+                .map(|i| IdentityView {
+                    kind: i.kind.as_str().into(),
+                    value: i.value,
+                })
+                .collect(),
+            merged_from: c.merged_from.iter().map(ToString::to_string).collect(),
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+            events: p
+                .events
+                .into_iter()
+                .map(|e| EventView {
+                    id: e.id.to_string(),
+                    seq: e.seq,
+                    kind: e.kind,
+                    name: e.name,
+                    message_id: e.message_id,
+                    timestamp: e.timestamp,
+                    received_at: e.received_at,
+                    payload: e.payload,
+                })
+                .collect(),
+            next_before: p.next_before,
+        }
+    }
+}
+
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(v)| v)
+        .map_err(|e| Invalid::one("query", e.body_text()).into())
+}
+
+/// A contact by id (a merged contact's id answers as the contact it became).
+#[utoipa::path(get, path = "/v1/contacts/{id}", tag = "admin",
+    params(("id" = String, Path, format = Uuid), Paging),
+    responses(
+        (status = 200, body = ContactResponse),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)
+    ),
+    security(("adminKey" = [])))]
+pub async fn get_contact(
+    State(s): State<AppState>,
+    Admin(ws): Admin,
+    Path(id): Path<String>,
+    paging: Result<Query<Paging>, QueryRejection>,
+) -> Result<Json<ContactResponse>, ApiError> {
+    let paging = query(paging)?;
+    let id: ContactId = id
+        .parse()
+        .map_err(|_| Invalid::one("id", "is not a contact id (a UUID)"))?;
+    let page = s
+        .service
+        .contact_page(ws, id, paging.before, paging.limit.unwrap_or(50))
+        .await?;
+    Ok(Json(page.into()))
+}
+
+/// The contact with exactly one of these identifiers (email and phone are normalised first).
+#[utoipa::path(get, path = "/v1/contacts", tag = "admin",
+    params(Lookup),
+    responses(
+        (status = 200, body = ContactResponse),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)
+    ),
+    security(("adminKey" = [])))]
+pub async fn find_contact(
+    State(s): State<AppState>,
+    Admin(ws): Admin,
+    lookup: Result<Query<Lookup>, QueryRejection>,
+) -> Result<Json<ContactResponse>, ApiError> {
+    let l = query(lookup)?;
+    let q = ContactQuery {
+        email: l.email,
+        phone: l.phone,
+        user_id: l.user_id,
+        anonymous_id: l.anonymous_id,
+    };
+    let id = s.service.find_contact(ws, &q).await?;
+    let page = s
+        .service
+        .contact_page(ws, id, l.before, l.limit.unwrap_or(50))
+        .await?;
+    Ok(Json(page.into()))
+}

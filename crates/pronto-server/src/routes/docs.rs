@@ -1,0 +1,116 @@
+//! The OpenAPI document's frame and the wire formats of bodies that handlers read as raw bytes (they are
+//! parsed by the domain crate, which names bad fields better than a derive could).
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "pronto",
+        description = "Answer every online lead and abandoned cart within minutes. Ingestion speaks the Segment \
+                       HTTP Tracking API, so the official Segment and RudderStack libraries work unchanged.",
+        license(name = "AGPL-3.0-only")
+    ),
+    modifiers(&Security),
+    tags(
+        (name = "ingest", description = "Events in: Segment tracking API, leads, HTML forms (write key)"),
+        (name = "admin", description = "Contacts and their timelines (admin key)"),
+        (name = "ops", description = "Health, readiness, metrics, this document")
+    ),
+    components(schemas(SegmentMessage, Batch, Success, LeadRequest, crate::error::ErrorBody, crate::error::FieldErrorBody))
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "writeKey",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "The write key as the Basic username, empty password (as Segment).",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "adminKey",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// A Segment tracking-API message. Which fields are required depends on the type: track needs `event`;
+/// alias needs `previousId` and `userId`; group needs `groupId`; all but alias need `userId` or `anonymousId`.
+/// Anything else is kept as sent.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SegmentMessage {
+    /// In a batch: identify, track, page, screen, group or alias. Single endpoints imply it.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// The client's id for the message; a repeat is a no-op that answers as the first.
+    pub message_id: Option<String>,
+    pub user_id: Option<String>,
+    pub anonymous_id: Option<String>,
+    /// track: the event name, e.g. `Checkout Started`, `Order Completed`.
+    pub event: Option<String>,
+    /// page/screen: the page name.
+    pub name: Option<String>,
+    pub properties: Option<Map<String, Value>>,
+    pub traits: Option<Map<String, Value>>,
+    pub context: Option<Map<String, Value>>,
+    pub integrations: Option<Map<String, Value>>,
+    /// ISO 8601 with offset: when it happened, per the client.
+    pub timestamp: Option<String>,
+    pub original_timestamp: Option<String>,
+    pub sent_at: Option<String>,
+    /// alias: the id being linked (usually the anonymous id).
+    pub previous_id: Option<String>,
+    /// group: the account id.
+    pub group_id: Option<String>,
+    /// The write key, for clients that cannot send HTTP Basic auth.
+    pub write_key: Option<String>,
+}
+
+/// A batch of messages, at most 500 KB, each at most 32 KB. All or nothing: one invalid message refuses the
+/// batch with a 400 that lists every bad message by index; nothing of it is stored.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Batch {
+    pub batch: Vec<SegmentMessage>,
+    pub sent_at: Option<String>,
+    pub write_key: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Success {
+    /// Always true: the message is durably committed.
+    pub success: bool,
+}
+
+impl Success {
+    pub const OK: Success = Success { success: true };
+}
+
+/// A lead. An email or a phone is required; any field not listed is kept with the lead.
+#[derive(Serialize, ToSchema)]
+pub struct LeadRequest {
+    pub name: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    /// As typed; without `+country` it is read in `ingest.default_region`.
+    pub phone: Option<String>,
+    pub company: Option<String>,
+    pub message: Option<String>,
+    /// Where the lead came from (`ads`, `partner`, …).
+    pub source: Option<String>,
+}

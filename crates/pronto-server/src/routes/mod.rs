@@ -1,0 +1,40 @@
+//! The HTTP surface. Every route is registered through utoipa-axum's `routes!`, so a route cannot exist
+//! without its entry in `/openapi.json`.
+
+pub mod contacts;
+pub mod docs;
+pub mod ingest;
+pub mod leads;
+pub mod ops;
+
+use crate::state::AppState;
+use axum::Router;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The router and the OpenAPI document built from the same registrations.
+pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let ingest = OpenApiRouter::new()
+        .routes(routes!(ingest::identify))
+        .routes(routes!(ingest::track))
+        .routes(routes!(ingest::page))
+        .routes(routes!(ingest::screen))
+        .routes(routes!(ingest::group))
+        .routes(routes!(ingest::alias))
+        .routes(routes!(ingest::batch))
+        .routes(routes!(leads::create_lead))
+        .routes(routes!(leads::post_form))
+        // Browsers post events and forms from the shop's own origin.
+        .layer(tower_http::cors::CorsLayer::permissive());
+    let (router, api) = OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
+        .merge(ingest)
+        .routes(routes!(contacts::get_contact))
+        .routes(routes!(contacts::find_contact))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(ops::openapi))
+        .split_for_parts();
+    (router, api)
+}
