@@ -127,6 +127,11 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static("Bearer realm=\"pronto\""),
                 );
             }
+            // The unread rest of an oversized body is not drained; closing tells the client not to reuse the
+            // connection for its next request.
+            Self::TooLarge { .. } => {
+                h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             Self::RateLimited { retry_after_secs } => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }

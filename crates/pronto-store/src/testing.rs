@@ -78,3 +78,19 @@ impl Drop for TestDb {
         .join();
     }
 }
+
+/// Runs each named async case once against SQLite and once against PostgreSQL. `$env` is an async fn in the
+/// calling module taking the backend name (`"sqlite"`, `"postgres"`) and returning what the cases take.
+#[macro_export]
+macro_rules! for_each_backend {
+    ($env:ident; $($case:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $case() { super::$case(super::$env("sqlite").await).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $case() { super::$case(super::$env("postgres").await).await } )*
+        }
+    };
+}

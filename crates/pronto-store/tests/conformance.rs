@@ -46,20 +46,7 @@ impl Env {
     }
 }
 
-macro_rules! conformance {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $case() { super::$case(super::env("sqlite").await).await } )*
-        }
-        mod postgres {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $case() { super::$case(super::env("postgres").await).await } )*
-        }
-    };
-}
-
-conformance!(
+pronto_store::for_each_backend!(env;
     events_get_increasing_sequence_numbers_and_are_read_back_as_sent,
     a_retry_with_the_same_message_id_is_a_no_op_that_answers_the_first_delivery,
     an_anonymous_cart_later_identified_by_email_merges_into_that_contact_with_its_history,
