@@ -1,0 +1,420 @@
+//! The `pronto` binary as a user runs it: first start, keys, signals, config checks, and the official Segment
+//! Node and Python libraries sending to it unchanged, on SQLite and PostgreSQL.
+//!
+//! The client libraries are installed by `scripts/test.sh` (npm ci, pip install); a missing one fails the
+//! test with the command to run, it never skips.
+
+use pronto_store::testing::TestDb;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `pronto serve` and the lines it printed before it was ready.
+struct Serve {
+    child: Child,
+    url: String,
+    banner: Vec<String>,
+}
+
+impl Serve {
+    fn start(dir: &Path, env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pronto"));
+        cmd.arg("serve")
+            .current_dir(dir)
+            .env("PRONTO_LISTEN", format!("127.0.0.1:{port}"))
+            .env_remove("DATABASE_URL")
+            .env_remove("PRONTO_CONFIG")
+            .env_remove("PRONTO_WRITE_KEY")
+            .env_remove("PRONTO_ADMIN_KEY")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn pronto serve");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let url = format!("http://127.0.0.1:{port}");
+        let mut banner = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            while let Ok(line) = rx.try_recv() {
+                banner.push(line);
+            }
+            if banner.iter().any(|l| l.contains("metrics:"))
+                && get(&format!("{url}/readyz")).is_ok()
+            {
+                std::thread::sleep(Duration::from_millis(50));
+                while let Ok(line) = rx.try_recv() {
+                    banner.push(line);
+                }
+                return Self { child, url, banner };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("pronto serve did not become ready; printed {banner:?}");
+    }
+
+    fn key(&self, which: &str) -> Option<String> {
+        self.banner
+            .iter()
+            .find(|l| l.trim_start().starts_with(which))
+            .and_then(|l| l.split_whitespace().last())
+            .map(str::to_string)
+    }
+
+    /// SIGTERM, then the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "pronto did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn get(url: &str) -> Result<Value, String> {
+    http("GET", url, None, None)
+}
+
+/// A tiny blocking HTTP client over the curl binary would add a dependency on curl; instead, reqwest's async
+/// client runs on a throw-away runtime.
+fn http(
+    method: &str,
+    url: &str,
+    bearer: Option<&str>,
+    basic_json: Option<(&str, Value)>,
+) -> Result<Value, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let mut req = if method == "GET" {
+            client.get(url)
+        } else {
+            client.post(url)
+        };
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        if let Some((key, body)) = basic_json {
+            req = req.basic_auth(key, Some("")).json(&body);
+        }
+        let res = req.send().await.map_err(|e| e.to_string())?;
+        let status = res.status();
+        let text = res.text().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!("{status}: {text}"));
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    })
+}
+
+#[test]
+fn a_first_start_with_no_configuration_creates_the_database_prints_the_url_and_keys_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Serve::start(dir.path(), &[]);
+    assert!(
+        first.banner[0].starts_with("pronto ") && first.banner[0].contains(&first.url),
+        "{:?}",
+        first.banner
+    );
+    assert!(first.banner.iter().any(|l| l.contains("built-in example")));
+    let write = first
+        .key("write key")
+        .expect("write key printed on first start");
+    let admin = first
+        .key("admin key")
+        .expect("admin key printed on first start");
+    assert!(
+        dir.path().join("pronto.db").exists(),
+        "SQLite file in the working directory"
+    );
+    assert!(
+        dir.path().join("pronto.db-wal").exists(),
+        "the database is in WAL mode"
+    );
+    http(
+        "POST",
+        &format!("{}/v1/track", first.url),
+        None,
+        Some((
+            &write,
+            serde_json::json!({"userId": "first", "event": "Hello"}),
+        )),
+    )
+    .unwrap();
+    assert!(first.terminate().success(), "SIGTERM exits 0");
+
+    let second = Serve::start(dir.path(), &[]);
+    assert_eq!(second.key("write key"), None, "keys are shown only once");
+    let contact = http(
+        "GET",
+        &format!("{}/v1/contacts?user_id=first", second.url),
+        Some(&admin),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        contact["events"][0]["name"], "Hello",
+        "the event survived the restart"
+    );
+}
+
+#[test]
+fn configured_keys_are_accepted_instead_of_generated_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Serve::start(
+        dir.path(),
+        &[
+            ("PRONTO_WRITE_KEY", "my-write-key-1234567"),
+            ("PRONTO_ADMIN_KEY", "my-admin-key-1234567"),
+        ],
+    );
+    assert_eq!(s.key("write key"), None);
+    assert_eq!(s.key("admin key"), None);
+    http(
+        "POST",
+        &format!("{}/v1/identify", s.url),
+        None,
+        Some(("my-write-key-1234567", serde_json::json!({"userId": "cfg"}))),
+    )
+    .unwrap();
+    http(
+        "GET",
+        &format!("{}/v1/contacts?user_id=cfg", s.url),
+        Some("my-admin-key-1234567"),
+        None,
+    )
+    .unwrap();
+}
+
+#[test]
+fn check_accepts_the_example_and_rejects_a_bad_config_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_pronto"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("PRONTO_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let ok = run(&[
+        "check",
+        repo().join("pronto.example.toml").to_str().unwrap(),
+    ]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[form]]\nname = \"contact\"\nredirect = \"ftp://x\"\n",
+    )
+    .unwrap();
+    let out = run(&["check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("form[0].redirect"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let serve = Command::new(env!("CARGO_BIN_EXE_pronto"))
+        .args([
+            "serve",
+            "--config",
+            bad.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        serve.status.code(),
+        Some(1),
+        "the server refuses an invalid config"
+    );
+    assert!(String::from_utf8_lossy(&serve.stderr).contains("form[0].redirect"));
+}
+
+fn run_client(program: &str, script: &Path, url: &str, key: &str, run_id: &str) {
+    let out = Command::new(program)
+        .arg(script)
+        .args([url, key, run_id])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program} (install it; scripts/test.sh does): {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {} failed (scripts/test.sh installs the client libraries):\n{}\n{}",
+        script.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn official_clients_are_accepted_unchanged(backend: &str) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(TestDb::of(backend));
+    let dir = tempfile::tempdir().unwrap();
+    let (write, admin) = ("client-write-key-123456", "client-admin-key-123456");
+    let s = Serve::start(
+        dir.path(),
+        &[
+            ("DATABASE_URL", &db.url),
+            ("PRONTO_WRITE_KEY", write),
+            ("PRONTO_ADMIN_KEY", admin),
+        ],
+    );
+    let clients = repo().join("tests/clients");
+    assert!(
+        clients.join("node/node_modules/@segment/analytics-node").exists(),
+        "@segment/analytics-node is not installed: run `npm ci --prefix tests/clients/node` (scripts/test.sh does)"
+    );
+    run_client("node", &clients.join("node/send.mjs"), &s.url, write, "n1");
+    let python = std::env::var("PRONTO_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    run_client(
+        &python,
+        &clients.join("python/send.py"),
+        &s.url,
+        write,
+        "p1",
+    );
+
+    let contact = |q: &str| {
+        http(
+            "GET",
+            &format!("{}/v1/contacts?{q}", s.url),
+            Some(admin),
+            None,
+        )
+        .unwrap()
+    };
+    // Node: identify + track on one anonymous id merge into the user; the checkout is stored exactly as sent.
+    let node = contact("user_id=node-n1");
+    let names: Vec<&str> = node["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert!(names.contains(&"Checkout Started"), "{names:?}");
+    let types: Vec<&str> = node["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    for t in ["identify", "track", "page", "screen", "group", "alias"] {
+        assert!(types.contains(&t), "node sent a {t}: {types:?}");
+    }
+    let checkout = node["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "Checkout Started")
+        .unwrap();
+    assert_eq!(
+        checkout["payload"]["properties"]["products"][0]["variant"],
+        "blue"
+    );
+    assert_eq!(
+        checkout["payload"]["context"]["library"]["name"],
+        "@segment/analytics-node"
+    );
+    assert!(checkout["message_id"].is_string() && checkout["timestamp"].is_string());
+    assert_eq!(node["traits"]["email"], "node-n1@example.com");
+    assert!(node["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["kind"] == "anonymous_id" && i["value"] == "anon-n1"));
+
+    // Python, plain and gzip: phone normalised to E.164, the order stored.
+    for (variant, phone) in [("plain", "+442079460018"), ("gz", "+442079460019")] {
+        let py = contact(&format!("user_id=py-p1-{variant}"));
+        assert!(
+            py["identities"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|i| i["kind"] == "phone" && i["value"] == phone),
+            "{py}"
+        );
+        let order = py["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == "Order Completed")
+            .expect("order stored");
+        assert_eq!(order["payload"]["properties"]["revenue"], 42.0);
+        assert_eq!(
+            order["payload"]["context"]["library"]["name"],
+            "analytics-python"
+        );
+        assert_eq!(
+            py["events"].as_array().unwrap().len(),
+            6,
+            "six messages, each stored once"
+        );
+    }
+    assert!(s.terminate().success());
+}
+
+#[test]
+fn the_official_segment_node_and_python_clients_work_unchanged_on_sqlite() {
+    official_clients_are_accepted_unchanged("sqlite");
+}
+
+#[test]
+fn the_official_segment_node_and_python_clients_work_unchanged_on_postgres() {
+    official_clients_are_accepted_unchanged("postgres");
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every test of pronto: installs the official Segment client libraries the end-to-end tests drive,
+# checks PostgreSQL is reachable (the conformance suite runs against it; it is never skipped), then cargo test.
+# Usage: scripts/test.sh [extra cargo test args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pg="${PRONTO_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}"
+if ! psql "$pg" -Atc 'select 1' >/dev/null 2>&1; then
+  echo "scripts/test.sh: PostgreSQL is not reachable at $pg (set PRONTO_TEST_POSTGRES)." >&2
+  echo "  Start it, e.g.: pg_ctlcluster --skip-systemctl-redirect \$(ls /etc/postgresql) main start" >&2
+  exit 1
+fi
+
+command -v node >/dev/null || { echo "scripts/test.sh: node is required for the Segment Node client test" >&2; exit 1; }
+npm ci --prefix tests/clients/node --no-audit --no-fund --loglevel=error
+python3 -m pip install --quiet --disable-pip-version-check -r tests/clients/python/requirements.txt
+
+cargo test --workspace --locked "$@"
