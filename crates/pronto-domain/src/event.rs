@@ -113,6 +113,12 @@ pub fn parse_message(
         return Err(Invalid::one("", "must be a JSON object"));
     };
     let mut e = Errors::default();
+    if let Some(at) = crate::fields::find_nul(&value, "") {
+        return Err(Invalid::one(
+            at,
+            "must not contain NUL (\\u0000) characters",
+        ));
+    }
     let kind = match kind {
         Some(k) => Some(k),
         None => match e.str(obj, "type", "") {

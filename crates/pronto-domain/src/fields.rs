@@ -120,3 +120,23 @@ impl Errors {
         }
     }
 }
+
+/// The path of the first string (or key) holding a NUL character. PostgreSQL text cannot store NUL, so such
+/// input is refused up front, the same way on every backend, instead of failing at commit.
+pub(crate) fn find_nul(v: &serde_json::Value, prefix: &str) -> Option<String> {
+    match v {
+        Value::String(s) if s.contains('\0') => Some(prefix.to_string()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| find_nul(x, &format!("{prefix}[{i}]"))),
+        Value::Object(o) => o.iter().find_map(|(k, x)| {
+            if k.contains('\0') {
+                Some(path(prefix, k))
+            } else {
+                find_nul(x, &path(prefix, k))
+            }
+        }),
+        _ => None,
+    }
+}

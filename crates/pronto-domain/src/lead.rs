@@ -41,6 +41,12 @@ pub struct Lead {
 impl Lead {
     /// Reads a lead from a JSON object. An email or a phone is required: a lead nobody can answer is not a lead.
     pub fn parse(obj: &Obj, region: Region) -> Result<Self, Invalid> {
+        if let Some(at) = crate::fields::find_nul(&Value::Object(obj.clone()), "") {
+            return Err(Invalid::one(
+                at,
+                "must not contain NUL (\\u0000) characters",
+            ));
+        }
         let mut e = Errors::default();
         let text = |e: &mut Errors, key: &str, max: usize| {
             let v = e

@@ -686,6 +686,8 @@ async fn no_garbage_input_makes_the_server_answer_5xx(s: Server) {
         format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)).into_bytes(),
         b"{\"userId\": \"\\ud800\", \"event\": \"x\"}".to_vec(),
         b"email=%ZZ&&&==".to_vec(),
+        b"{\"userId\": \"nul\\u0000\", \"event\": \"x\", \"traits\": {\"k\\u0000\": 1}}".to_vec(),
+        b"name=a%00b&email=nul%40x.io".to_vec(),
     ];
     let paths = [
         "/v1/track",

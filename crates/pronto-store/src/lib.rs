@@ -15,7 +15,6 @@
 
 mod ingest;
 mod postgres;
-mod sql;
 mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -104,7 +103,9 @@ pub struct Contact {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StoredEvent {
     pub id: EventId,
-    /// The commit order; timelines page on it.
+    /// The ordering sequence: increases with every accepted event; timelines page on it. On SQLite it is the
+    /// commit order; on PostgreSQL with several writers, events committed at the same moment may commit in a
+    /// slightly different order than their seq.
     pub seq: i64,
     pub contact_id: ContactId,
     #[serde(rename = "type")]

@@ -2,16 +2,16 @@
 //! a few group-commit writers in parallel; every uniqueness rule is a unique key, so concurrent writers and
 //! processes stay correct (a lost race is a conflict, rolled back to the item's savepoint and retried).
 
-use crate::ingest::{IngestTx, ItemError};
+use crate::ingest::{EventRow, IngestTx, ItemError};
 use crate::writer::{Begin, Commit, Writer};
 use crate::{
-    sql, Contact, DefaultWorkspace, IngestItem, Ingested, KeyKind, LeadRow, Options, Store,
-    StoreError, StoredEvent,
+    Contact, DefaultWorkspace, IngestItem, Ingested, KeyKind, LeadRow, Options, Store, StoreError,
+    StoredEvent,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use pronto_domain::resolve::Known;
-use pronto_domain::{ContactId, EventId, Identity, LeadId, NewEvent, WorkspaceId};
+use pronto_domain::{ContactId, EventId, Identity, LeadId, WorkspaceId};
 use serde_json::{Map, Value};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
@@ -70,47 +70,62 @@ impl Commit for PgTx {
     }
 }
 
+/// PostgreSQL takes a whole set of rows as array parameters, expanded by `UNNEST`: one prepared statement
+/// whatever the number of rows.
 #[async_trait]
 impl IngestTx for PgTx {
     async fn exec(&mut self, sql: &'static str) -> Result<(), sqlx::Error> {
         sqlx::query(sql).execute(&mut *self.0).await.map(|_| ())
     }
 
-    async fn find_event(
+    async fn find_events(
         &mut self,
         ws: WorkspaceId,
-        message_id: &str,
-    ) -> Result<Option<Ingested>, ItemError> {
-        let row = sqlx::query(
-            "SELECT e.id, e.seq, e.contact_id, l.id AS lead_id FROM events e LEFT JOIN leads l ON l.event_id = e.id \
-             WHERE e.workspace_id = $1 AND e.message_id = $2",
+        message_ids: &[&str],
+    ) -> Result<Vec<(String, Ingested)>, ItemError> {
+        let rows = sqlx::query(
+            "SELECT e.message_id, e.id, e.seq, e.contact_id, l.id AS lead_id FROM events e \
+             LEFT JOIN leads l ON l.event_id = e.id WHERE e.workspace_id = $1 AND e.message_id = ANY($2)",
         )
         .bind(ws.0)
-        .bind(message_id)
-        .fetch_optional(&mut *self.0)
+        .bind(message_ids)
+        .fetch_all(&mut *self.0)
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some(Ingested {
-            event_id: EventId(row.try_get("id")?),
-            seq: row.try_get("seq")?,
-            contact_id: ContactId(row.try_get("contact_id")?),
-            lead_id: row.try_get::<Option<Uuid>, _>("lead_id")?.map(LeadId),
-            duplicate: true,
-        }))
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            out.push((
+                row.try_get::<String, _>("message_id")?,
+                Ingested {
+                    event_id: EventId(row.try_get("id")?),
+                    seq: row.try_get("seq")?,
+                    contact_id: ContactId(row.try_get("contact_id")?),
+                    lead_id: row.try_get::<Option<Uuid>, _>("lead_id")?.map(LeadId),
+                    duplicate: true,
+                },
+            ));
+        }
+        Ok(out)
     }
 
     async fn owners(
         &mut self,
         ws: WorkspaceId,
-        identities: &[Identity],
+        identities: &[&Identity],
     ) -> Result<Vec<Known>, ItemError> {
-        let text = sql::owners(identities.len(), sql::pg_param);
-        let mut q = sqlx::query(&text).bind(ws.0);
-        for i in identities {
-            q = q.bind(i.kind.as_str()).bind(&i.value);
-        }
+        let kinds: Vec<&str> = identities.iter().map(|i| i.kind.as_str()).collect();
+        let values: Vec<&str> = identities.iter().map(|i| i.value.as_str()).collect();
+        let rows = sqlx::query(
+            "SELECT contact_id, kind, value FROM identities WHERE workspace_id = $1 AND contact_id IN \
+             (SELECT i.contact_id FROM UNNEST($2::text[], $3::text[]) AS q(kind, value) \
+              JOIN identities AS i ON i.workspace_id = $1 AND i.kind = q.kind AND i.value = q.value)",
+        )
+        .bind(ws.0)
+        .bind(&kinds)
+        .bind(&values)
+        .fetch_all(&mut *self.0)
+        .await?;
         let mut known: Vec<Known> = Vec::new();
-        for row in q.fetch_all(&mut *self.0).await? {
+        for row in rows {
             let id = ContactId(row.try_get(0)?);
             let identity = Identity {
                 kind: row
@@ -130,40 +145,82 @@ impl IngestTx for PgTx {
         Ok(known)
     }
 
-    async fn insert_contact(
+    async fn insert_contacts(
         &mut self,
         ws: WorkspaceId,
-        id: ContactId,
+        ids: &[ContactId],
         now: DateTime<Utc>,
     ) -> Result<(), ItemError> {
-        sqlx::query("INSERT INTO contacts (id, workspace_id, created_at, updated_at) VALUES ($1, $2, $3, $3)")
-            .bind(id.0)
-            .bind(ws.0)
-            .bind(now)
-            .execute(&mut *self.0)
-            .await?;
+        let ids: Vec<Uuid> = ids.iter().map(|c| c.0).collect();
+        sqlx::query(
+            "INSERT INTO contacts (id, workspace_id, created_at, updated_at) SELECT u, $1, $2, $2 FROM UNNEST($3::uuid[]) AS u",
+        )
+        .bind(ws.0)
+        .bind(now)
+        .bind(&ids)
+        .execute(&mut *self.0)
+        .await?;
         Ok(())
     }
 
-    async fn attach(
+    async fn insert_identities(
         &mut self,
         ws: WorkspaceId,
-        contact: ContactId,
-        identity: &Identity,
+        rows: &[(ContactId, &Identity)],
         now: DateTime<Utc>,
-    ) -> Result<bool, ItemError> {
+    ) -> Result<u64, ItemError> {
+        let kinds: Vec<&str> = rows.iter().map(|(_, i)| i.kind.as_str()).collect();
+        let values: Vec<&str> = rows.iter().map(|(_, i)| i.value.as_str()).collect();
+        let contacts: Vec<Uuid> = rows.iter().map(|(c, _)| c.0).collect();
         let done = sqlx::query(
-            "INSERT INTO identities (workspace_id, kind, value, contact_id, created_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT DO NOTHING",
+            "INSERT INTO identities (workspace_id, kind, value, contact_id, created_at) \
+             SELECT $1, k, v, c, $2 FROM UNNEST($3::text[], $4::text[], $5::uuid[]) AS t(k, v, c) ON CONFLICT DO NOTHING",
         )
         .bind(ws.0)
-        .bind(identity.kind.as_str())
-        .bind(&identity.value)
-        .bind(contact.0)
         .bind(now)
+        .bind(&kinds)
+        .bind(&values)
+        .bind(&contacts)
         .execute(&mut *self.0)
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done.rows_affected())
+    }
+
+    async fn insert_events(
+        &mut self,
+        ws: WorkspaceId,
+        rows: &[EventRow<'_>],
+    ) -> Result<Vec<(EventId, i64)>, ItemError> {
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id.0).collect();
+        let contacts: Vec<Uuid> = rows.iter().map(|r| r.contact.0).collect();
+        let mids: Vec<Option<&str>> = rows.iter().map(|r| r.event.message_id.as_deref()).collect();
+        let kinds: Vec<&str> = rows.iter().map(|r| r.event.kind.as_str()).collect();
+        let names: Vec<Option<&str>> = rows.iter().map(|r| r.event.name.as_deref()).collect();
+        let payloads: Vec<String> = rows.iter().map(|r| r.event.payload.to_string()).collect();
+        let client: Vec<Option<DateTime<Utc>>> = rows.iter().map(|r| r.event.timestamp).collect();
+        let received: Vec<DateTime<Utc>> = rows.iter().map(|r| r.received_at).collect();
+        let written = sqlx::query(
+            "INSERT INTO events (id, workspace_id, contact_id, message_id, type, name, payload, client_ts, received_at) \
+             SELECT id, $1, c, m, t, n, p::json, ts, rt FROM UNNEST($2::uuid[], $3::uuid[], $4::text[], $5::text[], \
+             $6::text[], $7::text[], $8::timestamptz[], $9::timestamptz[]) AS r(id, c, m, t, n, p, ts, rt) \
+             ON CONFLICT DO NOTHING RETURNING id, seq",
+        )
+        .bind(ws.0)
+        .bind(&ids)
+        .bind(&contacts)
+        .bind(&mids)
+        .bind(&kinds)
+        .bind(&names)
+        .bind(&payloads)
+        .bind(&client)
+        .bind(&received)
+        .fetch_all(&mut *self.0)
+        .await?;
+        let mut out = Vec::with_capacity(written.len());
+        for row in written {
+            out.push((EventId(row.try_get(0)?), row.try_get(1)?));
+        }
+        Ok(out)
     }
 
     async fn merge(
@@ -201,32 +258,6 @@ impl IngestTx for PgTx {
         .execute(&mut *self.0)
         .await?;
         Ok(())
-    }
-
-    async fn insert_event(
-        &mut self,
-        ws: WorkspaceId,
-        id: EventId,
-        contact: ContactId,
-        ev: &NewEvent,
-        received_at: DateTime<Utc>,
-    ) -> Result<Option<i64>, ItemError> {
-        let seq: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO events (id, workspace_id, contact_id, message_id, type, name, payload, client_ts, received_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8, $9) ON CONFLICT DO NOTHING RETURNING seq",
-        )
-        .bind(id.0)
-        .bind(ws.0)
-        .bind(contact.0)
-        .bind(ev.message_id.as_deref())
-        .bind(ev.kind.as_str())
-        .bind(ev.name.as_deref())
-        .bind(ev.payload.to_string())
-        .bind(ev.timestamp)
-        .bind(received_at)
-        .fetch_optional(&mut *self.0)
-        .await?;
-        Ok(seq)
     }
 
     async fn traits(&mut self, contact: ContactId) -> Result<Map<String, Value>, ItemError> {

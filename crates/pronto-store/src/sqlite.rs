@@ -1,16 +1,16 @@
 //! The embedded default: one SQLite file in WAL mode, one writer connection (SQLite's single-writer rule, and
 //! the group-commit writer is that one writer), a small pool of read-only connections beside it.
 
-use crate::ingest::{IngestTx, ItemError};
+use crate::ingest::{EventRow, IngestTx, ItemError};
 use crate::writer::{Begin, Commit, Writer};
 use crate::{
-    sql, Contact, DefaultWorkspace, IngestItem, Ingested, KeyKind, LeadRow, Options, Store,
-    StoreError, StoredEvent,
+    Contact, DefaultWorkspace, IngestItem, Ingested, KeyKind, LeadRow, Options, Store, StoreError,
+    StoredEvent,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use pronto_domain::resolve::Known;
-use pronto_domain::{ContactId, EventId, Identity, LeadId, NewEvent, WorkspaceId};
+use pronto_domain::{ContactId, EventId, Identity, LeadId, WorkspaceId};
 use serde_json::{Map, Value};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -142,45 +142,65 @@ fn ingested(row: &SqliteRow) -> Result<Ingested, StoreError> {
     })
 }
 
+/// SQLite takes a whole set of rows as one JSON array parameter, expanded by `json_each`: one cached
+/// statement whatever the number of rows (and far below SQLite's limit on bound parameters).
+fn json_rows<T: serde::Serialize>(rows: &T) -> Result<String, ItemError> {
+    serde_json::to_string(rows).map_err(|e| ItemError::Store(StoreError::Corrupt(e.to_string())))
+}
+
 #[async_trait]
 impl IngestTx for SqliteTx {
     async fn exec(&mut self, sql: &'static str) -> Result<(), sqlx::Error> {
         sqlx::query(sql).execute(&mut *self.0).await.map(|_| ())
     }
 
-    async fn find_event(
+    async fn find_events(
         &mut self,
         ws: WorkspaceId,
-        message_id: &str,
-    ) -> Result<Option<Ingested>, ItemError> {
-        let row = sqlx::query(
-            "SELECT e.id, e.seq, e.contact_id, l.id AS lead_id FROM events e LEFT JOIN leads l ON l.event_id = e.id \
-             WHERE e.workspace_id = ?1 AND e.message_id = ?2",
+        message_ids: &[&str],
+    ) -> Result<Vec<(String, Ingested)>, ItemError> {
+        let rows = sqlx::query(
+            "SELECT e.message_id, e.id, e.seq, e.contact_id, l.id AS lead_id FROM events e \
+             LEFT JOIN leads l ON l.event_id = e.id \
+             WHERE e.workspace_id = ?1 AND e.message_id IN (SELECT value FROM json_each(?2))",
         )
         .bind(ws.to_string())
-        .bind(message_id)
-        .fetch_optional(&mut *self.0)
+        .bind(json_rows(&message_ids)?)
+        .fetch_all(&mut *self.0)
         .await?;
-        Ok(row.as_ref().map(ingested).transpose()?)
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push((row.try_get::<String, _>("message_id")?, ingested(row)?));
+        }
+        Ok(out)
     }
 
     async fn owners(
         &mut self,
         ws: WorkspaceId,
-        identities: &[Identity],
+        identities: &[&Identity],
     ) -> Result<Vec<Known>, ItemError> {
-        let text = sql::owners(identities.len(), sql::sqlite_param);
-        let mut q = sqlx::query(&text).bind(ws.to_string());
-        for i in identities {
-            q = q.bind(i.kind.as_str()).bind(&i.value);
-        }
-        let rows = q.fetch_all(&mut *self.0).await?;
+        let pairs: Vec<(&str, &str)> = identities
+            .iter()
+            .map(|i| (i.kind.as_str(), i.value.as_str()))
+            .collect();
+        let rows = sqlx::query(
+            "SELECT contact_id, kind, value FROM identities WHERE workspace_id = ?1 AND contact_id IN \
+             (SELECT i.contact_id FROM json_each(?2) AS j JOIN identities AS i ON i.workspace_id = ?1 \
+              AND i.kind = json_extract(j.value, '$[0]') AND i.value = json_extract(j.value, '$[1]'))",
+        )
+        .bind(ws.to_string())
+        .bind(json_rows(&pairs)?)
+        .fetch_all(&mut *self.0)
+        .await?;
         let mut known: Vec<Known> = Vec::new();
         for row in rows {
             let id: ContactId = uuid(&row.try_get::<String, _>(0)?)?;
-            let kind: String = row.try_get(1)?;
             let identity = Identity {
-                kind: kind.parse().map_err(StoreError::Corrupt)?,
+                kind: row
+                    .try_get::<String, _>(1)?
+                    .parse()
+                    .map_err(StoreError::Corrupt)?,
                 value: row.try_get(2)?,
             };
             match known.iter_mut().find(|k| k.id == id) {
@@ -194,40 +214,91 @@ impl IngestTx for SqliteTx {
         Ok(known)
     }
 
-    async fn insert_contact(
+    async fn insert_contacts(
         &mut self,
         ws: WorkspaceId,
-        id: ContactId,
+        ids: &[ContactId],
         now: DateTime<Utc>,
     ) -> Result<(), ItemError> {
-        sqlx::query("INSERT INTO contacts (id, workspace_id, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)")
-            .bind(id.to_string())
-            .bind(ws.to_string())
-            .bind(ts(now))
-            .execute(&mut *self.0)
-            .await?;
+        sqlx::query(
+            "INSERT INTO contacts (id, workspace_id, created_at, updated_at) SELECT value, ?1, ?2, ?2 FROM json_each(?3)",
+        )
+        .bind(ws.to_string())
+        .bind(ts(now))
+        .bind(json_rows(&ids)?)
+        .execute(&mut *self.0)
+        .await?;
         Ok(())
     }
 
-    async fn attach(
+    async fn insert_identities(
         &mut self,
         ws: WorkspaceId,
-        contact: ContactId,
-        identity: &Identity,
+        rows: &[(ContactId, &Identity)],
         now: DateTime<Utc>,
-    ) -> Result<bool, ItemError> {
+    ) -> Result<u64, ItemError> {
+        let rows: Vec<(&str, &str, ContactId)> = rows
+            .iter()
+            .map(|(c, i)| (i.kind.as_str(), i.value.as_str(), *c))
+            .collect();
         let done = sqlx::query(
-            "INSERT INTO identities (workspace_id, kind, value, contact_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5) \
-             ON CONFLICT DO NOTHING",
+            "INSERT INTO identities (workspace_id, kind, value, contact_id, created_at) \
+             SELECT ?1, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), ?2 \
+             FROM json_each(?3) WHERE true ON CONFLICT DO NOTHING",
         )
         .bind(ws.to_string())
-        .bind(identity.kind.as_str())
-        .bind(&identity.value)
-        .bind(contact.to_string())
         .bind(ts(now))
+        .bind(json_rows(&rows)?)
         .execute(&mut *self.0)
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done.rows_affected())
+    }
+
+    async fn insert_events(
+        &mut self,
+        ws: WorkspaceId,
+        rows: &[EventRow<'_>],
+    ) -> Result<Vec<(EventId, i64)>, ItemError> {
+        let rows: Vec<(
+            EventId,
+            ContactId,
+            Option<&str>,
+            &str,
+            Option<&str>,
+            String,
+            Option<String>,
+            String,
+        )> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.id,
+                    r.contact,
+                    r.event.message_id.as_deref(),
+                    r.event.kind.as_str(),
+                    r.event.name.as_deref(),
+                    r.event.payload.to_string(),
+                    r.event.timestamp.map(ts),
+                    ts(r.received_at),
+                )
+            })
+            .collect();
+        let written = sqlx::query(
+            "INSERT INTO events (id, workspace_id, contact_id, message_id, type, name, payload, client_ts, received_at) \
+             SELECT json_extract(value, '$[0]'), ?1, json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
+             json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), \
+             json_extract(value, '$[6]'), json_extract(value, '$[7]') \
+             FROM json_each(?2) WHERE true ON CONFLICT DO NOTHING RETURNING id, seq",
+        )
+        .bind(ws.to_string())
+        .bind(json_rows(&rows)?)
+        .fetch_all(&mut *self.0)
+        .await?;
+        let mut out = Vec::with_capacity(written.len());
+        for row in written {
+            out.push((uuid(&row.try_get::<String, _>(0)?)?, row.try_get(1)?));
+        }
+        Ok(out)
     }
 
     async fn merge(
@@ -268,32 +339,6 @@ impl IngestTx for SqliteTx {
         Ok(())
     }
 
-    async fn insert_event(
-        &mut self,
-        ws: WorkspaceId,
-        id: EventId,
-        contact: ContactId,
-        ev: &NewEvent,
-        received_at: DateTime<Utc>,
-    ) -> Result<Option<i64>, ItemError> {
-        let seq: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO events (id, workspace_id, contact_id, message_id, type, name, payload, client_ts, received_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING RETURNING seq",
-        )
-        .bind(id.to_string())
-        .bind(ws.to_string())
-        .bind(contact.to_string())
-        .bind(ev.message_id.as_deref())
-        .bind(ev.kind.as_str())
-        .bind(ev.name.as_deref())
-        .bind(ev.payload.to_string())
-        .bind(ev.timestamp.map(ts))
-        .bind(ts(received_at))
-        .fetch_optional(&mut *self.0)
-        .await?;
-        Ok(seq)
-    }
-
     async fn traits(&mut self, contact: ContactId) -> Result<Map<String, Value>, ItemError> {
         let text: String = sqlx::query_scalar("SELECT traits FROM contacts WHERE id = ?1")
             .bind(contact.to_string())
@@ -310,7 +355,7 @@ impl IngestTx for SqliteTx {
     ) -> Result<(), ItemError> {
         sqlx::query("UPDATE contacts SET traits = ?2, updated_at = ?3 WHERE id = ?1")
             .bind(contact.to_string())
-            .bind(serde_json::to_string(traits).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+            .bind(json_rows(traits)?)
             .bind(ts(now))
             .execute(&mut *self.0)
             .await?;

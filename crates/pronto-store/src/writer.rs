@@ -6,7 +6,7 @@
 //! share one fsync; with no load a request is committed alone, at once. A request's answer is sent after the
 //! commit returned, so a 2xx built on it always means "durable".
 
-use crate::ingest::{ingest_request, IngestTx};
+use crate::ingest::{ingest_group, IngestTx};
 use crate::{IngestItem, Ingested, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -110,14 +110,22 @@ async fn commit_group<B: Begin>(db: &B, jobs: Vec<Job>) {
             return;
         }
     };
-    let mut results = Vec::with_capacity(jobs.len());
-    for job in &jobs {
-        results.push(ingest_request(&mut tx, job.workspace, &job.items, job.received_at).await);
-    }
+    let results = match ingest_group(&mut tx, &jobs).await {
+        Ok(r) => r,
+        Err(e) => {
+            // Nothing of the group is committed (the transaction is dropped, i.e. rolled back).
+            tracing::error!(error = %e, "group ingest failed; every request in the group is refused");
+            let msg = e.to_string();
+            for job in jobs {
+                let _ = job.reply.send(Err(StoreError::Unavailable(msg.clone())));
+            }
+            return;
+        }
+    };
     match tx.commit().await {
         Ok(()) => {
             for (job, result) in jobs.into_iter().zip(results) {
-                let _ = job.reply.send(result);
+                let _ = job.reply.send(Ok(result));
             }
         }
         Err(e) => {

@@ -58,6 +58,7 @@ pronto_store::for_each_backend!(env;
     the_default_workspace_is_created_once,
     concurrent_first_events_of_one_person_end_in_one_contact,
     accepted_events_survive_closing_and_reopening_the_store,
+    one_request_resolves_its_events_in_order_including_a_merge_inside_it,
 );
 
 async fn events_get_increasing_sequence_numbers_and_are_read_back_as_sent(e: Env) {
@@ -415,4 +416,51 @@ async fn accepted_events_survive_closing_and_reopening_the_store(e: Env) {
     assert_eq!(tl.len(), 1);
     assert_eq!(tl[0].id, done.event_id);
     reopened.close().await;
+}
+
+async fn one_request_resolves_its_events_in_order_including_a_merge_inside_it(e: Env) {
+    let items: Vec<IngestItem> = vec![
+        msg(EventType::Track, json!({"anonymousId": "in-1", "event": "Cart Viewed"})).into(),
+        msg(EventType::Identify, json!({"userId": "in-user", "traits": {"email": "in@x.io", "name": "In"}})).into(),
+        msg(EventType::Track, json!({"anonymousId": "in-1", "event": "Signed In", "context": {"traits": {"email": "in@x.io"}}})).into(),
+        msg(EventType::Identify, json!({"userId": "in-user", "traits": {"plan": "pro"}})).into(),
+    ];
+    let done = e.store.ingest(e.ws, items, t0()).await.unwrap();
+    let survivor = done[1].contact_id;
+    assert!(
+        done.iter().all(|d| d.contact_id == survivor),
+        "every answer names the surviving contact: {done:?}"
+    );
+    let c = e.store.contact(e.ws, survivor).await.unwrap().unwrap();
+    assert_eq!(c.merged_from.len(), 1);
+    assert_eq!(
+        Value::Object(c.traits),
+        json!({"email": "in@x.io", "name": "In", "plan": "pro"})
+    );
+    let names: Vec<String> = e
+        .store
+        .timeline(e.ws, survivor, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|ev| ev.kind + ":" + &ev.name.unwrap_or_default())
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            "identify:",
+            "track:Signed In",
+            "identify:",
+            "track:Cart Viewed"
+        ]
+    );
+    assert_eq!(
+        e.store
+            .contact(e.ws, done[0].contact_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        survivor
+    );
 }

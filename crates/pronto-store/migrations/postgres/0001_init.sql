@@ -26,6 +26,9 @@ CREATE TABLE contacts (
     updated_at   TIMESTAMPTZ NOT NULL
 );
 
+-- Merging repoints every contact merged into the one being merged.
+CREATE INDEX contacts_by_merged_into ON contacts (merged_into) WHERE merged_into IS NOT NULL;
+
 -- One identity belongs to one live contact: the primary key is what makes "one contact per person" hold,
 -- also with several writers and several pronto processes on this database.
 CREATE TABLE identities (
@@ -81,4 +84,5 @@ CREATE TABLE leads (
     created_at   TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX leads_by_contact ON leads (contact_id);
+CREATE INDEX leads_by_event ON leads (event_id);
 CREATE INDEX leads_by_time ON leads (workspace_id, created_at);
