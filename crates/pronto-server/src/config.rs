@@ -98,7 +98,7 @@ impl Default for StorageSection {
     fn default() -> Self {
         Self {
             sqlite_sync: "full".into(),
-            pg_writers: 4,
+            pg_writers: 2,
         }
     }
 }

@@ -97,9 +97,10 @@ pub(crate) trait IngestTx: Send {
         ws: WorkspaceId,
         rows: &[EventRow<'_>],
     ) -> Result<Vec<(EventId, i64)>, ItemError>;
-    /// Moves `from`'s identities, events and leads to `into`, marks `from` merged and records the merge.
-    /// `into`'s traits win over `from`'s.
-    async fn merge(
+    /// Moves `from`'s identities, events and leads to `into` and marks `from` (and whatever was merged into it)
+    /// merged into `into`.
+    async fn move_contact(&mut self, from: ContactId, into: ContactId) -> Result<(), ItemError>;
+    async fn record_merge(
         &mut self,
         ws: WorkspaceId,
         from: ContactId,
@@ -137,6 +138,22 @@ pub(crate) fn merge_traits(
         }
     }
     base
+}
+
+/// Merges `from` into `into`: rows move, `into`'s traits win over `from`'s, and the merge is recorded.
+async fn merge<T: IngestTx + ?Sized>(
+    tx: &mut T,
+    ws: WorkspaceId,
+    from: ContactId,
+    into: ContactId,
+    event: EventId,
+    now: DateTime<Utc>,
+) -> Result<(), ItemError> {
+    tx.move_contact(from, into).await?;
+    let older = tx.traits(from).await?;
+    let merged = merge_traits(older, &tx.traits(into).await?);
+    tx.set_traits(into, &merged, now).await?;
+    tx.record_merge(ws, from, into, event, now).await
 }
 
 /// The in-memory picture of the contacts a group touches, kept current as its events are resolved.
@@ -378,7 +395,7 @@ async fn ingest_workspace<T: IngestTx + ?Sized>(
         tx.insert_lead(ws, row, *contact, *event, *at).await?;
     }
     for (from, into, event, at) in &merges {
-        tx.merge(ws, *from, *into, *event, *at).await?;
+        merge(tx, ws, *from, *into, *event, *at).await?;
     }
     for (contact, newer, at) in trait_updates {
         let live = pic.live(contact);

@@ -208,7 +208,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             sqlite_sync: SqliteSync::Full,
-            pg_writers: 4,
+            pg_writers: 2,
             max_group_events: 2000,
         }
     }

@@ -3,7 +3,7 @@
 //! processes stay correct (a lost race is a conflict, rolled back to the item's savepoint and retried).
 
 use crate::ingest::{EventRow, IngestTx, ItemError};
-use crate::writer::{Begin, Commit, Writer};
+use crate::writer::{Begin, Commit, Writers};
 use crate::{
     Contact, DefaultWorkspace, IngestItem, Ingested, KeyKind, LeadRow, Options, Store, StoreError,
     StoredEvent,
@@ -13,16 +13,16 @@ use chrono::{DateTime, Utc};
 use pronto_domain::resolve::Known;
 use pronto_domain::{ContactId, EventId, Identity, LeadId, WorkspaceId};
 use serde_json::{Map, Value};
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{Postgres, Row, Transaction};
+use std::str::FromStr;
 use std::sync::Arc;
 use uuid::Uuid;
 
 pub struct PostgresStore {
     pool: Arc<PgDb>,
-    writer: std::sync::Mutex<Option<Writer>>,
-    tasks: tokio::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    writers: Writers,
 }
 
 pub(crate) struct PgDb(PgPool);
@@ -30,26 +30,19 @@ pub(crate) struct PgDb(PgPool);
 impl PostgresStore {
     pub async fn open(url: &str, opts: Options) -> Result<Self, StoreError> {
         let writers = opts.pg_writers.max(1);
+        // Plan every execution with its real parameters and the table's current size. With cached generic plans
+        // a statement first planned while a table was young kept a scan or hash join that later cost more than
+        // everything else together (seen under load); a few bulk statements per group make replanning cheap.
+        let connect =
+            PgConnectOptions::from_str(url)?.options([("plan_cache_mode", "force_custom_plan")]);
         let pool = PgPoolOptions::new()
             .max_connections(writers as u32 + 8)
-            .connect(url)
+            .connect_with(connect)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         let pool = Arc::new(PgDb(pool));
-        let (writer, tasks) = Writer::start(pool.clone(), writers, opts.max_group_events);
-        Ok(Self {
-            pool,
-            writer: std::sync::Mutex::new(Some(writer)),
-            tasks: tokio::sync::Mutex::new(tasks),
-        })
-    }
-
-    fn writer(&self) -> Result<Writer, StoreError> {
-        self.writer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .ok_or(StoreError::Closed)
+        let writers = Writers::start(pool.clone(), writers, opts.max_group_events);
+        Ok(Self { pool, writers })
     }
 }
 
@@ -84,8 +77,10 @@ impl IngestTx for PgTx {
         message_ids: &[&str],
     ) -> Result<Vec<(String, Ingested)>, ItemError> {
         let rows = sqlx::query(
-            "SELECT e.message_id, e.id, e.seq, e.contact_id, l.id AS lead_id FROM events e \
-             LEFT JOIN leads l ON l.event_id = e.id WHERE e.workspace_id = $1 AND e.message_id = ANY($2)",
+            "SELECT e.message_id, e.id, e.seq, e.contact_id, l.id AS lead_id \
+             FROM UNNEST($2::text[]) AS m(message_id) \
+             JOIN events e ON e.workspace_id = $1 AND e.message_id = m.message_id \
+             LEFT JOIN leads l ON l.event_id = e.id",
         )
         .bind(ws.0)
         .bind(message_ids)
@@ -115,7 +110,7 @@ impl IngestTx for PgTx {
         let kinds: Vec<&str> = identities.iter().map(|i| i.kind.as_str()).collect();
         let values: Vec<&str> = identities.iter().map(|i| i.value.as_str()).collect();
         let rows = sqlx::query(
-            "SELECT contact_id, kind, value FROM identities WHERE workspace_id = $1 AND contact_id IN \
+            "SELECT contact_id, kind, value FROM identities WHERE contact_id IN \
              (SELECT i.contact_id FROM UNNEST($2::text[], $3::text[]) AS q(kind, value) \
               JOIN identities AS i ON i.workspace_id = $1 AND i.kind = q.kind AND i.value = q.value)",
         )
@@ -223,14 +218,7 @@ impl IngestTx for PgTx {
         Ok(out)
     }
 
-    async fn merge(
-        &mut self,
-        ws: WorkspaceId,
-        from: ContactId,
-        into: ContactId,
-        event: EventId,
-        now: DateTime<Utc>,
-    ) -> Result<(), ItemError> {
+    async fn move_contact(&mut self, from: ContactId, into: ContactId) -> Result<(), ItemError> {
         for stmt in [
             "UPDATE identities SET contact_id = $2 WHERE contact_id = $1",
             "UPDATE events SET contact_id = $2 WHERE contact_id = $1",
@@ -243,9 +231,17 @@ impl IngestTx for PgTx {
                 .execute(&mut *self.0)
                 .await?;
         }
-        let older = self.traits(from).await?;
-        let merged = crate::ingest::merge_traits(older, &self.traits(into).await?);
-        self.set_traits(into, &merged, now).await?;
+        Ok(())
+    }
+
+    async fn record_merge(
+        &mut self,
+        ws: WorkspaceId,
+        from: ContactId,
+        into: ContactId,
+        event: EventId,
+        now: DateTime<Utc>,
+    ) -> Result<(), ItemError> {
         sqlx::query(
             "INSERT INTO contact_merges (workspace_id, from_contact, into_contact, event_id, merged_at) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -343,7 +339,7 @@ impl Store for PostgresStore {
         items: Vec<IngestItem>,
         received_at: DateTime<Utc>,
     ) -> Result<Vec<Ingested>, StoreError> {
-        self.writer()?.submit(workspace, items, received_at).await
+        self.writers.submit(workspace, items, received_at).await
     }
 
     async fn default_workspace(&self) -> Result<DefaultWorkspace, StoreError> {
@@ -502,10 +498,7 @@ impl Store for PostgresStore {
     }
 
     async fn close(&self) {
-        drop(self.writer.lock().unwrap_or_else(|e| e.into_inner()).take());
-        for task in self.tasks.lock().await.drain(..) {
-            let _ = task.await;
-        }
+        self.writers.close().await;
         self.pool.0.close().await;
     }
 }

@@ -2,7 +2,7 @@
 //! the group-commit writer is that one writer), a small pool of read-only connections beside it.
 
 use crate::ingest::{EventRow, IngestTx, ItemError};
-use crate::writer::{Begin, Commit, Writer};
+use crate::writer::{Begin, Commit, Writers};
 use crate::{
     Contact, DefaultWorkspace, IngestItem, Ingested, KeyKind, LeadRow, Options, Store, StoreError,
     StoredEvent,
@@ -47,8 +47,7 @@ impl FromStr for SqliteSync {
 pub struct SqliteStore {
     read: SqlitePool,
     write: Arc<WritePool>,
-    writer: std::sync::Mutex<Option<Writer>>,
-    tasks: tokio::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    writers: Writers,
 }
 
 pub(crate) struct WritePool(SqlitePool);
@@ -96,21 +95,12 @@ impl SqliteStore {
             .connect_with(connect.read_only(true))
             .await?;
         let write = Arc::new(WritePool(write));
-        let (writer, tasks) = Writer::start(write.clone(), 1, opts.max_group_events);
+        let writers = Writers::start(write.clone(), 1, opts.max_group_events);
         Ok(Self {
             read,
             write,
-            writer: std::sync::Mutex::new(Some(writer)),
-            tasks: tokio::sync::Mutex::new(tasks),
+            writers,
         })
-    }
-
-    fn writer(&self) -> Result<Writer, StoreError> {
-        self.writer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .ok_or(StoreError::Closed)
     }
 }
 
@@ -185,8 +175,8 @@ impl IngestTx for SqliteTx {
             .map(|i| (i.kind.as_str(), i.value.as_str()))
             .collect();
         let rows = sqlx::query(
-            "SELECT contact_id, kind, value FROM identities WHERE workspace_id = ?1 AND contact_id IN \
-             (SELECT i.contact_id FROM json_each(?2) AS j JOIN identities AS i ON i.workspace_id = ?1 \
+            "SELECT contact_id, kind, value FROM identities WHERE contact_id IN \
+             (SELECT i.contact_id FROM json_each(?2) AS j CROSS JOIN identities AS i ON i.workspace_id = ?1 \
               AND i.kind = json_extract(j.value, '$[0]') AND i.value = json_extract(j.value, '$[1]'))",
         )
         .bind(ws.to_string())
@@ -301,15 +291,8 @@ impl IngestTx for SqliteTx {
         Ok(out)
     }
 
-    async fn merge(
-        &mut self,
-        ws: WorkspaceId,
-        from: ContactId,
-        into: ContactId,
-        event: EventId,
-        now: DateTime<Utc>,
-    ) -> Result<(), ItemError> {
-        let (from_s, into_s) = (from.to_string(), into.to_string());
+    async fn move_contact(&mut self, from: ContactId, into: ContactId) -> Result<(), ItemError> {
+        let (from, into) = (from.to_string(), into.to_string());
         for stmt in [
             "UPDATE identities SET contact_id = ?2 WHERE contact_id = ?1",
             "UPDATE events SET contact_id = ?2 WHERE contact_id = ?1",
@@ -317,21 +300,29 @@ impl IngestTx for SqliteTx {
             "UPDATE contacts SET merged_into = ?2 WHERE id = ?1 OR merged_into = ?1",
         ] {
             sqlx::query(stmt)
-                .bind(&from_s)
-                .bind(&into_s)
+                .bind(&from)
+                .bind(&into)
                 .execute(&mut *self.0)
                 .await?;
         }
-        let older = self.traits(from).await?;
-        let merged = crate::ingest::merge_traits(older, &self.traits(into).await?);
-        self.set_traits(into, &merged, now).await?;
+        Ok(())
+    }
+
+    async fn record_merge(
+        &mut self,
+        ws: WorkspaceId,
+        from: ContactId,
+        into: ContactId,
+        event: EventId,
+        now: DateTime<Utc>,
+    ) -> Result<(), ItemError> {
         sqlx::query(
             "INSERT INTO contact_merges (workspace_id, from_contact, into_contact, event_id, merged_at) \
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )
         .bind(ws.to_string())
-        .bind(from_s)
-        .bind(into_s)
+        .bind(from.to_string())
+        .bind(into.to_string())
         .bind(event.to_string())
         .bind(ts(now))
         .execute(&mut *self.0)
@@ -422,7 +413,7 @@ impl Store for SqliteStore {
         items: Vec<IngestItem>,
         received_at: DateTime<Utc>,
     ) -> Result<Vec<Ingested>, StoreError> {
-        self.writer()?.submit(workspace, items, received_at).await
+        self.writers.submit(workspace, items, received_at).await
     }
 
     async fn default_workspace(&self) -> Result<DefaultWorkspace, StoreError> {
@@ -584,10 +575,7 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
-        drop(self.writer.lock().unwrap_or_else(|e| e.into_inner()).take());
-        for task in self.tasks.lock().await.drain(..) {
-            let _ = task.await;
-        }
+        self.writers.close().await;
         self.read.close().await;
         self.write.0.close().await;
     }

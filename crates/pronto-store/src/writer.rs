@@ -33,25 +33,25 @@ pub(crate) trait Commit: Send {
     async fn commit(self) -> Result<(), StoreError>;
 }
 
-/// The handle requests queue on. Dropping every handle lets the writers drain and stop.
-#[derive(Clone)]
-pub(crate) struct Writer {
-    queue: mpsc::Sender<Job>,
+/// The handle requests queue on, and the writer tasks behind it. `close` stops taking requests, lets the
+/// writers drain what is queued, and waits for them.
+pub(crate) struct Writers {
+    queue: std::sync::Mutex<Option<mpsc::Sender<Job>>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
-impl Writer {
+impl Writers {
     /// Starts `writers` tasks over `db`. Each group holds at most `max_events` events.
-    pub fn start<B: Begin>(
-        db: Arc<B>,
-        writers: usize,
-        max_events: usize,
-    ) -> (Self, Vec<tokio::task::JoinHandle<()>>) {
+    pub fn start<B: Begin>(db: Arc<B>, writers: usize, max_events: usize) -> Self {
         let (queue, rx) = mpsc::channel::<Job>(4096);
         let rx = Arc::new(Mutex::new(rx));
         let tasks = (0..writers.max(1))
             .map(|_| tokio::spawn(run(db.clone(), rx.clone(), max_events)))
             .collect();
-        (Self { queue }, tasks)
+        Self {
+            queue: std::sync::Mutex::new(Some(queue)),
+            tasks: Mutex::new(tasks),
+        }
     }
 
     pub async fn submit(
@@ -60,8 +60,14 @@ impl Writer {
         items: Vec<IngestItem>,
         received_at: DateTime<Utc>,
     ) -> Result<Vec<Ingested>, StoreError> {
+        let queue = self
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or(StoreError::Closed)?;
         let (reply, answer) = oneshot::channel();
-        self.queue
+        queue
             .send(Job {
                 workspace,
                 items,
@@ -71,6 +77,13 @@ impl Writer {
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    pub async fn close(&self) {
+        drop(self.queue.lock().unwrap_or_else(|e| e.into_inner()).take());
+        for task in self.tasks.lock().await.drain(..) {
+            let _ = task.await;
+        }
     }
 }
 

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Reproduces every figure in BENCHMARKS.md on this machine: pronto's HTTP ingestion on SQLite (both durability
+# settings) and PostgreSQL, and beside it each database's raw durable-insert limit. Takes about 4 minutes.
+# Usage: scripts/bench.sh   (PostgreSQL at $PRONTO_BENCH_POSTGRES, default postgres://postgres@127.0.0.1:5432)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pg="${PRONTO_BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432}"
+cargo build --release -q -p pronto
+b=target/release/pronto
+secs=8
+
+fresh_pg() {
+  psql "$pg/postgres" -qc "DROP DATABASE IF EXISTS pronto_bench WITH (FORCE)" -c "CREATE DATABASE pronto_bench" >/dev/null
+  echo "$pg/pronto_bench"
+}
+
+for sync in full normal; do
+  echo "== SQLite, synchronous=$sync"
+  $b bench ingest --sqlite-sync $sync --seconds $secs --concurrency 64
+  $b bench ingest --sqlite-sync $sync --seconds $secs --concurrency 16 --batch 100
+  $b bench ingest --sqlite-sync $sync --seconds $secs --concurrency 256 --rate 1000
+  $b bench raw --sqlite-sync $sync --seconds 4
+  $b bench raw --sqlite-sync $sync --seconds 4 --rows-per-commit 1000
+done
+
+echo "== PostgreSQL (synchronous_commit=$(psql "$pg/postgres" -Atc 'show synchronous_commit'))"
+$b bench ingest --database-url "$(fresh_pg)" --seconds $secs --concurrency 64
+$b bench ingest --database-url "$(fresh_pg)" --seconds $secs --concurrency 16 --batch 100
+$b bench ingest --database-url "$(fresh_pg)" --seconds $secs --concurrency 256 --rate 1000
+$b bench raw --database-url "$(fresh_pg)" --seconds 4 --clients 1
+$b bench raw --database-url "$(fresh_pg)" --seconds 4 --clients 8
+$b bench raw --database-url "$(fresh_pg)" --seconds 4 --clients 1 --rows-per-commit 100
+if command -v pgbench >/dev/null; then
+  db="$(fresh_pg)"
+  psql "$db" -qc "CREATE TABLE bench_raw (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, payload TEXT NOT NULL)"
+  script=$(mktemp)
+  echo "INSERT INTO bench_raw (payload) VALUES (repeat('x', 400));" > "$script"
+  for c in 1 8; do
+    echo "pgbench single-row insert, $c client(s): $(pgbench -n -c $c -j 2 -T 4 -f "$script" "$db" 2>/dev/null | grep -E '^tps')"
+  done
+  rm -f "$script"
+fi
+psql "$pg/postgres" -qc "DROP DATABASE IF EXISTS pronto_bench WITH (FORCE)" >/dev/null
