@@ -21,6 +21,25 @@ for sync in full normal; do
   $b bench ingest --sqlite-sync $sync --seconds $secs --concurrency 256 --rate 1000
   $b bench raw --sqlite-sync $sync --seconds 4
   $b bench raw --sqlite-sync $sync --seconds 4 --rows-per-commit 1000
+  # The same without sqlx in the way: SQLite's C library through Python's sqlite3 module.
+  for rows in 1 1000; do
+    python3 - "$sync" "$rows" <<'PY'
+import os, sqlite3, sys, tempfile, time
+sync, rows = sys.argv[1], int(sys.argv[2])
+path = os.path.join(tempfile.mkdtemp(), "native.db")
+db = sqlite3.connect(path, isolation_level=None)
+db.execute("PRAGMA journal_mode=WAL"); db.execute(f"PRAGMA synchronous={sync}")
+db.execute("CREATE TABLE bench_raw (id INTEGER PRIMARY KEY, payload TEXT NOT NULL)")
+payload, commits, start = "x" * 400, 0, time.perf_counter()
+while time.perf_counter() - start < 4:
+    db.execute("BEGIN")
+    for _ in range(rows):
+        db.execute("INSERT INTO bench_raw (payload) VALUES (?)", (payload,))
+    db.execute("COMMIT"); commits += 1
+secs = time.perf_counter() - start
+print(f"native sqlite3 (synchronous={sync}), {rows} row(s)/commit: {commits/secs:.0f} commits/s, {commits*rows/secs:.0f} rows/s")
+PY
+  done
 done
 
 echo "== PostgreSQL (synchronous_commit=$(psql "$pg/postgres" -Atc 'show synchronous_commit'))"
