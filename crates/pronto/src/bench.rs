@@ -328,17 +328,41 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs `clients` tasks, each repeating `commit_once` until the deadline, and counts the commits.
+async fn drive<F, Fut>(clients: usize, deadline: Instant, commit_once: F) -> anyhow::Result<u64>
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), sqlx::Error>> + Send,
+{
+    let commits = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (commits, commit_once) = (commits.clone(), commit_once.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                commit_once().await?;
+                commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok::<_, sqlx::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(commits.load(std::sync::atomic::Ordering::Relaxed))
+}
+
 async fn raw(a: RawArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let url = a
         .database_url
         .clone()
         .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("raw.db").display()));
-    let payload = "x".repeat(400);
+    let payload: Arc<str> = "x".repeat(400).into();
     let deadline = Instant::now() + Duration::from_secs(a.seconds);
-    let commits = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let rows = a.rows_per_commit;
     let started = Instant::now();
-    if url.starts_with("sqlite:") {
+    let commits = if url.starts_with("sqlite:") {
         use sqlx::sqlite::{
             SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
         };
@@ -361,28 +385,20 @@ async fn raw(a: RawArgs) -> anyhow::Result<()> {
         )
         .execute(&pool)
         .await?;
-        let mut tasks = Vec::new();
-        for _ in 0..a.clients {
-            let (pool, commits, payload) = (pool.clone(), commits.clone(), payload.clone());
-            let rows = a.rows_per_commit;
-            tasks.push(tokio::spawn(async move {
-                while Instant::now() < deadline {
-                    let mut tx = pool.begin().await?;
-                    for _ in 0..rows {
-                        sqlx::query("INSERT INTO bench_raw (payload) VALUES (?1)")
-                            .bind(&payload)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    tx.commit().await?;
-                    commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        drive(a.clients, deadline, move || {
+            let (pool, payload) = (pool.clone(), payload.clone());
+            async move {
+                let mut tx = pool.begin().await?;
+                for _ in 0..rows {
+                    sqlx::query("INSERT INTO bench_raw (payload) VALUES (?1)")
+                        .bind(&*payload)
+                        .execute(&mut *tx)
+                        .await?;
                 }
-                Ok::<_, sqlx::Error>(())
-            }));
-        }
-        for t in tasks {
-            t.await??;
-        }
+                tx.commit().await
+            }
+        })
+        .await?
     } else {
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(a.clients as u32)
@@ -391,32 +407,28 @@ async fn raw(a: RawArgs) -> anyhow::Result<()> {
         sqlx::query("CREATE TABLE IF NOT EXISTS bench_raw (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, payload TEXT NOT NULL)")
             .execute(&pool)
             .await?;
-        let mut tasks = Vec::new();
-        for _ in 0..a.clients {
-            let (pool, commits, payload) = (pool.clone(), commits.clone(), payload.clone());
-            let rows = a.rows_per_commit;
-            tasks.push(tokio::spawn(async move {
-                while Instant::now() < deadline {
-                    let mut tx = pool.begin().await?;
-                    for _ in 0..rows {
-                        sqlx::query("INSERT INTO bench_raw (payload) VALUES ($1)")
-                            .bind(&payload)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    tx.commit().await?;
-                    commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let cleanup = pool.clone();
+        let n = drive(a.clients, deadline, move || {
+            let (pool, payload) = (pool.clone(), payload.clone());
+            async move {
+                let mut tx = pool.begin().await?;
+                for _ in 0..rows {
+                    sqlx::query("INSERT INTO bench_raw (payload) VALUES ($1)")
+                        .bind(&*payload)
+                        .execute(&mut *tx)
+                        .await?;
                 }
-                Ok::<_, sqlx::Error>(())
-            }));
-        }
-        for t in tasks {
-            t.await??;
-        }
-        sqlx::query("DROP TABLE bench_raw").execute(&pool).await?;
-    }
+                tx.commit().await
+            }
+        })
+        .await?;
+        sqlx::query("DROP TABLE bench_raw")
+            .execute(&cleanup)
+            .await?;
+        n
+    };
     let secs = started.elapsed().as_secs_f64();
-    let c = commits.load(std::sync::atomic::Ordering::Relaxed) as f64;
+    let c = commits as f64;
     println!(
         "bench raw: {} ({}), {} client(s), {} row(s)/commit: {:.0} commits/s, {:.0} rows/s",
         pronto_server::app::redact(&url),
