@@ -125,6 +125,27 @@ pub(crate) trait IngestTx: Send {
     ) -> Result<(), ItemError>;
 }
 
+/// Groups `(contact, kind, value)` rows, as both backends' owner queries return them, into contacts.
+pub(crate) fn group_owners(
+    rows: Vec<(ContactId, String, String)>,
+) -> Result<Vec<Known>, StoreError> {
+    let mut known: Vec<Known> = Vec::new();
+    for (id, kind, value) in rows {
+        let identity = Identity {
+            kind: kind.parse().map_err(StoreError::Corrupt)?,
+            value,
+        };
+        match known.iter_mut().find(|k| k.id == id) {
+            Some(k) => k.identities.push(identity),
+            None => known.push(Known {
+                id,
+                identities: vec![identity],
+            }),
+        }
+    }
+    Ok(known)
+}
+
 /// Shallow merge where `newer` wins; a `null` in `newer` removes the trait (how an identify unsets one).
 pub(crate) fn merge_traits(
     mut base: Map<String, Value>,

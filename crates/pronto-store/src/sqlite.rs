@@ -183,25 +183,15 @@ impl IngestTx for SqliteTx {
         .bind(json_rows(&pairs)?)
         .fetch_all(&mut *self.0)
         .await?;
-        let mut known: Vec<Known> = Vec::new();
+        let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            let id: ContactId = uuid(&row.try_get::<String, _>(0)?)?;
-            let identity = Identity {
-                kind: row
-                    .try_get::<String, _>(1)?
-                    .parse()
-                    .map_err(StoreError::Corrupt)?,
-                value: row.try_get(2)?,
-            };
-            match known.iter_mut().find(|k| k.id == id) {
-                Some(k) => k.identities.push(identity),
-                None => known.push(Known {
-                    id,
-                    identities: vec![identity],
-                }),
-            }
+            out.push((
+                uuid(&row.try_get::<String, _>(0)?)?,
+                row.try_get(1)?,
+                row.try_get(2)?,
+            ));
         }
-        Ok(known)
+        Ok(crate::ingest::group_owners(out)?)
     }
 
     async fn insert_contacts(
