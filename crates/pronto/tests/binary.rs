@@ -418,3 +418,95 @@ fn the_official_segment_node_and_python_clients_work_unchanged_on_sqlite() {
 fn the_official_segment_node_and_python_clients_work_unchanged_on_postgres() {
     official_clients_are_accepted_unchanged("postgres");
 }
+
+/// The promise behind every 2xx: kill -9 the server in the middle of a stream of requests, start it again, and
+/// every event that was answered 2xx is there (events in flight when it died may or may not be, and a retry
+/// of those is safe).
+fn acknowledged_events_survive_kill_9(backend: &str) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(TestDb::of(backend));
+    let dir = tempfile::tempdir().unwrap();
+    let (write, admin) = ("kill9-write-key-1234567", "kill9-admin-key-1234567");
+    let env = [
+        ("DATABASE_URL", db.url.as_str()),
+        ("PRONTO_WRITE_KEY", write),
+        ("PRONTO_ADMIN_KEY", admin),
+    ];
+    let mut s = Serve::start(dir.path(), &env);
+    let acked: Vec<String> = rt.block_on(async {
+        let client = reqwest::Client::new();
+        let mut tasks = Vec::new();
+        for worker in 0..16 {
+            let (client, url) = (client.clone(), s.url.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut acked = Vec::new();
+                for n in 0.. {
+                    let id = format!("k9-{worker}-{n}");
+                    let body =
+                        serde_json::json!({"userId": "kill9", "event": "Tick", "messageId": id});
+                    match client
+                        .post(format!("{url}/v1/track"))
+                        .basic_auth(write, Some(""))
+                        .json(&body)
+                        .send()
+                        .await
+                    {
+                        Ok(r) if r.status().is_success() => acked.push(id),
+                        _ => break,
+                    }
+                }
+                acked
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        s.child.kill().unwrap(); // SIGKILL: no shutdown path runs.
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        all
+    });
+    let _ = s.child.wait();
+    assert!(
+        acked.len() > 100,
+        "the load ran ({} acknowledged)",
+        acked.len()
+    );
+    let again = Serve::start(dir.path(), &env);
+    let mut stored = std::collections::HashSet::new();
+    let mut before = String::new();
+    loop {
+        let page = http(
+            "GET",
+            &format!("{}/v1/contacts?user_id=kill9&limit=500{before}", again.url),
+            Some(admin),
+            None,
+        )
+        .unwrap();
+        for e in page["events"].as_array().unwrap() {
+            stored.insert(e["message_id"].as_str().unwrap().to_string());
+        }
+        match page["next_before"].as_i64() {
+            Some(b) => before = format!("&before={b}"),
+            None => break,
+        }
+    }
+    let lost: Vec<&String> = acked.iter().filter(|id| !stored.contains(*id)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged events lost, e.g. {:?}",
+        lost.len(),
+        acked.len(),
+        &lost[..lost.len().min(5)]
+    );
+}
+
+#[test]
+fn acknowledged_events_survive_kill_9_on_sqlite() {
+    acknowledged_events_survive_kill_9("sqlite");
+}
+
+#[test]
+fn acknowledged_events_survive_kill_9_on_postgres() {
+    acknowledged_events_survive_kill_9("postgres");
+}
