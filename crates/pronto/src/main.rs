@@ -83,14 +83,20 @@ impl From<ServeArgs> for Overrides {
     }
 }
 
+/// Logs go to stderr: human-readable by default, one JSON object per line with `PRONTO_LOG_FORMAT=json` (for
+/// log shippers). Nothing at info level carries an email, phone or name.
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("RUST_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false)
-        .init();
+        .with_writer(std::io::stderr);
+    if std::env::var("PRONTO_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        builder.json().init();
+    } else {
+        builder.with_target(false).init();
+    }
 }
 
 #[tokio::main]
