@@ -7,6 +7,8 @@
 //! - [`identity`]: checked identifiers: [`Email`], [`Phone`] (E.164), [`Identity`] and its kinds.
 //! - [`event`]: Segment tracking-API messages (identify, track, page, screen, group, alias) parsed into [`NewEvent`].
 //! - [`ecommerce`]: the Segment e-commerce v2 events (`Checkout Started`, `Order Completed`, …) as typed structs.
+//! - [`flow`]: `[[flow]]` definitions checked into [`flow::Flow`] (errors name flow, step and field) and the
+//!   pure timing decisions (tiered waits, run keys). Not yet run by the server: the scheduler comes next.
 //! - [`lead`]: a lead from JSON or an HTML form, checked, and the `Lead Submitted` event it becomes.
 //! - [`resolve`]: identity resolution: which contact an event belongs to, and which contacts merge.
 //! - [`clock`]: the injected [`Clock`], so time-dependent code is tested without sleeping.
@@ -16,6 +18,7 @@ pub mod clock;
 pub mod ecommerce;
 pub mod error;
 pub mod event;
+pub mod flow;
 pub mod identity;
 pub mod ids;
 pub mod lead;
