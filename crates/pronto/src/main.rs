@@ -136,7 +136,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if app.new_keys.write.is_some() || app.new_keys.admin.is_some() {
         println!("  Keys generated on this first start. They are stored hashed and shown only now: copy them.");
         if let Some(k) = &app.new_keys.write {
-            println!("    write key (Segment writeKey, forms, /v1/leads): {k}");
+            println!("    write key (Segment writeKey, /v1/leads):        {k}");
         }
         if let Some(k) = &app.new_keys.admin {
             println!("    admin key (Authorization: Bearer …):            {k}");
