@@ -1,0 +1,161 @@
+//! Email over SMTP.
+//!
+//! `PRONTO_SMTP_URL` uses lettre's URL form: `smtp://host:25` (plain; add `?tls=opportunistic` or
+//! `?tls=required` for STARTTLS), `smtps://user:pass@host:465` (TLS from the first byte). Credentials in the URL
+//! are percent-decoded; TLS certificates are checked against the Mozilla roots (webpki-roots).
+
+use crate::SendError;
+use lettre::message::header::ContentType;
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use std::time::Duration;
+
+/// One email, ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email {
+    /// `Shop <shop@example.com>` or a bare address.
+    pub from: String,
+    pub to: String,
+    /// Where a reply goes: a real person, not a no-reply box.
+    pub reply_to: Option<String>,
+    pub subject: String,
+    pub text: String,
+    /// When present the message is multipart/alternative (plain text and HTML).
+    pub html: Option<String>,
+    /// The outbox idempotency key; sent as the Message-ID (`<key@domain-of-from>`), so a receiving system can
+    /// recognise a duplicate and a reply can be threaded back to the message.
+    pub idempotency_key: String,
+}
+
+impl Email {
+    fn mailbox(field: &str, text: &str) -> Result<Mailbox, SendError> {
+        text.parse()
+            .map_err(|e| SendError::Invalid(format!("{field} `{text}`: {e}")))
+    }
+
+    /// The Message-ID this email is sent with.
+    pub fn message_id(&self) -> Result<String, SendError> {
+        let from = Self::mailbox("from", &self.from)?;
+        Ok(format!(
+            "<{}@{}>",
+            self.idempotency_key,
+            from.email.domain()
+        ))
+    }
+
+    fn build(&self) -> Result<Message, SendError> {
+        let mut b = Message::builder()
+            .from(Self::mailbox("from", &self.from)?)
+            .to(Self::mailbox("to", &self.to)?)
+            .subject(&self.subject)
+            .message_id(Some(self.message_id()?));
+        if let Some(r) = &self.reply_to {
+            b = b.reply_to(Self::mailbox("reply_to", r)?);
+        }
+        let built = match &self.html {
+            Some(html) => b.multipart(MultiPart::alternative_plain_html(
+                self.text.clone(),
+                html.clone(),
+            )),
+            None => b.singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(self.text.clone()),
+            ),
+        };
+        built.map_err(|e| SendError::Invalid(e.to_string()))
+    }
+}
+
+/// Sends over one SMTP server, reusing connections.
+#[derive(Clone)]
+pub struct SmtpSender {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("PRONTO_SMTP_URL `{url}`: {message}")]
+pub struct SmtpUrlError {
+    url: String,
+    message: String,
+}
+
+impl SmtpSender {
+    /// From a lettre SMTP URL (see the module docs). The password is never part of the error. Call it inside a
+    /// Tokio runtime: the connection pool runs a task.
+    pub fn from_url(url: &str) -> Result<Self, SmtpUrlError> {
+        let shown = redact(url);
+        let builder =
+            AsyncSmtpTransport::<Tokio1Executor>::from_url(url).map_err(|e| SmtpUrlError {
+                url: shown,
+                message: e.to_string(),
+            })?;
+        Ok(Self {
+            transport: builder.timeout(Some(Duration::from_secs(30))).build(),
+        })
+    }
+
+    /// Delivers one email. 4xx replies and connection trouble are temporary; 5xx replies are permanent and
+    /// carry the server's words.
+    pub async fn send(&self, email: &Email) -> Result<(), SendError> {
+        let message = email.build()?;
+        match self.transport.send(message).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
+            Err(e) => Err(SendError::Temporary(e.to_string())),
+        }
+    }
+}
+
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_idempotency_key_becomes_the_message_id_in_the_senders_domain() {
+        let e = Email {
+            from: "Shop <orders@shop.example>".into(),
+            to: "ann@example.com".into(),
+            reply_to: None,
+            subject: "s".into(),
+            text: "t".into(),
+            html: None,
+            idempotency_key: "run-1.step-2".into(),
+        };
+        assert_eq!(e.message_id().unwrap(), "<run-1.step-2@shop.example>");
+    }
+
+    #[test]
+    fn an_unparseable_address_is_invalid_not_retried() {
+        let e = Email {
+            from: "shop".into(),
+            to: "ann@example.com".into(),
+            reply_to: None,
+            subject: "s".into(),
+            text: "t".into(),
+            html: None,
+            idempotency_key: "k".into(),
+        };
+        assert!(matches!(e.build(), Err(SendError::Invalid(m)) if m.contains("from")));
+    }
+
+    #[tokio::test]
+    async fn smtp_urls_are_checked_and_passwords_never_shown() {
+        assert!(SmtpSender::from_url("smtp://127.0.0.1:2525").is_ok());
+        assert!(SmtpSender::from_url("smtps://user:pa%24%24@smtp.example.com:465").is_ok());
+        assert!(SmtpSender::from_url("smtp://h:25?tls=required").is_ok());
+        let err = SmtpSender::from_url("http://user:secret@host")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(!err.contains("secret"), "{err}");
+        assert!(err.contains("***@host"), "{err}");
+    }
+}

@@ -1,0 +1,26 @@
+//! pronto's outbound channels. Sending is separate from deciding: the engine writes a message to the outbox with
+//! an idempotency key, and a delivery worker hands it to a channel here. A channel's only job is to deliver one
+//! message and to say precisely how a failure should be treated: retry later ([`SendError::Temporary`]), give
+//! up with the server's reply ([`SendError::Permanent`]), or fix the message ([`SendError::Invalid`]).
+//!
+//! # Layout
+//! - [`email`]: [`email::Email`] and [`email::SmtpSender`] (lettre; `smtp://`, `smtps://`, STARTTLS modes, auth),
+//!   with the idempotency key as the Message-ID.
+//! - `tests/smtp.rs`: against a real SMTP conversation (an in-test listener that speaks the protocol and can be
+//!   told to refuse with 4xx or 5xx replies).
+
+pub mod email;
+
+/// How a failed delivery is to be treated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Try again later (a 4xx reply, a refused or dropped connection, a timeout).
+    #[error("temporary failure: {0}")]
+    Temporary(String),
+    /// Do not try again; the text is the server's reply (a 5xx: no such mailbox, rejected as spam, …).
+    #[error("permanent failure: {0}")]
+    Permanent(String),
+    /// The message itself is unusable (an address that does not parse); retrying cannot help.
+    #[error("invalid message: {0}")]
+    Invalid(String),
+}
