@@ -11,6 +11,8 @@
 //!   pure timing decisions (tiered waits, run keys). Not yet run by the server: the scheduler comes next.
 //! - [`lead`]: a lead from JSON or an HTML form, checked, and the `Lead Submitted` event it becomes.
 //! - [`resolve`]: identity resolution: which contact an event belongs to, and which contacts merge.
+//! - [`template`]: minijinja message templates checked at load (errors name template and part), the cart
+//!   as a template sees it, money formatting and tracked links. Not yet used by the server.
 //! - [`clock`]: the injected [`Clock`], so time-dependent code is tested without sleeping.
 //! - [`ids`]: typed ids (UUID v7, so ids sort by creation time).
 
@@ -23,6 +25,7 @@ pub mod identity;
 pub mod ids;
 pub mod lead;
 pub mod resolve;
+pub mod template;
 
 mod fields;
 
