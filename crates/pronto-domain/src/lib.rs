@@ -9,6 +9,8 @@
 //! - [`ecommerce`]: the Segment e-commerce v2 events (`Checkout Started`, `Order Completed`, …) as typed structs.
 //! - [`flow`]: `[[flow]]` definitions checked into [`flow::Flow`] (errors name flow, step and field) and the
 //!   pure timing decisions (tiered waits, run keys). Not yet run by the server: the scheduler comes next.
+//! - [`engine`]: the flow engine's pure decisions: start/refresh/ignore on a trigger, exit rules by key or
+//!   contact (out-of-order safe), walking steps to the next wait. Not yet called by the server.
 //! - [`lead`]: a lead from JSON or an HTML form, checked, and the `Lead Submitted` event it becomes.
 //! - [`resolve`]: identity resolution: which contact an event belongs to, and which contacts merge.
 //! - [`template`]: minijinja message templates checked at load (errors name template and part), the cart
@@ -18,6 +20,7 @@
 
 pub mod clock;
 pub mod ecommerce;
+pub mod engine;
 pub mod error;
 pub mod event;
 pub mod flow;

@@ -1,0 +1,300 @@
+//! The flow engine's decisions, as pure functions of (flow, run, event or timer, now). The store applies what
+//! they return inside the transaction that read their inputs, so a decision and its effects are atomic; keeping
+//! the decisions here keeps the hard logic testable without I/O (groundwork for the flows issue: the scheduler
+//! and store that call these come next).
+//!
+//! Rules:
+//! - A trigger with no run for its key starts one; with a run in progress, `reentry = "update"` refreshes the
+//!   run's snapshot and restarts its current wait (idle time counts from the last activity), `once` ignores it.
+//! - An exit event ends a run when it matches the run's key (`same = "key"`: the event's value at the flow's key
+//!   path equals the run key; its time does not matter, an order for this checkout is final whenever it
+//!   happened) or its contact (`same = "contact"`: the event happened at or after the run's trigger by the
+//!   client's clock, so an order delivered late still counts and last year's order does not).
+//! - Walking the steps from a position: `send` steps are emitted in order until a `wait` (scheduled at now +
+//!   its duration for this snapshot) or the end or an `exit`.
+
+use crate::flow::{Flow, Reentry, Same, Step};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+/// What the engine knows of a run in progress.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    pub key: String,
+    pub contact: String,
+    /// The step the run is waiting at.
+    pub step: usize,
+    /// When the trigger happened, by the client's clock (else when pronto received it).
+    pub started: DateTime<Utc>,
+}
+
+/// An effect the store must carry out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Send the message of step `step` (through the outbox, keyed by run and step).
+    Send { step: usize },
+    /// Sleep until `at`, then continue after step `step`.
+    Wait { step: usize, at: DateTime<Utc> },
+    /// The run has no steps left.
+    Finish,
+}
+
+/// The steps from `from` on, until the next wait or the end.
+pub fn advance(flow: &Flow, from: usize, snapshot: &Value, now: DateTime<Utc>) -> Vec<Action> {
+    let mut out = Vec::new();
+    for (i, step) in flow.steps.iter().enumerate().skip(from) {
+        match step {
+            Step::Send { .. } => out.push(Action::Send { step: i }),
+            Step::Wait(w) => {
+                // Waits are at most a year (checked at load); saturate rather than overflow all the same.
+                let at = chrono::Duration::from_std(w.duration(snapshot))
+                    .ok()
+                    .and_then(|d| now.checked_add_signed(d))
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC);
+                out.push(Action::Wait { step: i, at });
+                return out;
+            }
+            Step::Exit => break,
+        }
+    }
+    out.push(Action::Finish);
+    out
+}
+
+/// What a trigger event does to a flow.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OnTrigger {
+    /// Start a run with this key and carry out the actions.
+    Start {
+        key: String,
+        actions: Vec<Action>,
+    },
+    /// Replace the run's snapshot with the event and carry out the actions (its wait restarted).
+    Refresh {
+        actions: Vec<Action>,
+    },
+    Ignore(&'static str),
+}
+
+/// Decides for an event whose name is one of the flow's triggers. `existing` is the run in progress for the
+/// event's key, if any.
+pub fn on_trigger(
+    flow: &Flow,
+    event: &Value,
+    contact: &str,
+    existing: Option<&Run>,
+    now: DateTime<Utc>,
+) -> OnTrigger {
+    let Some(key) = flow.run_key(event, contact) else {
+        return OnTrigger::Ignore("the event has no value at the flow's key");
+    };
+    match (existing, flow.reentry) {
+        (None, _) => OnTrigger::Start {
+            key,
+            actions: advance(flow, 0, event, now),
+        },
+        (Some(_), Reentry::Once) => {
+            OnTrigger::Ignore("a run for this key exists and reentry is once")
+        }
+        (Some(run), Reentry::Update) => {
+            // Restart the wait the run is in; if it is past its waits, the refresh changes only the snapshot.
+            let actions = match flow.steps.get(run.step) {
+                Some(Step::Wait(_)) => advance(flow, run.step, event, now),
+                _ => Vec::new(),
+            };
+            OnTrigger::Refresh { actions }
+        }
+    }
+}
+
+/// The index of the first exit rule this event meets for the run, if any. `event_time` is the event's client
+/// timestamp, else its receive time.
+pub fn exit_rule(
+    flow: &Flow,
+    run: &Run,
+    event_name: &str,
+    event: &Value,
+    event_contact: &str,
+    event_time: DateTime<Utc>,
+) -> Option<usize> {
+    flow.exits.iter().position(|x| {
+        x.event == event_name
+            && match x.same {
+                Same::Key => flow
+                    .key
+                    .as_ref()
+                    .and_then(|p| p.key(event))
+                    .is_some_and(|k| k == run.key),
+                Same::Contact => event_contact == run.contact && event_time >= run.started,
+            }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::FlowConfig;
+    use serde_json::json;
+
+    fn checkout() -> Flow {
+        let text = r#"
+id = "checkout-recovery"
+trigger = { event = "Checkout Started" }
+key = "properties.checkout_id"
+exit = [{ event = "Order Completed", same = "key" }, { event = "Order Completed", same = "contact" }]
+[[step]]
+wait = { by = "properties.value", tiers = [[0, "10m"], [50, "1h"], [500, "4h"]] }
+[[step]]
+send = { channel = "email", template = "reminder" }
+[[step]]
+wait = "1d"
+[[step]]
+send = { channel = "email", template = "reminder" }
+[[step]]
+send = { channel = "sms", template = "reminder" }
+"#;
+        let c: FlowConfig = toml::from_str(text).unwrap();
+        Flow::check(&c, &["reminder"]).unwrap()
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn cart(id: &str, value: f64) -> Value {
+        json!({"properties": {"checkout_id": id, "value": value}})
+    }
+
+    #[test]
+    fn a_new_checkout_starts_a_run_waiting_by_cart_value() {
+        let now = at("2026-11-24T12:00:00Z");
+        let cases = [
+            (20.0, "2026-11-24T12:10:00Z"),
+            (120.0, "2026-11-24T13:00:00Z"),
+            (900.0, "2026-11-24T16:00:00Z"),
+        ];
+        for (value, due) in cases {
+            let d = on_trigger(&checkout(), &cart("c1", value), "ann", None, now);
+            assert_eq!(
+                d,
+                OnTrigger::Start {
+                    key: "c1".into(),
+                    actions: vec![Action::Wait {
+                        step: 0,
+                        at: at(due)
+                    }]
+                }
+            );
+        }
+        assert!(matches!(
+            on_trigger(&checkout(), &json!({"properties": {}}), "ann", None, now),
+            OnTrigger::Ignore(_)
+        ));
+    }
+
+    #[test]
+    fn a_cart_update_refreshes_the_snapshot_and_pushes_the_wait_out() {
+        let f = checkout();
+        let run = Run {
+            key: "c1".into(),
+            contact: "ann".into(),
+            step: 0,
+            started: at("2026-11-24T12:00:00Z"),
+        };
+        let later = at("2026-11-24T12:07:00Z");
+        let d = on_trigger(&f, &cart("c1", 600.0), "ann", Some(&run), later);
+        assert_eq!(
+            d,
+            OnTrigger::Refresh {
+                actions: vec![Action::Wait {
+                    step: 0,
+                    at: at("2026-11-24T16:07:00Z")
+                }]
+            }
+        );
+    }
+
+    #[test]
+    fn when_a_wait_ends_the_sends_up_to_the_next_wait_follow_and_the_end_finishes() {
+        let f = checkout();
+        let now = at("2026-11-24T12:10:00Z");
+        assert_eq!(
+            advance(&f, 1, &cart("c1", 20.0), now),
+            vec![
+                Action::Send { step: 1 },
+                Action::Wait {
+                    step: 2,
+                    at: at("2026-11-25T12:10:00Z")
+                }
+            ]
+        );
+        assert_eq!(
+            advance(&f, 3, &cart("c1", 20.0), now),
+            vec![
+                Action::Send { step: 3 },
+                Action::Send { step: 4 },
+                Action::Finish
+            ]
+        );
+    }
+
+    #[test]
+    fn an_order_exits_by_key_whenever_it_happened_and_by_contact_only_after_the_trigger() {
+        let f = checkout();
+        let run = Run {
+            key: "c1".into(),
+            contact: "ann".into(),
+            step: 0,
+            started: at("2026-11-24T12:00:00Z"),
+        };
+        let order = |id: &str| json!({"properties": {"checkout_id": id, "order_id": "o1"}});
+        let cases = [
+            (
+                "same checkout, timestamped before the checkout",
+                order("c1"),
+                "bob",
+                "2026-11-24T11:00:00Z",
+                Some(0),
+            ),
+            (
+                "same contact, other checkout, after",
+                order("c2"),
+                "ann",
+                "2026-11-24T12:05:00Z",
+                Some(1),
+            ),
+            (
+                "same contact, other checkout, last year",
+                order("c2"),
+                "ann",
+                "2025-11-24T12:05:00Z",
+                None,
+            ),
+            (
+                "other contact, other checkout",
+                order("c2"),
+                "bob",
+                "2026-11-24T12:05:00Z",
+                None,
+            ),
+        ];
+        for (name, ev, contact, time, want) in cases {
+            assert_eq!(
+                exit_rule(&f, &run, "Order Completed", &ev, contact, at(time)),
+                want,
+                "{name}"
+            );
+        }
+        assert_eq!(
+            exit_rule(
+                &f,
+                &run,
+                "Checkout Started",
+                &order("c1"),
+                "ann",
+                at("2026-11-24T13:00:00Z")
+            ),
+            None
+        );
+    }
+}
