@@ -6,10 +6,15 @@
 //! # Layout
 //! - [`email`]: [`email::Email`] and [`email::SmtpSender`] (lettre; `smtp://`, `smtps://`, STARTTLS modes, auth),
 //!   with the idempotency key as the Message-ID.
+//! - [`sms`]: [`sms::SmsSender`] for Twilio-compatible REST APIs (the documented wire format) and
+//!   `X-Twilio-Signature` checks for inbound webhooks.
+//! - `tests/sms.rs`: against a local HTTP server (wiremock) that checks the exact request Twilio documents; the
+//!   one fake allowed, as no SMS provider is reachable from here.
 //! - `tests/smtp.rs`: against a real SMTP conversation (an in-test listener that speaks the protocol and can be
 //!   told to refuse with 4xx or 5xx replies).
 
 pub mod email;
+pub mod sms;
 
 /// How a failed delivery is to be treated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
