@@ -8,6 +8,8 @@
 //!   with the idempotency key as the Message-ID.
 //! - [`sms`]: [`sms::SmsSender`] for Twilio-compatible REST APIs (the documented wire format) and
 //!   `X-Twilio-Signature` checks for inbound webhooks.
+//! - [`webhook`]: signed webhooks (Standard Webhooks headers, HMAC-SHA256) and Slack-style incoming webhooks.
+//! - `tests/webhook.rs`: deliveries to a real axum receiver that verifies the signatures.
 //! - `tests/sms.rs`: against a local HTTP server (wiremock) that checks the exact request Twilio documents; the
 //!   one fake allowed, as no SMS provider is reachable from here.
 //! - `tests/smtp.rs`: against a real SMTP conversation (an in-test listener that speaks the protocol and can be
@@ -15,6 +17,7 @@
 
 pub mod email;
 pub mod sms;
+pub mod webhook;
 
 /// How a failed delivery is to be treated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
