@@ -12,12 +12,16 @@
 //! - [`engine`]: the flow engine's pure decisions: start/refresh/ignore on a trigger, exit rules by key or
 //!   contact (out-of-order safe), walking steps to the next wait. Not yet called by the server.
 //! - [`lead`]: a lead from JSON or an HTML form, checked, and the `Lead Submitted` event it becomes.
+//! - [`keywords`]: STOP/START/HELP in inbound SMS, as carriers treat them (speed-to-lead groundwork).
+//! - [`report`]: speed-to-lead buckets and response-time statistics (speed-to-lead groundwork).
 //! - [`resolve`]: identity resolution: which contact an event belongs to, and which contacts merge.
 //! - [`template`]: minijinja message templates checked at load (errors name template and part), the cart
 //!   as a template sees it, money formatting and tracked links. Not yet used by the server.
+//! - [`claim`]: signed, expiring one-click links for reps (speed-to-lead groundwork).
 //! - [`clock`]: the injected [`Clock`], so time-dependent code is tested without sleeping.
 //! - [`ids`]: typed ids (UUID v7, so ids sort by creation time).
 
+pub mod claim;
 pub mod clock;
 pub mod ecommerce;
 pub mod engine;
@@ -26,7 +30,9 @@ pub mod event;
 pub mod flow;
 pub mod identity;
 pub mod ids;
+pub mod keywords;
 pub mod lead;
+pub mod report;
 pub mod resolve;
 pub mod template;
 

@@ -1,0 +1,206 @@
+//! Speed-to-lead report maths: how fast leads were first contacted by a human, in the buckets the industry
+//! studies use (within 5 minutes, 5-60 minutes, 1-24 hours, over 24 hours, never), with mean, median and p90
+//! response times and the won-rate per bucket. Pure, so it is tested on a known data set; the store supplies
+//! the leads and the API and CLI present the result (groundwork for the speed-to-lead issue).
+//!
+//! A lead with no contact yet is "never" only once it is older than 24 hours; before that it is `open` and kept
+//! apart, so a report run at 10:00 does not count the lead that arrived at 09:58 as a failure.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+/// One lead as the report needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeadTiming {
+    pub created: DateTime<Utc>,
+    /// The first logged human contact attempt.
+    pub first_contact: Option<DateTime<Utc>>,
+    pub won: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bucket {
+    Within5Min,
+    Within1Hour,
+    Within24Hours,
+    Over24Hours,
+    Never,
+    Open,
+}
+
+impl Bucket {
+    pub const ALL: [Bucket; 6] = [
+        Bucket::Within5Min,
+        Bucket::Within1Hour,
+        Bucket::Within24Hours,
+        Bucket::Over24Hours,
+        Bucket::Never,
+        Bucket::Open,
+    ];
+
+    pub fn of(lead: &LeadTiming, now: DateTime<Utc>) -> Bucket {
+        match lead.first_contact {
+            Some(t) => {
+                let wait = t - lead.created;
+                if wait <= Duration::minutes(5) {
+                    Bucket::Within5Min
+                } else if wait <= Duration::hours(1) {
+                    Bucket::Within1Hour
+                } else if wait <= Duration::hours(24) {
+                    Bucket::Within24Hours
+                } else {
+                    Bucket::Over24Hours
+                }
+            }
+            None if now - lead.created > Duration::hours(24) => Bucket::Never,
+            None => Bucket::Open,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BucketRow {
+    pub bucket: Bucket,
+    pub leads: usize,
+    /// Of all leads that are not open.
+    pub share: f64,
+    /// Won leads / leads in this bucket.
+    pub won_rate: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SpeedReport {
+    pub leads: usize,
+    pub buckets: Vec<BucketRow>,
+    /// Over contacted leads, in seconds.
+    pub mean_response_secs: Option<f64>,
+    pub median_response_secs: Option<f64>,
+    pub p90_response_secs: Option<f64>,
+}
+
+/// The nearest-rank percentile of sorted values (`q` in 0..=1).
+fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (q * sorted.len() as f64).ceil().max(1.0) as usize;
+    Some(sorted[rank.min(sorted.len()) - 1])
+}
+
+pub fn speed_report(leads: &[LeadTiming], now: DateTime<Utc>) -> SpeedReport {
+    let buckets: Vec<Bucket> = leads.iter().map(|l| Bucket::of(l, now)).collect();
+    let closed = buckets.iter().filter(|b| **b != Bucket::Open).count();
+    let rows = Bucket::ALL
+        .iter()
+        .map(|&bucket| {
+            let members: Vec<&LeadTiming> = leads
+                .iter()
+                .zip(&buckets)
+                .filter(|(_, b)| **b == bucket)
+                .map(|(l, _)| l)
+                .collect();
+            let won = members.iter().filter(|l| l.won).count();
+            BucketRow {
+                bucket,
+                leads: members.len(),
+                share: if bucket == Bucket::Open || closed == 0 {
+                    0.0
+                } else {
+                    members.len() as f64 / closed as f64
+                },
+                won_rate: if members.is_empty() {
+                    0.0
+                } else {
+                    won as f64 / members.len() as f64
+                },
+            }
+        })
+        .collect();
+    let mut waits: Vec<f64> = leads
+        .iter()
+        .filter_map(|l| {
+            l.first_contact
+                .map(|t| (t - l.created).num_milliseconds() as f64 / 1000.0)
+        })
+        .collect();
+    waits.sort_by(f64::total_cmp);
+    let mean = (!waits.is_empty()).then(|| waits.iter().sum::<f64>() / waits.len() as f64);
+    SpeedReport {
+        leads: leads.len(),
+        buckets: rows,
+        mean_response_secs: mean,
+        median_response_secs: percentile(&waits, 0.5),
+        p90_response_secs: percentile(&waits, 0.9),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_known_data_set_gives_the_expected_buckets_and_statistics() {
+        let now = DateTime::parse_from_rfc3339("2026-11-24T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let created = now - Duration::days(3);
+        let lead = |after_secs: Option<i64>, won: bool| LeadTiming {
+            created,
+            first_contact: after_secs.map(|s| created + Duration::seconds(s)),
+            won,
+        };
+        let leads = vec![
+            lead(Some(60), true),      // 1 min
+            lead(Some(300), true),     // exactly 5 min: still within 5
+            lead(Some(301), false),    // 5-60
+            lead(Some(3_600), false),  // exactly 1 h: 5-60
+            lead(Some(7_200), true),   // 1-24 h
+            lead(Some(90_000), false), // 25 h
+            lead(None, false),         // never
+            LeadTiming {
+                created: now - Duration::minutes(2),
+                first_contact: None,
+                won: false,
+            }, // open
+        ];
+        let r = speed_report(&leads, now);
+        let counts: Vec<(Bucket, usize)> = r.buckets.iter().map(|b| (b.bucket, b.leads)).collect();
+        assert_eq!(
+            counts,
+            vec![
+                (Bucket::Within5Min, 2),
+                (Bucket::Within1Hour, 2),
+                (Bucket::Within24Hours, 1),
+                (Bucket::Over24Hours, 1),
+                (Bucket::Never, 1),
+                (Bucket::Open, 1)
+            ]
+        );
+        assert!(
+            (r.buckets[0].share - 2.0 / 7.0).abs() < 1e-12,
+            "open leads are kept apart from the shares"
+        );
+        assert_eq!(r.buckets[0].won_rate, 1.0);
+        assert_eq!(r.buckets[1].won_rate, 0.0);
+        assert_eq!(r.buckets[5].share, 0.0);
+        // Waits: 60, 300, 301, 3600, 7200, 90000.
+        assert_eq!(
+            r.mean_response_secs,
+            Some((60.0 + 300.0 + 301.0 + 3600.0 + 7200.0 + 90000.0) / 6.0)
+        );
+        assert_eq!(r.median_response_secs, Some(301.0));
+        assert_eq!(r.p90_response_secs, Some(90000.0));
+    }
+
+    #[test]
+    fn an_empty_period_reports_zeros_not_nan() {
+        let r = speed_report(&[], Utc::now());
+        assert_eq!(r.leads, 0);
+        assert!(r
+            .buckets
+            .iter()
+            .all(|b| b.share == 0.0 && b.won_rate == 0.0));
+        assert_eq!(r.median_response_secs, None);
+    }
+}
