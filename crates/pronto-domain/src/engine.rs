@@ -1,7 +1,7 @@
 //! The flow engine's decisions, as pure functions of (flow, run, event or timer, now). The store applies what
 //! they return inside the transaction that read their inputs, so a decision and its effects are atomic; keeping
-//! the decisions here keeps the hard logic testable without I/O (groundwork for the flows issue: the scheduler
-//! and store that call these come next).
+//! the decisions here keeps the hard logic testable without I/O (the store calls them inside the ingest and
+//! timer transactions).
 //!
 //! Rules:
 //! - A trigger with no run for its key starts one; with a run in progress, `reentry = "update"` refreshes the
@@ -10,11 +10,13 @@
 //!   path equals the run key; its time does not matter, an order for this checkout is final whenever it
 //!   happened) or its contact (`same = "contact"`: the event happened at or after the run's trigger by the
 //!   client's clock, so an order delivered late still counts and last year's order does not).
-//! - Walking the steps from a position: `send` steps are emitted in order until a `wait` (scheduled at now +
-//!   its duration for this snapshot) or the end or an `exit`.
+//! - Walking the steps from a position: `send` steps are emitted in order, `if` steps branch, until a `wait`
+//!   (scheduled for this snapshot: a duration, a tier by value, or a local time in the contact's zone) or the
+//!   end or an `exit`.
 
 use crate::flow::{Flow, Reentry, Same, Step};
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use serde_json::Value;
 
 /// What the engine knows of a run in progress.
@@ -39,23 +41,55 @@ pub enum Action {
     Finish,
 }
 
-/// The steps from `from` on, until the next wait or the end.
-pub fn advance(flow: &Flow, from: usize, snapshot: &Value, now: DateTime<Utc>) -> Vec<Action> {
+/// The time zone a run's local-time waits use: the contact's `timezone` trait when it names an IANA zone,
+/// else the flow's.
+pub fn zone(flow: &Flow, ctx: &Value) -> Tz {
+    ctx.pointer("/contact/timezone")
+        .or_else(|| ctx.pointer("/context/timezone"))
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(flow.timezone)
+}
+
+/// The context expressions and waits see: the event's fields at the top level and the contact's traits under
+/// `contact`.
+pub fn context(event: &Value, traits: &serde_json::Map<String, Value>) -> Value {
+    let mut ctx = match event {
+        Value::Object(m) => m.clone(),
+        _ => serde_json::Map::new(),
+    };
+    ctx.insert("contact".into(), Value::Object(traits.clone()));
+    Value::Object(ctx)
+}
+
+/// The steps from `from` on, until the next wait or the end. `if` steps are decided on `ctx` as they are met;
+/// jumps go forward only (checked at load), so this always ends.
+pub fn advance(flow: &Flow, from: usize, ctx: &Value, now: DateTime<Utc>) -> Vec<Action> {
     let mut out = Vec::new();
-    for (i, step) in flow.steps.iter().enumerate().skip(from) {
+    let mut i = from;
+    while let Some(step) = flow.steps.get(i) {
         match step {
             Step::Send { .. } => out.push(Action::Send { step: i }),
             Step::Wait(w) => {
-                // Waits are at most a year (checked at load); saturate rather than overflow all the same.
-                let at = chrono::Duration::from_std(w.duration(snapshot))
-                    .ok()
-                    .and_then(|d| now.checked_add_signed(d))
-                    .unwrap_or(DateTime::<Utc>::MAX_UTC);
+                let at = w.due(ctx, zone(flow, ctx), now);
                 out.push(Action::Wait { step: i, at });
                 return out;
             }
+            Step::If {
+                expr,
+                then,
+                otherwise,
+            } => {
+                i = if crate::expr::truthy(expr, ctx) {
+                    *then
+                } else {
+                    *otherwise
+                };
+                continue;
+            }
             Step::Exit => break,
         }
+        i += 1;
     }
     out.push(Action::Finish);
     out
@@ -88,6 +122,11 @@ pub fn on_trigger(
     let Some(key) = flow.run_key(event, contact) else {
         return OnTrigger::Ignore("the event has no value at the flow's key");
     };
+    if let Some(f) = &flow.filter {
+        if !crate::expr::truthy(f, event) {
+            return OnTrigger::Ignore("the flow's trigger filter is false for the event");
+        }
+    }
     match (existing, flow.reentry) {
         (None, _) => OnTrigger::Start {
             key,

@@ -9,6 +9,8 @@
 //! This module is the checked model and the pure timing decisions; the scheduler and the store that run flows
 //! on durable timers build on it.
 
+use chrono::{DateTime, Datelike, LocalResult, NaiveTime, TimeZone, Utc, Weekday};
+use chrono_tz::Tz;
 use serde::Deserialize;
 use serde_json::Value;
 use std::fmt;
@@ -51,6 +53,8 @@ pub struct FlowConfig {
     pub reentry: Reentry,
     #[serde(default, rename = "step")]
     pub steps: Vec<StepConfig>,
+    /// The time zone for `until`/`within` waits when the contact has no `timezone` trait; default UTC.
+    pub timezone: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -58,6 +62,9 @@ pub struct FlowConfig {
 pub struct TriggerConfig {
     /// One event name or several (`["Product Added", "Cart Viewed"]`).
     pub event: OneOrMany,
+    /// An expression over the event (and `contact`, its traits) that must be true to start or refresh a run:
+    /// `properties.value >= 20`.
+    pub filter: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -97,10 +104,25 @@ pub enum Reentry {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepConfig {
+    /// A label `if` steps can jump to.
+    pub id: Option<String>,
     pub wait: Option<WaitConfig>,
+    #[serde(rename = "if")]
+    pub if_: Option<IfConfig>,
     pub send: Option<SendConfig>,
     /// `exit = true` ends the run here.
     pub exit: Option<bool>,
+}
+
+/// `if = { expr = "properties.value >= 100", then = "big", else = "small" }`: a branch; an absent target is the
+/// next step. Targets are step ids further down (jumps go forward only, so every run ends).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IfConfig {
+    pub expr: String,
+    pub then: Option<String>,
+    #[serde(rename = "else")]
+    pub otherwise: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -113,6 +135,20 @@ pub enum WaitConfig {
     Tiered {
         by: String,
         tiers: Vec<(f64, String)>,
+    },
+    /// `{ until = "09:00", days = ["mon", "tue"] }`: the next such local time (in the contact's time zone),
+    /// on one of `days` if given.
+    Until {
+        until: String,
+        #[serde(default)]
+        days: Vec<String>,
+    },
+    /// `{ within = "09:00-18:00", days = ["mon", "fri"] }`: no wait inside those local hours, else until they
+    /// next begin (business hours).
+    Within {
+        within: String,
+        #[serde(default)]
+        days: Vec<String>,
     },
 }
 
@@ -168,17 +204,63 @@ pub enum Wait {
         by: Path,
         tiers: Vec<(f64, Duration)>,
     },
+    /// Until the next local `at` on one of `days`.
+    Until { at: NaiveTime, days: Days },
+    /// Until local time is within `[start, end)` on one of `days` (no wait if it already is).
+    Within {
+        start: NaiveTime,
+        end: NaiveTime,
+        days: Days,
+    },
+}
+
+/// Days of the week a wait may end on (bit 0 = Monday); all days when none are named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Days(u8);
+
+impl Days {
+    const ALL: Days = Days(0x7f);
+
+    fn parse(names: &[String]) -> Result<Days, String> {
+        if names.is_empty() {
+            return Ok(Days::ALL);
+        }
+        let mut bits = 0u8;
+        for n in names {
+            let d: Weekday = n
+                .parse()
+                .map_err(|_| format!("`{n}` is not a day (mon, tue, … sun)"))?;
+            bits |= 1 << d.num_days_from_monday();
+        }
+        Ok(Days(bits))
+    }
+
+    pub fn contains(self, d: Weekday) -> bool {
+        self.0 & (1 << d.num_days_from_monday()) != 0
+    }
+}
+
+fn local_time(text: &str) -> Result<NaiveTime, String> {
+    NaiveTime::parse_from_str(text.trim(), "%H:%M")
+        .map_err(|_| format!("`{text}` is not a time of day like 09:00"))
 }
 
 impl Wait {
-    /// How long to wait for a run whose snapshot is `doc`. A missing or non-numeric value takes the first tier,
-    /// so a cart without a total is followed up like a small one rather than never.
-    pub fn duration(&self, doc: &Value) -> Duration {
+    /// When a wait that begins at `now` ends, for a run whose context (the trigger event plus `contact`) is
+    /// `ctx`, in time zone `tz`. A missing or non-numeric tier value takes the first tier, so a cart without a
+    /// total is followed up like a small one rather than never.
+    pub fn due(&self, ctx: &Value, tz: Tz, now: DateTime<Utc>) -> DateTime<Utc> {
+        let after = |d: Duration| {
+            chrono::Duration::from_std(d)
+                .ok()
+                .and_then(|d| now.checked_add_signed(d))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC)
+        };
         match self {
-            Wait::Fixed(d) => *d,
+            Wait::Fixed(d) => after(*d),
             Wait::Tiered { by, tiers } => {
                 let value = by
-                    .get(doc)
+                    .get(ctx)
                     .and_then(|v| v.as_f64().or_else(|| v.as_str()?.trim().parse().ok()));
                 let mut chosen = tiers[0].1;
                 if let Some(v) = value {
@@ -188,10 +270,55 @@ impl Wait {
                         }
                     }
                 }
-                chosen
+                after(chosen)
+            }
+            Wait::Until { at, days } => next_local(now, tz, *days, *at),
+            Wait::Within { start, end, days } => {
+                let inside = |t: NaiveTime| {
+                    if start <= end {
+                        t >= *start && t < *end
+                    } else {
+                        t >= *start || t < *end
+                    }
+                };
+                let local = now.with_timezone(&tz);
+                if days.contains(local.weekday()) && inside(local.time()) {
+                    now
+                } else {
+                    next_local(now, tz, *days, *start)
+                }
             }
         }
     }
+}
+
+/// The first instant after `now` whose local wall-clock time is `at` on an allowed day. Days where `at` does
+/// not exist (a DST gap) take the first instant after the gap; ambiguous times take the earlier one.
+fn next_local(now: DateTime<Utc>, tz: Tz, days: Days, at: NaiveTime) -> DateTime<Utc> {
+    let today = now.with_timezone(&tz).date_naive();
+    for offset in 0..=8 {
+        let Some(day) = today.checked_add_days(chrono::Days::new(offset)) else {
+            break;
+        };
+        if !days.contains(day.weekday()) {
+            continue;
+        }
+        let naive = day.and_time(at);
+        let candidate = match tz.from_local_datetime(&naive) {
+            LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => t.with_timezone(&Utc),
+            LocalResult::None => {
+                // Spring forward: the hour does not exist; an hour later does.
+                match tz.from_local_datetime(&(naive + chrono::Duration::hours(1))) {
+                    LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => t.with_timezone(&Utc),
+                    LocalResult::None => continue,
+                }
+            }
+        };
+        if candidate > now {
+            return candidate;
+        }
+    }
+    now
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -201,6 +328,12 @@ pub enum Step {
         channel: Channel,
         template: String,
         offer: Option<String>,
+    },
+    /// Continue at `then` when `expr` is true for the run's context, else at `otherwise` (step indexes).
+    If {
+        expr: String,
+        then: usize,
+        otherwise: usize,
     },
     Exit,
 }
@@ -221,6 +354,10 @@ pub struct Flow {
     pub exits: Vec<Exit>,
     pub reentry: Reentry,
     pub steps: Vec<Step>,
+    /// Must be true for a trigger to start or refresh a run.
+    pub filter: Option<String>,
+    /// For local-time waits of contacts without a `timezone` trait.
+    pub timezone: Tz,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -288,27 +425,55 @@ impl Flow {
         if c.steps.is_empty() {
             err(None, "step", "a flow needs at least one step".into());
         }
+        if let Some(f) = &c.trigger.filter {
+            if let Err(m) = crate::expr::check(f) {
+                err(None, "trigger.filter", m);
+            }
+        }
+        let timezone = match c.timezone.as_deref().map(str::parse::<Tz>) {
+            None => Tz::UTC,
+            Some(Ok(tz)) => tz,
+            Some(Err(_)) => {
+                err(None, "timezone", "is not an IANA time zone like Europe/Oslo".into());
+                Tz::UTC
+            }
+        };
+        let labels: Vec<Option<&str>> = c.steps.iter().map(|s| s.id.as_deref()).collect();
+        for (i, l) in labels.iter().enumerate() {
+            if let Some(l) = l {
+                if labels[..i].contains(&Some(*l)) {
+                    err(Some(i + 1), "id", format!("`{l}` is used by another step"));
+                }
+            }
+        }
+        // Where a jump lands: a label further down, or the next step.
+        let target = |from: usize, label: &Option<String>, field: &str, errs: &mut Vec<(usize, String, String)>| {
+            match label {
+                None => from + 1,
+                Some(l) => match labels.iter().position(|x| *x == Some(l.as_str())) {
+                    Some(t) if t > from => t,
+                    Some(_) => {
+                        errs.push((from, field.into(), format!("`{l}` is not further down; jumps go forward only")));
+                        from + 1
+                    }
+                    None => {
+                        errs.push((from, field.into(), format!("no step has id `{l}`")));
+                        from + 1
+                    }
+                },
+            }
+        };
+        let mut jump_errors = Vec::new();
         let mut steps = Vec::new();
-        let mut ended_at: Option<usize> = None;
         for (i, s) in c.steps.iter().enumerate() {
             let n = Some(i + 1);
-            if let Some(end) = ended_at {
-                err(
-                    n,
-                    "step",
-                    format!("is unreachable: step {end} always exits"),
-                );
-            }
-            let kinds = [s.wait.is_some(), s.send.is_some(), s.exit.is_some()]
+            let kinds = [s.wait.is_some(), s.send.is_some(), s.exit.is_some(), s.if_.is_some()]
                 .iter()
                 .filter(|b| **b)
                 .count();
             if kinds != 1 {
-                err(
-                    n,
-                    "step",
-                    "must have exactly one of wait, send, exit".into(),
-                );
+                err(n, "step", "must have exactly one of wait, send, if, exit".into());
+                steps.push(Step::Exit);
                 continue;
             }
             if let Some(w) = &s.wait {
@@ -318,45 +483,48 @@ impl Flow {
                         Err(m) => err(n, "wait", m),
                     },
                     WaitConfig::Tiered { by, tiers } => {
-                        let by = Path::parse(by)
-                            .map_err(|m| err(n, "wait.by", m.into()))
-                            .ok();
+                        let by = Path::parse(by).map_err(|m| err(n, "wait.by", m.into())).ok();
                         let mut parsed = Vec::new();
                         if tiers.is_empty() {
-                            err(
-                                n,
-                                "wait.tiers",
-                                "needs at least one [threshold, duration]".into(),
-                            );
+                            err(n, "wait.tiers", "needs at least one [threshold, duration]".into());
                         }
                         for (t, (threshold, text)) in tiers.iter().enumerate() {
                             if t > 0 && *threshold <= tiers[t - 1].0 {
-                                err(
-                                    n,
-                                    &format!("wait.tiers[{t}]"),
-                                    "thresholds must increase".into(),
-                                );
+                                err(n, &format!("wait.tiers[{t}]"), "thresholds must increase".into());
                             }
                             match duration(text) {
                                 Ok(d) => parsed.push((*threshold, d)),
                                 Err(m) => err(n, &format!("wait.tiers[{t}]"), m),
                             }
                         }
-                        if let (Some(by), true) =
-                            (by, parsed.len() == tiers.len() && !tiers.is_empty())
-                        {
+                        if let (Some(by), true) = (by, parsed.len() == tiers.len() && !tiers.is_empty()) {
                             steps.push(Step::Wait(Wait::Tiered { by, tiers: parsed }));
+                        }
+                    }
+                    WaitConfig::Until { until, days } => {
+                        let at = local_time(until).map_err(|m| err(n, "wait.until", m)).ok();
+                        let days = Days::parse(days).map_err(|m| err(n, "wait.days", m)).ok();
+                        if let (Some(at), Some(days)) = (at, days) {
+                            steps.push(Step::Wait(Wait::Until { at, days }));
+                        }
+                    }
+                    WaitConfig::Within { within, days } => {
+                        let range = within
+                            .split_once('-')
+                            .ok_or_else(|| format!("`{within}` is not hours like 09:00-17:00"))
+                            .and_then(|(a, b)| Ok((local_time(a)?, local_time(b)?)))
+                            .map_err(|m| err(n, "wait.within", m))
+                            .ok();
+                        let days = Days::parse(days).map_err(|m| err(n, "wait.days", m)).ok();
+                        if let (Some((start, end)), Some(days)) = (range, days) {
+                            steps.push(Step::Wait(Wait::Within { start, end, days }));
                         }
                     }
                 }
             }
             if let Some(send) = &s.send {
                 if !templates.contains(&send.template.as_str()) {
-                    err(
-                        n,
-                        "send.template",
-                        format!("unknown template `{}`", send.template),
-                    );
+                    err(n, "send.template", format!("unknown template `{}`", send.template));
                 }
                 steps.push(Step::Send {
                     channel: send.channel,
@@ -364,16 +532,48 @@ impl Flow {
                     offer: send.offer.clone(),
                 });
             }
+            if let Some(b) = &s.if_ {
+                if let Err(m) = crate::expr::check(&b.expr) {
+                    err(n, "if.expr", m);
+                }
+                steps.push(Step::If {
+                    expr: b.expr.clone(),
+                    then: target(i, &b.then, "if.then", &mut jump_errors),
+                    otherwise: target(i, &b.otherwise, "if.else", &mut jump_errors),
+                });
+            }
             if let Some(x) = s.exit {
-                if x {
-                    ended_at = Some(i + 1);
-                    steps.push(Step::Exit);
-                } else {
-                    err(
-                        n,
-                        "exit",
-                        "only `exit = true` means something; remove the step".into(),
-                    );
+                if !x {
+                    err(n, "exit", "only `exit = true` means something; remove the step".into());
+                }
+                steps.push(Step::Exit);
+            }
+        }
+        for (i, field, m) in jump_errors {
+            err(Some(i + 1), &field, m);
+        }
+        // Every step must be reachable from the first; one that is not is a mistake the author wants to hear of.
+        if steps.len() == c.steps.len() {
+            let mut reachable = vec![false; steps.len()];
+            for i in 0..steps.len() {
+                if i > 0 && !reachable[i] {
+                    continue;
+                }
+                reachable[i] = true;
+                let next: Vec<usize> = match &steps[i] {
+                    Step::Exit => vec![],
+                    Step::If { then, otherwise, .. } => vec![*then, *otherwise],
+                    _ => vec![i + 1],
+                };
+                for t in next {
+                    if t < steps.len() {
+                        reachable[t] = true;
+                    }
+                }
+            }
+            for (i, r) in reachable.iter().enumerate() {
+                if !r {
+                    err(Some(i + 1), "step", "is unreachable: no step before it leads here".into());
                 }
             }
         }
@@ -392,6 +592,8 @@ impl Flow {
                     .collect(),
                 reentry: c.reentry,
                 steps,
+                filter: c.trigger.filter.clone(),
+                timezone,
             })
         } else {
             Err(errors)
@@ -482,8 +684,10 @@ send = { channel = "email", template = "checkout-offer", offer = "FREESHIP" }
             (json!({"properties": {}}), 10 * 60),
             (json!({"properties": {"value": "n/a"}}), 10 * 60),
         ];
+        let now = Utc::now();
         for (doc, secs) in cases {
-            assert_eq!(wait.duration(&doc), Duration::from_secs(secs), "{doc}");
+            let want = now + chrono::Duration::seconds(secs);
+            assert_eq!(wait.due(&doc, Tz::UTC, now), want, "{doc}");
         }
         assert_eq!(
             f.run_key(&json!({"properties": {"checkout_id": "c1"}}), "contact-1")
@@ -526,5 +730,73 @@ send = { channel = "email", template = "checkout-offer", offer = "FREESHIP" }
         assert!(errs
             .iter()
             .any(|e| e.field == "id" && e.message.contains("another flow")));
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn local_time_waits_end_at_the_next_allowed_local_time_in_the_zone() {
+        let oslo: Tz = "Europe/Oslo".parse().unwrap();
+        let weekdays = Days::parse(&["mon".into(), "tue".into(), "wed".into(), "thu".into(), "fri".into()]).unwrap();
+        let nine = NaiveTime::from_hms_opt(9, 0, 0).unwrap();
+        let five = NaiveTime::from_hms_opt(17, 0, 0).unwrap();
+        let until = Wait::Until { at: nine, days: Days::ALL };
+        let hours = Wait::Within { start: nine, end: five, days: weekdays };
+        let cases = [
+            // (wait, now UTC, zone, due UTC)
+            (&until, "2026-11-24T06:00:00Z", oslo, "2026-11-24T08:00:00Z"),
+            (&until, "2026-11-24T08:00:00Z", oslo, "2026-11-25T08:00:00Z"),
+            (&until, "2026-11-24T20:00:00Z", Tz::UTC, "2026-11-25T09:00:00Z"),
+            // Tuesday 11:00 in Oslo is within business hours: no wait.
+            (&hours, "2026-11-24T10:00:00Z", oslo, "2026-11-24T10:00:00Z"),
+            // Friday 18:00 Oslo → Monday 09:00 Oslo.
+            (&hours, "2026-11-27T17:00:00Z", oslo, "2026-11-30T08:00:00Z"),
+            // Saturday 20:00 UTC is Sunday 09:00 in Auckland, not a weekday → Monday 09:00 there.
+            (&hours, "2026-11-28T20:00:00Z", "Pacific/Auckland".parse().unwrap(), "2026-11-29T20:00:00Z"),
+            // Summer time: 09:00 in Oslo on 2026-06-01 is 07:00 UTC.
+            (&until, "2026-06-01T05:00:00Z", oslo, "2026-06-01T07:00:00Z"),
+        ];
+        for (wait, now, tz, due) in cases {
+            assert_eq!(wait.due(&json!({}), tz, at(now)), at(due), "{now} in {tz}");
+        }
+    }
+
+    #[test]
+    fn branches_jump_forward_to_labels_and_bad_jumps_and_expressions_are_reported() {
+        let ok = r#"
+[[flow]]
+id = "f"
+trigger = { event = "X", filter = "properties.value > 0" }
+timezone = "Europe/Oslo"
+[[flow.step]]
+if = { expr = "properties.value >= 100", then = "big" }
+[[flow.step]]
+send = { channel = "email", template = "checkout-reminder" }
+[[flow.step]]
+exit = true
+[[flow.step]]
+id = "big"
+send = { channel = "email", template = "checkout-offer" }
+"#;
+        let f = &flows(ok).unwrap()[0];
+        assert_eq!(f.steps[0], Step::If { expr: "properties.value >= 100".into(), then: 3, otherwise: 1 });
+        assert_eq!(f.timezone, "Europe/Oslo".parse::<Tz>().unwrap());
+
+        let cases = [
+            ("[[flow.step]]\nif = { expr = \"x >\" }\n[[flow.step]]\nexit = true", "step 1, if.expr: does not compile"),
+            ("[[flow.step]]\nid = \"a\"\nexit = true\n[[flow.step]]\nif = { expr = \"x\", then = \"a\" }", "step 2, if.then: `a` is not further down"),
+            ("[[flow.step]]\nif = { expr = \"x\", else = \"nope\" }", "step 1, if.else: no step has id `nope`"),
+            ("[[flow.step]]\nwait = { until = \"25:00\" }", "step 1, wait.until: `25:00` is not a time of day"),
+            ("[[flow.step]]\nwait = { within = \"09:00-17:00\", days = [\"someday\"] }", "step 1, wait.days: `someday` is not a day"),
+            ("timezone = \"Mars/Olympus\"\n[[flow.step]]\nexit = true", "timezone: is not an IANA time zone"),
+        ];
+        for (body, want) in cases {
+            let text = format!("[[flow]]\nid = \"f\"\ntrigger = {{ event = \"X\" }}\n{body}");
+            let errors = flows(&text).unwrap_err();
+            let shown: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+            assert!(shown.iter().any(|e| e.contains(want)), "{want}: {shown:?}");
+        }
     }
 }

@@ -27,6 +27,7 @@ pub mod ecommerce;
 pub mod engine;
 pub mod error;
 pub mod event;
+pub mod expr;
 pub mod flow;
 pub mod identity;
 pub mod ids;
