@@ -181,6 +181,11 @@ impl Path {
         Ok(Self(parts))
     }
 
+    /// The last segment (`checkout_id`), to name the key in reasons.
+    pub fn last(&self) -> &str {
+        self.0.last().map(String::as_str).unwrap_or("")
+    }
+
     /// The value at this path in `doc`, if any.
     pub fn get<'a>(&self, doc: &'a Value) -> Option<&'a Value> {
         self.0.iter().try_fold(doc, |v, k| v.get(k))

@@ -54,3 +54,11 @@ id_type!(
     /// One lead (an enquiry from a form, the API or a call).
     LeadId
 );
+id_type!(
+    /// One run of a flow for one key (a checkout, a cart, a contact).
+    RunId
+);
+id_type!(
+    /// One outbox message.
+    MessageId
+);

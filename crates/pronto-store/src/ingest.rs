@@ -15,7 +15,9 @@
 //! write (a unique key taken by the other writer); the group is rolled back to its savepoint and redone, when
 //! the other writer's rows are visible. A group is all or nothing.
 
+use crate::flows::{on_events, FlowTx, Seen, Touched};
 use crate::writer::Job;
+use pronto_domain::program::Program;
 use crate::{Ingested, LeadRow, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -63,7 +65,7 @@ pub(crate) struct EventRow<'a> {
 /// The statements of one transaction, implemented by each backend with its own SQL. The bulk ones take any
 /// number of rows in one statement.
 #[async_trait]
-pub(crate) trait IngestTx: Send {
+pub(crate) trait IngestTx: FlowTx + Send {
     /// Runs a statement without parameters (savepoints).
     async fn exec(&mut self, sql: &'static str) -> Result<(), sqlx::Error>;
     /// Events already stored under any of these message ids, by message id.
@@ -230,12 +232,13 @@ const MAX_ATTEMPTS: usize = 5;
 pub(crate) async fn ingest_group<T: IngestTx + ?Sized>(
     tx: &mut T,
     jobs: &[Job],
-) -> Result<Vec<Vec<Ingested>>, StoreError> {
+    program: &Program,
+) -> Result<(Vec<Vec<Ingested>>, Touched), StoreError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
         tx.exec("SAVEPOINT grp").await?;
-        match ingest_once(tx, jobs).await {
+        match ingest_once(tx, jobs, program).await {
             Ok(answers) => {
                 tx.exec("RELEASE SAVEPOINT grp").await?;
                 return Ok(answers);
@@ -257,7 +260,9 @@ pub(crate) async fn ingest_group<T: IngestTx + ?Sized>(
 async fn ingest_once<T: IngestTx + ?Sized>(
     tx: &mut T,
     jobs: &[Job],
-) -> Result<Vec<Vec<Ingested>>, ItemError> {
+    program: &Program,
+) -> Result<(Vec<Vec<Ingested>>, Touched), ItemError> {
+    let mut touched = Touched::default();
     let mut answers: Vec<Vec<Ingested>> = jobs
         .iter()
         .map(|j| Vec::with_capacity(j.items.len()))
@@ -269,12 +274,13 @@ async fn ingest_once<T: IngestTx + ?Sized>(
         let mine: Vec<usize> = (0..jobs.len())
             .filter(|&i| jobs[i].workspace == ws)
             .collect();
-        let done = ingest_workspace(tx, ws, jobs, &mine).await?;
+        let (done, t) = ingest_workspace(tx, ws, jobs, &mine, program).await?;
+        touched.timers |= t.timers;
         for (job, list) in mine.into_iter().zip(done) {
             answers[job] = list;
         }
     }
-    Ok(answers)
+    Ok((answers, touched))
 }
 
 async fn ingest_workspace<T: IngestTx + ?Sized>(
@@ -282,7 +288,8 @@ async fn ingest_workspace<T: IngestTx + ?Sized>(
     ws: WorkspaceId,
     jobs: &[Job],
     mine: &[usize],
-) -> Result<Vec<Vec<Ingested>>, ItemError> {
+    program: &Program,
+) -> Result<(Vec<Vec<Ingested>>, Touched), ItemError> {
     let items: Vec<(usize, &crate::IngestItem, DateTime<Utc>)> = mine
         .iter()
         .flat_map(|&j| {
@@ -423,6 +430,21 @@ async fn ingest_workspace<T: IngestTx + ?Sized>(
         let merged = merge_traits(tx.traits(live).await?, newer);
         tx.set_traits(live, &merged, at).await?;
     }
+    // 5. Flows: exits and triggers, in the events' order, each with its contact as it is after the merges.
+    let touched = if program.flows.is_empty() {
+        Touched::default()
+    } else {
+        let seen: Vec<Seen<'_>> = rows
+            .iter()
+            .map(|r| Seen {
+                id: r.id,
+                contact: pic.live(r.contact),
+                event: r.event,
+                received_at: r.received_at,
+            })
+            .collect();
+        on_events(tx, program, ws, &seen).await?
+    };
 
     // Answers, in the jobs' order.
     let mut out: Vec<Vec<Ingested>> = vec![Vec::new(); mine.len()];
@@ -453,7 +475,7 @@ async fn ingest_workspace<T: IngestTx + ?Sized>(
         written.push(Some(done.clone()));
         out[slot(*job)].push(done);
     }
-    Ok(out)
+    Ok((out, touched))
 }
 
 #[cfg(test)]

@@ -5,6 +5,9 @@
 //! - [`Store`] and the types it speaks (this file).
 //! - `ingest`: the one ingestion algorithm (dedupe, resolve identities, merge, append), written once against
 //!   the small [`ingest::IngestTx`] trait that each backend implements with its own SQL.
+//! - `flows`: flows applied in transactions: triggers and exits inside the group commit, timers fired in
+//!   batches with the guard re-checked in the transaction that writes the outbox (written once, against the
+//!   `FlowTx` trait each backend implements).
 //! - `writer`: group commit. Writes queue to writer tasks that commit whatever is waiting in one transaction
 //!   and only then answer, so a 2xx always means "committed" and a commit costs about the same for 1 or 100
 //!   requests. SQLite has exactly one writer (its single-writer rule); PostgreSQL a few.
@@ -13,6 +16,7 @@
 //! - [`testing`] (feature `testing`): throw-away databases for the conformance suite and the server's tests.
 //! - `tests/conformance.rs`: ONE suite, run against both backends.
 
+mod flows;
 mod ingest;
 mod postgres;
 mod sqlite;
@@ -22,11 +26,18 @@ mod writer;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use pronto_domain::{ContactId, EventId, Identity, Lead, LeadId, NewEvent, WorkspaceId};
+use pronto_domain::program::Program;
+use pronto_domain::{
+    ContactId, EventId, Identity, Lead, LeadId, MessageId, NewEvent, RunId, WorkspaceId,
+};
+use std::collections::BTreeMap;
+use std::sync::RwLock;
+use tokio::sync::Notify;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
+pub use flows::Fired;
 pub use postgres::PostgresStore;
 pub use sqlite::{SqliteStore, SqliteSync};
 
@@ -127,6 +138,145 @@ pub struct DefaultWorkspace {
     pub created: bool,
 }
 
+/// What the store shares with the workers of this process: the program flows run with (swapped whole on a
+/// reload) and the wake-ups that tell the scheduler and the delivery worker something changed. Commits of
+/// this process and, on PostgreSQL, `NOTIFY`s of other processes ring them.
+pub struct Shared {
+    program: RwLock<Arc<Program>>,
+    /// Rung when a timer was scheduled, refreshed or cancelled.
+    pub timers: Notify,
+    /// Rung when messages were queued.
+    pub outbox: Notify,
+}
+
+impl Shared {
+    pub fn new() -> Self {
+        Self {
+            program: RwLock::new(Arc::new(Program::empty())),
+            timers: Notify::new(),
+            outbox: Notify::new(),
+        }
+    }
+
+    pub fn program(&self) -> Arc<Program> {
+        self.program
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Runs in progress keep their position; see `pronto.example.toml` on what a changed flow does to them.
+    pub fn set_program(&self, p: Arc<Program>) {
+        *self.program.write().unwrap_or_else(|e| e.into_inner()) = p;
+        self.timers.notify_one();
+    }
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A run of a flow, with what happened to it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunView {
+    pub id: RunId,
+    pub flow: String,
+    pub key: String,
+    pub contact_id: ContactId,
+    /// `active` (waiting for its timer), `exited` (an exit rule, consent, or a removed flow ended it) or
+    /// `finished` (no steps left).
+    pub state: String,
+    pub step: i64,
+    pub due_at: Option<DateTime<Utc>>,
+    pub started_at: DateTime<Utc>,
+    pub outcome: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub snapshot: Value,
+    pub log: Vec<LogEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LogEntry {
+    pub at: DateTime<Utc>,
+    /// 0-based step index, when the entry concerns a step.
+    pub step: Option<i64>,
+    /// started, waiting, refreshed, sent, skipped, failed, exited, finished, ignored.
+    pub kind: String,
+    pub detail: String,
+}
+
+/// A message claimed for delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutMessage {
+    pub id: MessageId,
+    pub idempotency_key: String,
+    pub channel: String,
+    pub to: String,
+    pub from: String,
+    pub reply_to: Option<String>,
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+    pub unsubscribe_url: Option<String>,
+    /// Attempts including this one.
+    pub attempts: i64,
+}
+
+/// A message as the outbox shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MessageView {
+    pub id: MessageId,
+    pub idempotency_key: String,
+    pub run_id: Option<RunId>,
+    pub flow: Option<String>,
+    pub step: Option<i64>,
+    pub contact_id: ContactId,
+    pub channel: String,
+    pub to: String,
+    pub from: String,
+    pub reply_to: Option<String>,
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+    /// `queued`, `sent` or `failed`.
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    /// `smtp`, or `mailbox` for the built-in dev mailbox.
+    pub transport: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// The outcome of one delivery attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery {
+    Sent { transport: &'static str },
+    /// A temporary failure: try again at `at`.
+    Retry { at: DateTime<Utc>, error: String },
+    /// Permanent: the server's words.
+    Failed { error: String },
+}
+
+/// Live counts of one flow.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FlowStats {
+    pub flow: String,
+    /// Runs in progress (all wait for a timer).
+    pub active: i64,
+    pub finished: i64,
+    /// Ended runs by reason (the exit rule and event, consent, …).
+    pub exited: BTreeMap<String, i64>,
+    /// Steps skipped by reason (frequency cap, no address, an exit found by the guard).
+    pub skipped: BTreeMap<String, i64>,
+    /// Outbox messages by state.
+    pub messages: BTreeMap<String, i64>,
+}
+
 /// Everything pronto persists goes through this trait; the server never sees SQL.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -186,6 +336,67 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StoreError>;
 
+    /// The program and wake-ups shared with this process's workers.
+    fn shared(&self) -> &Arc<Shared>;
+
+    /// When the earliest timer is due, if any.
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// Fires up to `limit` runs due at `now` in one transaction (guard, outbox, next wait).
+    async fn fire_due(&self, now: DateTime<Utc>, limit: i64) -> Result<Fired, StoreError>;
+
+    /// Claims up to `limit` queued messages due at `now`: each gets one more attempt and is leased until
+    /// `lease_until` (a worker that dies mid-send leaves it to be retried then).
+    async fn claim_messages(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<OutMessage>, StoreError>;
+
+    /// When the earliest queued message may next be attempted.
+    async fn next_message_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// Records an attempt's outcome. A message already sent stays sent.
+    async fn record_delivery(
+        &self,
+        id: MessageId,
+        outcome: Delivery,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// The workspace's messages, newest first.
+    async fn messages(
+        &self,
+        workspace: WorkspaceId,
+        limit: u32,
+    ) -> Result<Vec<MessageView>, StoreError>;
+
+    /// Live counts for every flow that has runs.
+    async fn flow_stats(&self, workspace: WorkspaceId) -> Result<Vec<FlowStats>, StoreError>;
+
+    /// A run with its log.
+    async fn run(&self, workspace: WorkspaceId, id: RunId) -> Result<Option<RunView>, StoreError>;
+
+    /// A contact's runs, newest first, with their logs.
+    async fn contact_runs(
+        &self,
+        workspace: WorkspaceId,
+        contact: ContactId,
+    ) -> Result<Vec<RunView>, StoreError>;
+
+    /// Merges `patch` into the contact's traits (`null` removes one), as the unsubscribe link does.
+    async fn patch_traits(
+        &self,
+        workspace: WorkspaceId,
+        contact: ContactId,
+        patch: &Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// A random secret generated once per database under `name` (32 bytes, hex).
+    async fn secret(&self, name: &str) -> Result<String, StoreError>;
+
     /// Succeeds when the database answers a query.
     async fn ping(&self) -> Result<(), StoreError>;
 
@@ -240,4 +451,11 @@ impl<'a> LeadRow<'a> {
             fields: Value::Object(lead.fields.clone()).to_string(),
         }
     }
+}
+
+/// 32 random bytes, hex: for secrets generated once per database.
+pub(crate) fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the OS random source works");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -7,7 +7,7 @@
 //! commit returned, so a 2xx built on it always means "durable".
 
 use crate::ingest::{ingest_group, IngestTx};
-use crate::{IngestItem, Ingested, StoreError};
+use crate::{IngestItem, Ingested, Shared, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use pronto_domain::WorkspaceId;
@@ -42,11 +42,16 @@ pub(crate) struct Writers {
 
 impl Writers {
     /// Starts `writers` tasks over `db`. Each group holds at most `max_events` events.
-    pub fn start<B: Begin>(db: Arc<B>, writers: usize, max_events: usize) -> Self {
+    pub fn start<B: Begin>(
+        db: Arc<B>,
+        writers: usize,
+        max_events: usize,
+        shared: Arc<Shared>,
+    ) -> Self {
         let (queue, rx) = mpsc::channel::<Job>(4096);
         let rx = Arc::new(Mutex::new(rx));
         let tasks = (0..writers.max(1))
-            .map(|_| tokio::spawn(run(db.clone(), rx.clone(), max_events)))
+            .map(|_| tokio::spawn(run(db.clone(), rx.clone(), max_events, shared.clone())))
             .collect();
         Self {
             queue: std::sync::Mutex::new(Some(queue)),
@@ -87,7 +92,12 @@ impl Writers {
     }
 }
 
-async fn run<B: Begin>(db: Arc<B>, rx: Arc<Mutex<mpsc::Receiver<Job>>>, max_events: usize) {
+async fn run<B: Begin>(
+    db: Arc<B>,
+    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+    max_events: usize,
+    shared: Arc<Shared>,
+) {
     loop {
         let mut jobs = Vec::new();
         {
@@ -108,11 +118,11 @@ async fn run<B: Begin>(db: Arc<B>, rx: Arc<Mutex<mpsc::Receiver<Job>>>, max_even
             }
         }
         metrics::histogram!("pronto_group_commit_requests").record(jobs.len() as f64);
-        commit_group(&*db, jobs).await;
+        commit_group(&*db, jobs, &shared).await;
     }
 }
 
-async fn commit_group<B: Begin>(db: &B, jobs: Vec<Job>) {
+async fn commit_group<B: Begin>(db: &B, jobs: Vec<Job>, shared: &Shared) {
     let mut tx = match db.begin().await {
         Ok(tx) => tx,
         Err(e) => {
@@ -123,7 +133,8 @@ async fn commit_group<B: Begin>(db: &B, jobs: Vec<Job>) {
             return;
         }
     };
-    let results = match ingest_group(&mut tx, &jobs).await {
+    let program = shared.program();
+    let (results, touched) = match ingest_group(&mut tx, &jobs, &program).await {
         Ok(r) => r,
         Err(e) => {
             // Nothing of the group is committed (the transaction is dropped, i.e. rolled back).
@@ -137,6 +148,9 @@ async fn commit_group<B: Begin>(db: &B, jobs: Vec<Job>) {
     };
     match tx.commit().await {
         Ok(()) => {
+            if touched.timers {
+                shared.timers.notify_one();
+            }
             for (job, result) in jobs.into_iter().zip(results) {
                 let _ = job.reply.send(Ok(result));
             }

@@ -2,12 +2,15 @@
 //! a few group-commit writers in parallel; every uniqueness rule is a unique key, so concurrent writers and
 //! processes stay correct (a lost race is a conflict, rolled back to the item's savepoint and retried).
 
+mod flows;
+
 use crate::ingest::{EventRow, IngestTx, ItemError};
 use crate::writer::{Begin, Commit, Writers};
 use crate::{
-    Contact, DefaultWorkspace, IngestItem, Ingested, KeyKind, LeadRow, Options, Store, StoreError,
-    StoredEvent,
+    Contact, DefaultWorkspace, Delivery, FlowStats, Fired, IngestItem, Ingested, KeyKind, LeadRow,
+    MessageView, Options, OutMessage, RunView, Shared, Store, StoreError, StoredEvent,
 };
+use pronto_domain::{MessageId, RunId};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use pronto_domain::resolve::Known;
@@ -23,6 +26,8 @@ use uuid::Uuid;
 pub struct PostgresStore {
     pool: Arc<PgDb>,
     writers: Writers,
+    shared: Arc<Shared>,
+    listener: tokio::task::JoinHandle<()>,
 }
 
 pub(crate) struct PgDb(PgPool);
@@ -40,9 +45,47 @@ impl PostgresStore {
             .connect_with(connect)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        let shared = Arc::new(Shared::new());
+        let listener = tokio::spawn(listen(pool.clone(), shared.clone()));
         let pool = Arc::new(PgDb(pool));
-        let writers = Writers::start(pool.clone(), writers, opts.max_group_events);
-        Ok(Self { pool, writers })
+        let writers = Writers::start(pool.clone(), writers, opts.max_group_events, shared.clone());
+        Ok(Self {
+            pool,
+            writers,
+            shared,
+            listener,
+        })
+    }
+}
+
+/// Wakes this process's scheduler and delivery worker when another process on the database scheduled timers
+/// or queued messages. A lost connection is re-established; meanwhile the workers' own periodic re-check (at
+/// most a few seconds) covers what a missed notification would have said.
+async fn listen(pool: PgPool, shared: Arc<Shared>) {
+    loop {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "LISTEN connection failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen_all(["pronto_timers", "pronto_outbox"]).await {
+            tracing::warn!(error = %e, "LISTEN failed; retrying");
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            continue;
+        }
+        loop {
+            match listener.recv().await {
+                Ok(n) if n.channel() == "pronto_outbox" => shared.outbox.notify_one(),
+                Ok(_) => shared.timers.notify_one(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
+                    break;
+                }
+            }
+        }
     }
 }
 
@@ -209,6 +252,9 @@ impl IngestTx for PgTx {
             "UPDATE identities SET contact_id = $2 WHERE contact_id = $1",
             "UPDATE events SET contact_id = $2 WHERE contact_id = $1",
             "UPDATE leads SET contact_id = $2 WHERE contact_id = $1",
+            "UPDATE runs SET contact_id = $2 WHERE contact_id = $1",
+            "UPDATE exit_marks SET contact_id = $2 WHERE contact_id = $1",
+            "UPDATE messages SET contact_id = $2 WHERE contact_id = $1",
             "UPDATE contacts SET merged_into = $2 WHERE id = $1 OR merged_into = $1",
         ] {
             sqlx::query(stmt)
@@ -478,12 +524,172 @@ impl Store for PostgresStore {
         .collect()
     }
 
+    fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT min(due_at) FROM runs WHERE due_at IS NOT NULL")
+            .fetch_one(&self.pool.0)
+            .await?)
+    }
+
+    async fn fire_due(&self, now: DateTime<Utc>, limit: i64) -> Result<Fired, StoreError> {
+        crate::flows::fire_batch(&*self.pool, &self.shared, now, limit).await
+    }
+
+    async fn claim_messages(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<OutMessage>, StoreError> {
+        let mut c = self.pool.0.acquire().await?;
+        flows::claim_messages(&mut c, now, limit, lease_until).await
+    }
+
+    async fn next_message_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT min(next_attempt_at) FROM messages WHERE state = 'queued'")
+            .fetch_one(&self.pool.0)
+            .await?)
+    }
+
+    async fn record_delivery(
+        &self,
+        id: MessageId,
+        outcome: Delivery,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let q = match outcome {
+            Delivery::Sent { transport } => sqlx::query(
+                "UPDATE messages SET state = 'sent', transport = $2, sent_at = $3, next_attempt_at = NULL \
+                 WHERE id = $1 AND state = 'queued'",
+            )
+            .bind(id.0)
+            .bind(transport)
+            .bind(now),
+            Delivery::Retry { at, error } => sqlx::query(
+                "UPDATE messages SET next_attempt_at = $2, last_error = $3 WHERE id = $1 AND state = 'queued'",
+            )
+            .bind(id.0)
+            .bind(at)
+            .bind(error),
+            Delivery::Failed { error } => sqlx::query(
+                "UPDATE messages SET state = 'failed', last_error = $2, next_attempt_at = NULL \
+                 WHERE id = $1 AND state = 'queued'",
+            )
+            .bind(id.0)
+            .bind(error),
+        };
+        q.execute(&self.pool.0).await?;
+        Ok(())
+    }
+
+    async fn messages(&self, workspace: WorkspaceId, limit: u32) -> Result<Vec<MessageView>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM messages WHERE workspace_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+        )
+        .bind(workspace.0)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool.0)
+        .await?;
+        rows.iter().map(flows::message_view).collect()
+    }
+
+    async fn flow_stats(&self, workspace: WorkspaceId) -> Result<Vec<FlowStats>, StoreError> {
+        let mut c = self.pool.0.acquire().await?;
+        flows::flow_stats(&mut c, workspace).await
+    }
+
+    async fn run(&self, workspace: WorkspaceId, id: RunId) -> Result<Option<RunView>, StoreError> {
+        let Some(row) = sqlx::query("SELECT * FROM runs WHERE id = $1 AND workspace_id = $2")
+            .bind(id.0)
+            .bind(workspace.0)
+            .fetch_optional(&self.pool.0)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let log = sqlx::query("SELECT * FROM run_log WHERE run_id = $1 ORDER BY id")
+            .bind(id.0)
+            .fetch_all(&self.pool.0)
+            .await?
+            .iter()
+            .map(flows::log_entry)
+            .collect::<Result<Vec<_>, _>>()?;
+        flows::run_view(&row, log).map(Some)
+    }
+
+    async fn contact_runs(
+        &self,
+        workspace: WorkspaceId,
+        contact: ContactId,
+    ) -> Result<Vec<RunView>, StoreError> {
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM runs WHERE contact_id = $1 AND workspace_id = $2 ORDER BY created_at DESC LIMIT 100",
+        )
+        .bind(contact.0)
+        .bind(workspace.0)
+        .fetch_all(&self.pool.0)
+        .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(r) = self.run(workspace, RunId(id)).await? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn patch_traits(
+        &self,
+        workspace: WorkspaceId,
+        contact: ContactId,
+        patch: &Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.0.begin().await?;
+        let row: Option<(Uuid, Json<Map<String, Value>>)> = sqlx::query_as(
+            "SELECT live.id, live.traits FROM contacts c JOIN contacts live ON live.id = COALESCE(c.merged_into, c.id) \
+             WHERE c.id = $1 AND c.workspace_id = $2 FOR UPDATE OF live",
+        )
+        .bind(contact.0)
+        .bind(workspace.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((live, Json(traits))) = row else {
+            return Ok(false);
+        };
+        let merged = crate::ingest::merge_traits(traits, patch);
+        sqlx::query("UPDATE contacts SET traits = $2, updated_at = $3 WHERE id = $1")
+            .bind(live)
+            .bind(Json(Value::Object(merged)))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn secret(&self, name: &str) -> Result<String, StoreError> {
+        sqlx::query("INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(name)
+            .bind(crate::random_secret())
+            .execute(&self.pool.0)
+            .await?;
+        Ok(sqlx::query_scalar("SELECT value FROM secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool.0)
+            .await?)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool.0).await?;
         Ok(())
     }
 
     async fn close(&self) {
+        self.listener.abort();
         self.writers.close().await;
         self.pool.0.close().await;
     }

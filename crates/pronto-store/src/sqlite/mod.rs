@@ -1,12 +1,15 @@
 //! The embedded default: one SQLite file in WAL mode, one writer connection (SQLite's single-writer rule, and
 //! the group-commit writer is that one writer), a small pool of read-only connections beside it.
 
+mod flows;
+
 use crate::ingest::{EventRow, IngestTx, ItemError};
 use crate::writer::{Begin, Commit, Writers};
 use crate::{
-    Contact, DefaultWorkspace, IngestItem, Ingested, KeyKind, LeadRow, Options, Store, StoreError,
-    StoredEvent,
+    Contact, DefaultWorkspace, Delivery, FlowStats, Fired, IngestItem, Ingested, KeyKind, LeadRow,
+    MessageView, Options, OutMessage, RunView, Shared, Store, StoreError, StoredEvent,
 };
+use pronto_domain::{MessageId, RunId};
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use pronto_domain::resolve::Known;
@@ -48,6 +51,7 @@ pub struct SqliteStore {
     read: SqlitePool,
     write: Arc<WritePool>,
     writers: Writers,
+    shared: Arc<Shared>,
 }
 
 pub(crate) struct WritePool(SqlitePool);
@@ -95,11 +99,13 @@ impl SqliteStore {
             .connect_with(connect.read_only(true))
             .await?;
         let write = Arc::new(WritePool(write));
-        let writers = Writers::start(write.clone(), 1, opts.max_group_events);
+        let shared = Arc::new(Shared::new());
+        let writers = Writers::start(write.clone(), 1, opts.max_group_events, shared.clone());
         Ok(Self {
             read,
             write,
             writers,
+            shared,
         })
     }
 }
@@ -287,6 +293,9 @@ impl IngestTx for SqliteTx {
             "UPDATE identities SET contact_id = ?2 WHERE contact_id = ?1",
             "UPDATE events SET contact_id = ?2 WHERE contact_id = ?1",
             "UPDATE leads SET contact_id = ?2 WHERE contact_id = ?1",
+            "UPDATE runs SET contact_id = ?2 WHERE contact_id = ?1",
+            "UPDATE exit_marks SET contact_id = ?2 WHERE contact_id = ?1",
+            "UPDATE messages SET contact_id = ?2 WHERE contact_id = ?1",
             "UPDATE contacts SET merged_into = ?2 WHERE id = ?1 OR merged_into = ?1",
         ] {
             sqlx::query(stmt)
@@ -557,6 +566,170 @@ impl Store for SqliteStore {
         .iter()
         .map(stored_event)
         .collect()
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let t: Option<String> = sqlx::query_scalar("SELECT min(due_at) FROM runs WHERE due_at IS NOT NULL")
+            .fetch_one(&self.read)
+            .await?;
+        t.map(|t| parse_ts(&t)).transpose()
+    }
+
+    async fn fire_due(&self, now: DateTime<Utc>, limit: i64) -> Result<Fired, StoreError> {
+        crate::flows::fire_batch(&*self.write, &self.shared, now, limit).await
+    }
+
+    async fn claim_messages(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<OutMessage>, StoreError> {
+        let mut c = self.write.0.acquire().await?;
+        flows::claim_messages(&mut c, now, limit, lease_until).await
+    }
+
+    async fn next_message_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let t: Option<String> = sqlx::query_scalar(
+            "SELECT min(next_attempt_at) FROM messages WHERE state = 'queued'",
+        )
+        .fetch_one(&self.read)
+        .await?;
+        t.map(|t| parse_ts(&t)).transpose()
+    }
+
+    async fn record_delivery(
+        &self,
+        id: MessageId,
+        outcome: Delivery,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let q = match outcome {
+            Delivery::Sent { transport } => sqlx::query(
+                "UPDATE messages SET state = 'sent', transport = ?2, sent_at = ?3, next_attempt_at = NULL \
+                 WHERE id = ?1 AND state = 'queued'",
+            )
+            .bind(id.to_string())
+            .bind(transport)
+            .bind(ts(now)),
+            Delivery::Retry { at, error } => sqlx::query(
+                "UPDATE messages SET next_attempt_at = ?2, last_error = ?3 WHERE id = ?1 AND state = 'queued'",
+            )
+            .bind(id.to_string())
+            .bind(ts(at))
+            .bind(error),
+            Delivery::Failed { error } => sqlx::query(
+                "UPDATE messages SET state = 'failed', last_error = ?2, next_attempt_at = NULL \
+                 WHERE id = ?1 AND state = 'queued'",
+            )
+            .bind(id.to_string())
+            .bind(error),
+        };
+        q.execute(&self.write.0).await?;
+        Ok(())
+    }
+
+    async fn messages(&self, workspace: WorkspaceId, limit: u32) -> Result<Vec<MessageView>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM messages WHERE workspace_id = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2",
+        )
+        .bind(workspace.to_string())
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(flows::message_view).collect()
+    }
+
+    async fn flow_stats(&self, workspace: WorkspaceId) -> Result<Vec<FlowStats>, StoreError> {
+        let mut c = self.read.acquire().await?;
+        flows::flow_stats(&mut c, workspace).await
+    }
+
+    async fn run(&self, workspace: WorkspaceId, id: RunId) -> Result<Option<RunView>, StoreError> {
+        let Some(row) = sqlx::query("SELECT * FROM runs WHERE id = ?1 AND workspace_id = ?2")
+            .bind(id.to_string())
+            .bind(workspace.to_string())
+            .fetch_optional(&self.read)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let log = sqlx::query("SELECT * FROM run_log WHERE run_id = ?1 ORDER BY id")
+            .bind(id.to_string())
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(flows::log_entry)
+            .collect::<Result<Vec<_>, _>>()?;
+        flows::run_view(&row, log).map(Some)
+    }
+
+    async fn contact_runs(
+        &self,
+        workspace: WorkspaceId,
+        contact: ContactId,
+    ) -> Result<Vec<RunView>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM runs WHERE contact_id = ?1 AND workspace_id = ?2 ORDER BY created_at DESC LIMIT 100",
+        )
+        .bind(contact.to_string())
+        .bind(workspace.to_string())
+        .fetch_all(&self.read)
+        .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(r) = self.run(workspace, uuid(&id)?).await? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn patch_traits(
+        &self,
+        workspace: WorkspaceId,
+        contact: ContactId,
+        patch: &Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write.0.begin().await?;
+        let row: Option<(String, String)> = sqlx::query_as(
+            "SELECT live.id, live.traits FROM contacts c JOIN contacts live ON live.id = COALESCE(c.merged_into, c.id) \
+             WHERE c.id = ?1 AND c.workspace_id = ?2",
+        )
+        .bind(contact.to_string())
+        .bind(workspace.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((live, traits)) = row else {
+            return Ok(false);
+        };
+        let merged = crate::ingest::merge_traits(json_obj(&traits)?, patch);
+        sqlx::query("UPDATE contacts SET traits = ?2, updated_at = ?3 WHERE id = ?1")
+            .bind(live)
+            .bind(Value::Object(merged).to_string())
+            .bind(ts(now))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn secret(&self, name: &str) -> Result<String, StoreError> {
+        let fresh = crate::random_secret();
+        sqlx::query("INSERT INTO secrets (name, value) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
+            .bind(name)
+            .bind(&fresh)
+            .execute(&self.write.0)
+            .await?;
+        Ok(sqlx::query_scalar("SELECT value FROM secrets WHERE name = ?1")
+            .bind(name)
+            .fetch_one(&self.write.0)
+            .await?)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -1,0 +1,228 @@
+//! The loaded program: the checked flows, the compiled templates and the message settings the engine runs
+//! with. One immutable value, swapped whole on a reload, so an ingest or a timer batch always sees one
+//! consistent version.
+//!
+//! Also here: composing a message for a `send` step from a run's snapshot and its contact (pure; the store
+//! calls it inside the transaction that writes the outbox row).
+
+use crate::ecommerce::{EcommerceEvent, Order};
+use crate::flow::{Channel, Flow, Step};
+use crate::template::{cart_context, Rendered, TemplateError, Templates};
+use serde_json::{json, Map, Value};
+use std::time::Duration;
+
+/// How messages are addressed and limited.
+#[derive(Debug, Clone)]
+pub struct MessageSettings {
+    /// `From:` of every email (`Shop <shop@example.com>`).
+    pub from: String,
+    /// `Reply-To:`: where a reply reaches a real person.
+    pub reply_to: Option<String>,
+    /// At most this many flow emails per contact in this window; further sends are skipped, with the reason.
+    pub email_cap: Option<(u32, Duration)>,
+    /// The public base URL links point at (`https://pronto.example.com`).
+    pub public_url: String,
+    /// Signs unsubscribe links; generated once per database and kept there.
+    pub link_secret: Vec<u8>,
+}
+
+impl Default for MessageSettings {
+    fn default() -> Self {
+        Self {
+            from: "pronto <pronto@localhost>".into(),
+            reply_to: None,
+            email_cap: None,
+            public_url: "http://127.0.0.1:8080".into(),
+            link_secret: Vec::new(),
+        }
+    }
+}
+
+pub struct Program {
+    pub flows: Vec<Flow>,
+    pub templates: Templates,
+    pub messages: MessageSettings,
+}
+
+impl Program {
+    /// No flows: ingestion stores events and nothing runs.
+    pub fn empty() -> Self {
+        Self {
+            flows: Vec::new(),
+            templates: Templates::compile(&[]).unwrap_or_else(|_| unreachable!("no templates")),
+            messages: MessageSettings::default(),
+        }
+    }
+
+    pub fn flow(&self, id: &str) -> Option<&Flow> {
+        self.flows.iter().find(|f| f.id == id)
+    }
+
+    /// Whether an event of this name starts, refreshes or ends any run (most events do neither, and cost
+    /// nothing more than their insert).
+    pub fn concerns(&self, name: &str) -> bool {
+        self.flows
+            .iter()
+            .any(|f| f.triggers.iter().any(|t| t == name) || f.exits.iter().any(|x| x.event == name))
+    }
+}
+
+/// The contact as a message needs it.
+#[derive(Debug, Clone, Default)]
+pub struct Recipient {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub traits: Map<String, Value>,
+}
+
+impl Recipient {
+    /// Why nobody may be sent anything, if so: the contact unsubscribed or is marked do-not-contact (traits
+    /// `unsubscribed`, `do_not_contact`, as an identify call or the unsubscribe link sets them).
+    pub fn refusal(&self) -> Option<&'static str> {
+        let yes = |k: &str| {
+            self.traits
+                .get(k)
+                .is_some_and(|v| v.as_bool() == Some(true) || v.as_str() == Some("true"))
+        };
+        if yes("do_not_contact") {
+            Some("do not contact")
+        } else if yes("unsubscribed") {
+            Some("unsubscribed")
+        } else {
+            None
+        }
+    }
+}
+
+/// A message ready for the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Composed {
+    pub channel: Channel,
+    pub to: String,
+    pub rendered: Rendered,
+}
+
+/// Why a send step produced no message.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NotSent {
+    #[error("no email address")]
+    NoAddress,
+    #[error("no {0} channel is configured")]
+    NoChannel(&'static str),
+    #[error("{0}")]
+    Template(TemplateError),
+}
+
+/// The cart a snapshot shows, for `cart` in templates: checkouts and orders as they are; a cart view or an
+/// added product as a cart with its restore link. `None` for events that are not e-commerce events.
+pub fn snapshot_cart(snapshot: &Value) -> Option<Order> {
+    let name = snapshot.get("event")?.as_str()?;
+    let props = snapshot.get("properties")?.as_object()?;
+    let order = match EcommerceEvent::parse(name, props).ok()?? {
+        EcommerceEvent::CheckoutStarted(o)
+        | EcommerceEvent::CheckoutStepViewed(o)
+        | EcommerceEvent::CheckoutStepCompleted(o)
+        | EcommerceEvent::PaymentInfoEntered(o)
+        | EcommerceEvent::OrderUpdated(o) => o,
+        EcommerceEvent::CartViewed(c) => Order {
+            cart_id: c.cart_id,
+            products: c.products,
+            checkout_url: c.cart_url,
+            ..Default::default()
+        },
+        EcommerceEvent::ProductAdded { cart_id, product } => Order {
+            cart_id,
+            products: vec![product],
+            checkout_url: props.get("cart_url").and_then(Value::as_str).map(str::to_string),
+            currency: props.get("currency").and_then(Value::as_str).map(str::to_string),
+            ..Default::default()
+        },
+        _ => return None,
+    };
+    Some(order)
+}
+
+/// Renders step `step` of `flow` for a run. `message_id` is the outbox key (tracking links carry it);
+/// `unsubscribe_url` the contact's signed opt-out link.
+pub fn compose(
+    program: &Program,
+    flow: &Flow,
+    step: usize,
+    snapshot: &Value,
+    to: &Recipient,
+    message_id: &str,
+    unsubscribe_url: &str,
+) -> Result<Composed, NotSent> {
+    let Some(Step::Send {
+        channel,
+        template,
+        offer,
+    }) = flow.steps.get(step)
+    else {
+        return Err(NotSent::NoChannel("send"));
+    };
+    let address = match channel {
+        Channel::Email => to.email.clone().ok_or(NotSent::NoAddress)?,
+        Channel::Sms => return Err(NotSent::NoChannel("sms")),
+        Channel::Webhook => return Err(NotSent::NoChannel("webhook")),
+    };
+    let params = [
+        ("utm_source", "pronto"),
+        ("utm_medium", "email"),
+        ("utm_campaign", flow.id.as_str()),
+        ("pronto_message", message_id),
+    ];
+    let cart = snapshot_cart(snapshot)
+        .map(|o| cart_context(&o, &params))
+        .unwrap_or_else(|| json!({"id": null, "products": [], "total": 0, "currency": "", "coupon": null, "restore_url": null}));
+    let traits = &to.traits;
+    let text = |k: &str| traits.get(k).and_then(Value::as_str).map(str::to_string);
+    let first = text("first_name")
+        .or_else(|| text("firstName"))
+        .or_else(|| text("name").and_then(|n| n.split_whitespace().next().map(str::to_string)));
+    let name = text("name").or_else(|| match (&first, text("last_name").or_else(|| text("lastName"))) {
+        (Some(f), Some(l)) => Some(format!("{f} {l}")),
+        (f, _) => f.clone(),
+    });
+    let ctx = json!({
+        "contact": {"name": name, "first_name": first, "email": to.email, "phone": to.phone, "traits": traits},
+        "cart": cart,
+        "offer": {"code": offer},
+        "message": {"id": message_id, "unsubscribe_url": unsubscribe_url},
+    });
+    let rendered = program.templates.render(template, &ctx).map_err(NotSent::Template)?;
+    Ok(Composed {
+        channel: *channel,
+        to: address,
+        rendered,
+    })
+}
+
+/// How long an unsubscribe link works: long enough for any mail still in an inbox.
+const UNSUBSCRIBE_VALIDITY_SECS: i64 = 5 * 366 * 24 * 3600;
+
+/// The contact's signed one-click unsubscribe link (also the `List-Unsubscribe` header).
+pub fn unsubscribe_url(settings: &MessageSettings, workspace: &str, contact: &str, now: i64) -> String {
+    let token = crate::claim::sign(
+        &settings.link_secret,
+        contact,
+        workspace,
+        "unsubscribe",
+        now + UNSUBSCRIBE_VALIDITY_SECS,
+    );
+    format!(
+        "{}/u/{workspace}/{contact}/{token}",
+        settings.public_url.trim_end_matches('/')
+    )
+}
+
+/// Checks an unsubscribe link's token for this workspace and contact.
+pub fn check_unsubscribe(
+    settings: &MessageSettings,
+    workspace: &str,
+    contact: &str,
+    token: &str,
+    now: i64,
+) -> Result<(), crate::claim::ClaimError> {
+    crate::claim::verify(&settings.link_secret, contact, workspace, "unsubscribe", token, now)
+}

@@ -1,0 +1,709 @@
+//! Flows in the store: the engine's decisions (pure, in `pronto_domain::engine`) applied inside transactions,
+//! written once for both backends against the [`FlowTx`] trait.
+//!
+//! - On ingest (inside the group commit): an event that meets an exit rule is recorded as an *exit mark* and
+//!   ends the matching runs in progress; a trigger starts a run (or refreshes the one in progress for its key,
+//!   pushing its timer out). A run whose exit already happened — an order that arrived before its checkout —
+//!   starts already exited, with the reason.
+//! - On a timer ([`fire`]): a batch of due runs is claimed (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so several
+//!   processes share the work and never take the same run), the guard is re-checked against the store in the
+//!   same transaction that writes the outbox: any exit mark for the run's key, or for its contact since the
+//!   run began; the contact's consent; the frequency cap. Only then are messages written (unique idempotency key
+//!   per run and step) and the run moved on to its next wait or its end.
+//!
+//! Why this is race-free: the exit mark and the run's state change are written by the ingesting transaction;
+//! the firing transaction holds the run's row and reads the marks after claiming it. An order committed before
+//! that read is seen; one committed later was not there when the decision was made. On PostgreSQL an ingest
+//! that touches a run being fired waits for the fire to commit, and a run being ingested is skipped by the
+//! claim and fired in the next batch.
+
+use crate::ingest::{IngestTx, ItemError};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use pronto_domain::engine::{self, Action, OnTrigger, Run};
+use pronto_domain::flow::{Flow, Same};
+use pronto_domain::program::{compose, unsubscribe_url, NotSent, Program, Recipient};
+use pronto_domain::{ContactId, EventId, MessageId, NewEvent, RunId, WorkspaceId};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+
+/// A run in progress, as a trigger for its key finds it.
+pub(crate) struct ActiveRun {
+    pub id: RunId,
+    pub step: i64,
+    pub started: DateTime<Utc>,
+    pub contact: ContactId,
+}
+
+pub(crate) struct NewRun<'a> {
+    pub id: RunId,
+    pub ws: WorkspaceId,
+    pub flow: &'a str,
+    pub key: &'a str,
+    pub contact: ContactId,
+    pub state: &'static str,
+    pub step: i64,
+    pub due: Option<DateTime<Utc>>,
+    pub started: DateTime<Utc>,
+    pub snapshot: &'a str,
+    pub outcome: Option<String>,
+    pub now: DateTime<Utc>,
+}
+
+/// A claimed run whose timer is due.
+pub(crate) struct DueRun {
+    pub id: RunId,
+    pub ws: WorkspaceId,
+    pub flow: String,
+    pub key: String,
+    pub contact: ContactId,
+    pub step: i64,
+    pub started: DateTime<Utc>,
+    pub snapshot: String,
+}
+
+/// An event that met an exit rule. `key` is set for `same = "key"` rules, absent for `same = "contact"`.
+#[derive(Debug, Clone)]
+pub(crate) struct Mark {
+    pub flow: String,
+    pub rule: i64,
+    pub name: String,
+    pub key: Option<String>,
+    pub contact: ContactId,
+    pub happened: DateTime<Utc>,
+}
+
+impl Mark {
+    /// What runs are counted by: "Order Completed for the same checkout_id".
+    fn category(&self, flow: &Flow) -> String {
+        let what = match (&self.key, &flow.key) {
+            (Some(_), Some(p)) => format!("the same {}", p.last()),
+            _ => "the same contact".to_string(),
+        };
+        format!("{} for {what}", self.name)
+    }
+
+    /// The reason shown on the run: "Order Completed at 2026-11-24T12:03:00Z for the same checkout_id".
+    fn reason(&self, flow: &Flow) -> String {
+        let category = self.category(flow);
+        let at = self.happened.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        match category.strip_prefix(&self.name) {
+            Some(rest) => format!("{} at {at}{rest}", self.name),
+            None => category,
+        }
+    }
+}
+
+/// Which runs an exit event ends.
+pub(crate) enum ExitBy<'a> {
+    Key(&'a str),
+    /// The contact's runs that began at or before this time.
+    Contact(ContactId, DateTime<Utc>),
+}
+
+pub(crate) struct RunUpdate {
+    pub id: RunId,
+    pub state: &'static str,
+    pub step: i64,
+    pub due: Option<DateTime<Utc>>,
+    pub outcome: Option<String>,
+}
+
+pub(crate) struct LogRow {
+    pub run: RunId,
+    pub at: DateTime<Utc>,
+    pub step: Option<i64>,
+    pub kind: &'static str,
+    /// Time-free, to count by; for skips, exits and failures.
+    pub reason: Option<String>,
+    pub detail: String,
+}
+
+pub(crate) struct MessageRow {
+    pub id: MessageId,
+    pub ws: WorkspaceId,
+    pub key: String,
+    pub run: RunId,
+    pub flow: String,
+    pub step: i64,
+    pub contact: ContactId,
+    pub channel: &'static str,
+    pub to: String,
+    pub from: String,
+    pub reply_to: Option<String>,
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+    pub unsubscribe_url: Option<String>,
+    pub now: DateTime<Utc>,
+}
+
+/// The contact a message goes to, found from the (possibly merged) contact a run was started for.
+pub(crate) struct Found {
+    pub asked: ContactId,
+    pub live: ContactId,
+    pub recipient: Recipient,
+}
+
+/// The flow statements each backend implements.
+#[async_trait]
+pub(crate) trait FlowTx: Send {
+    async fn active_run(
+        &mut self,
+        ws: WorkspaceId,
+        flow: &str,
+        key: &str,
+    ) -> Result<Option<ActiveRun>, ItemError>;
+    async fn insert_run(&mut self, run: &NewRun<'_>) -> Result<(), ItemError>;
+    async fn refresh_run(
+        &mut self,
+        id: RunId,
+        snapshot: &str,
+        step: i64,
+        due: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), ItemError>;
+    async fn insert_mark(
+        &mut self,
+        ws: WorkspaceId,
+        mark: &Mark,
+        event: EventId,
+    ) -> Result<(), ItemError>;
+    /// Ends the matching runs in progress; answers their ids.
+    async fn exit_runs(
+        &mut self,
+        ws: WorkspaceId,
+        flow: &str,
+        by: ExitBy<'_>,
+        outcome: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<RunId>, ItemError>;
+    /// An exit mark for this key (any time), or for this contact at or after `since`.
+    async fn first_mark(
+        &mut self,
+        ws: WorkspaceId,
+        flow: &str,
+        key: &str,
+        contact: ContactId,
+        since: DateTime<Utc>,
+    ) -> Result<Option<Mark>, ItemError>;
+    async fn insert_logs(&mut self, rows: &[LogRow]) -> Result<(), ItemError>;
+    /// Up to `limit` runs due at `now`, earliest first, locked for this transaction.
+    async fn claim_due(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<DueRun>, ItemError>;
+    /// Every exit mark that applies to any of `runs`, with the run it applies to.
+    async fn marks_for(&mut self, runs: &[DueRun]) -> Result<Vec<(RunId, Mark)>, ItemError>;
+    async fn recipients(&mut self, contacts: &[ContactId]) -> Result<Vec<Found>, ItemError>;
+    /// Emails written for each contact since `since`.
+    async fn sent_counts(
+        &mut self,
+        contacts: &[ContactId],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(ContactId, i64)>, ItemError>;
+    /// Writes the messages; a row whose idempotency key exists is not written again.
+    async fn insert_messages(&mut self, rows: &[MessageRow]) -> Result<u64, ItemError>;
+    async fn update_runs(
+        &mut self,
+        rows: &[RunUpdate],
+        now: DateTime<Utc>,
+    ) -> Result<(), ItemError>;
+    /// Tells other processes on the database that timers or messages changed (PostgreSQL `NOTIFY`, sent at
+    /// commit); nothing on SQLite, where one process owns the database.
+    async fn notify(&mut self, channel: &'static str) -> Result<(), ItemError>;
+}
+
+/// What an ingest did to flows, so the writer can wake the scheduler.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Touched {
+    pub timers: bool,
+}
+
+/// An event of the group, as flows see it: written, with its live contact.
+pub(crate) struct Seen<'a> {
+    pub id: EventId,
+    pub contact: ContactId,
+    pub event: &'a NewEvent,
+    pub received_at: DateTime<Utc>,
+}
+
+/// Applies a group's events to the flows, in order.
+pub(crate) async fn on_events<T: IngestTx + ?Sized>(
+    tx: &mut T,
+    program: &Program,
+    ws: WorkspaceId,
+    seen: &[Seen<'_>],
+) -> Result<Touched, ItemError> {
+    let mut touched = Touched::default();
+    let mut logs = Vec::new();
+    for s in seen {
+        let Some(name) = s.event.name.as_deref() else {
+            continue;
+        };
+        if !program.concerns(name) {
+            continue;
+        }
+        let happened = s.event.timestamp.unwrap_or(s.received_at);
+        let now = s.received_at;
+        for flow in &program.flows {
+            for (rule, exit) in flow.exits.iter().enumerate() {
+                if exit.event != name {
+                    continue;
+                }
+                let key = match exit.same {
+                    Same::Key => match flow.key.as_ref().and_then(|p| p.key(&s.event.payload)) {
+                        Some(k) => Some(k),
+                        None => continue,
+                    },
+                    Same::Contact => None,
+                };
+                let mark = Mark {
+                    flow: flow.id.clone(),
+                    rule: rule as i64,
+                    name: name.to_string(),
+                    key,
+                    contact: s.contact,
+                    happened,
+                };
+                tx.insert_mark(ws, &mark, s.id).await?;
+                let by = match &mark.key {
+                    Some(k) => ExitBy::Key(k),
+                    None => ExitBy::Contact(s.contact, happened),
+                };
+                let category = mark.category(flow);
+                let reason = mark.reason(flow);
+                for run in tx.exit_runs(ws, &flow.id, by, &category, now).await? {
+                    touched.timers = true;
+                    logs.push(LogRow {
+                        run,
+                        at: now,
+                        step: None,
+                        kind: "exited",
+                        reason: Some(category.clone()),
+                        detail: reason.clone(),
+                    });
+                }
+            }
+            if flow.triggers.iter().any(|t| t == name) {
+                let traits = if flow.filter.is_some() {
+                    tx.traits(s.contact).await?
+                } else {
+                    Map::new()
+                };
+                let ctx = engine::context(&s.event.payload, &traits);
+                trigger(tx, flow, ws, s, &ctx, happened, now, &mut logs, &mut touched).await?;
+            }
+        }
+    }
+    if !logs.is_empty() {
+        tx.insert_logs(&logs).await?;
+    }
+    if touched.timers {
+        tx.notify("pronto_timers").await?;
+    }
+    Ok(touched)
+}
+
+/// Where a run waits after a start or refresh: the first wait's step and time, or "continue now" (step -1 or
+/// the current one, due now) when the flow begins with a send, so the scheduler sends it within moments and
+/// the guard applies to it like to any other.
+fn first_wait(actions: &[Action], from: i64, now: DateTime<Utc>) -> (i64, Option<DateTime<Utc>>) {
+    match actions.first() {
+        Some(Action::Wait { step, at }) => (*step as i64, Some(*at)),
+        _ => (from, Some(now)),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn trigger<T: FlowTx + ?Sized>(
+    tx: &mut T,
+    flow: &Flow,
+    ws: WorkspaceId,
+    s: &Seen<'_>,
+    ctx: &Value,
+    happened: DateTime<Utc>,
+    now: DateTime<Utc>,
+    logs: &mut Vec<LogRow>,
+    touched: &mut Touched,
+) -> Result<(), ItemError> {
+    let contact = s.contact.to_string();
+    let Some(key) = flow.run_key(ctx, &contact) else {
+        return Ok(());
+    };
+    let existing = tx.active_run(ws, &flow.id, &key).await?;
+    let run = existing.as_ref().map(|r| Run {
+        key: key.clone(),
+        contact: r.contact.to_string(),
+        step: usize::try_from(r.step).unwrap_or(0),
+        started: r.started,
+    });
+    let snapshot = s.event.payload.to_string();
+    match engine::on_trigger(flow, ctx, &contact, run.as_ref(), now) {
+        OnTrigger::Start { key, actions } => {
+            let id = RunId::new();
+            let (step, due) = first_wait(&actions, -1, now);
+            // An exit that happened first (an order sent before its checkout) ends the run before it begins.
+            let done = tx.first_mark(ws, &flow.id, &key, s.contact, happened).await?;
+            let outcome = done.as_ref().map(|m| m.category(flow));
+            tx.insert_run(&NewRun {
+                id,
+                ws,
+                flow: &flow.id,
+                key: &key,
+                contact: s.contact,
+                state: if outcome.is_some() { "exited" } else { "active" },
+                step,
+                due: if outcome.is_some() { None } else { due },
+                started: happened,
+                snapshot: &snapshot,
+                outcome: outcome.clone(),
+                now,
+            })
+            .await?;
+            logs.push(LogRow {
+                run: id,
+                at: now,
+                step: None,
+                kind: "started",
+                reason: None,
+                detail: format!("{} for {key}", s.event.name.as_deref().unwrap_or("")),
+            });
+            match (outcome, done) {
+                (Some(category), Some(m)) => logs.push(LogRow {
+                    run: id,
+                    at: now,
+                    step: None,
+                    kind: "exited",
+                    reason: Some(category),
+                    detail: format!("{} (before this trigger was processed)", m.reason(flow)),
+                }),
+                _ => {
+                    touched.timers = true;
+                    if let Some(at) = due.filter(|d| *d > now) {
+                        logs.push(LogRow {
+                            run: id,
+                            at: now,
+                            step: Some(step),
+                            kind: "waiting",
+                            reason: None,
+                            detail: format!("until {}", at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                        });
+                    }
+                }
+            }
+        }
+        OnTrigger::Refresh { actions } => {
+            let Some(r) = existing else { return Ok(()) };
+            let (step, due) = if actions.is_empty() {
+                (r.step, None)
+            } else {
+                first_wait(&actions, r.step, now)
+            };
+            tx.refresh_run(r.id, &snapshot, step, due, now).await?;
+            let detail = match due {
+                Some(at) => {
+                    touched.timers = true;
+                    format!(
+                        "snapshot updated; waiting again until {}",
+                        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    )
+                }
+                None => "snapshot updated".to_string(),
+            };
+            logs.push(LogRow {
+                run: r.id,
+                at: now,
+                step: Some(step),
+                kind: "refreshed",
+                reason: None,
+                detail,
+            });
+        }
+        OnTrigger::Ignore(why) => {
+            if let Some(r) = existing {
+                logs.push(LogRow {
+                    run: r.id,
+                    at: now,
+                    step: None,
+                    kind: "ignored",
+                    reason: Some(why.to_string()),
+                    detail: why.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What one timer batch did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Fired {
+    /// Runs whose timer fired.
+    pub runs: usize,
+    /// Messages written to the outbox.
+    pub messages: usize,
+}
+
+/// Fires up to `limit` due runs inside the open transaction (see the module docs for the guard).
+pub(crate) async fn fire<T: FlowTx + ?Sized>(
+    tx: &mut T,
+    program: &Program,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Fired, ItemError> {
+    let runs = tx.claim_due(now, limit).await?;
+    if runs.is_empty() {
+        return Ok(Fired::default());
+    }
+    let mut marks: HashMap<RunId, Vec<Mark>> = HashMap::new();
+    for (run, m) in tx.marks_for(&runs).await? {
+        marks.entry(run).or_default().push(m);
+    }
+    let mut contacts: Vec<ContactId> = runs.iter().map(|r| r.contact).collect();
+    contacts.sort();
+    contacts.dedup();
+    let found: HashMap<ContactId, Found> = tx
+        .recipients(&contacts)
+        .await?
+        .into_iter()
+        .map(|f| (f.asked, f))
+        .collect();
+    let cap = program.messages.email_cap;
+    let mut sent: HashMap<ContactId, i64> = HashMap::new();
+    if let Some((_, window)) = cap {
+        let since = now - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::days(1));
+        let live: Vec<ContactId> = found.values().map(|f| f.live).collect();
+        sent = tx.sent_counts(&live, since).await?.into_iter().collect();
+    }
+
+    let mut updates = Vec::with_capacity(runs.len());
+    let mut logs = Vec::new();
+    let mut messages = Vec::new();
+    for run in &runs {
+        let mut log = |step: Option<i64>, kind: &'static str, reason: Option<&str>, detail: String| {
+            logs.push(LogRow {
+                run: run.id,
+                at: now,
+                step,
+                kind,
+                reason: reason.map(str::to_string),
+                detail,
+            })
+        };
+        let end = |state: &'static str, reason: String| RunUpdate {
+            id: run.id,
+            state,
+            step: run.step,
+            due: None,
+            outcome: Some(reason),
+        };
+        let Some(flow) = program.flow(&run.flow) else {
+            let why = "the flow is no longer in the configuration";
+            log(None, "exited", Some(why), format!("flow `{}` is no longer in the configuration", run.flow));
+            updates.push(end("exited", why.into()));
+            continue;
+        };
+        // The guard: an exit rule met by any event stored before this read.
+        let applies = |m: &&Mark| match &m.key {
+            Some(k) => *k == run.key,
+            None => m.happened >= run.started,
+        };
+        if let Some(m) = marks.get(&run.id).and_then(|ms| ms.iter().find(applies)) {
+            let category = m.category(flow);
+            log(Some(run.step), "skipped", Some(&category), m.reason(flow));
+            updates.push(end("exited", category));
+            continue;
+        }
+        let Some(to) = found.get(&run.contact) else {
+            log(None, "exited", Some("the contact no longer exists"), "the contact no longer exists".into());
+            updates.push(end("exited", "the contact no longer exists".into()));
+            continue;
+        };
+        if let Some(why) = to.recipient.refusal() {
+            log(Some(run.step), "skipped", Some(why), why.to_string());
+            updates.push(end("exited", why.to_string()));
+            continue;
+        }
+        let snapshot: Value = serde_json::from_str(&run.snapshot).unwrap_or(Value::Null);
+        let ctx = engine::context(&snapshot, &to.recipient.traits);
+        let from = usize::try_from(run.step + 1).unwrap_or(0);
+        let mut next = RunUpdate {
+            id: run.id,
+            state: "finished",
+            step: run.step,
+            due: None,
+            outcome: Some("finished".into()),
+        };
+        for action in engine::advance(flow, from, &ctx, now) {
+            match action {
+                Action::Send { step } => {
+                    let key = format!("{}.{step}", run.id);
+                    if let Some((max, window)) = cap {
+                        let n = sent.entry(to.live).or_default();
+                        if *n >= i64::from(max) {
+                            log(
+                                Some(step as i64),
+                                "skipped",
+                                Some("frequency cap"),
+                                format!(
+                                    "frequency cap: {n} emails to this contact in the last {}",
+                                    humanize(window)
+                                ),
+                            );
+                            continue;
+                        }
+                        *n += 1;
+                    }
+                    let unsub = unsubscribe_url(
+                        &program.messages,
+                        &run.ws.to_string(),
+                        &to.live.to_string(),
+                        now.timestamp(),
+                    );
+                    match compose(program, flow, step, &snapshot, &to.recipient, &key, &unsub) {
+                        Ok(c) => {
+                            log(
+                                Some(step as i64),
+                                "sent",
+                                None,
+                                format!("{} to {}: {}", channel_name(c.channel), c.to, c.rendered.subject),
+                            );
+                            messages.push(MessageRow {
+                                id: MessageId::new(),
+                                ws: run.ws,
+                                key,
+                                run: run.id,
+                                flow: flow.id.clone(),
+                                step: step as i64,
+                                contact: to.live,
+                                channel: channel_name(c.channel),
+                                to: c.to,
+                                from: program.messages.from.clone(),
+                                reply_to: program.messages.reply_to.clone(),
+                                subject: c.rendered.subject,
+                                text: c.rendered.text,
+                                html: c.rendered.html,
+                                unsubscribe_url: Some(unsub),
+                                now,
+                            });
+                        }
+                        Err(e) => {
+                            let (kind, reason) = match &e {
+                                NotSent::Template(_) => ("failed", "template error".to_string()),
+                                other => ("skipped", other.to_string()),
+                            };
+                            log(Some(step as i64), kind, Some(&reason), e.to_string());
+                        }
+                    }
+                }
+                Action::Wait { step, at } => {
+                    log(
+                        Some(step as i64),
+                        "waiting",
+                        None,
+                        format!("until {}", at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                    );
+                    next = RunUpdate {
+                        id: run.id,
+                        state: "active",
+                        step: step as i64,
+                        due: Some(at),
+                        outcome: None,
+                    };
+                }
+                Action::Finish => log(None, "finished", None, "no steps left".into()),
+            }
+        }
+        updates.push(next);
+    }
+    let written = if messages.is_empty() {
+        0
+    } else {
+        tx.insert_messages(&messages).await?
+    };
+    tx.update_runs(&updates, now).await?;
+    if !logs.is_empty() {
+        tx.insert_logs(&logs).await?;
+    }
+    if written > 0 {
+        tx.notify("pronto_outbox").await?;
+    }
+    Ok(Fired {
+        runs: runs.len(),
+        messages: written as usize,
+    })
+}
+
+fn channel_name(c: pronto_domain::flow::Channel) -> &'static str {
+    match c {
+        pronto_domain::flow::Channel::Email => "email",
+        pronto_domain::flow::Channel::Sms => "sms",
+        pronto_domain::flow::Channel::Webhook => "webhook",
+    }
+}
+
+fn humanize(d: std::time::Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+/// One timer batch in its own transaction; wakes the delivery worker when messages were queued.
+pub(crate) async fn fire_batch<B: crate::writer::Begin>(
+    db: &B,
+    shared: &crate::Shared,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Fired, crate::StoreError> {
+    use crate::writer::Commit;
+    let program = shared.program();
+    let mut tx = db.begin().await?;
+    let fired = match fire(&mut tx, &program, now, limit).await {
+        Ok(f) => f,
+        Err(ItemError::Store(e)) => return Err(e),
+        Err(ItemError::Conflict) => {
+            return Err(crate::StoreError::Unavailable(
+                "timer batch conflicted with a concurrent writer; retried next round".into(),
+            ))
+        }
+    };
+    tx.commit().await?;
+    if fired.messages > 0 {
+        shared.outbox.notify_one();
+    }
+    Ok(fired)
+}
+
+/// Assembles per-flow counts from the three grouped queries each backend runs: runs by (flow, state,
+/// outcome), skipped steps by (flow, reason), messages by (flow, state).
+pub(crate) fn assemble_stats(
+    runs: Vec<(String, String, String, i64)>,
+    skipped: Vec<(String, String, i64)>,
+    messages: Vec<(String, String, i64)>,
+) -> Vec<crate::FlowStats> {
+    fn get(
+        out: &mut std::collections::BTreeMap<String, crate::FlowStats>,
+        flow: String,
+    ) -> &mut crate::FlowStats {
+        out.entry(flow.clone()).or_insert_with(|| crate::FlowStats {
+            flow,
+            ..Default::default()
+        })
+    }
+    let mut out = std::collections::BTreeMap::new();
+    for (flow, state, outcome, n) in runs {
+        let s = get(&mut out, flow);
+        match state.as_str() {
+            "active" => s.active += n,
+            "finished" => s.finished += n,
+            _ => *s.exited.entry(outcome).or_default() += n,
+        }
+    }
+    for (flow, reason, n) in skipped {
+        *get(&mut out, flow).skipped.entry(reason).or_default() += n;
+    }
+    for (flow, state, n) in messages {
+        *get(&mut out, flow).messages.entry(state).or_default() += n;
+    }
+    out.into_values().collect()
+}

@@ -1,0 +1,515 @@
+//! PostgreSQL's flow statements. Sets of rows go in as array parameters expanded by `UNNEST`. Several processes
+//! share the timers: a batch is claimed with `FOR UPDATE SKIP LOCKED` in due order through `runs_due`, so two
+//! processes never hold the same run, and an ingest that touches a run being fired waits for that commit.
+//! `NOTIFY` (sent at commit, at most once per transaction) wakes the other processes' schedulers and
+//! delivery workers.
+
+use super::PgTx;
+use crate::flows::{
+    ActiveRun, DueRun, ExitBy, FlowTx, Found, LogRow, Mark, MessageRow, NewRun, RunUpdate,
+};
+use crate::ingest::ItemError;
+use crate::{FlowStats, LogEntry, MessageView, OutMessage, RunView, StoreError};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use pronto_domain::program::Recipient;
+use pronto_domain::{ContactId, EventId, MessageId, RunId, WorkspaceId};
+use serde_json::{Map, Value};
+use sqlx::postgres::PgRow;
+use sqlx::types::Json;
+use sqlx::{PgConnection, Row};
+use uuid::Uuid;
+
+fn mark(row: &PgRow, at: usize) -> Result<Mark, StoreError> {
+    Ok(Mark {
+        flow: row.try_get(at)?,
+        rule: row.try_get::<i32, _>(at + 1)?.into(),
+        name: row.try_get(at + 2)?,
+        key: row.try_get(at + 3)?,
+        contact: ContactId(row.try_get(at + 4)?),
+        happened: row.try_get(at + 5)?,
+    })
+}
+
+const MARK_COLUMNS: &str = "m.flow_id, m.rule, m.name, m.run_key, m.contact_id, m.happened_at";
+
+#[async_trait]
+impl FlowTx for PgTx {
+    async fn active_run(
+        &mut self,
+        ws: WorkspaceId,
+        flow: &str,
+        key: &str,
+    ) -> Result<Option<ActiveRun>, ItemError> {
+        let row = sqlx::query(
+            "SELECT id, step, started_at, contact_id FROM runs \
+             WHERE workspace_id = $1 AND flow_id = $2 AND run_key = $3 AND state = 'active'",
+        )
+        .bind(ws.0)
+        .bind(flow)
+        .bind(key)
+        .fetch_optional(&mut *self.0)
+        .await?;
+        Ok(row
+            .map(|r| -> Result<ActiveRun, sqlx::Error> {
+                Ok(ActiveRun {
+                    id: RunId(r.try_get(0)?),
+                    step: r.try_get::<i32, _>(1)?.into(),
+                    started: r.try_get(2)?,
+                    contact: ContactId(r.try_get(3)?),
+                })
+            })
+            .transpose()?)
+    }
+
+    async fn insert_run(&mut self, r: &NewRun<'_>) -> Result<(), ItemError> {
+        sqlx::query(
+            "INSERT INTO runs (id, workspace_id, flow_id, run_key, contact_id, state, step, due_at, started_at, \
+             snapshot, outcome, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+        )
+        .bind(r.id.0)
+        .bind(r.ws.0)
+        .bind(r.flow)
+        .bind(r.key)
+        .bind(r.contact.0)
+        .bind(r.state)
+        .bind(r.step as i32)
+        .bind(r.due)
+        .bind(r.started)
+        .bind(r.snapshot)
+        .bind(&r.outcome)
+        .bind(r.now)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn refresh_run(
+        &mut self,
+        id: RunId,
+        snapshot: &str,
+        step: i64,
+        due: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), ItemError> {
+        sqlx::query(
+            "UPDATE runs SET snapshot = $2, step = $3, due_at = COALESCE($4, due_at), updated_at = $5 \
+             WHERE id = $1 AND state = 'active'",
+        )
+        .bind(id.0)
+        .bind(snapshot)
+        .bind(step as i32)
+        .bind(due)
+        .bind(now)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_mark(
+        &mut self,
+        ws: WorkspaceId,
+        m: &Mark,
+        event: EventId,
+    ) -> Result<(), ItemError> {
+        sqlx::query(
+            "INSERT INTO exit_marks (workspace_id, flow_id, rule, name, run_key, contact_id, happened_at, event_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(ws.0)
+        .bind(&m.flow)
+        .bind(m.rule as i32)
+        .bind(&m.name)
+        .bind(&m.key)
+        .bind(m.contact.0)
+        .bind(m.happened)
+        .bind(event.0)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn exit_runs(
+        &mut self,
+        ws: WorkspaceId,
+        flow: &str,
+        by: ExitBy<'_>,
+        outcome: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<RunId>, ItemError> {
+        let q = match by {
+            ExitBy::Key(k) => sqlx::query(
+                "UPDATE runs SET state = 'exited', due_at = NULL, outcome = $3, updated_at = $4 \
+                 WHERE workspace_id = $1 AND flow_id = $2 AND run_key = $5 AND state = 'active' RETURNING id",
+            )
+            .bind(ws.0)
+            .bind(flow)
+            .bind(outcome)
+            .bind(now)
+            .bind(k.to_string()),
+            ExitBy::Contact(c, at) => sqlx::query(
+                "UPDATE runs SET state = 'exited', due_at = NULL, outcome = $3, updated_at = $4 \
+                 WHERE contact_id = $5 AND workspace_id = $1 AND flow_id = $2 AND state = 'active' \
+                 AND started_at <= $6 RETURNING id",
+            )
+            .bind(ws.0)
+            .bind(flow)
+            .bind(outcome)
+            .bind(now)
+            .bind(c.0)
+            .bind(at),
+        };
+        let rows = q.fetch_all(&mut *self.0).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(RunId(r.try_get(0)?));
+        }
+        Ok(out)
+    }
+
+    async fn first_mark(
+        &mut self,
+        ws: WorkspaceId,
+        flow: &str,
+        key: &str,
+        contact: ContactId,
+        since: DateTime<Utc>,
+    ) -> Result<Option<Mark>, ItemError> {
+        let sql = format!(
+            "(SELECT {MARK_COLUMNS} FROM exit_marks m WHERE m.workspace_id = $1 AND m.flow_id = $2 AND m.run_key = $3 LIMIT 1) \
+             UNION ALL (SELECT {MARK_COLUMNS} FROM exit_marks m WHERE m.workspace_id = $1 AND m.flow_id = $2 \
+             AND m.contact_id = $4 AND m.run_key IS NULL AND m.happened_at >= $5 LIMIT 1) LIMIT 1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(ws.0)
+            .bind(flow)
+            .bind(key)
+            .bind(contact.0)
+            .bind(since)
+            .fetch_optional(&mut *self.0)
+            .await?;
+        Ok(row.map(|r| mark(&r, 0)).transpose()?)
+    }
+
+    async fn insert_logs(&mut self, rows: &[LogRow]) -> Result<(), ItemError> {
+        let runs: Vec<Uuid> = rows.iter().map(|r| r.run.0).collect();
+        let ats: Vec<DateTime<Utc>> = rows.iter().map(|r| r.at).collect();
+        let steps: Vec<Option<i32>> = rows.iter().map(|r| r.step.map(|s| s as i32)).collect();
+        let kinds: Vec<&str> = rows.iter().map(|r| r.kind).collect();
+        let reasons: Vec<Option<&str>> = rows.iter().map(|r| r.reason.as_deref()).collect();
+        let details: Vec<&str> = rows.iter().map(|r| r.detail.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO run_log (run_id, at, step, kind, reason, detail) \
+             SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::int[], $4::text[], $5::text[], $6::text[])",
+        )
+        .bind(&runs)
+        .bind(&ats)
+        .bind(&steps)
+        .bind(&kinds)
+        .bind(&reasons)
+        .bind(&details)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn claim_due(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<DueRun>, ItemError> {
+        let rows = sqlx::query(
+            "SELECT id, workspace_id, flow_id, run_key, contact_id, step, started_at, snapshot FROM runs \
+             WHERE due_at IS NOT NULL AND due_at <= $1 ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *self.0)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(DueRun {
+                id: RunId(r.try_get(0)?),
+                ws: WorkspaceId(r.try_get(1)?),
+                flow: r.try_get(2)?,
+                key: r.try_get(3)?,
+                contact: ContactId(r.try_get(4)?),
+                step: r.try_get::<i32, _>(5)?.into(),
+                started: r.try_get(6)?,
+                snapshot: r.try_get(7)?,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn marks_for(&mut self, runs: &[DueRun]) -> Result<Vec<(RunId, Mark)>, ItemError> {
+        let ids: Vec<Uuid> = runs.iter().map(|r| r.id.0).collect();
+        let wss: Vec<Uuid> = runs.iter().map(|r| r.ws.0).collect();
+        let flows: Vec<&str> = runs.iter().map(|r| r.flow.as_str()).collect();
+        let keys: Vec<&str> = runs.iter().map(|r| r.key.as_str()).collect();
+        let contacts: Vec<Uuid> = runs.iter().map(|r| r.contact.0).collect();
+        let started: Vec<DateTime<Utc>> = runs.iter().map(|r| r.started).collect();
+        let sql = format!(
+            "WITH q AS (SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::timestamptz[]) \
+             AS q(run, ws, flow, k, contact, started)) \
+             SELECT q.run, {MARK_COLUMNS} FROM q JOIN exit_marks m \
+             ON m.workspace_id = q.ws AND m.flow_id = q.flow AND m.run_key = q.k \
+             UNION ALL SELECT q.run, {MARK_COLUMNS} FROM q JOIN exit_marks m \
+             ON m.workspace_id = q.ws AND m.flow_id = q.flow AND m.contact_id = q.contact \
+             AND m.happened_at >= q.started AND m.run_key IS NULL"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(&ids)
+            .bind(&wss)
+            .bind(&flows)
+            .bind(&keys)
+            .bind(&contacts)
+            .bind(&started)
+            .fetch_all(&mut *self.0)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push((RunId(r.try_get(0)?), mark(&r, 1)?));
+        }
+        Ok(out)
+    }
+
+    async fn recipients(&mut self, contacts: &[ContactId]) -> Result<Vec<Found>, ItemError> {
+        let ids: Vec<Uuid> = contacts.iter().map(|c| c.0).collect();
+        let rows = sqlx::query(
+            "SELECT q.id, live.id, live.traits, \
+             (SELECT value FROM identities i WHERE i.contact_id = live.id AND i.kind = 'email' ORDER BY created_at DESC LIMIT 1), \
+             (SELECT value FROM identities i WHERE i.contact_id = live.id AND i.kind = 'phone' ORDER BY created_at DESC LIMIT 1) \
+             FROM UNNEST($1::uuid[]) AS q(id) JOIN contacts c ON c.id = q.id \
+             JOIN contacts live ON live.id = COALESCE(c.merged_into, c.id)",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *self.0)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let Json(traits): Json<Map<String, Value>> = r.try_get(2)?;
+            out.push(Found {
+                asked: ContactId(r.try_get(0)?),
+                live: ContactId(r.try_get(1)?),
+                recipient: Recipient {
+                    traits,
+                    email: r.try_get(3)?,
+                    phone: r.try_get(4)?,
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    async fn sent_counts(
+        &mut self,
+        contacts: &[ContactId],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(ContactId, i64)>, ItemError> {
+        let ids: Vec<Uuid> = contacts.iter().map(|c| c.0).collect();
+        let rows = sqlx::query(
+            "SELECT m.contact_id, count(*) FROM messages m WHERE m.contact_id = ANY($1) AND m.created_at >= $2 \
+             AND m.channel = 'email' AND m.run_id IS NOT NULL GROUP BY m.contact_id",
+        )
+        .bind(&ids)
+        .bind(since)
+        .fetch_all(&mut *self.0)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push((ContactId(r.try_get(0)?), r.try_get(1)?));
+        }
+        Ok(out)
+    }
+
+    async fn insert_messages(&mut self, rows: &[MessageRow]) -> Result<u64, ItemError> {
+        let col = |f: fn(&MessageRow) -> Option<String>| -> Vec<Option<String>> { rows.iter().map(f).collect() };
+        let ids: Vec<Uuid> = rows.iter().map(|m| m.id.0).collect();
+        let wss: Vec<Uuid> = rows.iter().map(|m| m.ws.0).collect();
+        let runs: Vec<Uuid> = rows.iter().map(|m| m.run.0).collect();
+        let steps: Vec<i32> = rows.iter().map(|m| m.step as i32).collect();
+        let contacts: Vec<Uuid> = rows.iter().map(|m| m.contact.0).collect();
+        let nows: Vec<DateTime<Utc>> = rows.iter().map(|m| m.now).collect();
+        let done = sqlx::query(
+            "INSERT INTO messages (id, workspace_id, run_id, step, contact_id, created_at, next_attempt_at, \
+             idempotency_key, flow_id, channel, to_addr, from_addr, reply_to, subject, body_text, body_html, \
+             unsubscribe_url, state, attempts) \
+             SELECT id, ws, run, step, contact, at, at, k, flow, channel, to_addr, from_addr, reply_to, subject, \
+             body_text, body_html, unsub, 'queued', 0 FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::int[], \
+             $5::uuid[], $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], \
+             $12::text[], $13::text[], $14::text[], $15::text[], $16::text[]) \
+             AS q(id, ws, run, step, contact, at, k, flow, channel, to_addr, from_addr, reply_to, subject, \
+             body_text, body_html, unsub) ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .bind(&ids)
+        .bind(&wss)
+        .bind(&runs)
+        .bind(&steps)
+        .bind(&contacts)
+        .bind(&nows)
+        .bind(col(|m| Some(m.key.clone())))
+        .bind(col(|m| Some(m.flow.clone())))
+        .bind(col(|m| Some(m.channel.to_string())))
+        .bind(col(|m| Some(m.to.clone())))
+        .bind(col(|m| Some(m.from.clone())))
+        .bind(col(|m| m.reply_to.clone()))
+        .bind(col(|m| Some(m.subject.clone())))
+        .bind(col(|m| Some(m.text.clone())))
+        .bind(col(|m| m.html.clone()))
+        .bind(col(|m| m.unsubscribe_url.clone()))
+        .execute(&mut *self.0)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn update_runs(
+        &mut self,
+        rows: &[RunUpdate],
+        now: DateTime<Utc>,
+    ) -> Result<(), ItemError> {
+        let ids: Vec<Uuid> = rows.iter().map(|u| u.id.0).collect();
+        let states: Vec<&str> = rows.iter().map(|u| u.state).collect();
+        let steps: Vec<i32> = rows.iter().map(|u| u.step as i32).collect();
+        let dues: Vec<Option<DateTime<Utc>>> = rows.iter().map(|u| u.due).collect();
+        let outcomes: Vec<Option<&str>> = rows.iter().map(|u| u.outcome.as_deref()).collect();
+        sqlx::query(
+            "UPDATE runs SET state = q.state, step = q.step, due_at = q.due, outcome = q.outcome, updated_at = $6 \
+             FROM UNNEST($1::uuid[], $2::text[], $3::int[], $4::timestamptz[], $5::text[]) AS q(id, state, step, due, outcome) \
+             WHERE runs.id = q.id",
+        )
+        .bind(&ids)
+        .bind(&states)
+        .bind(&steps)
+        .bind(&dues)
+        .bind(&outcomes)
+        .bind(now)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn notify(&mut self, channel: &'static str) -> Result<(), ItemError> {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(channel)
+            .execute(&mut *self.0)
+            .await?;
+        Ok(())
+    }
+}
+
+fn out_message(r: &PgRow) -> Result<OutMessage, StoreError> {
+    Ok(OutMessage {
+        id: MessageId(r.try_get("id")?),
+        idempotency_key: r.try_get("idempotency_key")?,
+        channel: r.try_get("channel")?,
+        to: r.try_get("to_addr")?,
+        from: r.try_get("from_addr")?,
+        reply_to: r.try_get("reply_to")?,
+        subject: r.try_get("subject")?,
+        text: r.try_get("body_text")?,
+        html: r.try_get("body_html")?,
+        unsubscribe_url: r.try_get("unsubscribe_url")?,
+        attempts: r.try_get::<i32, _>("attempts")?.into(),
+    })
+}
+
+pub(super) async fn claim_messages(
+    c: &mut PgConnection,
+    now: DateTime<Utc>,
+    limit: i64,
+    lease_until: DateTime<Utc>,
+) -> Result<Vec<OutMessage>, StoreError> {
+    let rows = sqlx::query(
+        "UPDATE messages SET attempts = attempts + 1, next_attempt_at = $3 WHERE id IN \
+         (SELECT id FROM messages WHERE state = 'queued' AND next_attempt_at <= $1 ORDER BY next_attempt_at \
+          LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING *",
+    )
+    .bind(now)
+    .bind(limit)
+    .bind(lease_until)
+    .fetch_all(c)
+    .await?;
+    rows.iter().map(out_message).collect()
+}
+
+pub(super) fn message_view(r: &PgRow) -> Result<MessageView, StoreError> {
+    Ok(MessageView {
+        id: MessageId(r.try_get("id")?),
+        idempotency_key: r.try_get("idempotency_key")?,
+        run_id: r.try_get::<Option<Uuid>, _>("run_id")?.map(RunId),
+        flow: r.try_get("flow_id")?,
+        step: r.try_get::<Option<i32>, _>("step")?.map(i64::from),
+        contact_id: ContactId(r.try_get("contact_id")?),
+        channel: r.try_get("channel")?,
+        to: r.try_get("to_addr")?,
+        from: r.try_get("from_addr")?,
+        reply_to: r.try_get("reply_to")?,
+        subject: r.try_get("subject")?,
+        text: r.try_get("body_text")?,
+        html: r.try_get("body_html")?,
+        state: r.try_get("state")?,
+        attempts: r.try_get::<i32, _>("attempts")?.into(),
+        next_attempt_at: r.try_get("next_attempt_at")?,
+        last_error: r.try_get("last_error")?,
+        transport: r.try_get("transport")?,
+        created_at: r.try_get("created_at")?,
+        sent_at: r.try_get("sent_at")?,
+    })
+}
+
+pub(super) fn run_view(r: &PgRow, log: Vec<LogEntry>) -> Result<RunView, StoreError> {
+    Ok(RunView {
+        id: RunId(r.try_get("id")?),
+        flow: r.try_get("flow_id")?,
+        key: r.try_get("run_key")?,
+        contact_id: ContactId(r.try_get("contact_id")?),
+        state: r.try_get("state")?,
+        step: r.try_get::<i32, _>("step")?.into(),
+        due_at: r.try_get("due_at")?,
+        started_at: r.try_get("started_at")?,
+        outcome: r.try_get("outcome")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        snapshot: serde_json::from_str(&r.try_get::<String, _>("snapshot")?)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        log,
+    })
+}
+
+pub(super) fn log_entry(r: &PgRow) -> Result<LogEntry, StoreError> {
+    Ok(LogEntry {
+        at: r.try_get("at")?,
+        step: r.try_get::<Option<i32>, _>("step")?.map(i64::from),
+        kind: r.try_get("kind")?,
+        detail: r.try_get("detail")?,
+    })
+}
+
+pub(super) async fn flow_stats(
+    c: &mut PgConnection,
+    ws: WorkspaceId,
+) -> Result<Vec<FlowStats>, StoreError> {
+    let runs = sqlx::query_as(
+        "SELECT flow_id, state, COALESCE(outcome, ''), count(*) FROM runs WHERE workspace_id = $1 \
+         GROUP BY flow_id, state, outcome",
+    )
+    .bind(ws.0)
+    .fetch_all(&mut *c)
+    .await?;
+    let skipped = sqlx::query_as(
+        "SELECT r.flow_id, COALESCE(l.reason, l.detail), count(*) FROM run_log l JOIN runs r ON r.id = l.run_id \
+         WHERE r.workspace_id = $1 AND l.kind IN ('skipped', 'failed') GROUP BY 1, 2",
+    )
+    .bind(ws.0)
+    .fetch_all(&mut *c)
+    .await?;
+    let messages = sqlx::query_as(
+        "SELECT flow_id, state, count(*) FROM messages WHERE workspace_id = $1 AND flow_id IS NOT NULL \
+         GROUP BY flow_id, state",
+    )
+    .bind(ws.0)
+    .fetch_all(&mut *c)
+    .await?;
+    Ok(crate::flows::assemble_stats(runs, skipped, messages))
+}

@@ -1,0 +1,502 @@
+//! SQLite's flow statements. Sets of rows go in as one JSON array parameter expanded by `json_each`, as in
+//! ingestion, so a timer batch is a fixed number of statements whatever its size. One process owns a SQLite
+//! database and it has one writer connection, so claiming needs no row locks: the transaction is the lock.
+
+use super::{json_rows, parse_ts, ts, uuid, SqliteTx};
+use crate::flows::{
+    ActiveRun, DueRun, ExitBy, FlowTx, Found, LogRow, Mark, MessageRow, NewRun, RunUpdate,
+};
+use crate::ingest::ItemError;
+use crate::{FlowStats, LogEntry, MessageView, OutMessage, RunView, StoreError};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use pronto_domain::program::Recipient;
+use pronto_domain::{ContactId, EventId, RunId, WorkspaceId};
+use serde_json::Value;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+
+fn mark(row: &SqliteRow, at: usize) -> Result<Mark, StoreError> {
+    Ok(Mark {
+        flow: row.try_get(at)?,
+        rule: row.try_get(at + 1)?,
+        name: row.try_get(at + 2)?,
+        key: row.try_get(at + 3)?,
+        contact: uuid(&row.try_get::<String, _>(at + 4)?)?,
+        happened: parse_ts(&row.try_get::<String, _>(at + 5)?)?,
+    })
+}
+
+const MARK_COLUMNS: &str = "m.flow_id, m.rule, m.name, m.run_key, m.contact_id, m.happened_at";
+
+#[async_trait]
+impl FlowTx for SqliteTx {
+    async fn active_run(
+        &mut self,
+        ws: WorkspaceId,
+        flow: &str,
+        key: &str,
+    ) -> Result<Option<ActiveRun>, ItemError> {
+        let row = sqlx::query(
+            "SELECT id, step, started_at, contact_id FROM runs \
+             WHERE workspace_id = ?1 AND flow_id = ?2 AND run_key = ?3 AND state = 'active'",
+        )
+        .bind(ws.to_string())
+        .bind(flow)
+        .bind(key)
+        .fetch_optional(&mut *self.0)
+        .await?;
+        row.map(|r| {
+            Ok(ActiveRun {
+                id: uuid(&r.try_get::<String, _>(0)?)?,
+                step: r.try_get(1)?,
+                started: parse_ts(&r.try_get::<String, _>(2)?)?,
+                contact: uuid(&r.try_get::<String, _>(3)?)?,
+            })
+        })
+        .transpose()
+        .map_err(ItemError::Store)
+    }
+
+    async fn insert_run(&mut self, r: &NewRun<'_>) -> Result<(), ItemError> {
+        sqlx::query(
+            "INSERT INTO runs (id, workspace_id, flow_id, run_key, contact_id, state, step, due_at, started_at, \
+             snapshot, outcome, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+        )
+        .bind(r.id.to_string())
+        .bind(r.ws.to_string())
+        .bind(r.flow)
+        .bind(r.key)
+        .bind(r.contact.to_string())
+        .bind(r.state)
+        .bind(r.step)
+        .bind(r.due.map(ts))
+        .bind(ts(r.started))
+        .bind(r.snapshot)
+        .bind(&r.outcome)
+        .bind(ts(r.now))
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn refresh_run(
+        &mut self,
+        id: RunId,
+        snapshot: &str,
+        step: i64,
+        due: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), ItemError> {
+        sqlx::query(
+            "UPDATE runs SET snapshot = ?2, step = ?3, due_at = COALESCE(?4, due_at), updated_at = ?5 \
+             WHERE id = ?1 AND state = 'active'",
+        )
+        .bind(id.to_string())
+        .bind(snapshot)
+        .bind(step)
+        .bind(due.map(ts))
+        .bind(ts(now))
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_mark(
+        &mut self,
+        ws: WorkspaceId,
+        m: &Mark,
+        event: EventId,
+    ) -> Result<(), ItemError> {
+        sqlx::query(
+            "INSERT INTO exit_marks (workspace_id, flow_id, rule, name, run_key, contact_id, happened_at, event_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .bind(ws.to_string())
+        .bind(&m.flow)
+        .bind(m.rule)
+        .bind(&m.name)
+        .bind(&m.key)
+        .bind(m.contact.to_string())
+        .bind(ts(m.happened))
+        .bind(event.to_string())
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn exit_runs(
+        &mut self,
+        ws: WorkspaceId,
+        flow: &str,
+        by: ExitBy<'_>,
+        outcome: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<RunId>, ItemError> {
+        let q = match by {
+            ExitBy::Key(k) => sqlx::query(
+                "UPDATE runs SET state = 'exited', due_at = NULL, outcome = ?3, updated_at = ?4 \
+                 WHERE workspace_id = ?1 AND flow_id = ?2 AND run_key = ?5 AND state = 'active' RETURNING id",
+            )
+            .bind(ws.to_string())
+            .bind(flow)
+            .bind(outcome)
+            .bind(ts(now))
+            .bind(k.to_string()),
+            ExitBy::Contact(c, at) => sqlx::query(
+                "UPDATE runs SET state = 'exited', due_at = NULL, outcome = ?3, updated_at = ?4 \
+                 WHERE contact_id = ?5 AND workspace_id = ?1 AND flow_id = ?2 AND state = 'active' \
+                 AND started_at <= ?6 RETURNING id",
+            )
+            .bind(ws.to_string())
+            .bind(flow)
+            .bind(outcome)
+            .bind(ts(now))
+            .bind(c.to_string())
+            .bind(ts(at)),
+        };
+        let rows = q.fetch_all(&mut *self.0).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(uuid(&r.try_get::<String, _>(0)?)?);
+        }
+        Ok(out)
+    }
+
+    async fn first_mark(
+        &mut self,
+        ws: WorkspaceId,
+        flow: &str,
+        key: &str,
+        contact: ContactId,
+        since: DateTime<Utc>,
+    ) -> Result<Option<Mark>, ItemError> {
+        let sql = format!(
+            "SELECT {MARK_COLUMNS} FROM exit_marks m WHERE m.workspace_id = ?1 AND m.flow_id = ?2 AND m.run_key = ?3 \
+             UNION ALL SELECT {MARK_COLUMNS} FROM exit_marks m WHERE m.workspace_id = ?1 AND m.flow_id = ?2 \
+             AND m.contact_id = ?4 AND m.run_key IS NULL AND m.happened_at >= ?5 LIMIT 1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(ws.to_string())
+            .bind(flow)
+            .bind(key)
+            .bind(contact.to_string())
+            .bind(ts(since))
+            .fetch_optional(&mut *self.0)
+            .await?;
+        Ok(row.map(|r| mark(&r, 0)).transpose()?)
+    }
+
+    async fn insert_logs(&mut self, rows: &[LogRow]) -> Result<(), ItemError> {
+        let rows: Vec<(String, String, Option<i64>, &str, Option<&str>, &str)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.run.to_string(),
+                    ts(r.at),
+                    r.step,
+                    r.kind,
+                    r.reason.as_deref(),
+                    r.detail.as_str(),
+                )
+            })
+            .collect();
+        sqlx::query(
+            "INSERT INTO run_log (run_id, at, step, kind, reason, detail) SELECT value ->> 0, value ->> 1, \
+             value ->> 2, value ->> 3, value ->> 4, value ->> 5 FROM json_each(?1)",
+        )
+        .bind(json_rows(&rows)?)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn claim_due(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<DueRun>, ItemError> {
+        let rows = sqlx::query(
+            "SELECT id, workspace_id, flow_id, run_key, contact_id, step, started_at, snapshot FROM runs \
+             WHERE due_at IS NOT NULL AND due_at <= ?1 ORDER BY due_at LIMIT ?2",
+        )
+        .bind(ts(now))
+        .bind(limit)
+        .fetch_all(&mut *self.0)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(DueRun {
+                id: uuid(&r.try_get::<String, _>(0)?)?,
+                ws: uuid(&r.try_get::<String, _>(1)?)?,
+                flow: r.try_get(2)?,
+                key: r.try_get(3)?,
+                contact: uuid(&r.try_get::<String, _>(4)?)?,
+                step: r.try_get(5)?,
+                started: parse_ts(&r.try_get::<String, _>(6)?)?,
+                snapshot: r.try_get(7)?,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn marks_for(&mut self, runs: &[DueRun]) -> Result<Vec<(RunId, Mark)>, ItemError> {
+        let q: Vec<(String, String, &str, &str, String, String)> = runs
+            .iter()
+            .map(|r| {
+                (
+                    r.id.to_string(),
+                    r.ws.to_string(),
+                    r.flow.as_str(),
+                    r.key.as_str(),
+                    r.contact.to_string(),
+                    ts(r.started),
+                )
+            })
+            .collect();
+        let sql = format!(
+            "WITH q AS (SELECT json_extract(value, '$[0]') AS run, json_extract(value, '$[1]') AS ws, \
+             json_extract(value, '$[2]') AS flow, json_extract(value, '$[3]') AS k, \
+             json_extract(value, '$[4]') AS contact, json_extract(value, '$[5]') AS started FROM json_each(?1)) \
+             SELECT q.run, {MARK_COLUMNS} FROM q CROSS JOIN exit_marks m \
+             ON m.workspace_id = q.ws AND m.flow_id = q.flow AND m.run_key = q.k \
+             UNION ALL SELECT q.run, {MARK_COLUMNS} FROM q CROSS JOIN exit_marks m \
+             ON m.workspace_id = q.ws AND m.flow_id = q.flow AND m.contact_id = q.contact \
+             AND m.happened_at >= q.started AND m.run_key IS NULL"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(json_rows(&q)?)
+            .fetch_all(&mut *self.0)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push((uuid(&r.try_get::<String, _>(0)?)?, mark(&r, 1)?));
+        }
+        Ok(out)
+    }
+
+    async fn recipients(&mut self, contacts: &[ContactId]) -> Result<Vec<Found>, ItemError> {
+        let ids: Vec<String> = contacts.iter().map(ToString::to_string).collect();
+        let rows = sqlx::query(
+            "SELECT q.value, live.id, live.traits, \
+             (SELECT value FROM identities i WHERE i.contact_id = live.id AND i.kind = 'email' ORDER BY created_at DESC LIMIT 1), \
+             (SELECT value FROM identities i WHERE i.contact_id = live.id AND i.kind = 'phone' ORDER BY created_at DESC LIMIT 1) \
+             FROM json_each(?1) q CROSS JOIN contacts c ON c.id = q.value \
+             CROSS JOIN contacts live ON live.id = COALESCE(c.merged_into, c.id)",
+        )
+        .bind(json_rows(&ids)?)
+        .fetch_all(&mut *self.0)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(Found {
+                asked: uuid(&r.try_get::<String, _>(0)?)?,
+                live: uuid(&r.try_get::<String, _>(1)?)?,
+                recipient: Recipient {
+                    traits: super::json_obj(&r.try_get::<String, _>(2)?)?,
+                    email: r.try_get(3)?,
+                    phone: r.try_get(4)?,
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    async fn sent_counts(
+        &mut self,
+        contacts: &[ContactId],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(ContactId, i64)>, ItemError> {
+        let ids: Vec<String> = contacts.iter().map(ToString::to_string).collect();
+        let rows = sqlx::query(
+            "SELECT m.contact_id, count(*) FROM json_each(?1) q CROSS JOIN messages m \
+             ON m.contact_id = q.value AND m.created_at >= ?2 AND m.channel = 'email' AND m.run_id IS NOT NULL \
+             GROUP BY m.contact_id",
+        )
+        .bind(json_rows(&ids)?)
+        .bind(ts(since))
+        .fetch_all(&mut *self.0)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push((uuid(&r.try_get::<String, _>(0)?)?, r.try_get(1)?));
+        }
+        Ok(out)
+    }
+
+    async fn insert_messages(&mut self, rows: &[MessageRow]) -> Result<u64, ItemError> {
+        let rows: Vec<Value> = rows
+            .iter()
+            .map(|m| {
+                serde_json::json!([
+                    m.id.to_string(), m.ws.to_string(), m.key, m.run.to_string(), m.flow, m.step,
+                    m.contact.to_string(), m.channel, m.to, m.from, m.reply_to, m.subject, m.text, m.html,
+                    m.unsubscribe_url, ts(m.now)
+                ])
+            })
+            .collect();
+        let done = sqlx::query(
+            "INSERT INTO messages (id, workspace_id, idempotency_key, run_id, flow_id, step, contact_id, channel, \
+             to_addr, from_addr, reply_to, subject, body_text, body_html, unsubscribe_url, state, attempts, \
+             next_attempt_at, created_at) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, \
+             value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, value ->> 13, \
+             value ->> 14, 'queued', 0, value ->> 15, value ->> 15 FROM json_each(?1) WHERE true \
+             ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .bind(json_rows(&rows)?)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn update_runs(
+        &mut self,
+        rows: &[RunUpdate],
+        now: DateTime<Utc>,
+    ) -> Result<(), ItemError> {
+        let rows: Vec<(String, &str, i64, Option<String>, Option<&str>)> = rows
+            .iter()
+            .map(|u| (u.id.to_string(), u.state, u.step, u.due.map(ts), u.outcome.as_deref()))
+            .collect();
+        sqlx::query(
+            "UPDATE runs SET state = q.value ->> 1, step = q.value ->> 2, due_at = q.value ->> 3, \
+             outcome = q.value ->> 4, updated_at = ?2 FROM json_each(?1) q WHERE runs.id = q.value ->> 0",
+        )
+        .bind(json_rows(&rows)?)
+        .bind(ts(now))
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn notify(&mut self, _channel: &'static str) -> Result<(), ItemError> {
+        Ok(())
+    }
+}
+
+fn out_message(r: &SqliteRow) -> Result<OutMessage, StoreError> {
+    Ok(OutMessage {
+        id: uuid(&r.try_get::<String, _>("id")?)?,
+        idempotency_key: r.try_get("idempotency_key")?,
+        channel: r.try_get("channel")?,
+        to: r.try_get("to_addr")?,
+        from: r.try_get("from_addr")?,
+        reply_to: r.try_get("reply_to")?,
+        subject: r.try_get("subject")?,
+        text: r.try_get("body_text")?,
+        html: r.try_get("body_html")?,
+        unsubscribe_url: r.try_get("unsubscribe_url")?,
+        attempts: r.try_get("attempts")?,
+    })
+}
+
+pub(super) async fn claim_messages(
+    c: &mut SqliteConnection,
+    now: DateTime<Utc>,
+    limit: i64,
+    lease_until: DateTime<Utc>,
+) -> Result<Vec<OutMessage>, StoreError> {
+    let rows = sqlx::query(
+        "UPDATE messages SET attempts = attempts + 1, next_attempt_at = ?3 WHERE id IN \
+         (SELECT id FROM messages WHERE state = 'queued' AND next_attempt_at <= ?1 ORDER BY next_attempt_at LIMIT ?2) \
+         RETURNING *",
+    )
+    .bind(ts(now))
+    .bind(limit)
+    .bind(ts(lease_until))
+    .fetch_all(c)
+    .await?;
+    rows.iter().map(out_message).collect()
+}
+
+fn opt_ts(r: &SqliteRow, col: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    r.try_get::<Option<String>, _>(col)?
+        .map(|s| parse_ts(&s))
+        .transpose()
+}
+
+pub(super) fn message_view(r: &SqliteRow) -> Result<MessageView, StoreError> {
+    Ok(MessageView {
+        id: uuid(&r.try_get::<String, _>("id")?)?,
+        idempotency_key: r.try_get("idempotency_key")?,
+        run_id: r
+            .try_get::<Option<String>, _>("run_id")?
+            .map(|s| uuid(&s))
+            .transpose()?,
+        flow: r.try_get("flow_id")?,
+        step: r.try_get("step")?,
+        contact_id: uuid(&r.try_get::<String, _>("contact_id")?)?,
+        channel: r.try_get("channel")?,
+        to: r.try_get("to_addr")?,
+        from: r.try_get("from_addr")?,
+        reply_to: r.try_get("reply_to")?,
+        subject: r.try_get("subject")?,
+        text: r.try_get("body_text")?,
+        html: r.try_get("body_html")?,
+        state: r.try_get("state")?,
+        attempts: r.try_get("attempts")?,
+        next_attempt_at: opt_ts(r, "next_attempt_at")?,
+        last_error: r.try_get("last_error")?,
+        transport: r.try_get("transport")?,
+        created_at: parse_ts(&r.try_get::<String, _>("created_at")?)?,
+        sent_at: opt_ts(r, "sent_at")?,
+    })
+}
+
+pub(super) fn run_view(r: &SqliteRow, log: Vec<LogEntry>) -> Result<RunView, StoreError> {
+    Ok(RunView {
+        id: uuid(&r.try_get::<String, _>("id")?)?,
+        flow: r.try_get("flow_id")?,
+        key: r.try_get("run_key")?,
+        contact_id: uuid(&r.try_get::<String, _>("contact_id")?)?,
+        state: r.try_get("state")?,
+        step: r.try_get("step")?,
+        due_at: opt_ts(r, "due_at")?,
+        started_at: parse_ts(&r.try_get::<String, _>("started_at")?)?,
+        outcome: r.try_get("outcome")?,
+        created_at: parse_ts(&r.try_get::<String, _>("created_at")?)?,
+        updated_at: parse_ts(&r.try_get::<String, _>("updated_at")?)?,
+        snapshot: serde_json::from_str(&r.try_get::<String, _>("snapshot")?)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        log,
+    })
+}
+
+pub(super) fn log_entry(r: &SqliteRow) -> Result<LogEntry, StoreError> {
+    Ok(LogEntry {
+        at: parse_ts(&r.try_get::<String, _>("at")?)?,
+        step: r.try_get("step")?,
+        kind: r.try_get("kind")?,
+        detail: r.try_get("detail")?,
+    })
+}
+
+/// Counts per flow from the runs, their logs and the outbox.
+pub(super) async fn flow_stats(
+    c: &mut SqliteConnection,
+    ws: WorkspaceId,
+) -> Result<Vec<FlowStats>, StoreError> {
+    let runs = sqlx::query_as(
+        "SELECT flow_id, state, COALESCE(outcome, ''), count(*) FROM runs WHERE workspace_id = ?1 \
+         GROUP BY flow_id, state, outcome",
+    )
+    .bind(ws.to_string())
+    .fetch_all(&mut *c)
+    .await?;
+    let skipped = sqlx::query_as(
+        "SELECT r.flow_id, COALESCE(l.reason, l.detail), count(*) FROM run_log l JOIN runs r ON r.id = l.run_id \
+         WHERE r.workspace_id = ?1 AND l.kind IN ('skipped', 'failed') GROUP BY 1, 2",
+    )
+    .bind(ws.to_string())
+    .fetch_all(&mut *c)
+    .await?;
+    let messages = sqlx::query_as(
+        "SELECT flow_id, state, count(*) FROM messages WHERE workspace_id = ?1 AND flow_id IS NOT NULL \
+         GROUP BY flow_id, state",
+    )
+    .bind(ws.to_string())
+    .fetch_all(&mut *c)
+    .await?;
+    Ok(crate::flows::assemble_stats(runs, skipped, messages))
+}
