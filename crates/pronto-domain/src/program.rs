@@ -54,6 +54,31 @@ impl Program {
         }
     }
 
+    /// Compiles templates and checks flows against them; every problem is returned, each naming the flow, step
+    /// and field or the template and part.
+    pub fn build(
+        flows: &[crate::flow::FlowConfig],
+        templates: &[crate::template::TemplateConfig],
+        messages: MessageSettings,
+    ) -> Result<Self, Vec<String>> {
+        let mut errors: Vec<String> = Vec::new();
+        let compiled = Templates::compile(templates)
+            .map_err(|es| errors.extend(es.iter().map(ToString::to_string)))
+            .ok();
+        let names: Vec<&str> = templates.iter().map(|t| t.name.as_str()).collect();
+        let checked = Flow::check_all(flows, &names)
+            .map_err(|es| errors.extend(es.iter().map(ToString::to_string)))
+            .ok();
+        match (compiled, checked) {
+            (Some(templates), Some(flows)) if errors.is_empty() => Ok(Self {
+                flows,
+                templates,
+                messages,
+            }),
+            _ => Err(errors),
+        }
+    }
+
     pub fn flow(&self, id: &str) -> Option<&Flow> {
         self.flows.iter().find(|f| f.id == id)
     }

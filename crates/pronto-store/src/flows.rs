@@ -438,12 +438,14 @@ async fn trigger<T: FlowTx + ?Sized>(
 }
 
 /// What one timer batch did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Fired {
     /// Runs whose timer fired.
     pub runs: usize,
     /// Messages written to the outbox.
     pub messages: usize,
+    /// The keys of the runs that got a message in this batch (what a test of the guard's timing needs).
+    pub sent_keys: Vec<String>,
 }
 
 /// Fires up to `limit` due runs inside the open transaction (see the module docs for the guard).
@@ -630,9 +632,15 @@ pub(crate) async fn fire<T: FlowTx + ?Sized>(
     if written > 0 {
         tx.notify("pronto_outbox").await?;
     }
+    let mut sent_keys: Vec<String> = messages
+        .iter()
+        .filter_map(|m| runs.iter().find(|r| r.id == m.run).map(|r| r.key.clone()))
+        .collect();
+    sent_keys.dedup();
     Ok(Fired {
         runs: runs.len(),
         messages: written as usize,
+        sent_keys,
     })
 }
 
