@@ -25,6 +25,14 @@ pub struct Email {
     /// The outbox idempotency key; sent as the Message-ID (`<key@domain-of-from>`), so a receiving system can
     /// recognise a duplicate and a reply can be threaded back to the message.
     pub idempotency_key: String,
+    /// A one-click unsubscribe URL, sent as `List-Unsubscribe` with `List-Unsubscribe-Post` (RFC 8058), which
+    /// the large mailbox providers expect of marketing mail.
+    pub list_unsubscribe: Option<String>,
+}
+
+/// Whether `text` is an address an email can be sent from or to (`Shop <shop@example.com>`).
+pub fn check_mailbox(text: &str) -> Result<(), String> {
+    text.parse::<Mailbox>().map(|_| ()).map_err(|e| e.to_string())
 }
 
 impl Email {
@@ -51,6 +59,18 @@ impl Email {
             .message_id(Some(self.message_id()?));
         if let Some(r) = &self.reply_to {
             b = b.reply_to(Self::mailbox("reply_to", r)?);
+        }
+        if let Some(u) = &self.list_unsubscribe {
+            use lettre::message::header::{HeaderName, HeaderValue};
+            b = b
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                    format!("<{u}>"),
+                ))
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                    "List-Unsubscribe=One-Click".into(),
+                ));
         }
         let built = match &self.html {
             Some(html) => b.multipart(MultiPart::alternative_plain_html(
@@ -128,6 +148,7 @@ mod tests {
             text: "t".into(),
             html: None,
             idempotency_key: "run-1.step-2".into(),
+            list_unsubscribe: None,
         };
         assert_eq!(e.message_id().unwrap(), "<run-1.step-2@shop.example>");
     }
@@ -142,6 +163,7 @@ mod tests {
             text: "t".into(),
             html: None,
             idempotency_key: "k".into(),
+            list_unsubscribe: None,
         };
         assert!(matches!(e.build(), Err(SendError::Invalid(m)) if m.contains("from")));
     }

@@ -8,14 +8,16 @@
 //!   with the idempotency key as the Message-ID.
 //! - [`sms`]: [`sms::SmsSender`] for Twilio-compatible REST APIs (the documented wire format) and
 //!   `X-Twilio-Signature` checks for inbound webhooks.
+//! - [`sink`]: a minimal SMTP receiver (real protocol, scriptable refusals) for tests and `pronto bench`.
 //! - [`webhook`]: signed webhooks (Standard Webhooks headers, HMAC-SHA256) and Slack-style incoming webhooks.
 //! - `tests/webhook.rs`: deliveries to a real axum receiver that verifies the signatures.
 //! - `tests/sms.rs`: against a local HTTP server (wiremock) that checks the exact request Twilio documents; the
 //!   one fake allowed, as no SMS provider is reachable from here.
-//! - `tests/smtp.rs`: against a real SMTP conversation (an in-test listener that speaks the protocol and can be
-//!   told to refuse with 4xx or 5xx replies).
+//! - `tests/smtp.rs`: against a real SMTP conversation ([`sink::SmtpSink`], told to refuse with 4xx or 5xx
+//!   replies).
 
 pub mod email;
+pub mod sink;
 pub mod sms;
 pub mod webhook;
 

@@ -172,6 +172,12 @@ pub enum Channel {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Path(Vec<String>);
 
+impl fmt::Display for Path {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join("."))
+    }
+}
+
 impl Path {
     fn parse(text: &str) -> Result<Self, &'static str> {
         let parts: Vec<String> = text.split('.').map(str::to_string).collect();

@@ -7,6 +7,9 @@
 //! The file is parsed strictly (unknown keys are errors), so a typo is reported at start instead of being
 //! silently ignored.
 
+use pronto_domain::flow::FlowConfig;
+use pronto_domain::program::{MessageSettings, Program};
+use pronto_domain::template::TemplateConfig;
 use pronto_domain::Region;
 use pronto_store::SqliteSync;
 use serde::Deserialize;
@@ -30,6 +33,9 @@ pub enum ConfigError {
     Parse { path: String, message: String },
     #[error("config {field}: {message}")]
     Invalid { field: String, message: String },
+    /// Every problem in the flows and templates, each naming the flow, step and field or template and part.
+    #[error("{} problem(s) in flows and templates:\n  {}", .0.len(), .0.join("\n  "))]
+    Flows(Vec<String>),
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
@@ -55,12 +61,40 @@ pub struct FileConfig {
     pub smtp: SmtpSection,
     #[serde(default, rename = "form")]
     pub forms_list: Vec<FormConfig>,
+    #[serde(default)]
+    pub messages: MessagesSection,
+    #[serde(default, rename = "flow")]
+    pub flows: Vec<FlowConfig>,
+    #[serde(default, rename = "template")]
+    pub templates: Vec<TemplateConfig>,
+}
+
+/// `[messages]`: how flow messages are addressed and limited.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessagesSection {
+    /// `From:` of every email; default `pronto <pronto@localhost>`.
+    pub from: Option<String>,
+    /// `Reply-To:`: a mailbox a real person reads.
+    pub reply_to: Option<String>,
+    /// `{ max = 3, per = "24h" }`: at most `max` flow emails per contact in that window; further sends are
+    /// skipped with the reason recorded.
+    pub email_cap: Option<CapConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapConfig {
+    pub max: u32,
+    pub per: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSection {
     pub listen: Option<String>,
+    /// The URL people reach this server at, for links in messages (unsubscribe); default `http://<listen>`.
+    pub public_url: Option<String>,
     pub database_url: Option<String>,
 }
 
@@ -173,6 +207,12 @@ pub struct Settings {
     pub max_batch_bytes: usize,
     pub forms: FormsSection,
     pub form_list: Vec<FormConfig>,
+    pub flows: Vec<FlowConfig>,
+    pub templates: Vec<TemplateConfig>,
+    /// Message settings; the link secret is filled in from the database at start.
+    pub messages: MessageSettings,
+    /// What this was loaded with, so a reload loads the same way.
+    pub overrides: Overrides,
     /// Where the configuration came from, for the start-up message.
     pub source: String,
 }
@@ -204,6 +244,7 @@ impl Settings {
     }
 
     pub fn resolve(file: FileConfig, o: Overrides, source: String) -> Result<Self, ConfigError> {
+        let overrides = o.clone();
         let listen_text = o
             .listen
             .or(file.server.listen)
@@ -287,7 +328,34 @@ impl Settings {
                 return Err(invalid(format!("{field}.honeypot"), "must name a field"));
             }
         }
-        Ok(Self {
+        let mut messages = MessageSettings {
+            public_url: file
+                .server
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{listen}")),
+            ..MessageSettings::default()
+        };
+        if let Some(from) = file.messages.from {
+            messages.from = from;
+        }
+        messages.reply_to = file.messages.reply_to;
+        for (field, addr) in [("messages.from", Some(&messages.from)), ("messages.reply_to", messages.reply_to.as_ref())] {
+            if let Some(a) = addr {
+                if let Err(e) = pronto_channels::email::check_mailbox(a) {
+                    return Err(invalid(field, format!("`{a}` is not an address like Shop <shop@example.com> ({e})")));
+                }
+            }
+        }
+        if let Some(cap) = file.messages.email_cap {
+            let per = humantime::parse_duration(&cap.per)
+                .map_err(|e| invalid("messages.email_cap.per", format!("`{}`: {e}", cap.per)))?;
+            if cap.max == 0 {
+                return Err(invalid("messages.email_cap.max", "must be at least 1 (remove the cap to have none)"));
+            }
+            messages.email_cap = Some((cap.max, per));
+        }
+        let settings = Self {
             listen,
             database_url,
             write_key: o.write_key,
@@ -300,8 +368,21 @@ impl Settings {
             max_batch_bytes: file.ingest.max_batch_bytes,
             forms: file.forms,
             form_list: file.forms_list,
+            flows: file.flows,
+            templates: file.templates,
+            messages,
+            overrides,
             source,
-        })
+        };
+        settings.program(Vec::new())?;
+        Ok(settings)
+    }
+
+    /// The flows and templates compiled and checked, with the link secret.
+    pub fn program(&self, link_secret: Vec<u8>) -> Result<Program, ConfigError> {
+        let mut messages = self.messages.clone();
+        messages.link_secret = link_secret;
+        Program::build(&self.flows, &self.templates, messages).map_err(ConfigError::Flows)
     }
 }
 

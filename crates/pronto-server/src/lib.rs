@@ -1,4 +1,4 @@
-//! pronto's server: the HTTP API (axum), configuration, and (in later issues) the workers.
+//! pronto's server: the HTTP API (axum), configuration, and the workers that run flows.
 //!
 //! Handlers are thin: extractors read the request, the [`service::Service`] parses into domain types and makes
 //! one store call, and [`error::ApiError`] maps every failure to a status and a JSON body naming the field.
@@ -7,7 +7,10 @@
 //! # Layout
 //! - [`config`]: `pronto.toml` + environment + flags → checked [`config::Settings`].
 //! - [`app`]: open the store, bootstrap keys, build the router, serve, shut down gracefully.
-//! - [`routes`]: one module per area (ingest, leads and forms, contacts, ops) and the OpenAPI frame (`docs`).
+//! - [`routes`]: one module per area (ingest, leads and forms, contacts, flows/runs/messages and the
+//!   unsubscribe link, ops) and the OpenAPI frame (`docs`).
+//! - [`workers`]: the scheduler (fires due timers) and the delivery worker (sends the outbox over SMTP, or
+//!   into the dev mailbox), each sleeping until the next due time or a wake-up.
 //! - [`extract`]: write key (HTTP Basic), admin key (Bearer), Idempotency-Key, client IP, size-limited body.
 //! - [`service`]: authenticate, parse, store, count.
 //! - [`state`]: shared state; the per-IP form limiter.
@@ -24,6 +27,7 @@ pub mod routes;
 pub mod service;
 pub mod state;
 pub mod telemetry;
+pub mod workers;
 
 pub use app::App;
 pub use config::{Overrides, Settings};

@@ -22,6 +22,9 @@ pub struct Service {
     keys: KeyCache,
     opts: ParseOptions,
     max_event_bytes: usize,
+    /// What the configuration was loaded from, to load it again on a reload.
+    overrides: crate::config::Overrides,
+    link_secret: Vec<u8>,
 }
 
 /// How a contact is looked up on `GET /v1/contacts`.
@@ -62,6 +65,7 @@ impl Service {
         clock: Arc<dyn Clock>,
         default_workspace: WorkspaceId,
         settings: &Settings,
+        link_secret: Vec<u8>,
     ) -> Self {
         Self {
             store,
@@ -72,6 +76,110 @@ impl Service {
                 region: settings.region,
             },
             max_event_bytes: settings.max_event_bytes,
+            overrides: settings.overrides.clone(),
+            link_secret,
+        }
+    }
+
+    /// Configured flows with their live counts, plus flows that have runs but are no longer configured.
+    pub async fn flows(
+        &self,
+        ws: WorkspaceId,
+    ) -> Result<Vec<crate::routes::flows::FlowView>, ApiError> {
+        use crate::routes::flows::FlowView;
+        let program = self.store.shared().program();
+        let mut stats = self.store.flow_stats(ws).await?;
+        let mut out = Vec::new();
+        for f in &program.flows {
+            let st = match stats.iter().position(|s| s.flow == f.id) {
+                Some(i) => stats.remove(i),
+                None => Default::default(),
+            };
+            out.push(FlowView {
+                id: f.id.clone(),
+                triggers: f.triggers.clone(),
+                key: f.key.as_ref().map(|k| k.to_string()),
+                exits: f
+                    .exits
+                    .iter()
+                    .map(|x| format!("{} (same {})", x.event, match x.same {
+                        pronto_domain::flow::Same::Key => "key",
+                        pronto_domain::flow::Same::Contact => "contact",
+                    }))
+                    .collect(),
+                steps: f.steps.len(),
+                active: st.active,
+                finished: st.finished,
+                exited: st.exited,
+                skipped: st.skipped,
+                messages: st.messages,
+                configured: true,
+            });
+        }
+        for st in stats {
+            out.push(FlowView {
+                id: st.flow,
+                triggers: Vec::new(),
+                key: None,
+                exits: Vec::new(),
+                steps: 0,
+                active: st.active,
+                finished: st.finished,
+                exited: st.exited,
+                skipped: st.skipped,
+                messages: st.messages,
+                configured: false,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Loads the configuration again and swaps in its flows, templates and message settings. Other settings
+    /// (listen address, database, keys) need a restart.
+    pub fn reload(&self) -> Result<Vec<String>, ApiError> {
+        let program = Settings::load(self.overrides.clone())
+            .and_then(|s| s.program(self.link_secret.clone()))
+            .map_err(|e| Invalid::one("config", e.to_string()))?;
+        let ids = program.flows.iter().map(|f| f.id.clone()).collect();
+        self.store.shared().set_program(Arc::new(program));
+        tracing::info!(flows = ?ids, "configuration reloaded");
+        Ok(ids)
+    }
+
+    pub fn check_unsubscribe(
+        &self,
+        ws: &str,
+        contact: &str,
+        token: &str,
+    ) -> Result<(WorkspaceId, ContactId), pronto_domain::claim::ClaimError> {
+        let program = self.store.shared().program();
+        pronto_domain::program::check_unsubscribe(
+            &program.messages,
+            ws,
+            contact,
+            token,
+            self.clock.now().timestamp(),
+        )?;
+        match (ws.parse(), contact.parse()) {
+            (Ok(w), Ok(c)) => Ok((w, c)),
+            _ => Err(pronto_domain::claim::ClaimError::Invalid),
+        }
+    }
+
+    /// Marks the contact unsubscribed (trait `unsubscribed: true`, with the time), honoured by every guard.
+    pub async fn unsubscribe(&self, ws: &str, contact: &str, token: &str) -> Result<(), String> {
+        let (ws, contact) = self
+            .check_unsubscribe(ws, contact, token)
+            .map_err(|e| e.to_string())?;
+        let now = self.clock.now();
+        let patch = serde_json::json!({"unsubscribed": true, "unsubscribed_at": now.to_rfc3339()});
+        let Value::Object(patch) = patch else {
+            unreachable!("a JSON object literal")
+        };
+        match self.store.patch_traits(ws, contact, &patch, now).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err("the link is not valid".into()),
+            Err(e) => Err(format!("please try again later ({e})")),
         }
     }
 

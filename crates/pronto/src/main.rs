@@ -1,4 +1,4 @@
-//! The `pronto` binary: `serve`, `check`, `migrate`, `bench`.
+//! The `pronto` binary: `serve`, `check`, `migrate`, `messages`, `bench`.
 //!
 //! # Layout
 //! - `main.rs`: the command line (clap), logging setup, and each command's thin glue.
@@ -27,8 +27,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the HTTP API (and, in later releases, the workers and dashboard).
+    /// Run the HTTP API, the scheduler and the delivery worker. SIGHUP reloads flows and templates.
     Serve(ServeArgs),
+    /// Show the latest outbox messages (the dev mailbox when no SMTP server is configured).
+    Messages {
+        #[arg(long, env = "DATABASE_URL", default_value = pronto_server::config::DEFAULT_DATABASE_URL)]
+        database_url: String,
+        /// How many, newest first.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Print each message's full text.
+        #[arg(long)]
+        full: bool,
+    },
     /// Check a config file and exit 1 with the reason if it is invalid.
     Check {
         /// The file to check (default: $PRONTO_CONFIG, else ./pronto.toml, else the built-in example).
@@ -107,6 +118,11 @@ async fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve(args).await,
         Command::Check { file } => check(file),
         Command::Migrate { database_url } => migrate(&database_url).await,
+        Command::Messages {
+            database_url,
+            limit,
+            full,
+        } => messages(&database_url, limit, full).await,
         Command::Bench(cmd) => bench::run(cmd).await,
     };
     match result {
@@ -123,6 +139,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listen = settings.listen;
     let database = pronto_server::app::redact(&settings.database_url);
     let source = settings.source.clone();
+    let smtp = settings.smtp_url.as_deref().map(redact_smtp);
     let app = App::build(settings, Arc::new(pronto_domain::SystemClock)).await?;
     let listener = pronto_server::app::bind(listen).await?;
     let url = format!("http://{}", listener.local_addr()?);
@@ -133,6 +150,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     println!("  config:   {source}");
     println!("  API:      {url}/openapi.json   health: {url}/readyz   metrics: {url}/metrics");
+    let program = app.state.service.store.shared().program();
+    let flows: Vec<&str> = program.flows.iter().map(|f| f.id.as_str()).collect();
+    println!("  flows:    {} ({url}/v1/flows)", if flows.is_empty() { "none".to_string() } else { flows.join(", ") });
+    match &smtp {
+        Some(u) => println!("  email:    via {u}"),
+        None => println!("  email:    dev mailbox (no PRONTO_SMTP_URL): {url}/v1/messages or `pronto messages`"),
+    }
     if app.new_keys.write.is_some() || app.new_keys.admin.is_some() {
         println!("  Keys generated on this first start. They are stored hashed and shown only now: copy them.");
         if let Some(k) = &app.new_keys.write {
@@ -141,6 +165,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         if let Some(k) = &app.new_keys.admin {
             println!("    admin key (Authorization: Bearer …):            {k}");
         }
+    }
+    #[cfg(unix)]
+    {
+        let service = app.state.service.clone();
+        tokio::spawn(async move {
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                if let Err(e) = service.reload() {
+                    tracing::error!(error = %e, "reload refused; the previous configuration stays");
+                }
+            }
+        });
     }
     app.serve(listener, pronto_server::app::shutdown_signal())
         .await?;
@@ -158,10 +198,46 @@ fn check(file: Option<PathBuf>) -> anyhow::Result<()> {
         None => Settings::load(Overrides::default())?,
     };
     println!(
-        "{}: ok ({} form(s))",
+        "{}: ok ({} form(s), {} flow(s), {} template(s))",
         settings.source,
-        settings.form_list.len()
+        settings.form_list.len(),
+        settings.flows.len(),
+        settings.templates.len()
     );
+    Ok(())
+}
+
+fn redact_smtp(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
+        _ => url.to_string(),
+    }
+}
+
+async fn messages(url: &str, limit: u32, full: bool) -> anyhow::Result<()> {
+    let store = pronto_store::connect(url, pronto_store::Options::default()).await?;
+    let ws = store.default_workspace().await?.id;
+    let list = store.messages(ws, limit.clamp(1, 1000)).await?;
+    if list.is_empty() {
+        println!("no messages yet");
+    }
+    for m in &list {
+        println!(
+            "{}  {:<7} {:<7} to {}  \"{}\"  ({}, attempts {}){}",
+            m.created_at.format("%Y-%m-%d %H:%M:%S"),
+            m.state,
+            m.transport.as_deref().unwrap_or("-"),
+            m.to,
+            m.subject,
+            m.flow.as_deref().unwrap_or("-"),
+            m.attempts,
+            m.last_error.as_deref().map(|e| format!("  last error: {e}")).unwrap_or_default()
+        );
+        if full {
+            println!("{}\n", m.text);
+        }
+    }
+    store.close().await;
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 
 pub mod contacts;
 pub mod docs;
+pub mod flows;
 pub mod ingest;
 pub mod leads;
 pub mod ops;
@@ -31,6 +32,11 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(ingest)
         .routes(routes!(contacts::get_contact))
         .routes(routes!(contacts::find_contact))
+        .routes(routes!(flows::list_flows))
+        .routes(routes!(flows::get_run))
+        .routes(routes!(flows::list_messages))
+        .routes(routes!(flows::reload))
+        .routes(routes!(flows::unsubscribe_page, flows::unsubscribe))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

@@ -1,0 +1,290 @@
+//! Flows, runs and the outbox (admin key), config reload, and the unsubscribe link (signed, no key).
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::Admin;
+use crate::state::AppState;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::response::Html;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use pronto_domain::{Invalid, RunId};
+use pronto_store::{LogEntry, MessageView, RunView};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use utoipa::{IntoParams, ToSchema};
+
+/// A flow as configured, with live counts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FlowView {
+    pub id: String,
+    /// Events that start (or refresh) a run.
+    pub triggers: Vec<String>,
+    /// The run key's path in the trigger event; absent: one run per contact.
+    pub key: Option<String>,
+    /// Exit rules as `event (same key|contact)`.
+    pub exits: Vec<String>,
+    pub steps: usize,
+    /// Runs in progress (each waits for its timer).
+    pub active: i64,
+    pub finished: i64,
+    /// Ended runs by reason: the exit rule that ended them, consent, a removed flow.
+    pub exited: BTreeMap<String, i64>,
+    /// Skipped steps by reason (an exit found when the timer fired, frequency cap, no address).
+    pub skipped: BTreeMap<String, i64>,
+    /// Messages by state: queued, sent, failed.
+    pub messages: BTreeMap<String, i64>,
+    /// False for a flow that has runs but is no longer in the configuration.
+    pub configured: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FlowList {
+    pub flows: Vec<FlowView>,
+}
+
+/// One step of a run's history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogView {
+    pub at: DateTime<Utc>,
+    /// 1-based, as in `pronto check`'s messages; absent for entries about the run as a whole.
+    pub step: Option<i64>,
+    /// started, waiting, refreshed, sent, skipped, failed, exited, finished, ignored.
+    pub kind: String,
+    /// Why, e.g. "Order Completed at 2026-11-24T12:03:00Z for the same checkout_id".
+    pub detail: String,
+}
+
+impl From<LogEntry> for LogView {
+    fn from(l: LogEntry) -> Self {
+        Self {
+            at: l.at,
+            step: l.step.filter(|s| *s >= 0).map(|s| s + 1),
+            kind: l.kind,
+            detail: l.detail,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunResponse {
+    #[schema(format = Uuid)]
+    pub id: String,
+    pub flow: String,
+    pub key: String,
+    #[schema(format = Uuid)]
+    pub contact_id: String,
+    /// active, exited or finished.
+    pub state: String,
+    /// When its timer fires, while active.
+    pub due_at: Option<DateTime<Utc>>,
+    /// When the trigger happened (client clock).
+    pub started_at: DateTime<Utc>,
+    pub outcome: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The latest trigger event, as sent: what the messages show.
+    pub snapshot: Value,
+    pub log: Vec<LogView>,
+}
+
+impl From<RunView> for RunResponse {
+    fn from(r: RunView) -> Self {
+        Self {
+            id: r.id.to_string(),
+            flow: r.flow,
+            key: r.key,
+            contact_id: r.contact_id.to_string(),
+            state: r.state,
+            due_at: r.due_at,
+            started_at: r.started_at,
+            outcome: r.outcome,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            snapshot: r.snapshot,
+            log: r.log.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageBody {
+    #[schema(format = Uuid)]
+    pub id: String,
+    /// Unique per run and step; also the SMTP Message-ID (`<key@from-domain>`).
+    pub idempotency_key: String,
+    pub run_id: Option<String>,
+    pub flow: Option<String>,
+    pub channel: String,
+    pub to: String,
+    pub from: String,
+    pub reply_to: Option<String>,
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+    /// queued, sent or failed.
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The last failure, in the server's words.
+    pub last_error: Option<String>,
+    /// smtp, or mailbox (the built-in dev mailbox, when no SMTP server is configured).
+    pub transport: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+impl From<MessageView> for MessageBody {
+    fn from(m: MessageView) -> Self {
+        Self {
+            id: m.id.to_string(),
+            idempotency_key: m.idempotency_key,
+            run_id: m.run_id.map(|r| r.to_string()),
+            flow: m.flow,
+            channel: m.channel,
+            to: m.to,
+            from: m.from,
+            reply_to: m.reply_to,
+            subject: m.subject,
+            text: m.text,
+            html: m.html,
+            state: m.state,
+            attempts: m.attempts,
+            next_attempt_at: m.next_attempt_at,
+            last_error: m.last_error,
+            transport: m.transport,
+            created_at: m.created_at,
+            sent_at: m.sent_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageList {
+    pub messages: Vec<MessageBody>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct Limit {
+    /// Newest first, 1-1000 (default 50).
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Reloaded {
+    /// The flows now running.
+    pub flows: Vec<String>,
+}
+
+/// Every configured flow (and any with runs but no longer configured) with live counts.
+#[utoipa::path(get, path = "/v1/flows", tag = "admin",
+    responses((status = 200, body = FlowList), (status = 401, body = ErrorBody)),
+    security(("adminKey" = [])))]
+pub async fn list_flows(
+    State(s): State<AppState>,
+    Admin(ws): Admin,
+) -> Result<Json<FlowList>, ApiError> {
+    Ok(Json(FlowList {
+        flows: s.service.flows(ws).await?,
+    }))
+}
+
+/// A run with each step taken and why.
+#[utoipa::path(get, path = "/v1/runs/{id}", tag = "admin",
+    params(("id" = String, Path, format = Uuid)),
+    responses(
+        (status = 200, body = RunResponse),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)
+    ),
+    security(("adminKey" = [])))]
+pub async fn get_run(
+    State(s): State<AppState>,
+    Admin(ws): Admin,
+    Path(id): Path<String>,
+) -> Result<Json<RunResponse>, ApiError> {
+    let id: RunId = id
+        .parse()
+        .map_err(|_| Invalid::one("id", "is not a run id (a UUID)"))?;
+    let run = s
+        .service
+        .store
+        .run(ws, id)
+        .await?
+        .ok_or(ApiError::NotFound("run"))?;
+    Ok(Json(run.into()))
+}
+
+/// The outbox, newest first. With no SMTP server configured this is the dev mailbox: every email lands here
+/// (transport `mailbox`) instead of leaving the machine.
+#[utoipa::path(get, path = "/v1/messages", tag = "admin",
+    params(Limit),
+    responses((status = 200, body = MessageList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("adminKey" = [])))]
+pub async fn list_messages(
+    State(s): State<AppState>,
+    Admin(ws): Admin,
+    limit: Result<Query<Limit>, QueryRejection>,
+) -> Result<Json<MessageList>, ApiError> {
+    let Query(l) = limit.map_err(|e| Invalid::one("query", e.body_text()))?;
+    let messages = s
+        .service
+        .store
+        .messages(ws, l.limit.unwrap_or(50).clamp(1, 1000))
+        .await?;
+    Ok(Json(MessageList {
+        messages: messages.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// Re-reads the configuration file and swaps in its flows, templates and message settings (as SIGHUP does).
+/// Runs in progress keep their key, snapshot and step position; see `pronto.example.toml`. An invalid file
+/// changes nothing and answers 400 with every problem.
+#[utoipa::path(post, path = "/v1/admin/reload", tag = "admin",
+    responses((status = 200, body = Reloaded), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("adminKey" = [])))]
+pub async fn reload(State(s): State<AppState>, Admin(_ws): Admin) -> Result<Json<Reloaded>, ApiError> {
+    Ok(Json(Reloaded {
+        flows: s.service.reload()?,
+    }))
+}
+
+/// The page behind an unsubscribe link: a button, because mail scanners follow links (a GET must not
+/// unsubscribe anyone).
+#[utoipa::path(get, path = "/u/{workspace}/{contact}/{token}", tag = "ingest",
+    params(("workspace" = String, Path), ("contact" = String, Path), ("token" = String, Path)),
+    responses((status = 200, description = "A confirmation page", content_type = "text/html"),
+              (status = 404, description = "The link is not valid", content_type = "text/html")))]
+pub async fn unsubscribe_page(
+    State(s): State<AppState>,
+    Path((ws, contact, token)): Path<(String, String, String)>,
+) -> (axum::http::StatusCode, Html<String>) {
+    match s.service.check_unsubscribe(&ws, &contact, &token) {
+        Ok(_) => (
+            axum::http::StatusCode::OK,
+            Html(format!(
+                "<!doctype html><meta name=viewport content=\"width=device-width\"><title>Unsubscribe</title>\
+                 <form method=post action=\"/u/{ws}/{contact}/{token}\"><p>Stop receiving these emails?</p>\
+                 <button type=submit>Unsubscribe</button></form>"
+            )),
+        ),
+        Err(e) => (axum::http::StatusCode::NOT_FOUND, Html(format!("<p>{e}</p>"))),
+    }
+}
+
+/// One-click unsubscribe (RFC 8058 `List-Unsubscribe-Post`, and the page's button): marks the contact
+/// `unsubscribed`, which every flow's guard honours from then on.
+#[utoipa::path(post, path = "/u/{workspace}/{contact}/{token}", tag = "ingest",
+    params(("workspace" = String, Path), ("contact" = String, Path), ("token" = String, Path)),
+    responses((status = 200, description = "Unsubscribed", content_type = "text/html"),
+              (status = 404, description = "The link is not valid", content_type = "text/html")))]
+pub async fn unsubscribe(
+    State(s): State<AppState>,
+    Path((ws, contact, token)): Path<(String, String, String)>,
+) -> Result<Html<&'static str>, (axum::http::StatusCode, Html<String>)> {
+    s.service
+        .unsubscribe(&ws, &contact, &token)
+        .await
+        .map(|_| Html("<!doctype html><title>Unsubscribed</title><p>You are unsubscribed. You will get no more of these emails.</p>"))
+        .map_err(|e| (axum::http::StatusCode::NOT_FOUND, Html(format!("<p>{e}</p>"))))
+}

@@ -1,0 +1,218 @@
+//! The background workers of `pronto serve`: the scheduler, which fires due timers, and the delivery worker,
+//! which sends the outbox.
+//!
+//! Neither polls on a fixed beat. Each sleeps until the earliest due time it knows of, or until it is rung: by
+//! a commit of this process (a timer scheduled, messages queued) or, on PostgreSQL, by another process's
+//! `NOTIFY`. A capped idle sleep ([`IDLE`]) re-checks anyway, so a missed notification costs at most that.
+//! Time comes from the injected [`Clock`], so tests move time instead of sleeping; the real-time sleep is only
+//! the wake-up, never the decision.
+
+use chrono::{DateTime, Utc};
+use pronto_channels::email::{Email, SmtpSender};
+use pronto_channels::SendError;
+use pronto_domain::Clock;
+use pronto_store::{Delivery, OutMessage, Store};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// The longest a worker sleeps without checking the store.
+pub const IDLE: Duration = Duration::from_secs(5);
+/// Runs fired per transaction.
+pub const TIMER_BATCH: i64 = 500;
+/// Messages claimed per round, sent concurrently.
+pub const SEND_BATCH: i64 = 32;
+/// How long a claimed message is reserved for its worker; a worker that dies mid-send leaves the message to
+/// be retried after this.
+pub const LEASE: Duration = Duration::from_secs(120);
+/// Temporary failures are retried this many times in all, then the message is marked failed.
+pub const MAX_ATTEMPTS: i64 = 10;
+
+/// The running workers; [`Workers::stop`] lets each finish what it is doing and waits for them.
+pub struct Workers {
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Starts the scheduler and the delivery worker. Without an SMTP sender, emails go to the built-in dev
+    /// mailbox (marked sent with transport `mailbox`, readable at `GET /v1/messages`).
+    pub fn start(store: Arc<dyn Store>, clock: Arc<dyn Clock>, smtp: Option<SmtpSender>) -> Self {
+        let (stop, stopped) = watch::channel(false);
+        let tasks = vec![
+            tokio::spawn(scheduler(store.clone(), clock.clone(), stopped.clone())),
+            tokio::spawn(delivery(store, clock, smtp, stopped)),
+        ];
+        Self { stop, tasks }
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// How long to sleep until `next` (capped at [`IDLE`]).
+fn until(next: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Duration {
+    next.map(|t| (t - now).to_std().unwrap_or(Duration::ZERO))
+        .unwrap_or(IDLE)
+        .min(IDLE)
+}
+
+async fn scheduler(store: Arc<dyn Store>, clock: Arc<dyn Clock>, mut stop: watch::Receiver<bool>) {
+    let shared = store.shared().clone();
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        // Fire everything due, batch after batch.
+        loop {
+            match store.fire_due(clock.now(), TIMER_BATCH).await {
+                Ok(f) => {
+                    metrics::counter!("pronto_timers_fired_total").increment(f.runs as u64);
+                    metrics::counter!("pronto_messages_queued_total").increment(f.messages as u64);
+                    if (f.runs as i64) < TIMER_BATCH {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "firing timers failed; retrying shortly");
+                    break;
+                }
+            }
+        }
+        let next = store.next_due().await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "reading the next timer failed");
+            None
+        });
+        let wait = until(next, clock.now());
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shared.timers.notified() => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn delivery(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    smtp: Option<SmtpSender>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let shared = store.shared().clone();
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        loop {
+            let now = clock.now();
+            let lease = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
+            let batch = match store.claim_messages(now, SEND_BATCH, lease).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming messages failed; retrying shortly");
+                    break;
+                }
+            };
+            let full = batch.len() as i64 == SEND_BATCH;
+            let mut sends = JoinSet::new();
+            for m in batch {
+                let (store, clock, smtp) = (store.clone(), clock.clone(), smtp.clone());
+                sends.spawn(async move {
+                    let outcome = deliver(&m, smtp.as_ref(), clock.now()).await;
+                    let label = match &outcome {
+                        Delivery::Sent { .. } => "sent",
+                        Delivery::Retry { .. } => "retry",
+                        Delivery::Failed { .. } => "failed",
+                    };
+                    metrics::counter!("pronto_deliveries_total", "outcome" => label).increment(1);
+                    if let Err(e) = store.record_delivery(m.id, outcome, clock.now()).await {
+                        // The lease runs out and the message is tried again; its Message-ID lets the receiver
+                        // recognise the repeat.
+                        tracing::error!(error = %e, message = %m.id, "recording a delivery failed");
+                    }
+                });
+            }
+            while sends.join_next().await.is_some() {}
+            if !full {
+                break;
+            }
+        }
+        let next = store.next_message_due().await.unwrap_or(None);
+        let wait = until(next, clock.now());
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shared.outbox.notified() => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// One attempt at one message.
+async fn deliver(m: &OutMessage, smtp: Option<&SmtpSender>, now: DateTime<Utc>) -> Delivery {
+    if m.channel != "email" {
+        return Delivery::Failed {
+            error: format!("no {} channel is configured", m.channel),
+        };
+    }
+    let Some(smtp) = smtp else {
+        return Delivery::Sent {
+            transport: "mailbox",
+        };
+    };
+    let email = Email {
+        from: m.from.clone(),
+        to: m.to.clone(),
+        reply_to: m.reply_to.clone(),
+        subject: m.subject.clone(),
+        text: m.text.clone(),
+        html: m.html.clone(),
+        idempotency_key: m.idempotency_key.clone(),
+        list_unsubscribe: m.unsubscribe_url.clone(),
+    };
+    match smtp.send(&email).await {
+        Ok(()) => Delivery::Sent { transport: "smtp" },
+        Err(SendError::Temporary(e)) if m.attempts < MAX_ATTEMPTS => Delivery::Retry {
+            at: now + chrono::Duration::from_std(backoff(m.attempts)).unwrap_or_default(),
+            error: e,
+        },
+        Err(SendError::Temporary(e)) => Delivery::Failed {
+            error: format!("gave up after {} attempts: {e}", m.attempts),
+        },
+        Err(SendError::Permanent(e)) | Err(SendError::Invalid(e)) => Delivery::Failed { error: e },
+    }
+}
+
+/// Exponential backoff with jitter: 30 s, 1 min, 2 min, … capped at 1 h, each ±25% at random so that
+/// messages refused together do not all come back together.
+pub fn backoff(attempts: i64) -> Duration {
+    let base = 30u64.saturating_mul(1u64 << attempts.clamp(1, 8).saturating_sub(1) as u32);
+    let capped = base.min(3600) as f64;
+    let mut b = [0u8; 2];
+    let _ = getrandom::fill(&mut b);
+    let unit = f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX);
+    Duration::from_secs_f64(capped * (0.75 + 0.5 * unit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_thirty_seconds_to_an_hour_with_a_quarter_of_jitter() {
+        let cases = [(1, 30.0), (2, 60.0), (3, 120.0), (7, 1920.0), (8, 3600.0), (20, 3600.0)];
+        for (attempts, centre) in cases {
+            for _ in 0..50 {
+                let d = backoff(attempts).as_secs_f64();
+                assert!(
+                    d >= centre * 0.75 - 0.01 && d <= centre * 1.25 + 0.01,
+                    "attempt {attempts}: {d}"
+                );
+            }
+        }
+    }
+}
