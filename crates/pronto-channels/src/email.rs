@@ -32,7 +32,9 @@ pub struct Email {
 
 /// Whether `text` is an address an email can be sent from or to (`Shop <shop@example.com>`).
 pub fn check_mailbox(text: &str) -> Result<(), String> {
-    text.parse::<Mailbox>().map(|_| ()).map_err(|e| e.to_string())
+    text.parse::<Mailbox>()
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 impl Email {

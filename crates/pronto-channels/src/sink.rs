@@ -94,7 +94,11 @@ async fn session(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
         } else {
             "502 not implemented".into()
         };
-        if write.write_all(format!("{reply}\r\n").as_bytes()).await.is_err() {
+        if write
+            .write_all(format!("{reply}\r\n").as_bytes())
+            .await
+            .is_err()
+        {
             return;
         }
     }

@@ -18,10 +18,12 @@ pub fn check(source: &str) -> Result<(), String> {
     if source.trim().is_empty() {
         return Err("must not be empty".into());
     }
-    env()
-        .compile_expression(source)
-        .map(|_| ())
-        .map_err(|e| format!("does not compile: {}", e.detail().unwrap_or(&e.kind().to_string())))
+    env().compile_expression(source).map(|_| ()).map_err(|e| {
+        format!(
+            "does not compile: {}",
+            e.detail().unwrap_or(&e.kind().to_string())
+        )
+    })
 }
 
 /// Whether `source` is true for `ctx`. An expression that fails at run time (say, comparing text with a
@@ -41,7 +43,8 @@ mod tests {
 
     #[test]
     fn expressions_read_the_event_and_the_contact_and_missing_values_are_false() {
-        let ctx = json!({"properties": {"value": 120, "currency": "EUR"}, "contact": {"vip": true}});
+        let ctx =
+            json!({"properties": {"value": 120, "currency": "EUR"}, "contact": {"vip": true}});
         let cases = [
             ("properties.value >= 100", true),
             ("properties.value >= 500", false),

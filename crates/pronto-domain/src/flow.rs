@@ -216,7 +216,10 @@ pub enum Wait {
         tiers: Vec<(f64, Duration)>,
     },
     /// Until the next local `at` on one of `days`.
-    Until { at: NaiveTime, days: Days },
+    Until {
+        at: NaiveTime,
+        days: Days,
+    },
     /// Until local time is within `[start, end)` on one of `days` (no wait if it already is).
     Within {
         start: NaiveTime,
@@ -445,7 +448,11 @@ impl Flow {
             None => Tz::UTC,
             Some(Ok(tz)) => tz,
             Some(Err(_)) => {
-                err(None, "timezone", "is not an IANA time zone like Europe/Oslo".into());
+                err(
+                    None,
+                    "timezone",
+                    "is not an IANA time zone like Europe/Oslo".into(),
+                );
                 Tz::UTC
             }
         };
@@ -458,13 +465,20 @@ impl Flow {
             }
         }
         // Where a jump lands: a label further down, or the next step.
-        let target = |from: usize, label: &Option<String>, field: &str, errs: &mut Vec<(usize, String, String)>| {
+        let target = |from: usize,
+                      label: &Option<String>,
+                      field: &str,
+                      errs: &mut Vec<(usize, String, String)>| {
             match label {
                 None => from + 1,
                 Some(l) => match labels.iter().position(|x| *x == Some(l.as_str())) {
                     Some(t) if t > from => t,
                     Some(_) => {
-                        errs.push((from, field.into(), format!("`{l}` is not further down; jumps go forward only")));
+                        errs.push((
+                            from,
+                            field.into(),
+                            format!("`{l}` is not further down; jumps go forward only"),
+                        ));
                         from + 1
                     }
                     None => {
@@ -478,12 +492,21 @@ impl Flow {
         let mut steps = Vec::new();
         for (i, s) in c.steps.iter().enumerate() {
             let n = Some(i + 1);
-            let kinds = [s.wait.is_some(), s.send.is_some(), s.exit.is_some(), s.if_.is_some()]
-                .iter()
-                .filter(|b| **b)
-                .count();
+            let kinds = [
+                s.wait.is_some(),
+                s.send.is_some(),
+                s.exit.is_some(),
+                s.if_.is_some(),
+            ]
+            .iter()
+            .filter(|b| **b)
+            .count();
             if kinds != 1 {
-                err(n, "step", "must have exactly one of wait, send, if, exit".into());
+                err(
+                    n,
+                    "step",
+                    "must have exactly one of wait, send, if, exit".into(),
+                );
                 steps.push(Step::Exit);
                 continue;
             }
@@ -494,21 +517,33 @@ impl Flow {
                         Err(m) => err(n, "wait", m),
                     },
                     WaitConfig::Tiered { by, tiers } => {
-                        let by = Path::parse(by).map_err(|m| err(n, "wait.by", m.into())).ok();
+                        let by = Path::parse(by)
+                            .map_err(|m| err(n, "wait.by", m.into()))
+                            .ok();
                         let mut parsed = Vec::new();
                         if tiers.is_empty() {
-                            err(n, "wait.tiers", "needs at least one [threshold, duration]".into());
+                            err(
+                                n,
+                                "wait.tiers",
+                                "needs at least one [threshold, duration]".into(),
+                            );
                         }
                         for (t, (threshold, text)) in tiers.iter().enumerate() {
                             if t > 0 && *threshold <= tiers[t - 1].0 {
-                                err(n, &format!("wait.tiers[{t}]"), "thresholds must increase".into());
+                                err(
+                                    n,
+                                    &format!("wait.tiers[{t}]"),
+                                    "thresholds must increase".into(),
+                                );
                             }
                             match duration(text) {
                                 Ok(d) => parsed.push((*threshold, d)),
                                 Err(m) => err(n, &format!("wait.tiers[{t}]"), m),
                             }
                         }
-                        if let (Some(by), true) = (by, parsed.len() == tiers.len() && !tiers.is_empty()) {
+                        if let (Some(by), true) =
+                            (by, parsed.len() == tiers.len() && !tiers.is_empty())
+                        {
                             steps.push(Step::Wait(Wait::Tiered { by, tiers: parsed }));
                         }
                     }
@@ -535,7 +570,11 @@ impl Flow {
             }
             if let Some(send) = &s.send {
                 if !templates.contains(&send.template.as_str()) {
-                    err(n, "send.template", format!("unknown template `{}`", send.template));
+                    err(
+                        n,
+                        "send.template",
+                        format!("unknown template `{}`", send.template),
+                    );
                 }
                 steps.push(Step::Send {
                     channel: send.channel,
@@ -555,7 +594,11 @@ impl Flow {
             }
             if let Some(x) = s.exit {
                 if !x {
-                    err(n, "exit", "only `exit = true` means something; remove the step".into());
+                    err(
+                        n,
+                        "exit",
+                        "only `exit = true` means something; remove the step".into(),
+                    );
                 }
                 steps.push(Step::Exit);
             }
@@ -573,7 +616,9 @@ impl Flow {
                 reachable[i] = true;
                 let next: Vec<usize> = match &steps[i] {
                     Step::Exit => vec![],
-                    Step::If { then, otherwise, .. } => vec![*then, *otherwise],
+                    Step::If {
+                        then, otherwise, ..
+                    } => vec![*then, *otherwise],
                     _ => vec![i + 1],
                 };
                 for t in next {
@@ -584,7 +629,11 @@ impl Flow {
             }
             for (i, r) in reachable.iter().enumerate() {
                 if !r {
-                    err(Some(i + 1), "step", "is unreachable: no step before it leads here".into());
+                    err(
+                        Some(i + 1),
+                        "step",
+                        "is unreachable: no step before it leads here".into(),
+                    );
                 }
             }
         }
@@ -750,22 +799,46 @@ send = { channel = "email", template = "checkout-offer", offer = "FREESHIP" }
     #[test]
     fn local_time_waits_end_at_the_next_allowed_local_time_in_the_zone() {
         let oslo: Tz = "Europe/Oslo".parse().unwrap();
-        let weekdays = Days::parse(&["mon".into(), "tue".into(), "wed".into(), "thu".into(), "fri".into()]).unwrap();
+        let weekdays = Days::parse(&[
+            "mon".into(),
+            "tue".into(),
+            "wed".into(),
+            "thu".into(),
+            "fri".into(),
+        ])
+        .unwrap();
         let nine = NaiveTime::from_hms_opt(9, 0, 0).unwrap();
         let five = NaiveTime::from_hms_opt(17, 0, 0).unwrap();
-        let until = Wait::Until { at: nine, days: Days::ALL };
-        let hours = Wait::Within { start: nine, end: five, days: weekdays };
+        let until = Wait::Until {
+            at: nine,
+            days: Days::ALL,
+        };
+        let hours = Wait::Within {
+            start: nine,
+            end: five,
+            days: weekdays,
+        };
         let cases = [
             // (wait, now UTC, zone, due UTC)
             (&until, "2026-11-24T06:00:00Z", oslo, "2026-11-24T08:00:00Z"),
             (&until, "2026-11-24T08:00:00Z", oslo, "2026-11-25T08:00:00Z"),
-            (&until, "2026-11-24T20:00:00Z", Tz::UTC, "2026-11-25T09:00:00Z"),
+            (
+                &until,
+                "2026-11-24T20:00:00Z",
+                Tz::UTC,
+                "2026-11-25T09:00:00Z",
+            ),
             // Tuesday 11:00 in Oslo is within business hours: no wait.
             (&hours, "2026-11-24T10:00:00Z", oslo, "2026-11-24T10:00:00Z"),
             // Friday 18:00 Oslo → Monday 09:00 Oslo.
             (&hours, "2026-11-27T17:00:00Z", oslo, "2026-11-30T08:00:00Z"),
             // Saturday 20:00 UTC is Sunday 09:00 in Auckland, not a weekday → Monday 09:00 there.
-            (&hours, "2026-11-28T20:00:00Z", "Pacific/Auckland".parse().unwrap(), "2026-11-29T20:00:00Z"),
+            (
+                &hours,
+                "2026-11-28T20:00:00Z",
+                "Pacific/Auckland".parse().unwrap(),
+                "2026-11-29T20:00:00Z",
+            ),
             // Summer time: 09:00 in Oslo on 2026-06-01 is 07:00 UTC.
             (&until, "2026-06-01T05:00:00Z", oslo, "2026-06-01T07:00:00Z"),
         ];
@@ -792,7 +865,14 @@ id = "big"
 send = { channel = "email", template = "checkout-offer" }
 "#;
         let f = &flows(ok).unwrap()[0];
-        assert_eq!(f.steps[0], Step::If { expr: "properties.value >= 100".into(), then: 3, otherwise: 1 });
+        assert_eq!(
+            f.steps[0],
+            Step::If {
+                expr: "properties.value >= 100".into(),
+                then: 3,
+                otherwise: 1
+            }
+        );
         assert_eq!(f.timezone, "Europe/Oslo".parse::<Tz>().unwrap());
 
         let cases = [

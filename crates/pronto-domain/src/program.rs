@@ -86,9 +86,9 @@ impl Program {
     /// Whether an event of this name starts, refreshes or ends any run (most events do neither, and cost
     /// nothing more than their insert).
     pub fn concerns(&self, name: &str) -> bool {
-        self.flows
-            .iter()
-            .any(|f| f.triggers.iter().any(|t| t == name) || f.exits.iter().any(|x| x.event == name))
+        self.flows.iter().any(|f| {
+            f.triggers.iter().any(|t| t == name) || f.exits.iter().any(|x| x.event == name)
+        })
     }
 }
 
@@ -158,8 +158,14 @@ pub fn snapshot_cart(snapshot: &Value) -> Option<Order> {
         EcommerceEvent::ProductAdded { cart_id, product } => Order {
             cart_id,
             products: vec![product],
-            checkout_url: props.get("cart_url").and_then(Value::as_str).map(str::to_string),
-            currency: props.get("currency").and_then(Value::as_str).map(str::to_string),
+            checkout_url: props
+                .get("cart_url")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            currency: props
+                .get("currency")
+                .and_then(Value::as_str)
+                .map(str::to_string),
             ..Default::default()
         },
         _ => return None,
@@ -205,17 +211,23 @@ pub fn compose(
     let first = text("first_name")
         .or_else(|| text("firstName"))
         .or_else(|| text("name").and_then(|n| n.split_whitespace().next().map(str::to_string)));
-    let name = text("name").or_else(|| match (&first, text("last_name").or_else(|| text("lastName"))) {
-        (Some(f), Some(l)) => Some(format!("{f} {l}")),
-        (f, _) => f.clone(),
-    });
+    let name =
+        text("name").or_else(
+            || match (&first, text("last_name").or_else(|| text("lastName"))) {
+                (Some(f), Some(l)) => Some(format!("{f} {l}")),
+                (f, _) => f.clone(),
+            },
+        );
     let ctx = json!({
         "contact": {"name": name, "first_name": first, "email": to.email, "phone": to.phone, "traits": traits},
         "cart": cart,
         "offer": {"code": offer},
         "message": {"id": message_id, "unsubscribe_url": unsubscribe_url},
     });
-    let rendered = program.templates.render(template, &ctx).map_err(NotSent::Template)?;
+    let rendered = program
+        .templates
+        .render(template, &ctx)
+        .map_err(NotSent::Template)?;
     Ok(Composed {
         channel: *channel,
         to: address,
@@ -227,7 +239,12 @@ pub fn compose(
 const UNSUBSCRIBE_VALIDITY_SECS: i64 = 5 * 366 * 24 * 3600;
 
 /// The contact's signed one-click unsubscribe link (also the `List-Unsubscribe` header).
-pub fn unsubscribe_url(settings: &MessageSettings, workspace: &str, contact: &str, now: i64) -> String {
+pub fn unsubscribe_url(
+    settings: &MessageSettings,
+    workspace: &str,
+    contact: &str,
+    now: i64,
+) -> String {
     let token = crate::claim::sign(
         &settings.link_secret,
         contact,
@@ -249,5 +266,12 @@ pub fn check_unsubscribe(
     token: &str,
     now: i64,
 ) -> Result<(), crate::claim::ClaimError> {
-    crate::claim::verify(&settings.link_secret, contact, workspace, "unsubscribe", token, now)
+    crate::claim::verify(
+        &settings.link_secret,
+        contact,
+        workspace,
+        "unsubscribe",
+        token,
+        now,
+    )
 }

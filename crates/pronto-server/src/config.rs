@@ -340,10 +340,16 @@ impl Settings {
             messages.from = from;
         }
         messages.reply_to = file.messages.reply_to;
-        for (field, addr) in [("messages.from", Some(&messages.from)), ("messages.reply_to", messages.reply_to.as_ref())] {
+        for (field, addr) in [
+            ("messages.from", Some(&messages.from)),
+            ("messages.reply_to", messages.reply_to.as_ref()),
+        ] {
             if let Some(a) = addr {
                 if let Err(e) = pronto_channels::email::check_mailbox(a) {
-                    return Err(invalid(field, format!("`{a}` is not an address like Shop <shop@example.com> ({e})")));
+                    return Err(invalid(
+                        field,
+                        format!("`{a}` is not an address like Shop <shop@example.com> ({e})"),
+                    ));
                 }
             }
         }
@@ -351,7 +357,10 @@ impl Settings {
             let per = humantime::parse_duration(&cap.per)
                 .map_err(|e| invalid("messages.email_cap.per", format!("`{}`: {e}", cap.per)))?;
             if cap.max == 0 {
-                return Err(invalid("messages.email_cap.max", "must be at least 1 (remove the cap to have none)"));
+                return Err(invalid(
+                    "messages.email_cap.max",
+                    "must be at least 1 (remove the cap to have none)",
+                ));
             }
             messages.email_cap = Some((cap.max, per));
         }

@@ -44,6 +44,8 @@ pub struct ContactPage {
     pub events: Vec<StoredEvent>,
     /// Pass as `before` to get the next (older) page; absent on the last page.
     pub next_before: Option<i64>,
+    /// The contact's flow runs, newest first, each with its steps and reasons.
+    pub runs: Vec<pronto_store::RunView>,
 }
 
 /// The answer to an accepted lead.
@@ -102,10 +104,16 @@ impl Service {
                 exits: f
                     .exits
                     .iter()
-                    .map(|x| format!("{} (same {})", x.event, match x.same {
-                        pronto_domain::flow::Same::Key => "key",
-                        pronto_domain::flow::Same::Contact => "contact",
-                    }))
+                    .map(|x| {
+                        format!(
+                            "{} (same {})",
+                            x.event,
+                            match x.same {
+                                pronto_domain::flow::Same::Key => "key",
+                                pronto_domain::flow::Same::Contact => "contact",
+                            }
+                        )
+                    })
                     .collect(),
                 steps: f.steps.len(),
                 active: st.active,
@@ -351,10 +359,12 @@ impl Service {
         let next_before = (events.len() == limit as usize)
             .then(|| events.last().map(|e| e.seq))
             .flatten();
+        let runs = self.store.contact_runs(ws, contact.id).await?;
         Ok(ContactPage {
             contact,
             events,
             next_before,
+            runs,
         })
     }
 

@@ -204,7 +204,14 @@ mod tests {
 
     #[test]
     fn backoff_doubles_from_thirty_seconds_to_an_hour_with_a_quarter_of_jitter() {
-        let cases = [(1, 30.0), (2, 60.0), (3, 120.0), (7, 1920.0), (8, 3600.0), (20, 3600.0)];
+        let cases = [
+            (1, 30.0),
+            (2, 60.0),
+            (3, 120.0),
+            (7, 1920.0),
+            (8, 3600.0),
+            (20, 3600.0),
+        ];
         for (attempts, centre) in cases {
             for _ in 0..50 {
                 let d = backoff(attempts).as_secs_f64();

@@ -640,6 +640,11 @@ async fn every_route_in_the_openapi_document_exists(s: Server) {
         "/f/{form}",
         "/v1/contacts",
         "/v1/contacts/{id}",
+        "/v1/flows",
+        "/v1/runs/{id}",
+        "/v1/messages",
+        "/v1/admin/reload",
+        "/u/{workspace}/{contact}/{token}",
         "/healthz",
         "/readyz",
         "/metrics",
@@ -657,6 +662,9 @@ async fn every_route_in_the_openapi_document_exists(s: Server) {
                 s.base,
                 path.replace("{form}", "contact")
                     .replace("{id}", "0195f6f0-0000-7000-8000-000000000000")
+                    .replace("{workspace}", "w")
+                    .replace("{contact}", "c")
+                    .replace("{token}", "t")
             );
             let req = match method.as_str() {
                 "get" => s.http.get(&url),

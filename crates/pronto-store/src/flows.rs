@@ -86,7 +86,9 @@ impl Mark {
     /// The reason shown on the run: "Order Completed at 2026-11-24T12:03:00Z for the same checkout_id".
     fn reason(&self, flow: &Flow) -> String {
         let category = self.category(flow);
-        let at = self.happened.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let at = self
+            .happened
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         match category.strip_prefix(&self.name) {
             Some(rest) => format!("{} at {at}{rest}", self.name),
             None => category,
@@ -189,11 +191,8 @@ pub(crate) trait FlowTx: Send {
     ) -> Result<Option<Mark>, ItemError>;
     async fn insert_logs(&mut self, rows: &[LogRow]) -> Result<(), ItemError>;
     /// Up to `limit` runs due at `now`, earliest first, locked for this transaction.
-    async fn claim_due(
-        &mut self,
-        now: DateTime<Utc>,
-        limit: i64,
-    ) -> Result<Vec<DueRun>, ItemError>;
+    async fn claim_due(&mut self, now: DateTime<Utc>, limit: i64)
+        -> Result<Vec<DueRun>, ItemError>;
     /// Every exit mark that applies to any of `runs`, with the run it applies to.
     async fn marks_for(&mut self, runs: &[DueRun]) -> Result<Vec<(RunId, Mark)>, ItemError>;
     async fn recipients(&mut self, contacts: &[ContactId]) -> Result<Vec<Found>, ItemError>;
@@ -293,7 +292,18 @@ pub(crate) async fn on_events<T: IngestTx + ?Sized>(
                     Map::new()
                 };
                 let ctx = engine::context(&s.event.payload, &traits);
-                trigger(tx, flow, ws, s, &ctx, happened, now, &mut logs, &mut touched).await?;
+                trigger(
+                    tx,
+                    flow,
+                    ws,
+                    s,
+                    &ctx,
+                    happened,
+                    now,
+                    &mut logs,
+                    &mut touched,
+                )
+                .await?;
             }
         }
     }
@@ -345,7 +355,9 @@ async fn trigger<T: FlowTx + ?Sized>(
             let id = RunId::new();
             let (step, due) = first_wait(&actions, -1, now);
             // An exit that happened first (an order sent before its checkout) ends the run before it begins.
-            let done = tx.first_mark(ws, &flow.id, &key, s.contact, happened).await?;
+            let done = tx
+                .first_mark(ws, &flow.id, &key, s.contact, happened)
+                .await?;
             let outcome = done.as_ref().map(|m| m.category(flow));
             tx.insert_run(&NewRun {
                 id,
@@ -353,7 +365,11 @@ async fn trigger<T: FlowTx + ?Sized>(
                 flow: &flow.id,
                 key: &key,
                 contact: s.contact,
-                state: if outcome.is_some() { "exited" } else { "active" },
+                state: if outcome.is_some() {
+                    "exited"
+                } else {
+                    "active"
+                },
                 step,
                 due: if outcome.is_some() { None } else { due },
                 started: happened,
@@ -388,7 +404,10 @@ async fn trigger<T: FlowTx + ?Sized>(
                             step: Some(step),
                             kind: "waiting",
                             reason: None,
-                            detail: format!("until {}", at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                            detail: format!(
+                                "until {}",
+                                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                            ),
                         });
                     }
                 }
@@ -484,16 +503,17 @@ pub(crate) async fn fire<T: FlowTx + ?Sized>(
     let mut logs = Vec::new();
     let mut messages = Vec::new();
     for run in &runs {
-        let mut log = |step: Option<i64>, kind: &'static str, reason: Option<&str>, detail: String| {
-            logs.push(LogRow {
-                run: run.id,
-                at: now,
-                step,
-                kind,
-                reason: reason.map(str::to_string),
-                detail,
-            })
-        };
+        let mut log =
+            |step: Option<i64>, kind: &'static str, reason: Option<&str>, detail: String| {
+                logs.push(LogRow {
+                    run: run.id,
+                    at: now,
+                    step,
+                    kind,
+                    reason: reason.map(str::to_string),
+                    detail,
+                })
+            };
         let end = |state: &'static str, reason: String| RunUpdate {
             id: run.id,
             state,
@@ -503,7 +523,12 @@ pub(crate) async fn fire<T: FlowTx + ?Sized>(
         };
         let Some(flow) = program.flow(&run.flow) else {
             let why = "the flow is no longer in the configuration";
-            log(None, "exited", Some(why), format!("flow `{}` is no longer in the configuration", run.flow));
+            log(
+                None,
+                "exited",
+                Some(why),
+                format!("flow `{}` is no longer in the configuration", run.flow),
+            );
             updates.push(end("exited", why.into()));
             continue;
         };
@@ -519,7 +544,12 @@ pub(crate) async fn fire<T: FlowTx + ?Sized>(
             continue;
         }
         let Some(to) = found.get(&run.contact) else {
-            log(None, "exited", Some("the contact no longer exists"), "the contact no longer exists".into());
+            log(
+                None,
+                "exited",
+                Some("the contact no longer exists"),
+                "the contact no longer exists".into(),
+            );
             updates.push(end("exited", "the contact no longer exists".into()));
             continue;
         };
@@ -570,7 +600,12 @@ pub(crate) async fn fire<T: FlowTx + ?Sized>(
                                 Some(step as i64),
                                 "sent",
                                 None,
-                                format!("{} to {}: {}", channel_name(c.channel), c.to, c.rendered.subject),
+                                format!(
+                                    "{} to {}: {}",
+                                    channel_name(c.channel),
+                                    c.to,
+                                    c.rendered.subject
+                                ),
                             );
                             messages.push(MessageRow {
                                 id: MessageId::new(),
@@ -605,7 +640,10 @@ pub(crate) async fn fire<T: FlowTx + ?Sized>(
                         Some(step as i64),
                         "waiting",
                         None,
-                        format!("until {}", at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                        format!(
+                            "until {}",
+                            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                        ),
                     );
                     next = RunUpdate {
                         id: run.id,

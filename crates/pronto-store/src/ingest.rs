@@ -17,10 +17,10 @@
 
 use crate::flows::{on_events, FlowTx, Seen, Touched};
 use crate::writer::Job;
-use pronto_domain::program::Program;
 use crate::{Ingested, LeadRow, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use pronto_domain::program::Program;
 use pronto_domain::resolve::{resolve, Known};
 use pronto_domain::{ContactId, EventId, Identity, NewEvent, WorkspaceId};
 use serde_json::{Map, Value};

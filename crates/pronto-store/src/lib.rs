@@ -30,12 +30,12 @@ use pronto_domain::program::Program;
 use pronto_domain::{
     ContactId, EventId, Identity, Lead, LeadId, MessageId, NewEvent, RunId, WorkspaceId,
 };
-use std::collections::BTreeMap;
-use std::sync::RwLock;
-use tokio::sync::Notify;
 use serde::Serialize;
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::RwLock;
+use tokio::sync::Notify;
 
 pub use flows::Fired;
 pub use postgres::PostgresStore;
@@ -255,11 +255,18 @@ pub struct MessageView {
 /// The outcome of one delivery attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Delivery {
-    Sent { transport: &'static str },
+    Sent {
+        transport: &'static str,
+    },
     /// A temporary failure: try again at `at`.
-    Retry { at: DateTime<Utc>, error: String },
+    Retry {
+        at: DateTime<Utc>,
+        error: String,
+    },
     /// Permanent: the server's words.
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
 }
 
 /// Live counts of one flow.

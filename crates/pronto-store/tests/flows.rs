@@ -67,11 +67,7 @@ async fn env(backend: &str) -> Env {
     let store = connect(&db.url, Options::default()).await.unwrap();
     store.shared().set_program(program(None));
     let ws = store.default_workspace().await.unwrap().id;
-    Env {
-        store,
-        ws,
-        _db: db,
-    }
+    Env { store, ws, _db: db }
 }
 
 fn track(v: Value) -> NewEvent {
@@ -89,8 +85,10 @@ fn checkout(id: &str, who: &str, value: f64, at: DateTime<Utc>) -> NewEvent {
 }
 
 fn order(checkout: &str, who: &str, at: DateTime<Utc>) -> NewEvent {
-    track(json!({"userId": who, "event": "Order Completed", "timestamp": at.to_rfc3339(),
-                 "properties": {"checkout_id": checkout, "order_id": format!("o-{checkout}"), "total": 10}}))
+    track(
+        json!({"userId": who, "event": "Order Completed", "timestamp": at.to_rfc3339(),
+                 "properties": {"checkout_id": checkout, "order_id": format!("o-{checkout}"), "total": 10}}),
+    )
 }
 
 fn identify(who: &str, traits: Value) -> NewEvent {
@@ -141,7 +139,10 @@ async fn a_checkout_waits_by_cart_value_and_its_timer_writes_exactly_one_message
         .await;
     e.send(vec![checkout("c1", "ann", 120.0, t0())], t0()).await;
     // 120 is in the 50-500 tier: one hour.
-    assert_eq!(e.store.next_due().await.unwrap(), Some(t0() + Duration::hours(1)));
+    assert_eq!(
+        e.store.next_due().await.unwrap(),
+        Some(t0() + Duration::hours(1))
+    );
     assert_eq!(e.fire_all(t0() + Duration::minutes(59)).await, 0);
     assert_eq!(e.fire_all(t0() + Duration::hours(1)).await, 1);
     assert_eq!(e.fire_all(t0() + Duration::hours(2)).await, 0, "fires once");
@@ -181,7 +182,9 @@ async fn an_order_for_the_same_checkout_cancels_the_timer_and_the_reason_is_reco
     assert_eq!(e.fire_all(t0() + Duration::hours(5)).await, 0);
     let stats = e.store.flow_stats(e.ws).await.unwrap();
     assert_eq!(
-        stats[0].exited.get("Order Completed for the same checkout_id"),
+        stats[0]
+            .exited
+            .get("Order Completed for the same checkout_id"),
         Some(&1),
         "{stats:?}"
     );
@@ -237,7 +240,8 @@ async fn an_order_by_the_same_contact_after_the_checkout_ends_the_run_but_last_y
 async fn a_cart_update_refreshes_the_snapshot_and_pushes_the_timer_out(e: Env) {
     e.send(vec![checkout("c1", "ann", 20.0, t0())], t0()).await;
     let later = t0() + Duration::minutes(8);
-    e.send(vec![checkout("c1", "ann", 70.0, later)], later).await;
+    e.send(vec![checkout("c1", "ann", 70.0, later)], later)
+        .await;
     // Now a 70 cart, idle since minute 8: due at 1:08, not 0:10.
     assert_eq!(
         e.store.next_due().await.unwrap(),
@@ -299,7 +303,11 @@ async fn delivery_bookkeeping_leases_retries_and_never_resends_a_sent_message(e:
     assert_eq!(got.len(), 2);
     assert!(got.iter().all(|m| m.attempts == 1));
     assert!(
-        e.store.claim_messages(due, 10, lease).await.unwrap().is_empty(),
+        e.store
+            .claim_messages(due, 10, lease)
+            .await
+            .unwrap()
+            .is_empty(),
         "leased messages are not claimed twice"
     );
     let (a, b) = (&got[0], &got[1]);
@@ -328,11 +336,23 @@ async fn delivery_bookkeeping_leases_retries_and_never_resends_a_sent_message(e:
     assert_eq!(again[0].attempts, 2);
     // A late "failed" for a sent message (a stale worker) changes nothing.
     e.store
-        .record_delivery(a.id, Delivery::Failed { error: "late".into() }, due)
+        .record_delivery(
+            a.id,
+            Delivery::Failed {
+                error: "late".into(),
+            },
+            due,
+        )
         .await
         .unwrap();
     e.store
-        .record_delivery(b.id, Delivery::Failed { error: "550 no such user".into() }, due)
+        .record_delivery(
+            b.id,
+            Delivery::Failed {
+                error: "550 no such user".into(),
+            },
+            due,
+        )
         .await
         .unwrap();
     let views: HashMap<_, _> = e
@@ -375,7 +395,9 @@ async fn ten_thousand_carts_racing_their_orders_get_zero_mails_if_the_order_was_
     for chunk in early.chunks(500) {
         e.send(chunk.to_vec(), t0()).await;
     }
-    let carts: Vec<NewEvent> = (0..N).map(|i| checkout(&id(i), &who(i), 20.0, t0())).collect();
+    let carts: Vec<NewEvent> = (0..N)
+        .map(|i| checkout(&id(i), &who(i), 20.0, t0()))
+        .collect();
     for chunk in carts.chunks(500) {
         e.send(chunk.to_vec(), t0()).await;
     }
@@ -433,7 +455,10 @@ async fn ten_thousand_carts_racing_their_orders_get_zero_mails_if_the_order_was_
         for k in keys {
             assert!(mailed.insert(k.clone()), "{k} mailed twice");
             if let Some(ack) = acked.get(k) {
-                assert!(ack > began, "{k}: its order was committed before the batch that mailed it began");
+                assert!(
+                    ack > began,
+                    "{k}: its order was committed before the batch that mailed it began"
+                );
             }
         }
     }
@@ -446,5 +471,9 @@ async fn ten_thousand_carts_racing_their_orders_get_zero_mails_if_the_order_was_
         }
     }
     let stored = e.store.messages(e.ws, (N + 1) as u32).await.unwrap();
-    assert_eq!(stored.len(), mailed.len(), "the outbox holds exactly what the batches reported");
+    assert_eq!(
+        stored.len(),
+        mailed.len(),
+        "the outbox holds exactly what the batches reported"
+    );
 }

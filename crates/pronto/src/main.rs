@@ -152,10 +152,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("  API:      {url}/openapi.json   health: {url}/readyz   metrics: {url}/metrics");
     let program = app.state.service.store.shared().program();
     let flows: Vec<&str> = program.flows.iter().map(|f| f.id.as_str()).collect();
-    println!("  flows:    {} ({url}/v1/flows)", if flows.is_empty() { "none".to_string() } else { flows.join(", ") });
+    println!(
+        "  flows:    {} ({url}/v1/flows)",
+        if flows.is_empty() {
+            "none".to_string()
+        } else {
+            flows.join(", ")
+        }
+    );
     match &smtp {
         Some(u) => println!("  email:    via {u}"),
-        None => println!("  email:    dev mailbox (no PRONTO_SMTP_URL): {url}/v1/messages or `pronto messages`"),
+        None => println!(
+            "  email:    dev mailbox (no PRONTO_SMTP_URL): {url}/v1/messages or `pronto messages`"
+        ),
     }
     if app.new_keys.write.is_some() || app.new_keys.admin.is_some() {
         println!("  Keys generated on this first start. They are stored hashed and shown only now: copy them.");
@@ -231,7 +240,10 @@ async fn messages(url: &str, limit: u32, full: bool) -> anyhow::Result<()> {
             m.subject,
             m.flow.as_deref().unwrap_or("-"),
             m.attempts,
-            m.last_error.as_deref().map(|e| format!("  last error: {e}")).unwrap_or_default()
+            m.last_error
+                .as_deref()
+                .map(|e| format!("  last error: {e}"))
+                .unwrap_or_default()
         );
         if full {
             println!("{}\n", m.text);

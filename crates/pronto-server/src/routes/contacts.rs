@@ -45,6 +45,8 @@ pub struct ContactResponse {
     pub events: Vec<EventView>,
     /// Pass as `before` for the next, older page; absent on the last page.
     pub next_before: Option<i64>,
+    /// The contact's flow runs, newest first, with each step taken and why.
+    pub runs: Vec<crate::routes::flows::RunResponse>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -104,6 +106,7 @@ impl From<ContactPage> for ContactResponse {
                 })
                 .collect(),
             next_before: p.next_before,
+            runs: p.runs.into_iter().map(Into::into).collect(),
         }
     }
 }

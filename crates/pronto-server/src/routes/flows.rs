@@ -243,7 +243,10 @@ pub async fn list_messages(
 #[utoipa::path(post, path = "/v1/admin/reload", tag = "admin",
     responses((status = 200, body = Reloaded), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("adminKey" = [])))]
-pub async fn reload(State(s): State<AppState>, Admin(_ws): Admin) -> Result<Json<Reloaded>, ApiError> {
+pub async fn reload(
+    State(s): State<AppState>,
+    Admin(_ws): Admin,
+) -> Result<Json<Reloaded>, ApiError> {
     Ok(Json(Reloaded {
         flows: s.service.reload()?,
     }))

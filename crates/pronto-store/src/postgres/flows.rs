@@ -324,7 +324,9 @@ impl FlowTx for PgTx {
     }
 
     async fn insert_messages(&mut self, rows: &[MessageRow]) -> Result<u64, ItemError> {
-        let col = |f: fn(&MessageRow) -> Option<String>| -> Vec<Option<String>> { rows.iter().map(f).collect() };
+        let col = |f: fn(&MessageRow) -> Option<String>| -> Vec<Option<String>> {
+            rows.iter().map(f).collect()
+        };
         let ids: Vec<Uuid> = rows.iter().map(|m| m.id.0).collect();
         let wss: Vec<Uuid> = rows.iter().map(|m| m.ws.0).collect();
         let runs: Vec<Uuid> = rows.iter().map(|m| m.run.0).collect();

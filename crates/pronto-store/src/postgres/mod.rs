@@ -7,14 +7,14 @@ mod flows;
 use crate::ingest::{EventRow, IngestTx, ItemError};
 use crate::writer::{Begin, Commit, Writers};
 use crate::{
-    Contact, DefaultWorkspace, Delivery, FlowStats, Fired, IngestItem, Ingested, KeyKind, LeadRow,
+    Contact, DefaultWorkspace, Delivery, Fired, FlowStats, IngestItem, Ingested, KeyKind, LeadRow,
     MessageView, Options, OutMessage, RunView, Shared, Store, StoreError, StoredEvent,
 };
-use pronto_domain::{MessageId, RunId};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use pronto_domain::resolve::Known;
 use pronto_domain::{ContactId, EventId, Identity, LeadId, WorkspaceId};
+use pronto_domain::{MessageId, RunId};
 use serde_json::{Map, Value};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
@@ -71,7 +71,10 @@ async fn listen(pool: PgPool, shared: Arc<Shared>) {
                 continue;
             }
         };
-        if let Err(e) = listener.listen_all(["pronto_timers", "pronto_outbox"]).await {
+        if let Err(e) = listener
+            .listen_all(["pronto_timers", "pronto_outbox"])
+            .await
+        {
             tracing::warn!(error = %e, "LISTEN failed; retrying");
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             continue;
@@ -529,9 +532,11 @@ impl Store for PostgresStore {
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT min(due_at) FROM runs WHERE due_at IS NOT NULL")
-            .fetch_one(&self.pool.0)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT min(due_at) FROM runs WHERE due_at IS NOT NULL")
+                .fetch_one(&self.pool.0)
+                .await?,
+        )
     }
 
     async fn fire_due(&self, now: DateTime<Utc>, limit: i64) -> Result<Fired, StoreError> {
@@ -549,9 +554,11 @@ impl Store for PostgresStore {
     }
 
     async fn next_message_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT min(next_attempt_at) FROM messages WHERE state = 'queued'")
-            .fetch_one(&self.pool.0)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT min(next_attempt_at) FROM messages WHERE state = 'queued'")
+                .fetch_one(&self.pool.0)
+                .await?,
+        )
     }
 
     async fn record_delivery(
@@ -585,7 +592,11 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn messages(&self, workspace: WorkspaceId, limit: u32) -> Result<Vec<MessageView>, StoreError> {
+    async fn messages(
+        &self,
+        workspace: WorkspaceId,
+        limit: u32,
+    ) -> Result<Vec<MessageView>, StoreError> {
         let rows = sqlx::query(
             "SELECT * FROM messages WHERE workspace_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
         )
@@ -677,10 +688,12 @@ impl Store for PostgresStore {
             .bind(crate::random_secret())
             .execute(&self.pool.0)
             .await?;
-        Ok(sqlx::query_scalar("SELECT value FROM secrets WHERE name = $1")
-            .bind(name)
-            .fetch_one(&self.pool.0)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT value FROM secrets WHERE name = $1")
+                .bind(name)
+                .fetch_one(&self.pool.0)
+                .await?,
+        )
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -329,9 +329,22 @@ impl FlowTx for SqliteTx {
             .iter()
             .map(|m| {
                 serde_json::json!([
-                    m.id.to_string(), m.ws.to_string(), m.key, m.run.to_string(), m.flow, m.step,
-                    m.contact.to_string(), m.channel, m.to, m.from, m.reply_to, m.subject, m.text, m.html,
-                    m.unsubscribe_url, ts(m.now)
+                    m.id.to_string(),
+                    m.ws.to_string(),
+                    m.key,
+                    m.run.to_string(),
+                    m.flow,
+                    m.step,
+                    m.contact.to_string(),
+                    m.channel,
+                    m.to,
+                    m.from,
+                    m.reply_to,
+                    m.subject,
+                    m.text,
+                    m.html,
+                    m.unsubscribe_url,
+                    ts(m.now)
                 ])
             })
             .collect();
@@ -357,7 +370,15 @@ impl FlowTx for SqliteTx {
     ) -> Result<(), ItemError> {
         let rows: Vec<(String, &str, i64, Option<String>, Option<&str>)> = rows
             .iter()
-            .map(|u| (u.id.to_string(), u.state, u.step, u.due.map(ts), u.outcome.as_deref()))
+            .map(|u| {
+                (
+                    u.id.to_string(),
+                    u.state,
+                    u.step,
+                    u.due.map(ts),
+                    u.outcome.as_deref(),
+                )
+            })
             .collect();
         sqlx::query(
             "UPDATE runs SET state = q.value ->> 1, step = q.value ->> 2, due_at = q.value ->> 3, \

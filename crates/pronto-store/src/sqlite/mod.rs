@@ -6,14 +6,14 @@ mod flows;
 use crate::ingest::{EventRow, IngestTx, ItemError};
 use crate::writer::{Begin, Commit, Writers};
 use crate::{
-    Contact, DefaultWorkspace, Delivery, FlowStats, Fired, IngestItem, Ingested, KeyKind, LeadRow,
+    Contact, DefaultWorkspace, Delivery, Fired, FlowStats, IngestItem, Ingested, KeyKind, LeadRow,
     MessageView, Options, OutMessage, RunView, Shared, Store, StoreError, StoredEvent,
 };
-use pronto_domain::{MessageId, RunId};
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use pronto_domain::resolve::Known;
 use pronto_domain::{ContactId, EventId, Identity, LeadId, WorkspaceId};
+use pronto_domain::{MessageId, RunId};
 use serde_json::{Map, Value};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -573,9 +573,10 @@ impl Store for SqliteStore {
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let t: Option<String> = sqlx::query_scalar("SELECT min(due_at) FROM runs WHERE due_at IS NOT NULL")
-            .fetch_one(&self.read)
-            .await?;
+        let t: Option<String> =
+            sqlx::query_scalar("SELECT min(due_at) FROM runs WHERE due_at IS NOT NULL")
+                .fetch_one(&self.read)
+                .await?;
         t.map(|t| parse_ts(&t)).transpose()
     }
 
@@ -594,11 +595,10 @@ impl Store for SqliteStore {
     }
 
     async fn next_message_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let t: Option<String> = sqlx::query_scalar(
-            "SELECT min(next_attempt_at) FROM messages WHERE state = 'queued'",
-        )
-        .fetch_one(&self.read)
-        .await?;
+        let t: Option<String> =
+            sqlx::query_scalar("SELECT min(next_attempt_at) FROM messages WHERE state = 'queued'")
+                .fetch_one(&self.read)
+                .await?;
         t.map(|t| parse_ts(&t)).transpose()
     }
 
@@ -633,7 +633,11 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn messages(&self, workspace: WorkspaceId, limit: u32) -> Result<Vec<MessageView>, StoreError> {
+    async fn messages(
+        &self,
+        workspace: WorkspaceId,
+        limit: u32,
+    ) -> Result<Vec<MessageView>, StoreError> {
         let rows = sqlx::query(
             "SELECT * FROM messages WHERE workspace_id = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2",
         )
@@ -726,10 +730,12 @@ impl Store for SqliteStore {
             .bind(&fresh)
             .execute(&self.write.0)
             .await?;
-        Ok(sqlx::query_scalar("SELECT value FROM secrets WHERE name = ?1")
-            .bind(name)
-            .fetch_one(&self.write.0)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT value FROM secrets WHERE name = ?1")
+                .bind(name)
+                .fetch_one(&self.write.0)
+                .await?,
+        )
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

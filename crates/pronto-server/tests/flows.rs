@@ -1,0 +1,388 @@
+//! The shipped flows end to end, over HTTP, on SQLite and PostgreSQL, with emails delivered over a real SMTP
+//! conversation ([`SmtpSink`]). Time is a [`ManualClock`]: a test moves it past a wait and rings the
+//! scheduler instead of sleeping; the only real waiting is for the background workers to finish, bounded.
+
+use chrono::{DateTime, Duration, Utc};
+use pronto_channels::sink::SmtpSink;
+use pronto_domain::ManualClock;
+use pronto_server::config::{FileConfig, Overrides, Settings, EXAMPLE_CONFIG};
+use pronto_server::App;
+use pronto_store::testing::TestDb;
+use pronto_store::Shared;
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+const WRITE: &str = "pk_write_flows_test_key_0001";
+const ADMIN: &str = "pk_admin_flows_test_key_0001";
+
+fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-24T12:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+struct Server {
+    base: String,
+    http: Client,
+    clock: Arc<ManualClock>,
+    shared: Arc<Shared>,
+    sink: Option<SmtpSink>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    _db: TestDb,
+}
+
+async fn start(backend: &str, smtp: bool) -> Server {
+    let db = TestDb::of(backend).await;
+    let sink = if smtp {
+        Some(SmtpSink::start().await.unwrap())
+    } else {
+        None
+    };
+    let overrides = Overrides {
+        database_url: Some(db.url.clone()),
+        listen: Some("127.0.0.1:0".into()),
+        write_key: Some(WRITE.into()),
+        admin_key: Some(ADMIN.into()),
+        smtp_url: sink.as_ref().map(SmtpSink::url),
+        ..Default::default()
+    };
+    let settings = Settings::resolve(
+        FileConfig::parse(EXAMPLE_CONFIG, "example").unwrap(),
+        overrides,
+        "example".into(),
+    )
+    .unwrap();
+    let clock = Arc::new(ManualClock::new(t0()));
+    let app = App::build(settings.clone(), clock.clone()).await.unwrap();
+    let shared = app.state.service.store.shared().clone();
+    let listener = pronto_server::app::bind(settings.listen).await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(app.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    Server {
+        base,
+        http: Client::new(),
+        clock,
+        shared,
+        sink,
+        stop: Some(stop),
+        task: Some(task),
+        _db: db,
+    }
+}
+
+async fn with_smtp(backend: &str) -> Server {
+    start(backend, true).await
+}
+
+async fn without_smtp(backend: &str) -> Server {
+    start(backend, false).await
+}
+
+impl Server {
+    async fn track(&self, body: Value) {
+        let r = self
+            .http
+            .post(format!("{}/v1/track", self.base))
+            .basic_auth(WRITE, Some(""))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    }
+
+    async fn identify(&self, body: Value) {
+        let r = self
+            .http
+            .post(format!("{}/v1/identify", self.base))
+            .basic_auth(WRITE, Some(""))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+
+    async fn admin(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Moves time and wakes both workers.
+    fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+        self.shared.timers.notify_one();
+        self.shared.outbox.notify_one();
+    }
+
+    /// Waits (bounded) until `check` holds for the messages `GET /v1/messages` lists.
+    async fn messages_until(&self, what: &str, check: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        for _ in 0..200 {
+            let m = self.admin("/v1/messages?limit=1000").await["messages"]
+                .as_array()
+                .unwrap()
+                .clone();
+            if check(&m) {
+                return m;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("timed out waiting for: {what}");
+    }
+
+    async fn flow(&self, id: &str) -> Value {
+        let flows = self.admin("/v1/flows").await;
+        flows["flows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == id)
+            .cloned()
+            .unwrap()
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap().unwrap();
+    }
+}
+
+fn checkout(id: &str, who: &str, first_name: &str) -> Value {
+    json!({
+        "userId": who, "event": "Checkout Started", "timestamp": t0().to_rfc3339(),
+        "properties": {
+            "checkout_id": id, "value": 54.5, "currency": "EUR",
+            "checkout_url": format!("https://shop.example/checkout/{id}"),
+            "products": [
+                {"product_id": "p1", "name": "Mug", "variant": "blue", "price": 12.25, "quantity": 2,
+                 "image_url": "https://shop.example/mug.png"},
+                {"product_id": "p2", "name": "Tea <Earl Grey>", "price": 30, "quantity": 1}
+            ]
+        },
+        "context": {"traits": {"first_name": first_name}}
+    })
+}
+
+macro_rules! cases {
+    ($env:ident; $($case:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $case() { super::$case(super::$env("sqlite").await).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $case() { super::$case(super::$env("postgres").await).await } )*
+        }
+    };
+}
+
+mod over_smtp {
+    use super::*;
+    cases!(with_smtp;
+        a_checkout_gets_its_recovery_email_with_the_exact_cart_and_a_buyer_gets_nothing,
+        an_smtp_server_that_refuses_for_a_while_gets_every_message_once,
+        the_unsubscribe_link_stops_further_flows,
+    );
+}
+
+mod dev_mailbox {
+    use super::*;
+    cases!(without_smtp;
+        without_smtp_emails_land_in_the_dev_mailbox,
+    );
+}
+
+async fn a_checkout_gets_its_recovery_email_with_the_exact_cart_and_a_buyer_gets_nothing(
+    s: Server,
+) {
+    s.identify(json!({"userId": "ann", "traits": {"email": "ann@example.com", "first_name": "<script>alert(1)</script>"}}))
+        .await;
+    s.identify(json!({"userId": "bob", "traits": {"email": "bob@example.com"}}))
+        .await;
+    s.track(checkout("chk-1", "ann", "Ann")).await;
+    s.track(checkout("chk-2", "bob", "Bob")).await;
+    s.track(json!({"userId": "bob", "event": "Order Completed", "timestamp": (t0() + Duration::minutes(20)).to_rfc3339(),
+                   "properties": {"checkout_id": "chk-2", "order_id": "o-2", "total": 54.5, "currency": "EUR"}}))
+        .await;
+
+    // 54.50 is in the 50-500 tier: one hour. Nothing before.
+    s.advance(Duration::minutes(59));
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(s.sink.as_ref().unwrap().received().is_empty());
+    s.advance(Duration::minutes(1));
+    s.messages_until("the reminder is sent", |m| {
+        m.iter().any(|x| x["state"] == "sent")
+    })
+    .await;
+    let mails = s.sink.as_ref().unwrap().received();
+    assert_eq!(mails.len(), 1, "exactly one email: Ann's; Bob bought");
+    let mail = &mails[0];
+    for needle in [
+        "To: ann@example.com",
+        "From: \"Example Shop\" <shop@example.com>",
+        "Reply-To: \"Sam at Example Shop\" <sam@example.com>",
+        "List-Unsubscribe: <http://127.0.0.1:",
+        "Mug (blue) x 2: =E2=82=AC24.50",
+        "Tea <Earl Grey> x 1: =E2=82=AC30.00",
+        "Total: =E2=82=AC54.50",
+        "https://shop.example/checkout/chk-1?utm_source=3Dpronto&utm_medium=3Demail&utm_campaign=3Dcheckout-recovery",
+        "&lt;script&gt;alert(1)&lt;&#x2f;script&gt;",
+        "Tea &lt;Earl Grey&gt;",
+        "https:&#x2f;&#x2f;shop.example&#x2f;mug.png",
+    ] {
+        let flat = mail.replace("=\n", "");
+        assert!(flat.contains(needle), "missing {needle:?} in\n{mail}");
+    }
+    let html = &mail[mail.find("text/html").unwrap()..];
+    assert!(!html.contains("<script>"), "HTML is escaped:\n{mail}");
+
+    let flow = s.flow("checkout-recovery").await;
+    assert_eq!(
+        flow["active"], 1,
+        "Ann's run waits for the offer step: {flow}"
+    );
+    assert_eq!(
+        flow["exited"]["Order Completed for the same checkout_id"], 1,
+        "{flow}"
+    );
+    assert_eq!(flow["messages"]["sent"], 1, "{flow}");
+    // The run shows each step and why.
+    let msgs = s.admin("/v1/messages").await;
+    let run_id = msgs["messages"][0]["run_id"].as_str().unwrap().to_string();
+    let run = s.admin(&format!("/v1/runs/{run_id}")).await;
+    let kinds: Vec<&str> = run["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["started", "waiting", "sent", "waiting"], "{run}");
+    // Bob's contact shows his run ended by his order.
+    let bob = s.admin("/v1/contacts?user_id=bob").await;
+    assert_eq!(
+        bob["runs"][0]["outcome"], "Order Completed for the same checkout_id",
+        "{bob}"
+    );
+    s.stop().await;
+}
+
+async fn an_smtp_server_that_refuses_for_a_while_gets_every_message_once(s: Server) {
+    let sink = s.sink.clone().unwrap();
+    sink.refuse(&["451 4.7.1 try again later"; 6]);
+    for i in 0..3 {
+        s.identify(
+            json!({"userId": format!("p{i}"), "traits": {"email": format!("p{i}@example.com")}}),
+        )
+        .await;
+        s.track(checkout(&format!("c{i}"), &format!("p{i}"), "P"))
+            .await;
+    }
+    s.advance(Duration::hours(1));
+    let mut rounds = 0;
+    while sink.received().len() < 3 {
+        rounds += 1;
+        assert!(
+            rounds < 40,
+            "not delivered: {:?}",
+            s.admin("/v1/messages").await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // Past any backoff of the first attempts (30 s to 2 min, with jitter).
+        s.advance(Duration::minutes(3));
+    }
+    let all = s
+        .messages_until("all sent", |m| {
+            m.iter().filter(|x| x["state"] == "sent").count() == 3
+        })
+        .await;
+    assert!(
+        all.iter().all(|m| m["attempts"].as_i64().unwrap() >= 2),
+        "{all:?}"
+    );
+    assert!(all.iter().all(|m| m["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("try again later")));
+    // More time passes: nothing is sent again.
+    s.advance(Duration::hours(1));
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let ids: std::collections::HashSet<String> = sink
+        .received()
+        .iter()
+        .filter(|m| m.contains("Subject:") && m.contains("order is waiting"))
+        .map(|m| {
+            m.lines()
+                .find(|l| l.starts_with("Message-ID:"))
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 3, "three distinct messages");
+    assert_eq!(
+        sink.received()
+            .iter()
+            .filter(|m| m.contains("order is waiting"))
+            .count(),
+        3,
+        "each delivered once"
+    );
+    s.stop().await;
+}
+
+async fn the_unsubscribe_link_stops_further_flows(s: Server) {
+    s.identify(json!({"userId": "ann", "traits": {"email": "ann@example.com"}}))
+        .await;
+    s.track(checkout("c1", "ann", "Ann")).await;
+    s.advance(Duration::hours(1));
+    let m = s
+        .messages_until("sent", |m| m.iter().any(|x| x["state"] == "sent"))
+        .await;
+    let text = m[0]["text"].as_str().unwrap();
+    // The link names the configured public URL; this test server listens on a random port.
+    let path = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Unsubscribe: "))
+        .and_then(|l| l.find("/u/").map(|i| l[i..].to_string()))
+        .unwrap();
+    let link = format!("{}{path}", s.base);
+    // A GET (a mail scanner) changes nothing; the POST unsubscribes.
+    let page = s.http.get(&link).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let forged = s.http.post(format!("{link}x")).send().await.unwrap();
+    assert_eq!(forged.status(), StatusCode::NOT_FOUND);
+    let done = s.http.post(&link).send().await.unwrap();
+    assert_eq!(done.status(), StatusCode::OK);
+    // The next step (the offer a day later) is not sent.
+    s.advance(Duration::days(1));
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let flow = s.flow("checkout-recovery").await;
+    assert_eq!(flow["exited"]["unsubscribed"], 1, "{flow}");
+    assert_eq!(s.sink.as_ref().unwrap().received().len(), 1);
+    s.stop().await;
+}
+
+async fn without_smtp_emails_land_in_the_dev_mailbox(s: Server) {
+    s.identify(json!({"userId": "ann", "traits": {"email": "ann@example.com"}}))
+        .await;
+    s.track(json!({"userId": "ann", "event": "Signup Started"}))
+        .await;
+    s.advance(Duration::minutes(30));
+    let m = s
+        .messages_until("in the mailbox", |m| m.iter().any(|x| x["state"] == "sent"))
+        .await;
+    assert_eq!(m[0]["transport"], "mailbox");
+    assert_eq!(m[0]["subject"], "Finish creating your account");
+    s.stop().await;
+}
