@@ -11,6 +11,8 @@ use tokio::net::TcpListener;
 struct State {
     replies: Vec<String>,
     received: Vec<String>,
+    /// How long DATA takes to be accepted, to keep deliveries in flight (crash tests).
+    delay: std::time::Duration,
 }
 
 /// A running receiver; it stops when the runtime does.
@@ -42,6 +44,11 @@ impl SmtpSink {
     /// The next MAIL FROM commands get these replies, in order; later ones are accepted.
     pub fn refuse(&self, replies: &[&str]) {
         self.lock().replies = replies.iter().map(|r| r.to_string()).collect();
+    }
+
+    /// Each message takes this long to be accepted.
+    pub fn slow(&self, per_message: std::time::Duration) {
+        self.lock().delay = per_message;
     }
 
     /// Every message received so far (headers and body, dot-unstuffed, `\n` line ends).
@@ -85,6 +92,10 @@ async fn session(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
                 }
                 body.push_str(l.strip_prefix('.').unwrap_or(&l));
                 body.push('\n');
+            }
+            let delay = lock().delay;
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
             }
             lock().received.push(body);
             "250 queued".into()

@@ -24,8 +24,9 @@ pub const TIMER_BATCH: i64 = 500;
 /// Messages claimed per round, sent concurrently.
 pub const SEND_BATCH: i64 = 32;
 /// How long a claimed message is reserved for its worker; a worker that dies mid-send leaves the message to
-/// be retried after this.
-pub const LEASE: Duration = Duration::from_secs(120);
+/// be retried after this (on SQLite at once, at the next start). Twice the SMTP timeout, so a slow send is
+/// never taken over by another process while it is still running.
+pub const LEASE: Duration = Duration::from_secs(60);
 /// Temporary failures are retried this many times in all, then the message is marked failed.
 pub const MAX_ATTEMPTS: i64 = 10;
 
@@ -104,6 +105,16 @@ async fn delivery(
     mut stop: watch::Receiver<bool>,
 ) {
     let shared = store.shared().clone();
+    if store.backend() == "sqlite" {
+        match store.release_claims(clock.now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                messages = n,
+                "messages in flight when pronto last stopped are retried now"
+            ),
+            Err(e) => tracing::warn!(error = %e, "releasing stale claims failed"),
+        }
+    }
     loop {
         if *stop.borrow() {
             return;

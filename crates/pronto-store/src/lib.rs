@@ -361,6 +361,12 @@ pub trait Store: Send + Sync + 'static {
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<OutMessage>, StoreError>;
 
+    /// Makes every message held by a worker claimable again at once. Only for a process that owns the
+    /// database alone (SQLite) and only at start: then no worker can still be sending, and a message a killed
+    /// process was sending is retried now instead of when its lease runs out (at most the messages in flight
+    /// at the kill are sent twice, with the same Message-ID).
+    async fn release_claims(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+
     /// When the earliest queued message may next be attempted.
     async fn next_message_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
 

@@ -80,6 +80,8 @@ CREATE TABLE messages (
     -- While queued: when the next attempt may start. A claimed message is pushed out by the lease, so a
     -- worker that dies mid-send leaves it to be retried, not lost.
     next_attempt_at TEXT,
+    -- Set while a worker holds the message (its lease), cleared when the attempt is recorded.
+    claimed_at      TEXT,
     last_error      TEXT,
     transport       TEXT,
     created_at      TEXT NOT NULL,

@@ -423,7 +423,7 @@ pub(super) async fn claim_messages(
     lease_until: DateTime<Utc>,
 ) -> Result<Vec<OutMessage>, StoreError> {
     let rows = sqlx::query(
-        "UPDATE messages SET attempts = attempts + 1, next_attempt_at = $3 WHERE id IN \
+        "UPDATE messages SET attempts = attempts + 1, next_attempt_at = $3, claimed_at = $1 WHERE id IN \
          (SELECT id FROM messages WHERE state = 'queued' AND next_attempt_at <= $1 ORDER BY next_attempt_at \
           LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING *",
     )

@@ -594,6 +594,16 @@ impl Store for SqliteStore {
         flows::claim_messages(&mut c, now, limit, lease_until).await
     }
 
+    async fn release_claims(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE messages SET next_attempt_at = ?1, claimed_at = NULL WHERE claimed_at IS NOT NULL AND state = 'queued'",
+        )
+        .bind(ts(now))
+        .execute(&self.write.0)
+        .await?
+        .rows_affected())
+    }
+
     async fn next_message_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let t: Option<String> =
             sqlx::query_scalar("SELECT min(next_attempt_at) FROM messages WHERE state = 'queued'")
@@ -610,20 +620,20 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let q = match outcome {
             Delivery::Sent { transport } => sqlx::query(
-                "UPDATE messages SET state = 'sent', transport = ?2, sent_at = ?3, next_attempt_at = NULL \
+                "UPDATE messages SET state = 'sent', claimed_at = NULL, transport = ?2, sent_at = ?3, next_attempt_at = NULL \
                  WHERE id = ?1 AND state = 'queued'",
             )
             .bind(id.to_string())
             .bind(transport)
             .bind(ts(now)),
             Delivery::Retry { at, error } => sqlx::query(
-                "UPDATE messages SET next_attempt_at = ?2, last_error = ?3 WHERE id = ?1 AND state = 'queued'",
+                "UPDATE messages SET next_attempt_at = ?2, last_error = ?3, claimed_at = NULL WHERE id = ?1 AND state = 'queued'",
             )
             .bind(id.to_string())
             .bind(ts(at))
             .bind(error),
             Delivery::Failed { error } => sqlx::query(
-                "UPDATE messages SET state = 'failed', last_error = ?2, next_attempt_at = NULL \
+                "UPDATE messages SET state = 'failed', claimed_at = NULL, last_error = ?2, next_attempt_at = NULL \
                  WHERE id = ?1 AND state = 'queued'",
             )
             .bind(id.to_string())

@@ -1,0 +1,152 @@
+//! What the binary tests share: a spawned `pronto serve` and a small HTTP client.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `pronto serve` and the lines it printed before it was ready.
+pub struct Serve {
+    pub child: Child,
+    pub url: String,
+    pub banner: Vec<String>,
+}
+
+impl Serve {
+    pub fn start(dir: &Path, env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pronto"));
+        cmd.arg("serve")
+            .current_dir(dir)
+            .env("PRONTO_LISTEN", format!("127.0.0.1:{port}"))
+            .env_remove("DATABASE_URL")
+            .env_remove("PRONTO_CONFIG")
+            .env_remove("PRONTO_WRITE_KEY")
+            .env_remove("PRONTO_ADMIN_KEY")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn pronto serve");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let url = format!("http://127.0.0.1:{port}");
+        let mut banner = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            while let Ok(line) = rx.try_recv() {
+                banner.push(line);
+            }
+            if banner.iter().any(|l| l.contains("metrics:"))
+                && get(&format!("{url}/readyz")).is_ok()
+            {
+                std::thread::sleep(Duration::from_millis(50));
+                while let Ok(line) = rx.try_recv() {
+                    banner.push(line);
+                }
+                return Self { child, url, banner };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("pronto serve did not become ready; printed {banner:?}");
+    }
+
+    pub fn key(&self, which: &str) -> Option<String> {
+        self.banner
+            .iter()
+            .find(|l| l.trim_start().starts_with(which))
+            .and_then(|l| l.split_whitespace().last())
+            .map(str::to_string)
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "pronto did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn get(url: &str) -> Result<Value, String> {
+    http("GET", url, None, None)
+}
+
+/// A tiny blocking HTTP client over the curl binary would add a dependency on curl; instead, reqwest's async
+/// client runs on a throw-away runtime.
+pub fn http(
+    method: &str,
+    url: &str,
+    bearer: Option<&str>,
+    basic_json: Option<(&str, Value)>,
+) -> Result<Value, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let mut req = if method == "GET" {
+            client.get(url)
+        } else {
+            client.post(url)
+        };
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        if let Some((key, body)) = basic_json {
+            req = req.basic_auth(key, Some("")).json(&body);
+        }
+        let res = req.send().await.map_err(|e| e.to_string())?;
+        let status = res.status();
+        let text = res.text().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!("{status}: {text}"));
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    })
+}
