@@ -11,6 +11,8 @@ use tokio::net::TcpListener;
 struct State {
     replies: Vec<String>,
     received: Vec<String>,
+    /// When each of `received` was accepted.
+    at: Vec<std::time::Instant>,
     /// How long DATA takes to be accepted, to keep deliveries in flight (crash tests).
     delay: std::time::Duration,
 }
@@ -56,6 +58,15 @@ impl SmtpSink {
         self.lock().received.clone()
     }
 
+    /// Every message received so far with the instant it was accepted.
+    pub fn received_at(&self) -> Vec<(std::time::Instant, String)> {
+        let s = self.lock();
+        s.at.iter()
+            .copied()
+            .zip(s.received.iter().cloned())
+            .collect()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -97,7 +108,10 @@ async fn session(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
-            lock().received.push(body);
+            let mut s = lock();
+            s.received.push(body);
+            s.at.push(std::time::Instant::now());
+            drop(s);
             "250 queued".into()
         } else if upper == "QUIT" {
             let _ = write.write_all(b"221 bye\r\n").await;

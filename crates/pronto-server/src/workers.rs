@@ -22,7 +22,7 @@ pub const IDLE: Duration = Duration::from_secs(5);
 /// Runs fired per transaction.
 pub const TIMER_BATCH: i64 = 500;
 /// Messages claimed per round, sent concurrently.
-pub const SEND_BATCH: i64 = 32;
+pub const SEND_BATCH: i64 = 100;
 /// How long a claimed message is reserved for its worker; a worker that dies mid-send leaves the message to
 /// be retried after this (on SQLite at once, at the next start). Twice the SMTP timeout, so a slow send is
 /// never taken over by another process while it is still running.
@@ -132,7 +132,7 @@ async fn delivery(
             let full = batch.len() as i64 == SEND_BATCH;
             let mut sends = JoinSet::new();
             for m in batch {
-                let (store, clock, smtp) = (store.clone(), clock.clone(), smtp.clone());
+                let (clock, smtp) = (clock.clone(), smtp.clone());
                 sends.spawn(async move {
                     let outcome = deliver(&m, smtp.as_ref(), clock.now()).await;
                     let label = match &outcome {
@@ -141,14 +141,20 @@ async fn delivery(
                         Delivery::Failed { .. } => "failed",
                     };
                     metrics::counter!("pronto_deliveries_total", "outcome" => label).increment(1);
-                    if let Err(e) = store.record_delivery(m.id, outcome, clock.now()).await {
-                        // The lease runs out and the message is tried again; its Message-ID lets the receiver
-                        // recognise the repeat.
-                        tracing::error!(error = %e, message = %m.id, "recording a delivery failed");
-                    }
+                    (m.id, outcome)
                 });
             }
-            while sends.join_next().await.is_some() {}
+            let mut outcomes = Vec::new();
+            while let Some(done) = sends.join_next().await {
+                if let Ok(o) = done {
+                    outcomes.push(o);
+                }
+            }
+            // One commit for the batch. If it fails, the leases run out and the messages are tried again;
+            // their Message-IDs let the receiver recognise the repeats.
+            if let Err(e) = store.record_deliveries(&outcomes, clock.now()).await {
+                tracing::error!(error = %e, messages = outcomes.len(), "recording deliveries failed");
+            }
             if !full {
                 break;
             }

@@ -370,11 +370,11 @@ pub trait Store: Send + Sync + 'static {
     /// When the earliest queued message may next be attempted.
     async fn next_message_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
 
-    /// Records an attempt's outcome. A message already sent stays sent.
-    async fn record_delivery(
+    /// Records attempts' outcomes, in one transaction (one commit for a whole batch of sends). A message
+    /// already sent stays sent.
+    async fn record_deliveries(
         &self,
-        id: MessageId,
-        outcome: Delivery,
+        outcomes: &[(MessageId, Delivery)],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 

@@ -312,16 +312,18 @@ async fn delivery_bookkeeping_leases_retries_and_never_resends_a_sent_message(e:
     );
     let (a, b) = (&got[0], &got[1]);
     e.store
-        .record_delivery(a.id, Delivery::Sent { transport: "smtp" }, due)
+        .record_deliveries(&[(a.id, Delivery::Sent { transport: "smtp" })], due)
         .await
         .unwrap();
     e.store
-        .record_delivery(
-            b.id,
-            Delivery::Retry {
-                at: due + Duration::minutes(1),
-                error: "451 try later".into(),
-            },
+        .record_deliveries(
+            &[(
+                b.id,
+                Delivery::Retry {
+                    at: due + Duration::minutes(1),
+                    error: "451 try later".into(),
+                },
+            )],
             due,
         )
         .await
@@ -336,21 +338,25 @@ async fn delivery_bookkeeping_leases_retries_and_never_resends_a_sent_message(e:
     assert_eq!(again[0].attempts, 2);
     // A late "failed" for a sent message (a stale worker) changes nothing.
     e.store
-        .record_delivery(
-            a.id,
-            Delivery::Failed {
-                error: "late".into(),
-            },
+        .record_deliveries(
+            &[(
+                a.id,
+                Delivery::Failed {
+                    error: "late".into(),
+                },
+            )],
             due,
         )
         .await
         .unwrap();
     e.store
-        .record_delivery(
-            b.id,
-            Delivery::Failed {
-                error: "550 no such user".into(),
-            },
+        .record_deliveries(
+            &[(
+                b.id,
+                Delivery::Failed {
+                    error: "550 no such user".into(),
+                },
+            )],
             due,
         )
         .await

@@ -22,6 +22,8 @@ pub enum BenchCommand {
     Ingest(IngestArgs),
     /// The database's raw durable-insert limit (for the ratio in BENCHMARKS.md).
     Raw(RawArgs),
+    /// Durable timers: schedule, cancel half, fire (lateness, throughput, RSS), a burst, and end to end.
+    Timers(crate::bench_timers::TimersArgs),
 }
 
 #[derive(Args, Clone)]
@@ -75,6 +77,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Ingest(a) => ingest(a).await,
         BenchCommand::Raw(a) => raw(a).await,
+        BenchCommand::Timers(a) => crate::bench_timers::timers(a).await,
     }
 }
 

@@ -571,13 +571,15 @@ impl Store for PostgresStore {
         )
     }
 
-    async fn record_delivery(
+    async fn record_deliveries(
         &self,
-        id: MessageId,
-        outcome: Delivery,
+        outcomes: &[(MessageId, Delivery)],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let q = match outcome {
+        let mut tx = self.pool.0.begin().await?;
+        for (id, outcome) in outcomes {
+            let id = *id;
+            let q = match outcome.clone() {
             Delivery::Sent { transport } => sqlx::query(
                 "UPDATE messages SET state = 'sent', claimed_at = NULL, transport = $2, sent_at = $3, next_attempt_at = NULL \
                  WHERE id = $1 AND state = 'queued'",
@@ -598,7 +600,9 @@ impl Store for PostgresStore {
             .bind(id.0)
             .bind(error),
         };
-        q.execute(&self.pool.0).await?;
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -612,13 +612,15 @@ impl Store for SqliteStore {
         t.map(|t| parse_ts(&t)).transpose()
     }
 
-    async fn record_delivery(
+    async fn record_deliveries(
         &self,
-        id: MessageId,
-        outcome: Delivery,
+        outcomes: &[(MessageId, Delivery)],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let q = match outcome {
+        let mut tx = self.write.0.begin().await?;
+        for (id, outcome) in outcomes {
+            let id = *id;
+            let q = match outcome.clone() {
             Delivery::Sent { transport } => sqlx::query(
                 "UPDATE messages SET state = 'sent', claimed_at = NULL, transport = ?2, sent_at = ?3, next_attempt_at = NULL \
                  WHERE id = ?1 AND state = 'queued'",
@@ -639,7 +641,9 @@ impl Store for SqliteStore {
             .bind(id.to_string())
             .bind(error),
         };
-        q.execute(&self.write.0).await?;
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
