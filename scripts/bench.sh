@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Reproduces every figure in BENCHMARKS.md on this machine: pronto's HTTP ingestion on SQLite (both durability
-# settings) and PostgreSQL, and beside it each database's raw durable-insert limit. Takes about 4 minutes.
-# Usage: scripts/bench.sh   (PostgreSQL at $PRONTO_BENCH_POSTGRES, default postgres://postgres@127.0.0.1:5432)
+# settings) and PostgreSQL, and beside it each database's raw durable-insert limit; then durable timers
+# (`pronto bench timers`) on SQLite and PostgreSQL beside graphile-worker 0.17.3 on the same PostgreSQL.
+# Usage: scripts/bench.sh [ingest|timers]   (default both; PostgreSQL at $PRONTO_BENCH_POSTGRES, default
+# postgres://postgres@127.0.0.1:5432). Ingest takes about 4 minutes, timers about 25.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pg="${PRONTO_BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432}"
@@ -13,6 +15,20 @@ fresh_pg() {
   psql "$pg/postgres" -qc "DROP DATABASE IF EXISTS pronto_bench WITH (FORCE)" -c "CREATE DATABASE pronto_bench" >/dev/null
   echo "$pg/pronto_bench"
 }
+
+what="${1:-all}"
+
+timers() {
+  echo "== Timers, SQLite: 1,000,000 over 300 s, half cancelled; 10,000 at one instant; 2,000 carts end to end"
+  $b bench timers --timers 1000000 --window 300 --burst 10000 --e2e 2000
+  echo "== Timers, PostgreSQL: the same"
+  $b bench timers --database-url "$(fresh_pg)" --timers 1000000 --window 300 --burst 10000 --e2e 2000
+  echo "== The same workload at 100,000 timers on pronto (PostgreSQL) and on graphile-worker 0.17.3 (same PostgreSQL)"
+  $b bench timers --database-url "$(fresh_pg)" --timers 100000 --window 60 --burst 10000 --e2e 0
+  (cd bench/graphile && npm ci --no-audit --no-fund --silent && node bench.mjs "$(fresh_pg)" 100000 60 10000)
+}
+
+if [ "$what" = timers ]; then timers; exit 0; fi
 
 for sync in full normal; do
   echo "== SQLite, synchronous=$sync"
@@ -60,3 +76,4 @@ if command -v pgbench >/dev/null; then
   rm -f "$script"
 fi
 psql "$pg/postgres" -qc "DROP DATABASE IF EXISTS pronto_bench WITH (FORCE)" >/dev/null
+if [ "$what" = all ]; then timers; fi

@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 /// The longest a worker sleeps without checking the store.
 pub const IDLE: Duration = Duration::from_secs(5);
 /// Runs fired per transaction.
-pub const TIMER_BATCH: i64 = 500;
+pub const TIMER_BATCH: i64 = 1000;
 /// Messages claimed per round, sent concurrently.
 pub const SEND_BATCH: i64 = 100;
 /// How long a claimed message is reserved for its worker; a worker that dies mid-send leaves the message to

@@ -645,6 +645,7 @@ async fn every_route_in_the_openapi_document_exists(s: Server) {
         "/v1/messages",
         "/v1/admin/reload",
         "/u/{workspace}/{contact}/{token}",
+        "/",
         "/healthz",
         "/readyz",
         "/metrics",

@@ -455,7 +455,7 @@ async fn ten_thousand_carts_racing_their_orders_get_zero_mails_if_the_order_was_
         e.send(chunk.to_vec(), due).await;
     }
 
-    let acked = acked.lock().unwrap();
+    let acked = acked.lock().unwrap().clone();
     let mut mailed: HashSet<String> = HashSet::new();
     for (began, keys) in &batches {
         for k in keys {

@@ -146,6 +146,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = pronto_server::app::bind(listen).await?;
     let url = format!("http://{}", listener.local_addr()?);
     println!("pronto {} is running at {url}", env!("CARGO_PKG_VERSION"));
+    println!("  dashboard: {url}/  (paste the admin key)");
     println!(
         "  database: {database} ({})",
         app.state.service.store.backend()

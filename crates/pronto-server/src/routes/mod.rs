@@ -37,6 +37,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(flows::list_messages))
         .routes(routes!(flows::reload))
         .routes(routes!(flows::unsubscribe_page, flows::unsubscribe))
+        .routes(routes!(ops::dashboard))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

@@ -62,3 +62,11 @@ pub async fn openapi(State(s): State<AppState>) -> impl IntoResponse {
         s.openapi.to_string(),
     )
 }
+
+/// The dashboard: flows with live counts and the latest messages (it asks for the admin key and reads the
+/// same API).
+#[utoipa::path(get, path = "/", tag = "ops",
+    responses((status = 200, description = "The dashboard", content_type = "text/html")))]
+pub async fn dashboard() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("../dashboard.html"))
+}
