@@ -21,8 +21,13 @@ use tokio::task::JoinSet;
 pub const IDLE: Duration = Duration::from_secs(5);
 /// Runs fired per transaction.
 pub const TIMER_BATCH: i64 = 1000;
-/// Messages claimed per round, sent concurrently.
+/// Messages claimed per round, sent concurrently (lettre's pool bounds the connections).
 pub const SEND_BATCH: i64 = 100;
+/// Sends in flight at once: bounds the connections to the SMTP server and, with [`RECORD_EVERY`], how many
+/// messages a crash can leave sent but not recorded.
+pub const SEND_CONCURRENCY: usize = 16;
+/// Delivery outcomes committed together.
+pub const RECORD_EVERY: usize = 8;
 /// How long a claimed message is reserved for its worker; a worker that dies mid-send leaves the message to
 /// be retried after this (on SQLite at once, at the next start). Twice the SMTP timeout, so a slow send is
 /// never taken over by another process while it is still running.
@@ -131,9 +136,11 @@ async fn delivery(
             };
             let full = batch.len() as i64 == SEND_BATCH;
             let mut sends = JoinSet::new();
+            let slots = Arc::new(tokio::sync::Semaphore::new(SEND_CONCURRENCY));
             for m in batch {
-                let (clock, smtp) = (clock.clone(), smtp.clone());
+                let (clock, smtp, slots) = (clock.clone(), smtp.clone(), slots.clone());
                 sends.spawn(async move {
+                    let _slot = slots.acquire_owned().await;
                     let outcome = deliver(&m, smtp.as_ref(), clock.now()).await;
                     let label = match &outcome {
                         Delivery::Sent { .. } => "sent",
@@ -144,16 +151,21 @@ async fn delivery(
                     (m.id, outcome)
                 });
             }
+            // Outcomes are committed in small groups as sends finish: one commit per group instead of per
+            // message, while a crash between an SMTP server's 250 and the commit can repeat at most the
+            // group and what is on the wire (same Message-ID, so the receiver recognises the repeat).
             let mut outcomes = Vec::new();
             while let Some(done) = sends.join_next().await {
                 if let Ok(o) = done {
                     outcomes.push(o);
                 }
-            }
-            // One commit for the batch. If it fails, the leases run out and the messages are tried again;
-            // their Message-IDs let the receiver recognise the repeats.
-            if let Err(e) = store.record_deliveries(&outcomes, clock.now()).await {
-                tracing::error!(error = %e, messages = outcomes.len(), "recording deliveries failed");
+                if outcomes.len() >= RECORD_EVERY || (sends.is_empty() && !outcomes.is_empty()) {
+                    if let Err(e) = store.record_deliveries(&outcomes, clock.now()).await {
+                        // The leases run out and the messages are tried again.
+                        tracing::error!(error = %e, messages = outcomes.len(), "recording deliveries failed");
+                    }
+                    outcomes.clear();
+                }
             }
             if !full {
                 break;
