@@ -73,6 +73,9 @@ impl SmtpSink {
 }
 
 async fn session(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
+    // Replies are small writes; without TCP_NODELAY, Nagle's algorithm and the client's delayed ACK add
+    // ~40 ms to some of them (as they would not on a real mail server, which pipelines).
+    let _ = socket.set_nodelay(true);
     let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
     let (read, mut write) = socket.into_split();
     let mut lines = BufReader::new(read).lines();

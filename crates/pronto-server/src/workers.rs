@@ -24,8 +24,9 @@ pub const TIMER_BATCH: i64 = 1000;
 /// Messages claimed per round, sent concurrently (lettre's pool bounds the connections).
 pub const SEND_BATCH: i64 = 100;
 /// Sends in flight at once: bounds the connections to the SMTP server and, with [`RECORD_EVERY`], how many
-/// messages a crash can leave sent but not recorded.
-pub const SEND_CONCURRENCY: usize = 16;
+/// messages a crash can leave sent but not recorded. Throughput needs many: lettre does not set TCP_NODELAY,
+/// so the end of DATA waits out the server's delayed ACK (~40 ms on Linux) for every message.
+pub const SEND_CONCURRENCY: usize = 64;
 /// Delivery outcomes committed together.
 pub const RECORD_EVERY: usize = 8;
 /// How long a claimed message is reserved for its worker; a worker that dies mid-send leaves the message to

@@ -48,6 +48,9 @@ pub struct TimersArgs {
     /// Carts sent over HTTP for the end-to-end time to an SMTP server (0: skip).
     #[arg(long, default_value_t = 2_000)]
     e2e: usize,
+    /// Carts per second in the end-to-end run (open loop: sent on schedule whatever the answers do).
+    #[arg(long, default_value_t = 200)]
+    e2e_rate: u64,
 }
 
 /// The real clock shifted by a settable amount: the scheduler lives in "virtual" time in which the timers
@@ -61,8 +64,9 @@ impl Clock for Shifted {
 }
 
 fn program(window: u64) -> anyhow::Result<Program> {
-    let tiers: Vec<String> = (0..window.max(1))
-        .map(|s| format!("[{s}, \"{}s\"]", s + 1))
+    // One tier per 100 ms of the window: due times spread evenly, not in whole-second bursts.
+    let tiers: Vec<String> = (0..window.max(1) * 10)
+        .map(|t| format!("[{t}, \"{}ms\"]", 1000 + t * 100))
         .collect();
     let text = format!(
         r#"
@@ -267,10 +271,10 @@ pub async fn timers(a: TimersArgs) -> anyhow::Result<()> {
 
     // 1. Schedule, in virtual time v0; the first wait tier is 1 s.
     let v0 = Utc::now();
-    let window = a.window.max(1);
+    let slots = a.window.max(1) * 10;
     let rss_before = rss_kib("VmRSS:");
     let make: Make =
-        Arc::new(move |i| track("Checkout Started", &format!("s{i}"), i as u64 % window));
+        Arc::new(move |i| track("Checkout Started", &format!("s{i}"), i as u64 % slots));
     let rate = ingest_all(&store, ws, (0..a.timers).collect(), make, v0).await?;
     println!(
         "  scheduled {} timers: {rate:.0} /s (ingest + run + timer, one transaction per group)",
@@ -294,7 +298,7 @@ pub async fn timers(a: TimersArgs) -> anyhow::Result<()> {
     let v0us = v0.timestamp_micros();
     let due_of = move |key: &str| -> Option<i64> {
         let i: u64 = key.strip_prefix('s')?.parse().ok()?;
-        Some(v0us + ((i % window) as i64 + 1) * 1_000_000)
+        Some(v0us + 1_000_000 + (i % slots) as i64 * 100_000)
     };
     let cancelled = |key: &str| {
         a.cancel_half
@@ -351,13 +355,13 @@ pub async fn timers(a: TimersArgs) -> anyhow::Result<()> {
     store.close().await;
 
     if a.e2e > 0 {
-        e2e(a.e2e, a.database_url.is_some().then_some(&url)).await?;
+        e2e(a.e2e, a.e2e_rate, a.database_url.is_some().then_some(&url)).await?;
     }
     Ok(())
 }
 
 /// Carts in over HTTP → emails accepted by a local SMTP server, through `pronto serve`'s own assembly.
-async fn e2e(n: usize, pg: Option<&String>) -> anyhow::Result<()> {
+async fn e2e(n: usize, rate: u64, pg: Option<&String>) -> anyhow::Result<()> {
     use pronto_server::config::{FileConfig, Overrides, Settings};
     let sink = pronto_channels::sink::SmtpSink::start().await?;
     let tmp = tempfile::tempdir()?;
@@ -402,29 +406,26 @@ text = "{% for p in cart.products %}{{ p.name }} {{ p.line_total | money(cart.cu
     let acked = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for w in 0..16 {
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(1) as f64));
+    for i in 0..n {
+        tick.tick().await;
         let (client, base, acked) = (client.clone(), base.clone(), acked.clone());
         tasks.push(tokio::spawn(async move {
-            for i in (w..n).step_by(16) {
-                let body = json!({"userId": format!("e{i}"), "event": "Checkout Started",
-                    "context": {"traits": {"email": format!("e{i}@example.com")}},
-                    "properties": {"checkout_id": format!("e{i}"), "currency": "EUR",
-                        "checkout_url": format!("https://shop.example/c/e{i}"),
-                        "products": [{"name": "Mug", "price": 12.5, "quantity": 2}]}});
-                let r = client
-                    .post(format!("{base}/v1/track"))
-                    .basic_auth(write, Some(""))
-                    .json(&body)
-                    .send()
-                    .await?;
-                if !r.status().is_success() {
-                    bail!("HTTP {}", r.status());
-                }
-                acked
-                    .lock()
-                    .unwrap()
-                    .insert(format!("cart e{i}"), Instant::now());
+            let body = json!({"userId": format!("e{i}"), "event": "Checkout Started",
+                "context": {"traits": {"email": format!("e{i}@example.com")}},
+                "properties": {"checkout_id": format!("e{i}"), "currency": "EUR",
+                    "checkout_url": format!("https://shop.example/c/e{i}"),
+                    "products": [{"name": "Mug", "price": 12.5, "quantity": 2}]}});
+            let r = client
+                .post(format!("{base}/v1/track"))
+                .basic_auth(write, Some(""))
+                .json(&body)
+                .send()
+                .await?;
+            if !r.status().is_success() {
+                bail!("HTTP {}", r.status());
             }
+            acked.lock().unwrap().insert(format!("cart e{i}"), Instant::now());
             anyhow::Ok(())
         }));
     }
@@ -448,7 +449,7 @@ text = "{% for p in cart.products %}{{ p.name }} {{ p.line_total | money(cart.cu
         }
     }
     println!(
-        "  end to end: {} of {n} carts' emails accepted by the SMTP server in {total:.1} s; per cart (HTTP 200 → SMTP 250) p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "  end to end at {rate} carts/s: {} of {n} carts' emails accepted by the SMTP server in {total:.1} s; per cart (HTTP 200 → SMTP 250) p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         h.len(),
         ms(&h, 0.5),
         ms(&h, 0.99),
