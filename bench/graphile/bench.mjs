@@ -3,7 +3,7 @@
 // N jobs with run_at spread over the window (one second apart per key mod window), every second one removed
 // before it is due (the buyer case), then a burst all due at one instant. The task writes one outbox row
 // (key, fired_at = now()), like pronto's timer writing its message. Lateness = fired_at - run_at.
-import { run, runMigrations } from "graphile-worker";
+import { Logger, run, runMigrations } from "graphile-worker";
 import pg from "pg";
 
 const [url, jobsArg, windowArg, burstArg] = process.argv.slice(2);
@@ -17,6 +17,7 @@ const burst = Number(burstArg ?? 10000);
 const concurrency = 10;
 
 const pool = new pg.Pool({ connectionString: url, max: concurrency + 4 });
+pool.on("error", (e) => console.error("pool error:", e.message));
 await runMigrations({ pgPool: pool });
 await pool.query("drop table if exists bench_outbox; create table bench_outbox (key text primary key, fired_at timestamptz not null)");
 
@@ -24,9 +25,11 @@ async function schedule(keys, runAtOf) {
   const started = Date.now();
   for (let i = 0; i < keys.length; i += 1000) {
     const ks = keys.slice(i, i + 1000);
+    // add_jobs: graphile-worker's bulk entry point (one call per 1,000 jobs), with job keys so they can be removed.
     await pool.query(
-      `select graphile_worker.add_job('recover', json_build_object('key', k), run_at => to_timestamp(t), job_key => k)
-       from unnest($1::text[], $2::float8[]) as u(k, t)`,
+      `select graphile_worker.add_jobs(array(
+         select row('recover', json_build_object('key', k), null, to_timestamp(t), null, k, null, null)::graphile_worker.job_spec
+         from unnest($1::text[], $2::float8[]) as u(k, t)))`,
       [ks, ks.map(runAtOf)],
     );
   }
@@ -38,7 +41,7 @@ async function fire(prefix, expected, dueOf) {
     pgPool: pool,
     concurrency,
     noHandleSignals: true,
-    logger: undefined,
+    logger: new Logger(() => () => {}),
     taskList: {
       recover: async (payload, helpers) => {
         await helpers.query("insert into bench_outbox (key, fired_at) values ($1, now())", [payload.key]);
@@ -74,9 +77,9 @@ if (keyColumn.rowCount === 0) {
 }
 
 console.log(`graphile-worker 0.17.3: ${jobs} jobs over ${window} s, ${Math.floor(jobs / 2)} removed; burst ${burst}; concurrency ${concurrency}`);
-const t0 = Date.now() / 1000 + 30 + jobs / 4000; // far enough ahead that scheduling finishes first
+const t0 = Date.now() / 1000 + 20 + jobs / 2000; // far enough ahead that scheduling and removal finish first
 const idx = (k) => Number(k.slice(1));
-const due = (k) => t0 + (idx(k) % window);
+const due = (k) => t0 + (idx(k) % (window * 10)) / 10; // spread per 100 ms, as pronto's bench
 const keys = Array.from({ length: jobs }, (_, i) => `s${i}`);
 const rate = await schedule(keys, due);
 console.log(`  scheduled ${jobs} jobs: ${rate.toFixed(0)} /s`);
@@ -94,7 +97,7 @@ const wrong = await pool.query("select count(*)::int as n from bench_outbox wher
 console.log(`  spread: fired ${s.fired} (removed fired: ${wrong.rows[0].n}), lateness p50 ${s.p50.toFixed(1)} ms, p99 ${s.p99.toFixed(1)} ms, max ${s.max.toFixed(1)} ms; ${s.rate.toFixed(0)} jobs/s over the fires' span`);
 
 if (burst > 0) {
-  const tb = Date.now() / 1000 + 10 + burst / 4000;
+  const tb = Date.now() / 1000 + 10 + burst / 2000;
   await schedule(Array.from({ length: burst }, (_, i) => `b${i}`), () => tb);
   await new Promise((r) => setTimeout(r, Math.max(0, (tb - Date.now() / 1000 - 1) * 1000)));
   const b = await fire("b", burst, () => tb);

@@ -47,10 +47,13 @@ impl Workers {
     /// mailbox (marked sent with transport `mailbox`, readable at `GET /v1/messages`).
     pub fn start(store: Arc<dyn Store>, clock: Arc<dyn Clock>, smtp: Option<SmtpSender>) -> Self {
         let (stop, stopped) = watch::channel(false);
-        let tasks = vec![
-            tokio::spawn(scheduler(store.clone(), clock.clone(), stopped.clone())),
-            tokio::spawn(delivery(store, clock, smtp, stopped)),
-        ];
+        // PostgreSQL claims with SKIP LOCKED, so two batches can fire in parallel (as two processes would);
+        // SQLite has one writer, where a second loop would only wait for it.
+        let schedulers = if store.backend() == "postgres" { 2 } else { 1 };
+        let mut tasks: Vec<_> = (0..schedulers)
+            .map(|_| tokio::spawn(scheduler(store.clone(), clock.clone(), stopped.clone())))
+            .collect();
+        tasks.push(tokio::spawn(delivery(store, clock, smtp, stopped)));
         Self { stop, tasks }
     }
 
@@ -155,12 +158,18 @@ async fn delivery(
             // Outcomes are committed in small groups as sends finish: one commit per group instead of per
             // message, while a crash between an SMTP server's 250 and the commit can repeat at most the
             // group and what is on the wire (same Message-ID, so the receiver recognises the repeat).
+            // The dev mailbox sends nothing anywhere, so it records a whole round at once.
+            let group = if smtp.is_some() {
+                RECORD_EVERY
+            } else {
+                usize::MAX
+            };
             let mut outcomes = Vec::new();
             while let Some(done) = sends.join_next().await {
                 if let Ok(o) = done {
                     outcomes.push(o);
                 }
-                if outcomes.len() >= RECORD_EVERY || (sends.is_empty() && !outcomes.is_empty()) {
+                if outcomes.len() >= group || (sends.is_empty() && !outcomes.is_empty()) {
                     if let Err(e) = store.record_deliveries(&outcomes, clock.now()).await {
                         // The leases run out and the messages are tried again.
                         tracing::error!(error = %e, messages = outcomes.len(), "recording deliveries failed");

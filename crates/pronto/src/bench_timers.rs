@@ -425,7 +425,10 @@ text = "{% for p in cart.products %}{{ p.name }} {{ p.line_total | money(cart.cu
             if !r.status().is_success() {
                 bail!("HTTP {}", r.status());
             }
-            acked.lock().unwrap().insert(format!("cart e{i}"), Instant::now());
+            acked
+                .lock()
+                .unwrap()
+                .insert(format!("cart e{i}"), Instant::now());
             anyhow::Ok(())
         }));
     }

@@ -21,12 +21,14 @@ CREATE TABLE runs (
     created_at   TIMESTAMPTZ NOT NULL,
     updated_at   TIMESTAMPTZ NOT NULL
 );
--- At most one run in progress per flow and key: a second trigger refreshes it.
-CREATE UNIQUE INDEX runs_one_active ON runs (workspace_id, flow_id, run_key) WHERE state = 'active';
+-- At most one run in progress per flow and key: a second trigger refreshes it. Indexes lead with the most
+-- selective column (the key, the contact): with a (workspace, flow) prefix, a planner working from stale
+-- statistics on a young, fast-growing table chose it and filtered every active run of the flow (seen on
+-- PostgreSQL: quadratic ingest).
+CREATE UNIQUE INDEX runs_one_active ON runs (run_key, flow_id, workspace_id) WHERE state = 'active';
 -- The scheduler's index: due timers in due order.
 CREATE INDEX runs_due ON runs (due_at) WHERE due_at IS NOT NULL;
 CREATE INDEX runs_by_contact ON runs (contact_id, state);
-CREATE INDEX runs_by_flow ON runs (workspace_id, flow_id, state);
 
 -- What happened to a run, step by step, and why.
 CREATE TABLE run_log (
@@ -54,8 +56,8 @@ CREATE TABLE exit_marks (
     happened_at  TIMESTAMPTZ NOT NULL,
     event_id     UUID NOT NULL
 );
-CREATE INDEX exit_marks_by_key ON exit_marks (workspace_id, flow_id, run_key) WHERE run_key IS NOT NULL;
-CREATE INDEX exit_marks_by_contact ON exit_marks (workspace_id, flow_id, contact_id, happened_at);
+CREATE INDEX exit_marks_by_key ON exit_marks (run_key, flow_id, workspace_id) WHERE run_key IS NOT NULL;
+CREATE INDEX exit_marks_by_contact ON exit_marks (contact_id, flow_id, workspace_id, happened_at);
 
 -- The outbox. The idempotency key (run and step) is unique: a timer that fires twice still makes one message,
 -- and it is the SMTP Message-ID, so a receiver can recognise a repeat too.
