@@ -129,7 +129,8 @@ impl SmtpSender {
     }
 }
 
-fn redact(url: &str) -> String {
+/// The URL with any credentials hidden, for logs and the start banner.
+pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
         _ => url.to_string(),

@@ -502,6 +502,7 @@ pub(crate) async fn fire<T: FlowTx + ?Sized>(
     let mut updates = Vec::with_capacity(runs.len());
     let mut logs = Vec::new();
     let mut messages = Vec::new();
+    let mut sent_keys: Vec<String> = Vec::new();
     for run in &runs {
         let mut log =
             |step: Option<i64>, kind: &'static str, reason: Option<&str>, detail: String| {
@@ -607,6 +608,9 @@ pub(crate) async fn fire<T: FlowTx + ?Sized>(
                                     c.rendered.subject
                                 ),
                             );
+                            if sent_keys.last() != Some(&run.key) {
+                                sent_keys.push(run.key.clone());
+                            }
                             messages.push(MessageRow {
                                 id: MessageId::new(),
                                 ws: run.ws,
@@ -670,11 +674,6 @@ pub(crate) async fn fire<T: FlowTx + ?Sized>(
     if written > 0 {
         tx.notify("pronto_outbox").await?;
     }
-    let mut sent_keys: Vec<String> = messages
-        .iter()
-        .filter_map(|m| runs.iter().find(|r| r.id == m.run).map(|r| r.key.clone()))
-        .collect();
-    sent_keys.dedup();
     Ok(Fired {
         runs: runs.len(),
         messages: written as usize,

@@ -141,7 +141,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listen = settings.listen;
     let database = pronto_server::app::redact(&settings.database_url);
     let source = settings.source.clone();
-    let smtp = settings.smtp_url.as_deref().map(redact_smtp);
+    let smtp = settings
+        .smtp_url
+        .as_deref()
+        .map(pronto_channels::email::redact);
     let app = App::build(settings, Arc::new(pronto_domain::SystemClock)).await?;
     let listener = pronto_server::app::bind(listen).await?;
     let url = format!("http://{}", listener.local_addr()?);
@@ -217,13 +220,6 @@ fn check(file: Option<PathBuf>) -> anyhow::Result<()> {
         settings.templates.len()
     );
     Ok(())
-}
-
-fn redact_smtp(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
-        _ => url.to_string(),
-    }
 }
 
 async fn messages(url: &str, limit: u32, full: bool) -> anyhow::Result<()> {
