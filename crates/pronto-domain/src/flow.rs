@@ -233,9 +233,9 @@ pub enum Wait {
 pub struct Days(u8);
 
 impl Days {
-    const ALL: Days = Days(0x7f);
+    pub(crate) const ALL: Days = Days(0x7f);
 
-    fn parse(names: &[String]) -> Result<Days, String> {
+    pub(crate) fn parse(names: &[String]) -> Result<Days, String> {
         if names.is_empty() {
             return Ok(Days::ALL);
         }
@@ -254,7 +254,7 @@ impl Days {
     }
 }
 
-fn local_time(text: &str) -> Result<NaiveTime, String> {
+pub(crate) fn local_time(text: &str) -> Result<NaiveTime, String> {
     NaiveTime::parse_from_str(text.trim(), "%H:%M")
         .map_err(|_| format!("`{text}` is not a time of day like 09:00"))
 }
@@ -308,7 +308,7 @@ impl Wait {
 
 /// The first instant after `now` whose local wall-clock time is `at` on an allowed day. Days where `at` does
 /// not exist (a DST gap) take the first instant after the gap; ambiguous times take the earlier one.
-fn next_local(now: DateTime<Utc>, tz: Tz, days: Days, at: NaiveTime) -> DateTime<Utc> {
+pub(crate) fn next_local(now: DateTime<Utc>, tz: Tz, days: Days, at: NaiveTime) -> DateTime<Utc> {
     let today = now.with_timezone(&tz).date_naive();
     for offset in 0..=8 {
         let Some(day) = today.checked_add_days(chrono::Days::new(offset)) else {
@@ -374,7 +374,7 @@ pub struct Flow {
     pub timezone: Tz,
 }
 
-fn duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn duration(text: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(text.trim())
         .map_err(|e| format!("`{text}` is not a duration like 10m, 1h or 1d ({e})"))?;
     if d.is_zero() {

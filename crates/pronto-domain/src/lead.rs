@@ -7,6 +7,7 @@ use crate::error::Invalid;
 use crate::event::{EventType, NewEvent};
 use crate::fields::{Errors, Obj};
 use crate::identity::{Email, Identity, Phone, Region};
+use crate::LeadId;
 use serde_json::{Map, Value};
 
 /// The event name every lead is recorded under on its contact's timeline.
@@ -26,6 +27,8 @@ const KNOWN: [&str; 9] = [
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lead {
+    /// Chosen when the lead is read, so its event can carry it (`properties.lead_id`: cadences key on it).
+    pub id: LeadId,
     pub name: Option<String>,
     pub email: Option<Email>,
     pub phone: Option<Phone>,
@@ -101,6 +104,7 @@ impl Lead {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         e.into_result(Self {
+            id: LeadId::new(),
             name,
             email,
             phone,
@@ -142,6 +146,7 @@ impl Lead {
         put(&mut traits, "phone", self.phone.as_ref().map(Phone::as_str));
         put(&mut traits, "company", self.company.as_deref());
         let mut properties = traits.clone();
+        properties.insert("lead_id".into(), Value::String(self.id.to_string()));
         put(&mut properties, "message", self.message.as_deref());
         put(&mut properties, "source", self.source.as_deref());
         put(&mut properties, "form", self.form.as_deref());

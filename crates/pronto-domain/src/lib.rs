@@ -14,6 +14,8 @@
 //! - [`lead`]: a lead from JSON or an HTML form, checked, and the `Lead Submitted` event it becomes.
 //! - [`keywords`]: STOP/START/HELP in inbound SMS, as carriers treat them (speed-to-lead groundwork).
 //! - [`report`]: speed-to-lead buckets and response-time statistics (speed-to-lead groundwork).
+//! - [`sales`]: speed to lead: reps, teams, routing rules and strategies, working hours, the SLA clock and
+//!   its escalation chain, the promise an acknowledgement makes.
 //! - [`resolve`]: identity resolution: which contact an event belongs to, and which contacts merge.
 //! - [`template`]: minijinja message templates checked at load (errors name template and part), the cart
 //!   as a template sees it, money formatting and tracked links. Not yet used by the server.
@@ -36,6 +38,7 @@ pub mod lead;
 pub mod program;
 pub mod report;
 pub mod resolve;
+pub mod sales;
 pub mod template;
 
 mod fields;

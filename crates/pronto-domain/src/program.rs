@@ -24,6 +24,8 @@ pub struct MessageSettings {
     pub public_url: String,
     /// Signs unsubscribe links; generated once per database and kept there.
     pub link_secret: Vec<u8>,
+    /// An SMS provider is configured: SMS acknowledgements and alerts are queued.
+    pub sms: bool,
 }
 
 impl Default for MessageSettings {
@@ -34,6 +36,7 @@ impl Default for MessageSettings {
             email_cap: None,
             public_url: "http://127.0.0.1:8080".into(),
             link_secret: Vec::new(),
+            sms: false,
         }
     }
 }
@@ -42,6 +45,8 @@ pub struct Program {
     pub flows: Vec<Flow>,
     pub templates: Templates,
     pub messages: MessageSettings,
+    /// Speed to lead: reps, teams, routing, SLA; empty without `[[rep]]`s.
+    pub sales: crate::sales::Sales,
 }
 
 impl Program {
@@ -49,8 +54,10 @@ impl Program {
     pub fn empty() -> Self {
         Self {
             flows: Vec::new(),
-            templates: Templates::compile(&[]).unwrap_or_else(|_| unreachable!("no templates")),
+            templates: Templates::compile(&crate::sales::builtin_templates())
+                .unwrap_or_else(|e| unreachable!("the built-in templates compile: {e:?}")),
             messages: MessageSettings::default(),
+            sales: crate::sales::Sales::default(),
         }
     }
 
@@ -62,6 +69,13 @@ impl Program {
         messages: MessageSettings,
     ) -> Result<Self, Vec<String>> {
         let mut errors: Vec<String> = Vec::new();
+        // Built-in lead templates, unless the config replaces one by name.
+        let mut all: Vec<crate::template::TemplateConfig> = crate::sales::builtin_templates()
+            .into_iter()
+            .filter(|b| !templates.iter().any(|t| t.name == b.name))
+            .collect();
+        all.extend(templates.iter().cloned());
+        let templates = &all[..];
         let compiled = Templates::compile(templates)
             .map_err(|es| errors.extend(es.iter().map(ToString::to_string)))
             .ok();
@@ -74,6 +88,7 @@ impl Program {
                 flows,
                 templates,
                 messages,
+                sales: crate::sales::Sales::default(),
             }),
             _ => Err(errors),
         }

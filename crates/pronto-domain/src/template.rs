@@ -256,12 +256,16 @@ pub fn sample_context() -> Value {
         }],
         ..Default::default()
     };
-    json!({
+    let mut ctx = json!({
         "contact": {"name": "Ann Lee", "first_name": "Ann", "email": "ann@example.com", "phone": "+14155552671", "traits": {}},
         "cart": cart_context(&order, &[("utm_source", "pronto")]),
         "offer": {"code": "FREESHIP"},
         "message": {"id": "sample", "unsubscribe_url": "https://pronto.example/u/sample"},
-    })
+    });
+    if let (Some(c), Value::Object(lead)) = (ctx.as_object_mut(), crate::sales::sample_fields()) {
+        c.extend(lead);
+    }
+    ctx
 }
 
 #[cfg(test)]

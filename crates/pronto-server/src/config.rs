@@ -9,6 +9,7 @@
 
 use pronto_domain::flow::FlowConfig;
 use pronto_domain::program::{MessageSettings, Program};
+use pronto_domain::sales::{LeadsConfig, RepConfig, RouteConfig, Sales, TeamConfig};
 use pronto_domain::template::TemplateConfig;
 use pronto_domain::Region;
 use pronto_store::SqliteSync;
@@ -34,7 +35,7 @@ pub enum ConfigError {
     #[error("config {field}: {message}")]
     Invalid { field: String, message: String },
     /// Every problem in the flows and templates, each naming the flow, step and field or template and part.
-    #[error("{} problem(s) in flows and templates:\n  {}", .0.len(), .0.join("\n  "))]
+    #[error("{} problem(s) in flows, templates and speed-to-lead settings:\n  {}", .0.len(), .0.join("\n  "))]
     Flows(Vec<String>),
 }
 
@@ -67,6 +68,29 @@ pub struct FileConfig {
     pub flows: Vec<FlowConfig>,
     #[serde(default, rename = "template")]
     pub templates: Vec<TemplateConfig>,
+    #[serde(default, rename = "rep")]
+    pub reps: Vec<RepConfig>,
+    #[serde(default, rename = "team")]
+    pub teams: Vec<TeamConfig>,
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteConfig>,
+    #[serde(default)]
+    pub leads: LeadsConfig,
+    #[serde(default)]
+    pub sms: SmsSection,
+}
+
+/// `[sms]`: a Twilio-compatible REST API. Without `account_sid`, no SMS is sent (and none is queued).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsSection {
+    /// Default `https://api.twilio.com`.
+    pub base_url: Option<String>,
+    pub account_sid: Option<String>,
+    /// Better in `PRONTO_SMS_AUTH_TOKEN` than in the file.
+    pub auth_token: Option<String>,
+    /// The sending number (E.164) or sender id.
+    pub from: Option<String>,
 }
 
 /// `[messages]`: how flow messages are addressed and limited.
@@ -190,6 +214,7 @@ pub struct Overrides {
     pub admin_key: Option<String>,
     pub smtp_url: Option<String>,
     pub sqlite_sync: Option<String>,
+    pub sms_auth_token: Option<String>,
 }
 
 /// The resolved, checked settings the server runs with.
@@ -209,6 +234,12 @@ pub struct Settings {
     pub form_list: Vec<FormConfig>,
     pub flows: Vec<FlowConfig>,
     pub templates: Vec<TemplateConfig>,
+    pub reps: Vec<RepConfig>,
+    pub teams: Vec<TeamConfig>,
+    pub routes: Vec<RouteConfig>,
+    pub leads: LeadsConfig,
+    /// The SMS provider, when one is configured.
+    pub sms: Option<pronto_channels::sms::TwilioConfig>,
     /// Message settings; the link secret is filled in from the database at start.
     pub messages: MessageSettings,
     /// What this was loaded with, so a reload loads the same way.
@@ -364,6 +395,32 @@ impl Settings {
             }
             messages.email_cap = Some((cap.max, per));
         }
+        let sms = match (
+            file.sms.account_sid,
+            o.sms_auth_token.or(file.sms.auth_token),
+            file.sms.from,
+        ) {
+            (None, _, _) => None,
+            (Some(sid), Some(token), Some(from)) => Some(pronto_channels::sms::TwilioConfig {
+                base_url: file
+                    .sms
+                    .base_url
+                    .unwrap_or_else(|| "https://api.twilio.com".into()),
+                account_sid: sid,
+                auth_token: token,
+                from,
+            }),
+            (Some(_), None, _) => {
+                return Err(invalid(
+                    "sms.auth_token / PRONTO_SMS_AUTH_TOKEN",
+                    "is required with sms.account_sid",
+                ))
+            }
+            (Some(_), _, None) => {
+                return Err(invalid("sms.from", "is required with sms.account_sid"))
+            }
+        };
+        messages.sms = sms.is_some();
         let settings = Self {
             listen,
             database_url,
@@ -379,6 +436,11 @@ impl Settings {
             form_list: file.forms_list,
             flows: file.flows,
             templates: file.templates,
+            reps: file.reps,
+            teams: file.teams,
+            routes: file.routes,
+            leads: file.leads,
+            sms,
             messages,
             overrides,
             source,
@@ -391,7 +453,12 @@ impl Settings {
     pub fn program(&self, link_secret: Vec<u8>) -> Result<Program, ConfigError> {
         let mut messages = self.messages.clone();
         messages.link_secret = link_secret;
-        Program::build(&self.flows, &self.templates, messages).map_err(ConfigError::Flows)
+        let mut program =
+            Program::build(&self.flows, &self.templates, messages).map_err(ConfigError::Flows)?;
+        let names = program.templates.names();
+        program.sales = Sales::check(&self.reps, &self.teams, &self.routes, &self.leads, &names)
+            .map_err(ConfigError::Flows)?;
+        Ok(program)
     }
 }
 

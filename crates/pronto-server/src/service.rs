@@ -332,6 +332,7 @@ impl Service {
         let item = IngestItem {
             event: lead.to_event(message_id),
             lead: Some(lead),
+            action: None,
         };
         let done = self.commit(ws, vec![item]).await?.remove(0);
         Ok(LeadAccepted {

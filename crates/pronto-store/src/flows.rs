@@ -125,9 +125,11 @@ pub(crate) struct MessageRow {
     pub id: MessageId,
     pub ws: WorkspaceId,
     pub key: String,
-    pub run: RunId,
-    pub flow: String,
-    pub step: i64,
+    pub run: Option<RunId>,
+    pub flow: Option<String>,
+    pub step: Option<i64>,
+    /// For messages about a lead (rep alerts, acknowledgements).
+    pub lead: Option<pronto_domain::LeadId>,
     pub contact: ContactId,
     pub channel: &'static str,
     pub to: String,
@@ -218,6 +220,8 @@ pub(crate) trait FlowTx: Send {
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Touched {
     pub timers: bool,
+    /// Messages were queued (rep alerts, acknowledgements).
+    pub outbox: bool,
 }
 
 /// An event of the group, as flows see it: written, with its live contact.
@@ -465,6 +469,8 @@ pub struct Fired {
     pub messages: usize,
     /// The keys of the runs that got a message in this batch (what a test of the guard's timing needs).
     pub sent_keys: Vec<String>,
+    /// Leads whose escalation step fired.
+    pub leads: usize,
 }
 
 /// Fires up to `limit` due runs inside the open transaction (see the module docs for the guard).
@@ -615,9 +621,10 @@ pub(crate) async fn fire<T: FlowTx + ?Sized>(
                                 id: MessageId::new(),
                                 ws: run.ws,
                                 key,
-                                run: run.id,
-                                flow: flow.id.clone(),
-                                step: step as i64,
+                                run: Some(run.id),
+                                flow: Some(flow.id.clone()),
+                                step: Some(step as i64),
+                                lead: None,
                                 contact: to.live,
                                 channel: channel_name(c.channel),
                                 to: c.to,
@@ -678,6 +685,7 @@ pub(crate) async fn fire<T: FlowTx + ?Sized>(
         runs: runs.len(),
         messages: written as usize,
         sent_keys,
+        leads: 0,
     })
 }
 
@@ -703,7 +711,16 @@ pub(crate) async fn fire_batch<B: crate::writer::Begin>(
     use crate::writer::Commit;
     let program = shared.program();
     let mut tx = db.begin().await?;
-    let fired = match fire(&mut tx, &program, now, limit).await {
+    let both = async {
+        let mut fired = fire(&mut tx, &program, now, limit).await?;
+        let (leads, touched) = crate::sales::fire(&mut tx, &program, now, limit).await?;
+        fired.leads = leads;
+        if touched.outbox {
+            fired.messages += 1;
+        }
+        Ok::<_, ItemError>(fired)
+    };
+    let fired = match both.await {
         Ok(f) => f,
         Err(ItemError::Store(e)) => return Err(e),
         Err(ItemError::Conflict) => {

@@ -15,7 +15,7 @@
 //! write (a unique key taken by the other writer); the group is rolled back to its savepoint and redone, when
 //! the other writer's rows are visible. A group is all or nothing.
 
-use crate::flows::{on_events, FlowTx, Seen, Touched};
+use crate::flows::{on_events, Seen, Touched};
 use crate::writer::Job;
 use crate::{Ingested, LeadRow, StoreError};
 use async_trait::async_trait;
@@ -65,7 +65,7 @@ pub(crate) struct EventRow<'a> {
 /// The statements of one transaction, implemented by each backend with its own SQL. The bulk ones take any
 /// number of rows in one statement.
 #[async_trait]
-pub(crate) trait IngestTx: FlowTx + Send {
+pub(crate) trait IngestTx: crate::sales::SalesTx + Send {
     /// Runs a statement without parameters (savepoints).
     async fn exec(&mut self, sql: &'static str) -> Result<(), sqlx::Error>;
     /// Events already stored under any of these message ids, by message id.
@@ -213,6 +213,13 @@ impl Picture {
     }
 }
 
+/// Lead work of a group, in the order of its events.
+enum SalesItem<'a> {
+    /// A new lead: its index in the group's leads.
+    Lead(usize),
+    Action(&'a crate::LeadAction, ContactId, DateTime<Utc>),
+}
+
 /// Where one answer comes from: stored before, or written by this group.
 enum Answer {
     Stored(Ingested),
@@ -276,6 +283,7 @@ async fn ingest_once<T: IngestTx + ?Sized>(
             .collect();
         let (done, t) = ingest_workspace(tx, ws, jobs, &mine, program).await?;
         touched.timers |= t.timers;
+        touched.outbox |= t.outbox;
         for (job, list) in mine.into_iter().zip(done) {
             answers[job] = list;
         }
@@ -338,6 +346,7 @@ async fn ingest_workspace<T: IngestTx + ?Sized>(
     let mut leads: Vec<(LeadRow<'_>, ContactId, EventId, DateTime<Utc>)> = Vec::new();
     let mut trait_updates: Vec<(ContactId, &Map<String, Value>, DateTime<Utc>)> = Vec::new();
     let mut first_in_group: HashMap<&str, usize> = HashMap::new();
+    let mut sales_work: Vec<SalesItem<'_>> = Vec::new();
     let mut plan: Vec<(usize, Answer)> = Vec::with_capacity(items.len());
     for (n, (job, item, received_at)) in items.iter().enumerate() {
         let ev = &item.event;
@@ -386,9 +395,13 @@ async fn ingest_workspace<T: IngestTx + ?Sized>(
         let lead = item.lead.as_ref().map(|l| {
             let row = LeadRow::new(l);
             let id = row.id;
+            sales_work.push(SalesItem::Lead(leads.len()));
             leads.push((row, contact, event_id, *received_at));
             id
         });
+        if let Some(a) = &item.action {
+            sales_work.push(SalesItem::Action(a, contact, *received_at));
+        }
         plan.push((
             *job,
             Answer::Written {
@@ -445,6 +458,33 @@ async fn ingest_workspace<T: IngestTx + ?Sized>(
             .collect();
         on_events(tx, program, ws, &seen).await?
     };
+    // 6. Speed to lead: new leads routed, alerted and acknowledged; actions on leads applied; in order.
+    let mut touched = touched;
+    if !sales_work.is_empty() {
+        let mut work = crate::sales::Work::default();
+        for w in &sales_work {
+            match w {
+                SalesItem::Lead(i) => {
+                    let (row, contact, _, at) = &leads[*i];
+                    let live = pic.live(*contact);
+                    let traits = if program.sales.is_empty() {
+                        Map::new()
+                    } else {
+                        tx.traits(live).await?
+                    };
+                    let state = row.state(ws, live, *at);
+                    crate::sales::on_new_lead(tx, program, &mut work, state, &traits, *at).await?;
+                }
+                SalesItem::Action(a, contact, at) => {
+                    crate::sales::on_action(tx, program, &mut work, ws, pic.live(*contact), a, *at)
+                        .await?;
+                }
+            }
+        }
+        let t = work.flush(tx).await?;
+        touched.timers |= t.timers;
+        touched.outbox |= t.outbox;
+    }
 
     // Answers, in the jobs' order.
     let mut out: Vec<Vec<Ingested>> = vec![Vec::new(); mine.len()];

@@ -19,6 +19,7 @@
 mod flows;
 mod ingest;
 mod postgres;
+mod sales;
 mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -39,6 +40,9 @@ use tokio::sync::Notify;
 
 pub use flows::Fired;
 pub use postgres::PostgresStore;
+pub use sales::{
+    check_claim, claim_url, sms_opted_out, AttemptRow, LeadAction, LeadLog, LeadState,
+};
 pub use sqlite::{SqliteStore, SqliteSync};
 
 #[derive(Debug, thiserror::Error)]
@@ -79,11 +83,17 @@ impl KeyKind {
 pub struct IngestItem {
     pub event: NewEvent,
     pub lead: Option<Lead>,
+    /// A rep's or the lead's action the event records (claim, attempt, reply).
+    pub action: Option<LeadAction>,
 }
 
 impl From<NewEvent> for IngestItem {
     fn from(event: NewEvent) -> Self {
-        Self { event, lead: None }
+        Self {
+            event,
+            lead: None,
+            action: None,
+        }
     }
 }
 
@@ -176,6 +186,23 @@ impl Default for Shared {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// A lead as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LeadView {
+    #[serde(flatten)]
+    pub lead: LeadState,
+    pub log: Vec<LeadLog>,
+    pub attempts: Vec<AttemptRow>,
+}
+
+/// Reps' run-time state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RepStatus {
+    /// Flags set through the API; a rep missing here has its configured flag.
+    pub away: Vec<(String, bool)>,
+    pub open: Vec<(String, i64)>,
 }
 
 /// A run of a flow, with what happened to it.
@@ -410,6 +437,37 @@ pub trait Store: Send + Sync + 'static {
     /// A random secret generated once per database under `name` (32 bytes, hex).
     async fn secret(&self, name: &str) -> Result<String, StoreError>;
 
+    /// A lead with every step taken on it and its contact attempts.
+    async fn lead(
+        &self,
+        workspace: WorkspaceId,
+        id: LeadId,
+    ) -> Result<Option<LeadView>, StoreError>;
+
+    /// Leads that arrived in `[from, to)`, oldest first: the speed-to-lead report's input.
+    async fn leads_between(
+        &self,
+        workspace: WorkspaceId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<LeadState>, StoreError>;
+
+    /// Away flags set at run time, and open leads per rep.
+    async fn rep_status(
+        &self,
+        workspace: WorkspaceId,
+        reps: &[String],
+    ) -> Result<RepStatus, StoreError>;
+
+    /// Sets a rep's away flag (it overrides the config's).
+    async fn set_away(
+        &self,
+        workspace: WorkspaceId,
+        rep: &str,
+        away: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
     /// Succeeds when the database answers a query.
     async fn ping(&self) -> Result<(), StoreError>;
 
@@ -459,9 +517,50 @@ pub(crate) struct LeadRow<'a> {
 impl<'a> LeadRow<'a> {
     pub fn new(lead: &'a Lead) -> Self {
         Self {
-            id: LeadId::new(),
+            id: lead.id,
             lead,
             fields: Value::Object(lead.fields.clone()).to_string(),
+        }
+    }
+}
+
+impl LeadRow<'_> {
+    /// The lead as speed to lead starts from: unrouted, open.
+    pub(crate) fn state(
+        &self,
+        ws: WorkspaceId,
+        contact: ContactId,
+        at: DateTime<Utc>,
+    ) -> LeadState {
+        let l = self.lead;
+        LeadState {
+            id: self.id,
+            workspace_id: ws,
+            contact_id: contact,
+            created_at: at,
+            name: l.name.clone(),
+            email: l.email.as_ref().map(|e| e.as_str().to_string()),
+            phone: l.phone.as_ref().map(|p| p.as_str().to_string()),
+            company: l.company.clone(),
+            message: l.message.clone(),
+            source: l.source.clone(),
+            form: l.form.clone(),
+            fields: Value::Object(l.fields.clone()),
+            owner: None,
+            team: None,
+            route: None,
+            status: "open".into(),
+            sla_deadline: None,
+            sla_step: 0,
+            due_at: None,
+            tried: Vec::new(),
+            promised_at: None,
+            claimed_at: None,
+            claimed_by: None,
+            first_contact_at: None,
+            replied_at: None,
+            outcome: None,
+            closed_at: None,
         }
     }
 }

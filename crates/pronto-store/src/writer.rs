@@ -151,6 +151,9 @@ async fn commit_group<B: Begin>(db: &B, jobs: Vec<Job>, shared: &Shared) {
             if touched.timers {
                 shared.timers.notify_one();
             }
+            if touched.outbox {
+                shared.outbox.notify_one();
+            }
             for (job, result) in jobs.into_iter().zip(results) {
                 let _ = job.reply.send(Ok(result));
             }

@@ -80,6 +80,9 @@ struct ServeArgs {
     /// SQLite durability: full (survives power loss) or normal (survives a crash of pronto).
     #[arg(long, env = "PRONTO_SQLITE_SYNC")]
     sqlite_sync: Option<String>,
+    /// The SMS provider's auth token (Twilio-compatible; [sms] in the config names the account).
+    #[arg(long, env = "PRONTO_SMS_AUTH_TOKEN", hide_env_values = true)]
+    sms_auth_token: Option<String>,
 }
 
 impl From<ServeArgs> for Overrides {
@@ -92,6 +95,7 @@ impl From<ServeArgs> for Overrides {
             admin_key: a.admin_key,
             smtp_url: a.smtp_url,
             sqlite_sync: a.sqlite_sync,
+            sms_auth_token: a.sms_auth_token,
         }
     }
 }

@@ -329,20 +329,21 @@ impl FlowTx for PgTx {
         };
         let ids: Vec<Uuid> = rows.iter().map(|m| m.id.0).collect();
         let wss: Vec<Uuid> = rows.iter().map(|m| m.ws.0).collect();
-        let runs: Vec<Uuid> = rows.iter().map(|m| m.run.0).collect();
-        let steps: Vec<i32> = rows.iter().map(|m| m.step as i32).collect();
+        let runs: Vec<Option<Uuid>> = rows.iter().map(|m| m.run.map(|r| r.0)).collect();
+        let steps: Vec<Option<i32>> = rows.iter().map(|m| m.step.map(|s| s as i32)).collect();
+        let leads: Vec<Option<Uuid>> = rows.iter().map(|m| m.lead.map(|l| l.0)).collect();
         let contacts: Vec<Uuid> = rows.iter().map(|m| m.contact.0).collect();
         let nows: Vec<DateTime<Utc>> = rows.iter().map(|m| m.now).collect();
         let done = sqlx::query(
             "INSERT INTO messages (id, workspace_id, run_id, step, contact_id, created_at, next_attempt_at, \
              idempotency_key, flow_id, channel, to_addr, from_addr, reply_to, subject, body_text, body_html, \
-             unsubscribe_url, state, attempts) \
+             unsubscribe_url, state, attempts, lead_id) \
              SELECT id, ws, run, step, contact, at, at, k, flow, channel, to_addr, from_addr, reply_to, subject, \
-             body_text, body_html, unsub, 'queued', 0 FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::int[], \
+             body_text, body_html, unsub, 'queued', 0, lead FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::int[], \
              $5::uuid[], $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], \
-             $12::text[], $13::text[], $14::text[], $15::text[], $16::text[]) \
+             $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::uuid[]) \
              AS q(id, ws, run, step, contact, at, k, flow, channel, to_addr, from_addr, reply_to, subject, \
-             body_text, body_html, unsub) ON CONFLICT (idempotency_key) DO NOTHING",
+             body_text, body_html, unsub, lead) ON CONFLICT (idempotency_key) DO NOTHING",
         )
         .bind(&ids)
         .bind(&wss)
@@ -351,7 +352,7 @@ impl FlowTx for PgTx {
         .bind(&contacts)
         .bind(&nows)
         .bind(col(|m| Some(m.key.clone())))
-        .bind(col(|m| Some(m.flow.clone())))
+        .bind(col(|m| m.flow.clone()))
         .bind(col(|m| Some(m.channel.to_string())))
         .bind(col(|m| Some(m.to.clone())))
         .bind(col(|m| Some(m.from.clone())))
@@ -360,6 +361,7 @@ impl FlowTx for PgTx {
         .bind(col(|m| Some(m.text.clone())))
         .bind(col(|m| m.html.clone()))
         .bind(col(|m| m.unsubscribe_url.clone()))
+        .bind(&leads)
         .execute(&mut *self.0)
         .await?;
         Ok(done.rows_affected())

@@ -3,6 +3,7 @@
 //! processes stay correct (a lost race is a conflict, rolled back to the item's savepoint and retried).
 
 mod flows;
+mod sales;
 
 use crate::ingest::{EventRow, IngestTx, ItemError};
 use crate::writer::{Begin, Commit, Writers};
@@ -532,11 +533,12 @@ impl Store for PostgresStore {
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT min(due_at) FROM runs WHERE due_at IS NOT NULL")
-                .fetch_one(&self.pool.0)
-                .await?,
+        Ok(sqlx::query_scalar(
+            "SELECT min(t) FROM (SELECT min(due_at) AS t FROM runs WHERE due_at IS NOT NULL \
+                 UNION ALL SELECT min(due_at) FROM leads WHERE due_at IS NOT NULL) AS d",
         )
+        .fetch_one(&self.pool.0)
+        .await?)
     }
 
     async fn fire_due(&self, now: DateTime<Utc>, limit: i64) -> Result<Fired, StoreError> {
@@ -643,6 +645,48 @@ impl Store for PostgresStore {
             .map(flows::log_entry)
             .collect::<Result<Vec<_>, _>>()?;
         flows::run_view(&row, log).map(Some)
+    }
+
+    async fn lead(
+        &self,
+        workspace: WorkspaceId,
+        id: LeadId,
+    ) -> Result<Option<crate::LeadView>, StoreError> {
+        let mut c = self.pool.0.acquire().await?;
+        sales::lead_view(&mut c, workspace, id).await
+    }
+
+    async fn leads_between(
+        &self,
+        workspace: WorkspaceId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<crate::LeadState>, StoreError> {
+        let mut c = self.pool.0.acquire().await?;
+        sales::leads_between(&mut c, workspace, from, to).await
+    }
+
+    async fn rep_status(
+        &self,
+        workspace: WorkspaceId,
+        reps: &[String],
+    ) -> Result<crate::RepStatus, StoreError> {
+        let mut c = self.pool.0.acquire().await?;
+        Ok(crate::RepStatus {
+            away: sales::away_flags(&mut c, workspace).await?,
+            open: sales::open_counts(&mut c, workspace, reps).await?,
+        })
+    }
+
+    async fn set_away(
+        &self,
+        workspace: WorkspaceId,
+        rep: &str,
+        away: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut c = self.pool.0.acquire().await?;
+        sales::set_away(&mut c, workspace, rep, away, now).await
     }
 
     async fn contact_runs(

@@ -332,7 +332,7 @@ impl FlowTx for SqliteTx {
                     m.id.to_string(),
                     m.ws.to_string(),
                     m.key,
-                    m.run.to_string(),
+                    m.run.map(|r| r.to_string()),
                     m.flow,
                     m.step,
                     m.contact.to_string(),
@@ -344,17 +344,18 @@ impl FlowTx for SqliteTx {
                     m.text,
                     m.html,
                     m.unsubscribe_url,
-                    ts(m.now)
+                    ts(m.now),
+                    m.lead.map(|l| l.to_string())
                 ])
             })
             .collect();
         let done = sqlx::query(
             "INSERT INTO messages (id, workspace_id, idempotency_key, run_id, flow_id, step, contact_id, channel, \
              to_addr, from_addr, reply_to, subject, body_text, body_html, unsubscribe_url, state, attempts, \
-             next_attempt_at, created_at) \
+             next_attempt_at, created_at, lead_id) \
              SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, \
              value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, value ->> 13, \
-             value ->> 14, 'queued', 0, value ->> 15, value ->> 15 FROM json_each(?1) WHERE true \
+             value ->> 14, 'queued', 0, value ->> 15, value ->> 15, value ->> 16 FROM json_each(?1) WHERE true \
              ON CONFLICT (idempotency_key) DO NOTHING",
         )
         .bind(json_rows(&rows)?)

@@ -2,6 +2,7 @@
 //! the group-commit writer is that one writer), a small pool of read-only connections beside it.
 
 mod flows;
+mod sales;
 
 use crate::ingest::{EventRow, IngestTx, ItemError};
 use crate::writer::{Begin, Commit, Writers};
@@ -575,10 +576,12 @@ impl Store for SqliteStore {
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let t: Option<String> =
-            sqlx::query_scalar("SELECT min(due_at) FROM runs WHERE due_at IS NOT NULL")
-                .fetch_one(&self.read)
-                .await?;
+        let t: Option<String> = sqlx::query_scalar(
+            "SELECT min(t) FROM (SELECT min(due_at) AS t FROM runs WHERE due_at IS NOT NULL \
+                 UNION ALL SELECT min(due_at) FROM leads WHERE due_at IS NOT NULL)",
+        )
+        .fetch_one(&self.read)
+        .await?;
         t.map(|t| parse_ts(&t)).transpose()
     }
 
@@ -686,6 +689,48 @@ impl Store for SqliteStore {
             .map(flows::log_entry)
             .collect::<Result<Vec<_>, _>>()?;
         flows::run_view(&row, log).map(Some)
+    }
+
+    async fn lead(
+        &self,
+        workspace: WorkspaceId,
+        id: LeadId,
+    ) -> Result<Option<crate::LeadView>, StoreError> {
+        let mut c = self.read.acquire().await?;
+        sales::lead_view(&mut c, workspace, id).await
+    }
+
+    async fn leads_between(
+        &self,
+        workspace: WorkspaceId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<crate::LeadState>, StoreError> {
+        let mut c = self.read.acquire().await?;
+        sales::leads_between(&mut c, workspace, from, to).await
+    }
+
+    async fn rep_status(
+        &self,
+        workspace: WorkspaceId,
+        reps: &[String],
+    ) -> Result<crate::RepStatus, StoreError> {
+        let mut c = self.read.acquire().await?;
+        Ok(crate::RepStatus {
+            away: sales::away_flags(&mut c, workspace).await?,
+            open: sales::open_counts(&mut c, workspace, reps).await?,
+        })
+    }
+
+    async fn set_away(
+        &self,
+        workspace: WorkspaceId,
+        rep: &str,
+        away: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut c = self.write.0.acquire().await?;
+        sales::set_away(&mut c, workspace, rep, away, now).await
     }
 
     async fn contact_runs(

@@ -1,0 +1,367 @@
+//! PostgreSQL's speed-to-lead statements. Routing locks the team's rows (`FOR UPDATE`, in rep order so two
+//! transactions cannot deadlock on them); escalation claims due leads with `FOR UPDATE SKIP LOCKED`, as flow
+//! timers are claimed, so several processes share the work and never take the same lead.
+
+use super::PgTx;
+use crate::ingest::ItemError;
+use crate::sales::{AttemptRow, LeadLog, LeadState, SalesTx};
+use crate::StoreError;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use pronto_domain::{ContactId, LeadId, WorkspaceId};
+use sqlx::postgres::PgRow;
+use sqlx::types::Json;
+use sqlx::{PgConnection, Row};
+use uuid::Uuid;
+
+pub(super) const LEAD_COLUMNS: &str = "id, workspace_id, contact_id, created_at, name, email, phone, company, \
+    message, source, form, fields, owner, team, route, status, sla_deadline, sla_step, due_at, tried, promised_at, \
+    claimed_at, claimed_by, first_contact_at, replied_at, outcome, closed_at";
+
+pub(super) fn lead_state(r: &PgRow) -> Result<LeadState, StoreError> {
+    Ok(LeadState {
+        id: LeadId(r.try_get(0)?),
+        workspace_id: WorkspaceId(r.try_get(1)?),
+        contact_id: ContactId(r.try_get(2)?),
+        created_at: r.try_get(3)?,
+        name: r.try_get(4)?,
+        email: r.try_get(5)?,
+        phone: r.try_get(6)?,
+        company: r.try_get(7)?,
+        message: r.try_get(8)?,
+        source: r.try_get(9)?,
+        form: r.try_get(10)?,
+        fields: r.try_get::<Json<serde_json::Value>, _>(11)?.0,
+        owner: r.try_get(12)?,
+        team: r.try_get(13)?,
+        route: r.try_get(14)?,
+        status: r.try_get(15)?,
+        sla_deadline: r.try_get(16)?,
+        sla_step: r.try_get::<i32, _>(17)?.into(),
+        due_at: r.try_get(18)?,
+        tried: r.try_get::<Json<Vec<String>>, _>(19)?.0,
+        promised_at: r.try_get(20)?,
+        claimed_at: r.try_get(21)?,
+        claimed_by: r.try_get(22)?,
+        first_contact_at: r.try_get(23)?,
+        replied_at: r.try_get(24)?,
+        outcome: r.try_get(25)?,
+        closed_at: r.try_get(26)?,
+    })
+}
+
+pub(super) async fn lead_by_id(
+    c: &mut PgConnection,
+    ws: WorkspaceId,
+    id: LeadId,
+    lock: bool,
+) -> Result<Option<LeadState>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {LEAD_COLUMNS} FROM leads WHERE id = $1 AND workspace_id = $2{}",
+        if lock { " FOR UPDATE" } else { "" }
+    ))
+    .bind(id.0)
+    .bind(ws.0)
+    .fetch_optional(c)
+    .await?;
+    row.map(|r| lead_state(&r)).transpose()
+}
+
+#[async_trait]
+impl SalesTx for PgTx {
+    async fn lead_for_update(
+        &mut self,
+        ws: WorkspaceId,
+        id: LeadId,
+    ) -> Result<Option<LeadState>, ItemError> {
+        Ok(lead_by_id(&mut *self.0, ws, id, true).await?)
+    }
+
+    async fn latest_lead(
+        &mut self,
+        ws: WorkspaceId,
+        contact: ContactId,
+        except: Option<LeadId>,
+    ) -> Result<Option<LeadState>, ItemError> {
+        let row = sqlx::query(&format!(
+            "SELECT {LEAD_COLUMNS} FROM leads WHERE contact_id = $1 AND workspace_id = $2 \
+             AND id IS DISTINCT FROM $3 ORDER BY created_at DESC, id DESC LIMIT 1"
+        ))
+        .bind(contact.0)
+        .bind(ws.0)
+        .bind(except.map(|e| e.0))
+        .fetch_optional(&mut *self.0)
+        .await?;
+        Ok(row.map(|r| lead_state(&r)).transpose()?)
+    }
+
+    async fn save_lead(&mut self, l: &LeadState) -> Result<(), ItemError> {
+        sqlx::query(
+            "UPDATE leads SET owner = $2, team = $3, route = $4, status = $5, sla_deadline = $6, sla_step = $7, \
+             due_at = $8, tried = $9, promised_at = $10, claimed_at = $11, claimed_by = $12, first_contact_at = $13, \
+             replied_at = $14, outcome = $15, closed_at = $16 WHERE id = $1",
+        )
+        .bind(l.id.0)
+        .bind(&l.owner)
+        .bind(&l.team)
+        .bind(&l.route)
+        .bind(&l.status)
+        .bind(l.sla_deadline)
+        .bind(l.sla_step as i32)
+        .bind(l.due_at)
+        .bind(Json(&l.tried))
+        .bind(l.promised_at)
+        .bind(l.claimed_at)
+        .bind(&l.claimed_by)
+        .bind(l.first_contact_at)
+        .bind(l.replied_at)
+        .bind(&l.outcome)
+        .bind(l.closed_at)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn lock_team(
+        &mut self,
+        ws: WorkspaceId,
+        team: &str,
+        reps: &[String],
+    ) -> Result<Vec<(String, i64, i64)>, ItemError> {
+        // Rows first (a concurrent insert of the same row waits for the other commit), then the lock.
+        sqlx::query(
+            "INSERT INTO route_state (workspace_id, team, rep) SELECT $1, $2, r FROM UNNEST($3::text[]) AS r \
+             ON CONFLICT (workspace_id, team, rep) DO NOTHING",
+        )
+        .bind(ws.0)
+        .bind(team)
+        .bind(reps)
+        .execute(&mut *self.0)
+        .await?;
+        let rows = sqlx::query(
+            "SELECT rep, assigned, last_seq FROM route_state WHERE workspace_id = $1 AND team = $2 \
+             AND rep = ANY($3) ORDER BY rep FOR UPDATE",
+        )
+        .bind(ws.0)
+        .bind(team)
+        .bind(reps)
+        .fetch_all(&mut *self.0)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));
+        }
+        Ok(out)
+    }
+
+    async fn bump_team(
+        &mut self,
+        ws: WorkspaceId,
+        team: &str,
+        rep: &str,
+        seq: i64,
+    ) -> Result<(), ItemError> {
+        sqlx::query(
+            "INSERT INTO route_state (workspace_id, team, rep, assigned, last_seq) VALUES ($1, $2, $3, 1, $4) \
+             ON CONFLICT (workspace_id, team, rep) DO UPDATE SET assigned = route_state.assigned + 1, last_seq = $4",
+        )
+        .bind(ws.0)
+        .bind(team)
+        .bind(rep)
+        .bind(seq)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn away_flags(&mut self, ws: WorkspaceId) -> Result<Vec<(String, bool)>, ItemError> {
+        Ok(away_flags(&mut *self.0, ws).await?)
+    }
+
+    async fn open_counts(
+        &mut self,
+        ws: WorkspaceId,
+        reps: &[String],
+    ) -> Result<Vec<(String, i64)>, ItemError> {
+        Ok(open_counts(&mut *self.0, ws, reps).await?)
+    }
+
+    async fn insert_lead_logs(&mut self, rows: &[LeadLog]) -> Result<(), ItemError> {
+        let leads: Vec<Uuid> = rows.iter().map(|r| r.lead.0).collect();
+        let ats: Vec<DateTime<Utc>> = rows.iter().map(|r| r.at).collect();
+        let kinds: Vec<&str> = rows.iter().map(|r| r.kind.as_str()).collect();
+        let reps: Vec<Option<&str>> = rows.iter().map(|r| r.rep.as_deref()).collect();
+        let details: Vec<&str> = rows.iter().map(|r| r.detail.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO lead_log (lead_id, at, kind, rep, detail) SELECT * FROM UNNEST($1::uuid[], \
+             $2::timestamptz[], $3::text[], $4::text[], $5::text[])",
+        )
+        .bind(&leads)
+        .bind(&ats)
+        .bind(&kinds)
+        .bind(&reps)
+        .bind(&details)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_attempt(&mut self, ws: WorkspaceId, a: &AttemptRow) -> Result<(), ItemError> {
+        sqlx::query(
+            "INSERT INTO attempts (id, workspace_id, lead_id, rep, channel, outcome, note, at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+        )
+        .bind(a.id.0)
+        .bind(ws.0)
+        .bind(a.lead.0)
+        .bind(&a.rep)
+        .bind(&a.channel)
+        .bind(&a.outcome)
+        .bind(&a.note)
+        .bind(a.at)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn due_leads(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<LeadState>, ItemError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {LEAD_COLUMNS} FROM leads WHERE due_at IS NOT NULL AND due_at <= $1 ORDER BY due_at LIMIT $2 \
+             FOR UPDATE SKIP LOCKED"
+        ))
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *self.0)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(lead_state(&r)?);
+        }
+        Ok(out)
+    }
+}
+
+pub(super) async fn away_flags(
+    c: &mut PgConnection,
+    ws: WorkspaceId,
+) -> Result<Vec<(String, bool)>, StoreError> {
+    let rows = sqlx::query("SELECT rep, away FROM rep_state WHERE workspace_id = $1")
+        .bind(ws.0)
+        .fetch_all(c)
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        out.push((r.try_get(0)?, r.try_get::<bool, _>(1)?));
+    }
+    Ok(out)
+}
+
+pub(super) async fn open_counts(
+    c: &mut PgConnection,
+    ws: WorkspaceId,
+    reps: &[String],
+) -> Result<Vec<(String, i64)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT owner, count(*) FROM leads WHERE owner = ANY($1) \
+         AND status IN ('open', 'claimed', 'contacted') AND workspace_id = $2 GROUP BY owner",
+    )
+    .bind(reps)
+    .bind(ws.0)
+    .fetch_all(c)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        out.push((r.try_get(0)?, r.try_get(1)?));
+    }
+    Ok(out)
+}
+
+pub(super) async fn lead_view(
+    c: &mut PgConnection,
+    ws: WorkspaceId,
+    id: LeadId,
+) -> Result<Option<crate::LeadView>, StoreError> {
+    let Some(lead) = lead_by_id(&mut *c, ws, id, false).await? else {
+        return Ok(None);
+    };
+    let rows =
+        sqlx::query("SELECT at, kind, rep, detail FROM lead_log WHERE lead_id = $1 ORDER BY id")
+            .bind(id.0)
+            .fetch_all(&mut *c)
+            .await?;
+    let mut log = Vec::with_capacity(rows.len());
+    for r in rows {
+        log.push(LeadLog {
+            lead: id,
+            at: r.try_get(0)?,
+            kind: r.try_get(1)?,
+            rep: r.try_get(2)?,
+            detail: r.try_get(3)?,
+        });
+    }
+    let rows = sqlx::query(
+        "SELECT id, rep, channel, outcome, note, at FROM attempts WHERE lead_id = $1 ORDER BY at, id",
+    )
+    .bind(id.0)
+    .fetch_all(&mut *c)
+    .await?;
+    let mut attempts = Vec::with_capacity(rows.len());
+    for r in rows {
+        attempts.push(AttemptRow {
+            id: pronto_domain::MessageId(r.try_get(0)?),
+            lead: id,
+            rep: r.try_get(1)?,
+            channel: r.try_get(2)?,
+            outcome: r.try_get(3)?,
+            note: r.try_get(4)?,
+            at: r.try_get(5)?,
+        });
+    }
+    Ok(Some(crate::LeadView {
+        lead,
+        log,
+        attempts,
+    }))
+}
+
+pub(super) async fn leads_between(
+    c: &mut PgConnection,
+    ws: WorkspaceId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<LeadState>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {LEAD_COLUMNS} FROM leads WHERE workspace_id = $1 AND created_at >= $2 AND created_at < $3 \
+         ORDER BY created_at"
+    ))
+    .bind(ws.0)
+    .bind(from)
+    .bind(to)
+    .fetch_all(c)
+    .await?;
+    rows.iter().map(lead_state).collect()
+}
+
+pub(super) async fn set_away(
+    c: &mut PgConnection,
+    ws: WorkspaceId,
+    rep: &str,
+    away: bool,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO rep_state (workspace_id, rep, away, updated_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (workspace_id, rep) DO UPDATE SET away = $3, updated_at = $4",
+    )
+    .bind(ws.0)
+    .bind(rep)
+    .bind(away)
+    .bind(now)
+    .execute(c)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,993 @@
+//! Speed to lead in the store: routing, alerts, acknowledgements, SLA escalation and lead actions, applied
+//! inside transactions (written once for both backends against [`SalesTx`]); the decisions are
+//! `pronto_domain::sales`'s.
+//!
+//! - A new lead is routed in the transaction that records it: the matching rule's team rows are locked
+//!   (PostgreSQL `SELECT … FOR UPDATE` in rep order; SQLite's single writer serialises anyway), the strategy
+//!   picks on that state and the pick is written back before the lock is released. Two concurrent leads
+//!   therefore take turns exactly as two sequential ones would. The rep alert and the acknowledgement are
+//!   written to the outbox in the same transaction, so an accepted lead (a 2xx) always gets both.
+//! - The lead's `due_at` is its next escalation step; the scheduler fires due leads with the flow timers.
+//!   Claiming a lead or logging a contact attempt clears it in the same write, and the firing transaction
+//!   holds the lead's row (PostgreSQL: `FOR UPDATE SKIP LOCKED`), so a claim committed before the batch read
+//!   the lead always stops the escalation.
+//! - Actions on a lead (claim, attempt, reply) arrive as events on the lead's contact (`Lead Claimed`, `Lead
+//!   Won`, `Lead Replied`, …), through the same group commit: they are on the timeline, and flows — cadences —
+//!   exit on them like on any other event.
+
+use crate::flows::{FlowTx, MessageRow, Touched};
+use crate::ingest::ItemError;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use pronto_domain::program::Program;
+use pronto_domain::sales::{
+    lead_context, AlertChannel, Escalate, How, Member, Outcome, Rep, Sales, Situation,
+};
+use pronto_domain::{ContactId, LeadId, MessageId, WorkspaceId};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+
+/// A lead with its routing and SLA state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LeadState {
+    pub id: LeadId,
+    pub workspace_id: WorkspaceId,
+    pub contact_id: ContactId,
+    pub created_at: DateTime<Utc>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub company: Option<String>,
+    pub message: Option<String>,
+    pub source: Option<String>,
+    pub form: Option<String>,
+    pub fields: Value,
+    /// The rep who owns it now.
+    pub owner: Option<String>,
+    pub team: Option<String>,
+    pub route: Option<String>,
+    /// open, claimed, contacted, won, lost.
+    pub status: String,
+    /// First human contact due by then.
+    pub sla_deadline: Option<DateTime<Utc>>,
+    /// The next escalation step.
+    pub sla_step: i64,
+    /// When that step runs; none once the lead is claimed, contacted or past the chain.
+    pub due_at: Option<DateTime<Utc>>,
+    /// Every rep that has owned it.
+    pub tried: Vec<String>,
+    /// What the acknowledgement promised.
+    pub promised_at: Option<DateTime<Utc>>,
+    pub claimed_at: Option<DateTime<Utc>>,
+    pub claimed_by: Option<String>,
+    /// The first logged human contact attempt.
+    pub first_contact_at: Option<DateTime<Utc>>,
+    pub replied_at: Option<DateTime<Utc>>,
+    pub outcome: Option<String>,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+impl LeadState {
+    /// The fields as rules and templates see them (see [`lead_context`]).
+    fn props(&self) -> Value {
+        json!({
+            "name": self.name, "email": self.email, "phone": self.phone, "company": self.company,
+            "message": self.message, "source": self.source, "form": self.form, "fields": self.fields,
+        })
+    }
+
+    fn context(&self) -> Value {
+        lead_context(&self.id.to_string(), &self.props(), self.created_at)
+    }
+
+    fn is_open(&self) -> bool {
+        matches!(self.status.as_str(), "open" | "claimed" | "contacted")
+    }
+}
+
+/// A step taken on a lead.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LeadLog {
+    #[serde(skip)]
+    pub lead: LeadId,
+    pub at: DateTime<Utc>,
+    /// routed, alerted, acknowledged, unassigned, escalated, reassigned, claimed, attempt, replied.
+    pub kind: String,
+    pub rep: Option<String>,
+    pub detail: String,
+}
+
+/// A logged contact attempt.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttemptRow {
+    pub id: MessageId,
+    #[serde(skip)]
+    pub lead: LeadId,
+    pub rep: Option<String>,
+    pub channel: String,
+    pub outcome: String,
+    pub note: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// What a rep or the lead did, carried by the event that records it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LeadAction {
+    /// "I'm on it": the rep takes the lead (it becomes theirs) and the SLA clock stops.
+    Claim { lead: LeadId, rep: String },
+    /// A contact attempt by a human: the first one is the lead's first-contact time and stops the clock.
+    Attempt {
+        lead: LeadId,
+        rep: Option<String>,
+        channel: String,
+        outcome: Outcome,
+        note: Option<String>,
+        at: DateTime<Utc>,
+    },
+    /// The lead answered (SMS or email): recorded on their latest lead and forwarded to its owner.
+    Reply { channel: String, body: String },
+}
+
+/// The statements speed to lead needs from a backend.
+#[async_trait]
+pub(crate) trait SalesTx: FlowTx {
+    /// The lead, locked for this transaction.
+    async fn lead_for_update(
+        &mut self,
+        ws: WorkspaceId,
+        id: LeadId,
+    ) -> Result<Option<LeadState>, ItemError>;
+    /// The contact's most recent lead other than `except`.
+    async fn latest_lead(
+        &mut self,
+        ws: WorkspaceId,
+        contact: ContactId,
+        except: Option<LeadId>,
+    ) -> Result<Option<LeadState>, ItemError>;
+    /// Writes the routing and SLA columns.
+    async fn save_lead(&mut self, lead: &LeadState) -> Result<(), ItemError>;
+    /// The team's routing rows for `reps` (created if missing), locked, as `(rep, assigned, last_seq)`.
+    async fn lock_team(
+        &mut self,
+        ws: WorkspaceId,
+        team: &str,
+        reps: &[String],
+    ) -> Result<Vec<(String, i64, i64)>, ItemError>;
+    async fn bump_team(
+        &mut self,
+        ws: WorkspaceId,
+        team: &str,
+        rep: &str,
+        seq: i64,
+    ) -> Result<(), ItemError>;
+    /// Away flags set through the API (they override the config's).
+    async fn away_flags(&mut self, ws: WorkspaceId) -> Result<Vec<(String, bool)>, ItemError>;
+    /// Open leads per rep.
+    async fn open_counts(
+        &mut self,
+        ws: WorkspaceId,
+        reps: &[String],
+    ) -> Result<Vec<(String, i64)>, ItemError>;
+    async fn insert_lead_logs(&mut self, rows: &[LeadLog]) -> Result<(), ItemError>;
+    async fn insert_attempt(&mut self, ws: WorkspaceId, a: &AttemptRow) -> Result<(), ItemError>;
+    /// Up to `limit` leads whose escalation step is due, locked for this transaction.
+    async fn due_leads(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<LeadState>, ItemError>;
+}
+
+/// How long a claim link in an alert works.
+const CLAIM_LINK_SECS: i64 = 7 * 24 * 3600;
+
+/// The rep's signed "I'm on it" link for this lead.
+pub fn claim_url(program: &Program, ws: WorkspaceId, lead: LeadId, rep: &str, now: i64) -> String {
+    let m = &program.messages;
+    let token = pronto_domain::claim::sign(
+        &m.link_secret,
+        &format!("{ws}/{lead}"),
+        rep,
+        "claim",
+        now + CLAIM_LINK_SECS,
+    );
+    format!(
+        "{}/c/{ws}/{lead}/{rep}/{token}",
+        m.public_url.trim_end_matches('/')
+    )
+}
+
+/// Checks a claim link's token.
+pub fn check_claim(
+    program: &Program,
+    ws: WorkspaceId,
+    lead: LeadId,
+    rep: &str,
+    token: &str,
+    now: i64,
+) -> Result<(), pronto_domain::claim::ClaimError> {
+    pronto_domain::claim::verify(
+        &program.messages.link_secret,
+        &format!("{ws}/{lead}"),
+        rep,
+        "claim",
+        token,
+        now,
+    )
+}
+
+/// Why a rep is alerted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Alert {
+    New,
+    Realert,
+    Reassigned,
+}
+
+impl Alert {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::New => "new",
+            Self::Realert => "realert",
+            Self::Reassigned => "reassigned",
+        }
+    }
+}
+
+/// Collects what a batch of lead work writes, so each kind of row is one statement.
+#[derive(Default)]
+pub(crate) struct Work {
+    pub logs: Vec<LeadLog>,
+    pub messages: Vec<MessageRow>,
+    pub timers: bool,
+}
+
+impl Work {
+    fn log(
+        &mut self,
+        lead: &LeadState,
+        at: DateTime<Utc>,
+        kind: &str,
+        rep: Option<&str>,
+        detail: String,
+    ) {
+        self.logs.push(LeadLog {
+            lead: lead.id,
+            at,
+            kind: kind.into(),
+            rep: rep.map(str::to_string),
+            detail,
+        });
+    }
+
+    /// Writes the collected rows; answers whether messages were queued.
+    pub async fn flush<T: SalesTx + ?Sized>(self, tx: &mut T) -> Result<Touched, ItemError> {
+        let mut touched = Touched {
+            timers: self.timers,
+            outbox: false,
+        };
+        if !self.messages.is_empty() {
+            touched.outbox = tx.insert_messages(&self.messages).await? > 0;
+        }
+        if !self.logs.is_empty() {
+            tx.insert_lead_logs(&self.logs).await?;
+        }
+        if touched.outbox {
+            tx.notify("pronto_outbox").await?;
+        }
+        if touched.timers {
+            tx.notify("pronto_timers").await?;
+        }
+        Ok(touched)
+    }
+}
+
+/// The template context of a lead message.
+fn message_context(
+    program: &Program,
+    lead: &LeadState,
+    rep: Option<&Rep>,
+    alert: (&str, &str),
+    now: DateTime<Utc>,
+) -> Value {
+    let sales = &program.sales;
+    let rep_json = match rep {
+        Some(r) => {
+            json!({"id": r.id, "name": r.name, "first_name": r.first_name(), "email": r.email, "phone": r.phone})
+        }
+        None => json!({"id": null, "name": null, "first_name": null, "email": null, "phone": null}),
+    };
+    let claim = rep
+        .map(|r| claim_url(program, lead.workspace_id, lead.id, &r.id, now.timestamp()))
+        .unwrap_or_default();
+    let tz = rep.map(|r| r.timezone).unwrap_or(sales.timezone);
+    let deadline = lead.sla_deadline.unwrap_or(now);
+    let local = deadline.with_timezone(&tz);
+    let deadline_local = if local.date_naive() == now.with_timezone(&tz).date_naive() {
+        local.format("%H:%M").to_string()
+    } else {
+        local.format("%a %H:%M").to_string()
+    };
+    json!({
+        "lead": lead.context(),
+        "rep": rep_json,
+        "links": {"claim": claim, "call": lead.phone.as_ref().map(|p| format!("tel:{p}"))},
+        "promise": {"text": "", "at": lead.promised_at},
+        "sla": {"within": pronto_domain::sales::human(sales.sla.within), "deadline_local": deadline_local},
+        "alert": {"kind": alert.0, "reason": alert.1},
+        "reply": {"channel": "", "body": ""},
+    })
+}
+
+/// Queues one message about a lead. `key` makes it idempotent; a template error is logged on the lead.
+#[allow(clippy::too_many_arguments)]
+fn queue(
+    program: &Program,
+    work: &mut Work,
+    lead: &LeadState,
+    key: String,
+    channel: AlertChannel,
+    to: &str,
+    template: &str,
+    ctx: &Value,
+    reply_to: Option<String>,
+    now: DateTime<Utc>,
+) -> bool {
+    let rendered = match program.templates.render(template, ctx) {
+        Ok(r) => r,
+        Err(e) => {
+            work.log(lead, now, "failed", None, e.to_string());
+            return false;
+        }
+    };
+    let (subject, text, html) = match channel {
+        AlertChannel::Email => (rendered.subject, rendered.text, rendered.html),
+        AlertChannel::Sms => (String::new(), rendered.text.trim().to_string(), None),
+        // Slack-compatible incoming webhook body.
+        AlertChannel::Webhook => (
+            rendered.subject.clone(),
+            json!({"text": format!("*{}*\n{}", rendered.subject, rendered.text.trim())})
+                .to_string(),
+            None,
+        ),
+    };
+    work.messages.push(MessageRow {
+        id: MessageId::new(),
+        ws: lead.workspace_id,
+        key,
+        run: None,
+        flow: None,
+        step: None,
+        lead: Some(lead.id),
+        contact: lead.contact_id,
+        channel: channel.as_str(),
+        to: to.to_string(),
+        from: program.messages.from.clone(),
+        reply_to,
+        subject,
+        text,
+        html,
+        unsubscribe_url: None,
+        now,
+    });
+    true
+}
+
+/// Alerts `rep` about `lead` on each of the rep's channels. `n` tells repeated alerts apart.
+fn alert_rep(
+    program: &Program,
+    work: &mut Work,
+    lead: &LeadState,
+    rep: &Rep,
+    kind: Alert,
+    n: i64,
+    now: DateTime<Utc>,
+) {
+    let ctx = message_context(program, lead, Some(rep), (kind.as_str(), ""), now);
+    let mut sent = Vec::new();
+    for ch in &rep.alerts {
+        let (to, template) = match ch {
+            AlertChannel::Email => (rep.email.clone(), "rep-alert"),
+            AlertChannel::Sms => (rep.phone.clone(), "rep-alert-sms"),
+            AlertChannel::Webhook => (rep.webhook.clone(), "rep-alert"),
+        };
+        let Some(to) = to else { continue };
+        let key = format!("lead.{}.alert.{}.{}.{n}", lead.id, rep.id, ch.as_str());
+        // Replying to the alert writes to the lead.
+        if queue(
+            program,
+            work,
+            lead,
+            key,
+            *ch,
+            &to,
+            template,
+            &ctx,
+            lead.email.clone(),
+            now,
+        ) {
+            sent.push(ch.as_str());
+        }
+    }
+    work.log(
+        lead,
+        now,
+        "alerted",
+        Some(&rep.id),
+        format!(
+            "{} alert to {} by {}",
+            kind.as_str(),
+            rep.name,
+            sent.join(", ")
+        ),
+    );
+}
+
+/// Tells the manager of the lead's team (or of the team its rule names).
+fn alert_manager(
+    program: &Program,
+    work: &mut Work,
+    lead: &LeadState,
+    reason: &str,
+    n: i64,
+    now: DateTime<Utc>,
+) {
+    let sales = &program.sales;
+    let manager = lead
+        .team
+        .as_deref()
+        .and_then(|t| sales.team(t))
+        .and_then(|t| t.manager.as_deref())
+        .and_then(|m| sales.rep(m));
+    let Some(m) = manager else {
+        work.log(
+            lead,
+            now,
+            "escalated",
+            None,
+            format!("{reason}; no manager is configured for the team"),
+        );
+        return;
+    };
+    let owner = lead.owner.as_deref().and_then(|o| sales.rep(o));
+    let mut ctx = message_context(program, lead, owner, ("manager", reason), now);
+    // The manager's own claim link: taking the lead themselves is the quickest fix.
+    ctx["links"]["claim"] = json!(claim_url(
+        program,
+        lead.workspace_id,
+        lead.id,
+        &m.id,
+        now.timestamp()
+    ));
+    let mut sent = Vec::new();
+    for ch in &m.alerts {
+        let to = match ch {
+            AlertChannel::Email => m.email.clone(),
+            AlertChannel::Sms => m.phone.clone(),
+            AlertChannel::Webhook => m.webhook.clone(),
+        };
+        let Some(to) = to else { continue };
+        let template = if *ch == AlertChannel::Sms {
+            "rep-alert-sms"
+        } else {
+            "lead-escalated"
+        };
+        let key = format!("lead.{}.manager.{}.{}.{n}", lead.id, m.id, ch.as_str());
+        if queue(
+            program,
+            work,
+            lead,
+            key,
+            *ch,
+            &to,
+            template,
+            &ctx,
+            lead.email.clone(),
+            now,
+        ) {
+            sent.push(ch.as_str());
+        }
+    }
+    work.log(
+        lead,
+        now,
+        "escalated",
+        Some(&m.id),
+        format!("{reason}; told manager {} by {}", m.name, sent.join(", ")),
+    );
+}
+
+/// Routing state for `route`'s team, the contact's earlier owner and the away flags, then the decision.
+async fn assign<T: SalesTx + ?Sized>(
+    tx: &mut T,
+    sales: &Sales,
+    lead: &LeadState,
+    exclude: &[String],
+    now: DateTime<Utc>,
+) -> Result<
+    (
+        pronto_domain::sales::Assignment,
+        Option<String>,
+        Option<String>,
+    ),
+    ItemError,
+> {
+    let ws = lead.workspace_id;
+    let route = sales.route_for(&lead.context());
+    let team = route.and_then(|r| sales.team(&r.team));
+    let away: HashMap<String, bool> = tx.away_flags(ws).await?.into_iter().collect();
+    let is_away = |rep: &str| {
+        away.get(rep)
+            .copied()
+            .unwrap_or_else(|| sales.rep(rep).is_some_and(|r| r.away))
+    };
+    let mut members: Vec<Member> = Vec::new();
+    if let Some(t) = team {
+        let ids: Vec<String> = t.members.iter().map(|(r, _)| r.clone()).collect();
+        let state: HashMap<String, (i64, i64)> = tx
+            .lock_team(ws, &t.id, &ids)
+            .await?
+            .into_iter()
+            .map(|(r, a, s)| (r, (a, s)))
+            .collect();
+        let open: HashMap<String, i64> = tx.open_counts(ws, &ids).await?.into_iter().collect();
+        for (rep, weight) in &t.members {
+            let (assigned, last_seq) = state.get(rep).copied().unwrap_or((0, 0));
+            members.push(Member {
+                rep: rep.clone(),
+                weight: *weight,
+                away: is_away(rep),
+                open: open.get(rep).copied().unwrap_or(0).max(0) as u32,
+                assigned,
+                last_seq,
+            });
+        }
+    }
+    let owner = if route.is_some_and(|r| r.keep_owner) {
+        tx.latest_lead(ws, lead.contact_id, Some(lead.id))
+            .await?
+            .and_then(|l| l.owner)
+    } else {
+        None
+    };
+    let owner_ref = owner.as_deref().map(|o| (o, is_away(o)));
+    let fallback_away = sales.fallback.as_deref().is_some_and(is_away);
+    let decision = sales.decide(
+        route,
+        &Situation {
+            now,
+            members: &members,
+            exclude,
+            owner: owner_ref,
+            fallback_away,
+        },
+    );
+    if let (Some(t), Some(rep)) = (team, decision.rep.as_deref()) {
+        if matches!(decision.how, How::Rule | How::NextShift) {
+            let seq = members.iter().map(|m| m.last_seq).max().unwrap_or(0) + 1;
+            tx.bump_team(ws, &t.id, rep, seq).await?;
+        }
+    }
+    Ok((
+        decision,
+        team.map(|t| t.id.clone()),
+        route.map(|r| r.id.clone()),
+    ))
+}
+
+/// A new lead, just inserted: route it, alert its owner, acknowledge it, start its SLA clock.
+pub(crate) async fn on_new_lead<T: SalesTx + ?Sized>(
+    tx: &mut T,
+    program: &Program,
+    work: &mut Work,
+    mut lead: LeadState,
+    traits: &Map<String, Value>,
+    now: DateTime<Utc>,
+) -> Result<(), ItemError> {
+    let sales = &program.sales;
+    if sales.is_empty() {
+        return Ok(());
+    }
+    let (decision, team, route) = assign(tx, sales, &lead, &[], now).await?;
+    let owner = decision.rep.as_deref().and_then(|r| sales.rep(r));
+    lead.owner = decision.rep.clone();
+    lead.team = team;
+    lead.route = route;
+    lead.tried = decision.rep.iter().cloned().collect();
+    lead.sla_deadline = Some(sales.deadline(now, owner));
+    lead.due_at = sales.escalation_due(0, lead.created_at, owner);
+    lead.timers_touched(work);
+    let lead_tz = traits
+        .get("timezone")
+        .and_then(Value::as_str)
+        .and_then(|t| t.parse().ok());
+    let promise = sales.promise(owner, now, lead_tz);
+    lead.promised_at = Some(promise.at);
+    tx.save_lead(&lead).await?;
+    work.log(
+        &lead,
+        now,
+        if owner.is_some() {
+            "routed"
+        } else {
+            "unassigned"
+        },
+        decision.rep.as_deref(),
+        decision.reason.clone(),
+    );
+    match owner {
+        Some(rep) => alert_rep(program, work, &lead, rep, Alert::New, 0, now),
+        None => alert_manager(
+            program,
+            work,
+            &lead,
+            &format!("nobody could take the lead: {}", decision.reason),
+            0,
+            now,
+        ),
+    }
+    acknowledge(program, work, &lead, owner, &promise, traits, now);
+    Ok(())
+}
+
+impl LeadState {
+    fn timers_touched(&self, work: &mut Work) {
+        if self.due_at.is_some() {
+            work.timers = true;
+        }
+    }
+}
+
+/// The acknowledgement to the lead: email, and SMS when they gave a phone and texts are possible and allowed.
+fn acknowledge(
+    program: &Program,
+    work: &mut Work,
+    lead: &LeadState,
+    owner: Option<&Rep>,
+    promise: &pronto_domain::sales::Promise,
+    traits: &Map<String, Value>,
+    now: DateTime<Utc>,
+) {
+    let ack = &program.sales.ack;
+    if !ack.enabled {
+        return;
+    }
+    let recipient = pronto_domain::program::Recipient {
+        email: lead.email.clone(),
+        phone: lead.phone.clone(),
+        traits: traits.clone(),
+    };
+    if let Some(why) = recipient.refusal() {
+        work.log(
+            lead,
+            now,
+            "acknowledged",
+            None,
+            format!("no acknowledgement: {why}"),
+        );
+        return;
+    }
+    let mut ctx = message_context(program, lead, owner, ("ack", ""), now);
+    ctx["promise"] = json!({"text": promise.text, "at": promise.at});
+    let reply_to = owner
+        .and_then(|r| r.email.clone())
+        .or_else(|| program.messages.reply_to.clone());
+    let mut sent = Vec::new();
+    if let Some(email) = &lead.email {
+        let key = format!("lead.{}.ack.email", lead.id);
+        if queue(
+            program,
+            work,
+            lead,
+            key,
+            AlertChannel::Email,
+            email,
+            &ack.email,
+            &ctx,
+            reply_to.clone(),
+            now,
+        ) {
+            sent.push(format!("email to {email}"));
+        }
+    }
+    if let Some(phone) = &lead.phone {
+        if program.messages.sms && !sms_opted_out(traits) {
+            let key = format!("lead.{}.ack.sms", lead.id);
+            if queue(
+                program,
+                work,
+                lead,
+                key,
+                AlertChannel::Sms,
+                phone,
+                &ack.sms,
+                &ctx,
+                None,
+                now,
+            ) {
+                sent.push(format!("SMS to {phone}"));
+            }
+        }
+    }
+    if !sent.is_empty() {
+        work.log(
+            lead,
+            now,
+            "acknowledged",
+            None,
+            format!(
+                "promised contact {} by {}",
+                promise.text,
+                sent.join(" and ")
+            ),
+        );
+    }
+}
+
+/// The contact texted STOP (or was marked so): no SMS at all until START.
+pub fn sms_opted_out(traits: &Map<String, Value>) -> bool {
+    traits
+        .get("sms_opt_out")
+        .is_some_and(|v| v.as_bool() == Some(true) || v.as_str() == Some("true"))
+}
+
+/// Applies a rep's or the lead's action. Actions on leads that do not exist (or belong elsewhere) do nothing:
+/// the service checks them before it accepts the request.
+pub(crate) async fn on_action<T: SalesTx + ?Sized>(
+    tx: &mut T,
+    program: &Program,
+    work: &mut Work,
+    ws: WorkspaceId,
+    contact: ContactId,
+    action: &LeadAction,
+    now: DateTime<Utc>,
+) -> Result<(), ItemError> {
+    match action {
+        LeadAction::Claim { lead, rep } => {
+            let Some(mut l) = tx.lead_for_update(ws, *lead).await? else {
+                return Ok(());
+            };
+            if l.claimed_at.is_some() || !l.is_open() {
+                return Ok(());
+            }
+            let before = l.owner.clone();
+            l.claimed_at = Some(now);
+            l.claimed_by = Some(rep.clone());
+            l.owner = Some(rep.clone());
+            if !l.tried.contains(rep) {
+                l.tried.push(rep.clone());
+            }
+            if l.status == "open" {
+                l.status = "claimed".into();
+            }
+            l.due_at = None;
+            tx.save_lead(&l).await?;
+            let detail = match before.as_deref() {
+                Some(b) if b != rep => {
+                    format!("claimed by {rep} (taken over from {b}); SLA clock stopped")
+                }
+                _ => format!("claimed by {rep}; SLA clock stopped"),
+            };
+            work.log(&l, now, "claimed", Some(rep), detail);
+        }
+        LeadAction::Attempt {
+            lead,
+            rep,
+            channel,
+            outcome,
+            note,
+            at,
+        } => {
+            let Some(mut l) = tx.lead_for_update(ws, *lead).await? else {
+                return Ok(());
+            };
+            let first = l.first_contact_at.is_none_or(|f| *at < f);
+            if first {
+                l.first_contact_at = Some(*at);
+            }
+            l.due_at = None;
+            if l.owner.is_none() {
+                l.owner = rep.clone();
+            }
+            if l.is_open() {
+                l.status = outcome.status().into();
+                if matches!(outcome.status(), "won" | "lost") {
+                    l.outcome = Some(outcome.as_str().into());
+                    l.closed_at = Some(now);
+                }
+            }
+            tx.save_lead(&l).await?;
+            tx.insert_attempt(
+                ws,
+                &AttemptRow {
+                    id: MessageId::new(),
+                    lead: l.id,
+                    rep: rep.clone(),
+                    channel: channel.clone(),
+                    outcome: outcome.as_str().into(),
+                    note: note.clone(),
+                    at: *at,
+                },
+            )
+            .await?;
+            work.log(
+                &l,
+                now,
+                "attempt",
+                rep.as_deref(),
+                format!(
+                    "{channel}: {}{}",
+                    outcome.as_str().replace('_', " "),
+                    if first {
+                        " (first contact; SLA clock stopped)"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+        }
+        LeadAction::Reply { channel, body } => {
+            let Some(mut l) = tx.latest_lead(ws, contact, None).await? else {
+                return Ok(());
+            };
+            l = tx.lead_for_update(ws, l.id).await?.unwrap_or(l);
+            if l.replied_at.is_none() {
+                l.replied_at = Some(now);
+                tx.save_lead(&l).await?;
+            }
+            let sales = &program.sales;
+            let owner = l.owner.as_deref().and_then(|o| sales.rep(o));
+            let short: String = body.chars().take(200).collect();
+            match owner.and_then(|r| r.email.as_deref().map(|e| (r, e))) {
+                Some((rep, email)) => {
+                    let mut ctx = message_context(program, &l, Some(rep), ("reply", ""), now);
+                    ctx["reply"] = json!({"channel": channel, "body": body});
+                    let key = format!("lead.{}.reply.{}", l.id, MessageId::new());
+                    queue(
+                        program,
+                        work,
+                        &l,
+                        key,
+                        AlertChannel::Email,
+                        email,
+                        "lead-reply",
+                        &ctx,
+                        l.email.clone(),
+                        now,
+                    );
+                    work.log(
+                        &l,
+                        now,
+                        "replied",
+                        Some(&rep.id),
+                        format!("{channel} reply forwarded to {}: {short}", rep.name),
+                    );
+                }
+                None => work.log(
+                    &l,
+                    now,
+                    "replied",
+                    None,
+                    format!("{channel} reply (no owner with an email to forward it to): {short}"),
+                ),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Fires up to `limit` due escalation steps inside the open transaction.
+pub(crate) async fn fire<T: SalesTx + ?Sized>(
+    tx: &mut T,
+    program: &Program,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<(usize, Touched), ItemError> {
+    let due = tx.due_leads(now, limit).await?;
+    if due.is_empty() {
+        return Ok((0, Touched::default()));
+    }
+    let sales = &program.sales;
+    let mut work = Work::default();
+    let n = due.len();
+    for mut lead in due {
+        let step = usize::try_from(lead.sla_step).unwrap_or(usize::MAX);
+        let Some((_, action)) = sales.sla.chain.get(step).copied() else {
+            lead.due_at = None;
+            tx.save_lead(&lead).await?;
+            continue;
+        };
+        if lead.claimed_at.is_some() || lead.first_contact_at.is_some() || !lead.is_open() {
+            lead.due_at = None;
+            tx.save_lead(&lead).await?;
+            continue;
+        }
+        let waited =
+            pronto_domain::sales::human((now - lead.created_at).to_std().unwrap_or_default());
+        let reason = format!(
+            "no claim or contact {waited} after arrival (SLA {})",
+            pronto_domain::sales::human(sales.sla.within)
+        );
+        match action {
+            Escalate::Realert => match lead.owner.as_deref().and_then(|o| sales.rep(o)) {
+                Some(rep) => {
+                    work.log(
+                        &lead,
+                        now,
+                        "escalated",
+                        Some(&rep.id),
+                        format!("{reason}; alerting {} again", rep.name),
+                    );
+                    alert_rep(
+                        program,
+                        &mut work,
+                        &lead,
+                        rep,
+                        Alert::Realert,
+                        step as i64 + 1,
+                        now,
+                    );
+                }
+                None => work.log(
+                    &lead,
+                    now,
+                    "escalated",
+                    None,
+                    format!("{reason}; nobody owns it to re-alert"),
+                ),
+            },
+            Escalate::Reassign => {
+                let tried = lead.tried.clone();
+                let (decision, team, route) = assign(tx, sales, &lead, &tried, now).await?;
+                match decision.rep.as_deref().and_then(|r| sales.rep(r)) {
+                    Some(rep) => {
+                        let from = lead.owner.clone().unwrap_or_else(|| "nobody".into());
+                        lead.owner = Some(rep.id.clone());
+                        lead.tried.push(rep.id.clone());
+                        if lead.team.is_none() {
+                            lead.team = team;
+                            lead.route = route;
+                        }
+                        work.log(
+                            &lead,
+                            now,
+                            "reassigned",
+                            Some(&rep.id),
+                            format!(
+                                "{reason}; reassigned from {from} to {} ({})",
+                                rep.name, decision.reason
+                            ),
+                        );
+                        alert_rep(
+                            program,
+                            &mut work,
+                            &lead,
+                            rep,
+                            Alert::Reassigned,
+                            step as i64 + 1,
+                            now,
+                        );
+                    }
+                    None => work.log(
+                        &lead,
+                        now,
+                        "escalated",
+                        None,
+                        format!("{reason}; nobody left to reassign to ({})", decision.reason),
+                    ),
+                }
+            }
+            Escalate::Manager => {
+                alert_manager(program, &mut work, &lead, &reason, step as i64 + 1, now)
+            }
+        }
+        lead.sla_step += 1;
+        let owner = lead.owner.as_deref().and_then(|o| sales.rep(o));
+        lead.due_at = sales.escalation_due(step + 1, lead.created_at, owner);
+        lead.timers_touched(&mut work);
+        tx.save_lead(&lead).await?;
+    }
+    let touched = work.flush(tx).await?;
+    Ok((n, touched))
+}

@@ -1,0 +1,364 @@
+//! SQLite's speed-to-lead statements. One writer connection owns the database, so the transaction is the lock
+//! routing and escalation need.
+
+use super::{json_rows, parse_ts, ts, uuid, SqliteTx};
+use crate::ingest::ItemError;
+use crate::sales::{AttemptRow, LeadLog, LeadState, SalesTx};
+use crate::StoreError;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use pronto_domain::{ContactId, LeadId, WorkspaceId};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+
+pub(super) const LEAD_COLUMNS: &str = "id, workspace_id, contact_id, created_at, name, email, phone, company, \
+    message, source, form, fields, owner, team, route, status, sla_deadline, sla_step, due_at, tried, promised_at, \
+    claimed_at, claimed_by, first_contact_at, replied_at, outcome, closed_at";
+
+fn opt_ts(row: &SqliteRow, i: usize) -> Result<Option<DateTime<Utc>>, StoreError> {
+    row.try_get::<Option<String>, _>(i)?
+        .map(|s| parse_ts(&s))
+        .transpose()
+}
+
+pub(super) fn lead_state(r: &SqliteRow) -> Result<LeadState, StoreError> {
+    let json = |i: usize| -> Result<serde_json::Value, StoreError> {
+        serde_json::from_str(&r.try_get::<String, _>(i)?)
+            .map_err(|e| StoreError::Corrupt(format!("json: {e}")))
+    };
+    Ok(LeadState {
+        id: uuid(&r.try_get::<String, _>(0)?)?,
+        workspace_id: uuid(&r.try_get::<String, _>(1)?)?,
+        contact_id: uuid(&r.try_get::<String, _>(2)?)?,
+        created_at: parse_ts(&r.try_get::<String, _>(3)?)?,
+        name: r.try_get(4)?,
+        email: r.try_get(5)?,
+        phone: r.try_get(6)?,
+        company: r.try_get(7)?,
+        message: r.try_get(8)?,
+        source: r.try_get(9)?,
+        form: r.try_get(10)?,
+        fields: json(11)?,
+        owner: r.try_get(12)?,
+        team: r.try_get(13)?,
+        route: r.try_get(14)?,
+        status: r.try_get(15)?,
+        sla_deadline: opt_ts(r, 16)?,
+        sla_step: r.try_get(17)?,
+        due_at: opt_ts(r, 18)?,
+        tried: serde_json::from_value(json(19)?).unwrap_or_default(),
+        promised_at: opt_ts(r, 20)?,
+        claimed_at: opt_ts(r, 21)?,
+        claimed_by: r.try_get(22)?,
+        first_contact_at: opt_ts(r, 23)?,
+        replied_at: opt_ts(r, 24)?,
+        outcome: r.try_get(25)?,
+        closed_at: opt_ts(r, 26)?,
+    })
+}
+
+pub(super) async fn lead_by_id(
+    c: &mut SqliteConnection,
+    ws: WorkspaceId,
+    id: LeadId,
+) -> Result<Option<LeadState>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {LEAD_COLUMNS} FROM leads WHERE id = ?1 AND workspace_id = ?2"
+    ))
+    .bind(id.to_string())
+    .bind(ws.to_string())
+    .fetch_optional(c)
+    .await?;
+    row.map(|r| lead_state(&r)).transpose()
+}
+
+#[async_trait]
+impl SalesTx for SqliteTx {
+    async fn lead_for_update(
+        &mut self,
+        ws: WorkspaceId,
+        id: LeadId,
+    ) -> Result<Option<LeadState>, ItemError> {
+        Ok(lead_by_id(&mut *self.0, ws, id).await?)
+    }
+
+    async fn latest_lead(
+        &mut self,
+        ws: WorkspaceId,
+        contact: ContactId,
+        except: Option<LeadId>,
+    ) -> Result<Option<LeadState>, ItemError> {
+        let row = sqlx::query(&format!(
+            "SELECT {LEAD_COLUMNS} FROM leads WHERE contact_id = ?1 AND workspace_id = ?2 AND id <> ?3 \
+             ORDER BY created_at DESC, id DESC LIMIT 1"
+        ))
+        .bind(contact.to_string())
+        .bind(ws.to_string())
+        .bind(except.map(|e| e.to_string()).unwrap_or_default())
+        .fetch_optional(&mut *self.0)
+        .await?;
+        Ok(row.map(|r| lead_state(&r)).transpose()?)
+    }
+
+    async fn save_lead(&mut self, l: &LeadState) -> Result<(), ItemError> {
+        sqlx::query(
+            "UPDATE leads SET owner = ?2, team = ?3, route = ?4, status = ?5, sla_deadline = ?6, sla_step = ?7, \
+             due_at = ?8, tried = ?9, promised_at = ?10, claimed_at = ?11, claimed_by = ?12, first_contact_at = ?13, \
+             replied_at = ?14, outcome = ?15, closed_at = ?16 WHERE id = ?1",
+        )
+        .bind(l.id.to_string())
+        .bind(&l.owner)
+        .bind(&l.team)
+        .bind(&l.route)
+        .bind(&l.status)
+        .bind(l.sla_deadline.map(ts))
+        .bind(l.sla_step)
+        .bind(l.due_at.map(ts))
+        .bind(json_rows(&l.tried)?)
+        .bind(l.promised_at.map(ts))
+        .bind(l.claimed_at.map(ts))
+        .bind(&l.claimed_by)
+        .bind(l.first_contact_at.map(ts))
+        .bind(l.replied_at.map(ts))
+        .bind(&l.outcome)
+        .bind(l.closed_at.map(ts))
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn lock_team(
+        &mut self,
+        ws: WorkspaceId,
+        team: &str,
+        reps: &[String],
+    ) -> Result<Vec<(String, i64, i64)>, ItemError> {
+        let rows = sqlx::query(
+            "SELECT rep, assigned, last_seq FROM route_state WHERE workspace_id = ?1 AND team = ?2 \
+             AND rep IN (SELECT value FROM json_each(?3))",
+        )
+        .bind(ws.to_string())
+        .bind(team)
+        .bind(json_rows(&reps)?)
+        .fetch_all(&mut *self.0)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));
+        }
+        Ok(out)
+    }
+
+    async fn bump_team(
+        &mut self,
+        ws: WorkspaceId,
+        team: &str,
+        rep: &str,
+        seq: i64,
+    ) -> Result<(), ItemError> {
+        sqlx::query(
+            "INSERT INTO route_state (workspace_id, team, rep, assigned, last_seq) VALUES (?1, ?2, ?3, 1, ?4) \
+             ON CONFLICT (workspace_id, team, rep) DO UPDATE SET assigned = assigned + 1, last_seq = ?4",
+        )
+        .bind(ws.to_string())
+        .bind(team)
+        .bind(rep)
+        .bind(seq)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn away_flags(&mut self, ws: WorkspaceId) -> Result<Vec<(String, bool)>, ItemError> {
+        Ok(away_flags(&mut *self.0, ws).await?)
+    }
+
+    async fn open_counts(
+        &mut self,
+        ws: WorkspaceId,
+        reps: &[String],
+    ) -> Result<Vec<(String, i64)>, ItemError> {
+        Ok(open_counts(&mut *self.0, ws, reps).await?)
+    }
+
+    async fn insert_lead_logs(&mut self, rows: &[LeadLog]) -> Result<(), ItemError> {
+        let rows: Vec<(String, String, &str, Option<&str>, &str)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.lead.to_string(),
+                    ts(r.at),
+                    r.kind.as_str(),
+                    r.rep.as_deref(),
+                    r.detail.as_str(),
+                )
+            })
+            .collect();
+        sqlx::query(
+            "INSERT INTO lead_log (lead_id, at, kind, rep, detail) SELECT value ->> 0, value ->> 1, value ->> 2, \
+             value ->> 3, value ->> 4 FROM json_each(?1)",
+        )
+        .bind(json_rows(&rows)?)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_attempt(&mut self, ws: WorkspaceId, a: &AttemptRow) -> Result<(), ItemError> {
+        sqlx::query(
+            "INSERT INTO attempts (id, workspace_id, lead_id, rep, channel, outcome, note, at, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+        )
+        .bind(a.id.to_string())
+        .bind(ws.to_string())
+        .bind(a.lead.to_string())
+        .bind(&a.rep)
+        .bind(&a.channel)
+        .bind(&a.outcome)
+        .bind(&a.note)
+        .bind(ts(a.at))
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn due_leads(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<LeadState>, ItemError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {LEAD_COLUMNS} FROM leads WHERE due_at IS NOT NULL AND due_at <= ?1 ORDER BY due_at LIMIT ?2"
+        ))
+        .bind(ts(now))
+        .bind(limit)
+        .fetch_all(&mut *self.0)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(lead_state(&r)?);
+        }
+        Ok(out)
+    }
+}
+
+pub(super) async fn away_flags(
+    c: &mut SqliteConnection,
+    ws: WorkspaceId,
+) -> Result<Vec<(String, bool)>, StoreError> {
+    let rows = sqlx::query("SELECT rep, away FROM rep_state WHERE workspace_id = ?1")
+        .bind(ws.to_string())
+        .fetch_all(c)
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        out.push((r.try_get(0)?, r.try_get::<i64, _>(1)? != 0));
+    }
+    Ok(out)
+}
+
+pub(super) async fn open_counts(
+    c: &mut SqliteConnection,
+    ws: WorkspaceId,
+    reps: &[String],
+) -> Result<Vec<(String, i64)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT owner, count(*) FROM leads WHERE owner IN (SELECT value FROM json_each(?1)) \
+         AND status IN ('open', 'claimed', 'contacted') AND workspace_id = ?2 GROUP BY owner",
+    )
+    .bind(serde_json::to_string(reps).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+    .bind(ws.to_string())
+    .fetch_all(c)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        out.push((r.try_get(0)?, r.try_get(1)?));
+    }
+    Ok(out)
+}
+
+pub(super) async fn lead_view(
+    c: &mut SqliteConnection,
+    ws: WorkspaceId,
+    id: LeadId,
+) -> Result<Option<crate::LeadView>, StoreError> {
+    let Some(lead) = lead_by_id(&mut *c, ws, id).await? else {
+        return Ok(None);
+    };
+    let rows =
+        sqlx::query("SELECT at, kind, rep, detail FROM lead_log WHERE lead_id = ?1 ORDER BY id")
+            .bind(id.to_string())
+            .fetch_all(&mut *c)
+            .await?;
+    let mut log = Vec::with_capacity(rows.len());
+    for r in rows {
+        log.push(LeadLog {
+            lead: id,
+            at: parse_ts(&r.try_get::<String, _>(0)?)?,
+            kind: r.try_get(1)?,
+            rep: r.try_get(2)?,
+            detail: r.try_get(3)?,
+        });
+    }
+    let rows = sqlx::query(
+        "SELECT id, rep, channel, outcome, note, at FROM attempts WHERE lead_id = ?1 ORDER BY at, id",
+    )
+    .bind(id.to_string())
+    .fetch_all(&mut *c)
+    .await?;
+    let mut attempts = Vec::with_capacity(rows.len());
+    for r in rows {
+        attempts.push(AttemptRow {
+            id: uuid(&r.try_get::<String, _>(0)?)?,
+            lead: id,
+            rep: r.try_get(1)?,
+            channel: r.try_get(2)?,
+            outcome: r.try_get(3)?,
+            note: r.try_get(4)?,
+            at: parse_ts(&r.try_get::<String, _>(5)?)?,
+        });
+    }
+    Ok(Some(crate::LeadView {
+        lead,
+        log,
+        attempts,
+    }))
+}
+
+pub(super) async fn leads_between(
+    c: &mut SqliteConnection,
+    ws: WorkspaceId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<LeadState>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {LEAD_COLUMNS} FROM leads WHERE workspace_id = ?1 AND created_at >= ?2 AND created_at < ?3 \
+         ORDER BY created_at"
+    ))
+    .bind(ws.to_string())
+    .bind(ts(from))
+    .bind(ts(to))
+    .fetch_all(c)
+    .await?;
+    rows.iter().map(lead_state).collect()
+}
+
+pub(super) async fn set_away(
+    c: &mut SqliteConnection,
+    ws: WorkspaceId,
+    rep: &str,
+    away: bool,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO rep_state (workspace_id, rep, away, updated_at) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (workspace_id, rep) DO UPDATE SET away = ?3, updated_at = ?4",
+    )
+    .bind(ws.to_string())
+    .bind(rep)
+    .bind(away)
+    .bind(ts(now))
+    .execute(c)
+    .await?;
+    Ok(())
+}
