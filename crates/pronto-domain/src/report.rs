@@ -16,6 +16,21 @@ pub struct LeadTiming {
     /// The first logged human contact attempt.
     pub first_contact: Option<DateTime<Utc>>,
     pub won: bool,
+    /// The SLA deadline, when the lead had one.
+    pub deadline: Option<DateTime<Utc>>,
+    /// What stopped the SLA clock first: a claim or the first contact.
+    pub responded: Option<DateTime<Utc>>,
+}
+
+impl LeadTiming {
+    /// Whether the SLA was missed: answered after its deadline, or not answered and the deadline has passed.
+    pub fn breached(&self, now: DateTime<Utc>) -> bool {
+        match (self.deadline, self.responded) {
+            (Some(d), Some(r)) => r > d,
+            (Some(d), None) => now > d,
+            (None, _) => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -77,6 +92,8 @@ pub struct SpeedReport {
     pub mean_response_secs: Option<f64>,
     pub median_response_secs: Option<f64>,
     pub p90_response_secs: Option<f64>,
+    /// Leads whose SLA was missed (see [`LeadTiming::breached`]).
+    pub sla_breaches: usize,
 }
 
 /// The nearest-rank percentile of sorted values (`q` in 0..=1).
@@ -132,6 +149,7 @@ pub fn speed_report(leads: &[LeadTiming], now: DateTime<Utc>) -> SpeedReport {
         mean_response_secs: mean,
         median_response_secs: percentile(&waits, 0.5),
         p90_response_secs: percentile(&waits, 0.9),
+        sla_breaches: leads.iter().filter(|l| l.breached(now)).count(),
     }
 }
 
@@ -149,6 +167,8 @@ mod tests {
             created,
             first_contact: after_secs.map(|s| created + Duration::seconds(s)),
             won,
+            deadline: Some(created + Duration::minutes(5)),
+            responded: after_secs.map(|s| created + Duration::seconds(s)),
         };
         let leads = vec![
             lead(Some(60), true),      // 1 min
@@ -162,7 +182,9 @@ mod tests {
                 created: now - Duration::minutes(2),
                 first_contact: None,
                 won: false,
-            }, // open
+                deadline: Some(now + Duration::minutes(3)),
+                responded: None,
+            }, // open, its SLA still running
         ];
         let r = speed_report(&leads, now);
         let counts: Vec<(Bucket, usize)> = r.buckets.iter().map(|b| (b.bucket, b.leads)).collect();
@@ -191,6 +213,8 @@ mod tests {
         );
         assert_eq!(r.median_response_secs, Some(301.0));
         assert_eq!(r.p90_response_secs, Some(90000.0));
+        // Answered after 5 min (301 s, 1 h, 2 h, 25 h) or never: five SLA breaches; the open lead has time.
+        assert_eq!(r.sla_breaches, 5);
     }
 
     #[test]

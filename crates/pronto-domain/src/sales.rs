@@ -16,7 +16,7 @@
 
 use crate::flow::{duration, local_time, next_local, Days};
 use chrono::{DateTime, Datelike, Duration as Span, NaiveTime, Utc};
-use chrono_tz::Tz;
+pub use chrono_tz::Tz;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::Duration;

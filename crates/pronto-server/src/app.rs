@@ -77,7 +77,18 @@ impl App {
             .as_deref()
             .map(pronto_channels::email::SmtpSender::from_url)
             .transpose()?;
-        let workers = Workers::start(store.clone(), clock.clone(), smtp);
+        let webhook_secret = store.secret("webhooks").await.map_err(fail)?;
+        let channels = crate::workers::Channels {
+            smtp,
+            sms: settings
+                .sms
+                .clone()
+                .map(pronto_channels::sms::SmsSender::new),
+            webhook: Some(pronto_channels::webhook::WebhookSender::new(
+                &webhook_secret,
+            )),
+        };
+        let workers = Workers::start(store.clone(), clock.clone(), channels);
         let (routes, api) = routes::router();
         let state = AppState {
             service: Arc::new(Service::new(store, clock, ws, &settings, secret)),

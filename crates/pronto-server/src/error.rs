@@ -22,6 +22,8 @@ pub enum ApiError {
     BadWriteKey,
     #[error("missing or unknown admin key (send `Authorization: Bearer <admin key>`)")]
     BadAdminKey,
+    #[error("the request's signature is missing or wrong")]
+    BadSignature,
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("unsupported content encoding `{0}` (send identity or gzip)")]
@@ -67,6 +69,7 @@ impl ApiError {
             Self::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
             Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             Self::BadWriteKey | Self::BadAdminKey => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::BadSignature => (StatusCode::FORBIDDEN, "bad_signature"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::UnsupportedEncoding(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_encoding")

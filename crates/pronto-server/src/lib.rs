@@ -24,6 +24,7 @@ pub mod error;
 pub mod extract;
 pub mod keys;
 pub mod routes;
+pub mod sales;
 pub mod service;
 pub mod state;
 pub mod telemetry;

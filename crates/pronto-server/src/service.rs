@@ -20,7 +20,9 @@ pub struct Service {
     /// The workspace public forms belong to.
     pub default_workspace: WorkspaceId,
     keys: KeyCache,
-    opts: ParseOptions,
+    pub(crate) opts: ParseOptions,
+    /// The SMS provider's auth token: inbound webhooks are signed with it.
+    pub(crate) sms_token: Option<String>,
     max_event_bytes: usize,
     /// What the configuration was loaded from, to load it again on a reload.
     overrides: crate::config::Overrides,
@@ -77,6 +79,7 @@ impl Service {
             opts: ParseOptions {
                 region: settings.region,
             },
+            sms_token: settings.sms.as_ref().map(|c| c.auth_token.clone()),
             max_event_bytes: settings.max_event_bytes,
             overrides: settings.overrides.clone(),
             link_secret,
@@ -214,6 +217,11 @@ impl Service {
         self.workspace_for(KeyKind::Admin, key).await
     }
 
+    /// The workspace of a write key (inbound webhooks send it like the Segment libraries do).
+    pub async fn write_key(&self, key: Option<&str>) -> Result<WorkspaceId, ApiError> {
+        self.workspace_for(KeyKind::Write, key).await
+    }
+
     /// A write key from the Authorization header wins; otherwise the body's `writeKey`.
     async fn writer(&self, header_key: Option<&str>, body: &[u8]) -> Result<WorkspaceId, ApiError> {
         match header_key {
@@ -225,7 +233,7 @@ impl Service {
         }
     }
 
-    async fn commit(
+    pub(crate) async fn commit(
         &self,
         ws: WorkspaceId,
         items: Vec<IngestItem>,
@@ -323,7 +331,7 @@ impl Service {
             .map(Some)
     }
 
-    async fn lead(
+    pub(crate) async fn lead(
         &self,
         ws: WorkspaceId,
         lead: Lead,

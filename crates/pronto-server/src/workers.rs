@@ -9,6 +9,8 @@
 
 use chrono::{DateTime, Utc};
 use pronto_channels::email::{Email, SmtpSender};
+use pronto_channels::sms::{Sms, SmsSender};
+use pronto_channels::webhook::{Webhook, WebhookSender};
 use pronto_channels::SendError;
 use pronto_domain::Clock;
 use pronto_store::{Delivery, OutMessage, Store};
@@ -36,6 +38,16 @@ pub const LEASE: Duration = Duration::from_secs(60);
 /// Temporary failures are retried this many times in all, then the message is marked failed.
 pub const MAX_ATTEMPTS: i64 = 10;
 
+/// Where messages go out. Without SMTP, emails go to the built-in dev mailbox; without an SMS provider, no SMS
+/// is queued in the first place.
+#[derive(Clone, Default)]
+pub struct Channels {
+    pub smtp: Option<SmtpSender>,
+    pub sms: Option<SmsSender>,
+    /// Signs webhooks (Standard Webhooks headers; Slack ignores them).
+    pub webhook: Option<WebhookSender>,
+}
+
 /// The running workers; [`Workers::stop`] lets each finish what it is doing and waits for them.
 pub struct Workers {
     stop: watch::Sender<bool>,
@@ -45,7 +57,7 @@ pub struct Workers {
 impl Workers {
     /// Starts the scheduler and the delivery worker. Without an SMTP sender, emails go to the built-in dev
     /// mailbox (marked sent with transport `mailbox`, readable at `GET /v1/messages`).
-    pub fn start(store: Arc<dyn Store>, clock: Arc<dyn Clock>, smtp: Option<SmtpSender>) -> Self {
+    pub fn start(store: Arc<dyn Store>, clock: Arc<dyn Clock>, channels: Channels) -> Self {
         let (stop, stopped) = watch::channel(false);
         // PostgreSQL claims with SKIP LOCKED, so two batches can fire in parallel (as two processes would);
         // SQLite has one writer, where a second loop would only wait for it.
@@ -53,7 +65,7 @@ impl Workers {
         let mut tasks: Vec<_> = (0..schedulers)
             .map(|_| tokio::spawn(scheduler(store.clone(), clock.clone(), stopped.clone())))
             .collect();
-        tasks.push(tokio::spawn(delivery(store, clock, smtp, stopped)));
+        tasks.push(tokio::spawn(delivery(store, clock, channels, stopped)));
         Self { stop, tasks }
     }
 
@@ -110,10 +122,11 @@ async fn scheduler(store: Arc<dyn Store>, clock: Arc<dyn Clock>, mut stop: watch
 async fn delivery(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-    smtp: Option<SmtpSender>,
+    channels: Channels,
     mut stop: watch::Receiver<bool>,
 ) {
     let shared = store.shared().clone();
+    let channels = Arc::new(channels);
     if store.backend() == "sqlite" {
         match store.release_claims(clock.now()).await {
             Ok(0) => {}
@@ -142,10 +155,10 @@ async fn delivery(
             let mut sends = JoinSet::new();
             let slots = Arc::new(tokio::sync::Semaphore::new(SEND_CONCURRENCY));
             for m in batch {
-                let (clock, smtp, slots) = (clock.clone(), smtp.clone(), slots.clone());
+                let (clock, channels, slots) = (clock.clone(), channels.clone(), slots.clone());
                 sends.spawn(async move {
                     let _slot = slots.acquire_owned().await;
-                    let outcome = deliver(&m, smtp.as_ref(), clock.now()).await;
+                    let outcome = deliver(&m, &channels, clock.now()).await;
                     let label = match &outcome {
                         Delivery::Sent { .. } => "sent",
                         Delivery::Retry { .. } => "retry",
@@ -159,7 +172,7 @@ async fn delivery(
             // message, while a crash between an SMTP server's 250 and the commit can repeat at most the
             // group and what is on the wire (same Message-ID, so the receiver recognises the repeat).
             // The dev mailbox sends nothing anywhere, so it records a whole round at once.
-            let group = if smtp.is_some() {
+            let group = if channels.smtp.is_some() {
                 RECORD_EVERY
             } else {
                 usize::MAX
@@ -192,29 +205,61 @@ async fn delivery(
 }
 
 /// One attempt at one message.
-async fn deliver(m: &OutMessage, smtp: Option<&SmtpSender>, now: DateTime<Utc>) -> Delivery {
-    if m.channel != "email" {
-        return Delivery::Failed {
-            error: format!("no {} channel is configured", m.channel),
-        };
-    }
-    let Some(smtp) = smtp else {
-        return Delivery::Sent {
-            transport: "mailbox",
-        };
+async fn deliver(m: &OutMessage, channels: &Channels, now: DateTime<Utc>) -> Delivery {
+    let (result, transport) = match m.channel.as_str() {
+        "email" => {
+            let Some(smtp) = &channels.smtp else {
+                return Delivery::Sent {
+                    transport: "mailbox",
+                };
+            };
+            let email = Email {
+                from: m.from.clone(),
+                to: m.to.clone(),
+                reply_to: m.reply_to.clone(),
+                subject: m.subject.clone(),
+                text: m.text.clone(),
+                html: m.html.clone(),
+                idempotency_key: m.idempotency_key.clone(),
+                list_unsubscribe: m.unsubscribe_url.clone(),
+            };
+            (smtp.send(&email).await, "smtp")
+        }
+        "sms" => {
+            let Some(sms) = &channels.sms else {
+                return Delivery::Failed {
+                    error: "no SMS provider is configured ([sms])".into(),
+                };
+            };
+            let text = Sms {
+                to: m.to.clone(),
+                body: m.text.clone(),
+            };
+            (sms.send(&text).await.map(|_| ()), "sms")
+        }
+        "webhook" => {
+            let Some(hooks) = &channels.webhook else {
+                return Delivery::Failed {
+                    error: "webhooks are not configured".into(),
+                };
+            };
+            let body =
+                serde_json::from_str(&m.text).unwrap_or(serde_json::Value::String(m.text.clone()));
+            let hook = Webhook {
+                url: m.to.clone(),
+                body,
+                idempotency_key: m.idempotency_key.clone(),
+            };
+            (hooks.send(&hook, now.timestamp()).await, "webhook")
+        }
+        other => {
+            return Delivery::Failed {
+                error: format!("no {other} channel exists"),
+            }
+        }
     };
-    let email = Email {
-        from: m.from.clone(),
-        to: m.to.clone(),
-        reply_to: m.reply_to.clone(),
-        subject: m.subject.clone(),
-        text: m.text.clone(),
-        html: m.html.clone(),
-        idempotency_key: m.idempotency_key.clone(),
-        list_unsubscribe: m.unsubscribe_url.clone(),
-    };
-    match smtp.send(&email).await {
-        Ok(()) => Delivery::Sent { transport: "smtp" },
+    match result {
+        Ok(()) => Delivery::Sent { transport },
         Err(SendError::Temporary(e)) if m.attempts < MAX_ATTEMPTS => Delivery::Retry {
             at: now + chrono::Duration::from_std(backoff(m.attempts)).unwrap_or_default(),
             error: e,

@@ -387,6 +387,9 @@ fn alert_rep(
     let ctx = message_context(program, lead, Some(rep), (kind.as_str(), ""), now);
     let mut sent = Vec::new();
     for ch in &rep.alerts {
+        if *ch == AlertChannel::Sms && !program.messages.sms {
+            continue;
+        }
         let (to, template) = match ch {
             AlertChannel::Email => (rep.email.clone(), "rep-alert"),
             AlertChannel::Sms => (rep.phone.clone(), "rep-alert-sms"),
@@ -462,6 +465,9 @@ fn alert_manager(
     ));
     let mut sent = Vec::new();
     for ch in &m.alerts {
+        if *ch == AlertChannel::Sms && !program.messages.sms {
+            continue;
+        }
         let to = match ch {
             AlertChannel::Email => m.email.clone(),
             AlertChannel::Sms => m.phone.clone(),

@@ -7,6 +7,7 @@ pub mod flows;
 pub mod ingest;
 pub mod leads;
 pub mod ops;
+pub mod sales;
 
 use crate::state::AppState;
 use axum::Router;
@@ -37,6 +38,16 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(flows::list_messages))
         .routes(routes!(flows::reload))
         .routes(routes!(flows::unsubscribe_page, flows::unsubscribe))
+        .routes(routes!(sales::list_reps))
+        .routes(routes!(sales::patch_rep))
+        .routes(routes!(sales::get_lead))
+        .routes(routes!(sales::claim_lead))
+        .routes(routes!(sales::log_attempt))
+        .routes(routes!(sales::claim_page, sales::claim_by_link))
+        .routes(routes!(sales::speed_to_lead))
+        .routes(routes!(sales::inbound_sms))
+        .routes(routes!(sales::inbound_voice))
+        .routes(routes!(sales::inbound_email))
         .routes(routes!(ops::dashboard))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))

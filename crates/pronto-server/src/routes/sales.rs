@@ -1,0 +1,410 @@
+//! Speed to lead over HTTP: reps (admin), a lead's history, claims and contact attempts (admin, or a rep's
+//! signed link), the speed-to-lead report, and the inbound webhooks (Twilio-style SMS and voice, inbound
+//! email).
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Admin, Body, WriteKey};
+use crate::sales::{report_csv, AttemptRequest, RepList, SpeedToLead};
+use crate::state::AppState;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{OriginalUri, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use pronto_domain::{Identity, Invalid};
+use pronto_store::LeadView;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| Invalid::one("body", e.to_string()).into())
+}
+
+fn form_pairs(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
+    serde_urlencoded::from_bytes(body)
+        .map_err(|e| Invalid::one("body", format!("is not an urlencoded form: {e}")).into())
+}
+
+/// Configured reps with their live state (away, on duty, open leads) and the teams.
+#[utoipa::path(get, path = "/v1/reps", tag = "leads",
+    responses((status = 200, body = RepList), (status = 401, body = ErrorBody)),
+    security(("adminKey" = [])))]
+pub async fn list_reps(
+    State(s): State<AppState>,
+    Admin(ws): Admin,
+) -> Result<Json<RepList>, ApiError> {
+    Ok(Json(s.service.reps(ws).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RepPatch {
+    /// Away reps get no new leads (and no reassignments) until they are back.
+    pub away: bool,
+}
+
+/// Sets a rep's away flag.
+#[utoipa::path(patch, path = "/v1/reps/{id}", tag = "leads", request_body = RepPatch,
+    params(("id" = String, Path)),
+    responses((status = 200, body = RepList), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("adminKey" = [])))]
+pub async fn patch_rep(
+    State(s): State<AppState>,
+    Admin(ws): Admin,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Json<RepList>, ApiError> {
+    let patch: RepPatch = json_body(&body.0)?;
+    s.service.set_away(ws, &id, patch.away).await?;
+    Ok(Json(s.service.reps(ws).await?))
+}
+
+/// A lead with its owner, SLA state, every step taken on it (routed, alerted, acknowledged, escalated,
+/// claimed, attempts, replies) and its contact attempts.
+#[utoipa::path(get, path = "/v1/leads/{id}", tag = "leads",
+    params(("id" = String, Path, format = Uuid)),
+    responses((status = 200, body = Object), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("adminKey" = [])))]
+pub async fn get_lead(
+    State(s): State<AppState>,
+    Admin(ws): Admin,
+    Path(id): Path<String>,
+) -> Result<Json<LeadView>, ApiError> {
+    Ok(Json(s.service.lead_view(ws, &id).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRequest {
+    pub rep: String,
+}
+
+/// A rep takes the lead ("I'm on it"): it becomes theirs and its SLA clock stops. Idempotent.
+#[utoipa::path(post, path = "/v1/leads/{id}/claim", tag = "leads", request_body = ClaimRequest,
+    params(("id" = String, Path, format = Uuid)),
+    responses((status = 200, body = Object), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("adminKey" = [])))]
+pub async fn claim_lead(
+    State(s): State<AppState>,
+    Admin(ws): Admin,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Json<LeadView>, ApiError> {
+    let req: ClaimRequest = json_body(&body.0)?;
+    Ok(Json(s.service.claim(ws, &id, &req.rep).await?))
+}
+
+/// Logs a contact attempt and its outcome. The first attempt is the lead's first-contact time (what the
+/// speed-to-lead report measures) and stops the SLA clock; won, lost and not interested close the lead and
+/// end its cadence.
+#[utoipa::path(post, path = "/v1/leads/{id}/attempts", tag = "leads", request_body = AttemptRequest,
+    params(("id" = String, Path, format = Uuid)),
+    responses((status = 201, body = Object), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("adminKey" = [])))]
+pub async fn log_attempt(
+    State(s): State<AppState>,
+    Admin(ws): Admin,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<(StatusCode, Json<LeadView>), ApiError> {
+    let req: AttemptRequest = json_body(&body.0)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(s.service.attempt(ws, &id, req).await?),
+    ))
+}
+
+const PAGE: &str =
+    "<!doctype html><meta charset=utf-8><meta name=viewport content=\"width=device-width\">\
+<body style=\"font:18px/1.5 system-ui;max-width:32em;margin:3em auto;padding:0 1em\">";
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn lead_summary(v: &LeadView) -> String {
+    let l = &v.lead;
+    let mut out = format!(
+        "<h1>{}</h1>",
+        escape(
+            l.name
+                .as_deref()
+                .or(l.email.as_deref())
+                .or(l.phone.as_deref())
+                .unwrap_or("Lead")
+        )
+    );
+    if let Some(p) = &l.phone {
+        out.push_str(&format!(
+            "<p><a href=\"tel:{0}\" style=\"font-size:1.4em\">Call {0}</a></p>",
+            escape(p)
+        ));
+    }
+    if let Some(e) = &l.email {
+        out.push_str(&format!("<p><a href=\"mailto:{0}\">{0}</a></p>", escape(e)));
+    }
+    if let Some(m) = &l.message {
+        out.push_str(&format!("<blockquote>{}</blockquote>", escape(m)));
+    }
+    out
+}
+
+/// The page behind a rep's "I'm on it" link: the lead and one button. A GET claims nothing, because mail and
+/// chat link scanners open links; a claim made by a scanner would stop the SLA clock with nobody calling.
+#[utoipa::path(get, path = "/c/{workspace}/{lead}/{rep}/{token}", tag = "leads",
+    params(("workspace" = String, Path), ("lead" = String, Path), ("rep" = String, Path), ("token" = String, Path)),
+    responses((status = 200, description = "The lead and a claim button", content_type = "text/html"),
+              (status = 404, description = "The link is not valid or has expired", content_type = "text/html")))]
+pub async fn claim_page(
+    State(s): State<AppState>,
+    Path((ws, lead, rep, token)): Path<(String, String, String, String)>,
+) -> Response {
+    match s.service.check_claim_link(&ws, &lead, &rep, &token).await {
+        Ok(v) => {
+            let state = match (&v.lead.claimed_by, v.lead.claimed_at) {
+                (Some(by), Some(_)) if *by == rep => "<p>You are on it.</p>".to_string(),
+                (Some(by), Some(_)) => format!("<p>{} has already claimed this lead.</p>", escape(by)),
+                _ => format!(
+                    "<form method=post action=\"/c/{ws}/{lead}/{rep}/{token}\">\
+                     <button type=submit style=\"font-size:1.3em;padding:.6em 1.4em;background:#0a7;color:#fff;border:0;border-radius:8px\">I'm on it</button></form>"
+                ),
+            };
+            Html(format!(
+                "{PAGE}<title>Lead</title>{}{state}",
+                lead_summary(&v)
+            ))
+            .into_response()
+        }
+        Err(e) => (
+            StatusCode::NOT_FOUND,
+            Html(format!("{PAGE}<p>{}</p>", escape(&e))),
+        )
+            .into_response(),
+    }
+}
+
+/// The claim itself (the page's button): the lead becomes the rep's and its SLA clock stops.
+#[utoipa::path(post, path = "/c/{workspace}/{lead}/{rep}/{token}", tag = "leads",
+    params(("workspace" = String, Path), ("lead" = String, Path), ("rep" = String, Path), ("token" = String, Path)),
+    responses((status = 200, description = "Claimed (or already claimed)", content_type = "text/html"),
+              (status = 404, description = "The link is not valid or has expired", content_type = "text/html")))]
+pub async fn claim_by_link(
+    State(s): State<AppState>,
+    Path((ws, lead, rep, token)): Path<(String, String, String, String)>,
+) -> Response {
+    let v = match s.service.check_claim_link(&ws, &lead, &rep, &token).await {
+        Ok(v) => v,
+        Err(e) => {
+            return (
+                StatusCode::NOT_FOUND,
+                Html(format!("{PAGE}<p>{}</p>", escape(&e))),
+            )
+                .into_response()
+        }
+    };
+    match s.service.claim(v.lead.workspace_id, &lead, &rep).await {
+        Ok(v) => {
+            let note = match &v.lead.claimed_by {
+                Some(by) if *by != rep => {
+                    format!("<p>{} had already claimed this lead.</p>", escape(by))
+                }
+                _ => "<p><b>It's yours.</b> The clock has stopped; call now.</p>".to_string(),
+            };
+            Html(format!(
+                "{PAGE}<title>Claimed</title>{note}{}",
+                lead_summary(&v)
+            ))
+            .into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ReportQuery {
+    /// Start of the period (RFC 3339; default 30 days before `to`).
+    pub from: Option<DateTime<Utc>>,
+    /// End of the period, exclusive (default now).
+    pub to: Option<DateTime<Utc>>,
+    /// json (default) or csv.
+    pub format: Option<String>,
+}
+
+/// Speed to lead for a period, overall and by source, rep, team and hour of week: leads, the share first
+/// contacted within 5 min, 5-60 min, 1-24 h, over 24 h and never (leads under 24 h old and not yet
+/// contacted are `open`, kept apart), mean/median/p90 response time, SLA breaches, won-rate per bucket.
+#[utoipa::path(get, path = "/v1/reports/speed-to-lead", tag = "leads", params(ReportQuery),
+    responses((status = 200, body = SpeedToLead), (status = 200, description = "CSV", content_type = "text/csv"),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("adminKey" = [])))]
+pub async fn speed_to_lead(
+    State(s): State<AppState>,
+    Admin(ws): Admin,
+    q: Result<Query<ReportQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = q.map_err(|e| Invalid::one("query", e.body_text()))?;
+    let to = q.to.unwrap_or_else(|| s.service.clock.now());
+    let from = q.from.unwrap_or(to - chrono::Duration::days(30));
+    let report = s.service.speed_to_lead(ws, from, to).await?;
+    match q.format.as_deref() {
+        None | Some("json") => Ok(Json(report).into_response()),
+        Some("csv") => Ok((
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            report_csv(&report),
+        )
+            .into_response()),
+        Some(_) => Err(Invalid::one("format", "must be json or csv").into()),
+    }
+}
+
+/// The URL Twilio signed: the public URL plus the path and query the request came to.
+fn signed_url(s: &AppState, uri: &axum::http::Uri) -> String {
+    let base = s
+        .service
+        .store
+        .shared()
+        .program()
+        .messages
+        .public_url
+        .clone();
+    format!(
+        "{}{}",
+        base.trim_end_matches('/'),
+        uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+    )
+}
+
+fn twilio_checked(
+    s: &AppState,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    pairs: &[(String, String)],
+) -> Result<(), ApiError> {
+    let sig = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if s.service.twilio_signed(&signed_url(s, uri), pairs, sig) {
+        Ok(())
+    } else {
+        Err(ApiError::BadSignature)
+    }
+}
+
+fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+const TWIML: [(header::HeaderName, &str); 1] = [(header::CONTENT_TYPE, "text/xml; charset=utf-8")];
+
+/// Inbound SMS, Twilio's messaging webhook (form fields `From`, `Body`; `X-Twilio-Signature` checked with the
+/// [sms] auth token against `server.public_url` + this path). STOP, UNSUBSCRIBE, CANCEL, END, QUIT opt the
+/// sender out of every SMS; START, YES, UNSTOP opt back in; HELP, INFO get the help text; anything else is
+/// a reply: recorded on their latest lead, forwarded to its owner, and automated follow-up stops.
+#[utoipa::path(post, path = "/v1/inbound/sms", tag = "inbound",
+    request_body(content = std::collections::HashMap<String, String>, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "TwiML", content_type = "text/xml"),
+              (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn inbound_sms(
+    State(s): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let pairs = form_pairs(&body.0)?;
+    twilio_checked(&s, &uri, &headers, &pairs)?;
+    let from = field(&pairs, "From").ok_or_else(|| Invalid::one("From", "is required"))?;
+    let text = field(&pairs, "Body").unwrap_or("");
+    let twiml = s.service.inbound_sms(from, text).await?;
+    Ok((TWIML, twiml).into_response())
+}
+
+/// A call to the web-only number, Twilio's voice webhook (`From`, `To`, `CallSid`; signature checked as for
+/// SMS). Records a lead with source "web phone" (a retried webhook for the same call records nothing new),
+/// routed and alerted like any lead, and answers TwiML that connects the caller to the lead's owner.
+#[utoipa::path(post, path = "/v1/inbound/voice", tag = "inbound",
+    request_body(content = std::collections::HashMap<String, String>, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "TwiML", content_type = "text/xml"),
+              (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn inbound_voice(
+    State(s): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let pairs = form_pairs(&body.0)?;
+    twilio_checked(&s, &uri, &headers, &pairs)?;
+    let from = field(&pairs, "From").ok_or_else(|| Invalid::one("From", "is required"))?;
+    let call = field(&pairs, "CallSid").ok_or_else(|| Invalid::one("CallSid", "is required"))?;
+    let twiml = s
+        .service
+        .inbound_call(from, field(&pairs, "To"), call)
+        .await?;
+    Ok((TWIML, twiml).into_response())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct InboundEmail {
+    /// The sender (`Ann <ann@example.com>` or a bare address).
+    pub from: String,
+    pub subject: Option<String>,
+    /// The plain-text body.
+    pub text: Option<String>,
+}
+
+/// An inbound email from an inbound-mail webhook (JSON `{from, subject, text}`, or the same fields
+/// urlencoded; write key as for events). Recorded on the sender's latest lead, forwarded to its owner;
+/// automated follow-up stops.
+#[utoipa::path(post, path = "/v1/inbound/email", tag = "inbound", request_body = InboundEmail,
+    responses((status = 202, description = "Recorded"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("writeKey" = [])))]
+pub async fn inbound_email(
+    State(s): State<AppState>,
+    key: WriteKey,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let mail: InboundEmail = if form {
+        let pairs = form_pairs(&body.0)?;
+        InboundEmail {
+            from: field(&pairs, "from").unwrap_or_default().to_string(),
+            subject: field(&pairs, "subject").map(str::to_string),
+            text: field(&pairs, "text").map(str::to_string),
+        }
+    } else {
+        json_body(&body.0)?
+    };
+    let ws = s.service.write_key(key.0.as_deref()).await?;
+    let address = mail
+        .from
+        .rsplit_once('<')
+        .map(|(_, a)| a.trim_end_matches('>').trim())
+        .unwrap_or(mail.from.trim());
+    let email =
+        pronto_domain::Email::parse(address).map_err(|m| Invalid::one("from", m.to_string()))?;
+    let text = match (&mail.subject, &mail.text) {
+        (Some(sub), Some(t)) => format!("{sub}\n\n{t}"),
+        (Some(sub), None) => sub.clone(),
+        (None, Some(t)) => t.clone(),
+        (None, None) => String::new(),
+    };
+    s.service
+        .reply(ws, Identity::email(&email), "email", &text)
+        .await?;
+    Ok(StatusCode::ACCEPTED)
+}

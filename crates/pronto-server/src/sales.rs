@@ -1,0 +1,636 @@
+//! Speed to lead, the service layer: reps' status, claims and contact attempts, inbound replies and STOP,
+//! and the speed-to-lead report. Each lead action becomes an event on the lead's contact (`Lead Claimed`,
+//! `Lead Won`, `Lead Replied`, …) committed through the group commit with the action attached, so the
+//! store applies the action and the flows' exits in the same transaction.
+
+use crate::error::ApiError;
+use crate::service::Service;
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use pronto_domain::report::{speed_report, LeadTiming, SpeedReport};
+use pronto_domain::sales::{Outcome, ATTEMPT_CHANNELS, LEAD_CLAIMED, LEAD_REPLIED};
+use pronto_domain::{EventType, Identity, Invalid, LeadId, NewEvent, WorkspaceId};
+use pronto_store::{IngestItem, LeadAction, LeadState, LeadView};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use utoipa::ToSchema;
+
+/// A rep as configured, with its live state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RepView {
+    pub id: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    /// Whether alerts also go to a Slack-compatible webhook (the URL itself is a secret).
+    pub webhook: bool,
+    pub timezone: String,
+    /// `09:00-17:00 mon,tue,…`; absent: always on duty.
+    pub hours: Option<String>,
+    pub capacity: Option<u32>,
+    /// Channels alerts go to.
+    pub alerts: Vec<String>,
+    pub away: bool,
+    pub on_duty: bool,
+    /// Leads it owns that are not won or lost.
+    pub open_leads: i64,
+    /// Teams it belongs to.
+    pub teams: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TeamView {
+    pub id: String,
+    pub members: Vec<String>,
+    pub manager: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RepList {
+    pub reps: Vec<RepView>,
+    pub teams: Vec<TeamView>,
+}
+
+/// `POST /v1/leads/{id}/attempts`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttemptRequest {
+    /// The rep who made it (a configured rep id).
+    pub rep: Option<String>,
+    /// call, email or sms.
+    pub channel: String,
+    /// reached, no_answer, voicemail, won, lost, not_interested.
+    pub outcome: String,
+    pub note: Option<String>,
+    /// When it happened (default now); RFC 3339.
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// The speed-to-lead report for a period.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SpeedToLead {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    #[schema(value_type = Object)]
+    pub overall: SpeedReport,
+    /// Grouped by source, rep, team and hour of week (in the business's time zone).
+    pub groups: Vec<Group>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Group {
+    /// source, rep, team or hour_of_week.
+    pub by: String,
+    pub key: String,
+    #[schema(value_type = Object)]
+    pub report: SpeedReport,
+}
+
+fn timing(l: &LeadState) -> LeadTiming {
+    let responded = match (l.claimed_at, l.first_contact_at) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    LeadTiming {
+        created: l.created_at,
+        first_contact: l.first_contact_at,
+        won: l.status == "won",
+        deadline: l.sla_deadline,
+        responded,
+    }
+}
+
+impl Service {
+    fn sales(&self) -> std::sync::Arc<pronto_domain::program::Program> {
+        self.store.shared().program()
+    }
+
+    /// Every configured rep with its live state, and the teams.
+    pub async fn reps(&self, ws: WorkspaceId) -> Result<RepList, ApiError> {
+        let program = self.sales();
+        let sales = &program.sales;
+        let ids: Vec<String> = sales.reps.iter().map(|r| r.id.clone()).collect();
+        let status = self.store.rep_status(ws, &ids).await?;
+        let now = self.clock.now();
+        let reps = sales
+            .reps
+            .iter()
+            .map(|r| {
+                let away = status
+                    .away
+                    .iter()
+                    .find(|(id, _)| *id == r.id)
+                    .map(|(_, a)| *a)
+                    .unwrap_or(r.away);
+                RepView {
+                    id: r.id.clone(),
+                    name: r.name.clone(),
+                    email: r.email.clone(),
+                    phone: r.phone.clone(),
+                    webhook: r.webhook.is_some(),
+                    timezone: r.timezone.name().to_string(),
+                    hours: r.hours.map(|h| {
+                        let days: Vec<String> = [
+                            chrono::Weekday::Mon,
+                            chrono::Weekday::Tue,
+                            chrono::Weekday::Wed,
+                            chrono::Weekday::Thu,
+                            chrono::Weekday::Fri,
+                            chrono::Weekday::Sat,
+                            chrono::Weekday::Sun,
+                        ]
+                        .into_iter()
+                        .filter(|d| h.days.contains(*d))
+                        .map(|d| d.to_string().to_lowercase())
+                        .collect();
+                        format!(
+                            "{}-{} {}",
+                            h.start.format("%H:%M"),
+                            h.end.format("%H:%M"),
+                            days.join(",")
+                        )
+                    }),
+                    capacity: r.capacity,
+                    alerts: r.alerts.iter().map(|a| a.as_str().to_string()).collect(),
+                    away,
+                    on_duty: !away && r.on_duty(now),
+                    open_leads: status
+                        .open
+                        .iter()
+                        .find(|(id, _)| *id == r.id)
+                        .map(|(_, n)| *n)
+                        .unwrap_or(0),
+                    teams: sales
+                        .teams
+                        .iter()
+                        .filter(|t| t.members.iter().any(|(m, _)| *m == r.id))
+                        .map(|t| t.id.clone())
+                        .collect(),
+                }
+            })
+            .collect();
+        let teams = sales
+            .teams
+            .iter()
+            .map(|t| TeamView {
+                id: t.id.clone(),
+                members: t.members.iter().map(|(m, _)| m.clone()).collect(),
+                manager: t.manager.clone(),
+            })
+            .collect();
+        Ok(RepList { reps, teams })
+    }
+
+    /// Sets a rep's away flag: routing skips an away rep from the next lead on.
+    pub async fn set_away(&self, ws: WorkspaceId, rep: &str, away: bool) -> Result<(), ApiError> {
+        if self.sales().sales.rep(rep).is_none() {
+            return Err(ApiError::NotFound("rep"));
+        }
+        self.store.set_away(ws, rep, away, self.clock.now()).await?;
+        Ok(())
+    }
+
+    pub async fn lead_view(&self, ws: WorkspaceId, id: &str) -> Result<LeadView, ApiError> {
+        let id: LeadId = id
+            .parse()
+            .map_err(|_| Invalid::one("id", "is not a lead id (a UUID)"))?;
+        self.store
+            .lead(ws, id)
+            .await?
+            .ok_or(ApiError::NotFound("lead"))
+    }
+
+    /// Records an action on a lead as an event on its contact, with the action attached.
+    async fn act(
+        &self,
+        ws: WorkspaceId,
+        lead: &LeadState,
+        name: &str,
+        properties: Map<String, Value>,
+        action: LeadAction,
+    ) -> Result<(), ApiError> {
+        let identities: Vec<Identity> = lead
+            .email
+            .iter()
+            .filter_map(|e| pronto_domain::Email::parse(e).ok())
+            .map(|e| Identity::email(&e))
+            .chain(
+                lead.phone
+                    .iter()
+                    .filter_map(|p| pronto_domain::Phone::parse(p, self.opts.region).ok())
+                    .map(|p| Identity::phone(&p)),
+            )
+            .collect();
+        let event = NewEvent {
+            message_id: None,
+            kind: EventType::Track,
+            name: Some(name.to_string()),
+            user_id: None,
+            anonymous_id: None,
+            identities,
+            traits: Map::new(),
+            properties: properties.clone(),
+            timestamp: None,
+            payload: json!({"type": "track", "event": name, "properties": properties}),
+        };
+        self.commit(
+            ws,
+            vec![IngestItem {
+                event,
+                lead: None,
+                action: Some(action),
+            }],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// "I'm on it": the rep takes the lead and its SLA clock stops. Claiming a claimed lead changes nothing.
+    pub async fn claim(&self, ws: WorkspaceId, id: &str, rep: &str) -> Result<LeadView, ApiError> {
+        if self.sales().sales.rep(rep).is_none() {
+            return Err(Invalid::one("rep", format!("no rep `{rep}` is configured")).into());
+        }
+        let view = self.lead_view(ws, id).await?;
+        if view.lead.claimed_at.is_none() {
+            let mut props = Map::new();
+            props.insert("lead_id".into(), json!(view.lead.id));
+            props.insert("rep".into(), json!(rep));
+            let action = LeadAction::Claim {
+                lead: view.lead.id,
+                rep: rep.to_string(),
+            };
+            self.act(ws, &view.lead, LEAD_CLAIMED, props, action)
+                .await?;
+        }
+        self.lead_view(ws, id).await
+    }
+
+    /// Logs a contact attempt; the first one is the lead's first-contact time and stops the SLA clock; won,
+    /// lost and not interested close the lead and end its cadence.
+    pub async fn attempt(
+        &self,
+        ws: WorkspaceId,
+        id: &str,
+        req: AttemptRequest,
+    ) -> Result<LeadView, ApiError> {
+        let mut errors = Vec::new();
+        if !ATTEMPT_CHANNELS.contains(&req.channel.as_str()) {
+            errors.push(pronto_domain::FieldError::new(
+                "channel",
+                "must be call, email or sms",
+            ));
+        }
+        let outcome = Outcome::parse(&req.outcome);
+        if outcome.is_none() {
+            errors.push(pronto_domain::FieldError::new(
+                "outcome",
+                "must be reached, no_answer, voicemail, won, lost or not_interested",
+            ));
+        }
+        if let Some(r) = &req.rep {
+            if self.sales().sales.rep(r).is_none() {
+                errors.push(pronto_domain::FieldError::new(
+                    "rep",
+                    format!("no rep `{r}` is configured"),
+                ));
+            }
+        }
+        if req
+            .note
+            .as_ref()
+            .is_some_and(|n| n.chars().count() > 10_000)
+        {
+            errors.push(pronto_domain::FieldError::new(
+                "note",
+                "must be at most 10000 characters",
+            ));
+        }
+        let now = self.clock.now();
+        let at = req.at.unwrap_or(now);
+        if at > now + chrono::Duration::minutes(5) {
+            errors.push(pronto_domain::FieldError::new(
+                "at",
+                "must not be in the future",
+            ));
+        }
+        let (Some(outcome), true) = (outcome, errors.is_empty()) else {
+            return Err(Invalid(errors).into());
+        };
+        let view = self.lead_view(ws, id).await?;
+        let mut props = Map::new();
+        props.insert("lead_id".into(), json!(view.lead.id));
+        props.insert("rep".into(), json!(req.rep));
+        props.insert("channel".into(), json!(req.channel));
+        props.insert("outcome".into(), json!(outcome.as_str()));
+        let action = LeadAction::Attempt {
+            lead: view.lead.id,
+            rep: req.rep,
+            channel: req.channel,
+            outcome,
+            note: req.note,
+            at,
+        };
+        self.act(ws, &view.lead, outcome.event(), props, action)
+            .await?;
+        self.lead_view(ws, id).await
+    }
+
+    /// A reply from a lead (SMS or email): recorded on their latest lead, forwarded to its owner, and a
+    /// `Lead Replied` event that ends cadences.
+    pub async fn reply(
+        &self,
+        ws: WorkspaceId,
+        from: Identity,
+        channel: &str,
+        body: &str,
+    ) -> Result<(), ApiError> {
+        let mut props = Map::new();
+        props.insert("channel".into(), json!(channel));
+        props.insert(
+            "body".into(),
+            json!(body.chars().take(2_000).collect::<String>()),
+        );
+        let event = NewEvent {
+            message_id: None,
+            kind: EventType::Track,
+            name: Some(LEAD_REPLIED.into()),
+            user_id: None,
+            anonymous_id: None,
+            identities: vec![from],
+            traits: Map::new(),
+            properties: props.clone(),
+            timestamp: None,
+            payload: json!({"type": "track", "event": LEAD_REPLIED, "properties": props}),
+        };
+        self.commit(
+            ws,
+            vec![IngestItem {
+                event,
+                lead: None,
+                action: Some(LeadAction::Reply {
+                    channel: channel.into(),
+                    body: body.into(),
+                }),
+            }],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Sets or clears the contact's SMS opt-out (STOP / START), as an identify would.
+    async fn sms_consent(
+        &self,
+        ws: WorkspaceId,
+        from: Identity,
+        out: bool,
+    ) -> Result<(), ApiError> {
+        let now = self.clock.now();
+        let mut traits = Map::new();
+        traits.insert("sms_opt_out".into(), json!(out));
+        traits.insert(
+            if out {
+                "sms_opt_out_at"
+            } else {
+                "sms_opt_in_at"
+            }
+            .into(),
+            json!(now.to_rfc3339()),
+        );
+        let event = NewEvent {
+            message_id: None,
+            kind: EventType::Identify,
+            name: None,
+            user_id: None,
+            anonymous_id: None,
+            identities: vec![from],
+            traits: traits.clone(),
+            properties: Map::new(),
+            timestamp: None,
+            payload: json!({"type": "identify", "traits": traits}),
+        };
+        self.commit(ws, vec![event.into()]).await?;
+        Ok(())
+    }
+
+    /// An inbound SMS (Twilio's webhook form), its signature already checked. STOP-like keywords opt the sender
+    /// out of every SMS, START-like ones back in, HELP gets the help text; anything else is a reply. Answers
+    /// the TwiML body: carriers expect exactly one confirmation for STOP, START and HELP.
+    pub async fn inbound_sms(&self, from: &str, body: &str) -> Result<String, ApiError> {
+        use pronto_domain::keywords::{classify, SmsKeyword};
+        let phone = pronto_domain::Phone::parse(from, self.opts.region)
+            .map_err(|m| Invalid::one("From", m.to_string()))?;
+        let who = Identity::phone(&phone);
+        let ws = self.default_workspace;
+        let program = self.sales();
+        let sender = program
+            .messages
+            .from
+            .split('<')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .trim_matches('"')
+            .to_string();
+        let say = |text: String| {
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>{}</Message></Response>",
+                xml_escape(&text)
+            )
+        };
+        Ok(match classify(body) {
+            SmsKeyword::OptOut => {
+                self.sms_consent(ws, who, true).await?;
+                say(format!("{sender}: You are unsubscribed and will receive no more messages. Reply START to resubscribe."))
+            }
+            SmsKeyword::OptIn => {
+                self.sms_consent(ws, who, false).await?;
+                say(format!("{sender}: You are resubscribed. Reply STOP to unsubscribe, HELP for help."))
+            }
+            SmsKeyword::Help => say(format!(
+                "{sender}: Reply to this number to reach us. Reply STOP to unsubscribe. Msg&data rates may apply."
+            )),
+            SmsKeyword::Reply => {
+                self.reply(ws, who, "sms", body).await?;
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>".into()
+            }
+        })
+    }
+
+    /// Checks a rep's claim link and answers the lead it is for.
+    pub async fn check_claim_link(
+        &self,
+        ws: &str,
+        lead: &str,
+        rep: &str,
+        token: &str,
+    ) -> Result<LeadView, String> {
+        let invalid = || "This link is not valid.".to_string();
+        let ws: WorkspaceId = ws.parse().map_err(|_| invalid())?;
+        let id: LeadId = lead.parse().map_err(|_| invalid())?;
+        let program = self.sales();
+        pronto_store::check_claim(&program, ws, id, rep, token, self.clock.now().timestamp())
+            .map_err(|e| match e {
+                pronto_domain::claim::ClaimError::Expired => {
+                    "This link has expired; open the lead in pronto instead.".to_string()
+                }
+                pronto_domain::claim::ClaimError::Invalid => invalid(),
+            })?;
+        match self.store.lead(ws, id).await {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) => Err(invalid()),
+            Err(e) => Err(format!("Please try again in a moment ({e}).")),
+        }
+    }
+
+    /// A call to the web-only number: a lead with source "web phone" (the call's id makes a retried webhook
+    /// a no-op), routed and alerted like any other; the TwiML connects the caller to its owner.
+    pub async fn inbound_call(
+        &self,
+        from: &str,
+        to: Option<&str>,
+        call: &str,
+    ) -> Result<String, ApiError> {
+        let mut obj = Map::new();
+        obj.insert("phone".into(), json!(from));
+        obj.insert("source".into(), json!("web phone"));
+        if let Some(to) = to {
+            obj.insert("called".into(), json!(to));
+        }
+        let lead = pronto_domain::Lead::parse(&obj, self.opts.region)?;
+        let ws = self.default_workspace;
+        let done = self.lead(ws, lead, Some(format!("call:{call}"))).await?;
+        let owner_phone = match done.lead_id {
+            Some(id) => self
+                .store
+                .lead(ws, id)
+                .await?
+                .and_then(|v| v.lead.owner)
+                .and_then(|o| self.sales().sales.rep(&o).and_then(|r| r.phone.clone())),
+            None => None,
+        };
+        Ok(match owner_phone {
+            Some(p) => format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Dial>{}</Dial></Response>",
+                xml_escape(&p)
+            ),
+            None => "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Say>Thanks for calling. Someone will call you back shortly.</Say></Response>".into(),
+        })
+    }
+
+    /// Checks an inbound webhook's `X-Twilio-Signature` against the URL it was posted to.
+    pub fn twilio_signed(&self, url: &str, params: &[(String, String)], signature: &str) -> bool {
+        match &self.sms_token {
+            Some(token) => {
+                pronto_channels::sms::verify_twilio_signature(token, url, params, signature)
+            }
+            None => false,
+        }
+    }
+
+    /// The speed-to-lead report for leads that arrived in `[from, to)`.
+    pub async fn speed_to_lead(
+        &self,
+        ws: WorkspaceId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<SpeedToLead, ApiError> {
+        if from >= to {
+            return Err(Invalid::one("from", "must be before `to`").into());
+        }
+        let leads = self.store.leads_between(ws, from, to).await?;
+        let now = self.clock.now();
+        let tz = self.sales().sales.timezone;
+        let all: Vec<LeadTiming> = leads.iter().map(timing).collect();
+        let mut groups = Vec::new();
+        type KeyFn = fn(&LeadState, pronto_domain::sales::Tz) -> (u32, String);
+        let dims: [(&str, KeyFn); 4] = [
+            ("source", |l, _| {
+                (0, l.source.clone().unwrap_or_else(|| "(none)".into()))
+            }),
+            ("rep", |l, _| {
+                (0, l.owner.clone().unwrap_or_else(|| "(unassigned)".into()))
+            }),
+            ("team", |l, _| {
+                (0, l.team.clone().unwrap_or_else(|| "(none)".into()))
+            }),
+            ("hour_of_week", |l, tz| {
+                let t = l.created_at.with_timezone(&tz);
+                (
+                    t.weekday().num_days_from_monday() * 24 + t.hour(),
+                    t.format("%a %H:00").to_string(),
+                )
+            }),
+        ];
+        for (by, key) in dims {
+            let mut keyed: Vec<((u32, String), LeadTiming)> =
+                leads.iter().map(|l| (key(l, tz), timing(l))).collect();
+            keyed.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut i = 0;
+            while i < keyed.len() {
+                let k = keyed[i].0.clone();
+                let members: Vec<LeadTiming> = keyed[i..]
+                    .iter()
+                    .take_while(|(kk, _)| *kk == k)
+                    .map(|(_, t)| t.clone())
+                    .collect();
+                i += members.len();
+                groups.push(Group {
+                    by: by.into(),
+                    key: k.1,
+                    report: speed_report(&members, now),
+                });
+            }
+        }
+        Ok(SpeedToLead {
+            from,
+            to,
+            overall: speed_report(&all, now),
+            groups,
+        })
+    }
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The report as CSV: one row per group (and `overall`), one column per bucket's count and share.
+pub fn report_csv(r: &SpeedToLead) -> String {
+    use pronto_domain::report::Bucket;
+    let mut out = String::from("by,key,leads");
+    for b in Bucket::ALL {
+        let name = serde_json::to_value(b)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        out.push_str(&format!(",{name},{name}_share,{name}_won_rate"));
+    }
+    out.push_str(",mean_secs,median_secs,p90_secs,sla_breaches\n");
+    let row = |out: &mut String, by: &str, key: &str, rep: &SpeedReport| {
+        let field = |s: &str| {
+            if s.contains([',', '"', '\n']) {
+                format!("\"{}\"", s.replace('"', "\"\""))
+            } else {
+                s.to_string()
+            }
+        };
+        out.push_str(&format!("{},{},{}", field(by), field(key), rep.leads));
+        for b in &rep.buckets {
+            out.push_str(&format!(",{},{:.4},{:.4}", b.leads, b.share, b.won_rate));
+        }
+        let num = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_default();
+        out.push_str(&format!(
+            ",{},{},{},{}\n",
+            num(rep.mean_response_secs),
+            num(rep.median_response_secs),
+            num(rep.p90_response_secs),
+            rep.sla_breaches
+        ));
+    };
+    row(&mut out, "overall", "", &r.overall);
+    for g in &r.groups {
+        row(&mut out, &g.by, &g.key, &g.report);
+    }
+    out
+}

@@ -1,0 +1,146 @@
+//! The server under test: real HTTP on a free port, a throw-away database, an in-test SMTP server, and a
+//! [`ManualClock`] that tests move instead of sleeping.
+#![allow(dead_code)]
+
+use chrono::{DateTime, Duration, Utc};
+use pronto_channels::sink::SmtpSink;
+use pronto_domain::ManualClock;
+use pronto_server::config::{FileConfig, Overrides, Settings};
+use pronto_server::App;
+use pronto_store::testing::TestDb;
+use pronto_store::Shared;
+use reqwest::{Client, StatusCode};
+use serde_json::Value;
+use std::sync::Arc;
+
+pub const WRITE: &str = "pk_write_flows_test_key_0001";
+pub const ADMIN: &str = "pk_admin_flows_test_key_0001";
+
+pub struct Server {
+    pub base: String,
+    pub http: Client,
+    pub clock: Arc<ManualClock>,
+    pub shared: Arc<Shared>,
+    pub sink: Option<SmtpSink>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    _db: TestDb,
+}
+
+pub async fn start(backend: &str, smtp: bool, config: &str, t0: DateTime<Utc>) -> Server {
+    let db = TestDb::of(backend).await;
+    let sink = if smtp {
+        Some(SmtpSink::start().await.unwrap())
+    } else {
+        None
+    };
+    let overrides = Overrides {
+        database_url: Some(db.url.clone()),
+        listen: Some("127.0.0.1:0".into()),
+        write_key: Some(WRITE.into()),
+        admin_key: Some(ADMIN.into()),
+        smtp_url: sink.as_ref().map(SmtpSink::url),
+        ..Default::default()
+    };
+    let settings = Settings::resolve(
+        FileConfig::parse(config, "test").unwrap(),
+        overrides,
+        "example".into(),
+    )
+    .unwrap();
+    let clock = Arc::new(ManualClock::new(t0));
+    let app = App::build(settings.clone(), clock.clone()).await.unwrap();
+    let shared = app.state.service.store.shared().clone();
+    let listener = pronto_server::app::bind(settings.listen).await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(app.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    Server {
+        base,
+        http: Client::new(),
+        clock,
+        shared,
+        sink,
+        stop: Some(stop),
+        task: Some(task),
+        _db: db,
+    }
+}
+
+impl Server {
+    pub async fn track(&self, body: Value) {
+        let r = self
+            .http
+            .post(format!("{}/v1/track", self.base))
+            .basic_auth(WRITE, Some(""))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    }
+
+    pub async fn identify(&self, body: Value) {
+        let r = self
+            .http
+            .post(format!("{}/v1/identify", self.base))
+            .basic_auth(WRITE, Some(""))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+
+    pub async fn admin(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Moves time and wakes both workers.
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+        self.shared.timers.notify_one();
+        self.shared.outbox.notify_one();
+    }
+
+    /// Waits (bounded) until `check` holds for the messages `GET /v1/messages` lists.
+    pub async fn messages_until(&self, what: &str, check: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        for _ in 0..200 {
+            let m = self.admin("/v1/messages?limit=1000").await["messages"]
+                .as_array()
+                .unwrap()
+                .clone();
+            if check(&m) {
+                return m;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("timed out waiting for: {what}");
+    }
+
+    pub async fn flow(&self, id: &str) -> Value {
+        let flows = self.admin("/v1/flows").await;
+        flows["flows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == id)
+            .cloned()
+            .unwrap()
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap().unwrap();
+    }
+}

@@ -1,0 +1,330 @@
+//! Speed to lead end to end, over HTTP, on SQLite and PostgreSQL, against the shipped example config (two
+//! reps, one team, an SLA of 5 minutes with a realert → reassign → manager chain), emails delivered over a
+//! real SMTP conversation. Time is a [`pronto_domain::ManualClock`].
+
+use chrono::{DateTime, Duration, Utc};
+use common::{Server, ADMIN};
+use pronto_server::config::EXAMPLE_CONFIG;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+mod common;
+
+/// Tuesday 15:00 UTC: Ann (New York, 09-17) and Bo (Berlin, 08-18) are both on duty.
+fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-24T15:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+async fn start(backend: &str) -> Server {
+    common::start(backend, true, EXAMPLE_CONFIG, t0()).await
+}
+
+macro_rules! cases {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $case() { super::$case(super::start("sqlite").await).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $case() { super::$case(super::start("postgres").await).await } )*
+        }
+    };
+}
+
+cases!(
+    a_form_lead_alerts_the_rep_acknowledges_the_lead_escalates_on_time_and_a_claim_stops_the_clock,
+    an_away_rep_is_skipped_and_off_hours_leads_are_promised_the_next_shift,
+);
+
+impl Server {
+    async fn post_form(&self, fields: &[(&str, &str)]) {
+        let r = self
+            .http
+            .post(format!("{}/f/contact", self.base))
+            .form(fields)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    }
+
+    async fn admin_send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(ADMIN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The outbox messages to `to` whose text contains `needle`.
+    async fn mail_to(&self, to: &str, needle: &str) -> Value {
+        let m = self
+            .messages_until(&format!("a message to {to} with {needle:?}"), |m| {
+                m.iter()
+                    .any(|x| x["to"] == to && x["text"].as_str().unwrap().contains(needle))
+            })
+            .await;
+        m.into_iter()
+            .find(|x| x["to"] == to && x["text"].as_str().unwrap().contains(needle))
+            .unwrap()
+    }
+
+    /// Waits until the SMTP server has a message for `to` containing `needle`.
+    async fn delivered(&self, to: &str, needle: &str) -> String {
+        for _ in 0..200 {
+            if let Some(m) = self
+                .sink
+                .as_ref()
+                .unwrap()
+                .received()
+                .into_iter()
+                .find(|m| {
+                    m.contains(&format!("To: {to}"))
+                        && m.replace("=\r\n", "").replace("=\n", "").contains(needle)
+                })
+            {
+                return m;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("no delivered message to {to} with {needle:?}");
+    }
+}
+
+/// The alert's claim link, on the test server (links carry `server.public_url`, here the unbound :0).
+fn claim_link(s: &Server, text: &str) -> String {
+    let at = text
+        .find("I'm on it: ")
+        .expect("the alert has a claim link")
+        + "I'm on it: ".len();
+    let link = text[at..].split_whitespace().next().unwrap();
+    link.replace("http://127.0.0.1:0", &s.base)
+}
+
+async fn a_form_lead_alerts_the_rep_acknowledges_the_lead_escalates_on_time_and_a_claim_stops_the_clock(
+    s: Server,
+) {
+    s.post_form(&[
+        ("name", "Lee Lead"),
+        ("email", "lee@client.example"),
+        ("phone", "+1 212 555 0123"),
+        ("message", "Quote for 40 chairs?"),
+    ])
+    .await;
+    // Within a second: the on-duty rep's alert (round robin starts with Ann) and the lead's acknowledgement.
+    let alert = s
+        .mail_to("ann@example.com", "New lead for Ann: Lee Lead")
+        .await;
+    let text = alert["text"].as_str().unwrap();
+    assert!(text.contains("Call: tel:+12125550123"), "{text}");
+    assert!(text.contains("Quote for 40 chairs?"), "{text}");
+    let ack = s.mail_to("lee@client.example", "will contact you").await;
+    assert!(
+        ack["text"]
+            .as_str()
+            .unwrap()
+            .contains("Ann will contact you within 5 minutes"),
+        "{ack}"
+    );
+    assert_eq!(
+        ack["reply_to"], "ann@example.com",
+        "the lead's reply reaches the rep"
+    );
+    s.delivered("ann@example.com", "New lead").await;
+    s.delivered("lee@client.example", "within 5 minutes").await;
+
+    let ann_link = claim_link(&s, text);
+    let lead_id = ann_link.split('/').nth_back(2).unwrap().to_string();
+    let lead = s.admin(&format!("/v1/leads/{lead_id}")).await;
+    assert_eq!(lead["owner"], "ann", "{lead}");
+    assert_eq!(lead["status"], "open");
+    let kinds: Vec<&str> = lead["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["routed", "alerted", "acknowledged"], "{lead}");
+
+    // 4 minutes: nothing yet. 5: Ann is alerted again. 10: the lead goes to Bo.
+    s.advance(Duration::minutes(4));
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let before = s.admin("/v1/messages?limit=1000").await["messages"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(before, 2, "no escalation before the SLA runs out");
+    s.advance(Duration::minutes(1));
+    s.mail_to("ann@example.com", "STILL WAITING").await;
+    s.advance(Duration::minutes(5));
+    let to_bo = s.mail_to("bo@example.com", "REASSIGNED TO YOU").await;
+    s.delivered("bo@example.com", "REASSIGNED").await;
+    let lead = s.admin(&format!("/v1/leads/{lead_id}")).await;
+    assert_eq!(lead["owner"], "bo", "{lead}");
+    assert_eq!(lead["tried"], json!(["ann", "bo"]));
+
+    // Bo's link: the GET page claims nothing (link scanners open links), the button does.
+    let bo_link = claim_link(&s, to_bo["text"].as_str().unwrap());
+    let page = s.http.get(&bo_link).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("I'm on it</button>"));
+    assert!(s.admin(&format!("/v1/leads/{lead_id}")).await["claimed_at"].is_null());
+    // Ann's token does not work for Bo, nor Bo's for another lead.
+    let forged = ann_link.replace("/ann/", "/bo/");
+    assert_eq!(
+        s.http.post(&forged).send().await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    let other = bo_link.replace(&lead_id, "0190a000-0000-7000-8000-000000000000");
+    assert_eq!(
+        s.http.post(&other).send().await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    let done = s.http.post(&bo_link).send().await.unwrap();
+    assert_eq!(done.status(), StatusCode::OK);
+    assert!(done.text().await.unwrap().contains("It's yours"));
+    let lead = s.admin(&format!("/v1/leads/{lead_id}")).await;
+    assert_eq!(
+        (lead["claimed_by"].as_str(), lead["due_at"].is_null()),
+        (Some("bo"), true),
+        "{lead}"
+    );
+
+    // The manager step (20 min) never comes: the clock stopped.
+    s.advance(Duration::minutes(15));
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let after = s.admin("/v1/messages?limit=1000").await["messages"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(
+        after, 4,
+        "alert, ack, realert, reassignment; nothing for the manager"
+    );
+
+    // A logged call is the first contact (25 minutes after arrival).
+    let (status, lead) = s
+        .admin_send(
+            reqwest::Method::POST,
+            &format!("/v1/leads/{lead_id}/attempts"),
+            json!({"rep": "bo", "channel": "call", "outcome": "reached"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{lead}");
+    assert_eq!(
+        lead["first_contact_at"].as_str().unwrap(),
+        "2026-11-24T15:25:00Z"
+    );
+    assert_eq!(lead["status"], "contacted");
+    let (status, bad) = s
+        .admin_send(
+            reqwest::Method::POST,
+            &format!("/v1/leads/{lead_id}/attempts"),
+            json!({"channel": "fax", "outcome": "maybe"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let fields: Vec<&str> = bad["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["channel", "outcome"]);
+
+    let report = s
+        .admin("/v1/reports/speed-to-lead?from=2026-11-24T00:00:00Z&to=2026-11-25T00:00:00Z")
+        .await;
+    let buckets: Vec<(String, u64)> = report["overall"]["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["bucket"].as_str().unwrap().to_string(),
+                b["leads"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(buckets[1], ("within1_hour".to_string(), 1), "{report}");
+    assert_eq!(
+        report["overall"]["sla_breaches"], 1,
+        "claimed after 10 minutes, SLA 5"
+    );
+    let by_rep: Vec<&str> = report["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["by"] == "rep")
+        .map(|g| g["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(by_rep, ["bo"]);
+    let csv = s
+        .http
+        .get(format!(
+            "{}/v1/reports/speed-to-lead?from=2026-11-24T00:00:00Z&format=csv",
+            s.base
+        ))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.starts_with("by,key,leads,within5_min,"), "{csv}");
+    assert!(csv.lines().any(|l| l.starts_with("rep,bo,1,0,")), "{csv}");
+    s.stop().await;
+}
+
+async fn an_away_rep_is_skipped_and_off_hours_leads_are_promised_the_next_shift(s: Server) {
+    let (status, reps) = s
+        .admin_send(
+            reqwest::Method::PATCH,
+            "/v1/reps/ann",
+            json!({"away": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(reps["reps"][0]["away"], true, "{reps}");
+    s.post_form(&[("email", "one@client.example")]).await;
+    s.mail_to("bo@example.com", "New lead for Bo").await;
+
+    // Saturday 03:00 UTC: nobody works weekends. Bo's shift starts first (Monday 08:00 Berlin = 07:00 UTC,
+    // Ann's 09:00 New York = 14:00 UTC), so Bo gets the lead, and the lead (no time zone of its own: the
+    // business's, New York) is promised Monday after 2:00, Bo's start in New York time.
+    s.admin_send(
+        reqwest::Method::PATCH,
+        "/v1/reps/ann",
+        json!({"away": false}),
+    )
+    .await;
+    s.clock.set(
+        DateTime::parse_from_rfc3339("2026-11-28T03:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc),
+    );
+    s.post_form(&[("email", "two@client.example")]).await;
+    let ack = s.mail_to("two@client.example", "will contact you").await;
+    assert!(
+        ack["text"]
+            .as_str()
+            .unwrap()
+            .contains("Bo will contact you on Monday after 2:00"),
+        "{ack}"
+    );
+    s.stop().await;
+}
