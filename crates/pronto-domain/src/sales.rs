@@ -789,7 +789,9 @@ impl Sales {
             .filter(|m| !m.away && !s.exclude.contains(&m.rep))
             .filter_map(|m| {
                 let rep = self.rep(&m.rep)?;
-                (!rep.capacity.is_some_and(|c| m.open >= c)).then(|| (rep.next_start(s.now), m))
+                rep.capacity
+                    .is_none_or(|c| m.open < c)
+                    .then(|| (rep.next_start(s.now), m))
             })
             .min_by(|a, b| a.0.cmp(&b.0).then(a.1.last_seq.cmp(&b.1.last_seq)));
         if let Some((at, m)) = next {
@@ -1183,7 +1185,8 @@ mod tests {
                 rep("cy", "UTC", None),
             ]
         };
-        let cases: Vec<(Strategy, usize, Vec<(&str, usize)>)> = vec![
+        type Case = (Strategy, usize, Vec<(&'static str, usize)>);
+        let cases: Vec<Case> = vec![
             (
                 Strategy::RoundRobin,
                 9,

@@ -537,55 +537,70 @@ impl Service {
             return Err(Invalid::one("from", "must be before `to`").into());
         }
         let leads = self.store.leads_between(ws, from, to).await?;
-        let now = self.clock.now();
-        let tz = self.sales().sales.timezone;
-        let all: Vec<LeadTiming> = leads.iter().map(timing).collect();
-        let mut groups = Vec::new();
-        type KeyFn = fn(&LeadState, pronto_domain::sales::Tz) -> (u32, String);
-        let dims: [(&str, KeyFn); 4] = [
-            ("source", |l, _| {
-                (0, l.source.clone().unwrap_or_else(|| "(none)".into()))
-            }),
-            ("rep", |l, _| {
-                (0, l.owner.clone().unwrap_or_else(|| "(unassigned)".into()))
-            }),
-            ("team", |l, _| {
-                (0, l.team.clone().unwrap_or_else(|| "(none)".into()))
-            }),
-            ("hour_of_week", |l, tz| {
-                let t = l.created_at.with_timezone(&tz);
-                (
-                    t.weekday().num_days_from_monday() * 24 + t.hour(),
-                    t.format("%a %H:00").to_string(),
-                )
-            }),
-        ];
-        for (by, key) in dims {
-            let mut keyed: Vec<((u32, String), LeadTiming)> =
-                leads.iter().map(|l| (key(l, tz), timing(l))).collect();
-            keyed.sort_by(|a, b| a.0.cmp(&b.0));
-            let mut i = 0;
-            while i < keyed.len() {
-                let k = keyed[i].0.clone();
-                let members: Vec<LeadTiming> = keyed[i..]
-                    .iter()
-                    .take_while(|(kk, _)| *kk == k)
-                    .map(|(_, t)| t.clone())
-                    .collect();
-                i += members.len();
-                groups.push(Group {
-                    by: by.into(),
-                    key: k.1,
-                    report: speed_report(&members, now),
-                });
-            }
-        }
-        Ok(SpeedToLead {
+        Ok(build_report(
+            &leads,
             from,
             to,
-            overall: speed_report(&all, now),
-            groups,
-        })
+            self.clock.now(),
+            self.sales().sales.timezone,
+        ))
+    }
+}
+
+/// The report over `leads` (those that arrived in `[from, to)`), as of `now`; hour of week in `tz`.
+pub fn build_report(
+    leads: &[LeadState],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    now: DateTime<Utc>,
+    tz: pronto_domain::sales::Tz,
+) -> SpeedToLead {
+    let all: Vec<LeadTiming> = leads.iter().map(timing).collect();
+    let mut groups = Vec::new();
+    type KeyFn = fn(&LeadState, pronto_domain::sales::Tz) -> (u32, String);
+    let dims: [(&str, KeyFn); 4] = [
+        ("source", |l, _| {
+            (0, l.source.clone().unwrap_or_else(|| "(none)".into()))
+        }),
+        ("rep", |l, _| {
+            (0, l.owner.clone().unwrap_or_else(|| "(unassigned)".into()))
+        }),
+        ("team", |l, _| {
+            (0, l.team.clone().unwrap_or_else(|| "(none)".into()))
+        }),
+        ("hour_of_week", |l, tz| {
+            let t = l.created_at.with_timezone(&tz);
+            (
+                t.weekday().num_days_from_monday() * 24 + t.hour(),
+                t.format("%a %H:00").to_string(),
+            )
+        }),
+    ];
+    for (by, key) in dims {
+        let mut keyed: Vec<((u32, String), LeadTiming)> =
+            leads.iter().map(|l| (key(l, tz), timing(l))).collect();
+        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut i = 0;
+        while i < keyed.len() {
+            let k = keyed[i].0.clone();
+            let members: Vec<LeadTiming> = keyed[i..]
+                .iter()
+                .take_while(|(kk, _)| *kk == k)
+                .map(|(_, t)| t.clone())
+                .collect();
+            i += members.len();
+            groups.push(Group {
+                by: by.into(),
+                key: k.1,
+                report: speed_report(&members, now),
+            });
+        }
+    }
+    SpeedToLead {
+        from,
+        to,
+        overall: speed_report(&all, now),
+        groups,
     }
 }
 
@@ -632,5 +647,67 @@ pub fn report_csv(r: &SpeedToLead) -> String {
     for g in &r.groups {
         row(&mut out, &g.by, &g.key, &g.report);
     }
+    out
+}
+
+/// The report as a terminal table: shares per bucket, response times, breaches.
+pub fn report_table(r: &SpeedToLead) -> String {
+    let pct = |x: f64| format!("{:.0}%", x * 100.0);
+    let mins = |v: Option<f64>| {
+        v.map(|s| format!("{:.1}m", s / 60.0))
+            .unwrap_or_else(|| "-".into())
+    };
+    let mut out = format!(
+        "Speed to lead, {} to {}\n\n{:<14} {:<22} {:>5} {:>6} {:>6} {:>6} {:>6} {:>6} {:>5} {:>8} {:>8} {:>8} {:>6}\n",
+        r.from.format("%Y-%m-%d %H:%M"),
+        r.to.format("%Y-%m-%d %H:%M"),
+        "by", "key", "leads", "<5m", "5-60m", "1-24h", ">24h", "never", "open", "mean", "median", "p90", "breach"
+    );
+    let mut row = |by: &str, key: &str, rep: &SpeedReport| {
+        let b = &rep.buckets;
+        let key: String = key.chars().take(22).collect();
+        out.push_str(&format!(
+            "{by:<14} {key:<22} {:>5} {:>6} {:>6} {:>6} {:>6} {:>6} {:>5} {:>8} {:>8} {:>8} {:>6}\n",
+            rep.leads,
+            pct(b[0].share),
+            pct(b[1].share),
+            pct(b[2].share),
+            pct(b[3].share),
+            pct(b[4].share),
+            b[5].leads,
+            mins(rep.mean_response_secs),
+            mins(rep.median_response_secs),
+            mins(rep.p90_response_secs),
+            rep.sla_breaches
+        ));
+    };
+    row("overall", "", &r.overall);
+    for g in &r.groups {
+        row(&g.by, &g.key, &g.report);
+    }
+    let won: Vec<String> = r
+        .overall
+        .buckets
+        .iter()
+        .filter(|b| b.leads > 0)
+        .map(|b| {
+            format!(
+                "{}: {}",
+                serde_json::to_value(b.bucket)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                pct(b.won_rate)
+            )
+        })
+        .collect();
+    out.push_str(&format!(
+        "\nwon-rate by bucket: {}\n",
+        if won.is_empty() {
+            "-".into()
+        } else {
+            won.join(", ")
+        }
+    ));
     out
 }

@@ -645,6 +645,16 @@ async fn every_route_in_the_openapi_document_exists(s: Server) {
         "/v1/messages",
         "/v1/admin/reload",
         "/u/{workspace}/{contact}/{token}",
+        "/v1/reps",
+        "/v1/reps/{id}",
+        "/v1/leads/{id}",
+        "/v1/leads/{id}/claim",
+        "/v1/leads/{id}/attempts",
+        "/c/{workspace}/{lead}/{rep}/{token}",
+        "/v1/reports/speed-to-lead",
+        "/v1/inbound/sms",
+        "/v1/inbound/voice",
+        "/v1/inbound/email",
         "/",
         "/healthz",
         "/readyz",
@@ -666,10 +676,13 @@ async fn every_route_in_the_openapi_document_exists(s: Server) {
                     .replace("{workspace}", "w")
                     .replace("{contact}", "c")
                     .replace("{token}", "t")
+                    .replace("{lead}", "l")
+                    .replace("{rep}", "r")
             );
             let req = match method.as_str() {
                 "get" => s.http.get(&url),
                 "post" => s.http.post(&url),
+                "patch" => s.http.patch(&url),
                 other => panic!("unexpected method {other}"),
             };
             let body = req.send().await.unwrap().text().await.unwrap();

@@ -39,6 +39,17 @@ cases!(
     an_away_rep_is_skipped_and_off_hours_leads_are_promised_the_next_shift,
 );
 
+mod sms {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::stop_start_help_and_replies_over_twilio_style_sms("sqlite").await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::stop_start_help_and_replies_over_twilio_style_sms("postgres").await
+    }
+}
+
 impl Server {
     async fn post_form(&self, fields: &[(&str, &str)]) {
         let r = self
@@ -325,6 +336,133 @@ async fn an_away_rep_is_skipped_and_off_hours_leads_are_promised_the_next_shift(
             .unwrap()
             .contains("Bo will contact you on Monday after 2:00"),
         "{ack}"
+    );
+    s.stop().await;
+}
+
+/// The SMS provider is the one fake allowed: a local HTTP server that accepts only Twilio's documented request
+/// (Basic auth with the account SID and token, urlencoded To/From/Body at the account's Messages.json).
+async fn stop_start_help_and_replies_over_twilio_style_sms(backend: &str) {
+    use wiremock::matchers::{body_string_contains, header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let twilio = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/2010-04-01/Accounts/AC0001/Messages.json"))
+        .and(header("authorization", "Basic QUMwMDAxOnNtcy10b2tlbg=="))
+        .and(header("content-type", "application/x-www-form-urlencoded"))
+        .and(body_string_contains("From=%2B15005550006"))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(json!({"sid": "SM0001", "status": "queued"})),
+        )
+        .mount(&twilio)
+        .await;
+    let config = format!(
+        "{EXAMPLE_CONFIG}\n[sms]\nbase_url = \"{}\"\naccount_sid = \"AC0001\"\nauth_token = \"sms-token\"\nfrom = \"+15005550006\"\n",
+        twilio.uri()
+    );
+    let s = common::start(backend, true, &config, t0()).await;
+    let sms_bodies = || async {
+        twilio
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| {
+                let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&r.body).unwrap();
+                pairs
+                    .into_iter()
+                    .collect::<std::collections::HashMap<_, _>>()
+            })
+            .collect::<Vec<_>>()
+    };
+
+    // A lead with a phone gets the acknowledgement by SMS too, in Twilio's wire format.
+    s.post_form(&[
+        ("name", "Lee"),
+        ("email", "lee@client.example"),
+        ("phone", "+1 212 555 0123"),
+    ])
+    .await;
+    for _ in 0..200 {
+        if !sms_bodies().await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let sent = sms_bodies().await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["To"], "+12125550123");
+    assert!(
+        sent[0]["Body"].contains("Ann will contact you within 5 minutes. Reply STOP to opt out."),
+        "{sent:?}"
+    );
+
+    let inbound = |body: &str, signed: bool| {
+        let params = vec![
+            ("From".to_string(), "+12125550123".to_string()),
+            ("To".to_string(), "+15005550006".to_string()),
+            ("Body".to_string(), body.to_string()),
+        ];
+        let sig = if signed {
+            pronto_channels::sms::twilio_signature(
+                "sms-token",
+                "http://127.0.0.1:0/v1/inbound/sms",
+                &params,
+            )
+        } else {
+            "bm90IGEgc2lnbmF0dXJl".to_string()
+        };
+        s.http
+            .post(format!("{}/v1/inbound/sms", s.base))
+            .header("x-twilio-signature", sig)
+            .form(&params)
+            .send()
+    };
+    let r = inbound("STOP", false).await.unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::FORBIDDEN,
+        "an unsigned webhook changes nothing"
+    );
+    let cases = [
+        ("STOP", "You are unsubscribed"),
+        ("help", "Reply STOP to unsubscribe"),
+        ("Start", "You are resubscribed"),
+        (" unsubscribe ", "You are unsubscribed"),
+    ];
+    for (body, want) in cases {
+        let r = inbound(body, true).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let twiml = r.text().await.unwrap();
+        assert!(twiml.contains(want), "{body:?}: {twiml}");
+    }
+    let contact = s.admin("/v1/contacts?phone=%2B12125550123").await;
+    assert_eq!(contact["traits"]["sms_opt_out"], true, "{contact}");
+
+    // Opted out: the next lead from that number gets its email acknowledgement but no SMS.
+    s.post_form(&[
+        ("name", "Lee"),
+        ("email", "lee@client.example"),
+        ("phone", "+1 212 555 0123"),
+    ])
+    .await;
+    s.messages_until("the second acknowledgement", |m| {
+        m.iter().filter(|x| x["to"] == "lee@client.example").count() == 2
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(sms_bodies().await.len(), 1, "no SMS after STOP");
+
+    // A reply is for a person: forwarded to the lead's owner (keep_owner: Ann again).
+    let r = inbound("Yes, call me after 3pm", true).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let fwd = s.mail_to("ann@example.com", "replied by sms").await;
+    assert!(
+        fwd["text"]
+            .as_str()
+            .unwrap()
+            .contains("Yes, call me after 3pm"),
+        "{fwd}"
     );
     s.stop().await;
 }

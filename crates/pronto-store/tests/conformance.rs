@@ -287,6 +287,7 @@ async fn a_lead_is_stored_with_its_event_and_a_retried_lead_answers_the_same_ids
     let item = IngestItem {
         event: lead.to_event(Some("lead-key-1".into())),
         lead: Some(lead),
+        action: None,
     };
     let first = e
         .store

@@ -52,6 +52,7 @@ fn program(cap: Option<u32>) -> Arc<Program> {
         email_cap: cap.map(|n| (n, std::time::Duration::from_secs(86_400))),
         public_url: "https://pronto.example".into(),
         link_secret: b"secret".to_vec(),
+        sms: false,
     };
     Arc::new(Program::build(&f.flow, &f.template, settings).unwrap())
 }

@@ -42,6 +42,9 @@ enum Command {
         #[arg(long)]
         full: bool,
     },
+    /// Reports, printed as terminal tables.
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// Check a config file and exit 1 with the reason if it is invalid.
     Check {
         /// The file to check (default: $PRONTO_CONFIG, else ./pronto.toml, else the built-in example).
@@ -55,6 +58,25 @@ enum Command {
     /// Measure throughput and latency (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// How fast leads were first contacted: share within 5 min, 5-60 min, 1-24 h, over 24 h, never (open ones
+    /// apart), response times, SLA breaches and won-rate, overall and by source, rep, team and hour of week.
+    SpeedToLead {
+        #[arg(long, env = "DATABASE_URL", default_value = pronto_server::config::DEFAULT_DATABASE_URL)]
+        database_url: String,
+        /// The config (for the business time zone of the hour of week).
+        #[arg(long, env = "PRONTO_CONFIG")]
+        config: Option<PathBuf>,
+        /// Days back from now (default 30).
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// Print CSV instead of a table.
+        #[arg(long)]
+        csv: bool,
+    },
 }
 
 #[derive(Args, Clone, Default)]
@@ -130,6 +152,12 @@ async fn main() -> std::process::ExitCode {
             full,
         } => messages(&database_url, limit, full).await,
         Command::Bench(cmd) => bench::run(cmd).await,
+        Command::Report(ReportCommand::SpeedToLead {
+            database_url,
+            config,
+            days,
+            csv,
+        }) => speed_to_lead(&database_url, config, days, csv).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -260,5 +288,34 @@ async fn migrate(url: &str) -> anyhow::Result<()> {
     let store = pronto_store::connect(url, pronto_store::Options::default()).await?;
     store.close().await;
     println!("migrations applied to {}", pronto_server::app::redact(url));
+    Ok(())
+}
+
+async fn speed_to_lead(
+    url: &str,
+    config: Option<PathBuf>,
+    days: u32,
+    csv: bool,
+) -> anyhow::Result<()> {
+    let settings = Settings::load(Overrides {
+        config,
+        ..Default::default()
+    })
+    .context("invalid configuration")?;
+    let tz = settings
+        .program(Vec::new())
+        .map(|p| p.sales.timezone)
+        .unwrap_or(pronto_domain::sales::Tz::UTC);
+    let store = pronto_store::connect(url, pronto_store::Options::default()).await?;
+    let ws = store.default_workspace().await?.id;
+    let to = chrono::Utc::now();
+    let from = to - chrono::Duration::days(i64::from(days));
+    let leads = store.leads_between(ws, from, to).await?;
+    let r = pronto_server::sales::build_report(&leads, from, to, to, tz);
+    if csv {
+        print!("{}", pronto_server::sales::report_csv(&r));
+    } else {
+        print!("{}", pronto_server::sales::report_table(&r));
+    }
     Ok(())
 }

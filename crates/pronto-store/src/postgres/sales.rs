@@ -74,7 +74,7 @@ impl SalesTx for PgTx {
         ws: WorkspaceId,
         id: LeadId,
     ) -> Result<Option<LeadState>, ItemError> {
-        Ok(lead_by_id(&mut *self.0, ws, id, true).await?)
+        Ok(lead_by_id(&mut self.0, ws, id, true).await?)
     }
 
     async fn latest_lead(
@@ -175,7 +175,7 @@ impl SalesTx for PgTx {
     }
 
     async fn away_flags(&mut self, ws: WorkspaceId) -> Result<Vec<(String, bool)>, ItemError> {
-        Ok(away_flags(&mut *self.0, ws).await?)
+        Ok(away_flags(&mut self.0, ws).await?)
     }
 
     async fn open_counts(
@@ -183,7 +183,7 @@ impl SalesTx for PgTx {
         ws: WorkspaceId,
         reps: &[String],
     ) -> Result<Vec<(String, i64)>, ItemError> {
-        Ok(open_counts(&mut *self.0, ws, reps).await?)
+        Ok(open_counts(&mut self.0, ws, reps).await?)
     }
 
     async fn insert_lead_logs(&mut self, rows: &[LeadLog]) -> Result<(), ItemError> {

@@ -79,7 +79,7 @@ impl SalesTx for SqliteTx {
         ws: WorkspaceId,
         id: LeadId,
     ) -> Result<Option<LeadState>, ItemError> {
-        Ok(lead_by_id(&mut *self.0, ws, id).await?)
+        Ok(lead_by_id(&mut self.0, ws, id).await?)
     }
 
     async fn latest_lead(
@@ -170,7 +170,7 @@ impl SalesTx for SqliteTx {
     }
 
     async fn away_flags(&mut self, ws: WorkspaceId) -> Result<Vec<(String, bool)>, ItemError> {
-        Ok(away_flags(&mut *self.0, ws).await?)
+        Ok(away_flags(&mut self.0, ws).await?)
     }
 
     async fn open_counts(
@@ -178,7 +178,7 @@ impl SalesTx for SqliteTx {
         ws: WorkspaceId,
         reps: &[String],
     ) -> Result<Vec<(String, i64)>, ItemError> {
-        Ok(open_counts(&mut *self.0, ws, reps).await?)
+        Ok(open_counts(&mut self.0, ws, reps).await?)
     }
 
     async fn insert_lead_logs(&mut self, rows: &[LeadLog]) -> Result<(), ItemError> {
