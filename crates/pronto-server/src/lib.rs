@@ -8,9 +8,13 @@
 //! - [`config`]: `pronto.toml` + environment + flags → checked [`config::Settings`].
 //! - [`app`]: open the store, bootstrap keys, build the router, serve, shut down gracefully.
 //! - [`routes`]: one module per area (ingest, leads and forms, contacts, flows/runs/messages and the
-//!   unsubscribe link, ops) and the OpenAPI frame (`docs`).
-//! - [`workers`]: the scheduler (fires due timers) and the delivery worker (sends the outbox over SMTP, or
-//!   into the dev mailbox), each sleeping until the next due time or a wake-up.
+//!   unsubscribe link, speed to lead: reps, leads, claims, attempts, the report, inbound SMS/voice/email
+//!   webhooks, ops) and the OpenAPI frame (`docs`).
+//! - [`workers`]: the scheduler (fires due timers and SLA steps) and the delivery worker (sends the outbox over
+//!   SMTP or into the dev mailbox, SMS over a Twilio-compatible API, signed webhooks), each sleeping until the
+//!   next due time or a wake-up.
+//! - [`sales`]: the speed-to-lead service: reps' status, claims and attempts as events with the action
+//!   attached, STOP/START/HELP, the report (JSON, CSV, terminal table).
 //! - [`extract`]: write key (HTTP Basic), admin key (Bearer), Idempotency-Key, client IP, size-limited body.
 //! - [`service`]: authenticate, parse, store, count.
 //! - [`state`]: shared state; the per-IP form limiter.
