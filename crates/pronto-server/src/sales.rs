@@ -85,6 +85,22 @@ pub struct Group {
     pub report: SpeedReport,
 }
 
+/// A `track` event named `name` for the contact owning `identities`, as lead actions record them.
+fn track(name: &str, identities: Vec<Identity>, properties: Map<String, Value>) -> NewEvent {
+    NewEvent {
+        message_id: None,
+        kind: EventType::Track,
+        name: Some(name.to_string()),
+        user_id: None,
+        anonymous_id: None,
+        identities,
+        traits: Map::new(),
+        payload: json!({"type": "track", "event": name, "properties": properties}),
+        properties,
+        timestamp: None,
+    }
+}
+
 fn timing(l: &LeadState) -> LeadTiming {
     let responded = match (l.claimed_at, l.first_contact_at) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -220,18 +236,7 @@ impl Service {
                     .map(|p| Identity::phone(&p)),
             )
             .collect();
-        let event = NewEvent {
-            message_id: None,
-            kind: EventType::Track,
-            name: Some(name.to_string()),
-            user_id: None,
-            anonymous_id: None,
-            identities,
-            traits: Map::new(),
-            properties: properties.clone(),
-            timestamp: None,
-            payload: json!({"type": "track", "event": name, "properties": properties}),
-        };
+        let event = track(name, identities, properties);
         self.commit(
             ws,
             vec![IngestItem {
@@ -349,18 +354,7 @@ impl Service {
             "body".into(),
             json!(body.chars().take(2_000).collect::<String>()),
         );
-        let event = NewEvent {
-            message_id: None,
-            kind: EventType::Track,
-            name: Some(LEAD_REPLIED.into()),
-            user_id: None,
-            anonymous_id: None,
-            identities: vec![from],
-            traits: Map::new(),
-            properties: props.clone(),
-            timestamp: None,
-            payload: json!({"type": "track", "event": LEAD_REPLIED, "properties": props}),
-        };
+        let event = track(LEAD_REPLIED, vec![from], props);
         self.commit(
             ws,
             vec![IngestItem {

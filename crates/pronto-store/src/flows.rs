@@ -713,11 +713,9 @@ pub(crate) async fn fire_batch<B: crate::writer::Begin>(
     let mut tx = db.begin().await?;
     let both = async {
         let mut fired = fire(&mut tx, &program, now, limit).await?;
-        let (leads, touched) = crate::sales::fire(&mut tx, &program, now, limit).await?;
+        let (leads, messages) = crate::sales::fire(&mut tx, &program, now, limit).await?;
         fired.leads = leads;
-        if touched.outbox {
-            fired.messages += 1;
-        }
+        fired.messages += messages;
         Ok::<_, ItemError>(fired)
     };
     let fired = match both.await {

@@ -374,6 +374,16 @@ fn queue(
     true
 }
 
+/// Where `rep` gets alerts on `ch`, if the rep has that channel and it can be sent now.
+fn address(program: &Program, rep: &Rep, ch: AlertChannel) -> Option<String> {
+    match ch {
+        AlertChannel::Email => rep.email.clone(),
+        AlertChannel::Sms if program.messages.sms => rep.phone.clone(),
+        AlertChannel::Sms => None,
+        AlertChannel::Webhook => rep.webhook.clone(),
+    }
+}
+
 /// Alerts `rep` about `lead` on each of the rep's channels. `n` tells repeated alerts apart.
 fn alert_rep(
     program: &Program,
@@ -387,15 +397,14 @@ fn alert_rep(
     let ctx = message_context(program, lead, Some(rep), (kind.as_str(), ""), now);
     let mut sent = Vec::new();
     for ch in &rep.alerts {
-        if *ch == AlertChannel::Sms && !program.messages.sms {
+        let Some(to) = address(program, rep, *ch) else {
             continue;
-        }
-        let (to, template) = match ch {
-            AlertChannel::Email => (rep.email.clone(), "rep-alert"),
-            AlertChannel::Sms => (rep.phone.clone(), "rep-alert-sms"),
-            AlertChannel::Webhook => (rep.webhook.clone(), "rep-alert"),
         };
-        let Some(to) = to else { continue };
+        let template = if *ch == AlertChannel::Sms {
+            "rep-alert-sms"
+        } else {
+            "rep-alert"
+        };
         let key = format!("lead.{}.alert.{}.{}.{n}", lead.id, rep.id, ch.as_str());
         // Replying to the alert writes to the lead.
         if queue(
@@ -465,15 +474,9 @@ fn alert_manager(
     ));
     let mut sent = Vec::new();
     for ch in &m.alerts {
-        if *ch == AlertChannel::Sms && !program.messages.sms {
+        let Some(to) = address(program, m, *ch) else {
             continue;
-        }
-        let to = match ch {
-            AlertChannel::Email => m.email.clone(),
-            AlertChannel::Sms => m.phone.clone(),
-            AlertChannel::Webhook => m.webhook.clone(),
         };
-        let Some(to) = to else { continue };
         let template = if *ch == AlertChannel::Sms {
             "rep-alert-sms"
         } else {
@@ -883,16 +886,17 @@ pub(crate) async fn on_action<T: SalesTx + ?Sized>(
     Ok(())
 }
 
-/// Fires up to `limit` due escalation steps inside the open transaction.
+/// Fires up to `limit` due escalation steps inside the open transaction; answers the leads fired and the
+/// messages queued.
 pub(crate) async fn fire<T: SalesTx + ?Sized>(
     tx: &mut T,
     program: &Program,
     now: DateTime<Utc>,
     limit: i64,
-) -> Result<(usize, Touched), ItemError> {
+) -> Result<(usize, usize), ItemError> {
     let due = tx.due_leads(now, limit).await?;
     if due.is_empty() {
-        return Ok((0, Touched::default()));
+        return Ok((0, 0));
     }
     let sales = &program.sales;
     let mut work = Work::default();
@@ -994,6 +998,7 @@ pub(crate) async fn fire<T: SalesTx + ?Sized>(
         lead.timers_touched(&mut work);
         tx.save_lead(&lead).await?;
     }
-    let touched = work.flush(tx).await?;
-    Ok((n, touched))
+    let queued = work.messages.len();
+    work.flush(tx).await?;
+    Ok((n, queued))
 }
