@@ -25,8 +25,8 @@ pub const IDLE: Duration = Duration::from_secs(5);
 pub const TIMER_BATCH: i64 = 1000;
 /// Messages claimed per round, sent concurrently (lettre's pool bounds the connections).
 pub const SEND_BATCH: i64 = 100;
-/// Sends in flight at once: bounds the connections to the SMTP server and, with [`RECORD_EVERY`], how many
-/// messages a crash can leave sent but not recorded. Throughput needs many: lettre does not set TCP_NODELAY,
+/// Sends in flight or sent but not yet recorded, at once: bounds the connections to the SMTP server and how
+/// many messages a crash can leave sent but not recorded (a slot is freed when the outcome is committed). Throughput needs many: lettre does not set TCP_NODELAY,
 /// so the end of DATA waits out the server's delayed ACK (~40 ms on Linux) for every message.
 pub const SEND_CONCURRENCY: usize = 64;
 /// Delivery outcomes committed together.
@@ -157,7 +157,9 @@ async fn delivery(
             for m in batch {
                 let (clock, channels, slots) = (clock.clone(), channels.clone(), slots.clone());
                 sends.spawn(async move {
-                    let _slot = slots.acquire_owned().await;
+                    // The slot is held until the outcome is committed, not just sent: a message sent but
+                    // not yet recorded is one a crash may repeat, so it must count against the bound too.
+                    let slot = slots.acquire_owned().await;
                     let outcome = deliver(&m, &channels, clock.now()).await;
                     let label = match &outcome {
                         Delivery::Sent { .. } => "sent",
@@ -165,22 +167,25 @@ async fn delivery(
                         Delivery::Failed { .. } => "failed",
                     };
                     metrics::counter!("pronto_deliveries_total", "outcome" => label).increment(1);
-                    (m.id, outcome)
+                    (m.id, outcome, slot)
                 });
             }
             // Outcomes are committed in small groups as sends finish: one commit per group instead of per
             // message, while a crash between an SMTP server's 250 and the commit can repeat at most the
             // group and what is on the wire (same Message-ID, so the receiver recognises the repeat).
-            // The dev mailbox sends nothing anywhere, so it records a whole round at once.
+            // The dev mailbox sends nothing anywhere, so it records as many as hold a slot at once (a
+            // larger group would wait for slots its own unrecorded outcomes hold).
             let group = if channels.smtp.is_some() {
                 RECORD_EVERY
             } else {
-                usize::MAX
+                SEND_CONCURRENCY
             };
             let mut outcomes = Vec::new();
+            let mut held = Vec::new();
             while let Some(done) = sends.join_next().await {
-                if let Ok(o) = done {
-                    outcomes.push(o);
+                if let Ok((id, outcome, slot)) = done {
+                    outcomes.push((id, outcome));
+                    held.push(slot);
                 }
                 if outcomes.len() >= group || (sends.is_empty() && !outcomes.is_empty()) {
                     if let Err(e) = store.record_deliveries(&outcomes, clock.now()).await {
@@ -188,6 +193,7 @@ async fn delivery(
                         tracing::error!(error = %e, messages = outcomes.len(), "recording deliveries failed");
                     }
                     outcomes.clear();
+                    held.clear();
                 }
             }
             if !full {
