@@ -12,9 +12,10 @@
 //!   client's clock, so an order delivered late still counts and last year's order does not).
 //! - Walking the steps from a position: `send` steps are emitted in order, `if` steps branch, until a `wait`
 //!   (scheduled for this snapshot: a duration, a tier by value, or a local time in the contact's zone) or the
-//!   end or an `exit`.
+//!   end or an `exit`. An SMS step in the contact's quiet hours (their local time) defers the run to when
+//!   the quiet hours end; the step then runs as it would have.
 
-use crate::flow::{Flow, Reentry, Same, Step};
+use crate::flow::{Channel, Flow, Reentry, Same, Step};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde_json::Value;
@@ -37,6 +38,10 @@ pub enum Action {
     Send { step: usize },
     /// Sleep until `at`, then continue after step `step`.
     Wait { step: usize, at: DateTime<Utc> },
+    /// Step `step` may not run before `at` (an SMS in the contact's quiet hours): sleep, then run it.
+    Defer { step: usize, at: DateTime<Utc> },
+    /// Open the call task of step `step` for the lead's owner.
+    Call { step: usize },
     /// The run has no steps left.
     Finish,
 }
@@ -69,7 +74,22 @@ pub fn advance(flow: &Flow, from: usize, ctx: &Value, now: DateTime<Utc>) -> Vec
     let mut i = from;
     while let Some(step) = flow.steps.get(i) {
         match step {
+            Step::Send {
+                channel: Channel::Sms,
+                ..
+            } => {
+                let allowed = flow.sms_allowed.due(ctx, zone(flow, ctx), now);
+                if allowed > now {
+                    out.push(Action::Defer {
+                        step: i,
+                        at: allowed,
+                    });
+                    return out;
+                }
+                out.push(Action::Send { step: i });
+            }
             Step::Send { .. } => out.push(Action::Send { step: i }),
+            Step::Call { .. } => out.push(Action::Call { step: i }),
             Step::Wait(w) => {
                 let at = w.due(ctx, zone(flow, ctx), now);
                 out.push(Action::Wait { step: i, at });
@@ -274,6 +294,76 @@ send = { channel = "sms", template = "reminder" }
                 Action::Send { step: 4 },
                 Action::Finish
             ]
+        );
+    }
+
+    #[test]
+    fn an_sms_step_in_the_contacts_quiet_hours_waits_until_they_end_in_their_time_zone() {
+        let f = checkout();
+        let ctx =
+            |tz: &str| json!({"properties": {"checkout_id": "c1"}, "contact": {"timezone": tz}});
+        // (contact zone, now UTC, deferred until UTC or None = sends now); quiet hours 21:00-08:00 local.
+        let cases = [
+            ("America/New_York", "2026-11-24T13:30:00Z", None), // 08:30 in New York
+            ("America/New_York", "2026-11-25T01:59:00Z", None), // 20:59
+            (
+                "America/New_York",
+                "2026-11-25T02:00:00Z",
+                Some("2026-11-25T13:00:00Z"),
+            ), // 21:00 → 08:00
+            (
+                "America/New_York",
+                "2026-11-25T12:59:00Z",
+                Some("2026-11-25T13:00:00Z"),
+            ), // 07:59
+            (
+                "Asia/Tokyo",
+                "2026-11-24T13:30:00Z",
+                Some("2026-11-24T23:00:00Z"),
+            ), // 22:30 → 08:00 JST
+            ("Europe/London", "2026-11-24T13:30:00Z", None),
+            (
+                "not/a-zone",
+                "2026-11-24T22:00:00Z",
+                Some("2026-11-25T08:00:00Z"),
+            ), // the flow's zone, UTC
+        ];
+        for (tz, now, deferred) in cases {
+            let got = advance(&f, 4, &ctx(tz), at(now));
+            let want = match deferred {
+                None => vec![Action::Send { step: 4 }, Action::Finish],
+                Some(t) => vec![Action::Defer { step: 4, at: at(t) }],
+            };
+            assert_eq!(got, want, "{tz} at {now}");
+        }
+    }
+
+    #[test]
+    fn a_flow_may_move_its_quiet_hours_and_emails_ignore_them() {
+        let text = r#"
+id = "f"
+trigger = { event = "X" }
+sms_quiet_hours = "22:00-09:00"
+[[step]]
+send = { channel = "email", template = "t" }
+[[step]]
+send = { channel = "sms", template = "t" }
+"#;
+        let c: FlowConfig = toml::from_str(text).unwrap();
+        let f = Flow::check(&c, &["t"]).unwrap();
+        assert_eq!(
+            advance(&f, 0, &json!({}), at("2026-11-24T08:30:00Z")),
+            vec![
+                Action::Send { step: 0 },
+                Action::Defer {
+                    step: 1,
+                    at: at("2026-11-24T09:00:00Z")
+                }
+            ]
+        );
+        assert_eq!(
+            advance(&f, 1, &json!({}), at("2026-11-24T21:30:00Z")),
+            vec![Action::Send { step: 1 }, Action::Finish]
         );
     }
 

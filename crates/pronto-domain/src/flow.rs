@@ -55,6 +55,9 @@ pub struct FlowConfig {
     pub steps: Vec<StepConfig>,
     /// The time zone for `until`/`within` waits when the contact has no `timezone` trait; default UTC.
     pub timezone: Option<String>,
+    /// Local hours (the contact's time zone) in which no SMS step sends: the step waits until they end.
+    /// Default `21:00-08:00`, the window US rules (TCPA) and most carriers' codes of conduct forbid.
+    pub sms_quiet_hours: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -110,6 +113,8 @@ pub struct StepConfig {
     #[serde(rename = "if")]
     pub if_: Option<IfConfig>,
     pub send: Option<SendConfig>,
+    /// `call = { script = "first-call" }`: a call task for the lead's owner, with the rendered script.
+    pub call: Option<CallConfig>,
     /// `exit = true` ends the run here.
     pub exit: Option<bool>,
 }
@@ -158,6 +163,15 @@ pub struct SendConfig {
     pub channel: Channel,
     pub template: String,
     pub offer: Option<String>,
+}
+
+/// A call task: a human step in a cadence. The task goes to the owner of the run's lead (the trigger's
+/// `properties.lead_id`, else the contact's latest lead) and is done when a call attempt is logged on the lead.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallConfig {
+    /// The template whose text is the call script shown to the rep (its subject is the task's title).
+    pub script: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -259,6 +273,13 @@ pub(crate) fn local_time(text: &str) -> Result<NaiveTime, String> {
         .map_err(|_| format!("`{text}` is not a time of day like 09:00"))
 }
 
+/// `09:00-17:00` as (start, end); the end may be earlier than the start (a window across midnight).
+pub(crate) fn hours(text: &str) -> Result<(NaiveTime, NaiveTime), String> {
+    text.split_once('-')
+        .ok_or_else(|| format!("`{text}` is not hours like 09:00-17:00"))
+        .and_then(|(a, b)| Ok((local_time(a)?, local_time(b)?)))
+}
+
 impl Wait {
     /// When a wait that begins at `now` ends, for a run whose context (the trigger event plus `contact`) is
     /// `ctx`, in time zone `tz`. A missing or non-numeric tier value takes the first tier, so a cart without a
@@ -343,6 +364,10 @@ pub enum Step {
         template: String,
         offer: Option<String>,
     },
+    /// A call task for the lead's owner, its script rendered from `script`.
+    Call {
+        script: String,
+    },
     /// Continue at `then` when `expr` is true for the run's context, else at `otherwise` (step indexes).
     If {
         expr: String,
@@ -372,7 +397,12 @@ pub struct Flow {
     pub filter: Option<String>,
     /// For local-time waits of contacts without a `timezone` trait.
     pub timezone: Tz,
+    /// The local hours in which SMS steps may send (the complement of the configured quiet hours).
+    pub sms_allowed: Wait,
 }
+
+/// The quiet hours when a flow names none.
+pub const DEFAULT_SMS_QUIET_HOURS: &str = "21:00-08:00";
 
 pub(crate) fn duration(text: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(text.trim())
@@ -456,6 +486,27 @@ impl Flow {
                 Tz::UTC
             }
         };
+        let quiet = c
+            .sms_quiet_hours
+            .as_deref()
+            .unwrap_or(DEFAULT_SMS_QUIET_HOURS);
+        let sms_allowed = hours(quiet)
+            .and_then(|(start, end)| {
+                if start == end {
+                    Err("must be a window like 21:00-08:00, not empty".into())
+                } else {
+                    // Allowed from the end of the quiet hours to their start.
+                    Ok(Wait::Within {
+                        start: end,
+                        end: start,
+                        days: Days::ALL,
+                    })
+                }
+            })
+            .unwrap_or_else(|m| {
+                err(None, "sms_quiet_hours", m);
+                Wait::Fixed(Duration::ZERO)
+            });
         let labels: Vec<Option<&str>> = c.steps.iter().map(|s| s.id.as_deref()).collect();
         for (i, l) in labels.iter().enumerate() {
             if let Some(l) = l {
@@ -495,6 +546,7 @@ impl Flow {
             let kinds = [
                 s.wait.is_some(),
                 s.send.is_some(),
+                s.call.is_some(),
                 s.exit.is_some(),
                 s.if_.is_some(),
             ]
@@ -505,7 +557,7 @@ impl Flow {
                 err(
                     n,
                     "step",
-                    "must have exactly one of wait, send, if, exit".into(),
+                    "must have exactly one of wait, send, call, if, exit".into(),
                 );
                 steps.push(Step::Exit);
                 continue;
@@ -555,12 +607,7 @@ impl Flow {
                         }
                     }
                     WaitConfig::Within { within, days } => {
-                        let range = within
-                            .split_once('-')
-                            .ok_or_else(|| format!("`{within}` is not hours like 09:00-17:00"))
-                            .and_then(|(a, b)| Ok((local_time(a)?, local_time(b)?)))
-                            .map_err(|m| err(n, "wait.within", m))
-                            .ok();
+                        let range = hours(within).map_err(|m| err(n, "wait.within", m)).ok();
                         let days = Days::parse(days).map_err(|m| err(n, "wait.days", m)).ok();
                         if let (Some((start, end)), Some(days)) = (range, days) {
                             steps.push(Step::Wait(Wait::Within { start, end, days }));
@@ -580,6 +627,18 @@ impl Flow {
                     channel: send.channel,
                     template: send.template.clone(),
                     offer: send.offer.clone(),
+                });
+            }
+            if let Some(call) = &s.call {
+                if !templates.contains(&call.script.as_str()) {
+                    err(
+                        n,
+                        "call.script",
+                        format!("unknown template `{}`", call.script),
+                    );
+                }
+                steps.push(Step::Call {
+                    script: call.script.clone(),
                 });
             }
             if let Some(b) = &s.if_ {
@@ -654,6 +713,7 @@ impl Flow {
                 steps,
                 filter: c.trigger.filter.clone(),
                 timezone,
+                sms_allowed,
             })
         } else {
             Err(errors)
@@ -769,6 +829,9 @@ send = { channel = "email", template = "checkout-offer", offer = "FREESHIP" }
             ("id = \"f\"\ntrigger = { event = \"X\" }\n[[flow.step]]\nwait = \"soon\"", "flow `f`, step 1, wait: `soon` is not a duration"),
             ("id = \"f\"\ntrigger = { event = \"X\" }\n[[flow.step]]\nwait = \"0s\"", "step 1, wait: must be longer than zero"),
             ("id = \"f\"\ntrigger = { event = \"X\" }\n[[flow.step]]\nsend = { channel = \"email\", template = \"nope\" }", "step 1, send.template: unknown template `nope`"),
+            ("id = \"f\"\ntrigger = { event = \"X\" }\n[[flow.step]]\ncall = { script = \"nope\" }", "step 1, call.script: unknown template `nope`"),
+            ("id = \"f\"\ntrigger = { event = \"X\" }\nsms_quiet_hours = \"9pm\"\n[[flow.step]]\nexit = true", "sms_quiet_hours: `9pm` is not hours like 09:00-17:00"),
+            ("id = \"f\"\ntrigger = { event = \"X\" }\nsms_quiet_hours = \"21:00-21:00\"\n[[flow.step]]\nexit = true", "sms_quiet_hours: must be a window like 21:00-08:00, not empty"),
             ("id = \"f\"\ntrigger = { event = \"X\" }\n[[flow.step]]\nwait = { by = \"properties.value\", tiers = [[50, \"1h\"], [10, \"2h\"]] }", "step 1, wait.tiers[1]: thresholds must increase"),
             ("id = \"f\"\ntrigger = { event = \"X\" }\n[[flow.step]]\nexit = true\n[[flow.step]]\nwait = \"1h\"", "step 2, step: is unreachable"),
             ("id = \"f\"\ntrigger = { event = \"X\" }\n[[flow.step]]\nwait = \"1h\"\nexit = true", "step 1, step: must have exactly one"),

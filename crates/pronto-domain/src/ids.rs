@@ -62,3 +62,7 @@ id_type!(
     /// One outbox message.
     MessageId
 );
+id_type!(
+    /// One task for a rep (a cadence's call step).
+    TaskId
+);

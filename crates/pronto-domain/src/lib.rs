@@ -47,5 +47,5 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{FieldError, Invalid};
 pub use event::{BodyError, EventType, NewEvent, ParseOptions};
 pub use identity::{Email, Identity, IdentityKind, Phone, Region};
-pub use ids::{ContactId, EventId, LeadId, MessageId, RunId, WorkspaceId};
+pub use ids::{ContactId, EventId, LeadId, MessageId, RunId, TaskId, WorkspaceId};
 pub use lead::Lead;

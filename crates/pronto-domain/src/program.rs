@@ -142,11 +142,17 @@ pub struct Composed {
     pub rendered: Rendered,
 }
 
-/// Why a send step produced no message.
+/// Why a send or call step produced nothing.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum NotSent {
     #[error("no email address")]
     NoAddress,
+    #[error("no phone number")]
+    NoPhone,
+    #[error("the contact replied STOP to SMS")]
+    SmsOptOut,
+    #[error("no lead to call (the trigger has no properties.lead_id and the contact no lead)")]
+    NoLead,
     #[error("no {0} channel is configured")]
     NoChannel(&'static str),
     #[error("{0}")]
@@ -188,16 +194,28 @@ pub fn snapshot_cart(snapshot: &Value) -> Option<Order> {
     Some(order)
 }
 
-/// Renders step `step` of `flow` for a run. `message_id` is the outbox key (tracking links carry it);
-/// `unsubscribe_url` the contact's signed opt-out link.
+/// What a run's step is rendered about: its snapshot, its contact and, for runs about a lead, the lead (as
+/// [`crate::sales::lead_context`] gives it) and its owner.
+pub struct Subject<'a> {
+    pub snapshot: &'a Value,
+    pub to: &'a Recipient,
+    pub lead: Option<Value>,
+    pub rep: Option<&'a crate::sales::Rep>,
+    /// The outbox key (tracking links carry it).
+    pub message_id: &'a str,
+    /// The contact's signed opt-out link.
+    pub unsubscribe_url: &'a str,
+}
+
+/// Carriers expect every marketing text to say how to stop them; added when the template does not.
+const SMS_OPT_OUT_NOTE: &str = "Reply STOP to opt out.";
+
+/// Renders step `step` of `flow` (a `send`) for a run.
 pub fn compose(
     program: &Program,
     flow: &Flow,
     step: usize,
-    snapshot: &Value,
-    to: &Recipient,
-    message_id: &str,
-    unsubscribe_url: &str,
+    subject: &Subject<'_>,
 ) -> Result<Composed, NotSent> {
     let Some(Step::Send {
         channel,
@@ -207,20 +225,82 @@ pub fn compose(
     else {
         return Err(NotSent::NoChannel("send"));
     };
+    let to = subject.to;
     let address = match channel {
         Channel::Email => to.email.clone().ok_or(NotSent::NoAddress)?,
-        Channel::Sms => return Err(NotSent::NoChannel("sms")),
+        Channel::Sms => {
+            if !program.messages.sms {
+                return Err(NotSent::NoChannel("sms"));
+            }
+            if crate::sales::sms_opted_out(&to.traits) {
+                return Err(NotSent::SmsOptOut);
+            }
+            to.phone.clone().ok_or(NotSent::NoPhone)?
+        }
         Channel::Webhook => return Err(NotSent::NoChannel("webhook")),
     };
+    let medium = match channel {
+        Channel::Sms => "sms",
+        _ => "email",
+    };
+    let ctx = context(flow, subject, medium, offer.as_deref());
+    let mut rendered = program
+        .templates
+        .render(template, &ctx)
+        .map_err(NotSent::Template)?;
+    if *channel == Channel::Sms && !rendered.text.to_ascii_uppercase().contains("STOP") {
+        rendered.text = format!("{} {SMS_OPT_OUT_NOTE}", rendered.text.trim_end());
+    }
+    Ok(Composed {
+        channel: *channel,
+        to: address,
+        rendered,
+    })
+}
+
+/// A call task as a `call` step opens it: the template's subject is its title, its text the script.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallTask {
+    pub title: String,
+    pub script: String,
+}
+
+/// Renders step `step` of `flow` (a `call`) for a run about a lead.
+pub fn compose_call(
+    program: &Program,
+    flow: &Flow,
+    step: usize,
+    subject: &Subject<'_>,
+) -> Result<CallTask, NotSent> {
+    let Some(Step::Call { script }) = flow.steps.get(step) else {
+        return Err(NotSent::NoChannel("call"));
+    };
+    if subject.lead.is_none() {
+        return Err(NotSent::NoLead);
+    }
+    let ctx = context(flow, subject, "call", None);
+    let rendered = program
+        .templates
+        .render(script, &ctx)
+        .map_err(NotSent::Template)?;
+    Ok(CallTask {
+        title: rendered.subject,
+        script: rendered.text,
+    })
+}
+
+/// The template context of a run's step (see the `template` module for its shape).
+fn context(flow: &Flow, subject: &Subject<'_>, medium: &str, offer: Option<&str>) -> Value {
     let params = [
         ("utm_source", "pronto"),
-        ("utm_medium", "email"),
+        ("utm_medium", medium),
         ("utm_campaign", flow.id.as_str()),
-        ("pronto_message", message_id),
+        ("pronto_message", subject.message_id),
     ];
-    let cart = snapshot_cart(snapshot)
+    let cart = snapshot_cart(subject.snapshot)
         .map(|o| cart_context(&o, &params))
         .unwrap_or_else(|| json!({"id": null, "products": [], "total": 0, "currency": "", "coupon": null, "restore_url": null}));
+    let to = subject.to;
     let traits = &to.traits;
     let text = |k: &str| traits.get(k).and_then(Value::as_str).map(str::to_string);
     let first = text("first_name")
@@ -233,21 +313,36 @@ pub fn compose(
                 (f, _) => f.clone(),
             },
         );
-    let ctx = json!({
+    let mut ctx = crate::sales::sample_fields();
+    let lead = subject.lead.clone().unwrap_or_else(|| {
+        let mut none = ctx["lead"].clone();
+        if let Some(o) = none.as_object_mut() {
+            o.values_mut().for_each(|v| *v = Value::Null);
+        }
+        none
+    });
+    let call = lead
+        .get("phone")
+        .and_then(Value::as_str)
+        .map(|p| format!("tel:{p}"));
+    let extra = json!({
         "contact": {"name": name, "first_name": first, "email": to.email, "phone": to.phone, "traits": traits},
         "cart": cart,
         "offer": {"code": offer},
-        "message": {"id": message_id, "unsubscribe_url": unsubscribe_url},
+        "message": {"id": subject.message_id, "unsubscribe_url": subject.unsubscribe_url},
+        "lead": lead,
+        "rep": subject.rep.map_or_else(crate::sales::Rep::no_context, crate::sales::Rep::context),
+        "links": {"claim": "", "call": call},
+        // Lead-alert fields a flow's message has no value for (present so one template set checks for all).
+        "promise": {"text": "", "at": null},
+        "sla": {"within": "", "deadline_local": ""},
+        "alert": {"kind": "", "reason": ""},
+        "reply": {"channel": "", "body": ""},
     });
-    let rendered = program
-        .templates
-        .render(template, &ctx)
-        .map_err(NotSent::Template)?;
-    Ok(Composed {
-        channel: *channel,
-        to: address,
-        rendered,
-    })
+    if let (Some(c), Value::Object(e)) = (ctx.as_object_mut(), extra) {
+        c.extend(e);
+    }
+    ctx
 }
 
 /// How long an unsubscribe link works: long enough for any mail still in an inbox.
@@ -289,4 +384,162 @@ pub fn check_unsubscribe(
         token,
         now,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::FlowConfig;
+    use crate::template::TemplateConfig;
+
+    fn program(sms: bool) -> Program {
+        let flow: FlowConfig = toml::from_str(
+            r#"
+id = "cadence"
+trigger = { event = "Lead Submitted" }
+key = "properties.lead_id"
+[[step]]
+send = { channel = "sms", template = "text" }
+[[step]]
+send = { channel = "sms", template = "text-with-stop" }
+[[step]]
+call = { script = "script" }
+"#,
+        )
+        .unwrap();
+        let t = |name: &str, subject: &str, text: &str| TemplateConfig {
+            name: name.into(),
+            subject: subject.into(),
+            text: text.into(),
+            html: None,
+        };
+        let templates = [
+            t(
+                "text",
+                "-",
+                "Hi {{ lead.name }}, {{ rep.first_name }} here.",
+            ),
+            t("text-with-stop", "-", "Text STOP to end these."),
+            t(
+                "script",
+                "Call {{ lead.name }}",
+                "Ask about {{ lead.message }}",
+            ),
+        ];
+        let messages = MessageSettings {
+            sms,
+            ..Default::default()
+        };
+        Program::build(&[flow], &templates, messages).unwrap()
+    }
+
+    fn rep() -> crate::sales::Rep {
+        crate::sales::Rep {
+            id: "ann".into(),
+            name: "Ann Archer".into(),
+            email: None,
+            phone: None,
+            webhook: None,
+            timezone: crate::sales::Tz::UTC,
+            hours: None,
+            capacity: None,
+            alerts: vec![],
+            away: false,
+        }
+    }
+
+    #[test]
+    fn an_sms_step_goes_to_the_contacts_phone_with_a_stop_note_unless_it_cannot() {
+        let lead = json!({"id": "l1", "name": "Lee", "message": "40 chairs"});
+        let traits = |opted_out: bool| {
+            let mut m = Map::new();
+            if opted_out {
+                m.insert("sms_opt_out".into(), json!(true));
+            }
+            m
+        };
+        let phone = Some("+12125550123".to_string());
+        // (provider configured, phone, opted out, step, expected text or refusal)
+        type Case = (
+            bool,
+            Option<String>,
+            bool,
+            usize,
+            Result<&'static str, NotSent>,
+        );
+        let cases: [Case; 5] = [
+            (
+                true,
+                phone.clone(),
+                false,
+                0,
+                Ok("Hi Lee, Ann here. Reply STOP to opt out."),
+            ),
+            (true, phone.clone(), false, 1, Ok("Text STOP to end these.")),
+            (true, phone.clone(), true, 0, Err(NotSent::SmsOptOut)),
+            (true, None, false, 0, Err(NotSent::NoPhone)),
+            (
+                false,
+                phone.clone(),
+                false,
+                0,
+                Err(NotSent::NoChannel("sms")),
+            ),
+        ];
+        let snapshot = json!({"event": "Lead Submitted", "properties": {"lead_id": "l1"}});
+        let ann = rep();
+        for (sms, phone, out, step, want) in cases {
+            let p = program(sms);
+            let to = Recipient {
+                email: None,
+                phone: phone.clone(),
+                traits: traits(out),
+            };
+            let subject = Subject {
+                snapshot: &snapshot,
+                to: &to,
+                lead: Some(lead.clone()),
+                rep: Some(&ann),
+                message_id: "m1",
+                unsubscribe_url: "u",
+            };
+            let got = compose(&p, &p.flows[0], step, &subject).map(|c| {
+                assert_eq!(c.channel, Channel::Sms);
+                assert_eq!(c.to, "+12125550123");
+                c.rendered.text
+            });
+            assert_eq!(
+                got,
+                want.map(str::to_string),
+                "sms={sms} phone={phone:?} out={out} step={step}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_call_step_renders_its_script_for_the_lead_and_needs_one() {
+        let p = program(false);
+        let to = Recipient::default();
+        let snapshot = json!({});
+        let mut subject = Subject {
+            snapshot: &snapshot,
+            to: &to,
+            lead: Some(json!({"id": "l1", "name": "Lee", "message": "40 chairs"})),
+            rep: None,
+            message_id: "m1",
+            unsubscribe_url: "u",
+        };
+        assert_eq!(
+            compose_call(&p, &p.flows[0], 2, &subject),
+            Ok(CallTask {
+                title: "Call Lee".into(),
+                script: "Ask about 40 chairs".into()
+            })
+        );
+        subject.lead = None;
+        assert_eq!(
+            compose_call(&p, &p.flows[0], 2, &subject),
+            Err(NotSent::NoLead)
+        );
+    }
 }

@@ -392,6 +392,15 @@ impl Rep {
     pub fn first_name(&self) -> &str {
         self.name.split_whitespace().next().unwrap_or(&self.name)
     }
+
+    /// `rep` as templates see it; [`Rep::no_context`] when a lead has no owner.
+    pub fn context(&self) -> Value {
+        json!({"id": self.id, "name": self.name, "first_name": self.first_name(), "email": self.email, "phone": self.phone})
+    }
+
+    pub fn no_context() -> Value {
+        json!({"id": null, "name": null, "first_name": null, "email": null, "phone": null})
+    }
 }
 
 /// A team member as routing sees it: its rep, its share, and its state in the store.
@@ -977,6 +986,17 @@ pub const LEAD_REPLIED: &str = "Lead Replied";
 
 /// The channels a contact attempt is logged on.
 pub const ATTEMPT_CHANNELS: [&str; 3] = ["call", "email", "sms"];
+
+/// Recorded when a contact texts STOP (or START): cadences exit on it.
+pub const SMS_OPTED_OUT: &str = "SMS Opted Out";
+pub const SMS_OPTED_IN: &str = "SMS Opted In";
+
+/// The contact texted STOP (or was marked so): no SMS at all until START.
+pub fn sms_opted_out(traits: &serde_json::Map<String, Value>) -> bool {
+    traits
+        .get("sms_opt_out")
+        .is_some_and(|v| v.as_bool() == Some(true) || v.as_str() == Some("true"))
+}
 
 /// The `lead` object templates and rule expressions see.
 pub fn lead_context(id: &str, props: &Value, received: DateTime<Utc>) -> Value {

@@ -86,6 +86,28 @@ pub struct Group {
 }
 
 /// A `track` event named `name` for the contact owning `identities`, as lead actions record them.
+/// A rep's task queue.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskList {
+    pub tasks: Vec<TaskItem>,
+}
+
+/// A task with what the rep needs to act on it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskItem {
+    /// id, kind (`call`), title, script, due_at, created_at, done_at, done_by, outcome, flow, step, rep (the
+    /// lead's owner now) and lead (id, name, email, phone, company, status).
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub task: pronto_store::Task,
+    /// Due and not done.
+    pub overdue: bool,
+    /// `tel:` link to the lead's phone.
+    pub call_url: Option<String>,
+    /// The lead's history; log the call with `POST {lead_url}/attempts`, which closes the task.
+    pub lead_url: String,
+}
+
 fn track(name: &str, identities: Vec<Identity>, properties: Map<String, Value>) -> NewEvent {
     NewEvent {
         message_id: None,
@@ -203,6 +225,34 @@ impl Service {
         }
         self.store.set_away(ws, rep, away, self.clock.now()).await?;
         Ok(())
+    }
+
+    /// A rep's task queue (every rep's without `rep`): open tasks, or all with `all`, earliest due first.
+    pub async fn tasks(
+        &self,
+        ws: WorkspaceId,
+        rep: Option<&str>,
+        all: bool,
+    ) -> Result<TaskList, ApiError> {
+        if let Some(r) = rep {
+            if self.sales().sales.rep(r).is_none() {
+                return Err(Invalid::one("rep", format!("no rep `{r}` is configured")).into());
+            }
+        }
+        let now = self.clock.now();
+        let tasks = self
+            .store
+            .tasks(ws, rep, !all)
+            .await?
+            .into_iter()
+            .map(|task| TaskItem {
+                overdue: task.done_at.is_none() && task.due_at <= now,
+                call_url: task.lead.phone.as_ref().map(|p| format!("tel:{p}")),
+                lead_url: format!("/v1/leads/{}", task.lead.id),
+                task,
+            })
+            .collect();
+        Ok(TaskList { tasks })
     }
 
     pub async fn lead_view(&self, ws: WorkspaceId, id: &str) -> Result<LeadView, ApiError> {
@@ -401,7 +451,14 @@ impl Service {
             timestamp: None,
             payload: json!({"type": "identify", "traits": traits}),
         };
-        self.commit(ws, vec![event.into()]).await?;
+        // Also an event, so a cadence can exit on it (`exit = [{ event = "SMS Opted Out", same = "contact" }]`).
+        let name = if out {
+            pronto_domain::sales::SMS_OPTED_OUT
+        } else {
+            pronto_domain::sales::SMS_OPTED_IN
+        };
+        let mark = track(name, event.identities.clone(), Map::new());
+        self.commit(ws, vec![event.into(), mark.into()]).await?;
         Ok(())
     }
 

@@ -650,6 +650,7 @@ async fn every_route_in_the_openapi_document_exists(s: Server) {
         "/v1/leads/{id}",
         "/v1/leads/{id}/claim",
         "/v1/leads/{id}/attempts",
+        "/v1/tasks",
         "/c/{workspace}/{lead}/{rep}/{token}",
         "/v1/reports/speed-to-lead",
         "/v1/inbound/sms",

@@ -342,7 +342,9 @@ async fn an_away_rep_is_skipped_and_off_hours_leads_are_promised_the_next_shift(
 
 /// The SMS provider is the one fake allowed: a local HTTP server that accepts only Twilio's documented request
 /// (Basic auth with the account SID and token, urlencoded To/From/Body at the account's Messages.json).
-async fn stop_start_help_and_replies_over_twilio_style_sms(backend: &str) {
+/// A Twilio-compatible fake: answers 201 only to a Messages request in the documented wire format (path with
+/// the account SID, HTTP Basic SID:token, form-encoded, our From number).
+async fn twilio_fake() -> wiremock::MockServer {
     use wiremock::matchers::{body_string_contains, header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
     let twilio = MockServer::start().await;
@@ -356,25 +358,62 @@ async fn stop_start_help_and_replies_over_twilio_style_sms(backend: &str) {
         )
         .mount(&twilio)
         .await;
-    let config = format!(
+    twilio
+}
+
+/// The example config with the fake as its SMS provider.
+fn with_sms(twilio: &wiremock::MockServer) -> String {
+    format!(
         "{EXAMPLE_CONFIG}\n[sms]\nbase_url = \"{}\"\naccount_sid = \"AC0001\"\nauth_token = \"sms-token\"\nfrom = \"+15005550006\"\n",
         twilio.uri()
-    );
-    let s = common::start(backend, true, &config, t0()).await;
-    let sms_bodies = || async {
-        twilio
-            .received_requests()
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .map(|r| {
-                let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&r.body).unwrap();
-                pairs
-                    .into_iter()
-                    .collect::<std::collections::HashMap<_, _>>()
-            })
-            .collect::<Vec<_>>()
+    )
+}
+
+/// The form fields of every SMS the fake received.
+async fn sms_sent(twilio: &wiremock::MockServer) -> Vec<std::collections::HashMap<String, String>> {
+    twilio
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| {
+            serde_urlencoded::from_bytes::<Vec<(String, String)>>(&r.body)
+                .unwrap()
+                .into_iter()
+                .collect()
+        })
+        .collect()
+}
+
+/// Twilio's inbound-SMS webhook from the lead's number, signed as Twilio signs it.
+async fn inbound_sms(s: &Server, body: &str, signed: bool) -> reqwest::Response {
+    let params = vec![
+        ("From".to_string(), "+12125550123".to_string()),
+        ("To".to_string(), "+15005550006".to_string()),
+        ("Body".to_string(), body.to_string()),
+    ];
+    let sig = if signed {
+        pronto_channels::sms::twilio_signature(
+            "sms-token",
+            "http://127.0.0.1:0/v1/inbound/sms",
+            &params,
+        )
+    } else {
+        "bm90IGEgc2lnbmF0dXJl".to_string()
     };
+    s.http
+        .post(format!("{}/v1/inbound/sms", s.base))
+        .header("x-twilio-signature", sig)
+        .form(&params)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn stop_start_help_and_replies_over_twilio_style_sms(backend: &str) {
+    let twilio = twilio_fake().await;
+    let s = common::start(backend, true, &with_sms(&twilio), t0()).await;
+    let sms_bodies = || sms_sent(&twilio);
 
     // A lead with a phone gets the acknowledgement by SMS too, in Twilio's wire format.
     s.post_form(&[
@@ -397,28 +436,7 @@ async fn stop_start_help_and_replies_over_twilio_style_sms(backend: &str) {
         "{sent:?}"
     );
 
-    let inbound = |body: &str, signed: bool| {
-        let params = vec![
-            ("From".to_string(), "+12125550123".to_string()),
-            ("To".to_string(), "+15005550006".to_string()),
-            ("Body".to_string(), body.to_string()),
-        ];
-        let sig = if signed {
-            pronto_channels::sms::twilio_signature(
-                "sms-token",
-                "http://127.0.0.1:0/v1/inbound/sms",
-                &params,
-            )
-        } else {
-            "bm90IGEgc2lnbmF0dXJl".to_string()
-        };
-        s.http
-            .post(format!("{}/v1/inbound/sms", s.base))
-            .header("x-twilio-signature", sig)
-            .form(&params)
-            .send()
-    };
-    let r = inbound("STOP", false).await.unwrap();
+    let r = inbound_sms(&s, "STOP", false).await;
     assert_eq!(
         r.status(),
         StatusCode::FORBIDDEN,
@@ -431,7 +449,7 @@ async fn stop_start_help_and_replies_over_twilio_style_sms(backend: &str) {
         (" unsubscribe ", "You are unsubscribed"),
     ];
     for (body, want) in cases {
-        let r = inbound(body, true).await.unwrap();
+        let r = inbound_sms(&s, body, true).await;
         assert_eq!(r.status(), StatusCode::OK);
         let twiml = r.text().await.unwrap();
         assert!(twiml.contains(want), "{body:?}: {twiml}");
@@ -454,7 +472,7 @@ async fn stop_start_help_and_replies_over_twilio_style_sms(backend: &str) {
     assert_eq!(sms_bodies().await.len(), 1, "no SMS after STOP");
 
     // A reply is for a person: forwarded to the lead's owner (keep_owner: Ann again).
-    let r = inbound("Yes, call me after 3pm", true).await.unwrap();
+    let r = inbound_sms(&s, "Yes, call me after 3pm", true).await;
     assert_eq!(r.status(), StatusCode::OK);
     let fwd = s.mail_to("ann@example.com", "replied by sms").await;
     assert!(
@@ -463,6 +481,198 @@ async fn stop_start_help_and_replies_over_twilio_style_sms(backend: &str) {
             .unwrap()
             .contains("Yes, call me after 3pm"),
         "{fwd}"
+    );
+    s.stop().await;
+}
+
+mod cadence {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::a_lead_cadence_queues_call_tasks_texts_outside_quiet_hours_and_stops_on_a_reply(
+            "sqlite",
+        )
+        .await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::a_lead_cadence_queues_call_tasks_texts_outside_quiet_hours_and_stops_on_a_reply(
+            "postgres",
+        )
+        .await
+    }
+}
+
+impl Server {
+    async fn tasks(&self, query: &str) -> Vec<Value> {
+        self.admin(&format!("/v1/tasks{query}")).await["tasks"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no task list for {query}"))
+            .clone()
+    }
+
+    async fn tasks_until(&self, query: &str, n: usize) -> Vec<Value> {
+        for _ in 0..200 {
+            let t = self.tasks(query).await;
+            if t.len() == n {
+                return t;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("timed out waiting for {n} tasks at /v1/tasks{query}");
+    }
+
+    /// Waits until the contact's `lead-cadence` run has logged a step of `kind`; answers the run.
+    async fn cadence_logged(&self, contact: &str, kind: &str, n: usize) -> Value {
+        for _ in 0..200 {
+            let c = self.admin(&format!("/v1/contacts/{contact}")).await;
+            if let Some(run) = c["runs"]
+                .as_array()
+                .and_then(|rs| rs.iter().find(|r| r["flow"] == "lead-cadence"))
+            {
+                let seen = run["log"]
+                    .as_array()
+                    .map_or(0, |l| l.iter().filter(|e| e["kind"] == kind).count());
+                if seen >= n {
+                    return run.clone();
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("the cadence of {contact} never logged {n} × {kind}");
+    }
+}
+
+async fn a_lead_cadence_queues_call_tasks_texts_outside_quiet_hours_and_stops_on_a_reply(
+    backend: &str,
+) {
+    let twilio = twilio_fake().await;
+    // Tuesday 21:30 in New York (the flow's zone; the lead has no `timezone` trait): nobody is on duty.
+    let evening = DateTime::parse_from_rfc3339("2026-11-25T02:30:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let s = common::start(backend, true, &with_sms(&twilio), evening).await;
+    s.post_form(&[
+        ("name", "Lee"),
+        ("email", "lee@client.example"),
+        ("phone", "+1 212 555 0123"),
+        ("message", "Quote for 40 chairs?"),
+    ])
+    .await;
+
+    // The cadence's first step: a call task, in the queue of the lead's owner, with its script.
+    let tasks = s.tasks_until("", 1).await;
+    let task = &tasks[0];
+    let lead_id = task["lead"]["id"].as_str().unwrap().to_string();
+    let lead = s.admin(&format!("/v1/leads/{lead_id}")).await;
+    let owner = lead["owner"].as_str().expect("the lead has an owner");
+    let other = if owner == "ann" { "bo" } else { "ann" };
+    assert_eq!(task["rep"], owner);
+    assert_eq!(task["kind"], "call");
+    assert_eq!(task["title"], "Call Lee now (new lead)");
+    assert!(
+        task["script"]
+            .as_str()
+            .unwrap()
+            .contains("Quote for 40 chairs?"),
+        "{task}"
+    );
+    assert_eq!(task["call_url"], "tel:+12125550123");
+    assert_eq!(task["overdue"], true, "due at once");
+    assert_eq!(s.tasks(&format!("?rep={owner}")).await.len(), 1);
+    assert!(s.tasks(&format!("?rep={other}")).await.is_empty());
+    let (status, body) = s
+        .admin_send(reqwest::Method::GET, "/v1/tasks?rep=nobody", Value::Null)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["errors"][0]["field"], "rep", "{body}");
+
+    // 1 h: the follow-up email, Reply-To the owner.
+    s.advance(Duration::hours(1));
+    let email = s.mail_to("lee@client.example", "tried to reach you").await;
+    let owner_email = format!("{owner}@example.com");
+    assert_eq!(email["reply_to"], owner_email.as_str(), "{email}");
+    let contact = lead["contact_id"].as_str().unwrap().to_string();
+
+    // A day later it is 22:30 in New York: the text waits for 08:00 there (13:00 UTC).
+    let cadence_texts = || async {
+        sms_sent(&twilio)
+            .await
+            .into_iter()
+            .filter(|m| m["Body"].contains("about your enquiry"))
+            .collect::<Vec<_>>()
+    };
+    s.advance(Duration::days(1));
+    let run = s.cadence_logged(&contact, "deferred", 1).await;
+    let deferred = run["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "deferred")
+        .unwrap()
+        .clone();
+    assert!(
+        deferred["detail"]
+            .as_str()
+            .unwrap()
+            .contains("until 2026-11-26T13:00:00Z"),
+        "{deferred}"
+    );
+    assert!(cadence_texts().await.is_empty(), "no text at 22:30");
+    s.advance(Duration::minutes(9 * 60 + 29));
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(cadence_texts().await.is_empty(), "no text at 07:59");
+    s.advance(Duration::minutes(1));
+    for _ in 0..200 {
+        if !cadence_texts().await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let texts = cadence_texts().await;
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    assert_eq!(texts[0]["To"], "+12125550123");
+    assert!(
+        texts[0]["Body"].ends_with("Reply STOP to opt out."),
+        "{texts:?}"
+    );
+    // The step after the text: a second call task.
+    s.tasks_until("", 2).await;
+
+    // Logging the call closes both tasks.
+    let (status, _) = s
+        .admin_send(
+            reqwest::Method::POST,
+            &format!("/v1/leads/{lead_id}/attempts"),
+            json!({"rep": owner, "channel": "call", "outcome": "no_answer"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(s.tasks("").await.is_empty(), "no open task left");
+    let done = s.tasks("?state=all").await;
+    assert_eq!(done.len(), 2);
+    assert!(
+        done.iter()
+            .all(|t| t["outcome"] == "no_answer" && t["done_by"] == owner),
+        "{done:?}"
+    );
+
+    // The lead answers by SMS: the cadence ends; two days on, no check-in email.
+    let r = inbound_sms(&s, "Thursday 10am works", true).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    s.cadence_logged(&contact, "exited", 1).await;
+    s.advance(Duration::days(2));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mail = s.admin("/v1/messages?limit=1000").await["messages"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(
+        !mail.iter().any(|m| m["to"] == "lee@client.example"
+            && m["subject"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("A quick question")),
+        "no check-in after the reply"
     );
     s.stop().await;
 }

@@ -18,12 +18,15 @@
 //! claim and fired in the next batch.
 
 use crate::ingest::{IngestTx, ItemError};
+use crate::sales::{LeadState, NewTask};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use pronto_domain::engine::{self, Action, OnTrigger, Run};
-use pronto_domain::flow::{Flow, Same};
-use pronto_domain::program::{compose, unsubscribe_url, NotSent, Program, Recipient};
-use pronto_domain::{ContactId, EventId, MessageId, NewEvent, RunId, WorkspaceId};
+use pronto_domain::flow::{Channel, Flow, Same, Step};
+use pronto_domain::program::{
+    compose, compose_call, unsubscribe_url, NotSent, Program, Recipient, Subject,
+};
+use pronto_domain::{ContactId, EventId, LeadId, MessageId, NewEvent, RunId, TaskId, WorkspaceId};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
@@ -474,7 +477,7 @@ pub struct Fired {
 }
 
 /// Fires up to `limit` due runs inside the open transaction (see the module docs for the guard).
-pub(crate) async fn fire<T: FlowTx + ?Sized>(
+pub(crate) async fn fire<T: crate::sales::SalesTx + ?Sized>(
     tx: &mut T,
     program: &Program,
     now: DateTime<Utc>,
@@ -509,6 +512,7 @@ pub(crate) async fn fire<T: FlowTx + ?Sized>(
     let mut logs = Vec::new();
     let mut messages = Vec::new();
     let mut sent_keys: Vec<String> = Vec::new();
+    let mut tasks: Vec<NewTask> = Vec::new();
     for run in &runs {
         let mut log =
             |step: Option<i64>, kind: &'static str, reason: Option<&str>, detail: String| {
@@ -575,11 +579,48 @@ pub(crate) async fn fire<T: FlowTx + ?Sized>(
             due: None,
             outcome: Some("finished".into()),
         };
-        for action in engine::advance(flow, from, &ctx, now) {
+        let actions = engine::advance(flow, from, &ctx, now);
+        // The lead the run is about (a cadence keyed by `properties.lead_id`), for `lead`/`rep` in its messages,
+        // its owner as Reply-To, and its call tasks; read only when a step needs it.
+        let needs_lead = actions
+            .iter()
+            .any(|a| matches!(a, Action::Send { .. } | Action::Call { .. }));
+        let mut lead = None;
+        if needs_lead {
+            let named = snapshot
+                .pointer("/properties/lead_id")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse::<LeadId>().ok());
+            lead = match named {
+                Some(id) => tx.lead(run.ws, id).await?,
+                None if actions.iter().any(|a| matches!(a, Action::Call { .. })) => {
+                    tx.latest_lead(run.ws, to.live, None).await?
+                }
+                None => None,
+            };
+        }
+        let owner = lead
+            .as_ref()
+            .and_then(|l| l.owner.as_deref())
+            .and_then(|o| program.sales.rep(o));
+        let unsub = unsubscribe_url(
+            &program.messages,
+            &run.ws.to_string(),
+            &to.live.to_string(),
+            now.timestamp(),
+        );
+        for action in actions {
             match action {
                 Action::Send { step } => {
                     let key = format!("{}.{step}", run.id);
-                    if let Some((max, window)) = cap {
+                    let is_email = matches!(
+                        flow.steps.get(step),
+                        Some(Step::Send {
+                            channel: Channel::Email,
+                            ..
+                        })
+                    );
+                    if let Some((max, window)) = cap.filter(|_| is_email) {
                         let n = sent.entry(to.live).or_default();
                         if *n >= i64::from(max) {
                             log(
@@ -595,13 +636,15 @@ pub(crate) async fn fire<T: FlowTx + ?Sized>(
                         }
                         *n += 1;
                     }
-                    let unsub = unsubscribe_url(
-                        &program.messages,
-                        &run.ws.to_string(),
-                        &to.live.to_string(),
-                        now.timestamp(),
-                    );
-                    match compose(program, flow, step, &snapshot, &to.recipient, &key, &unsub) {
+                    let subject = Subject {
+                        snapshot: &snapshot,
+                        to: &to.recipient,
+                        lead: lead.as_ref().map(LeadState::context),
+                        rep: owner,
+                        message_id: &key,
+                        unsubscribe_url: &unsub,
+                    };
+                    match compose(program, flow, step, &subject) {
                         Ok(c) => {
                             log(
                                 Some(step as i64),
@@ -611,12 +654,20 @@ pub(crate) async fn fire<T: FlowTx + ?Sized>(
                                     "{} to {}: {}",
                                     channel_name(c.channel),
                                     c.to,
-                                    c.rendered.subject
+                                    if c.channel == Channel::Sms {
+                                        &c.rendered.text
+                                    } else {
+                                        &c.rendered.subject
+                                    }
                                 ),
                             );
                             if sent_keys.last() != Some(&run.key) {
                                 sent_keys.push(run.key.clone());
                             }
+                            // A reply to a lead's cadence reaches its owner, not a shared inbox.
+                            let reply_to = owner
+                                .and_then(|r| r.email.clone())
+                                .or_else(|| program.messages.reply_to.clone());
                             messages.push(MessageRow {
                                 id: MessageId::new(),
                                 ws: run.ws,
@@ -624,16 +675,16 @@ pub(crate) async fn fire<T: FlowTx + ?Sized>(
                                 run: Some(run.id),
                                 flow: Some(flow.id.clone()),
                                 step: Some(step as i64),
-                                lead: None,
+                                lead: lead.as_ref().map(|l| l.id),
                                 contact: to.live,
                                 channel: channel_name(c.channel),
                                 to: c.to,
                                 from: program.messages.from.clone(),
-                                reply_to: program.messages.reply_to.clone(),
+                                reply_to,
                                 subject: c.rendered.subject,
                                 text: c.rendered.text,
                                 html: c.rendered.html,
-                                unsubscribe_url: Some(unsub),
+                                unsubscribe_url: Some(unsub.clone()),
                                 now,
                             });
                         }
@@ -645,6 +696,80 @@ pub(crate) async fn fire<T: FlowTx + ?Sized>(
                             log(Some(step as i64), kind, Some(&reason), e.to_string());
                         }
                     }
+                }
+                Action::Call { step } => {
+                    let key = format!("{}.{step}", run.id);
+                    let subject = Subject {
+                        snapshot: &snapshot,
+                        to: &to.recipient,
+                        lead: lead.as_ref().map(LeadState::context),
+                        rep: owner,
+                        message_id: &key,
+                        unsubscribe_url: &unsub,
+                    };
+                    match (compose_call(program, flow, step, &subject), &lead) {
+                        (Ok(task), Some(l)) => {
+                            log(
+                                Some(step as i64),
+                                "task",
+                                None,
+                                format!(
+                                    "call task for {}: {}",
+                                    l.owner
+                                        .as_deref()
+                                        .unwrap_or("nobody (the lead has no owner)"),
+                                    task.title
+                                ),
+                            );
+                            tasks.push(NewTask {
+                                id: TaskId::new(),
+                                ws: run.ws,
+                                key,
+                                lead: l.id,
+                                contact: to.live,
+                                run: run.id,
+                                flow: flow.id.clone(),
+                                step: step as i64,
+                                title: task.title,
+                                script: task.script,
+                                due: now,
+                            });
+                        }
+                        (Err(e), _) => {
+                            let (kind, reason) = match &e {
+                                NotSent::Template(_) => ("failed", "template error".to_string()),
+                                other => ("skipped", other.to_string()),
+                            };
+                            log(Some(step as i64), kind, Some(&reason), e.to_string());
+                        }
+                        (Ok(_), None) => {
+                            let e = NotSent::NoLead;
+                            log(
+                                Some(step as i64),
+                                "skipped",
+                                Some(&e.to_string()),
+                                e.to_string(),
+                            );
+                        }
+                    }
+                }
+                Action::Defer { step, at } => {
+                    log(
+                        Some(step as i64),
+                        "deferred",
+                        Some("quiet hours"),
+                        format!(
+                            "SMS held for the contact's quiet hours until {}",
+                            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                        ),
+                    );
+                    next = RunUpdate {
+                        id: run.id,
+                        state: "active",
+                        step: step as i64 - 1,
+                        due: Some(at),
+                        outcome: None,
+                    };
                 }
                 Action::Wait { step, at } => {
                     log(
@@ -675,6 +800,9 @@ pub(crate) async fn fire<T: FlowTx + ?Sized>(
         tx.insert_messages(&messages).await?
     };
     tx.update_runs(&updates, now).await?;
+    if !tasks.is_empty() {
+        tx.insert_tasks(&tasks).await?;
+    }
     if !logs.is_empty() {
         tx.insert_logs(&logs).await?;
     }

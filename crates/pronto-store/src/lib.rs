@@ -44,7 +44,7 @@ use tokio::sync::Notify;
 pub use flows::Fired;
 pub use postgres::PostgresStore;
 pub use sales::{
-    check_claim, claim_url, sms_opted_out, AttemptRow, LeadAction, LeadLog, LeadState,
+    check_claim, claim_url, AttemptRow, LeadAction, LeadLog, LeadState, Task, TaskLead,
 };
 pub use sqlite::{SqliteStore, SqliteSync};
 
@@ -461,6 +461,15 @@ pub trait Store: Send + Sync + 'static {
         workspace: WorkspaceId,
         reps: &[String],
     ) -> Result<RepStatus, StoreError>;
+
+    /// Tasks (a cadence's call steps) of the leads `rep` owns now (every rep's when `None`), earliest due
+    /// first; only open ones when `open_only`. At most 1,000.
+    async fn tasks(
+        &self,
+        workspace: WorkspaceId,
+        rep: Option<&str>,
+        open_only: bool,
+    ) -> Result<Vec<Task>, StoreError>;
 
     /// Sets a rep's away flag (it overrides the config's).
     async fn set_away(

@@ -23,7 +23,7 @@ use pronto_domain::program::Program;
 use pronto_domain::sales::{
     lead_context, AlertChannel, Escalate, How, Member, Outcome, Rep, Sales, Situation,
 };
-use pronto_domain::{ContactId, LeadId, MessageId, WorkspaceId};
+use pronto_domain::{ContactId, LeadId, MessageId, RunId, TaskId, WorkspaceId};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -77,7 +77,7 @@ impl LeadState {
         })
     }
 
-    fn context(&self) -> Value {
+    pub(crate) fn context(&self) -> Value {
         lead_context(&self.id.to_string(), &self.props(), self.created_at)
     }
 
@@ -111,6 +111,56 @@ pub struct AttemptRow {
     pub at: DateTime<Utc>,
 }
 
+/// A task a cadence's `call` step opened, as a rep's queue shows it. Its rep is the lead's owner now.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Task {
+    pub id: TaskId,
+    /// `call`.
+    pub kind: String,
+    pub title: String,
+    /// The call script, rendered for this lead.
+    pub script: String,
+    pub due_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    /// Set when a call attempt is logged on the lead, or the lead is won or lost.
+    pub done_at: Option<DateTime<Utc>>,
+    pub done_by: Option<String>,
+    pub outcome: Option<String>,
+    pub flow: Option<String>,
+    /// The flow step (1-based, as the config counts them).
+    pub step: Option<i64>,
+    pub rep: Option<String>,
+    pub lead: TaskLead,
+}
+
+/// The lead a task is about, as much as a rep needs to make the call.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskLead {
+    pub id: LeadId,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub company: Option<String>,
+    pub status: String,
+}
+
+/// A task to open.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct NewTask {
+    pub id: TaskId,
+    pub ws: WorkspaceId,
+    /// `{run}.{step}`: opened once however often the step is fired.
+    pub key: String,
+    pub lead: LeadId,
+    pub contact: ContactId,
+    pub run: RunId,
+    pub flow: String,
+    pub step: i64,
+    pub title: String,
+    pub script: String,
+    pub due: DateTime<Utc>,
+}
+
 /// What a rep or the lead did, carried by the event that records it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LeadAction {
@@ -138,6 +188,18 @@ pub(crate) trait SalesTx: FlowTx {
         ws: WorkspaceId,
         id: LeadId,
     ) -> Result<Option<LeadState>, ItemError>;
+    /// The lead, read without a lock (a cadence step renders from it).
+    async fn lead(&mut self, ws: WorkspaceId, id: LeadId) -> Result<Option<LeadState>, ItemError>;
+    /// Opens tasks; one whose key exists is not opened again.
+    async fn insert_tasks(&mut self, rows: &[NewTask]) -> Result<(), ItemError>;
+    /// Closes the lead's open tasks.
+    async fn close_tasks(
+        &mut self,
+        lead: LeadId,
+        by: Option<&str>,
+        outcome: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), ItemError>;
     /// The contact's most recent lead other than `except`.
     async fn latest_lead(
         &mut self,
@@ -292,12 +354,7 @@ fn message_context(
     now: DateTime<Utc>,
 ) -> Value {
     let sales = &program.sales;
-    let rep_json = match rep {
-        Some(r) => {
-            json!({"id": r.id, "name": r.name, "first_name": r.first_name(), "email": r.email, "phone": r.phone})
-        }
-        None => json!({"id": null, "name": null, "first_name": null, "email": null, "phone": null}),
-    };
+    let rep_json = rep.map_or_else(Rep::no_context, Rep::context);
     let claim = rep
         .map(|r| claim_url(program, lead.workspace_id, lead.id, &r.id, now.timestamp()))
         .unwrap_or_default();
@@ -701,7 +758,7 @@ fn acknowledge(
         }
     }
     if let Some(phone) = &lead.phone {
-        if program.messages.sms && !sms_opted_out(traits) {
+        if program.messages.sms && !pronto_domain::sales::sms_opted_out(traits) {
             let key = format!("lead.{}.ack.sms", lead.id);
             if queue(
                 program,
@@ -732,13 +789,6 @@ fn acknowledge(
             ),
         );
     }
-}
-
-/// The contact texted STOP (or was marked so): no SMS at all until START.
-pub fn sms_opted_out(traits: &Map<String, Value>) -> bool {
-    traits
-        .get("sms_opt_out")
-        .is_some_and(|v| v.as_bool() == Some(true) || v.as_str() == Some("true"))
 }
 
 /// Applies a rep's or the lead's action. Actions on leads that do not exist (or belong elsewhere) do nothing:
@@ -807,6 +857,11 @@ pub(crate) async fn on_action<T: SalesTx + ?Sized>(
                 }
             }
             tx.save_lead(&l).await?;
+            // A call closes the call tasks cadences opened; so does the end of the lead.
+            if channel == "call" || l.closed_at.is_some() {
+                tx.close_tasks(l.id, rep.as_deref(), outcome.as_str(), *at)
+                    .await?;
+            }
             tx.insert_attempt(
                 ws,
                 &AttemptRow {

@@ -43,6 +43,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(sales::get_lead))
         .routes(routes!(sales::claim_lead))
         .routes(routes!(sales::log_attempt))
+        .routes(routes!(sales::list_tasks))
         .routes(routes!(sales::claim_page, sales::claim_by_link))
         .routes(routes!(sales::speed_to_lead))
         .routes(routes!(sales::inbound_sms))

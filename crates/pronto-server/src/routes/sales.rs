@@ -4,7 +4,7 @@
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Admin, Body, WriteKey};
-use crate::sales::{report_csv, AttemptRequest, RepList, SpeedToLead};
+use crate::sales::{report_csv, AttemptRequest, RepList, SpeedToLead, TaskList};
 use crate::state::AppState;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{OriginalUri, Path, Query, State};
@@ -226,6 +226,37 @@ pub async fn claim_by_link(
         }
         Err(e) => e.into_response(),
     }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TaskQuery {
+    /// Only the tasks of leads this rep owns (default: every rep's).
+    pub rep: Option<String>,
+    /// `open` (default) or `all` (done ones too).
+    pub state: Option<String>,
+}
+
+/// The call tasks cadences opened (`call` steps), earliest due first, each with its call script, the lead's
+/// phone as a `tel:` link and whether it is overdue. A task belongs to the lead's owner now; logging a call
+/// attempt on the lead (`POST /v1/leads/{id}/attempts`) closes it.
+#[utoipa::path(get, path = "/v1/tasks", tag = "leads", params(TaskQuery),
+    responses((status = 200, body = TaskList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("adminKey" = [])))]
+pub async fn list_tasks(
+    State(s): State<AppState>,
+    Admin(ws): Admin,
+    q: Result<Query<TaskQuery>, QueryRejection>,
+) -> Result<Json<TaskList>, ApiError> {
+    let Query(q) = q.map_err(|e| Invalid::one("query", e.body_text()))?;
+    let all = match q.state.as_deref() {
+        None | Some("open") => false,
+        Some("all") => true,
+        Some(other) => {
+            return Err(Invalid::one("state", format!("is `{other}`; use open or all")).into())
+        }
+    };
+    Ok(Json(s.service.tasks(ws, q.rep.as_deref(), all).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -678,6 +678,16 @@ impl Store for PostgresStore {
         })
     }
 
+    async fn tasks(
+        &self,
+        workspace: WorkspaceId,
+        rep: Option<&str>,
+        open_only: bool,
+    ) -> Result<Vec<crate::Task>, StoreError> {
+        let mut c = self.pool.0.acquire().await?;
+        sales::tasks(&mut c, workspace, rep, open_only).await
+    }
+
     async fn set_away(
         &self,
         workspace: WorkspaceId,

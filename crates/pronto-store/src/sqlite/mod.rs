@@ -722,6 +722,16 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn tasks(
+        &self,
+        workspace: WorkspaceId,
+        rep: Option<&str>,
+        open_only: bool,
+    ) -> Result<Vec<crate::Task>, StoreError> {
+        let mut c = self.read.acquire().await?;
+        sales::tasks(&mut c, workspace, rep, open_only).await
+    }
+
     async fn set_away(
         &self,
         workspace: WorkspaceId,

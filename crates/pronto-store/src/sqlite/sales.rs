@@ -3,7 +3,7 @@
 
 use super::{json_rows, parse_ts, ts, uuid, SqliteTx};
 use crate::ingest::ItemError;
-use crate::sales::{AttemptRow, LeadLog, LeadState, SalesTx};
+use crate::sales::{AttemptRow, LeadLog, LeadState, NewTask, SalesTx, Task, TaskLead};
 use crate::StoreError;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -74,6 +74,53 @@ pub(super) async fn lead_by_id(
 
 #[async_trait]
 impl SalesTx for SqliteTx {
+    async fn lead(&mut self, ws: WorkspaceId, id: LeadId) -> Result<Option<LeadState>, ItemError> {
+        Ok(lead_by_id(&mut self.0, ws, id).await?)
+    }
+
+    async fn insert_tasks(&mut self, rows: &[NewTask]) -> Result<(), ItemError> {
+        for t in rows {
+            sqlx::query(
+                "INSERT INTO tasks (id, workspace_id, key, lead_id, contact_id, run_id, flow_id, step, kind, title, \
+                 script, due_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'call', ?9, ?10, ?11, ?11) \
+                 ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(t.id.to_string())
+            .bind(t.ws.to_string())
+            .bind(&t.key)
+            .bind(t.lead.to_string())
+            .bind(t.contact.to_string())
+            .bind(t.run.to_string())
+            .bind(&t.flow)
+            .bind(t.step)
+            .bind(&t.title)
+            .bind(&t.script)
+            .bind(ts(t.due))
+            .execute(&mut *self.0)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn close_tasks(
+        &mut self,
+        lead: LeadId,
+        by: Option<&str>,
+        outcome: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), ItemError> {
+        sqlx::query(
+            "UPDATE tasks SET done_at = ?2, done_by = ?3, outcome = ?4 WHERE lead_id = ?1 AND done_at IS NULL",
+        )
+        .bind(lead.to_string())
+        .bind(ts(at))
+        .bind(by)
+        .bind(outcome)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
     async fn lead_for_update(
         &mut self,
         ws: WorkspaceId,
@@ -361,4 +408,50 @@ pub(super) async fn set_away(
     .execute(c)
     .await?;
     Ok(())
+}
+
+pub(super) async fn tasks(
+    c: &mut SqliteConnection,
+    ws: WorkspaceId,
+    rep: Option<&str>,
+    open_only: bool,
+) -> Result<Vec<Task>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT t.id, t.kind, t.title, t.script, t.due_at, t.created_at, t.done_at, t.done_by, t.outcome, \
+         t.flow_id, t.step, l.owner, l.id, l.name, l.email, l.phone, l.company, l.status \
+         FROM tasks t JOIN leads l ON l.id = t.lead_id \
+         WHERE t.workspace_id = ?1 AND (?2 IS NULL OR l.owner = ?2) AND (?3 = 0 OR t.done_at IS NULL) \
+         ORDER BY t.due_at, t.id LIMIT 1000",
+    )
+    .bind(ws.to_string())
+    .bind(rep)
+    .bind(open_only)
+    .fetch_all(c)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Task {
+                id: uuid(&r.try_get::<String, _>(0)?)?,
+                kind: r.try_get(1)?,
+                title: r.try_get(2)?,
+                script: r.try_get(3)?,
+                due_at: parse_ts(&r.try_get::<String, _>(4)?)?,
+                created_at: parse_ts(&r.try_get::<String, _>(5)?)?,
+                done_at: opt_ts(r, 6)?,
+                done_by: r.try_get(7)?,
+                outcome: r.try_get(8)?,
+                flow: r.try_get(9)?,
+                step: r.try_get::<Option<i64>, _>(10)?.map(|s| s + 1),
+                rep: r.try_get(11)?,
+                lead: TaskLead {
+                    id: uuid(&r.try_get::<String, _>(12)?)?,
+                    name: r.try_get(13)?,
+                    email: r.try_get(14)?,
+                    phone: r.try_get(15)?,
+                    company: r.try_get(16)?,
+                    status: r.try_get(17)?,
+                },
+            })
+        })
+        .collect()
 }
