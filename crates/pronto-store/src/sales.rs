@@ -216,11 +216,13 @@ pub(crate) trait SalesTx: FlowTx {
         team: &str,
         reps: &[String],
     ) -> Result<Vec<(String, i64, i64)>, ItemError>;
-    async fn bump_team(
+    /// Writes a member's routing row (the transaction holds it since [`SalesTx::lock_team`]).
+    async fn set_team(
         &mut self,
         ws: WorkspaceId,
         team: &str,
         rep: &str,
+        assigned: i64,
         seq: i64,
     ) -> Result<(), ItemError>;
     /// Away flags set through the API (they override the config's).
@@ -303,6 +305,23 @@ pub(crate) struct Work {
     pub logs: Vec<LeadLog>,
     pub messages: Vec<MessageRow>,
     pub timers: bool,
+    routing: Routing,
+}
+
+/// Routing state read once per transaction and kept in memory while its leads are routed: a team's rows are
+/// locked on first use (and stay locked until the commit) and written back at [`Work::flush`], the away flags
+/// and open-lead counts are read once. A group of 500 leads then costs one lock and one write per team
+/// member instead of five statements per lead, and routes exactly as 500 sequential transactions would.
+#[derive(Default)]
+struct Routing {
+    away: HashMap<WorkspaceId, HashMap<String, bool>>,
+    /// Open leads per rep, kept current as this transaction assigns leads; dropped when a lead action (which
+    /// may close or move a lead) runs, and read again when next needed.
+    open: HashMap<WorkspaceId, HashMap<String, i64>>,
+    /// `(assigned, last_seq)` per member, as locked.
+    teams: HashMap<(WorkspaceId, String), HashMap<String, (i64, i64)>>,
+    /// Members whose row changed: written at flush.
+    dirty: Vec<(WorkspaceId, String, String)>,
 }
 
 impl Work {
@@ -325,6 +344,14 @@ impl Work {
 
     /// Writes the collected rows; answers whether messages were queued.
     pub async fn flush<T: SalesTx + ?Sized>(self, tx: &mut T) -> Result<Touched, ItemError> {
+        let r = &self.routing;
+        for (ws, team, rep) in &r.dirty {
+            if let Some((assigned, seq)) =
+                r.teams.get(&(*ws, team.clone())).and_then(|m| m.get(rep))
+            {
+                tx.set_team(*ws, team, rep, *assigned, *seq).await?;
+            }
+        }
         let mut touched = Touched {
             timers: self.timers,
             outbox: false,
@@ -564,10 +591,12 @@ fn alert_manager(
     );
 }
 
-/// Routing state for `route`'s team, the contact's earlier owner and the away flags, then the decision.
+/// Routing state for `route`'s team, the contact's earlier owner and the away flags, then the decision; the
+/// pick is counted in `routing` (written at flush).
 async fn assign<T: SalesTx + ?Sized>(
     tx: &mut T,
     sales: &Sales,
+    routing: &mut Routing,
     lead: &LeadState,
     exclude: &[String],
     now: DateTime<Utc>,
@@ -582,7 +611,10 @@ async fn assign<T: SalesTx + ?Sized>(
     let ws = lead.workspace_id;
     let route = sales.route_for(&lead.context());
     let team = route.and_then(|r| sales.team(&r.team));
-    let away: HashMap<String, bool> = tx.away_flags(ws).await?.into_iter().collect();
+    if let std::collections::hash_map::Entry::Vacant(e) = routing.away.entry(ws) {
+        e.insert(tx.away_flags(ws).await?.into_iter().collect());
+    }
+    let away = &routing.away[&ws];
     let is_away = |rep: &str| {
         away.get(rep)
             .copied()
@@ -590,14 +622,23 @@ async fn assign<T: SalesTx + ?Sized>(
     };
     let mut members: Vec<Member> = Vec::new();
     if let Some(t) = team {
-        let ids: Vec<String> = t.members.iter().map(|(r, _)| r.clone()).collect();
-        let state: HashMap<String, (i64, i64)> = tx
-            .lock_team(ws, &t.id, &ids)
-            .await?
-            .into_iter()
-            .map(|(r, a, s)| (r, (a, s)))
-            .collect();
-        let open: HashMap<String, i64> = tx.open_counts(ws, &ids).await?.into_iter().collect();
+        let key = (ws, t.id.clone());
+        if !routing.teams.contains_key(&key) {
+            let ids: Vec<String> = t.members.iter().map(|(r, _)| r.clone()).collect();
+            let state = tx
+                .lock_team(ws, &t.id, &ids)
+                .await?
+                .into_iter()
+                .map(|(r, a, s)| (r, (a, s)))
+                .collect();
+            routing.teams.insert(key.clone(), state);
+        }
+        if let std::collections::hash_map::Entry::Vacant(e) = routing.open.entry(ws) {
+            let ids: Vec<String> = sales.reps.iter().map(|r| r.id.clone()).collect();
+            e.insert(tx.open_counts(ws, &ids).await?.into_iter().collect());
+        }
+        let state = &routing.teams[&key];
+        let open = &routing.open[&ws];
         for (rep, weight) in &t.members {
             let (assigned, last_seq) = state.get(rep).copied().unwrap_or((0, 0));
             members.push(Member {
@@ -629,10 +670,23 @@ async fn assign<T: SalesTx + ?Sized>(
             fallback_away,
         },
     );
-    if let (Some(t), Some(rep)) = (team, decision.rep.as_deref()) {
-        if matches!(decision.how, How::Rule | How::NextShift) {
+    if let Some(rep) = decision.rep.as_deref() {
+        if let Some(open) = routing.open.get_mut(&ws) {
+            *open.entry(rep.to_string()).or_default() += 1;
+            if let Some(before) = lead.owner.as_deref().filter(|b| *b != rep) {
+                *open.entry(before.to_string()).or_default() -= 1;
+            }
+        }
+        if let Some(t) = team.filter(|_| matches!(decision.how, How::Rule | How::NextShift)) {
             let seq = members.iter().map(|m| m.last_seq).max().unwrap_or(0) + 1;
-            tx.bump_team(ws, &t.id, rep, seq).await?;
+            if let Some(state) = routing.teams.get_mut(&(ws, t.id.clone())) {
+                let row = state.entry(rep.to_string()).or_insert((0, 0));
+                *row = (row.0 + 1, seq);
+            }
+            let dirty = (ws, t.id.clone(), rep.to_string());
+            if !routing.dirty.contains(&dirty) {
+                routing.dirty.push(dirty);
+            }
         }
     }
     Ok((
@@ -655,7 +709,7 @@ pub(crate) async fn on_new_lead<T: SalesTx + ?Sized>(
     if sales.is_empty() {
         return Ok(());
     }
-    let (decision, team, route) = assign(tx, sales, &lead, &[], now).await?;
+    let (decision, team, route) = assign(tx, sales, &mut work.routing, &lead, &[], now).await?;
     let owner = decision.rep.as_deref().and_then(|r| sales.rep(r));
     lead.owner = decision.rep.clone();
     lead.team = team;
@@ -802,6 +856,8 @@ pub(crate) async fn on_action<T: SalesTx + ?Sized>(
     action: &LeadAction,
     now: DateTime<Utc>,
 ) -> Result<(), ItemError> {
+    // A claim moves a lead, an outcome may close one: counts are read again when next needed.
+    work.routing.open.remove(&ws);
     match action {
         LeadAction::Claim { lead, rep } => {
             let Some(mut l) = tx.lead_for_update(ws, *lead).await? else {
@@ -1004,7 +1060,8 @@ pub(crate) async fn fire<T: SalesTx + ?Sized>(
             },
             Escalate::Reassign => {
                 let tried = lead.tried.clone();
-                let (decision, team, route) = assign(tx, sales, &lead, &tried, now).await?;
+                let (decision, team, route) =
+                    assign(tx, sales, &mut work.routing, &lead, &tried, now).await?;
                 match decision.rep.as_deref().and_then(|r| sales.rep(r)) {
                     Some(rep) => {
                         let from = lead.owner.clone().unwrap_or_else(|| "nobody".into());

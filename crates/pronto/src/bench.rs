@@ -24,6 +24,8 @@ pub enum BenchCommand {
     Raw(RawArgs),
     /// Durable timers: schedule, cancel half, fire (lateness, throughput, RSS), a burst, and end to end.
     Timers(crate::bench_timers::TimersArgs),
+    /// Speed to lead: lead accepted (HTTP 2xx) → rep alert accepted by an SMTP server, at several rates.
+    Leads(crate::bench_leads::LeadsArgs),
 }
 
 #[derive(Args, Clone)]
@@ -78,6 +80,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Ingest(a) => ingest(a).await,
         BenchCommand::Raw(a) => raw(a).await,
         BenchCommand::Timers(a) => crate::bench_timers::timers(a).await,
+        BenchCommand::Leads(a) => crate::bench_leads::leads(a).await,
     }
 }
 

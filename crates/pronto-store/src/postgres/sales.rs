@@ -201,20 +201,22 @@ impl SalesTx for PgTx {
         Ok(out)
     }
 
-    async fn bump_team(
+    async fn set_team(
         &mut self,
         ws: WorkspaceId,
         team: &str,
         rep: &str,
+        assigned: i64,
         seq: i64,
     ) -> Result<(), ItemError> {
         sqlx::query(
-            "INSERT INTO route_state (workspace_id, team, rep, assigned, last_seq) VALUES ($1, $2, $3, 1, $4) \
-             ON CONFLICT (workspace_id, team, rep) DO UPDATE SET assigned = route_state.assigned + 1, last_seq = $4",
+            "INSERT INTO route_state (workspace_id, team, rep, assigned, last_seq) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (workspace_id, team, rep) DO UPDATE SET assigned = $4, last_seq = $5",
         )
         .bind(ws.0)
         .bind(team)
         .bind(rep)
+        .bind(assigned)
         .bind(seq)
         .execute(&mut *self.0)
         .await?;

@@ -196,20 +196,22 @@ impl SalesTx for SqliteTx {
         Ok(out)
     }
 
-    async fn bump_team(
+    async fn set_team(
         &mut self,
         ws: WorkspaceId,
         team: &str,
         rep: &str,
+        assigned: i64,
         seq: i64,
     ) -> Result<(), ItemError> {
         sqlx::query(
-            "INSERT INTO route_state (workspace_id, team, rep, assigned, last_seq) VALUES (?1, ?2, ?3, 1, ?4) \
-             ON CONFLICT (workspace_id, team, rep) DO UPDATE SET assigned = assigned + 1, last_seq = ?4",
+            "INSERT INTO route_state (workspace_id, team, rep, assigned, last_seq) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (workspace_id, team, rep) DO UPDATE SET assigned = ?4, last_seq = ?5",
         )
         .bind(ws.to_string())
         .bind(team)
         .bind(rep)
+        .bind(assigned)
         .bind(seq)
         .execute(&mut *self.0)
         .await?;
