@@ -28,7 +28,15 @@ timers() {
   (cd bench/graphile && npm ci --no-audit --no-fund --silent && node bench.mjs "$(fresh_pg)" 100000 60 10000)
 }
 
+leads() {
+  echo "== Speed to lead: lead 2xx → rep alert at an SMTP server, SQLite then PostgreSQL"
+  $b bench leads --rates 100,250,500,1000
+  $b bench leads --rates 1000 --alerts-only
+  $b bench leads --database-url "$pg/postgres" --rates 100,1000
+}
+
 if [ "$what" = timers ]; then timers; exit 0; fi
+if [ "$what" = leads ]; then leads; exit 0; fi
 
 for sync in full normal; do
   echo "== SQLite, synchronous=$sync"
@@ -76,4 +84,4 @@ if command -v pgbench >/dev/null; then
   rm -f "$script"
 fi
 psql "$pg/postgres" -qc "DROP DATABASE IF EXISTS pronto_bench WITH (FORCE)" >/dev/null
-if [ "$what" = all ]; then timers; fi
+if [ "$what" = all ]; then timers; leads; fi

@@ -8,12 +8,13 @@
 //! - [`event`]: Segment tracking-API messages (identify, track, page, screen, group, alias) parsed into [`NewEvent`].
 //! - [`ecommerce`]: the Segment e-commerce v2 events (`Checkout Started`, `Order Completed`, …) as typed structs.
 //! - [`flow`]: `[[flow]]` definitions checked into [`flow::Flow`] (errors name flow, step and field) and the
-//!   pure timing decisions (tiered waits, run keys). Not yet run by the server: the scheduler comes next.
+//!   pure timing decisions (tiered waits, run keys, SMS quiet hours); steps wait, send (email, SMS), call
+//!   (a task for the lead's owner), if, exit.
 //! - [`engine`]: the flow engine's pure decisions: start/refresh/ignore on a trigger, exit rules by key or
-//!   contact (out-of-order safe), walking steps to the next wait. Not yet called by the server.
+//!   contact (out-of-order safe), walking steps to the next wait (an SMS in quiet hours defers the run).
 //! - [`lead`]: a lead from JSON or an HTML form, checked, and the `Lead Submitted` event it becomes.
-//! - [`keywords`]: STOP/START/HELP in inbound SMS, as carriers treat them (speed-to-lead groundwork).
-//! - [`report`]: speed-to-lead buckets and response-time statistics (speed-to-lead groundwork).
+//! - [`keywords`]: STOP/START/HELP in inbound SMS, as carriers treat them.
+//! - [`report`]: speed-to-lead buckets and response-time statistics.
 //! - [`sales`]: speed to lead: reps, teams, routing rules and strategies, working hours, the SLA clock and
 //!   its escalation chain, the promise an acknowledgement makes.
 //! - [`resolve`]: identity resolution: which contact an event belongs to, and which contacts merge.

@@ -14,7 +14,8 @@
 //!   SMTP or into the dev mailbox, SMS over a Twilio-compatible API, signed webhooks), each sleeping until the
 //!   next due time or a wake-up.
 //! - [`sales`]: the speed-to-lead service: reps' status, claims and attempts as events with the action
-//!   attached, STOP/START/HELP, the report (JSON, CSV, terminal table).
+//!   attached, STOP/START/HELP (STOP also an `SMS Opted Out` event cadences exit on), reps' task queues, the
+//!   report (JSON, CSV, terminal table).
 //! - [`extract`]: write key (HTTP Basic), admin key (Bearer), Idempotency-Key, client IP, size-limited body.
 //! - [`service`]: authenticate, parse, store, count.
 //! - [`state`]: shared state; the per-IP form limiter.

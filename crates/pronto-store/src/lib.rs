@@ -10,7 +10,8 @@
 //!   `FlowTx` trait each backend implements).
 //! - `sales`: speed to lead applied in transactions: a lead routed (its team's routing rows locked), alerted
 //!   and acknowledged in the transaction that records it; claims, attempts and replies applied with the event
-//!   that records them; SLA escalation steps fired with the flow timers (written once, against `SalesTx`).
+//!   that records them; SLA escalation steps fired with the flow timers; cadence call tasks opened by flow
+//!   steps and closed by a logged call (written once, against `SalesTx`).
 //! - `writer`: group commit. Writes queue to writer tasks that commit whatever is waiting in one transaction
 //!   and only then answer, so a 2xx always means "committed" and a commit costs about the same for 1 or 100
 //!   requests. SQLite has exactly one writer (its single-writer rule); PostgreSQL a few.
