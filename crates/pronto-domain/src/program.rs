@@ -207,6 +207,20 @@ pub struct Subject<'a> {
     pub unsubscribe_url: &'a str,
 }
 
+/// Why no SMS can go to `to` at all, if so: no provider, the contact texted STOP, or no phone. (A step the
+/// quiet hours would defer is skipped at once for these, rather than holding the steps after it.)
+pub fn sms_refusal(program: &Program, to: &Recipient) -> Option<NotSent> {
+    if !program.messages.sms {
+        Some(NotSent::NoChannel("sms"))
+    } else if crate::sales::sms_opted_out(&to.traits) {
+        Some(NotSent::SmsOptOut)
+    } else if to.phone.is_none() {
+        Some(NotSent::NoPhone)
+    } else {
+        None
+    }
+}
+
 /// Carriers expect every marketing text to say how to stop them; added when the template does not.
 const SMS_OPT_OUT_NOTE: &str = "Reply STOP to opt out.";
 
@@ -228,15 +242,10 @@ pub fn compose(
     let to = subject.to;
     let address = match channel {
         Channel::Email => to.email.clone().ok_or(NotSent::NoAddress)?,
-        Channel::Sms => {
-            if !program.messages.sms {
-                return Err(NotSent::NoChannel("sms"));
-            }
-            if crate::sales::sms_opted_out(&to.traits) {
-                return Err(NotSent::SmsOptOut);
-            }
-            to.phone.clone().ok_or(NotSent::NoPhone)?
-        }
+        Channel::Sms => match sms_refusal(program, to) {
+            Some(why) => return Err(why),
+            None => to.phone.clone().unwrap_or_default(),
+        },
         Channel::Webhook => return Err(NotSent::NoChannel("webhook")),
     };
     let medium = match channel {

@@ -85,7 +85,6 @@ pub struct Group {
     pub report: SpeedReport,
 }
 
-/// A `track` event named `name` for the contact owning `identities`, as lead actions record them.
 /// A rep's task queue.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TaskList {
@@ -100,7 +99,7 @@ pub struct TaskItem {
     #[serde(flatten)]
     #[schema(value_type = Object)]
     pub task: pronto_store::Task,
-    /// Due and not done.
+    /// Open and past its due time (a call task is due the moment the cadence opens it: call now).
     pub overdue: bool,
     /// `tel:` link to the lead's phone.
     pub call_url: Option<String>,
@@ -108,6 +107,7 @@ pub struct TaskItem {
     pub lead_url: String,
 }
 
+/// A `track` event named `name` for the contact owning `identities`, as lead actions record them.
 fn track(name: &str, identities: Vec<Identity>, properties: Map<String, Value>) -> NewEvent {
     NewEvent {
         message_id: None,

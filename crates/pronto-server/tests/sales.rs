@@ -485,6 +485,20 @@ async fn stop_start_help_and_replies_over_twilio_style_sms(backend: &str) {
     s.stop().await;
 }
 
+mod cadence_without_sms {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::without_an_sms_provider_texts_are_skipped_at_once_and_tasks_close_by_call_time_or_reach("sqlite").await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::without_an_sms_provider_texts_are_skipped_at_once_and_tasks_close_by_call_time_or_reach(
+            "postgres",
+        )
+        .await
+    }
+}
+
 mod cadence {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite() {
@@ -674,5 +688,74 @@ async fn a_lead_cadence_queues_call_tasks_texts_outside_quiet_hours_and_stops_on
                 .starts_with("A quick question")),
         "no check-in after the reply"
     );
+    s.stop().await;
+}
+
+async fn without_an_sms_provider_texts_are_skipped_at_once_and_tasks_close_by_call_time_or_reach(
+    backend: &str,
+) {
+    // 21:30 in New York; the shipped config has no [sms].
+    let evening = DateTime::parse_from_rfc3339("2026-11-25T02:30:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let s = common::start(backend, true, EXAMPLE_CONFIG, evening).await;
+    s.post_form(&[
+        ("name", "Lee"),
+        ("email", "lee@client.example"),
+        ("phone", "+1 212 555 0123"),
+    ])
+    .await;
+    let first = s.tasks_until("", 1).await;
+    let lead_id = first[0]["lead"]["id"].as_str().unwrap().to_string();
+    let lead = s.admin(&format!("/v1/leads/{lead_id}")).await;
+    let contact = lead["contact_id"].as_str().unwrap().to_string();
+    s.advance(Duration::hours(1));
+    s.mail_to("lee@client.example", "tried to reach you").await;
+    // A day on it is 22:30 there: the text cannot be sent at all, so it is skipped now and the call after it
+    // is not held until 08:00.
+    s.advance(Duration::days(1));
+    let tasks = s.tasks_until("", 2).await;
+    let run = s.cadence_logged(&contact, "skipped", 1).await;
+    assert!(
+        run["log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "skipped" && e["detail"] == "no sms channel is configured"),
+        "{run}"
+    );
+    assert!(
+        !run["log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "deferred"),
+        "{run}"
+    );
+    // A call logged for a time before the second task was opened closes only the first.
+    use pronto_domain::Clock;
+    let before_second = (s.clock.now() - Duration::hours(2)).to_rfc3339();
+    let path = format!("/v1/leads/{lead_id}/attempts");
+    let (status, _) = s
+        .admin_send(
+            reqwest::Method::POST,
+            &path,
+            json!({"channel": "call", "outcome": "voicemail", "at": before_second}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let open = s.tasks("").await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0]["id"], tasks[1]["id"]);
+    // Reaching the lead by email ends the cadence and closes what is left.
+    let (status, _) = s
+        .admin_send(
+            reqwest::Method::POST,
+            &path,
+            json!({"channel": "email", "outcome": "reached"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(s.tasks("").await.is_empty());
     s.stop().await;
 }

@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use pronto_domain::engine::{self, Action, OnTrigger, Run};
 use pronto_domain::flow::{Channel, Flow, Same, Step};
 use pronto_domain::program::{
-    compose, compose_call, unsubscribe_url, NotSent, Program, Recipient, Subject,
+    compose, compose_call, sms_refusal, unsubscribe_url, NotSent, Program, Recipient, Subject,
 };
 use pronto_domain::{ContactId, EventId, LeadId, MessageId, NewEvent, RunId, TaskId, WorkspaceId};
 use serde_json::{Map, Value};
@@ -579,7 +579,22 @@ pub(crate) async fn fire<T: crate::sales::SalesTx + ?Sized>(
             due: None,
             outcome: Some("finished".into()),
         };
-        let actions = engine::advance(flow, from, &ctx, now);
+        let mut actions = engine::advance(flow, from, &ctx, now);
+        // An SMS the quiet hours would hold but that cannot be sent at all is skipped now, so the steps after
+        // it (a call, an email) are not held until morning for nothing.
+        while let Some(&Action::Defer { step, .. }) = actions.last() {
+            let Some(why) = sms_refusal(program, &to.recipient) else {
+                break;
+            };
+            actions.pop();
+            log(
+                Some(step as i64),
+                "skipped",
+                Some(&why.to_string()),
+                why.to_string(),
+            );
+            actions.extend(engine::advance(flow, step + 1, &ctx, now));
+        }
         // The lead the run is about (a cadence keyed by `properties.lead_id`), for `lead`/`rep` in its messages,
         // its owner as Reply-To, and its call tasks; read only when a step needs it.
         let needs_lead = actions

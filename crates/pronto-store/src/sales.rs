@@ -192,13 +192,14 @@ pub(crate) trait SalesTx: FlowTx {
     async fn lead(&mut self, ws: WorkspaceId, id: LeadId) -> Result<Option<LeadState>, ItemError>;
     /// Opens tasks; one whose key exists is not opened again.
     async fn insert_tasks(&mut self, rows: &[NewTask]) -> Result<(), ItemError>;
-    /// Closes the lead's open tasks.
+    /// Closes the lead's open tasks opened at or before `upto`, as done at `at`.
     async fn close_tasks(
         &mut self,
         lead: LeadId,
         by: Option<&str>,
         outcome: &str,
         at: DateTime<Utc>,
+        upto: DateTime<Utc>,
     ) -> Result<(), ItemError>;
     /// The contact's most recent lead other than `except`.
     async fn latest_lead(
@@ -315,9 +316,12 @@ pub(crate) struct Work {
 #[derive(Default)]
 struct Routing {
     away: HashMap<WorkspaceId, HashMap<String, bool>>,
-    /// Open leads per rep, kept current as this transaction assigns leads; dropped when a lead action (which
-    /// may close or move a lead) runs, and read again when next needed.
+    /// Open leads per rep, kept current as this transaction assigns leads. A team's members are counted
+    /// when the team is locked (on PostgreSQL another writer may have committed leads for them while this
+    /// transaction waited for the lock), and again after a lead action (which may close or move a lead).
     open: HashMap<WorkspaceId, HashMap<String, i64>>,
+    /// Teams whose members' counts in `open` are current.
+    counted: std::collections::HashSet<(WorkspaceId, String)>,
     /// `(assigned, last_seq)` per member, as locked.
     teams: HashMap<(WorkspaceId, String), HashMap<String, (i64, i64)>>,
     /// Members whose row changed: written at flush.
@@ -633,9 +637,15 @@ async fn assign<T: SalesTx + ?Sized>(
                 .collect();
             routing.teams.insert(key.clone(), state);
         }
-        if let std::collections::hash_map::Entry::Vacant(e) = routing.open.entry(ws) {
-            let ids: Vec<String> = sales.reps.iter().map(|r| r.id.clone()).collect();
-            e.insert(tx.open_counts(ws, &ids).await?.into_iter().collect());
+        if routing.counted.insert(key.clone()) {
+            let ids: Vec<String> = t.members.iter().map(|(r, _)| r.clone()).collect();
+            let counts: HashMap<String, i64> =
+                tx.open_counts(ws, &ids).await?.into_iter().collect();
+            let open = routing.open.entry(ws).or_default();
+            for rep in ids {
+                let n = counts.get(&rep).copied().unwrap_or(0);
+                open.insert(rep, n);
+            }
         }
         let state = &routing.teams[&key];
         let open = &routing.open[&ws];
@@ -858,6 +868,7 @@ pub(crate) async fn on_action<T: SalesTx + ?Sized>(
 ) -> Result<(), ItemError> {
     // A claim moves a lead, an outcome may close one: counts are read again when next needed.
     work.routing.open.remove(&ws);
+    work.routing.counted.retain(|(w, _)| *w != ws);
     match action {
         LeadAction::Claim { lead, rep } => {
             let Some(mut l) = tx.lead_for_update(ws, *lead).await? else {
@@ -913,9 +924,12 @@ pub(crate) async fn on_action<T: SalesTx + ?Sized>(
                 }
             }
             tx.save_lead(&l).await?;
-            // A call closes the call tasks cadences opened; so does the end of the lead.
-            if channel == "call" || l.closed_at.is_some() {
-                tx.close_tasks(l.id, rep.as_deref(), outcome.as_str(), *at)
+            // A call closes the call tasks cadences opened before it; reaching the lead (which ends its
+            // cadence) or closing it closes them all.
+            let ends = l.closed_at.is_some() || *outcome == Outcome::Reached;
+            if channel == "call" || ends {
+                let upto = if ends { (*at).max(now) } else { *at };
+                tx.close_tasks(l.id, rep.as_deref(), outcome.as_str(), *at, upto)
                     .await?;
             }
             tx.insert_attempt(

@@ -103,14 +103,17 @@ impl SalesTx for PgTx {
         by: Option<&str>,
         outcome: &str,
         at: DateTime<Utc>,
+        upto: DateTime<Utc>,
     ) -> Result<(), ItemError> {
         sqlx::query(
-            "UPDATE tasks SET done_at = $2, done_by = $3, outcome = $4 WHERE lead_id = $1 AND done_at IS NULL",
+            "UPDATE tasks SET done_at = $2, done_by = $3, outcome = $4 \
+             WHERE lead_id = $1 AND done_at IS NULL AND created_at <= $5",
         )
         .bind(lead.0)
         .bind(at)
         .bind(by)
         .bind(outcome)
+        .bind(upto)
         .execute(&mut *self.0)
         .await?;
         Ok(())
