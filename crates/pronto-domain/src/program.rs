@@ -199,7 +199,7 @@ pub fn snapshot_cart(snapshot: &Value) -> Option<Order> {
 pub struct Subject<'a> {
     pub snapshot: &'a Value,
     pub to: &'a Recipient,
-    pub lead: Option<Value>,
+    pub lead: Option<&'a Value>,
     pub rep: Option<&'a crate::sales::Rep>,
     /// The outbox key (tracking links carry it).
     pub message_id: &'a str,
@@ -323,7 +323,7 @@ fn context(flow: &Flow, subject: &Subject<'_>, medium: &str, offer: Option<&str>
             },
         );
     let mut ctx = crate::sales::sample_fields();
-    let lead = subject.lead.clone().unwrap_or_else(|| {
+    let lead = subject.lead.cloned().unwrap_or_else(|| {
         let mut none = ctx["lead"].clone();
         if let Some(o) = none.as_object_mut() {
             o.values_mut().for_each(|v| *v = Value::Null);
@@ -507,7 +507,7 @@ call = { script = "script" }
             let subject = Subject {
                 snapshot: &snapshot,
                 to: &to,
-                lead: Some(lead.clone()),
+                lead: Some(&lead),
                 rep: Some(&ann),
                 message_id: "m1",
                 unsubscribe_url: "u",
@@ -530,10 +530,11 @@ call = { script = "script" }
         let p = program(false);
         let to = Recipient::default();
         let snapshot = json!({});
+        let lead = json!({"id": "l1", "name": "Lee", "message": "40 chairs"});
         let mut subject = Subject {
             snapshot: &snapshot,
             to: &to,
-            lead: Some(json!({"id": "l1", "name": "Lee", "message": "40 chairs"})),
+            lead: Some(&lead),
             rep: None,
             message_id: "m1",
             unsubscribe_url: "u",

@@ -624,6 +624,15 @@ pub(crate) async fn fire<T: crate::sales::SalesTx + ?Sized>(
             &to.live.to_string(),
             now.timestamp(),
         );
+        let lead_ctx = lead.as_ref().map(LeadState::context);
+        let about = Subject {
+            snapshot: &snapshot,
+            to: &to.recipient,
+            lead: lead_ctx.as_ref(),
+            rep: owner,
+            message_id: "",
+            unsubscribe_url: &unsub,
+        };
         for action in actions {
             match action {
                 Action::Send { step } => {
@@ -651,15 +660,15 @@ pub(crate) async fn fire<T: crate::sales::SalesTx + ?Sized>(
                         }
                         *n += 1;
                     }
-                    let subject = Subject {
-                        snapshot: &snapshot,
-                        to: &to.recipient,
-                        lead: lead.as_ref().map(LeadState::context),
-                        rep: owner,
-                        message_id: &key,
-                        unsubscribe_url: &unsub,
-                    };
-                    match compose(program, flow, step, &subject) {
+                    match compose(
+                        program,
+                        flow,
+                        step,
+                        &Subject {
+                            message_id: &key,
+                            ..about
+                        },
+                    ) {
                         Ok(c) => {
                             log(
                                 Some(step as i64),
@@ -704,25 +713,25 @@ pub(crate) async fn fire<T: crate::sales::SalesTx + ?Sized>(
                             });
                         }
                         Err(e) => {
-                            let (kind, reason) = match &e {
-                                NotSent::Template(_) => ("failed", "template error".to_string()),
-                                other => ("skipped", other.to_string()),
-                            };
+                            let (kind, reason) = not_sent(&e);
                             log(Some(step as i64), kind, Some(&reason), e.to_string());
                         }
                     }
                 }
                 Action::Call { step } => {
                     let key = format!("{}.{step}", run.id);
-                    let subject = Subject {
-                        snapshot: &snapshot,
-                        to: &to.recipient,
-                        lead: lead.as_ref().map(LeadState::context),
-                        rep: owner,
-                        message_id: &key,
-                        unsubscribe_url: &unsub,
-                    };
-                    match (compose_call(program, flow, step, &subject), &lead) {
+                    match (
+                        compose_call(
+                            program,
+                            flow,
+                            step,
+                            &Subject {
+                                message_id: &key,
+                                ..about
+                            },
+                        ),
+                        &lead,
+                    ) {
                         (Ok(task), Some(l)) => {
                             log(
                                 Some(step as i64),
@@ -751,10 +760,7 @@ pub(crate) async fn fire<T: crate::sales::SalesTx + ?Sized>(
                             });
                         }
                         (Err(e), _) => {
-                            let (kind, reason) = match &e {
-                                NotSent::Template(_) => ("failed", "template error".to_string()),
-                                other => ("skipped", other.to_string()),
-                            };
+                            let (kind, reason) = not_sent(&e);
                             log(Some(step as i64), kind, Some(&reason), e.to_string());
                         }
                         (Ok(_), None) => {
@@ -830,6 +836,14 @@ pub(crate) async fn fire<T: crate::sales::SalesTx + ?Sized>(
         sent_keys,
         leads: 0,
     })
+}
+
+/// How a step that produced nothing is logged: a template error is a failure to fix, the rest are skips.
+fn not_sent(e: &NotSent) -> (&'static str, String) {
+    match e {
+        NotSent::Template(_) => ("failed", "template error".to_string()),
+        other => ("skipped", other.to_string()),
+    }
 }
 
 fn channel_name(c: pronto_domain::flow::Channel) -> &'static str {

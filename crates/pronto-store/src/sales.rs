@@ -472,6 +472,49 @@ fn address(program: &Program, rep: &Rep, ch: AlertChannel) -> Option<String> {
     }
 }
 
+/// Queues `ctx` to `rep` on each of the rep's alert channels (`template` by email and webhook, the short
+/// `rep-alert-sms` by SMS), keyed `{key}.{channel}.{n}`; a reply goes to the lead. Answers the channels used.
+#[allow(clippy::too_many_arguments)]
+fn send_to_rep(
+    program: &Program,
+    work: &mut Work,
+    lead: &LeadState,
+    rep: &Rep,
+    template: &str,
+    key: &str,
+    n: i64,
+    ctx: &Value,
+    now: DateTime<Utc>,
+) -> Vec<&'static str> {
+    let mut sent = Vec::new();
+    for ch in &rep.alerts {
+        let Some(to) = address(program, rep, *ch) else {
+            continue;
+        };
+        let template = if *ch == AlertChannel::Sms {
+            "rep-alert-sms"
+        } else {
+            template
+        };
+        let key = format!("{key}.{}.{n}", ch.as_str());
+        if queue(
+            program,
+            work,
+            lead,
+            key,
+            *ch,
+            &to,
+            template,
+            ctx,
+            lead.email.clone(),
+            now,
+        ) {
+            sent.push(ch.as_str());
+        }
+    }
+    sent
+}
+
 /// Alerts `rep` about `lead` on each of the rep's channels. `n` tells repeated alerts apart.
 fn alert_rep(
     program: &Program,
@@ -483,33 +526,8 @@ fn alert_rep(
     now: DateTime<Utc>,
 ) {
     let ctx = message_context(program, lead, Some(rep), (kind.as_str(), ""), now);
-    let mut sent = Vec::new();
-    for ch in &rep.alerts {
-        let Some(to) = address(program, rep, *ch) else {
-            continue;
-        };
-        let template = if *ch == AlertChannel::Sms {
-            "rep-alert-sms"
-        } else {
-            "rep-alert"
-        };
-        let key = format!("lead.{}.alert.{}.{}.{n}", lead.id, rep.id, ch.as_str());
-        // Replying to the alert writes to the lead.
-        if queue(
-            program,
-            work,
-            lead,
-            key,
-            *ch,
-            &to,
-            template,
-            &ctx,
-            lead.email.clone(),
-            now,
-        ) {
-            sent.push(ch.as_str());
-        }
-    }
+    let key = format!("lead.{}.alert.{}", lead.id, rep.id);
+    let sent = send_to_rep(program, work, lead, rep, "rep-alert", &key, n, &ctx, now);
     work.log(
         lead,
         now,
@@ -560,32 +578,8 @@ fn alert_manager(
         &m.id,
         now.timestamp()
     ));
-    let mut sent = Vec::new();
-    for ch in &m.alerts {
-        let Some(to) = address(program, m, *ch) else {
-            continue;
-        };
-        let template = if *ch == AlertChannel::Sms {
-            "rep-alert-sms"
-        } else {
-            "lead-escalated"
-        };
-        let key = format!("lead.{}.manager.{}.{}.{n}", lead.id, m.id, ch.as_str());
-        if queue(
-            program,
-            work,
-            lead,
-            key,
-            *ch,
-            &to,
-            template,
-            &ctx,
-            lead.email.clone(),
-            now,
-        ) {
-            sent.push(ch.as_str());
-        }
-    }
+    let key = format!("lead.{}.manager.{}", lead.id, m.id);
+    let sent = send_to_rep(program, work, lead, m, "lead-escalated", &key, n, &ctx, now);
     work.log(
         lead,
         now,
