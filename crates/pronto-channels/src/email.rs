@@ -89,6 +89,11 @@ impl Email {
     }
 }
 
+/// Connections kept open between sends. The delivery worker sends up to 64 messages at once; beyond lettre's
+/// default pool of 10, each of the others would open and close a connection (greeting, EHLO, QUIT) per
+/// message.
+pub const IDLE_CONNECTIONS: u32 = 256;
+
 /// Sends over one SMTP server, reusing connections.
 #[derive(Clone)]
 pub struct SmtpSender {
@@ -113,7 +118,10 @@ impl SmtpSender {
                 message: e.to_string(),
             })?;
         Ok(Self {
-            transport: builder.timeout(Some(Duration::from_secs(30))).build(),
+            transport: builder
+                .timeout(Some(Duration::from_secs(30)))
+                .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(IDLE_CONNECTIONS))
+                .build(),
         })
     }
 

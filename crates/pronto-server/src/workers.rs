@@ -13,24 +13,24 @@ use pronto_channels::sms::{Sms, SmsSender};
 use pronto_channels::webhook::{Webhook, WebhookSender};
 use pronto_channels::SendError;
 use pronto_domain::Clock;
+use pronto_domain::MessageId;
 use pronto_store::{Delivery, OutMessage, Store};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 /// The longest a worker sleeps without checking the store.
 pub const IDLE: Duration = Duration::from_secs(5);
 /// Runs fired per transaction.
 pub const TIMER_BATCH: i64 = 1000;
-/// Messages claimed per round, sent concurrently (lettre's pool bounds the connections).
-pub const SEND_BATCH: i64 = 100;
-/// Sends in flight or sent but not yet recorded, at once: bounds the connections to the SMTP server and how
-/// many messages a crash can leave sent but not recorded (a slot is freed when the outcome is committed). Throughput needs many: lettre does not set TCP_NODELAY,
-/// so the end of DATA waits out the server's delayed ACK (~40 ms on Linux) for every message.
-pub const SEND_CONCURRENCY: usize = 64;
-/// Delivery outcomes committed together.
-pub const RECORD_EVERY: usize = 8;
+/// At most this many messages claimed per statement.
+pub const SEND_BATCH: usize = SEND_CONCURRENCY;
+/// Messages claimed and not yet recorded, at once: bounds the connections to the SMTP server and how many
+/// messages a crash can leave sent but not recorded (a slot is freed when the outcome is committed).
+/// Throughput needs many: lettre does not set TCP_NODELAY, so the end of DATA waits out the server's
+/// delayed ACK (~40 ms on Linux) for every message. The SMTP pool keeps as many connections open.
+pub const SEND_CONCURRENCY: usize = pronto_channels::email::IDLE_CONNECTIONS as usize;
 /// How long a claimed message is reserved for its worker; a worker that dies mid-send leaves the message to
 /// be retried after this (on SQLite at once, at the next start). Twice the SMTP timeout, so a slow send is
 /// never taken over by another process while it is still running.
@@ -137,76 +137,104 @@ async fn delivery(
             Err(e) => tracing::warn!(error = %e, "releasing stale claims failed"),
         }
     }
+    // A slot is held from the claim until the outcome is committed, not just until the send returns: a
+    // message sent but not yet recorded is one a crash may repeat, so it counts against the bound too.
+    let slots = Arc::new(Semaphore::new(SEND_CONCURRENCY));
+    let (done, outcomes) = mpsc::unbounded_channel();
+    let recorder = tokio::spawn(record(store.clone(), clock.clone(), outcomes));
+    let mut sends = JoinSet::new();
     loop {
         if *stop.borrow() {
-            return;
+            break;
         }
-        loop {
-            let now = clock.now();
-            let lease = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
-            let batch = match store.claim_messages(now, SEND_BATCH, lease).await {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::warn!(error = %e, "claiming messages failed; retrying shortly");
-                    break;
-                }
+        // Claim as many messages as there are free slots, as soon as one is free: sends overlap with the
+        // claims and records of others instead of waiting for a whole round to finish.
+        let first = tokio::select! {
+            s = slots.clone().acquire_owned() => s,
+            _ = stop.changed() => break,
+        };
+        let Ok(first) = first else { break };
+        let want = (slots.available_permits() + 1).min(SEND_BATCH);
+        let now = clock.now();
+        let lease = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
+        let batch = match store.claim_messages(now, want as i64, lease).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "claiming messages failed; retrying shortly");
+                Vec::new()
+            }
+        };
+        let drained = batch.len() < want;
+        let mut first = Some(first);
+        for m in batch {
+            let slot = match first.take() {
+                Some(s) => s,
+                // Only this loop takes slots, and it saw them free.
+                None => match slots.clone().acquire_owned().await {
+                    Ok(s) => s,
+                    Err(_) => break,
+                },
             };
-            let full = batch.len() as i64 == SEND_BATCH;
-            let mut sends = JoinSet::new();
-            let slots = Arc::new(tokio::sync::Semaphore::new(SEND_CONCURRENCY));
-            for m in batch {
-                let (clock, channels, slots) = (clock.clone(), channels.clone(), slots.clone());
-                sends.spawn(async move {
-                    // The slot is held until the outcome is committed, not just sent: a message sent but
-                    // not yet recorded is one a crash may repeat, so it must count against the bound too.
-                    let slot = slots.acquire_owned().await;
-                    let outcome = deliver(&m, &channels, clock.now()).await;
-                    let label = match &outcome {
-                        Delivery::Sent { .. } => "sent",
-                        Delivery::Retry { .. } => "retry",
-                        Delivery::Failed { .. } => "failed",
-                    };
-                    metrics::counter!("pronto_deliveries_total", "outcome" => label).increment(1);
-                    (m.id, outcome, slot)
-                });
-            }
-            // Outcomes are committed in small groups as sends finish: one commit per group instead of per
-            // message, while a crash between an SMTP server's 250 and the commit can repeat at most the
-            // group and what is on the wire (same Message-ID, so the receiver recognises the repeat).
-            // The dev mailbox sends nothing anywhere, so it records as many as hold a slot at once (a
-            // larger group would wait for slots its own unrecorded outcomes hold).
-            let group = if channels.smtp.is_some() {
-                RECORD_EVERY
-            } else {
-                SEND_CONCURRENCY
-            };
-            let mut outcomes = Vec::new();
-            let mut held = Vec::new();
-            while let Some(done) = sends.join_next().await {
-                if let Ok((id, outcome, slot)) = done {
-                    outcomes.push((id, outcome));
-                    held.push(slot);
-                }
-                if outcomes.len() >= group || (sends.is_empty() && !outcomes.is_empty()) {
-                    if let Err(e) = store.record_deliveries(&outcomes, clock.now()).await {
-                        // The leases run out and the messages are tried again.
-                        tracing::error!(error = %e, messages = outcomes.len(), "recording deliveries failed");
-                    }
-                    outcomes.clear();
-                    held.clear();
-                }
-            }
-            if !full {
-                break;
-            }
+            let (clock, channels, done) = (clock.clone(), channels.clone(), done.clone());
+            sends.spawn(async move {
+                let outcome = deliver(&m, &channels, clock.now()).await;
+                let label = match &outcome {
+                    Delivery::Sent { .. } => "sent",
+                    Delivery::Retry { .. } => "retry",
+                    Delivery::Failed { .. } => "failed",
+                };
+                metrics::counter!("pronto_deliveries_total", "outcome" => label).increment(1);
+                let _ = done.send((m.id, outcome, slot));
+            });
+        }
+        drop(first);
+        while sends.try_join_next().is_some() {}
+        if !drained {
+            continue;
         }
         let next = store.next_message_due().await.unwrap_or(None);
         let wait = until(next, clock.now());
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = shared.outbox.notified() => {}
-            _ = stop.changed() => return,
+            _ = stop.changed() => break,
         }
+    }
+    // Let what is on the wire finish and be recorded.
+    while sends.join_next().await.is_some() {}
+    drop(done);
+    let _ = recorder.await;
+}
+
+/// A delivered message's outcome, and the slot it holds until the outcome is committed.
+type Done = (MessageId, Delivery, OwnedSemaphorePermit);
+
+/// Commits outcomes as they come: everything that arrived while the previous commit ran goes into the next,
+/// so under load one commit covers many messages and with none a message is recorded at once. Slots come
+/// back only after the commit.
+async fn record(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    mut outcomes: mpsc::UnboundedReceiver<Done>,
+) {
+    let mut group: Vec<Done> = Vec::new();
+    while let Some(first) = outcomes.recv().await {
+        group.push(first);
+        while group.len() < SEND_CONCURRENCY {
+            match outcomes.try_recv() {
+                Ok(d) => group.push(d),
+                Err(_) => break,
+            }
+        }
+        let rows: Vec<(MessageId, Delivery)> = group
+            .iter()
+            .map(|(id, outcome, _)| (*id, outcome.clone()))
+            .collect();
+        if let Err(e) = store.record_deliveries(&rows, clock.now()).await {
+            // The leases run out and the messages are tried again.
+            tracing::error!(error = %e, messages = rows.len(), "recording deliveries failed");
+        }
+        group.clear();
     }
 }
 
