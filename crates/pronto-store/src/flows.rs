@@ -508,12 +508,35 @@ pub(crate) async fn fire<T: crate::sales::SalesTx + ?Sized>(
         sent = tx.sent_counts(&live, since).await?.into_iter().collect();
     }
 
+    // The leads cadence runs name (`properties.lead_id`), read together.
+    let named = |snapshot: &Value| {
+        snapshot
+            .pointer("/properties/lead_id")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<LeadId>().ok())
+    };
+    let mut snapshots: Vec<Value> = runs
+        .iter()
+        .map(|r| serde_json::from_str(&r.snapshot).unwrap_or(Value::Null))
+        .collect();
+    let lead_ids: Vec<LeadId> = snapshots.iter().filter_map(named).collect();
+    let named_leads: HashMap<LeadId, LeadState> = if lead_ids.is_empty() {
+        HashMap::new()
+    } else {
+        tx.leads(&lead_ids)
+            .await?
+            .into_iter()
+            .map(|l| (l.id, l))
+            .collect()
+    };
+
     let mut updates = Vec::with_capacity(runs.len());
     let mut logs = Vec::new();
     let mut messages = Vec::new();
     let mut sent_keys: Vec<String> = Vec::new();
     let mut tasks: Vec<NewTask> = Vec::new();
-    for run in &runs {
+    for (run, snapshot) in runs.iter().zip(snapshots.iter_mut()) {
+        let snapshot = std::mem::take(snapshot);
         let mut log =
             |step: Option<i64>, kind: &'static str, reason: Option<&str>, detail: String| {
                 logs.push(LogRow {
@@ -569,7 +592,6 @@ pub(crate) async fn fire<T: crate::sales::SalesTx + ?Sized>(
             updates.push(end("exited", why.to_string()));
             continue;
         }
-        let snapshot: Value = serde_json::from_str(&run.snapshot).unwrap_or(Value::Null);
         let ctx = engine::context(&snapshot, &to.recipient.traits);
         let from = usize::try_from(run.step + 1).unwrap_or(0);
         let mut next = RunUpdate {
@@ -602,12 +624,11 @@ pub(crate) async fn fire<T: crate::sales::SalesTx + ?Sized>(
             .any(|a| matches!(a, Action::Send { .. } | Action::Call { .. }));
         let mut lead = None;
         if needs_lead {
-            let named = snapshot
-                .pointer("/properties/lead_id")
-                .and_then(Value::as_str)
-                .and_then(|s| s.parse::<LeadId>().ok());
-            lead = match named {
-                Some(id) => tx.lead(run.ws, id).await?,
+            lead = match named(&snapshot) {
+                Some(id) => named_leads
+                    .get(&id)
+                    .filter(|l| l.workspace_id == run.ws)
+                    .cloned(),
                 None if actions.iter().any(|a| matches!(a, Action::Call { .. })) => {
                     tx.latest_lead(run.ws, to.live, None).await?
                 }

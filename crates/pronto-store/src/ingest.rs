@@ -8,8 +8,10 @@
 //! 2. one query loads every live contact owning any identity in the group;
 //! 3. each event is resolved in memory, in order, by [`pronto_domain::resolve::resolve`], against those
 //!    contacts plus what earlier events of the group created, attached or merged;
-//! 4. bulk inserts write the new contacts, identities and events; leads, merges and trait updates (rare)
-//!    follow one statement each.
+//! 4. bulk inserts write the new contacts, identities and events; merges (rare) follow one statement each;
+//!    the traits of every contact touched are read once, updated in memory and written once;
+//! 5. flows see the events; 6. new leads are routed in memory and inserted whole, in one statement, with
+//!    their messages and logs ([`crate::sales::Work::flush`]).
 //!
 //! Races between writers (several PostgreSQL writers or processes) surface as a row a bulk insert did not
 //! write (a unique key taken by the other writer); the group is rolled back to its savepoint and redone, when
@@ -110,21 +112,31 @@ pub(crate) trait IngestTx: crate::sales::SalesTx + Send {
         event: EventId,
         now: DateTime<Utc>,
     ) -> Result<(), ItemError>;
-    async fn traits(&mut self, contact: ContactId) -> Result<Map<String, Value>, ItemError>;
+    /// The traits of each of `contacts`, by contact.
+    async fn traits_of(
+        &mut self,
+        contacts: &[ContactId],
+    ) -> Result<Vec<(ContactId, Map<String, Value>)>, ItemError>;
+    /// Replaces the traits of each contact, as of its time.
+    async fn set_traits_of(
+        &mut self,
+        rows: &[(ContactId, &Map<String, Value>, DateTime<Utc>)],
+    ) -> Result<(), ItemError>;
+    async fn traits(&mut self, contact: ContactId) -> Result<Map<String, Value>, ItemError> {
+        self.traits_of(&[contact])
+            .await?
+            .pop()
+            .map(|(_, t)| t)
+            .ok_or_else(|| StoreError::Corrupt(format!("contact {contact} is missing")).into())
+    }
     async fn set_traits(
         &mut self,
         contact: ContactId,
         traits: &Map<String, Value>,
         now: DateTime<Utc>,
-    ) -> Result<(), ItemError>;
-    async fn insert_lead(
-        &mut self,
-        ws: WorkspaceId,
-        row: &LeadRow<'_>,
-        contact: ContactId,
-        event: EventId,
-        now: DateTime<Utc>,
-    ) -> Result<(), ItemError>;
+    ) -> Result<(), ItemError> {
+        self.set_traits_of(&[(contact, traits, now)]).await
+    }
 }
 
 /// Groups `(contact, kind, value)` rows, as both backends' owner queries return them, into contacts.
@@ -432,16 +444,38 @@ async fn ingest_workspace<T: IngestTx + ?Sized>(
             return Err(ItemError::Conflict);
         }
     }
-    for (row, contact, event, at) in &leads {
-        tx.insert_lead(ws, row, *contact, *event, *at).await?;
-    }
     for (from, into, event, at) in &merges {
         merge(tx, ws, *from, *into, *event, *at).await?;
     }
+    // Traits: read once for every contact the group updates or routes a lead for, merged in memory in the
+    // events' order, written once.
+    let mut need: Vec<ContactId> = trait_updates.iter().map(|(c, _, _)| pic.live(*c)).collect();
+    if !program.sales.is_empty() {
+        need.extend(leads.iter().map(|(_, c, _, _)| pic.live(*c)));
+    }
+    need.sort();
+    need.dedup();
+    let mut traits: HashMap<ContactId, Map<String, Value>> = if need.is_empty() {
+        HashMap::new()
+    } else {
+        tx.traits_of(&need).await?.into_iter().collect()
+    };
+    let mut updated: Vec<(ContactId, DateTime<Utc>)> = Vec::new();
     for (contact, newer, at) in trait_updates {
         let live = pic.live(contact);
-        let merged = merge_traits(tx.traits(live).await?, newer);
-        tx.set_traits(live, &merged, at).await?;
+        let merged = merge_traits(traits.remove(&live).unwrap_or_default(), newer);
+        traits.insert(live, merged);
+        match updated.iter_mut().find(|(c, _)| *c == live) {
+            Some(u) => u.1 = at,
+            None => updated.push((live, at)),
+        }
+    }
+    if !updated.is_empty() {
+        let rows: Vec<(ContactId, &Map<String, Value>, DateTime<Utc>)> = updated
+            .iter()
+            .filter_map(|(c, at)| traits.get(c).map(|t| (*c, t, *at)))
+            .collect();
+        tx.set_traits_of(&rows).await?;
     }
     // 5. Flows: exits and triggers, in the events' order, each with its contact as it is after the merges.
     let touched = if program.flows.is_empty() {
@@ -465,15 +499,13 @@ async fn ingest_workspace<T: IngestTx + ?Sized>(
         for w in &sales_work {
             match w {
                 SalesItem::Lead(i) => {
-                    let (row, contact, _, at) = &leads[*i];
+                    let (row, contact, event, at) = &leads[*i];
                     let live = pic.live(*contact);
-                    let traits = if program.sales.is_empty() {
-                        Map::new()
-                    } else {
-                        tx.traits(live).await?
-                    };
+                    let none = Map::new();
+                    let traits = traits.get(&live).unwrap_or(&none);
                     let state = row.state(ws, live, *at);
-                    crate::sales::on_new_lead(tx, program, &mut work, state, &traits, *at).await?;
+                    crate::sales::on_new_lead(tx, program, &mut work, state, *event, traits, *at)
+                        .await?;
                 }
                 SalesItem::Action(a, contact, at) => {
                     crate::sales::on_action(tx, program, &mut work, ws, pic.live(*contact), a, *at)

@@ -300,6 +300,24 @@ pub enum Delivery {
     },
 }
 
+impl Delivery {
+    /// The columns a recorded outcome sets: state, transport, next attempt, error.
+    pub(crate) fn columns(
+        &self,
+    ) -> (
+        &'static str,
+        Option<&'static str>,
+        Option<DateTime<Utc>>,
+        Option<String>,
+    ) {
+        match self {
+            Self::Sent { transport } => ("sent", Some(transport), None, None),
+            Self::Retry { at, error } => ("queued", None, Some(*at), Some(error.clone())),
+            Self::Failed { error } => ("failed", None, None, Some(error.clone())),
+        }
+    }
+}
+
 /// Live counts of one flow.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct FlowStats {
@@ -524,16 +542,11 @@ pub async fn connect(url: &str, opts: Options) -> Result<Arc<dyn Store>, StoreEr
 pub(crate) struct LeadRow<'a> {
     pub id: LeadId,
     pub lead: &'a Lead,
-    pub fields: String,
 }
 
 impl<'a> LeadRow<'a> {
     pub fn new(lead: &'a Lead) -> Self {
-        Self {
-            id: lead.id,
-            lead,
-            fields: Value::Object(lead.fields.clone()).to_string(),
-        }
+        Self { id: lead.id, lead }
     }
 }
 

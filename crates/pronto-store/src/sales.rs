@@ -23,7 +23,7 @@ use pronto_domain::program::Program;
 use pronto_domain::sales::{
     lead_context, AlertChannel, Escalate, How, Member, Outcome, Rep, Sales, Situation,
 };
-use pronto_domain::{ContactId, LeadId, MessageId, RunId, TaskId, WorkspaceId};
+use pronto_domain::{ContactId, EventId, LeadId, MessageId, RunId, TaskId, WorkspaceId};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -188,8 +188,8 @@ pub(crate) trait SalesTx: FlowTx {
         ws: WorkspaceId,
         id: LeadId,
     ) -> Result<Option<LeadState>, ItemError>;
-    /// The lead, read without a lock (a cadence step renders from it).
-    async fn lead(&mut self, ws: WorkspaceId, id: LeadId) -> Result<Option<LeadState>, ItemError>;
+    /// These leads (whichever exist), read without a lock: the leads of a batch of cadence runs.
+    async fn leads(&mut self, ids: &[LeadId]) -> Result<Vec<LeadState>, ItemError>;
     /// Opens tasks; one whose key exists is not opened again.
     async fn insert_tasks(&mut self, rows: &[NewTask]) -> Result<(), ItemError>;
     /// Closes the lead's open tasks opened at or before `upto`, as done at `at`.
@@ -210,6 +210,8 @@ pub(crate) trait SalesTx: FlowTx {
     ) -> Result<Option<LeadState>, ItemError>;
     /// Writes the routing and SLA columns.
     async fn save_lead(&mut self, lead: &LeadState) -> Result<(), ItemError>;
+    /// Inserts new leads, whole, each with the event that brought it.
+    async fn insert_leads(&mut self, rows: &[(LeadState, EventId)]) -> Result<(), ItemError>;
     /// The team's routing rows for `reps` (created if missing), locked, as `(rep, assigned, last_seq)`.
     async fn lock_team(
         &mut self,
@@ -303,6 +305,8 @@ impl Alert {
 /// Collects what a batch of lead work writes, so each kind of row is one statement.
 #[derive(Default)]
 pub(crate) struct Work {
+    /// New leads, routed, not yet inserted: written in one statement before anything reads leads again.
+    new_leads: Vec<(LeadState, EventId)>,
     pub logs: Vec<LeadLog>,
     pub messages: Vec<MessageRow>,
     pub timers: bool,
@@ -346,8 +350,18 @@ impl Work {
         });
     }
 
+    /// Inserts the new leads collected so far, so that statements reading leads see them.
+    async fn write_leads<T: SalesTx + ?Sized>(&mut self, tx: &mut T) -> Result<(), ItemError> {
+        if !self.new_leads.is_empty() {
+            tx.insert_leads(&self.new_leads).await?;
+            self.new_leads.clear();
+        }
+        Ok(())
+    }
+
     /// Writes the collected rows; answers whether messages were queued.
-    pub async fn flush<T: SalesTx + ?Sized>(self, tx: &mut T) -> Result<Touched, ItemError> {
+    pub async fn flush<T: SalesTx + ?Sized>(mut self, tx: &mut T) -> Result<Touched, ItemError> {
+        self.write_leads(tx).await?;
         let r = &self.routing;
         for (ws, team, rep) in &r.dirty {
             if let Some((assigned, seq)) =
@@ -595,6 +609,7 @@ async fn assign<T: SalesTx + ?Sized>(
     tx: &mut T,
     sales: &Sales,
     routing: &mut Routing,
+    new_leads: &[(LeadState, EventId)],
     lead: &LeadState,
     exclude: &[String],
     now: DateTime<Utc>,
@@ -656,9 +671,18 @@ async fn assign<T: SalesTx + ?Sized>(
         }
     }
     let owner = if route.is_some_and(|r| r.keep_owner) {
-        tx.latest_lead(ws, lead.contact_id, Some(lead.id))
-            .await?
-            .and_then(|l| l.owner)
+        // A lead of the same contact earlier in this transaction is the latest; it is not inserted yet.
+        match new_leads
+            .iter()
+            .rev()
+            .find(|(l, _)| l.contact_id == lead.contact_id && l.id != lead.id)
+        {
+            Some((earlier, _)) => earlier.owner.clone(),
+            None => tx
+                .latest_lead(ws, lead.contact_id, Some(lead.id))
+                .await?
+                .and_then(|l| l.owner),
+        }
     } else {
         None
     };
@@ -706,14 +730,25 @@ pub(crate) async fn on_new_lead<T: SalesTx + ?Sized>(
     program: &Program,
     work: &mut Work,
     mut lead: LeadState,
+    event: EventId,
     traits: &Map<String, Value>,
     now: DateTime<Utc>,
 ) -> Result<(), ItemError> {
     let sales = &program.sales;
     if sales.is_empty() {
+        work.new_leads.push((lead, event));
         return Ok(());
     }
-    let (decision, team, route) = assign(tx, sales, &mut work.routing, &lead, &[], now).await?;
+    let (decision, team, route) = assign(
+        tx,
+        sales,
+        &mut work.routing,
+        &work.new_leads,
+        &lead,
+        &[],
+        now,
+    )
+    .await?;
     let owner = decision.rep.as_deref().and_then(|r| sales.rep(r));
     lead.owner = decision.rep.clone();
     lead.team = team;
@@ -728,7 +763,6 @@ pub(crate) async fn on_new_lead<T: SalesTx + ?Sized>(
         .and_then(|t| t.parse().ok());
     let promise = sales.promise(owner, now, lead_tz);
     lead.promised_at = Some(promise.at);
-    tx.save_lead(&lead).await?;
     work.log(
         &lead,
         now,
@@ -752,6 +786,7 @@ pub(crate) async fn on_new_lead<T: SalesTx + ?Sized>(
         ),
     }
     acknowledge(program, work, &lead, owner, &promise, traits, now);
+    work.new_leads.push((lead, event));
     Ok(())
 }
 
@@ -860,6 +895,8 @@ pub(crate) async fn on_action<T: SalesTx + ?Sized>(
     action: &LeadAction,
     now: DateTime<Utc>,
 ) -> Result<(), ItemError> {
+    // The action may be about a lead routed earlier in this transaction.
+    work.write_leads(tx).await?;
     // A claim moves a lead, an outcome may close one: counts are read again when next needed.
     work.routing.open.remove(&ws);
     work.routing.counted.retain(|(w, _)| *w != ws);
@@ -1068,8 +1105,16 @@ pub(crate) async fn fire<T: SalesTx + ?Sized>(
             },
             Escalate::Reassign => {
                 let tried = lead.tried.clone();
-                let (decision, team, route) =
-                    assign(tx, sales, &mut work.routing, &lead, &tried, now).await?;
+                let (decision, team, route) = assign(
+                    tx,
+                    sales,
+                    &mut work.routing,
+                    &work.new_leads,
+                    &lead,
+                    &tried,
+                    now,
+                )
+                .await?;
                 match decision.rep.as_deref().and_then(|r| sales.rep(r)) {
                     Some(rep) => {
                         let from = lead.owner.clone().unwrap_or_else(|| "nobody".into());

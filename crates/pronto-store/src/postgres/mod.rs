@@ -8,7 +8,7 @@ mod sales;
 use crate::ingest::{EventRow, IngestTx, ItemError};
 use crate::writer::{Begin, Commit, Writers};
 use crate::{
-    Contact, DefaultWorkspace, Delivery, Fired, FlowStats, IngestItem, Ingested, KeyKind, LeadRow,
+    Contact, DefaultWorkspace, Delivery, Fired, FlowStats, IngestItem, Ingested, KeyKind,
     MessageView, Options, OutMessage, RunView, Shared, Store, StoreError, StoredEvent,
 };
 use async_trait::async_trait;
@@ -292,56 +292,39 @@ impl IngestTx for PgTx {
         Ok(())
     }
 
-    async fn traits(&mut self, contact: ContactId) -> Result<Map<String, Value>, ItemError> {
-        let Json(traits): Json<Map<String, Value>> =
-            sqlx::query_scalar("SELECT traits FROM contacts WHERE id = $1")
-                .bind(contact.0)
-                .fetch_one(&mut *self.0)
+    async fn traits_of(
+        &mut self,
+        contacts: &[ContactId],
+    ) -> Result<Vec<(ContactId, Map<String, Value>)>, ItemError> {
+        let ids: Vec<Uuid> = contacts.iter().map(|c| c.0).collect();
+        let rows: Vec<(Uuid, Json<Map<String, Value>>)> =
+            sqlx::query_as("SELECT id, traits FROM contacts WHERE id = ANY($1)")
+                .bind(&ids)
+                .fetch_all(&mut *self.0)
                 .await?;
-        Ok(traits)
+        Ok(rows
+            .into_iter()
+            .map(|(id, Json(t))| (ContactId(id), t))
+            .collect())
     }
 
-    async fn set_traits(
+    async fn set_traits_of(
         &mut self,
-        contact: ContactId,
-        traits: &Map<String, Value>,
-        now: DateTime<Utc>,
+        rows: &[(ContactId, &Map<String, Value>, DateTime<Utc>)],
     ) -> Result<(), ItemError> {
-        sqlx::query("UPDATE contacts SET traits = $2, updated_at = $3 WHERE id = $1")
-            .bind(contact.0)
-            .bind(Json(traits))
-            .bind(now)
-            .execute(&mut *self.0)
-            .await?;
-        Ok(())
-    }
-
-    async fn insert_lead(
-        &mut self,
-        ws: WorkspaceId,
-        row: &LeadRow<'_>,
-        contact: ContactId,
-        event: EventId,
-        now: DateTime<Utc>,
-    ) -> Result<(), ItemError> {
-        let l = row.lead;
+        let ids: Vec<Uuid> = rows.iter().map(|(c, _, _)| c.0).collect();
+        let traits: Vec<String> = rows
+            .iter()
+            .map(|(_, t, _)| Value::Object((*t).clone()).to_string())
+            .collect();
+        let ats: Vec<DateTime<Utc>> = rows.iter().map(|(_, _, at)| *at).collect();
         sqlx::query(
-            "INSERT INTO leads (id, workspace_id, contact_id, event_id, name, email, phone, company, message, source, \
-             form, fields, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13)",
+            "UPDATE contacts c SET traits = q.t::jsonb, updated_at = q.at \
+             FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[]) AS q(id, t, at) WHERE c.id = q.id",
         )
-        .bind(row.id.0)
-        .bind(ws.0)
-        .bind(contact.0)
-        .bind(event.0)
-        .bind(l.name.as_deref())
-        .bind(l.email.as_ref().map(|e| e.as_str()))
-        .bind(l.phone.as_ref().map(|p| p.as_str()))
-        .bind(l.company.as_deref())
-        .bind(l.message.as_deref())
-        .bind(l.source.as_deref())
-        .bind(l.form.as_deref())
-        .bind(&row.fields)
-        .bind(now)
+        .bind(&ids)
+        .bind(&traits)
+        .bind(&ats)
         .execute(&mut *self.0)
         .await?;
         Ok(())
@@ -578,33 +561,33 @@ impl Store for PostgresStore {
         outcomes: &[(MessageId, Delivery)],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.0.begin().await?;
+        let mut ids = Vec::with_capacity(outcomes.len());
+        let (mut states, mut transports, mut nexts, mut errors) = (vec![], vec![], vec![], vec![]);
         for (id, outcome) in outcomes {
-            let id = *id;
-            let q = match outcome.clone() {
-            Delivery::Sent { transport } => sqlx::query(
-                "UPDATE messages SET state = 'sent', claimed_at = NULL, transport = $2, sent_at = $3, next_attempt_at = NULL \
-                 WHERE id = $1 AND state = 'queued'",
-            )
-            .bind(id.0)
-            .bind(transport)
-            .bind(now),
-            Delivery::Retry { at, error } => sqlx::query(
-                "UPDATE messages SET next_attempt_at = $2, last_error = $3, claimed_at = NULL WHERE id = $1 AND state = 'queued'",
-            )
-            .bind(id.0)
-            .bind(at)
-            .bind(error),
-            Delivery::Failed { error } => sqlx::query(
-                "UPDATE messages SET state = 'failed', claimed_at = NULL, last_error = $2, next_attempt_at = NULL \
-                 WHERE id = $1 AND state = 'queued'",
-            )
-            .bind(id.0)
-            .bind(error),
-        };
-            q.execute(&mut *tx).await?;
+            let (state, transport, next, error) = outcome.columns();
+            ids.push(id.0);
+            states.push(state);
+            transports.push(transport);
+            nexts.push(next);
+            errors.push(error);
         }
-        tx.commit().await?;
+        // One statement for the whole group: a state change only from `queued`, so a message recorded
+        // twice (a lease that ran out) keeps its first outcome.
+        sqlx::query(
+            "UPDATE messages m SET state = q.state, claimed_at = NULL, transport = coalesce(q.transport, m.transport), \
+             sent_at = CASE WHEN q.state = 'sent' THEN $6 ELSE m.sent_at END, next_attempt_at = q.next_at, \
+             last_error = coalesce(q.err, m.last_error) \
+             FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]) AS q(id, state, transport, next_at, err) \
+             WHERE m.id = q.id AND m.state = 'queued'",
+        )
+        .bind(&ids)
+        .bind(&states)
+        .bind(&transports)
+        .bind(&nexts)
+        .bind(&errors)
+        .bind(now)
+        .execute(&self.pool.0)
+        .await?;
         Ok(())
     }
 

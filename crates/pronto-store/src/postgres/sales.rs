@@ -8,7 +8,7 @@ use crate::sales::{AttemptRow, LeadLog, LeadState, NewTask, SalesTx, Task, TaskL
 use crate::StoreError;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use pronto_domain::{ContactId, LeadId, TaskId, WorkspaceId};
+use pronto_domain::{ContactId, EventId, LeadId, TaskId, WorkspaceId};
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{PgConnection, Row};
@@ -69,32 +69,41 @@ pub(super) async fn lead_by_id(
 
 #[async_trait]
 impl SalesTx for PgTx {
-    async fn lead(&mut self, ws: WorkspaceId, id: LeadId) -> Result<Option<LeadState>, ItemError> {
-        Ok(lead_by_id(&mut self.0, ws, id, false).await?)
+    async fn insert_tasks(&mut self, rows: &[NewTask]) -> Result<(), ItemError> {
+        let ids = |f: fn(&NewTask) -> Uuid| rows.iter().map(f).collect::<Vec<_>>();
+        let text = |f: fn(&NewTask) -> &str| rows.iter().map(f).collect::<Vec<_>>();
+        sqlx::query(
+            "INSERT INTO tasks (id, workspace_id, key, lead_id, contact_id, run_id, flow_id, step, kind, title, \
+             script, due_at, created_at) SELECT id, ws, k, lead, contact, run, flow, step, 'call', title, script, \
+             due, due FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::uuid[], $6::uuid[], \
+             $7::text[], $8::int[], $9::text[], $10::text[], $11::timestamptz[]) \
+             AS q(id, ws, k, lead, contact, run, flow, step, title, script, due) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(ids(|t| t.id.0))
+        .bind(ids(|t| t.ws.0))
+        .bind(text(|t| &t.key))
+        .bind(ids(|t| t.lead.0))
+        .bind(ids(|t| t.contact.0))
+        .bind(ids(|t| t.run.0))
+        .bind(text(|t| &t.flow))
+        .bind(rows.iter().map(|t| t.step as i32).collect::<Vec<_>>())
+        .bind(text(|t| &t.title))
+        .bind(text(|t| &t.script))
+        .bind(rows.iter().map(|t| t.due).collect::<Vec<_>>())
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
     }
 
-    async fn insert_tasks(&mut self, rows: &[NewTask]) -> Result<(), ItemError> {
-        for t in rows {
-            sqlx::query(
-                "INSERT INTO tasks (id, workspace_id, key, lead_id, contact_id, run_id, flow_id, step, kind, title, \
-                 script, due_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'call', $9, $10, $11, $11) \
-                 ON CONFLICT (key) DO NOTHING",
-            )
-            .bind(t.id.0)
-            .bind(t.ws.0)
-            .bind(&t.key)
-            .bind(t.lead.0)
-            .bind(t.contact.0)
-            .bind(t.run.0)
-            .bind(&t.flow)
-            .bind(t.step as i32)
-            .bind(&t.title)
-            .bind(&t.script)
-            .bind(t.due)
-            .execute(&mut *self.0)
-            .await?;
-        }
-        Ok(())
+    async fn leads(&mut self, ids: &[LeadId]) -> Result<Vec<LeadState>, ItemError> {
+        let ids: Vec<Uuid> = ids.iter().map(|l| l.0).collect();
+        let rows = sqlx::query(&format!(
+            "SELECT {LEAD_COLUMNS} FROM leads WHERE id = ANY($1)"
+        ))
+        .bind(&ids)
+        .fetch_all(&mut *self.0)
+        .await?;
+        Ok(rows.iter().map(lead_state).collect::<Result<_, _>>()?)
     }
 
     async fn close_tasks(
@@ -167,6 +176,53 @@ impl SalesTx for PgTx {
         .bind(l.replied_at)
         .bind(&l.outcome)
         .bind(l.closed_at)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_leads(&mut self, rows: &[(LeadState, EventId)]) -> Result<(), ItemError> {
+        let uuids = |f: fn(&(LeadState, EventId)) -> Uuid| rows.iter().map(f).collect::<Vec<_>>();
+        let text = |f: fn(&LeadState) -> Option<String>| {
+            rows.iter().map(|(l, _)| f(l)).collect::<Vec<_>>()
+        };
+        let time = |f: fn(&LeadState) -> Option<DateTime<Utc>>| {
+            rows.iter().map(|(l, _)| f(l)).collect::<Vec<_>>()
+        };
+        sqlx::query(
+            "INSERT INTO leads (id, workspace_id, contact_id, event_id, name, email, phone, company, message, source, \
+             form, fields, created_at, owner, team, route, status, sla_deadline, sla_step, due_at, tried, promised_at) \
+             SELECT id, ws, contact, event, name, email, phone, company, message, source, form, fields::jsonb, \
+             created_at, owner, team, route, status, sla_deadline, sla_step, due_at, tried::jsonb, promised_at \
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], \
+             $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[], $14::text[], \
+             $15::text[], $16::text[], $17::text[], $18::timestamptz[], $19::int[], $20::timestamptz[], \
+             $21::text[], $22::timestamptz[]) AS q(id, ws, contact, event, name, email, phone, company, message, \
+             source, form, fields, created_at, owner, team, route, status, sla_deadline, sla_step, due_at, tried, \
+             promised_at)",
+        )
+        .bind(uuids(|(l, _)| l.id.0))
+        .bind(uuids(|(l, _)| l.workspace_id.0))
+        .bind(uuids(|(l, _)| l.contact_id.0))
+        .bind(uuids(|(_, e)| e.0))
+        .bind(text(|l| l.name.clone()))
+        .bind(text(|l| l.email.clone()))
+        .bind(text(|l| l.phone.clone()))
+        .bind(text(|l| l.company.clone()))
+        .bind(text(|l| l.message.clone()))
+        .bind(text(|l| l.source.clone()))
+        .bind(text(|l| l.form.clone()))
+        .bind(text(|l| Some(l.fields.to_string())))
+        .bind(time(|l| Some(l.created_at)))
+        .bind(text(|l| l.owner.clone()))
+        .bind(text(|l| l.team.clone()))
+        .bind(text(|l| l.route.clone()))
+        .bind(text(|l| Some(l.status.clone())))
+        .bind(time(|l| l.sla_deadline))
+        .bind(rows.iter().map(|(l, _)| l.sla_step as i32).collect::<Vec<_>>())
+        .bind(time(|l| l.due_at))
+        .bind(text(|l| Some(serde_json::Value::from(l.tried.clone()).to_string())))
+        .bind(time(|l| l.promised_at))
         .execute(&mut *self.0)
         .await?;
         Ok(())

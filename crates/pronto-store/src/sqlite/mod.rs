@@ -7,7 +7,7 @@ mod sales;
 use crate::ingest::{EventRow, IngestTx, ItemError};
 use crate::writer::{Begin, Commit, Writers};
 use crate::{
-    Contact, DefaultWorkspace, Delivery, Fired, FlowStats, IngestItem, Ingested, KeyKind, LeadRow,
+    Contact, DefaultWorkspace, Delivery, Fired, FlowStats, IngestItem, Ingested, KeyKind,
     MessageView, Options, OutMessage, RunView, Shared, Store, StoreError, StoredEvent,
 };
 use async_trait::async_trait;
@@ -332,55 +332,40 @@ impl IngestTx for SqliteTx {
         Ok(())
     }
 
-    async fn traits(&mut self, contact: ContactId) -> Result<Map<String, Value>, ItemError> {
-        let text: String = sqlx::query_scalar("SELECT traits FROM contacts WHERE id = ?1")
-            .bind(contact.to_string())
-            .fetch_one(&mut *self.0)
-            .await?;
-        Ok(json_obj(&text)?)
-    }
-
-    async fn set_traits(
+    async fn traits_of(
         &mut self,
-        contact: ContactId,
-        traits: &Map<String, Value>,
-        now: DateTime<Utc>,
-    ) -> Result<(), ItemError> {
-        sqlx::query("UPDATE contacts SET traits = ?2, updated_at = ?3 WHERE id = ?1")
-            .bind(contact.to_string())
-            .bind(json_rows(traits)?)
-            .bind(ts(now))
-            .execute(&mut *self.0)
-            .await?;
-        Ok(())
-    }
-
-    async fn insert_lead(
-        &mut self,
-        ws: WorkspaceId,
-        row: &LeadRow<'_>,
-        contact: ContactId,
-        event: EventId,
-        now: DateTime<Utc>,
-    ) -> Result<(), ItemError> {
-        let l = row.lead;
-        sqlx::query(
-            "INSERT INTO leads (id, workspace_id, contact_id, event_id, name, email, phone, company, message, source, \
-             form, fields, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        contacts: &[ContactId],
+    ) -> Result<Vec<(ContactId, Map<String, Value>)>, ItemError> {
+        let rows = sqlx::query(
+            "SELECT id, traits FROM contacts WHERE id IN (SELECT value FROM json_each(?1))",
         )
-        .bind(row.id.to_string())
-        .bind(ws.to_string())
-        .bind(contact.to_string())
-        .bind(event.to_string())
-        .bind(l.name.as_deref())
-        .bind(l.email.as_ref().map(|e| e.as_str()))
-        .bind(l.phone.as_ref().map(|p| p.as_str()))
-        .bind(l.company.as_deref())
-        .bind(l.message.as_deref())
-        .bind(l.source.as_deref())
-        .bind(l.form.as_deref())
-        .bind(&row.fields)
-        .bind(ts(now))
+        .bind(json_rows(&contacts)?)
+        .fetch_all(&mut *self.0)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push((
+                uuid(&r.try_get::<String, _>(0)?)?,
+                json_obj(&r.try_get::<String, _>(1)?)?,
+            ));
+        }
+        Ok(out)
+    }
+
+    async fn set_traits_of(
+        &mut self,
+        rows: &[(ContactId, &Map<String, Value>, DateTime<Utc>)],
+    ) -> Result<(), ItemError> {
+        // Traits go in as text, so they are stored exactly as serialised (`->>` of a JSON string is the string).
+        let rows: Vec<(ContactId, String, String)> = rows
+            .iter()
+            .map(|(c, t, at)| Ok((*c, json_rows(t)?, ts(*at))))
+            .collect::<Result<_, ItemError>>()?;
+        sqlx::query(
+            "UPDATE contacts SET traits = q.value ->> 1, updated_at = q.value ->> 2 FROM json_each(?1) q \
+             WHERE contacts.id = q.value ->> 0",
+        )
+        .bind(json_rows(&rows)?)
         .execute(&mut *self.0)
         .await?;
         Ok(())
@@ -622,33 +607,25 @@ impl Store for SqliteStore {
         outcomes: &[(MessageId, Delivery)],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.write.0.begin().await?;
-        for (id, outcome) in outcomes {
-            let id = *id;
-            let q = match outcome.clone() {
-            Delivery::Sent { transport } => sqlx::query(
-                "UPDATE messages SET state = 'sent', claimed_at = NULL, transport = ?2, sent_at = ?3, next_attempt_at = NULL \
-                 WHERE id = ?1 AND state = 'queued'",
-            )
-            .bind(id.to_string())
-            .bind(transport)
-            .bind(ts(now)),
-            Delivery::Retry { at, error } => sqlx::query(
-                "UPDATE messages SET next_attempt_at = ?2, last_error = ?3, claimed_at = NULL WHERE id = ?1 AND state = 'queued'",
-            )
-            .bind(id.to_string())
-            .bind(ts(at))
-            .bind(error),
-            Delivery::Failed { error } => sqlx::query(
-                "UPDATE messages SET state = 'failed', claimed_at = NULL, last_error = ?2, next_attempt_at = NULL \
-                 WHERE id = ?1 AND state = 'queued'",
-            )
-            .bind(id.to_string())
-            .bind(error),
-        };
-            q.execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
+        let rows = outcomes
+            .iter()
+            .map(|(id, outcome)| {
+                let (state, transport, next, error) = outcome.columns();
+                (id.to_string(), state, transport, next.map(ts), error)
+            })
+            .collect::<Vec<_>>();
+        // One statement for the whole group: a state change only from `queued`, so a message recorded
+        // twice (a lease that ran out) keeps its first outcome.
+        sqlx::query(
+            "UPDATE messages SET state = q.value ->> 1, claimed_at = NULL, transport = coalesce(q.value ->> 2, transport), \
+             sent_at = CASE WHEN q.value ->> 1 = 'sent' THEN ?2 ELSE sent_at END, next_attempt_at = q.value ->> 3, \
+             last_error = coalesce(q.value ->> 4, last_error) FROM json_each(?1) q \
+             WHERE messages.id = q.value ->> 0 AND messages.state = 'queued'",
+        )
+        .bind(serde_json::to_string(&rows).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+        .bind(ts(now))
+        .execute(&self.write.0)
+        .await?;
         Ok(())
     }
 

@@ -7,7 +7,7 @@ use crate::sales::{AttemptRow, LeadLog, LeadState, NewTask, SalesTx, Task, TaskL
 use crate::StoreError;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use pronto_domain::{ContactId, LeadId, WorkspaceId};
+use pronto_domain::{ContactId, EventId, LeadId, WorkspaceId};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
@@ -74,32 +74,45 @@ pub(super) async fn lead_by_id(
 
 #[async_trait]
 impl SalesTx for SqliteTx {
-    async fn lead(&mut self, ws: WorkspaceId, id: LeadId) -> Result<Option<LeadState>, ItemError> {
-        Ok(lead_by_id(&mut self.0, ws, id).await?)
+    async fn insert_tasks(&mut self, rows: &[NewTask]) -> Result<(), ItemError> {
+        let rows: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|t| {
+                serde_json::json!([
+                    t.id.to_string(),
+                    t.ws.to_string(),
+                    t.key,
+                    t.lead.to_string(),
+                    t.contact.to_string(),
+                    t.run.to_string(),
+                    t.flow,
+                    t.step,
+                    t.title,
+                    t.script,
+                    ts(t.due),
+                ])
+            })
+            .collect();
+        sqlx::query(
+            "INSERT INTO tasks (id, workspace_id, key, lead_id, contact_id, run_id, flow_id, step, kind, title, \
+             script, due_at, created_at) SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
+             value ->> 5, value ->> 6, value ->> 7, 'call', value ->> 8, value ->> 9, value ->> 10, value ->> 10 \
+             FROM json_each(?1) WHERE true ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(json_rows(&rows)?)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
     }
 
-    async fn insert_tasks(&mut self, rows: &[NewTask]) -> Result<(), ItemError> {
-        for t in rows {
-            sqlx::query(
-                "INSERT INTO tasks (id, workspace_id, key, lead_id, contact_id, run_id, flow_id, step, kind, title, \
-                 script, due_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'call', ?9, ?10, ?11, ?11) \
-                 ON CONFLICT (key) DO NOTHING",
-            )
-            .bind(t.id.to_string())
-            .bind(t.ws.to_string())
-            .bind(&t.key)
-            .bind(t.lead.to_string())
-            .bind(t.contact.to_string())
-            .bind(t.run.to_string())
-            .bind(&t.flow)
-            .bind(t.step)
-            .bind(&t.title)
-            .bind(&t.script)
-            .bind(ts(t.due))
-            .execute(&mut *self.0)
-            .await?;
-        }
-        Ok(())
+    async fn leads(&mut self, ids: &[LeadId]) -> Result<Vec<LeadState>, ItemError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {LEAD_COLUMNS} FROM leads WHERE id IN (SELECT value FROM json_each(?1))"
+        ))
+        .bind(json_rows(&ids)?)
+        .fetch_all(&mut *self.0)
+        .await?;
+        Ok(rows.iter().map(lead_state).collect::<Result<_, _>>()?)
     }
 
     async fn close_tasks(
@@ -172,6 +185,50 @@ impl SalesTx for SqliteTx {
         .bind(l.replied_at.map(ts))
         .bind(&l.outcome)
         .bind(l.closed_at.map(ts))
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_leads(&mut self, rows: &[(LeadState, EventId)]) -> Result<(), ItemError> {
+        let rows: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(l, event)| {
+                Ok(serde_json::json!([
+                    l.id.to_string(),
+                    l.workspace_id.to_string(),
+                    l.contact_id.to_string(),
+                    event.to_string(),
+                    l.name,
+                    l.email,
+                    l.phone,
+                    l.company,
+                    l.message,
+                    l.source,
+                    l.form,
+                    l.fields.to_string(),
+                    ts(l.created_at),
+                    l.owner,
+                    l.team,
+                    l.route,
+                    l.status,
+                    l.sla_deadline.map(ts),
+                    l.sla_step,
+                    l.due_at.map(ts),
+                    json_rows(&l.tried)?,
+                    l.promised_at.map(ts),
+                ]))
+            })
+            .collect::<Result<_, ItemError>>()?;
+        sqlx::query(
+            "INSERT INTO leads (id, workspace_id, contact_id, event_id, name, email, phone, company, message, source, \
+             form, fields, created_at, owner, team, route, status, sla_deadline, sla_step, due_at, tried, promised_at) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, \
+             value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, value ->> 13, \
+             value ->> 14, value ->> 15, value ->> 16, value ->> 17, value ->> 18, value ->> 19, value ->> 20, \
+             value ->> 21 FROM json_each(?1)",
+        )
+        .bind(json_rows(&rows)?)
         .execute(&mut *self.0)
         .await?;
         Ok(())
