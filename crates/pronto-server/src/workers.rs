@@ -140,8 +140,17 @@ async fn delivery(
     // A slot is held from the claim until the outcome is committed, not just until the send returns: a
     // message sent but not yet recorded is one a crash may repeat, so it counts against the bound too.
     let slots = Arc::new(Semaphore::new(SEND_CONCURRENCY));
+    // Messages this process has claimed and not yet recorded. A lease that runs out before the outcome is
+    // committed (a clock that jumps, a stalled commit) makes such a message claimable again; this process
+    // must not send it a second time while its first send is still being recorded.
+    let in_flight: InFlight = Arc::default();
     let (done, outcomes) = mpsc::unbounded_channel();
-    let recorder = tokio::spawn(record(store.clone(), clock.clone(), outcomes));
+    let recorder = tokio::spawn(record(
+        store.clone(),
+        clock.clone(),
+        outcomes,
+        in_flight.clone(),
+    ));
     let mut sends = JoinSet::new();
     loop {
         if *stop.borrow() {
@@ -167,6 +176,13 @@ async fn delivery(
         let drained = batch.len() < want;
         let mut first = Some(first);
         for m in batch {
+            if !in_flight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(m.id)
+            {
+                continue;
+            }
             let slot = match first.take() {
                 Some(s) => s,
                 // Only this loop takes slots, and it saw them free.
@@ -208,6 +224,7 @@ async fn delivery(
 
 /// A delivered message's outcome, and the slot it holds until the outcome is committed.
 type Done = (MessageId, Delivery, OwnedSemaphorePermit);
+type InFlight = Arc<std::sync::Mutex<std::collections::HashSet<MessageId>>>;
 
 /// Commits outcomes as they come: everything that arrived while the previous commit ran goes into the next,
 /// so under load one commit covers many messages and with none a message is recorded at once. Slots come
@@ -216,6 +233,7 @@ async fn record(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     mut outcomes: mpsc::UnboundedReceiver<Done>,
+    in_flight: InFlight,
 ) {
     let mut group: Vec<Done> = Vec::new();
     while let Some(first) = outcomes.recv().await {
@@ -233,6 +251,12 @@ async fn record(
         if let Err(e) = store.record_deliveries(&rows, clock.now()).await {
             // The leases run out and the messages are tried again.
             tracing::error!(error = %e, messages = rows.len(), "recording deliveries failed");
+        }
+        {
+            let mut held = in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            for (id, _) in &rows {
+                held.remove(id);
+            }
         }
         group.clear();
     }
