@@ -89,7 +89,7 @@ impl Email {
     }
 }
 
-/// Connections kept open between sends. The delivery worker sends up to 64 messages at once; beyond lettre's
+/// Connections kept open between sends. The delivery worker sends up to this many messages at once; beyond lettre's
 /// default pool of 10, each of the others would open and close a connection (greeting, EHLO, QUIT) per
 /// message.
 pub const IDLE_CONNECTIONS: u32 = 256;

@@ -24,8 +24,6 @@ use tokio::task::JoinSet;
 pub const IDLE: Duration = Duration::from_secs(5);
 /// Runs fired per transaction.
 pub const TIMER_BATCH: i64 = 1000;
-/// At most this many messages claimed per statement.
-pub const SEND_BATCH: usize = SEND_CONCURRENCY;
 /// Messages claimed and not yet recorded, at once: bounds the connections to the SMTP server and how many
 /// messages a crash can leave sent but not recorded (a slot is freed when the outcome is committed).
 /// Throughput needs many: lettre does not set TCP_NODELAY, so the end of DATA waits out the server's
@@ -163,7 +161,7 @@ async fn delivery(
             _ = stop.changed() => break,
         };
         let Ok(first) = first else { break };
-        let want = (slots.available_permits() + 1).min(SEND_BATCH);
+        let want = slots.available_permits() + 1;
         let now = clock.now();
         let lease = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
         let batch = match store.claim_messages(now, want as i64, lease).await {

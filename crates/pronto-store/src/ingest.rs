@@ -460,15 +460,13 @@ async fn ingest_workspace<T: IngestTx + ?Sized>(
     } else {
         tx.traits_of(&need).await?.into_iter().collect()
     };
-    let mut updated: Vec<(ContactId, DateTime<Utc>)> = Vec::new();
+    // Each updated contact, as of its latest update in the group.
+    let mut updated: HashMap<ContactId, DateTime<Utc>> = HashMap::new();
     for (contact, newer, at) in trait_updates {
         let live = pic.live(contact);
         let merged = merge_traits(traits.remove(&live).unwrap_or_default(), newer);
         traits.insert(live, merged);
-        match updated.iter_mut().find(|(c, _)| *c == live) {
-            Some(u) => u.1 = at,
-            None => updated.push((live, at)),
-        }
+        updated.insert(live, at);
     }
     if !updated.is_empty() {
         let rows: Vec<(ContactId, &Map<String, Value>, DateTime<Utc>)> = updated
