@@ -4,10 +4,12 @@
 //! `?tls=required` for STARTTLS), `smtps://user:pass@host:465` (TLS from the first byte). Credentials in the URL
 //! are percent-decoded; TLS certificates are checked against the Mozilla roots (webpki-roots).
 
+use crate::smtp::{Endpoint, Pool};
 use crate::SendError;
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, MultiPart, SinglePart};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::Message;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One email, ready to send.
@@ -89,15 +91,17 @@ impl Email {
     }
 }
 
-/// Connections kept open between sends. The delivery worker sends up to this many messages at once; beyond lettre's
-/// default pool of 10, each of the others would open and close a connection (greeting, EHLO, QUIT) per
-/// message.
+/// Idle connections kept open between sends. The delivery worker sends up to this many messages at once;
+/// with fewer kept, the others would open and close a connection (greeting, EHLO, QUIT) per message.
 pub const IDLE_CONNECTIONS: u32 = 256;
+/// A whole send (taking a connection, MAIL, RCPT, DATA, the server's reply) is given up as temporary after
+/// this.
+const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Sends over one SMTP server, reusing connections.
+/// Sends over one SMTP server, reusing connections (see [`crate::smtp`] for why the pool is ours).
 #[derive(Clone)]
 pub struct SmtpSender {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    pool: Arc<Pool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,20 +112,14 @@ pub struct SmtpUrlError {
 }
 
 impl SmtpSender {
-    /// From a lettre SMTP URL (see the module docs). The password is never part of the error. Call it inside a
-    /// Tokio runtime: the connection pool runs a task.
+    /// From a lettre-style SMTP URL (see the module docs). The password is never part of the error.
     pub fn from_url(url: &str) -> Result<Self, SmtpUrlError> {
-        let shown = redact(url);
-        let builder =
-            AsyncSmtpTransport::<Tokio1Executor>::from_url(url).map_err(|e| SmtpUrlError {
-                url: shown,
-                message: e.to_string(),
-            })?;
+        let endpoint = Endpoint::parse(url).map_err(|message| SmtpUrlError {
+            url: redact(url),
+            message,
+        })?;
         Ok(Self {
-            transport: builder
-                .timeout(Some(Duration::from_secs(30)))
-                .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(IDLE_CONNECTIONS))
-                .build(),
+            pool: Arc::new(Pool::new(endpoint, IDLE_CONNECTIONS as usize)),
         })
     }
 
@@ -129,11 +127,24 @@ impl SmtpSender {
     /// carry the server's words.
     pub async fn send(&self, email: &Email) -> Result<(), SendError> {
         let message = email.build()?;
-        match self.transport.send(message).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
-            Err(e) => Err(SendError::Temporary(e.to_string())),
-        }
+        let conversation = async {
+            let mut conn = self.pool.take().await.map_err(SendError::Temporary)?;
+            let sent = conn.send(message.envelope(), &message.formatted()).await;
+            self.pool.give_back(conn);
+            match sent {
+                Ok(_) => Ok(()),
+                Err(e) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
+                Err(e) => Err(SendError::Temporary(e.to_string())),
+            }
+        };
+        tokio::time::timeout(TIMEOUT, conversation)
+            .await
+            .unwrap_or_else(|_| {
+                Err(SendError::Temporary(format!(
+                    "no reply from the SMTP server within {} s",
+                    TIMEOUT.as_secs()
+                )))
+            })
     }
 }
 

@@ -4,8 +4,9 @@
 //! up with the server's reply ([`SendError::Permanent`]), or fix the message ([`SendError::Invalid`]).
 //!
 //! # Layout
-//! - [`email`]: [`email::Email`] and [`email::SmtpSender`] (lettre; `smtp://`, `smtps://`, STARTTLS modes, auth),
-//!   with the idempotency key as the Message-ID.
+//! - [`email`]: [`email::Email`] and [`email::SmtpSender`] (`smtp://`, `smtps://`, STARTTLS modes, auth), with the
+//!   idempotency key as the Message-ID.
+//! - `smtp`: the SMTP connections under it: lettre's conversation over our own sockets (`TCP_NODELAY`) and pool.
 //! - [`sms`]: [`sms::SmsSender`] for Twilio-compatible REST APIs (the documented wire format) and
 //!   `X-Twilio-Signature` checks for inbound webhooks.
 //! - [`sink`]: a minimal SMTP receiver (real protocol, scriptable refusals) for tests and `pronto bench`.
@@ -19,6 +20,7 @@
 pub mod email;
 pub mod sink;
 pub mod sms;
+pub(crate) mod smtp;
 pub mod webhook;
 
 /// How a failed delivery is to be treated.

@@ -15,6 +15,8 @@ struct State {
     at: Vec<std::time::Instant>,
     /// How long DATA takes to be accepted, to keep deliveries in flight (crash tests).
     delay: std::time::Duration,
+    /// Connections accepted so far.
+    connections: usize,
 }
 
 /// A running receiver; it stops when the runtime does.
@@ -32,6 +34,7 @@ impl SmtpSink {
         let shared = state.clone();
         tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
+                shared.lock().unwrap_or_else(|e| e.into_inner()).connections += 1;
                 tokio::spawn(session(socket, shared.clone()));
             }
         });
@@ -65,6 +68,11 @@ impl SmtpSink {
             .copied()
             .zip(s.received.iter().cloned())
             .collect()
+    }
+
+    /// How many connections clients have opened.
+    pub fn connections(&self) -> usize {
+        self.lock().connections
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

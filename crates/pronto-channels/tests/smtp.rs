@@ -78,3 +78,51 @@ async fn a_server_that_is_not_there_is_a_temporary_failure() {
         Err(SendError::Temporary(_))
     ));
 }
+
+#[tokio::test]
+async fn each_tls_mode_protects_the_connection_or_refuses_to_send() {
+    // The sink offers no STARTTLS and speaks plain text from its greeting on.
+    let sink = SmtpSink::start().await.unwrap();
+    let port = sink.port;
+    let cases = [
+        (format!("smtp://127.0.0.1:{port}?tls=opportunistic"), Ok(())),
+        (
+            format!("smtp://127.0.0.1:{port}?tls=required"),
+            Err("does not offer STARTTLS"),
+        ),
+        (
+            format!("smtps://127.0.0.1:{port}"),
+            Err("TLS with 127.0.0.1"),
+        ),
+    ];
+    for (i, (url, expected)) in cases.into_iter().enumerate() {
+        let sender = SmtpSender::from_url(&url).unwrap();
+        let got = sender.send(&email(&format!("tls-{i}"))).await;
+        match (got, expected) {
+            (Ok(()), Ok(())) => {}
+            (Err(SendError::Temporary(m)), Err(needle)) => {
+                assert!(m.contains(needle), "{url}: {m}")
+            }
+            (got, expected) => panic!("{url}: got {got:?}, expected {expected:?}"),
+        }
+    }
+    // Only the opportunistic send went out (in plain text, as the server offered nothing better).
+    let got = sink.received();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].contains("Message-ID: <tls-0@shop.example>"));
+}
+
+#[tokio::test]
+async fn connections_are_reused_between_sends() {
+    let sink = SmtpSink::start().await.unwrap();
+    let sender = SmtpSender::from_url(&sink.url()).unwrap();
+    for i in 0..5 {
+        sender.send(&email(&format!("reuse-{i}"))).await.unwrap();
+    }
+    assert_eq!(sink.received().len(), 5);
+    assert_eq!(
+        sink.connections(),
+        1,
+        "one connection carried every message"
+    );
+}

@@ -26,8 +26,8 @@ pub const IDLE: Duration = Duration::from_secs(5);
 pub const TIMER_BATCH: i64 = 1000;
 /// Messages claimed and not yet recorded, at once: bounds the connections to the SMTP server and how many
 /// messages a crash can leave sent but not recorded (a slot is freed when the outcome is committed).
-/// Throughput needs many: lettre does not set TCP_NODELAY, so the end of DATA waits out the server's
-/// delayed ACK (~40 ms on Linux) for every message. The SMTP pool keeps as many connections open.
+/// Throughput needs many: a slot is held through the send and the wait for the commit that records it, so
+/// messages per second ≈ slots ÷ (send + record wait). The SMTP pool keeps as many connections open.
 pub const SEND_CONCURRENCY: usize = pronto_channels::email::IDLE_CONNECTIONS as usize;
 /// How long a claimed message is reserved for its worker; a worker that dies mid-send leaves the message to
 /// be retried after this (on SQLite at once, at the next start). Twice the SMTP timeout, so a slow send is
