@@ -213,10 +213,10 @@ impl Pool {
             let Some((mut conn, since)) = parked else {
                 return self.endpoint.connect().await;
             };
+            // A connection idle too long is dropped without QUIT: the server may be gone, and waiting for its
+            // reply would delay this send.
             let idle = since.elapsed();
-            if idle > MAX_IDLE {
-                conn.abort().await;
-            } else if idle < CHECK_AFTER || conn.test_connected().await {
+            if idle <= MAX_IDLE && (idle < CHECK_AFTER || conn.test_connected().await) {
                 return Ok(conn);
             }
         }
