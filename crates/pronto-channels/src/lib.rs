@@ -9,13 +9,15 @@
 //! - `smtp`: the SMTP connections under it: lettre's conversation over our own sockets (`TCP_NODELAY`) and pool.
 //! - [`sms`]: [`sms::SmsSender`] for Twilio-compatible REST APIs (the documented wire format) and
 //!   `X-Twilio-Signature` checks for inbound webhooks.
-//! - [`sink`]: a minimal SMTP receiver (real protocol, scriptable refusals) for tests and `pronto bench`.
+//! - [`sink`]: a minimal SMTP receiver (real protocol, plain or TLS: STARTTLS or from the first byte, scriptable
+//!   refusals) for tests and `pronto bench`.
 //! - [`webhook`]: signed webhooks (Standard Webhooks headers, HMAC-SHA256) and Slack-style incoming webhooks.
 //! - `tests/webhook.rs`: deliveries to a real axum receiver that verifies the signatures.
 //! - `tests/sms.rs`: against a local HTTP server (wiremock) that checks the exact request Twilio documents; the
 //!   one fake allowed, as no SMS provider is reachable from here.
 //! - `tests/smtp.rs`: against a real SMTP conversation ([`sink::SmtpSink`], told to refuse with 4xx or 5xx
-//!   replies).
+//!   replies, to hang up, or to speak TLS with the test CA's certificate from `tests/tls/`, made by its
+//!   `make.sh`).
 
 pub mod email;
 pub mod sink;
@@ -26,7 +28,8 @@ pub mod webhook;
 /// How a failed delivery is to be treated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
-    /// Try again later (a 4xx reply, a refused or dropped connection, a timeout).
+    /// Try again later (a 4xx reply, a refused or dropped connection, a timeout, a connection that could not
+    /// be set up: TLS or login refused).
     #[error("temporary failure: {0}")]
     Temporary(String),
     /// Do not try again; the text is the server's reply (a 5xx: no such mailbox, rejected as spam, …).

@@ -9,7 +9,9 @@
 //! parsing) stays lettre's [`AsyncSmtpConnection`]; only the socket and the pool are ours.
 
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
+use lettre::transport::smtp::client::{
+    AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
+};
 use lettre::transport::smtp::extension::ClientId;
 use std::borrow::Cow;
 use std::pin::Pin;
@@ -39,12 +41,15 @@ pub(crate) struct Endpoint {
     credentials: Option<Credentials>,
     /// Set for [`Security::Implicit`]: the TLS client (Mozilla's roots, via webpki-roots).
     tls: Option<tokio_rustls::TlsConnector>,
+    /// Set for [`Security::StartTls`]: built once, so a configuration error shows at start, not at a send.
+    starttls: Option<TlsParameters>,
 }
 
 impl Endpoint {
     /// lettre's URL form, read the same way: `smtp://host` (port 25), `smtp://host?tls=opportunistic|required`
     /// (port 587), `smtps://host` (port 465); `user:password@` percent-decoded; a path names the EHLO host.
-    pub(crate) fn parse(url: &str) -> Result<Self, String> {
+    /// `ca`: a CA certificate (DER) trusted beside Mozilla's roots, for a relay with a private CA.
+    pub(crate) fn parse(url: &str, ca: Option<&[u8]>) -> Result<Self, String> {
         let u = url::Url::parse(url).map_err(|e| e.to_string())?;
         let host = match u.host() {
             Some(url::Host::Domain(d)) => d.to_string(),
@@ -60,7 +65,8 @@ impl Endpoint {
             ("smtp", None) => (Security::Plain, 25),
             ("smtp", Some("opportunistic")) => (Security::StartTls { required: false }, 587),
             ("smtp", Some("required")) => (Security::StartTls { required: true }, 587),
-            ("smtps", None) => (Security::Implicit, 465),
+            // lettre ignores `tls=` on smtps://, so URLs that worked with it keep working.
+            ("smtps", _) => (Security::Implicit, 465),
             (scheme, tls) => {
                 return Err(format!(
                     "scheme `{scheme}` with tls={}: use smtp://, smtp://…?tls=opportunistic, \
@@ -84,9 +90,14 @@ impl Endpoint {
             name => ClientId::Domain(name.to_string()),
         };
         let tls = (security == Security::Implicit).then(|| {
-            let roots = rustls::RootCertStore {
+            let mut roots = rustls::RootCertStore {
                 roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
             };
+            if let Some(ca) = ca {
+                roots
+                    .add(ca.to_vec().into())
+                    .map_err(|e| rustls::Error::General(format!("CA certificate: {e}")))?;
+            }
             let config = rustls::ClientConfig::builder_with_provider(Arc::new(
                 rustls::crypto::ring::default_provider(),
             ))
@@ -95,6 +106,19 @@ impl Endpoint {
             config.map(|c| tokio_rustls::TlsConnector::from(Arc::new(c)))
         });
         let tls = tls.transpose().map_err(|e| format!("TLS: {e}"))?;
+        let starttls = match security {
+            Security::StartTls { .. } => {
+                let mut params = TlsParameters::builder(host.clone());
+                if let Some(ca) = ca {
+                    params = params.add_root_certificate(
+                        Certificate::from_der(ca.to_vec())
+                            .map_err(|e| format!("CA certificate: {e}"))?,
+                    );
+                }
+                Some(params.build().map_err(|e| format!("TLS: {e}"))?)
+            }
+            _ => None,
+        };
         Ok(Self {
             port: u.port().unwrap_or(port),
             host,
@@ -102,15 +126,36 @@ impl Endpoint {
             hello,
             credentials,
             tls,
+            starttls,
         })
     }
 
-    /// Greeting, EHLO, TLS as configured, AUTH if credentials are given: a connection ready for MAIL FROM.
-    async fn connect(&self) -> Result<AsyncSmtpConnection, String> {
-        let tcp = TcpStream::connect((self.host.as_str(), self.port))
+    /// Each address the host resolves to in turn, each given [`CONNECT_TIMEOUT`]: an address that drops packets
+    /// (a broken AAAA record) must not use up the whole send.
+    async fn tcp(&self) -> Result<TcpStream, String> {
+        let addrs = tokio::net::lookup_host((self.host.as_str(), self.port))
             .await
-            .map_err(|e| format!("connecting to {}:{}: {e}", self.host, self.port))?;
+            .map_err(|e| format!("resolving {}: {e}", self.host))?;
+        let mut last = format!("{} resolves to no address", self.host);
+        for addr in addrs {
+            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+                Ok(Ok(tcp)) => return Ok(tcp),
+                Ok(Err(e)) => last = format!("connecting to {addr}: {e}"),
+                Err(_) => last = format!("connecting to {addr}: no answer in {CONNECT_TIMEOUT:?}"),
+            }
+        }
+        Err(last)
+    }
+
+    /// Greeting, EHLO, TLS as configured, AUTH if credentials are given: a connection ready for MAIL FROM, and
+    /// a second handle on its socket to look at it while it is parked.
+    async fn connect(&self) -> Result<(AsyncSmtpConnection, std::net::TcpStream), String> {
+        let tcp = self.tcp().await?;
         tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+        // The probe shares the socket (and its non-blocking mode) with the stream lettre drives.
+        let std = tcp.into_std().map_err(|e| e.to_string())?;
+        let probe = std.try_clone().map_err(|e| e.to_string())?;
+        let tcp = TcpStream::from_std(std).map_err(|e| e.to_string())?;
         let stream: Box<dyn AsyncTokioStream> = match &self.tls {
             Some(tls) => {
                 let name = rustls::pki_types::ServerName::try_from(self.host.clone())
@@ -126,10 +171,9 @@ impl Endpoint {
         let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &self.hello)
             .await
             .map_err(|e| e.to_string())?;
-        if let Security::StartTls { required } = self.security {
+        if let (Security::StartTls { required }, Some(params)) = (self.security, &self.starttls) {
             if conn.can_starttls() {
-                let params = TlsParameters::new(self.host.clone()).map_err(|e| e.to_string())?;
-                conn.starttls(params, &self.hello)
+                conn.starttls(params.clone(), &self.hello)
                     .await
                     .map_err(|e| format!("STARTTLS: {e}"))?;
             } else if required {
@@ -142,7 +186,7 @@ impl Endpoint {
                 .await
                 .map_err(|e| format!("AUTH: {e}"))?;
         }
-        Ok(conn)
+        Ok((conn, probe))
     }
 }
 
@@ -182,19 +226,39 @@ impl AsyncWrite for Tls {
     }
 }
 
-/// An idle connection this long is closed instead of reused: servers drop idle clients after a few minutes
+/// Each address of the server gets this long to accept the TCP connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// An idle connection this long is dropped instead of reused: servers drop idle clients after a few minutes
 /// (Postfix: 300 s), and a send should not be the one to find out.
 const MAX_IDLE: Duration = Duration::from_secs(60);
-/// An idle connection older than this is checked with NOOP before it carries a message; under load
+/// An idle connection older than this is also checked with NOOP (bounded by [`NOOP_TIMEOUT`]) before it
+/// carries a message, for peers that vanish without closing (a NAT that forgot the flow); under load
 /// connections come back within milliseconds and skip the round trip.
 const CHECK_AFTER: Duration = Duration::from_secs(2);
+const NOOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+struct Parked {
+    conn: AsyncSmtpConnection,
+    probe: std::net::TcpStream,
+    since: Instant,
+}
+
+impl Parked {
+    /// SMTP speaks only when spoken to, so a parked connection with anything to read (a `421` before the
+    /// server hung up, a TLS close, end of stream) is one the server has closed or is closing: found without
+    /// a round trip, so a restarted server costs no failed sends.
+    fn closed_by_server(&self) -> bool {
+        !matches!(self.probe.peek(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+}
 
 /// Connections to one endpoint. A send takes an idle connection or opens one, and gives it back when the
-/// conversation ended cleanly; a connection that failed (lettre closes it on any error) is dropped. At most
-/// `max_idle` are kept; how many are open at once is bounded by the caller's concurrency.
+/// conversation ended cleanly; a connection lettre marked broken (a failed command or reply) is dropped. At
+/// most `max_idle` are kept, and those idle past [`MAX_IDLE`] are dropped whenever the pool is used; how many
+/// are open at once is bounded by the caller's concurrency.
 pub(crate) struct Pool {
     endpoint: Endpoint,
-    idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
+    idle: Mutex<Vec<Parked>>,
     max_idle: usize,
 }
 
@@ -207,30 +271,60 @@ impl Pool {
         }
     }
 
-    pub(crate) async fn take(&self) -> Result<AsyncSmtpConnection, String> {
+    /// The parked connections, those idle past [`MAX_IDLE`] dropped. The stack is in the order connections
+    /// were given back, so the stale ones are at its bottom and the rest is not looked at.
+    fn parked(&self) -> std::sync::MutexGuard<'_, Vec<Parked>> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let stale = idle
+            .iter()
+            .position(|p| p.since.elapsed() <= MAX_IDLE)
+            .unwrap_or(idle.len());
+        idle.drain(..stale);
+        idle
+    }
+
+    pub(crate) async fn take(&self) -> Result<Lease, String> {
         loop {
-            let parked = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-            let Some((mut conn, since)) = parked else {
-                return self.endpoint.connect().await;
+            let Some(mut p) = self.parked().pop() else {
+                let (conn, probe) = self.endpoint.connect().await?;
+                return Ok(Lease { conn, probe });
             };
-            // A connection idle too long is dropped without QUIT: the server may be gone, and waiting for its
-            // reply would delay this send.
-            let idle = since.elapsed();
-            if idle <= MAX_IDLE && (idle < CHECK_AFTER || conn.test_connected().await) {
-                return Ok(conn);
+            if p.closed_by_server() {
+                continue;
             }
+            if p.since.elapsed() >= CHECK_AFTER
+                && !tokio::time::timeout(NOOP_TIMEOUT, p.conn.test_connected())
+                    .await
+                    .unwrap_or(false)
+            {
+                continue;
+            }
+            return Ok(Lease {
+                conn: p.conn,
+                probe: p.probe,
+            });
         }
     }
 
-    pub(crate) fn give_back(&self, conn: AsyncSmtpConnection) {
-        if conn.has_broken() {
+    pub(crate) fn give_back(&self, lease: Lease) {
+        if lease.conn.has_broken() {
             return;
         }
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle = self.parked();
         if idle.len() < self.max_idle {
-            idle.push((conn, Instant::now()));
+            idle.push(Parked {
+                conn: lease.conn,
+                probe: lease.probe,
+                since: Instant::now(),
+            });
         }
     }
+}
+
+/// A connection out of the pool, for one conversation.
+pub(crate) struct Lease {
+    pub(crate) conn: AsyncSmtpConnection,
+    probe: std::net::TcpStream,
 }
 
 #[cfg(test)]
@@ -254,19 +348,29 @@ mod tests {
             ),
             ("smtps://u:p@mail.example.com", Security::Implicit, 465),
             ("smtps://mail.example.com:2465", Security::Implicit, 2465),
+            (
+                "smtps://mail.example.com?tls=required",
+                Security::Implicit,
+                465,
+            ),
+            ("smtp://[::1]:2525", Security::Plain, 2525),
         ];
         for (url, security, port) in cases {
-            let e = Endpoint::parse(url).unwrap_or_else(|m| panic!("{url}: {m}"));
+            let e = Endpoint::parse(url, None).unwrap_or_else(|m| panic!("{url}: {m}"));
             assert_eq!((e.security, e.port), (security, port), "{url}");
             assert_eq!(e.tls.is_some(), security == Security::Implicit, "{url}");
+            let starttls = matches!(security, Security::StartTls { .. });
+            assert_eq!(e.starttls.is_some(), starttls, "{url}");
         }
     }
 
     #[test]
     fn credentials_are_percent_decoded_and_a_path_names_the_ehlo_host() {
-        let e =
-            Endpoint::parse("smtps://ann%40shop.example:pa%24%24@mail.example.com/mx.shop.example")
-                .unwrap();
+        let e = Endpoint::parse(
+            "smtps://ann%40shop.example:pa%24%24@mail.example.com/mx.shop.example",
+            None,
+        )
+        .unwrap();
         assert!(e.credentials == Some(Credentials::new("ann@shop.example".into(), "pa$$".into())));
         assert_eq!(e.hello, ClientId::Domain("mx.shop.example".into()));
     }
@@ -274,7 +378,7 @@ mod tests {
     #[test]
     fn unknown_schemes_and_tls_modes_are_refused_by_name() {
         for url in ["http://host", "smtp://host?tls=sometimes", "smtp://"] {
-            assert!(Endpoint::parse(url).is_err(), "{url}");
+            assert!(Endpoint::parse(url, None).is_err(), "{url}");
         }
     }
 }

@@ -126,3 +126,79 @@ async fn connections_are_reused_between_sends() {
         "one connection carried every message"
     );
 }
+
+#[tokio::test]
+async fn a_connection_the_server_closed_while_parked_is_replaced_without_a_failed_send() {
+    let sink = SmtpSink::start().await.unwrap();
+    let sender = SmtpSender::from_url(&sink.url()).unwrap();
+    sender.send(&email("before")).await.unwrap();
+    // The server's 421 and close reach the parked connection; no NOOP is sent this soon after its last use.
+    sink.hang_up_idle().await;
+    sender
+        .send(&email("after"))
+        .await
+        .expect("sent on a new connection");
+    assert_eq!(sink.received().len(), 2);
+    assert_eq!(sink.connections(), 2);
+}
+
+const CA: &[u8] = include_bytes!("tls/ca.der");
+const CERT: &[u8] = include_bytes!("tls/server.der");
+const KEY: &[u8] = include_bytes!("tls/server.key.der");
+const OTHER: &[u8] = include_bytes!("tls/other.der");
+
+#[tokio::test]
+async fn starttls_and_implicit_tls_carry_the_message_encrypted_to_a_server_the_ca_vouches_for() {
+    use pronto_channels::sink::SinkTls;
+    // The test certificate names localhost and 127.0.0.1; tests/tls/make.sh made it.
+    let cases = [
+        (SinkTls::StartTls, "smtp://localhost:{port}?tls=required"),
+        (
+            SinkTls::StartTls,
+            "smtp://127.0.0.1:{port}?tls=opportunistic",
+        ),
+        (SinkTls::Implicit, "smtps://localhost:{port}"),
+    ];
+    for (mode, url) in cases {
+        let sink = SmtpSink::start_tls(mode, CERT, KEY).await.unwrap();
+        let url = url.replace("{port}", &sink.port.to_string());
+        let sender = SmtpSender::with_ca(&url, Some(CA)).unwrap();
+        for i in 0..2 {
+            sender
+                .send(&email(&format!("tls-{i}")))
+                .await
+                .unwrap_or_else(|e| panic!("{url}: {e}"));
+        }
+        assert_eq!(sink.received_over_tls(), [true, true], "{url}");
+        assert_eq!(sink.connections(), 1, "{url}: the TLS connection is reused");
+    }
+}
+
+#[tokio::test]
+async fn a_certificate_no_trusted_ca_signed_or_for_another_name_is_refused() {
+    use pronto_channels::sink::SinkTls;
+    let cases = [
+        // Mozilla's roots only: the test CA is unknown.
+        (SinkTls::Implicit, CERT, None),
+        (SinkTls::StartTls, CERT, None),
+        // Trusted CA, but the certificate names other.test, not localhost.
+        (SinkTls::Implicit, OTHER, Some(CA)),
+        (SinkTls::StartTls, OTHER, Some(CA)),
+    ];
+    for (mode, cert, ca) in cases {
+        let sink = SmtpSink::start_tls(mode, cert, KEY).await.unwrap();
+        let url = match mode {
+            SinkTls::Implicit => "smtps://localhost:{port}",
+            SinkTls::StartTls => "smtp://localhost:{port}?tls=required",
+        };
+        let url = url.replace("{port}", &sink.port.to_string());
+        let sender = SmtpSender::with_ca(&url, ca).unwrap();
+        match sender.send(&email("refused")).await {
+            Err(SendError::Temporary(m)) => {
+                assert!(m.to_lowercase().contains("certificate"), "{url}: {m}")
+            }
+            other => panic!("{url}: expected a certificate error, got {other:?}"),
+        }
+        assert!(sink.received().is_empty(), "{url}");
+    }
+}
