@@ -150,12 +150,14 @@ impl SmtpSink {
     }
 
     /// Every connection waiting for a command is closed with `421`, as a mail server does when it restarts;
-    /// returns once they are closed (on loopback the client's socket then already holds the 421 and the end).
+    /// returns once they are closed (on loopback the client's socket then already holds the 421 and the end),
+    /// or after 5 s if a session is stuck elsewhere (a handshake, a DATA body).
     pub async fn hang_up_idle(&self) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
         // Again on every turn: a session busy with a command when first told waits for its next one.
-        while self.lock().open > 0 {
+        while self.lock().open > 0 && tokio::time::Instant::now() < deadline {
             self.hangup.notify_waiters();
-            tokio::task::yield_now().await;
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
     }
 

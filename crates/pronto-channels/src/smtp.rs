@@ -148,14 +148,11 @@ impl Endpoint {
     }
 
     /// Greeting, EHLO, TLS as configured, AUTH if credentials are given: a connection ready for MAIL FROM, and
-    /// a second handle on its socket to look at it while it is parked.
-    async fn connect(&self) -> Result<(AsyncSmtpConnection, std::net::TcpStream), String> {
+    /// its socket, to look at while it is parked.
+    async fn connect(&self) -> Result<(AsyncSmtpConnection, Socket), String> {
         let tcp = self.tcp().await?;
         tcp.set_nodelay(true).map_err(|e| e.to_string())?;
-        // The probe shares the socket (and its non-blocking mode) with the stream lettre drives.
-        let std = tcp.into_std().map_err(|e| e.to_string())?;
-        let probe = std.try_clone().map_err(|e| e.to_string())?;
-        let tcp = TcpStream::from_std(std).map_err(|e| e.to_string())?;
+        let socket = Socket::of(&tcp);
         let stream: Box<dyn AsyncTokioStream> = match &self.tls {
             Some(tls) => {
                 let name = rustls::pki_types::ServerName::try_from(self.host.clone())
@@ -186,7 +183,7 @@ impl Endpoint {
                 .await
                 .map_err(|e| format!("AUTH: {e}"))?;
         }
-        Ok((conn, probe))
+        Ok((conn, socket))
     }
 }
 
@@ -237,19 +234,49 @@ const MAX_IDLE: Duration = Duration::from_secs(60);
 const CHECK_AFTER: Duration = Duration::from_secs(2);
 const NOOP_TIMEOUT: Duration = Duration::from_secs(5);
 
-struct Parked {
-    conn: AsyncSmtpConnection,
-    probe: std::net::TcpStream,
-    since: Instant,
+/// The descriptor of a connection's socket, kept beside the connection that owns it (never on its own), to
+/// look at the socket while the connection is parked without a second descriptor per connection.
+#[derive(Clone, Copy)]
+pub(crate) struct Socket {
+    #[cfg(unix)]
+    fd: std::os::fd::RawFd,
 }
 
-impl Parked {
+impl Socket {
+    fn of(tcp: &TcpStream) -> Self {
+        #[cfg(not(unix))]
+        let _ = tcp;
+        Self {
+            #[cfg(unix)]
+            fd: std::os::fd::AsRawFd::as_raw_fd(tcp),
+        }
+    }
+
     /// SMTP speaks only when spoken to, so a parked connection with anything to read (a `421` before the
     /// server hung up, a TLS close, end of stream) is one the server has closed or is closing: found without
-    /// a round trip, so a restarted server costs no failed sends.
+    /// a round trip, so a restarted server costs no failed sends. (A reply already buffered inside lettre or
+    /// rustls is not seen here; such a connection fails its send as before.) Elsewhere than Unix, nothing is
+    /// seen and the NOOP check alone applies.
     fn closed_by_server(&self) -> bool {
-        !matches!(self.probe.peek(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        #[cfg(unix)]
+        {
+            use std::os::fd::FromRawFd;
+            // SAFETY: `fd` belongs to the connection this `Socket` is stored beside (`Parked`), which is alive
+            // and owns it, so the descriptor is open and not reused; `ManuallyDrop` keeps this borrowed view
+            // from closing it. The socket is non-blocking (tokio set it so), so the peek never waits.
+            let view =
+                std::mem::ManuallyDrop::new(unsafe { std::net::TcpStream::from_raw_fd(self.fd) });
+            !matches!(view.peek(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        }
+        #[cfg(not(unix))]
+        false
     }
+}
+
+struct Parked {
+    conn: AsyncSmtpConnection,
+    socket: Socket,
+    since: Instant,
 }
 
 /// Connections to one endpoint. A send takes an idle connection or opens one, and gives it back when the
@@ -286,10 +313,10 @@ impl Pool {
     pub(crate) async fn take(&self) -> Result<Lease, String> {
         loop {
             let Some(mut p) = self.parked().pop() else {
-                let (conn, probe) = self.endpoint.connect().await?;
-                return Ok(Lease { conn, probe });
+                let (conn, socket) = self.endpoint.connect().await?;
+                return Ok(Lease { conn, socket });
             };
-            if p.closed_by_server() {
+            if p.socket.closed_by_server() {
                 continue;
             }
             if p.since.elapsed() >= CHECK_AFTER
@@ -297,11 +324,15 @@ impl Pool {
                     .await
                     .unwrap_or(false)
             {
+                // A peer that vanished without closing (a NAT that forgot the flows) took the connections
+                // parked before this one too; testing each in turn could use up the whole send.
+                let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+                idle.retain(|q| q.since > p.since);
                 continue;
             }
             return Ok(Lease {
                 conn: p.conn,
-                probe: p.probe,
+                socket: p.socket,
             });
         }
     }
@@ -314,7 +345,7 @@ impl Pool {
         if idle.len() < self.max_idle {
             idle.push(Parked {
                 conn: lease.conn,
-                probe: lease.probe,
+                socket: lease.socket,
                 since: Instant::now(),
             });
         }
@@ -324,7 +355,7 @@ impl Pool {
 /// A connection out of the pool, for one conversation.
 pub(crate) struct Lease {
     pub(crate) conn: AsyncSmtpConnection,
-    probe: std::net::TcpStream,
+    socket: Socket,
 }
 
 #[cfg(test)]

@@ -127,21 +127,6 @@ async fn connections_are_reused_between_sends() {
     );
 }
 
-#[tokio::test]
-async fn a_connection_the_server_closed_while_parked_is_replaced_without_a_failed_send() {
-    let sink = SmtpSink::start().await.unwrap();
-    let sender = SmtpSender::from_url(&sink.url()).unwrap();
-    sender.send(&email("before")).await.unwrap();
-    // The server's 421 and close reach the parked connection; no NOOP is sent this soon after its last use.
-    sink.hang_up_idle().await;
-    sender
-        .send(&email("after"))
-        .await
-        .expect("sent on a new connection");
-    assert_eq!(sink.received().len(), 2);
-    assert_eq!(sink.connections(), 2);
-}
-
 const CA: &[u8] = include_bytes!("tls/ca.der");
 const CERT: &[u8] = include_bytes!("tls/server.der");
 const KEY: &[u8] = include_bytes!("tls/server.key.der");
@@ -200,5 +185,38 @@ async fn a_certificate_no_trusted_ca_signed_or_for_another_name_is_refused() {
             other => panic!("{url}: expected a certificate error, got {other:?}"),
         }
         assert!(sink.received().is_empty(), "{url}");
+    }
+}
+
+#[tokio::test]
+async fn a_connection_the_server_closed_while_parked_is_replaced_without_a_failed_send() {
+    use pronto_channels::sink::SinkTls;
+    let cases = [None, Some(SinkTls::StartTls), Some(SinkTls::Implicit)];
+    for mode in cases {
+        let (sink, url) = match mode {
+            None => {
+                let sink = SmtpSink::start().await.unwrap();
+                let url = sink.url();
+                (sink, url)
+            }
+            Some(mode) => {
+                let sink = SmtpSink::start_tls(mode, CERT, KEY).await.unwrap();
+                let url = match mode {
+                    SinkTls::StartTls => format!("smtp://localhost:{}?tls=required", sink.port),
+                    SinkTls::Implicit => format!("smtps://localhost:{}", sink.port),
+                };
+                (sink, url)
+            }
+        };
+        let sender = SmtpSender::with_ca(&url, Some(CA)).unwrap();
+        sender.send(&email("before")).await.unwrap();
+        // The server's 421 and close reach the parked connection; no NOOP is sent this soon after its last use.
+        sink.hang_up_idle().await;
+        sender
+            .send(&email("after"))
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert_eq!(sink.received().len(), 2, "{url}");
+        assert_eq!(sink.connections(), 2, "{url}");
     }
 }
