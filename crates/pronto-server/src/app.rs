@@ -26,6 +26,8 @@ pub enum StartError {
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
     #[error("{0}")]
+    Keys(#[from] crate::keys::BootstrapError),
+    #[error("{0}")]
     Smtp(#[from] pronto_channels::email::SmtpUrlError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -49,6 +51,7 @@ impl App {
         let opts = Options {
             sqlite_sync: settings.sqlite_sync,
             pg_writers: settings.pg_writers,
+            pg_acquire_timeout: settings.pg_acquire_timeout,
             ..Options::default()
         };
         let url = settings.database_url.clone();
@@ -66,8 +69,7 @@ impl App {
             settings.write_key.as_deref(),
             settings.admin_key.as_deref(),
         )
-        .await
-        .map_err(fail)?;
+        .await?;
         let secret = store.secret("links").await.map_err(fail)?.into_bytes();
         store
             .shared()

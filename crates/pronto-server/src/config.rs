@@ -150,6 +150,9 @@ pub struct StorageSection {
     pub sqlite_sync: String,
     /// PostgreSQL: parallel group-commit writers.
     pub pg_writers: usize,
+    /// PostgreSQL: the longest a request waits for a database connection before it is answered 503
+    /// (`3s`): an unreachable database fails requests fast instead of holding them.
+    pub pg_acquire_timeout: String,
 }
 
 impl Default for StorageSection {
@@ -157,6 +160,7 @@ impl Default for StorageSection {
         Self {
             sqlite_sync: "full".into(),
             pg_writers: 2,
+            pg_acquire_timeout: "3s".into(),
         }
     }
 }
@@ -227,6 +231,7 @@ pub struct Settings {
     pub smtp_url: Option<String>,
     pub sqlite_sync: SqliteSync,
     pub pg_writers: usize,
+    pub pg_acquire_timeout: std::time::Duration,
     pub region: Region,
     pub max_event_bytes: usize,
     pub max_batch_bytes: usize,
@@ -303,6 +308,21 @@ impl Settings {
         let sqlite_sync = sync_text
             .parse()
             .map_err(|m| invalid("storage.sqlite_sync / PRONTO_SQLITE_SYNC", m))?;
+        let pg_acquire_timeout = humantime::parse_duration(&file.storage.pg_acquire_timeout)
+            .ok()
+            .filter(|d| {
+                *d >= std::time::Duration::from_millis(100)
+                    && *d <= std::time::Duration::from_secs(60)
+            })
+            .ok_or_else(|| {
+                invalid(
+                    "storage.pg_acquire_timeout",
+                    format!(
+                        "`{}` is not a duration between 100ms and 60s",
+                        file.storage.pg_acquire_timeout
+                    ),
+                )
+            })?;
         let region = file
             .ingest
             .default_region
@@ -429,6 +449,7 @@ impl Settings {
             smtp_url: o.smtp_url.or(file.smtp.url),
             sqlite_sync,
             pg_writers: file.storage.pg_writers.clamp(1, 64),
+            pg_acquire_timeout,
             region,
             max_event_bytes: file.ingest.max_event_bytes,
             max_batch_bytes: file.ingest.max_batch_bytes,

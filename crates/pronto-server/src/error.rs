@@ -32,7 +32,13 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("storage: {0}")]
     Store(#[from] StoreError),
+    /// `/readyz`: why this process cannot take writes now.
+    #[error("not ready: {0}")]
+    NotReady(String),
 }
+
+/// What a 503 tells clients to wait before retrying.
+pub const RETRY_AFTER_SECS: u64 = 2;
 
 impl From<BodyError> for ApiError {
     fn from(e: BodyError) -> Self {
@@ -80,6 +86,7 @@ impl ApiError {
                 StoreError::Unavailable(_) | StoreError::Closed | StoreError::Database(_),
             ) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         }
     }
 
@@ -137,6 +144,9 @@ impl IntoResponse for ApiError {
             }
             Self::RateLimited { retry_after_secs } => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
             }
             _ => {}
         }

@@ -82,33 +82,85 @@ fn until(next: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Duration {
         .min(IDLE)
 }
 
+/// A worker's wait after a failure: 100 ms doubling to [`IDLE`], so a database that is down or a batch that
+/// keeps failing is retried without a hot loop; the first failure is logged at once, repeats at most every
+/// 30 s (with how many there were), and recovery once.
+struct Backoff {
+    what: &'static str,
+    failures: u32,
+    logged: Option<std::time::Instant>,
+    since_log: u32,
+}
+
+impl Backoff {
+    fn new(what: &'static str) -> Self {
+        Self {
+            what,
+            failures: 0,
+            logged: None,
+            since_log: 0,
+        }
+    }
+
+    /// Records a failure; answers how long to wait before the next try.
+    fn failed(&mut self, e: &dyn std::fmt::Display) -> Duration {
+        self.failures += 1;
+        self.since_log += 1;
+        let due = self
+            .logged
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(30));
+        if due {
+            tracing::warn!(error = %e, failures = self.since_log, "{} failed; retrying with backoff", self.what);
+            self.logged = Some(std::time::Instant::now());
+            self.since_log = 0;
+        }
+        let exp = self.failures.saturating_sub(1).min(6);
+        (Duration::from_millis(100) * 2u32.pow(exp)).min(IDLE)
+    }
+
+    fn ok(&mut self) {
+        if self.failures > 0 {
+            tracing::info!(after = self.failures, "{} works again", self.what);
+        }
+        *self = Self::new(self.what);
+    }
+}
+
 async fn scheduler(store: Arc<dyn Store>, clock: Arc<dyn Clock>, mut stop: watch::Receiver<bool>) {
     let shared = store.shared().clone();
+    let mut backoff = Backoff::new("firing timers");
     loop {
         if *stop.borrow() {
             return;
         }
         // Fire everything due, batch after batch.
+        let mut failed = None;
         loop {
             match store.fire_due(clock.now(), TIMER_BATCH).await {
                 Ok(f) => {
+                    backoff.ok();
                     metrics::counter!("pronto_timers_fired_total").increment(f.runs as u64);
                     metrics::counter!("pronto_messages_queued_total").increment(f.messages as u64);
-                    if (f.runs as i64) < TIMER_BATCH {
+                    if ((f.runs + f.quarantined) as i64) < TIMER_BATCH {
                         break;
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "firing timers failed; retrying shortly");
+                    failed = Some(backoff.failed(&e));
                     break;
                 }
             }
         }
-        let next = store.next_due().await.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "reading the next timer failed");
-            None
-        });
-        let wait = until(next, clock.now());
+        let wait = match failed {
+            Some(wait) => wait,
+            None => {
+                let next = store.next_due().await.unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "reading the next timer failed");
+                    None
+                });
+                until(next, clock.now())
+            }
+        };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = shared.timers.notified() => {}
@@ -150,6 +202,7 @@ async fn delivery(
         in_flight.clone(),
     ));
     let mut sends = JoinSet::new();
+    let mut backoff = Backoff::new("claiming messages");
     loop {
         if *stop.borrow() {
             break;
@@ -165,13 +218,29 @@ async fn delivery(
         let now = clock.now();
         let lease = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
         let batch = match store.claim_messages(now, want as i64, lease).await {
-            Ok(b) => b,
+            Ok(b) => {
+                backoff.ok();
+                b
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "claiming messages failed; retrying shortly");
-                Vec::new()
+                let wait = backoff.failed(&e);
+                drop(first);
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.changed() => break,
+                }
+                continue;
             }
         };
         let drained = batch.len() < want;
+        let taken_over = batch.iter().filter(|m| m.taken_over).count();
+        if taken_over > 0 {
+            metrics::counter!("pronto_message_leases_expired_total").increment(taken_over as u64);
+            tracing::warn!(
+                messages = taken_over,
+                "messages were held by a worker whose lease ran out (a process that went away); sending them again"
+            );
+        }
         let mut first = Some(first);
         for m in batch {
             if !in_flight

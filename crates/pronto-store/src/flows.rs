@@ -152,9 +152,42 @@ pub(crate) struct Found {
     pub recipient: Recipient,
 }
 
+/// A row a transaction read and could not decode: treated as absent, then set aside with its reason
+/// ([`FlowTx::flush_quarantine`]) so no batch meets it again.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct BadRow {
+    /// `run`, `lead` or `message`.
+    pub kind: &'static str,
+    /// The row's id as stored.
+    pub id: String,
+    /// Its workspace, when that column could be read.
+    pub workspace: Option<String>,
+    pub reason: String,
+}
+
 /// The flow statements each backend implements.
 #[async_trait]
 pub(crate) trait FlowTx: Send {
+    /// Rows this transaction could not decode so far.
+    fn bad_rows(&mut self) -> &mut Vec<BadRow>;
+    /// Records the rows in `quarantine` and clears their timers; answers those not quarantined before.
+    async fn quarantine(
+        &mut self,
+        rows: &[BadRow],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<BadRow>, ItemError>;
+    /// Sets aside every row this transaction could not decode. Each is logged once, when it is first
+    /// quarantined: a corrupt row costs one warning, not one per batch.
+    async fn flush_quarantine(&mut self, now: DateTime<Utc>) -> Result<(), ItemError> {
+        let rows = std::mem::take(self.bad_rows());
+        if rows.is_empty() {
+            return Ok(());
+        }
+        for r in self.quarantine(&rows, now).await? {
+            crate::quarantined(&r);
+        }
+        Ok(())
+    }
     async fn active_run(
         &mut self,
         ws: WorkspaceId,
@@ -474,6 +507,8 @@ pub struct Fired {
     pub sent_keys: Vec<String>,
     /// Leads whose escalation step fired.
     pub leads: usize,
+    /// Rows the batch could not read, set aside (they do not count as fired).
+    pub quarantined: usize,
 }
 
 /// Fires up to `limit` due runs inside the open transaction (see the module docs for the guard).
@@ -856,6 +891,7 @@ pub(crate) async fn fire<T: crate::sales::SalesTx + ?Sized>(
         messages: written as usize,
         sent_keys,
         leads: 0,
+        quarantined: 0,
     })
 }
 
@@ -894,18 +930,29 @@ pub(crate) async fn fire_batch<B: crate::writer::Begin>(
         let (leads, messages) = crate::sales::fire(&mut tx, &program, now, limit).await?;
         fired.leads = leads;
         fired.messages += messages;
+        fired.quarantined = tx.bad_rows().len();
+        tx.flush_quarantine(now).await?;
         Ok::<_, ItemError>(fired)
     };
     let fired = match both.await {
         Ok(f) => f,
-        Err(ItemError::Store(e)) => return Err(e),
-        Err(ItemError::Conflict) => {
-            return Err(crate::StoreError::Unavailable(
-                "timer batch conflicted with a concurrent writer; retried next round".into(),
-            ))
+        Err(e) => {
+            tx.rollback().await;
+            let e = match e {
+                ItemError::Store(e) => e,
+                ItemError::Conflict => crate::StoreError::Unavailable(
+                    "timer batch conflicted with a concurrent writer; retried next round".into(),
+                ),
+            };
+            shared.write_failed(&e);
+            return Err(e);
         }
     };
-    tx.commit().await?;
+    if let Err(e) = tx.commit().await {
+        shared.write_failed(&e);
+        return Err(e);
+    }
+    shared.write_ok();
     if fired.messages > 0 {
         shared.outbox.notify_one();
     }

@@ -56,6 +56,17 @@ impl From<sqlx::Error> for ItemError {
     }
 }
 
+impl From<ItemError> for StoreError {
+    fn from(e: ItemError) -> Self {
+        match e {
+            ItemError::Store(e) => e,
+            ItemError::Conflict => {
+                StoreError::Unavailable("conflict with a concurrent writer; retry".into())
+            }
+        }
+    }
+}
+
 /// An event row for a bulk insert.
 pub(crate) struct EventRow<'a> {
     pub id: EventId,
@@ -257,7 +268,13 @@ pub(crate) async fn ingest_group<T: IngestTx + ?Sized>(
     loop {
         attempt += 1;
         tx.exec("SAVEPOINT grp").await?;
-        match ingest_once(tx, jobs, program).await {
+        tx.bad_rows().clear();
+        let now = jobs.first().map(|j| j.received_at).unwrap_or_else(Utc::now);
+        let once = match ingest_once(tx, jobs, program).await {
+            Ok(answers) => tx.flush_quarantine(now).await.map(|()| answers),
+            Err(e) => Err(e),
+        };
+        match once {
             Ok(answers) => {
                 tx.exec("RELEASE SAVEPOINT grp").await?;
                 return Ok(answers);

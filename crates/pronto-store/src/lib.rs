@@ -52,7 +52,7 @@ pub use sqlite::{SqliteStore, SqliteSync};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database URL `{0}`: use sqlite://FILE or postgres://…")]
@@ -63,6 +63,30 @@ pub enum StoreError {
     Closed,
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    /// A value that does not decode is the row's fault, not the database's: retrying cannot help, so it is not
+    /// the retryable `Database` (503) but `Corrupt`.
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+                Self::Corrupt(e.to_string())
+            }
+            e => Self::Database(e),
+        }
+    }
+}
+
+/// A row set aside because it could not be read (see `GET /v1/admin/quarantine`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Quarantined {
+    /// `run`, `lead` or `message`.
+    pub kind: String,
+    pub id: String,
+    /// Why it could not be read.
+    pub reason: String,
+    pub at: DateTime<Utc>,
 }
 
 /// Which door a key opens: `write` sends events (public, goes into web pages), `admin` reads and manages.
@@ -80,6 +104,89 @@ impl KeyKind {
             Self::Admin => "admin",
         }
     }
+}
+
+impl std::str::FromStr for KeyKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "write" => Ok(Self::Write),
+            "admin" => Ok(Self::Admin),
+            other => Err(format!("`{other}` is not a key kind (write, admin)")),
+        }
+    }
+}
+
+/// Where a key came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyOrigin {
+    /// Made on a first start (one live generated key per kind and workspace).
+    Generated,
+    /// `PRONTO_WRITE_KEY` / `PRONTO_ADMIN_KEY`: a restart with another value revokes the previous one.
+    Env,
+    /// `pronto keys create` or `POST /v1/admin/keys`.
+    Api,
+    /// Stored before origins were recorded.
+    Legacy,
+}
+
+impl KeyOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Generated => "generated",
+            Self::Env => "env",
+            Self::Api => "api",
+            Self::Legacy => "legacy",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        Ok(match s {
+            "generated" => Self::Generated,
+            "env" => Self::Env,
+            "api" => Self::Api,
+            "legacy" => Self::Legacy,
+            other => return Err(StoreError::Corrupt(format!("key origin `{other}`"))),
+        })
+    }
+}
+
+/// A key as `pronto keys list` shows it: never the key itself, which is stored only as a hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiKey {
+    /// The start of the key's hash: names the key without revealing it.
+    pub id: String,
+    pub kind: KeyKind,
+    pub origin: KeyOrigin,
+    pub label: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl ApiKey {
+    pub(crate) fn decode(
+        id: String,
+        kind: &str,
+        origin: &str,
+        label: Option<String>,
+        created_at: DateTime<Utc>,
+        revoked_at: Option<DateTime<Utc>>,
+    ) -> Result<Self, StoreError> {
+        Ok(Self {
+            id,
+            kind: kind.parse().map_err(StoreError::Corrupt)?,
+            origin: KeyOrigin::parse(origin)?,
+            label,
+            created_at,
+            revoked_at,
+        })
+    }
+}
+
+/// The public id of the key with this hash.
+pub fn key_id(key_hash: &str) -> String {
+    key_hash.chars().take(16).collect()
 }
 
 /// One thing to ingest: an event and, for leads, the lead it records.
@@ -161,6 +268,9 @@ pub struct Shared {
     pub timers: Notify,
     /// Rung when messages were queued.
     pub outbox: Notify,
+    /// Why this process's writes fail, while they do (set by a failed commit, cleared by the next one that
+    /// succeeds): what `/readyz` reports.
+    write_failure: std::sync::Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -169,7 +279,35 @@ impl Shared {
             program: RwLock::new(Arc::new(Program::empty())),
             timers: Notify::new(),
             outbox: Notify::new(),
+            write_failure: std::sync::Mutex::new(None),
         }
+    }
+
+    /// A write transaction failed because of the database (a full disk, a lost server), not because of the
+    /// data: remembered until a commit succeeds. Conflicts between writers are not failures.
+    pub(crate) fn write_failed(&self, e: &StoreError) {
+        if matches!(e, StoreError::Database(_)) {
+            let mut slot = self.write_failure.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.is_none() {
+                metrics::counter!("pronto_store_write_failures_total").increment(1);
+            }
+            *slot = Some(e.to_string());
+        }
+    }
+
+    pub(crate) fn write_ok(&self) {
+        let mut slot = self.write_failure.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.take().is_some() {
+            tracing::info!("writes succeed again");
+        }
+    }
+
+    /// Why writes are failing now, if they are.
+    pub fn write_failure(&self) -> Option<String> {
+        self.write_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn program(&self) -> Arc<Program> {
@@ -254,6 +392,9 @@ pub struct OutMessage {
     pub unsubscribe_url: Option<String>,
     /// Attempts including this one.
     pub attempts: i64,
+    /// The message was still leased by a worker whose lease ran out (a process that died or hung mid-send):
+    /// this claim takes it over.
+    pub taken_over: bool,
 }
 
 /// A message as the outbox shows it.
@@ -351,23 +492,51 @@ pub trait Store: Send + Sync + 'static {
     /// The default workspace, created on first start.
     async fn default_workspace(&self) -> Result<DefaultWorkspace, StoreError>;
 
-    /// Registers a key (by its hash) for a workspace; registering the same hash again changes nothing.
-    async fn add_key(
+    /// Registers keys (by their hashes) for a workspace, all or none, in one transaction; answers whether this
+    /// call stored them. A hash already registered, or a second live `generated` key of a kind, stores
+    /// nothing: of two first starts racing on an empty database, exactly one stores its pair.
+    async fn add_keys(
         &self,
         workspace: WorkspaceId,
-        kind: KeyKind,
-        key_hash: &str,
-    ) -> Result<(), StoreError>;
+        keys: &[(KeyKind, &str)],
+        origin: KeyOrigin,
+        label: Option<&str>,
+    ) -> Result<bool, StoreError>;
 
-    /// Whether the workspace has any key of this kind.
+    /// Whether the workspace has any live (unrevoked) key of this kind.
     async fn has_key(&self, workspace: WorkspaceId, kind: KeyKind) -> Result<bool, StoreError>;
 
-    /// The workspace a key hash belongs to, if it is a key of this kind.
+    /// The key with this hash, revoked or not.
+    async fn key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError>;
+
+    /// The workspace a key hash belongs to, if it is a live key of this kind.
     async fn key_workspace(
         &self,
         kind: KeyKind,
         key_hash: &str,
     ) -> Result<Option<WorkspaceId>, StoreError>;
+
+    /// Every key of the workspace, oldest first.
+    async fn keys(&self, workspace: WorkspaceId) -> Result<Vec<ApiKey>, StoreError>;
+
+    /// Revokes the key with this id (at once, for every process: no process caches a key for more than a
+    /// second). Answers the key as it is now; `None` when there is no such key.
+    async fn revoke_key(
+        &self,
+        workspace: WorkspaceId,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ApiKey>, StoreError>;
+
+    /// Revokes the workspace's live `env` keys of `kind` other than `keep`: a restart with a new
+    /// `PRONTO_*_KEY` retires the previous one. Answers how many were revoked.
+    async fn revoke_env_keys_except(
+        &self,
+        workspace: WorkspaceId,
+        kind: KeyKind,
+        keep: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
 
     /// A contact by id. A contact that was merged answers as the contact it was merged into.
     async fn contact(
@@ -499,7 +668,12 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
-    /// Succeeds when the database answers a query.
+    /// Rows set aside because they could not be read: of this workspace, or of none that could be read.
+    async fn quarantined(&self, workspace: WorkspaceId) -> Result<Vec<Quarantined>, StoreError>;
+
+    /// Succeeds when the database answers a query and, while writes are failing (see
+    /// [`Shared::write_failure`]), when a write commits again: a full disk is not ready even though reads work.
+    /// A probe write that commits clears the condition.
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// Finishes queued writes and closes the pools.
@@ -511,6 +685,9 @@ pub trait Store: Send + Sync + 'static {
 pub struct Options {
     /// SQLite only: what a commit waits for. See [`SqliteSync`].
     pub sqlite_sync: SqliteSync,
+    /// PostgreSQL only: the longest a request waits for a connection (an unreachable server fails requests
+    /// after this, with 503, instead of holding them).
+    pub pg_acquire_timeout: std::time::Duration,
     /// PostgreSQL only: how many writer tasks commit in parallel.
     pub pg_writers: usize,
     /// Most events one group commit takes.
@@ -521,6 +698,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             sqlite_sync: SqliteSync::Full,
+            pg_acquire_timeout: std::time::Duration::from_secs(3),
             pg_writers: 2,
             max_group_events: 2000,
         }
@@ -589,6 +767,13 @@ impl LeadRow<'_> {
             closed_at: None,
         }
     }
+}
+
+/// Reports a row quarantined for the first time: once, with its reason.
+pub(crate) fn quarantined(r: &flows::BadRow) {
+    metrics::counter!("pronto_quarantined_total", "kind" => r.kind).increment(1);
+    tracing::warn!(kind = r.kind, id = %r.id, reason = %r.reason,
+        "a stored row cannot be read; it is quarantined (GET /v1/admin/quarantine) and its timer cleared");
 }
 
 /// 32 random bytes, hex: for secrets generated once per database.

@@ -28,9 +28,12 @@ pub(crate) trait Begin: Send + Sync + 'static {
     async fn begin(&self) -> Result<Self::Tx, StoreError>;
 }
 
+/// Ends a transaction. Both leave the connection ready for the next transaction whatever the database did
+/// (a failed commit is rolled back), so one failure never poisons the writers that come after it.
 #[async_trait]
 pub(crate) trait Commit: Send {
     async fn commit(self) -> Result<(), StoreError>;
+    async fn rollback(self);
 }
 
 /// The handle requests queue on, and the writer tasks behind it. `close` stops taking requests, lets the
@@ -123,31 +126,33 @@ async fn run<B: Begin>(
 }
 
 async fn commit_group<B: Begin>(db: &B, jobs: Vec<Job>, shared: &Shared) {
+    let refuse = |jobs: Vec<Job>, e: &StoreError| {
+        let msg = e.to_string();
+        for job in jobs {
+            let _ = job.reply.send(Err(StoreError::Unavailable(msg.clone())));
+        }
+    };
     let mut tx = match db.begin().await {
         Ok(tx) => tx,
         Err(e) => {
-            let msg = e.to_string();
-            for job in jobs {
-                let _ = job.reply.send(Err(StoreError::Unavailable(msg.clone())));
-            }
-            return;
+            shared.write_failed(&e);
+            return refuse(jobs, &e);
         }
     };
     let program = shared.program();
     let (results, touched) = match ingest_group(&mut tx, &jobs, &program).await {
         Ok(r) => r,
         Err(e) => {
-            // Nothing of the group is committed (the transaction is dropped, i.e. rolled back).
+            // Nothing of the group is committed.
+            tx.rollback().await;
             tracing::error!(error = %e, "group ingest failed; every request in the group is refused");
-            let msg = e.to_string();
-            for job in jobs {
-                let _ = job.reply.send(Err(StoreError::Unavailable(msg.clone())));
-            }
-            return;
+            shared.write_failed(&e);
+            return refuse(jobs, &e);
         }
     };
     match tx.commit().await {
         Ok(()) => {
+            shared.write_ok();
             if touched.timers {
                 shared.timers.notify_one();
             }
@@ -160,12 +165,11 @@ async fn commit_group<B: Begin>(db: &B, jobs: Vec<Job>, shared: &Shared) {
         }
         Err(e) => {
             tracing::error!(error = %e, "group commit failed; every request in the group is refused");
-            let msg = e.to_string();
-            for job in jobs {
-                let _ = job.reply.send(Err(StoreError::Unavailable(format!(
-                    "commit failed: {msg}"
-                ))));
-            }
+            shared.write_failed(&e);
+            refuse(
+                jobs,
+                &StoreError::Unavailable(format!("commit failed: {e}")),
+            );
         }
     }
 }

@@ -7,7 +7,7 @@ use pronto_domain::{
     ContactId, EventType, Identity, Lead, NewEvent, ParseOptions, Region, WorkspaceId,
 };
 use pronto_store::testing::TestDb;
-use pronto_store::{connect, IngestItem, KeyKind, Options, Store};
+use pronto_store::{connect, IngestItem, KeyKind, KeyOrigin, Options, Store};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -325,11 +325,11 @@ async fn a_lead_is_stored_with_its_event_and_a_retried_lead_answers_the_same_ids
 async fn keys_belong_to_one_workspace_and_one_kind(e: Env) {
     assert!(!e.store.has_key(e.ws, KeyKind::Write).await.unwrap());
     e.store
-        .add_key(e.ws, KeyKind::Write, "hash-w")
+        .add_keys(e.ws, &[(KeyKind::Write, "hash-w")], KeyOrigin::Api, None)
         .await
         .unwrap();
     e.store
-        .add_key(e.ws, KeyKind::Write, "hash-w")
+        .add_keys(e.ws, &[(KeyKind::Write, "hash-w")], KeyOrigin::Api, None)
         .await
         .unwrap();
     assert!(e.store.has_key(e.ws, KeyKind::Write).await.unwrap());

@@ -25,21 +25,37 @@ pub async fn healthz(State(s): State<AppState>) -> Json<Health> {
     })
 }
 
-/// The store answers queries; load balancers route here.
+/// The longest `/readyz` takes: a load balancer's health check must get an answer even when the database
+/// does not give one.
+pub const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The store answers queries and accepts writes (after a failed commit, such as a full disk, a probe write
+/// must commit again); load balancers route here. Answers within a second.
 #[utoipa::path(get, path = "/readyz", tag = "ops",
-    responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = Health),
+              (status = 503, description = "Not ready: the database does not answer, or writes fail (the message says why)", body = ErrorBody,
+               headers(("Retry-After" = u64, description = "Seconds to wait before asking again")))))]
 pub async fn readyz(State(s): State<AppState>) -> axum::response::Response {
-    match s.service.store.ping().await {
-        Ok(()) => Json(Health {
-            status: "ready",
-            backend: s.service.store.backend(),
-        })
-        .into_response(),
-        Err(e) => {
-            crate::error::ApiError::Store(pronto_store::StoreError::Unavailable(e.to_string()))
-                .into_response()
+    let why = match tokio::time::timeout(READY_WITHIN, s.service.store.ping()).await {
+        Ok(Ok(())) => {
+            return Json(Health {
+                status: "ready",
+                backend: s.service.store.backend(),
+            })
+            .into_response()
         }
-    }
+        Ok(Err(e)) => s
+            .service
+            .store
+            .shared()
+            .write_failure()
+            .unwrap_or_else(|| e.to_string()),
+        Err(_) => format!(
+            "the database did not answer within {} s",
+            READY_WITHIN.as_secs()
+        ),
+    };
+    crate::error::ApiError::NotReady(why).into_response()
 }
 
 /// Prometheus text format.

@@ -6,7 +6,7 @@
 
 use super::PgTx;
 use crate::flows::{
-    ActiveRun, DueRun, ExitBy, FlowTx, Found, LogRow, Mark, MessageRow, NewRun, RunUpdate,
+    ActiveRun, BadRow, DueRun, ExitBy, FlowTx, Found, LogRow, Mark, MessageRow, NewRun, RunUpdate,
 };
 use crate::ingest::ItemError;
 use crate::{FlowStats, LogEntry, MessageView, OutMessage, RunView, StoreError};
@@ -35,6 +35,18 @@ const MARK_COLUMNS: &str = "m.flow_id, m.rule, m.name, m.run_key, m.contact_id, 
 
 #[async_trait]
 impl FlowTx for PgTx {
+    fn bad_rows(&mut self) -> &mut Vec<BadRow> {
+        &mut self.1
+    }
+
+    async fn quarantine(
+        &mut self,
+        rows: &[BadRow],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<BadRow>, ItemError> {
+        quarantine(&mut self.0, rows, now).await
+    }
+
     async fn active_run(
         &mut self,
         ws: WorkspaceId,
@@ -228,16 +240,22 @@ impl FlowTx for PgTx {
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            out.push(DueRun {
-                id: RunId(r.try_get(0)?),
-                ws: WorkspaceId(r.try_get(1)?),
-                flow: r.try_get(2)?,
-                key: r.try_get(3)?,
-                contact: ContactId(r.try_get(4)?),
-                step: r.try_get::<i32, _>(5)?.into(),
-                started: r.try_get(6)?,
-                snapshot: r.try_get(7)?,
-            });
+            let run = || -> Result<DueRun, StoreError> {
+                Ok(DueRun {
+                    id: RunId(r.try_get(0)?),
+                    ws: WorkspaceId(r.try_get(1)?),
+                    flow: r.try_get(2)?,
+                    key: r.try_get(3)?,
+                    contact: ContactId(r.try_get(4)?),
+                    step: r.try_get::<i32, _>(5)?.into(),
+                    started: r.try_get(6)?,
+                    snapshot: r.try_get(7)?,
+                })
+            };
+            match run() {
+                Ok(run) => out.push(run),
+                Err(e) => self.1.push(super::bad_row("run", &r, e)),
+            }
         }
         Ok(out)
     }
@@ -415,6 +433,7 @@ fn out_message(r: &PgRow) -> Result<OutMessage, StoreError> {
         html: r.try_get("body_html")?,
         unsubscribe_url: r.try_get("unsubscribe_url")?,
         attempts: r.try_get::<i32, _>("attempts")?.into(),
+        taken_over: r.try_get("taken_over")?,
     })
 }
 
@@ -424,17 +443,33 @@ pub(super) async fn claim_messages(
     limit: i64,
     lease_until: DateTime<Utc>,
 ) -> Result<Vec<OutMessage>, StoreError> {
+    // `taken_over`: the message was still leased (claimed_at set) by a worker whose lease ran out — a process
+    // that died or hung mid-send.
     let rows = sqlx::query(
-        "UPDATE messages SET attempts = attempts + 1, next_attempt_at = $3, claimed_at = $1 WHERE id IN \
-         (SELECT id FROM messages WHERE state = 'queued' AND next_attempt_at <= $1 ORDER BY next_attempt_at \
-          LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING *",
+        "WITH due AS (SELECT id, claimed_at IS NOT NULL AS taken_over FROM messages \
+           WHERE state = 'queued' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
+         UPDATE messages m SET attempts = m.attempts + 1, next_attempt_at = $3, claimed_at = $1 FROM due \
+         WHERE m.id = due.id RETURNING m.*, due.taken_over",
     )
     .bind(now)
     .bind(limit)
     .bind(lease_until)
-    .fetch_all(c)
+    .fetch_all(&mut *c)
     .await?;
-    rows.iter().map(out_message).collect()
+    let mut out = Vec::with_capacity(rows.len());
+    let mut bad = Vec::new();
+    for r in &rows {
+        match out_message(r) {
+            Ok(m) => out.push(m),
+            Err(e) => bad.push(super::bad_row("message", r, e)),
+        }
+    }
+    if !bad.is_empty() {
+        for r in quarantine(c, &bad, now).await? {
+            crate::quarantined(&r);
+        }
+    }
+    Ok(out)
 }
 
 pub(super) fn message_view(r: &PgRow) -> Result<MessageView, StoreError> {
@@ -516,4 +551,65 @@ pub(super) async fn flow_stats(
     .fetch_all(&mut *c)
     .await?;
     Ok(crate::flows::assemble_stats(runs, skipped, messages))
+}
+
+/// Records rows in `quarantine` and clears their timers (a message is failed); answers those not quarantined
+/// before.
+pub(super) async fn quarantine(
+    c: &mut PgConnection,
+    rows: &[BadRow],
+    now: DateTime<Utc>,
+) -> Result<Vec<BadRow>, ItemError> {
+    let kinds: Vec<&str> = rows.iter().map(|r| r.kind).collect();
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let reasons: Vec<&str> = rows.iter().map(|r| r.reason.as_str()).collect();
+    let wss: Vec<Option<&str>> = rows.iter().map(|r| r.workspace.as_deref()).collect();
+    let fresh: Vec<(String, String)> = sqlx::query_as(
+            "INSERT INTO quarantine (kind, row_id, reason, workspace_id, at) SELECT k, i, r, w, $4 \
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $5::text[]) AS q(k, i, r, w) ON CONFLICT DO NOTHING \
+             RETURNING kind, row_id",
+        )
+        .bind(&kinds)
+        .bind(&ids)
+        .bind(&reasons)
+        .bind(now)
+        .bind(&wss)
+        .fetch_all(&mut *c)
+        .await?;
+    for (table, kind) in [("runs", "run"), ("leads", "lead")] {
+        let these: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.kind == kind)
+            .map(|r| r.id.as_str())
+            .collect();
+        if these.is_empty() {
+            continue;
+        }
+        sqlx::query(&format!(
+            "UPDATE {table} SET due_at = NULL WHERE id::text = ANY($1)"
+        ))
+        .bind(&these)
+        .execute(&mut *c)
+        .await?;
+    }
+    let messages: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.kind == "message")
+        .map(|r| r.id.as_str())
+        .collect();
+    if !messages.is_empty() {
+        sqlx::query(
+                "UPDATE messages SET state = 'failed', claimed_at = NULL, next_attempt_at = NULL, \
+                 last_error = 'quarantined: the stored message cannot be read' WHERE id::text = ANY($1)",
+            )
+            .bind(&messages)
+            .execute(&mut *c)
+            .await?;
+    }
+    let fresh: std::collections::HashSet<(String, String)> = fresh.into_iter().collect();
+    Ok(rows
+        .iter()
+        .filter(|r| fresh.contains(&(r.kind.to_string(), r.id.clone())))
+        .cloned()
+        .collect())
 }

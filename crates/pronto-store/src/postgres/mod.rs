@@ -8,8 +8,9 @@ mod sales;
 use crate::ingest::{EventRow, IngestTx, ItemError};
 use crate::writer::{Begin, Commit, Writers};
 use crate::{
-    Contact, DefaultWorkspace, Delivery, Fired, FlowStats, IngestItem, Ingested, KeyKind,
-    MessageView, Options, OutMessage, RunView, Shared, Store, StoreError, StoredEvent,
+    ApiKey, Contact, DefaultWorkspace, Delivery, Fired, FlowStats, IngestItem, Ingested, KeyKind,
+    KeyOrigin, MessageView, Options, OutMessage, Quarantined, RunView, Shared, Store, StoreError,
+    StoredEvent,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -43,6 +44,7 @@ impl PostgresStore {
             PgConnectOptions::from_str(url)?.options([("plan_cache_mode", "force_custom_plan")]);
         let pool = PgPoolOptions::new()
             .max_connections(writers as u32 + 8)
+            .acquire_timeout(opts.pg_acquire_timeout)
             .connect_with(connect)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
@@ -93,13 +95,43 @@ async fn listen(pool: PgPool, shared: Arc<Shared>) {
     }
 }
 
-pub(crate) struct PgTx(Transaction<'static, Postgres>);
+/// A row that did not decode, named by its first column (the id).
+pub(super) fn bad_row(kind: &'static str, row: &PgRow, e: StoreError) -> crate::flows::BadRow {
+    crate::flows::BadRow {
+        kind,
+        id: row
+            .try_get::<Uuid, _>(0)
+            .map(|u| u.to_string())
+            .unwrap_or_default(),
+        workspace: row
+            .try_get::<Uuid, _>("workspace_id")
+            .map(|u| u.to_string())
+            .ok(),
+        reason: e.to_string(),
+    }
+}
+
+fn api_key(row: &PgRow) -> Result<ApiKey, StoreError> {
+    ApiKey::decode(
+        row.try_get("id")?,
+        &row.try_get::<String, _>("kind")?,
+        &row.try_get::<String, _>("origin")?,
+        row.try_get("label")?,
+        row.try_get("created_at")?,
+        row.try_get("revoked_at")?,
+    )
+}
+
+pub(crate) struct PgTx(
+    Transaction<'static, Postgres>,
+    pub(crate) Vec<crate::flows::BadRow>,
+);
 
 #[async_trait]
 impl Begin for PgDb {
     type Tx = PgTx;
     async fn begin(&self) -> Result<PgTx, StoreError> {
-        Ok(PgTx(self.0.begin().await?))
+        Ok(PgTx(self.0.begin().await?, Vec::new()))
     }
 }
 
@@ -107,6 +139,10 @@ impl Begin for PgDb {
 impl Commit for PgTx {
     async fn commit(self) -> Result<(), StoreError> {
         Ok(self.0.commit().await?)
+    }
+
+    async fn rollback(self) {
+        let _ = self.0.rollback().await;
     }
 }
 
@@ -380,32 +416,57 @@ impl Store for PostgresStore {
         })
     }
 
-    async fn add_key(
+    async fn add_keys(
         &self,
         workspace: WorkspaceId,
-        kind: KeyKind,
-        key_hash: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO api_keys (key_hash, workspace_id, kind, created_at) VALUES ($1, $2, $3, now()) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(key_hash)
-        .bind(workspace.0)
-        .bind(kind.as_str())
-        .execute(&self.pool.0)
-        .await?;
-        Ok(())
+        keys: &[(KeyKind, &str)],
+        origin: KeyOrigin,
+        label: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for (kind, key_hash) in keys {
+            let done = sqlx::query(
+                "INSERT INTO api_keys (key_hash, id, workspace_id, kind, origin, label, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, now()) ON CONFLICT DO NOTHING",
+            )
+            .bind(key_hash)
+            .bind(crate::key_id(key_hash))
+            .bind(workspace.0)
+            .bind(kind.as_str())
+            .bind(origin.as_str())
+            .bind(label)
+            .execute(&mut *tx.0)
+            .await;
+            match done {
+                Ok(d) if d.rows_affected() == 1 => {}
+                other => {
+                    tx.rollback().await;
+                    return other.map(|_| false).map_err(Into::into);
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn has_key(&self, workspace: WorkspaceId, kind: KeyKind) -> Result<bool, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM api_keys WHERE workspace_id = $1 AND kind = $2)",
+            "SELECT EXISTS (SELECT 1 FROM api_keys WHERE workspace_id = $1 AND kind = $2 AND revoked_at IS NULL)",
         )
         .bind(workspace.0)
         .bind(kind.as_str())
         .fetch_one(&self.pool.0)
         .await?)
+    }
+
+    async fn key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        sqlx::query("SELECT id, kind, origin, label, created_at, revoked_at FROM api_keys WHERE key_hash = $1")
+            .bind(key_hash)
+            .fetch_optional(&self.pool.0)
+            .await?
+            .as_ref()
+            .map(api_key)
+            .transpose()
     }
 
     async fn key_workspace(
@@ -414,13 +475,66 @@ impl Store for PostgresStore {
         key_hash: &str,
     ) -> Result<Option<WorkspaceId>, StoreError> {
         let ws: Option<Uuid> = sqlx::query_scalar(
-            "SELECT workspace_id FROM api_keys WHERE key_hash = $1 AND kind = $2",
+            "SELECT workspace_id FROM api_keys WHERE key_hash = $1 AND kind = $2 AND revoked_at IS NULL",
         )
         .bind(key_hash)
         .bind(kind.as_str())
         .fetch_optional(&self.pool.0)
         .await?;
         Ok(ws.map(WorkspaceId))
+    }
+
+    async fn keys(&self, workspace: WorkspaceId) -> Result<Vec<ApiKey>, StoreError> {
+        sqlx::query(
+            "SELECT id, kind, origin, label, created_at, revoked_at FROM api_keys WHERE workspace_id = $1 \
+             ORDER BY created_at, id",
+        )
+        .bind(workspace.0)
+        .fetch_all(&self.pool.0)
+        .await?
+        .iter()
+        .map(api_key)
+        .collect()
+    }
+
+    async fn revoke_key(
+        &self,
+        workspace: WorkspaceId,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        sqlx::query(
+            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, $3) WHERE workspace_id = $1 AND id = $2 \
+             RETURNING id, kind, origin, label, created_at, revoked_at",
+        )
+        .bind(workspace.0)
+        .bind(id)
+        .bind(now)
+        .fetch_optional(&self.pool.0)
+        .await?
+        .as_ref()
+        .map(api_key)
+        .transpose()
+    }
+
+    async fn revoke_env_keys_except(
+        &self,
+        workspace: WorkspaceId,
+        kind: KeyKind,
+        keep: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE api_keys SET revoked_at = $4 WHERE workspace_id = $1 AND kind = $2 AND origin = 'env' \
+             AND key_hash <> $3 AND revoked_at IS NULL",
+        )
+        .bind(workspace.0)
+        .bind(kind.as_str())
+        .bind(keep)
+        .bind(now)
+        .execute(&self.pool.0)
+        .await?
+        .rows_affected())
     }
 
     async fn contact(
@@ -747,8 +861,35 @@ impl Store for PostgresStore {
         )
     }
 
+    async fn quarantined(&self, workspace: WorkspaceId) -> Result<Vec<Quarantined>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT kind, row_id, reason, at FROM quarantine \
+             WHERE workspace_id = $1::text OR workspace_id IS NULL ORDER BY at, kind, row_id",
+        )
+        .bind(workspace.0.to_string())
+        .fetch_all(&self.pool.0)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Quarantined {
+                    kind: r.try_get(0)?,
+                    id: r.try_get(1)?,
+                    reason: r.try_get(2)?,
+                    at: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool.0).await?;
+        if self.shared.write_failure().is_none() {
+            sqlx::query("SELECT 1").execute(&self.pool.0).await?;
+            return Ok(());
+        }
+        sqlx::query("INSERT INTO store_probe (id, at) VALUES (1, now()) ON CONFLICT (id) DO UPDATE SET at = now()")
+            .execute(&self.pool.0)
+            .await?;
+        self.shared.write_ok();
         Ok(())
     }
 

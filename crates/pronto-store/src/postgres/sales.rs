@@ -103,7 +103,7 @@ impl SalesTx for PgTx {
         .bind(&ids)
         .fetch_all(&mut *self.0)
         .await?;
-        Ok(rows.iter().map(lead_state).collect::<Result<_, _>>()?)
+        Ok(self.decode_leads(&rows))
     }
 
     async fn close_tasks(
@@ -133,7 +133,14 @@ impl SalesTx for PgTx {
         ws: WorkspaceId,
         id: LeadId,
     ) -> Result<Option<LeadState>, ItemError> {
-        Ok(lead_by_id(&mut self.0, ws, id, true).await?)
+        let row = sqlx::query(&format!(
+            "SELECT {LEAD_COLUMNS} FROM leads WHERE id = $1 AND workspace_id = $2 FOR UPDATE"
+        ))
+        .bind(id.0)
+        .bind(ws.0)
+        .fetch_optional(&mut *self.0)
+        .await?;
+        Ok(self.decode_leads(row.as_slice()).pop())
     }
 
     async fn latest_lead(
@@ -151,7 +158,7 @@ impl SalesTx for PgTx {
         .bind(except.map(|e| e.0))
         .fetch_optional(&mut *self.0)
         .await?;
-        Ok(row.map(|r| lead_state(&r)).transpose()?)
+        Ok(self.decode_leads(row.as_slice()).pop())
     }
 
     async fn save_lead(&mut self, l: &LeadState) -> Result<(), ItemError> {
@@ -345,11 +352,21 @@ impl SalesTx for PgTx {
         .bind(limit)
         .fetch_all(&mut *self.0)
         .await?;
+        Ok(self.decode_leads(&rows))
+    }
+}
+
+impl PgTx {
+    /// The rows that decode; the others are noted for quarantine and treated as absent.
+    fn decode_leads(&mut self, rows: &[PgRow]) -> Vec<LeadState> {
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            out.push(lead_state(&r)?);
+            match lead_state(r) {
+                Ok(l) => out.push(l),
+                Err(e) => self.1.push(super::bad_row("lead", r, e)),
+            }
         }
-        Ok(out)
+        out
     }
 }
 

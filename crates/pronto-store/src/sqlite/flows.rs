@@ -4,7 +4,7 @@
 
 use super::{json_rows, parse_ts, ts, uuid, SqliteTx};
 use crate::flows::{
-    ActiveRun, DueRun, ExitBy, FlowTx, Found, LogRow, Mark, MessageRow, NewRun, RunUpdate,
+    ActiveRun, BadRow, DueRun, ExitBy, FlowTx, Found, LogRow, Mark, MessageRow, NewRun, RunUpdate,
 };
 use crate::ingest::ItemError;
 use crate::{FlowStats, LogEntry, MessageView, OutMessage, RunView, StoreError};
@@ -31,6 +31,18 @@ const MARK_COLUMNS: &str = "m.flow_id, m.rule, m.name, m.run_key, m.contact_id, 
 
 #[async_trait]
 impl FlowTx for SqliteTx {
+    fn bad_rows(&mut self) -> &mut Vec<BadRow> {
+        &mut self.bad
+    }
+
+    async fn quarantine(
+        &mut self,
+        rows: &[BadRow],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<BadRow>, ItemError> {
+        quarantine(&mut **self, rows, now).await
+    }
+
     async fn active_run(
         &mut self,
         ws: WorkspaceId,
@@ -44,7 +56,7 @@ impl FlowTx for SqliteTx {
         .bind(ws.to_string())
         .bind(flow)
         .bind(key)
-        .fetch_optional(&mut *self.0)
+        .fetch_optional(&mut **self)
         .await?;
         row.map(|r| {
             Ok(ActiveRun {
@@ -75,7 +87,7 @@ impl FlowTx for SqliteTx {
         .bind(r.snapshot)
         .bind(&r.outcome)
         .bind(ts(r.now))
-        .execute(&mut *self.0)
+        .execute(&mut **self)
         .await?;
         Ok(())
     }
@@ -97,7 +109,7 @@ impl FlowTx for SqliteTx {
         .bind(step)
         .bind(due.map(ts))
         .bind(ts(now))
-        .execute(&mut *self.0)
+        .execute(&mut **self)
         .await?;
         Ok(())
     }
@@ -120,7 +132,7 @@ impl FlowTx for SqliteTx {
         .bind(m.contact.to_string())
         .bind(ts(m.happened))
         .bind(event.to_string())
-        .execute(&mut *self.0)
+        .execute(&mut **self)
         .await?;
         Ok(())
     }
@@ -155,7 +167,7 @@ impl FlowTx for SqliteTx {
             .bind(c.to_string())
             .bind(ts(at)),
         };
-        let rows = q.fetch_all(&mut *self.0).await?;
+        let rows = q.fetch_all(&mut **self).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             out.push(uuid(&r.try_get::<String, _>(0)?)?);
@@ -182,7 +194,7 @@ impl FlowTx for SqliteTx {
             .bind(key)
             .bind(contact.to_string())
             .bind(ts(since))
-            .fetch_optional(&mut *self.0)
+            .fetch_optional(&mut **self)
             .await?;
         Ok(row.map(|r| mark(&r, 0)).transpose()?)
     }
@@ -206,7 +218,7 @@ impl FlowTx for SqliteTx {
              value ->> 2, value ->> 3, value ->> 4, value ->> 5 FROM json_each(?1)",
         )
         .bind(json_rows(&rows)?)
-        .execute(&mut *self.0)
+        .execute(&mut **self)
         .await?;
         Ok(())
     }
@@ -222,20 +234,26 @@ impl FlowTx for SqliteTx {
         )
         .bind(ts(now))
         .bind(limit)
-        .fetch_all(&mut *self.0)
+        .fetch_all(&mut **self)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            out.push(DueRun {
-                id: uuid(&r.try_get::<String, _>(0)?)?,
-                ws: uuid(&r.try_get::<String, _>(1)?)?,
-                flow: r.try_get(2)?,
-                key: r.try_get(3)?,
-                contact: uuid(&r.try_get::<String, _>(4)?)?,
-                step: r.try_get(5)?,
-                started: parse_ts(&r.try_get::<String, _>(6)?)?,
-                snapshot: r.try_get(7)?,
-            });
+            let run = || -> Result<DueRun, StoreError> {
+                Ok(DueRun {
+                    id: uuid(&r.try_get::<String, _>(0)?)?,
+                    ws: uuid(&r.try_get::<String, _>(1)?)?,
+                    flow: r.try_get(2)?,
+                    key: r.try_get(3)?,
+                    contact: uuid(&r.try_get::<String, _>(4)?)?,
+                    step: r.try_get(5)?,
+                    started: parse_ts(&r.try_get::<String, _>(6)?)?,
+                    snapshot: r.try_get(7)?,
+                })
+            };
+            match run() {
+                Ok(run) => out.push(run),
+                Err(e) => self.bad.push(super::bad_row("run", &r, e)),
+            }
         }
         Ok(out)
     }
@@ -266,7 +284,7 @@ impl FlowTx for SqliteTx {
         );
         let rows = sqlx::query(&sql)
             .bind(json_rows(&q)?)
-            .fetch_all(&mut *self.0)
+            .fetch_all(&mut **self)
             .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
@@ -285,7 +303,7 @@ impl FlowTx for SqliteTx {
              CROSS JOIN contacts live ON live.id = COALESCE(c.merged_into, c.id)",
         )
         .bind(json_rows(&ids)?)
-        .fetch_all(&mut *self.0)
+        .fetch_all(&mut **self)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
@@ -315,7 +333,7 @@ impl FlowTx for SqliteTx {
         )
         .bind(json_rows(&ids)?)
         .bind(ts(since))
-        .fetch_all(&mut *self.0)
+        .fetch_all(&mut **self)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
@@ -359,7 +377,7 @@ impl FlowTx for SqliteTx {
              ON CONFLICT (idempotency_key) DO NOTHING",
         )
         .bind(json_rows(&rows)?)
-        .execute(&mut *self.0)
+        .execute(&mut **self)
         .await?;
         Ok(done.rows_affected())
     }
@@ -387,7 +405,7 @@ impl FlowTx for SqliteTx {
         )
         .bind(json_rows(&rows)?)
         .bind(ts(now))
-        .execute(&mut *self.0)
+        .execute(&mut **self)
         .await?;
         Ok(())
     }
@@ -410,6 +428,7 @@ fn out_message(r: &SqliteRow) -> Result<OutMessage, StoreError> {
         html: r.try_get("body_html")?,
         unsubscribe_url: r.try_get("unsubscribe_url")?,
         attempts: r.try_get("attempts")?,
+        taken_over: false,
     })
 }
 
@@ -419,17 +438,61 @@ pub(super) async fn claim_messages(
     limit: i64,
     lease_until: DateTime<Utc>,
 ) -> Result<Vec<OutMessage>, StoreError> {
-    let rows = sqlx::query(
-        "UPDATE messages SET attempts = attempts + 1, next_attempt_at = ?3, claimed_at = ?1 WHERE id IN \
-         (SELECT id FROM messages WHERE state = 'queued' AND next_attempt_at <= ?1 ORDER BY next_attempt_at LIMIT ?2) \
-         RETURNING *",
+    // Two statements on the one writer connection (nothing else writes between them): RETURNING sees only the
+    // new values, and whether a message was still leased (taken over from a worker whose lease ran out) is
+    // in the old ones.
+    let due: Vec<(String, bool)> = sqlx::query_as(
+        "SELECT id, claimed_at IS NOT NULL FROM messages WHERE state = 'queued' AND next_attempt_at <= ?1 \
+         ORDER BY next_attempt_at LIMIT ?2",
     )
     .bind(ts(now))
     .bind(limit)
-    .bind(ts(lease_until))
-    .fetch_all(c)
+    .fetch_all(&mut *c)
     .await?;
-    rows.iter().map(out_message).collect()
+    if due.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<&str> = due.iter().map(|(id, _)| id.as_str()).collect();
+    let rows = sqlx::query(
+        "UPDATE messages SET attempts = attempts + 1, next_attempt_at = ?3, claimed_at = ?1 \
+         WHERE id IN (SELECT value FROM json_each(?2)) RETURNING *",
+    )
+    .bind(ts(now))
+    .bind(json_rows(&ids).map_err(StoreError::from)?)
+    .bind(ts(lease_until))
+    .fetch_all(&mut *c)
+    .await?;
+    let leased: std::collections::HashSet<&str> = due
+        .iter()
+        .filter(|(_, leased)| *leased)
+        .map(|(id, _)| id.as_str())
+        .collect();
+    let mut out = Vec::with_capacity(rows.len());
+    let mut bad = Vec::new();
+    for r in &rows {
+        match out_message(r) {
+            Ok(mut m) => {
+                m.taken_over = leased.contains(m.id.to_string().as_str());
+                out.push(m)
+            }
+            Err(e) => bad.push(super::bad_row("message", r, e)),
+        }
+    }
+    // The claim order is the due order.
+    let order: std::collections::HashMap<&str, usize> =
+        ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    out.sort_by_key(|m| {
+        order
+            .get(m.id.to_string().as_str())
+            .copied()
+            .unwrap_or(usize::MAX)
+    });
+    if !bad.is_empty() {
+        for r in quarantine(c, &bad, now).await? {
+            crate::quarantined(&r);
+        }
+    }
+    Ok(out)
 }
 
 fn opt_ts(r: &SqliteRow, col: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -521,4 +584,61 @@ pub(super) async fn flow_stats(
     .fetch_all(&mut *c)
     .await?;
     Ok(crate::flows::assemble_stats(runs, skipped, messages))
+}
+
+/// Records rows in `quarantine` and clears their timers (a message is failed); answers those not quarantined
+/// before.
+pub(super) async fn quarantine(
+    c: &mut SqliteConnection,
+    rows: &[BadRow],
+    now: DateTime<Utc>,
+) -> Result<Vec<BadRow>, ItemError> {
+    let q: Vec<(&str, &str, &str, Option<&str>)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.kind,
+                r.id.as_str(),
+                r.reason.as_str(),
+                r.workspace.as_deref(),
+            )
+        })
+        .collect();
+    let q = json_rows(&q)?;
+    let fresh = sqlx::query(
+        "INSERT INTO quarantine (kind, row_id, reason, workspace_id, at) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, ?2 \
+             FROM json_each(?1) WHERE true ON CONFLICT DO NOTHING RETURNING kind, row_id",
+    )
+    .bind(&q)
+    .bind(ts(now))
+    .fetch_all(&mut *c)
+    .await?;
+    for table in ["runs", "leads"] {
+        let kind = if table == "runs" { "run" } else { "lead" };
+        sqlx::query(&format!(
+            "UPDATE {table} SET due_at = NULL WHERE id IN \
+                 (SELECT value ->> 1 FROM json_each(?1) WHERE value ->> 0 = '{kind}')"
+        ))
+        .bind(&q)
+        .execute(&mut *c)
+        .await?;
+    }
+    sqlx::query(
+        "UPDATE messages SET state = 'failed', claimed_at = NULL, next_attempt_at = NULL, \
+             last_error = 'quarantined: the stored message cannot be read' WHERE id IN \
+             (SELECT value ->> 1 FROM json_each(?1) WHERE value ->> 0 = 'message')",
+    )
+    .bind(&q)
+    .execute(&mut *c)
+    .await?;
+    let fresh: std::collections::HashSet<(String, String)> = fresh
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<_, sqlx::Error>>()?;
+    Ok(rows
+        .iter()
+        .filter(|r| fresh.contains(&(r.kind.to_string(), r.id.clone())))
+        .cloned()
+        .collect())
 }

@@ -7,8 +7,9 @@ mod sales;
 use crate::ingest::{EventRow, IngestTx, ItemError};
 use crate::writer::{Begin, Commit, Writers};
 use crate::{
-    Contact, DefaultWorkspace, Delivery, Fired, FlowStats, IngestItem, Ingested, KeyKind,
-    MessageView, Options, OutMessage, RunView, Shared, Store, StoreError, StoredEvent,
+    ApiKey, Contact, DefaultWorkspace, Delivery, Fired, FlowStats, IngestItem, Ingested, KeyKind,
+    KeyOrigin, MessageView, Options, OutMessage, Quarantined, RunView, Shared, Store, StoreError,
+    StoredEvent,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -20,7 +21,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Row, Sqlite};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +57,34 @@ pub struct SqliteStore {
 }
 
 pub(crate) struct WritePool(SqlitePool);
+
+/// Hooks for tests that need SQLite's own limits (a full disk is `max_page_count` reached: the same
+/// SQLITE_FULL error), not a mock.
+#[cfg(feature = "testing")]
+impl SqliteStore {
+    /// Pages the database file has now.
+    pub async fn page_count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("PRAGMA page_count")
+            .fetch_one(&self.write.0)
+            .await?)
+    }
+
+    /// Caps the file at `pages` pages on the writer connection: beyond it every write fails with
+    /// "database or disk is full". Raising it again is space coming back.
+    pub async fn set_max_page_count(&self, pages: i64) -> Result<(), StoreError> {
+        sqlx::query(&format!("PRAGMA max_page_count = {pages}"))
+            .execute(&self.write.0)
+            .await?;
+        Ok(())
+    }
+
+    /// Events stored, in every workspace.
+    pub async fn count_events(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&self.read)
+            .await?)
+    }
+}
 
 fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
@@ -113,21 +142,114 @@ impl SqliteStore {
     }
 }
 
-pub(crate) struct SqliteTx(Transaction<'static, Sqlite>);
+/// A write transaction on the writer connection, begun and ended with plain `BEGIN IMMEDIATE` / `COMMIT` /
+/// `ROLLBACK` rather than sqlx's `Transaction`.
+///
+/// Why: on some errors (SQLITE_FULL — a full disk —, SQLITE_IOERR, SQLITE_NOMEM) SQLite rolls the transaction
+/// back by itself. sqlx's transaction depth counter does not see that, its own `ROLLBACK` then fails ("no
+/// transaction is active"), the counter stays at 1, and every later `begin` on that connection became a
+/// `SAVEPOINT` inside a transaction that no longer existed: requests were answered as committed while nothing
+/// was stored, until a restart. Here the state is SQLite's own: every path out of a transaction ends it
+/// (commit, or a rollback whose "no transaction" error is expected), and a transaction dropped while open
+/// (a cancelled future) closes its connection, which makes SQLite roll it back, so the next one starts clean.
+pub(crate) struct SqliteTx {
+    conn: sqlx::pool::PoolConnection<Sqlite>,
+    open: bool,
+    pub(crate) bad: Vec<crate::flows::BadRow>,
+}
+
+impl std::ops::Deref for SqliteTx {
+    type Target = sqlx::SqliteConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for SqliteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.conn
+    }
+}
+
+impl SqliteTx {
+    /// Ends the transaction whatever state SQLite left it in.
+    async fn end(&mut self) {
+        match sqlx::query("ROLLBACK").execute(&mut *self.conn).await {
+            Ok(_) => {}
+            // SQLite already rolled back by itself: the goal is reached.
+            Err(sqlx::Error::Database(e)) if e.message().contains("no transaction is active") => {}
+            // Unknown state: a fresh connection replaces this one (closing rolls back whatever is open).
+            Err(e) => {
+                tracing::warn!(error = %e, "ROLLBACK failed; reopening the SQLite writer connection");
+                self.conn.close_on_drop();
+            }
+        }
+        self.open = false;
+    }
+}
+
+impl Drop for SqliteTx {
+    fn drop(&mut self) {
+        if self.open {
+            self.conn.close_on_drop();
+        }
+    }
+}
 
 #[async_trait]
 impl Begin for WritePool {
     type Tx = SqliteTx;
     async fn begin(&self) -> Result<SqliteTx, StoreError> {
-        Ok(SqliteTx(self.0.begin().await?))
+        let mut conn = self.0.acquire().await?;
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        Ok(SqliteTx {
+            conn,
+            open: true,
+            bad: Vec::new(),
+        })
     }
 }
 
 #[async_trait]
 impl Commit for SqliteTx {
-    async fn commit(self) -> Result<(), StoreError> {
-        Ok(self.0.commit().await?)
+    async fn commit(mut self) -> Result<(), StoreError> {
+        match sqlx::query("COMMIT").execute(&mut *self.conn).await {
+            Ok(_) => {
+                self.open = false;
+                Ok(())
+            }
+            Err(e) => {
+                self.end().await;
+                Err(e.into())
+            }
+        }
     }
+
+    async fn rollback(mut self) {
+        self.end().await;
+    }
+}
+
+/// A row that did not decode, named by its first column (the id, as stored).
+pub(super) fn bad_row(kind: &'static str, row: &SqliteRow, e: StoreError) -> crate::flows::BadRow {
+    crate::flows::BadRow {
+        kind,
+        id: row.try_get::<String, _>(0).unwrap_or_default(),
+        workspace: row.try_get::<String, _>("workspace_id").ok(),
+        reason: e.to_string(),
+    }
+}
+
+fn api_key(row: &SqliteRow) -> Result<ApiKey, StoreError> {
+    let revoked: Option<String> = row.try_get("revoked_at")?;
+    ApiKey::decode(
+        row.try_get("id")?,
+        &row.try_get::<String, _>("kind")?,
+        &row.try_get::<String, _>("origin")?,
+        row.try_get("label")?,
+        parse_ts(&row.try_get::<String, _>("created_at")?)?,
+        revoked.as_deref().map(parse_ts).transpose()?,
+    )
 }
 
 fn ingested(row: &SqliteRow) -> Result<Ingested, StoreError> {
@@ -150,7 +272,7 @@ fn json_rows<T: serde::Serialize>(rows: &T) -> Result<String, ItemError> {
 #[async_trait]
 impl IngestTx for SqliteTx {
     async fn exec(&mut self, sql: &'static str) -> Result<(), sqlx::Error> {
-        sqlx::query(sql).execute(&mut *self.0).await.map(|_| ())
+        sqlx::query(sql).execute(&mut **self).await.map(|_| ())
     }
 
     async fn find_events(
@@ -165,7 +287,7 @@ impl IngestTx for SqliteTx {
         )
         .bind(ws.to_string())
         .bind(json_rows(&message_ids)?)
-        .fetch_all(&mut *self.0)
+        .fetch_all(&mut **self)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -190,7 +312,7 @@ impl IngestTx for SqliteTx {
         )
         .bind(ws.to_string())
         .bind(json_rows(&pairs)?)
-        .fetch_all(&mut *self.0)
+        .fetch_all(&mut **self)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
@@ -215,7 +337,7 @@ impl IngestTx for SqliteTx {
         .bind(ws.to_string())
         .bind(ts(now))
         .bind(json_rows(&ids)?)
-        .execute(&mut *self.0)
+        .execute(&mut **self)
         .await?;
         Ok(())
     }
@@ -238,7 +360,7 @@ impl IngestTx for SqliteTx {
         .bind(ws.to_string())
         .bind(ts(now))
         .bind(json_rows(&rows)?)
-        .execute(&mut *self.0)
+        .execute(&mut **self)
         .await?;
         Ok(done.rows_affected())
     }
@@ -281,7 +403,7 @@ impl IngestTx for SqliteTx {
         )
         .bind(ws.to_string())
         .bind(json_rows(&rows)?)
-        .fetch_all(&mut *self.0)
+        .fetch_all(&mut **self)
         .await?;
         let mut out = Vec::with_capacity(written.len());
         for row in written {
@@ -304,7 +426,7 @@ impl IngestTx for SqliteTx {
             sqlx::query(stmt)
                 .bind(&from)
                 .bind(&into)
-                .execute(&mut *self.0)
+                .execute(&mut **self)
                 .await?;
         }
         Ok(())
@@ -327,7 +449,7 @@ impl IngestTx for SqliteTx {
         .bind(into.to_string())
         .bind(event.to_string())
         .bind(ts(now))
-        .execute(&mut *self.0)
+        .execute(&mut **self)
         .await?;
         Ok(())
     }
@@ -340,7 +462,7 @@ impl IngestTx for SqliteTx {
             "SELECT id, traits FROM contacts WHERE id IN (SELECT value FROM json_each(?1))",
         )
         .bind(json_rows(&contacts)?)
-        .fetch_all(&mut *self.0)
+        .fetch_all(&mut **self)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
@@ -366,7 +488,7 @@ impl IngestTx for SqliteTx {
              WHERE contacts.id = q.value ->> 0",
         )
         .bind(json_rows(&rows)?)
-        .execute(&mut *self.0)
+        .execute(&mut **self)
         .await?;
         Ok(())
     }
@@ -423,33 +545,59 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn add_key(
+    async fn add_keys(
         &self,
         workspace: WorkspaceId,
-        kind: KeyKind,
-        key_hash: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO api_keys (key_hash, workspace_id, kind, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-        )
-        .bind(key_hash)
-        .bind(workspace.to_string())
-        .bind(kind.as_str())
-        .bind(ts(Utc::now()))
-        .execute(&self.write.0)
-        .await?;
-        Ok(())
+        keys: &[(KeyKind, &str)],
+        origin: KeyOrigin,
+        label: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write.begin().await?;
+        for (kind, key_hash) in keys {
+            let done = sqlx::query(
+                "INSERT INTO api_keys (key_hash, id, workspace_id, kind, origin, label, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+            )
+            .bind(key_hash)
+            .bind(crate::key_id(key_hash))
+            .bind(workspace.to_string())
+            .bind(kind.as_str())
+            .bind(origin.as_str())
+            .bind(label)
+            .bind(ts(Utc::now()))
+            .execute(&mut *tx)
+            .await;
+            match done {
+                Ok(d) if d.rows_affected() == 1 => {}
+                other => {
+                    tx.rollback().await;
+                    return other.map(|_| false).map_err(Into::into);
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn has_key(&self, workspace: WorkspaceId, kind: KeyKind) -> Result<bool, StoreError> {
         let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM api_keys WHERE workspace_id = ?1 AND kind = ?2",
+            "SELECT count(*) FROM api_keys WHERE workspace_id = ?1 AND kind = ?2 AND revoked_at IS NULL",
         )
         .bind(workspace.to_string())
         .bind(kind.as_str())
-        .fetch_one(&self.read)
+        .fetch_one(&self.write.0)
         .await?;
         Ok(n > 0)
+    }
+
+    async fn key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        sqlx::query("SELECT id, kind, origin, label, created_at, revoked_at FROM api_keys WHERE key_hash = ?1")
+            .bind(key_hash)
+            .fetch_optional(&self.write.0)
+            .await?
+            .as_ref()
+            .map(api_key)
+            .transpose()
     }
 
     async fn key_workspace(
@@ -458,13 +606,66 @@ impl Store for SqliteStore {
         key_hash: &str,
     ) -> Result<Option<WorkspaceId>, StoreError> {
         let ws: Option<String> = sqlx::query_scalar(
-            "SELECT workspace_id FROM api_keys WHERE key_hash = ?1 AND kind = ?2",
+            "SELECT workspace_id FROM api_keys WHERE key_hash = ?1 AND kind = ?2 AND revoked_at IS NULL",
         )
         .bind(key_hash)
         .bind(kind.as_str())
         .fetch_optional(&self.read)
         .await?;
         ws.as_deref().map(uuid).transpose()
+    }
+
+    async fn keys(&self, workspace: WorkspaceId) -> Result<Vec<ApiKey>, StoreError> {
+        sqlx::query(
+            "SELECT id, kind, origin, label, created_at, revoked_at FROM api_keys WHERE workspace_id = ?1 \
+             ORDER BY created_at, id",
+        )
+        .bind(workspace.to_string())
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(api_key)
+        .collect()
+    }
+
+    async fn revoke_key(
+        &self,
+        workspace: WorkspaceId,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        sqlx::query(
+            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?3) WHERE workspace_id = ?1 AND id = ?2 \
+             RETURNING id, kind, origin, label, created_at, revoked_at",
+        )
+        .bind(workspace.to_string())
+        .bind(id)
+        .bind(ts(now))
+        .fetch_optional(&self.write.0)
+        .await?
+        .as_ref()
+        .map(api_key)
+        .transpose()
+    }
+
+    async fn revoke_env_keys_except(
+        &self,
+        workspace: WorkspaceId,
+        kind: KeyKind,
+        keep: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE api_keys SET revoked_at = ?4 WHERE workspace_id = ?1 AND kind = ?2 AND origin = 'env' \
+             AND key_hash <> ?3 AND revoked_at IS NULL",
+        )
+        .bind(workspace.to_string())
+        .bind(kind.as_str())
+        .bind(keep)
+        .bind(ts(now))
+        .execute(&self.write.0)
+        .await?
+        .rows_affected())
     }
 
     async fn contact(
@@ -786,8 +987,42 @@ impl Store for SqliteStore {
         )
     }
 
+    async fn quarantined(&self, workspace: WorkspaceId) -> Result<Vec<Quarantined>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT kind, row_id, reason, at FROM quarantine \
+             WHERE workspace_id = ?1 OR workspace_id IS NULL ORDER BY at, kind, row_id",
+        )
+        .bind(workspace.to_string())
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Quarantined {
+                    kind: r.try_get(0)?,
+                    id: r.try_get(1)?,
+                    reason: r.try_get(2)?,
+                    at: parse_ts(&r.try_get::<String, _>(3)?)?,
+                })
+            })
+            .collect()
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.read).await?;
+        if self.shared.write_failure().is_none() {
+            sqlx::query("SELECT 1").execute(&self.read).await?;
+            return Ok(());
+        }
+        let mut tx = self.write.begin().await?;
+        let probe = sqlx::query("INSERT INTO store_probe (id, at) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET at = excluded.at")
+            .bind(ts(Utc::now()))
+            .execute(&mut *tx)
+            .await;
+        if let Err(e) = probe {
+            tx.rollback().await;
+            return Err(e.into());
+        }
+        tx.commit().await?;
+        self.shared.write_ok();
         Ok(())
     }
 

@@ -100,7 +100,7 @@ impl SalesTx for SqliteTx {
              FROM json_each(?1) WHERE true ON CONFLICT (key) DO NOTHING",
         )
         .bind(json_rows(&rows)?)
-        .execute(&mut *self.0)
+        .execute(&mut **self)
         .await?;
         Ok(())
     }
@@ -110,9 +110,9 @@ impl SalesTx for SqliteTx {
             "SELECT {LEAD_COLUMNS} FROM leads WHERE id IN (SELECT value FROM json_each(?1))"
         ))
         .bind(json_rows(&ids)?)
-        .fetch_all(&mut *self.0)
+        .fetch_all(&mut **self)
         .await?;
-        Ok(rows.iter().map(lead_state).collect::<Result<_, _>>()?)
+        Ok(self.decode_leads(&rows))
     }
 
     async fn close_tasks(
@@ -132,7 +132,7 @@ impl SalesTx for SqliteTx {
         .bind(by)
         .bind(outcome)
         .bind(ts(upto))
-        .execute(&mut *self.0)
+        .execute(&mut **self)
         .await?;
         Ok(())
     }
@@ -142,7 +142,14 @@ impl SalesTx for SqliteTx {
         ws: WorkspaceId,
         id: LeadId,
     ) -> Result<Option<LeadState>, ItemError> {
-        Ok(lead_by_id(&mut self.0, ws, id).await?)
+        let row = sqlx::query(&format!(
+            "SELECT {LEAD_COLUMNS} FROM leads WHERE id = ?1 AND workspace_id = ?2"
+        ))
+        .bind(id.to_string())
+        .bind(ws.to_string())
+        .fetch_optional(&mut **self)
+        .await?;
+        Ok(self.decode_leads(row.as_slice()).pop())
     }
 
     async fn latest_lead(
@@ -158,9 +165,9 @@ impl SalesTx for SqliteTx {
         .bind(contact.to_string())
         .bind(ws.to_string())
         .bind(except.map(|e| e.to_string()).unwrap_or_default())
-        .fetch_optional(&mut *self.0)
+        .fetch_optional(&mut **self)
         .await?;
-        Ok(row.map(|r| lead_state(&r)).transpose()?)
+        Ok(self.decode_leads(row.as_slice()).pop())
     }
 
     async fn save_lead(&mut self, l: &LeadState) -> Result<(), ItemError> {
@@ -185,7 +192,7 @@ impl SalesTx for SqliteTx {
         .bind(l.replied_at.map(ts))
         .bind(&l.outcome)
         .bind(l.closed_at.map(ts))
-        .execute(&mut *self.0)
+        .execute(&mut **self)
         .await?;
         Ok(())
     }
@@ -229,7 +236,7 @@ impl SalesTx for SqliteTx {
              value ->> 21 FROM json_each(?1)",
         )
         .bind(json_rows(&rows)?)
-        .execute(&mut *self.0)
+        .execute(&mut **self)
         .await?;
         Ok(())
     }
@@ -247,7 +254,7 @@ impl SalesTx for SqliteTx {
         .bind(ws.to_string())
         .bind(team)
         .bind(json_rows(&reps)?)
-        .fetch_all(&mut *self.0)
+        .fetch_all(&mut **self)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
@@ -273,13 +280,13 @@ impl SalesTx for SqliteTx {
         .bind(rep)
         .bind(assigned)
         .bind(seq)
-        .execute(&mut *self.0)
+        .execute(&mut **self)
         .await?;
         Ok(())
     }
 
     async fn away_flags(&mut self, ws: WorkspaceId) -> Result<Vec<(String, bool)>, ItemError> {
-        Ok(away_flags(&mut self.0, ws).await?)
+        Ok(away_flags(&mut self.conn, ws).await?)
     }
 
     async fn open_counts(
@@ -287,7 +294,7 @@ impl SalesTx for SqliteTx {
         ws: WorkspaceId,
         reps: &[String],
     ) -> Result<Vec<(String, i64)>, ItemError> {
-        Ok(open_counts(&mut self.0, ws, reps).await?)
+        Ok(open_counts(&mut self.conn, ws, reps).await?)
     }
 
     async fn insert_lead_logs(&mut self, rows: &[LeadLog]) -> Result<(), ItemError> {
@@ -308,7 +315,7 @@ impl SalesTx for SqliteTx {
              value ->> 3, value ->> 4 FROM json_each(?1)",
         )
         .bind(json_rows(&rows)?)
-        .execute(&mut *self.0)
+        .execute(&mut **self)
         .await?;
         Ok(())
     }
@@ -326,7 +333,7 @@ impl SalesTx for SqliteTx {
         .bind(&a.outcome)
         .bind(&a.note)
         .bind(ts(a.at))
-        .execute(&mut *self.0)
+        .execute(&mut **self)
         .await?;
         Ok(())
     }
@@ -341,13 +348,23 @@ impl SalesTx for SqliteTx {
         ))
         .bind(ts(now))
         .bind(limit)
-        .fetch_all(&mut *self.0)
+        .fetch_all(&mut **self)
         .await?;
+        Ok(self.decode_leads(&rows))
+    }
+}
+
+impl SqliteTx {
+    /// The rows that decode; the others are noted for quarantine and treated as absent.
+    fn decode_leads(&mut self, rows: &[SqliteRow]) -> Vec<LeadState> {
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            out.push(lead_state(&r)?);
+            match lead_state(r) {
+                Ok(l) => out.push(l),
+                Err(e) => self.bad.push(super::bad_row("lead", r, e)),
+            }
         }
-        Ok(out)
+        out
     }
 }
 

@@ -1,0 +1,33 @@
+-- Hardening: keys that can be listed, rotated and revoked; a row the readiness probe writes.
+
+-- A key's public id is the start of its hash (it reveals nothing about the key). `origin` says where it came
+-- from: `generated` on a first start, `env` from PRONTO_WRITE_KEY / PRONTO_ADMIN_KEY, `api` from `pronto keys
+-- create` or the admin API, `legacy` for keys stored before origins were kept.
+ALTER TABLE api_keys ADD COLUMN id TEXT;
+ALTER TABLE api_keys ADD COLUMN origin TEXT NOT NULL DEFAULT 'legacy';
+ALTER TABLE api_keys ADD COLUMN label TEXT;
+ALTER TABLE api_keys ADD COLUMN revoked_at TEXT;
+UPDATE api_keys SET id = substr(key_hash, 1, 16);
+CREATE UNIQUE INDEX api_keys_by_id ON api_keys (id);
+-- Two first starts racing on an empty database: only one generated key per kind can be live, so exactly one
+-- process's insert wins (the other writes nothing and prints nothing).
+CREATE UNIQUE INDEX api_keys_one_generated ON api_keys (workspace_id, kind)
+    WHERE origin = 'generated' AND revoked_at IS NULL;
+
+-- `/readyz` writes this row while writes are failing (a full disk): reads alone would say ready.
+CREATE TABLE store_probe (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    at TEXT NOT NULL
+);
+
+-- Rows a worker met and could not read (corrupt or written by a newer version): each is set aside once, with
+-- the reason, instead of failing its batch again and again. Its timer is cleared; the row itself stays.
+CREATE TABLE quarantine (
+    kind    TEXT NOT NULL CHECK (kind IN ('run', 'lead', 'message')),
+    row_id  TEXT NOT NULL,
+    -- The row's workspace, when it could be read.
+    workspace_id TEXT,
+    reason  TEXT NOT NULL,
+    at      TEXT NOT NULL,
+    PRIMARY KEY (kind, row_id)
+);
