@@ -51,3 +51,29 @@ fn summary(errors: &[FieldError]) -> String {
         .collect::<Vec<_>>()
         .join("; ")
 }
+
+/// Refuses text that no backend can store as sent: PostgreSQL text and jsonb cannot hold NUL (`\u0000`), so
+/// a NUL anywhere a client's text enters (a query parameter, a path segment, a JSON or form field) is a 400
+/// naming the field, the same on every backend, instead of a failed statement answered 503 ("retry"), which
+/// webhook senders retry forever.
+pub fn check_text(field: &str, s: &str) -> Result<(), Invalid> {
+    if s.contains('\0') {
+        Err(Invalid::one(
+            field,
+            "must not contain NUL (\\u0000) characters",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// [`check_text`] for every string and key of a JSON value; the field is the path of the first NUL.
+pub fn check_json(v: &serde_json::Value, prefix: &str) -> Result<(), Invalid> {
+    match crate::fields::find_nul(v, prefix) {
+        Some(at) => Err(Invalid::one(
+            at,
+            "must not contain NUL (\\u0000) characters",
+        )),
+        None => Ok(()),
+    }
+}

@@ -71,6 +71,13 @@ pub struct NewEvent {
     /// The client's id for this message; a second message with the same id in a workspace is a retry and a no-op.
     /// `None` when the client sent none (then a retry cannot be recognised).
     pub message_id: Option<String>,
+    /// Where `message_id` is unique. `None`: the Segment `messageId`, unique per workspace. `Some(scope)`: an
+    /// `Idempotency-Key`, unique per endpoint and credential (`leads:<key id>`), so a key can never match a
+    /// Segment message or another endpoint's key.
+    pub dedupe_scope: Option<String>,
+    /// For a keyed request: a hash of the request as sent, so that a key reused for a different request is
+    /// refused instead of answering the first one's result.
+    pub request_hash: Option<String>,
     pub kind: EventType,
     /// The `event` of a track, the `name` of a page or screen.
     pub name: Option<String>,
@@ -89,6 +96,18 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
+    /// Makes `key` (an `Idempotency-Key`) this event's id within `scope` (the endpoint and the credential),
+    /// when the message carries no `messageId` of its own; `request_hash` identifies the request, so a key
+    /// reused for another request can be told from a retry.
+    pub fn keyed(mut self, scope: String, key: String, request_hash: String) -> Self {
+        if self.message_id.is_none() {
+            self.message_id = Some(key);
+            self.dedupe_scope = Some(scope);
+            self.request_hash = Some(request_hash);
+        }
+        self
+    }
+
     /// The typed e-commerce view of a track event, when its name is one of the spec's.
     pub fn ecommerce(&self) -> Option<EcommerceEvent> {
         match (self.kind, &self.name) {
@@ -104,21 +123,20 @@ impl NewEvent {
 /// message's own `type` decides. `fallback_message_id` (an `Idempotency-Key` header) is used when the message has
 /// no `messageId`.
 pub fn parse_message(
-    value: Value,
+    mut value: Value,
     kind: Option<EventType>,
     fallback_message_id: Option<&str>,
     opts: ParseOptions,
 ) -> Result<NewEvent, Invalid> {
+    // A write key sent in the body is a credential, not data: it is never stored or shown in timelines.
+    if let Value::Object(o) = &mut value {
+        o.remove("writeKey");
+    }
     let Value::Object(obj) = &value else {
         return Err(Invalid::one("", "must be a JSON object"));
     };
     let mut e = Errors::default();
-    if let Some(at) = crate::fields::find_nul(&value, "") {
-        return Err(Invalid::one(
-            at,
-            "must not contain NUL (\\u0000) characters",
-        ));
-    }
+    crate::error::check_json(&value, "")?;
     let kind = match kind {
         Some(k) => Some(k),
         None => match e.str(obj, "type", "") {
@@ -222,6 +240,8 @@ pub fn parse_message(
 
     Ok(NewEvent {
         message_id,
+        dedupe_scope: None,
+        request_hash: None,
         kind,
         name,
         user_id,

@@ -44,11 +44,9 @@ pub struct Lead {
 impl Lead {
     /// Reads a lead from a JSON object. An email or a phone is required: a lead nobody can answer is not a lead.
     pub fn parse(obj: &Obj, region: Region) -> Result<Self, Invalid> {
-        if let Some(at) = crate::fields::find_nul(&Value::Object(obj.clone()), "") {
-            return Err(Invalid::one(
-                at,
-                "must not contain NUL (\\u0000) characters",
-            ));
+        for (k, v) in obj {
+            crate::error::check_text(k, k)?;
+            crate::error::check_json(v, k)?;
         }
         let mut e = Errors::default();
         let text = |e: &mut Errors, key: &str, max: usize| {
@@ -166,6 +164,8 @@ impl Lead {
         });
         NewEvent {
             message_id,
+            dedupe_scope: None,
+            request_hash: None,
             kind: EventType::Track,
             name: Some(LEAD_SUBMITTED.to_string()),
             user_id: None,

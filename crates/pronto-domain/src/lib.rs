@@ -45,7 +45,7 @@ pub mod template;
 mod fields;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{FieldError, Invalid};
+pub use error::{check_json, check_text, FieldError, Invalid};
 pub use event::{BodyError, EventType, NewEvent, ParseOptions};
 pub use identity::{Email, Identity, IdentityKind, Phone, Region};
 pub use ids::{ContactId, EventId, LeadId, MessageId, RunId, TaskId, WorkspaceId};

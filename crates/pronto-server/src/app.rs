@@ -103,6 +103,7 @@ impl App {
             .route_layer(axum::middleware::from_fn(telemetry::track_requests))
             .fallback(not_found)
             .with_state(state.clone())
+            .layer(axum::middleware::from_fn(crate::extract::refuse_nul_in_uri))
             .layer(
                 tower_http::decompression::RequestDecompressionLayer::new()
                     .pass_through_unaccepted(true),

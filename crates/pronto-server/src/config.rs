@@ -32,18 +32,9 @@ pub enum ConfigError {
     },
     #[error("config file {path}: {message}")]
     Parse { path: String, message: String },
-    #[error("config {field}: {message}")]
-    Invalid { field: String, message: String },
-    /// Every problem in the flows and templates, each naming the flow, step and field or template and part.
-    #[error("{} problem(s) in flows, templates and speed-to-lead settings:\n  {}", .0.len(), .0.join("\n  "))]
-    Flows(Vec<String>),
-}
-
-fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        field: field.into(),
-        message: message.into(),
-    }
+    /// Every problem found, each naming its setting (or the flow, step and field, or template and part).
+    #[error("{} problem(s) in the configuration:\n  {}", .0.len(), .0.join("\n  "))]
+    Problems(Vec<String>),
 }
 
 /// The file's shape.
@@ -78,6 +69,20 @@ pub struct FileConfig {
     pub leads: LeadsConfig,
     #[serde(default)]
     pub sms: SmsSection,
+    #[serde(default)]
+    pub inbound: InboundSection,
+}
+
+/// `[inbound]`: webhooks that bring replies in. Each is authenticated the way its sender signs, never with the
+/// write key (which web pages publish).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundSection {
+    /// The secret `POST /v1/inbound/email` is authenticated with: a Standard Webhooks signature made with it
+    /// (`webhook-id`, `webhook-timestamp`, `webhook-signature`), or it as the HTTP Basic password (the form
+    /// Postmark, SendGrid and Mailgun inbound routes take: `https://pronto:SECRET@host/v1/inbound/email`).
+    /// Better in `PRONTO_INBOUND_EMAIL_SECRET` than in the file. Without it the endpoint answers 401.
+    pub email_secret: Option<String>,
 }
 
 /// `[sms]`: a Twilio-compatible REST API. Without `account_sid`, no SMS is sent (and none is queued).
@@ -219,6 +224,7 @@ pub struct Overrides {
     pub smtp_url: Option<String>,
     pub sqlite_sync: Option<String>,
     pub sms_auth_token: Option<String>,
+    pub inbound_email_secret: Option<String>,
 }
 
 /// The resolved, checked settings the server runs with.
@@ -245,6 +251,8 @@ pub struct Settings {
     pub leads: LeadsConfig,
     /// The SMS provider, when one is configured.
     pub sms: Option<pronto_channels::sms::TwilioConfig>,
+    /// What `POST /v1/inbound/email` is authenticated with.
+    pub inbound_email_secret: Option<String>,
     /// Message settings; the link secret is filled in from the database at start.
     pub messages: MessageSettings,
     /// What this was loaded with, so a reload loads the same way.
@@ -279,18 +287,23 @@ impl Settings {
         Self::resolve(file, overrides, source)
     }
 
+    /// Applies the overrides and checks everything, reporting every problem at once (each naming its field),
+    /// not just the first.
     pub fn resolve(file: FileConfig, o: Overrides, source: String) -> Result<Self, ConfigError> {
         let overrides = o.clone();
+        let mut problems: Vec<String> = Vec::new();
+        let mut bad = |field: &str, message: String| problems.push(format!("{field}: {message}"));
         let listen_text = o
             .listen
             .or(file.server.listen)
             .unwrap_or_else(|| DEFAULT_LISTEN.into());
-        let listen = listen_text.parse().map_err(|_| {
-            invalid(
+        let listen = listen_text.parse().unwrap_or_else(|_| {
+            bad(
                 "server.listen / PRONTO_LISTEN",
                 format!("`{listen_text}` is not an address like 127.0.0.1:8080"),
-            )
-        })?;
+            );
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        });
         let database_url = o
             .database_url
             .or(file.server.database_url)
@@ -299,52 +312,53 @@ impl Settings {
             .iter()
             .any(|p| database_url.starts_with(p))
         {
-            return Err(invalid(
+            bad(
                 "server.database_url / DATABASE_URL",
-                "must start with sqlite:// or postgres://",
-            ));
+                "must start with sqlite:// or postgres://".into(),
+            );
         }
         let sync_text = o.sqlite_sync.unwrap_or(file.storage.sqlite_sync);
-        let sqlite_sync = sync_text
-            .parse()
-            .map_err(|m| invalid("storage.sqlite_sync / PRONTO_SQLITE_SYNC", m))?;
+        let sqlite_sync = sync_text.parse().unwrap_or_else(|m| {
+            bad("storage.sqlite_sync / PRONTO_SQLITE_SYNC", m);
+            SqliteSync::Full
+        });
         let pg_acquire_timeout = humantime::parse_duration(&file.storage.pg_acquire_timeout)
             .ok()
             .filter(|d| {
                 *d >= std::time::Duration::from_millis(100)
                     && *d <= std::time::Duration::from_secs(60)
             })
-            .ok_or_else(|| {
-                invalid(
+            .unwrap_or_else(|| {
+                bad(
                     "storage.pg_acquire_timeout",
                     format!(
                         "`{}` is not a duration between 100ms and 60s",
                         file.storage.pg_acquire_timeout
                     ),
-                )
-            })?;
-        let region = file
-            .ingest
-            .default_region
-            .parse()
-            .map_err(|m| invalid("ingest.default_region", m))?;
+                );
+                std::time::Duration::from_secs(3)
+            });
+        let region = file.ingest.default_region.parse().unwrap_or_else(|m| {
+            bad("ingest.default_region", m);
+            Region::default()
+        });
         if file.ingest.max_event_bytes < 1024
             || file.ingest.max_batch_bytes < file.ingest.max_event_bytes
         {
-            return Err(invalid(
+            bad(
                 "ingest.max_event_bytes",
-                "must be at least 1024 and at most ingest.max_batch_bytes",
-            ));
+                "must be at least 1024 and at most ingest.max_batch_bytes".into(),
+            );
         }
         if file.forms.rate_limit_per_minute == 0 {
-            return Err(invalid("forms.rate_limit_per_minute", "must be at least 1"));
+            bad("forms.rate_limit_per_minute", "must be at least 1".into());
         }
         for key in [&o.write_key, &o.admin_key].into_iter().flatten() {
             if key.len() < 16 {
-                return Err(invalid(
+                bad(
                     "PRONTO_WRITE_KEY / PRONTO_ADMIN_KEY",
-                    "a key must be at least 16 characters",
-                ));
+                    "a key must be at least 16 characters".into(),
+                );
             }
         }
         let mut seen = std::collections::HashSet::new();
@@ -356,27 +370,26 @@ impl Settings {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
             if !ok_name {
-                return Err(invalid(
-                    format!("{field}.name"),
-                    "must be 1-64 letters, digits, - or _",
-                ));
-            }
-            if !seen.insert(f.name.clone()) {
-                return Err(invalid(
-                    format!("{field}.name"),
+                bad(
+                    &format!("{field}.name"),
+                    "must be 1-64 letters, digits, - or _".into(),
+                );
+            } else if !seen.insert(f.name.clone()) {
+                bad(
+                    &format!("{field}.name"),
                     format!("form `{}` is declared twice", f.name),
-                ));
+                );
             }
             if let Some(r) = &f.redirect {
                 if !(r.starts_with('/') || r.starts_with("https://") || r.starts_with("http://")) {
-                    return Err(invalid(
-                        format!("{field}.redirect"),
-                        "must be a path (/thanks) or an http(s) URL",
-                    ));
+                    bad(
+                        &format!("{field}.redirect"),
+                        "must be a path (/thanks) or an http(s) URL".into(),
+                    );
                 }
             }
             if f.honeypot.is_empty() {
-                return Err(invalid(format!("{field}.honeypot"), "must name a field"));
+                bad(&format!("{field}.honeypot"), "must name a field".into());
             }
         }
         let mut messages = MessageSettings {
@@ -397,23 +410,22 @@ impl Settings {
         ] {
             if let Some(a) = addr {
                 if let Err(e) = pronto_channels::email::check_mailbox(a) {
-                    return Err(invalid(
+                    bad(
                         field,
                         format!("`{a}` is not an address like Shop <shop@example.com> ({e})"),
-                    ));
+                    );
                 }
             }
         }
         if let Some(cap) = file.messages.email_cap {
-            let per = humantime::parse_duration(&cap.per)
-                .map_err(|e| invalid("messages.email_cap.per", format!("`{}`: {e}", cap.per)))?;
-            if cap.max == 0 {
-                return Err(invalid(
+            match humantime::parse_duration(&cap.per) {
+                Err(e) => bad("messages.email_cap.per", format!("`{}`: {e}", cap.per)),
+                Ok(_) if cap.max == 0 => bad(
                     "messages.email_cap.max",
-                    "must be at least 1 (remove the cap to have none)",
-                ));
+                    "must be at least 1 (remove the cap to have none)".into(),
+                ),
+                Ok(per) => messages.email_cap = Some((cap.max, per)),
             }
-            messages.email_cap = Some((cap.max, per));
         }
         let sms = match (
             file.sms.account_sid,
@@ -430,17 +442,27 @@ impl Settings {
                 auth_token: token,
                 from,
             }),
-            (Some(_), None, _) => {
-                return Err(invalid(
-                    "sms.auth_token / PRONTO_SMS_AUTH_TOKEN",
-                    "is required with sms.account_sid",
-                ))
-            }
-            (Some(_), _, None) => {
-                return Err(invalid("sms.from", "is required with sms.account_sid"))
+            (Some(_), token, from) => {
+                if token.is_none() {
+                    bad(
+                        "sms.auth_token / PRONTO_SMS_AUTH_TOKEN",
+                        "is required with sms.account_sid".into(),
+                    );
+                }
+                if from.is_none() {
+                    bad("sms.from", "is required with sms.account_sid".into());
+                }
+                None
             }
         };
         messages.sms = sms.is_some();
+        let inbound_email_secret = o.inbound_email_secret.or(file.inbound.email_secret);
+        if inbound_email_secret.as_ref().is_some_and(|s| s.len() < 16) {
+            bad(
+                "inbound.email_secret / PRONTO_INBOUND_EMAIL_SECRET",
+                "must be at least 16 characters".into(),
+            );
+        }
         let settings = Self {
             listen,
             database_url,
@@ -462,24 +484,57 @@ impl Settings {
             routes: file.routes,
             leads: file.leads,
             sms,
+            inbound_email_secret,
             messages,
             overrides,
             source,
         };
-        settings.program(Vec::new())?;
-        Ok(settings)
+        if let Err(ConfigError::Problems(more)) = settings.program(Vec::new()) {
+            problems.extend(more);
+        }
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(ConfigError::Problems(problems))
+        }
     }
 
-    /// The flows and templates compiled and checked, with the link secret.
+    /// The flows and templates compiled and checked, with the link secret; every problem of the flows,
+    /// templates and speed-to-lead settings at once.
     pub fn program(&self, link_secret: Vec<u8>) -> Result<Program, ConfigError> {
         let mut messages = self.messages.clone();
         messages.link_secret = link_secret;
-        let mut program =
-            Program::build(&self.flows, &self.templates, messages).map_err(ConfigError::Flows)?;
-        let names = program.templates.names();
-        program.sales = Sales::check(&self.reps, &self.teams, &self.routes, &self.leads, &names)
-            .map_err(ConfigError::Flows)?;
-        Ok(program)
+        let built = Program::build(&self.flows, &self.templates, messages);
+        let names: Vec<String> = match &built {
+            Ok(p) => p
+                .templates
+                .names()
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+            // The sales settings are still checked, against the templates as configured.
+            Err(_) => pronto_domain::sales::builtin_templates()
+                .iter()
+                .map(|t| t.name.clone())
+                .chain(self.templates.iter().map(|t| t.name.clone()))
+                .collect(),
+        };
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let sales = Sales::check(&self.reps, &self.teams, &self.routes, &self.leads, &names);
+        match (built, sales) {
+            (Ok(mut program), Ok(sales)) => {
+                program.sales = sales;
+                Ok(program)
+            }
+            (built, sales) => Err(ConfigError::Problems(
+                built
+                    .err()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .chain(sales.err().unwrap_or_default())
+                    .collect(),
+            )),
+        }
     }
 }
 

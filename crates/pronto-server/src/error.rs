@@ -24,8 +24,15 @@ pub enum ApiError {
     BadAdminKey,
     #[error("the request's signature is missing or wrong")]
     BadSignature,
+    #[error("inbound email must be signed with the inbound secret (Standard Webhooks headers) or send it as the HTTP Basic password; the write key is not accepted")]
+    BadInboundAuth,
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The request conflicts with the current state (the message says how).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("this Idempotency-Key was already used for a different request; use a new key for a new request")]
+    IdempotencyReused,
     #[error("unsupported content encoding `{0}` (send identity or gzip)")]
     UnsupportedEncoding(String),
     #[error("too many requests; retry after {retry_after_secs} s")]
@@ -74,9 +81,13 @@ impl ApiError {
         match self {
             Self::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
             Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
-            Self::BadWriteKey | Self::BadAdminKey => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::BadWriteKey | Self::BadAdminKey | Self::BadInboundAuth => {
+                (StatusCode::UNAUTHORIZED, "unauthorized")
+            }
             Self::BadSignature => (StatusCode::FORBIDDEN, "bad_signature"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::IdempotencyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::UnsupportedEncoding(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_encoding")
             }
@@ -94,6 +105,10 @@ impl ApiError {
         let (_, code) = self.parts();
         let errors = match self {
             Self::Invalid(inv) => inv.0.clone(),
+            Self::IdempotencyReused => vec![FieldError::new(
+                "Idempotency-Key",
+                "was used before with a different request body",
+            )],
             Self::TooLarge { field, size, limit } => {
                 vec![FieldError::new(
                     field.clone(),
@@ -135,6 +150,12 @@ impl IntoResponse for ApiError {
                 h.insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"pronto\""),
+                );
+            }
+            Self::BadInboundAuth => {
+                h.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"pronto inbound\""),
                 );
             }
             // The unread rest of an oversized body is not drained; closing tells the client not to reuse the

@@ -24,6 +24,41 @@ impl<S: Send + Sync> FromRequestParts<S> for WriteKey {
 }
 
 fn basic_username(headers: &HeaderMap) -> Option<String> {
+    let (user, _) = basic_credentials(headers)?;
+    (!user.is_empty()).then_some(user)
+}
+
+/// How an inbound webhook authenticated itself: Standard Webhooks headers (`webhook-id`,
+/// `webhook-timestamp`, `webhook-signature`) and/or an HTTP Basic password. Read here, checked by the service.
+#[derive(Debug, Default)]
+pub struct InboundAuth {
+    pub webhook_id: Option<String>,
+    pub webhook_timestamp: Option<String>,
+    pub webhook_signature: Option<String>,
+    pub basic_password: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for InboundAuth {
+    type Rejection = Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        let h = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        Ok(Self {
+            webhook_id: h("webhook-id"),
+            webhook_timestamp: h("webhook-timestamp"),
+            webhook_signature: h("webhook-signature"),
+            basic_password: basic_credentials(&parts.headers).map(|(_, p)| p),
+        })
+    }
+}
+
+/// The user and password of `Authorization: Basic …`.
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -33,8 +68,10 @@ fn basic_username(headers: &HeaderMap) -> Option<String> {
         .decode(encoded.trim())
         .ok()?;
     let text = String::from_utf8(decoded).ok()?;
-    let user = text.split_once(':').map(|(u, _)| u).unwrap_or(&text);
-    (!user.is_empty()).then(|| user.to_string())
+    Some(match text.split_once(':') {
+        Some((u, p)) => (u.to_string(), p.to_string()),
+        None => (text, String::new()),
+    })
 }
 
 /// An admin request: `Authorization: Bearer <admin key>`, checked; carries the key's workspace.
@@ -59,25 +96,23 @@ where
     }
 }
 
-/// The `Idempotency-Key` header of native calls; stands in for a missing `messageId`.
-pub struct IdempotencyKey(pub Option<String>);
+/// The `Idempotency-Key` header of native calls. Read here, judged by the service after the credential:
+/// a request with a bad key and no credential is a 401, not a 400.
+pub struct IdempotencyKey(pub Result<Option<String>, pronto_domain::Invalid>);
 
 impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
-    type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        match parts.headers.get("idempotency-key") {
-            None => Ok(Self(None)),
+    type Rejection = Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(Self(match parts.headers.get("idempotency-key") {
+            None => Ok(None),
             Some(v) => match v.to_str() {
-                Ok(s) if !s.trim().is_empty() && s.len() <= 256 => {
-                    Ok(Self(Some(s.trim().to_string())))
-                }
+                Ok(s) if !s.trim().is_empty() && s.len() <= 256 => Ok(Some(s.trim().to_string())),
                 _ => Err(pronto_domain::Invalid::one(
                     "Idempotency-Key",
                     "must be 1-256 visible ASCII characters",
-                )
-                .into()),
+                )),
             },
-        }
+        }))
     }
 }
 
@@ -108,6 +143,29 @@ where
             .and_then(|v| v.trim().parse().ok());
         Ok(Self(forwarded.unwrap_or(peer)))
     }
+}
+
+/// Refuses a request whose path or query carries a NUL (`%00`) before any handler or the store sees it:
+/// 400 naming the parameter (or `path`), the same on every backend. See [`pronto_domain::check_text`].
+pub async fn refuse_nul_in_uri(
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let uri = req.uri();
+    let path = percent_encoding::percent_decode_str(uri.path()).decode_utf8_lossy();
+    if let Err(inv) = pronto_domain::check_text("path", &path) {
+        return ApiError::from(inv).into_response();
+    }
+    if let Some(q) = uri.query() {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(q).unwrap_or_default();
+        for (k, v) in &pairs {
+            if let Err(inv) = pronto_domain::check_text(k, k).and(pronto_domain::check_text(k, v)) {
+                return ApiError::from(inv).into_response();
+            }
+        }
+    }
+    next.run(req).await
 }
 
 /// The request body, read up to the batch limit (413 beyond). Gzip bodies arrive here already inflated by
@@ -142,13 +200,31 @@ where
         }
         match axum::body::to_bytes(req.into_body(), limit).await {
             Ok(bytes) => Ok(Self(bytes)),
-            Err(_) => Err(ApiError::TooLarge {
+            Err(e) if is_length_limit(&e) => Err(ApiError::TooLarge {
                 field: "body".into(),
                 size: limit + 1,
                 limit,
             }),
+            // The decompression layer could not inflate it: a corrupt or truncated gzip stream.
+            Err(e) => Err(pronto_domain::Invalid::one(
+                "body",
+                format!("could not be read (a corrupt or truncated gzip body?): {e}"),
+            )
+            .into()),
         }
     }
+}
+
+/// Whether reading a body failed because it passed the size limit (not because it could not be read).
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 #[cfg(test)]

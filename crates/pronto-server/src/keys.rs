@@ -74,6 +74,25 @@ impl KeyCache {
     }
 }
 
+/// Creates a key of `kind` (origin `api`); answers the key itself, to be shown once, and its listing.
+pub async fn create(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    kind: KeyKind,
+    label: Option<&str>,
+) -> Result<(String, pronto_store::ApiKey), StoreError> {
+    let key = generate_key(kind);
+    let h = hash(&key);
+    store
+        .add_keys(ws, &[(kind, h.as_str())], KeyOrigin::Api, label)
+        .await?;
+    let info = store
+        .key_by_hash(&h)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("a key just created cannot be read".into()))?;
+    Ok((key, info))
+}
+
 /// Keys generated at this start, to show once.
 #[derive(Debug, Default)]
 pub struct NewKeys {

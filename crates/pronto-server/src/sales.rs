@@ -111,6 +111,8 @@ pub struct TaskItem {
 fn track(name: &str, identities: Vec<Identity>, properties: Map<String, Value>) -> NewEvent {
     NewEvent {
         message_id: None,
+        dedupe_scope: None,
+        request_hash: None,
         kind: EventType::Track,
         name: Some(name.to_string()),
         user_id: None,
@@ -397,6 +399,7 @@ impl Service {
         from: Identity,
         channel: &str,
         body: &str,
+        delivery: Option<crate::service::Keyed>,
     ) -> Result<(), ApiError> {
         let mut props = Map::new();
         props.insert("channel".into(), json!(channel));
@@ -404,7 +407,10 @@ impl Service {
             "body".into(),
             json!(body.chars().take(2_000).collect::<String>()),
         );
-        let event = track(LEAD_REPLIED, vec![from], props);
+        let mut event = track(LEAD_REPLIED, vec![from], props);
+        if let Some(k) = delivery {
+            event = event.keyed(k.scope, k.key, k.hash);
+        }
         self.commit(
             ws,
             vec![IngestItem {
@@ -441,6 +447,8 @@ impl Service {
         );
         let event = NewEvent {
             message_id: None,
+            dedupe_scope: None,
+            request_hash: None,
             kind: EventType::Identify,
             name: None,
             user_id: None,
@@ -500,7 +508,7 @@ impl Service {
                 "{sender}: Reply to this number to reach us. Reply STOP to unsubscribe. Msg&data rates may apply."
             )),
             SmsKeyword::Reply => {
-                self.reply(ws, who, "sms", body).await?;
+                self.reply(ws, who, "sms", body, None).await?;
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>".into()
             }
         })
@@ -548,16 +556,14 @@ impl Service {
         }
         let lead = pronto_domain::Lead::parse(&obj, self.opts.region)?;
         let ws = self.default_workspace;
-        let done = self.lead(ws, lead, Some(format!("call:{call}"))).await?;
-        let owner_phone = match done.lead_id {
-            Some(id) => self
-                .store
-                .lead(ws, id)
-                .await?
-                .and_then(|v| v.lead.owner)
-                .and_then(|o| self.sales().sales.rep(&o).and_then(|r| r.phone.clone())),
-            None => None,
-        };
+        let keyed = crate::service::Keyed::delivery("twilio-voice", call.to_string());
+        let done = self.lead(ws, lead, Some(keyed)).await?;
+        let owner_phone = self
+            .store
+            .lead(ws, done.lead_id)
+            .await?
+            .and_then(|v| v.lead.owner)
+            .and_then(|o| self.sales().sales.rep(&o).and_then(|r| r.phone.clone()));
         Ok(match owner_phone {
             Some(p) => format!(
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Dial>{}</Dial></Response>",

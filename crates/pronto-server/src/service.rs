@@ -9,7 +9,7 @@ use pronto_domain::{
     Clock, ContactId, Email, EventType, Identity, IdentityKind, Invalid, Lead, ParseOptions, Phone,
     WorkspaceId,
 };
-use pronto_store::{Contact, IngestItem, Ingested, KeyKind, Store, StoredEvent};
+use pronto_store::{Contact, IngestItem, Ingested, KeyKind, Store, StoreError, StoredEvent};
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
@@ -23,6 +23,8 @@ pub struct Service {
     pub(crate) opts: ParseOptions,
     /// The SMS provider's auth token: inbound webhooks are signed with it.
     pub(crate) sms_token: Option<String>,
+    /// What inbound-email webhooks are authenticated with.
+    inbound_email_secret: Option<String>,
     max_event_bytes: usize,
     /// What the configuration was loaded from, to load it again on a reload.
     overrides: crate::config::Overrides,
@@ -50,11 +52,66 @@ pub struct ContactPage {
     pub runs: Vec<pronto_store::RunView>,
 }
 
+/// Who sent a request: the key's workspace and the key's id, which idempotency keys are scoped by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub ws: WorkspaceId,
+    pub key_id: String,
+}
+
+/// A request's `Idempotency-Key`, scoped: the same key from another credential or to another endpoint is
+/// another key.
+pub struct Keyed {
+    pub scope: String,
+    pub key: String,
+    /// SHA-256 of the request body, hex.
+    pub hash: String,
+}
+
+impl Keyed {
+    /// A sender's own delivery id (a webhook's), which is what its redeliveries repeat.
+    pub fn delivery(scope: &str, id: String) -> Self {
+        Self {
+            scope: scope.to_string(),
+            hash: id.clone(),
+            key: id,
+        }
+    }
+
+    pub fn new(endpoint: &str, who: &Credential, key: String, body: &[u8]) -> Self {
+        use sha2::{Digest, Sha256};
+        let hash = Sha256::digest(body)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Self {
+            scope: format!("{endpoint}:{}", who.key_id),
+            key,
+            hash,
+        }
+    }
+}
+
+/// Compares secrets in time that depends only on their lengths.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A repeat of a keyed request answers as the first did, unless the key came with another body.
+fn check_repeat(hash: Option<&str>, done: &Ingested) -> Result<(), ApiError> {
+    match (hash, &done.request_hash) {
+        (Some(now), Some(then)) if done.duplicate && now != then => {
+            Err(ApiError::IdempotencyReused)
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The answer to an accepted lead.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LeadAccepted {
     #[schema(value_type = String, format = Uuid)]
-    pub lead_id: Option<pronto_domain::LeadId>,
+    pub lead_id: pronto_domain::LeadId,
     #[schema(value_type = String, format = Uuid)]
     pub contact_id: ContactId,
     #[schema(value_type = String, format = Uuid)]
@@ -80,6 +137,7 @@ impl Service {
                 region: settings.region,
             },
             sms_token: settings.sms.as_ref().map(|c| c.auth_token.clone()),
+            inbound_email_secret: settings.inbound_email_secret.clone(),
             max_event_bytes: settings.max_event_bytes,
             overrides: settings.overrides.clone(),
             link_secret,
@@ -194,40 +252,97 @@ impl Service {
         }
     }
 
-    async fn workspace_for(
-        &self,
-        kind: KeyKind,
-        key: Option<&str>,
-    ) -> Result<WorkspaceId, ApiError> {
+    async fn credential(&self, kind: KeyKind, key: Option<&str>) -> Result<Credential, ApiError> {
         let refused = match kind {
             KeyKind::Write => ApiError::BadWriteKey,
             KeyKind::Admin => ApiError::BadAdminKey,
         };
         match key {
-            Some(k) if !k.is_empty() => self
-                .keys
-                .lookup(&*self.store, kind, k)
-                .await?
-                .ok_or(refused),
+            Some(k) if !k.is_empty() => {
+                let ws = self
+                    .keys
+                    .lookup(&*self.store, kind, k)
+                    .await?
+                    .ok_or(refused)?;
+                Ok(Credential {
+                    ws,
+                    key_id: pronto_store::key_id(&crate::keys::hash(k)),
+                })
+            }
             _ => Err(refused),
         }
     }
 
-    pub async fn admin(&self, key: Option<&str>) -> Result<WorkspaceId, ApiError> {
-        self.workspace_for(KeyKind::Admin, key).await
+    /// Authenticates an inbound-email webhook: a Standard Webhooks signature of the body made with the inbound
+    /// secret (within 5 minutes of now), or the secret as the HTTP Basic password. The write key opens
+    /// nothing here: web pages publish it, and a forged "reply" would end a lead's cadence. Answers the
+    /// delivery id of a signed request, which makes a redelivery a no-op.
+    pub fn inbound_email_auth(
+        &self,
+        auth: &crate::extract::InboundAuth,
+        body: &[u8],
+    ) -> Result<Option<String>, ApiError> {
+        let Some(secret) = self.inbound_email_secret.as_deref() else {
+            return Err(ApiError::BadInboundAuth);
+        };
+        if let (Some(id), Some(ts), Some(sig)) = (
+            &auth.webhook_id,
+            &auth.webhook_timestamp,
+            &auth.webhook_signature,
+        ) {
+            let ts: i64 = ts.trim().parse().map_err(|_| ApiError::BadInboundAuth)?;
+            let key = pronto_channels::webhook::secret_bytes(secret);
+            let now = self.clock.now().timestamp();
+            if pronto_channels::webhook::verify(&key, id, ts, body, sig, now, 300) {
+                return Ok(Some(id.clone()));
+            }
+            return Err(ApiError::BadInboundAuth);
+        }
+        match &auth.basic_password {
+            Some(p) if constant_time_eq(p.as_bytes(), secret.as_bytes()) => Ok(None),
+            _ => Err(ApiError::BadInboundAuth),
+        }
     }
 
-    /// The workspace of a write key (inbound webhooks send it like the Segment libraries do).
-    pub async fn write_key(&self, key: Option<&str>) -> Result<WorkspaceId, ApiError> {
-        self.workspace_for(KeyKind::Write, key).await
+    /// Revokes a key; this process forgets every cached key at once (others within a second). The last live
+    /// admin key is kept: revoking it over the API would lock everyone out (the CLI can, on the machine).
+    pub async fn revoke_key(
+        &self,
+        ws: WorkspaceId,
+        id: &str,
+    ) -> Result<pronto_store::ApiKey, ApiError> {
+        let keys = self.store.keys(ws).await?;
+        let Some(key) = keys.iter().find(|k| k.id == id) else {
+            return Err(ApiError::NotFound("key"));
+        };
+        let live_admins = keys
+            .iter()
+            .filter(|k| k.kind == KeyKind::Admin && k.revoked_at.is_none())
+            .count();
+        if key.kind == KeyKind::Admin && key.revoked_at.is_none() && live_admins == 1 {
+            return Err(ApiError::Conflict(
+                "this is the workspace's last admin key; create another first".into(),
+            ));
+        }
+        let revoked = self
+            .store
+            .revoke_key(ws, id, self.clock.now())
+            .await?
+            .ok_or(ApiError::NotFound("key"))?;
+        self.keys.clear();
+        Ok(revoked)
+    }
+
+    pub async fn admin(&self, key: Option<&str>) -> Result<WorkspaceId, ApiError> {
+        Ok(self.credential(KeyKind::Admin, key).await?.ws)
     }
 
     /// A write key from the Authorization header wins; otherwise the body's `writeKey`.
-    async fn writer(&self, header_key: Option<&str>, body: &[u8]) -> Result<WorkspaceId, ApiError> {
+    async fn writer(&self, header_key: Option<&str>, body: &[u8]) -> Result<Credential, ApiError> {
         match header_key {
-            Some(k) => self.workspace_for(KeyKind::Write, Some(k)).await,
+            Some(k) => self.credential(KeyKind::Write, Some(k)).await,
             None => {
-                self.workspace_for(KeyKind::Write, body_write_key(body).as_deref())
+                self.credential(KeyKind::Write, body_write_key(body).as_deref())
                     .await
             }
         }
@@ -250,18 +365,27 @@ impl Service {
         Ok(done)
     }
 
-    /// One Segment message (`kind` given by the endpoint).
+    /// One Segment message (`kind` given by the endpoint). Without a `messageId`, an `Idempotency-Key`
+    /// stands in for it, scoped to this endpoint and credential.
     pub async fn segment_one(
         &self,
         kind: EventType,
         header_key: Option<&str>,
-        idempotency_key: Option<&str>,
+        idempotency_key: Result<Option<String>, Invalid>,
         body: &[u8],
     ) -> Result<Ingested, ApiError> {
-        let ws = self.writer(header_key, body).await?;
-        let event = parse_single(body, kind, idempotency_key, self.max_event_bytes, self.opts)?;
-        let mut done = self.commit(ws, vec![event.into()]).await?;
-        Ok(done.remove(0))
+        let who = self.writer(header_key, body).await?;
+        let idempotency_key = idempotency_key?;
+        let mut event = parse_single(body, kind, None, self.max_event_bytes, self.opts)?;
+        let mut hash = None;
+        if let Some(key) = idempotency_key.filter(|_| event.message_id.is_none()) {
+            let k = Keyed::new(kind.as_str(), &who, key, body);
+            hash = Some(k.hash.clone());
+            event = event.keyed(k.scope, k.key, k.hash);
+        }
+        let done = self.commit(who.ws, vec![event.into()]).await?.remove(0);
+        check_repeat(hash.as_deref(), &done)?;
+        Ok(done)
     }
 
     /// A Segment batch, all or nothing (see [`pronto_domain::event::parse_batch`]).
@@ -270,9 +394,9 @@ impl Service {
         header_key: Option<&str>,
         body: &[u8],
     ) -> Result<Vec<Ingested>, ApiError> {
-        let ws = self.writer(header_key, body).await?;
+        let who = self.writer(header_key, body).await?;
         let events = parse_batch(body, self.max_event_bytes, self.opts)?;
-        self.commit(ws, events.into_iter().map(IngestItem::from).collect())
+        self.commit(who.ws, events.into_iter().map(IngestItem::from).collect())
             .await
     }
 
@@ -280,10 +404,11 @@ impl Service {
     pub async fn lead_json(
         &self,
         header_key: Option<&str>,
-        idempotency_key: Option<&str>,
+        idempotency_key: Result<Option<String>, Invalid>,
         body: &[u8],
     ) -> Result<LeadAccepted, ApiError> {
-        let ws = self.writer(header_key, body).await?;
+        let who = self.writer(header_key, body).await?;
+        let idempotency_key = idempotency_key?;
         if body.len() > self.max_event_bytes {
             return Err(ApiError::TooLarge {
                 field: "body".into(),
@@ -298,8 +423,8 @@ impl Service {
         };
         obj.remove("writeKey");
         let lead = Lead::parse(&obj, self.opts.region)?;
-        self.lead(ws, lead, idempotency_key.map(str::to_string))
-            .await
+        let keyed = idempotency_key.map(|k| Keyed::new("leads", &who, k, body));
+        self.lead(who.ws, lead, keyed).await
     }
 
     /// A post to a declared HTML form. `None`: a bot filled the honeypot, and nothing was stored.
@@ -335,16 +460,29 @@ impl Service {
         &self,
         ws: WorkspaceId,
         lead: Lead,
-        message_id: Option<String>,
+        keyed: Option<Keyed>,
     ) -> Result<LeadAccepted, ApiError> {
+        let mut event = lead.to_event(None);
+        let hash = keyed.as_ref().map(|k| k.hash.clone());
+        if let Some(k) = keyed {
+            event = event.keyed(k.scope, k.key, k.hash);
+        }
         let item = IngestItem {
-            event: lead.to_event(message_id),
+            event,
             lead: Some(lead),
             action: None,
         };
         let done = self.commit(ws, vec![item]).await?.remove(0);
+        check_repeat(hash.as_deref(), &done)?;
+        // A key's scope holds only leads, so a repeat always names the lead it stored.
+        let lead_id = done.lead_id.ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "event {} answered for a lead has no lead",
+                done.event_id
+            ))
+        })?;
         Ok(LeadAccepted {
-            lead_id: done.lead_id,
+            lead_id,
             contact_id: done.contact_id,
             event_id: done.event_id,
             duplicate: done.duplicate,

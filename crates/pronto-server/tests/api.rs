@@ -644,6 +644,9 @@ async fn every_route_in_the_openapi_document_exists(s: Server) {
         "/v1/runs/{id}",
         "/v1/messages",
         "/v1/admin/reload",
+        "/v1/admin/keys",
+        "/v1/admin/keys/{id}",
+        "/v1/admin/quarantine",
         "/u/{workspace}/{contact}/{token}",
         "/v1/reps",
         "/v1/reps/{id}",
@@ -684,6 +687,7 @@ async fn every_route_in_the_openapi_document_exists(s: Server) {
                 "get" => s.http.get(&url),
                 "post" => s.http.post(&url),
                 "patch" => s.http.patch(&url),
+                "delete" => s.http.delete(&url),
                 other => panic!("unexpected method {other}"),
             };
             let body = req.send().await.unwrap().text().await.unwrap();

@@ -81,12 +81,13 @@ pub(crate) struct EventRow<'a> {
 pub(crate) trait IngestTx: crate::sales::SalesTx + Send {
     /// Runs a statement without parameters (savepoints).
     async fn exec(&mut self, sql: &'static str) -> Result<(), sqlx::Error>;
-    /// Events already stored under any of these message ids, by message id.
+    /// Events already stored under any of these `(dedupe scope, message id)` pairs (scope `""`: the Segment
+    /// `messageId`), by pair.
     async fn find_events(
         &mut self,
         ws: WorkspaceId,
-        message_ids: &[&str],
-    ) -> Result<Vec<(String, Ingested)>, ItemError>;
+        keys: &[(&str, &str)],
+    ) -> Result<Vec<((String, String), Ingested)>, ItemError>;
     /// Every live contact owning one of `identities`, with all the identities it owns.
     async fn owners(
         &mut self,
@@ -148,6 +149,12 @@ pub(crate) trait IngestTx: crate::sales::SalesTx + Send {
     ) -> Result<(), ItemError> {
         self.set_traits_of(&[(contact, traits, now)]).await
     }
+}
+
+/// What a retry of this event is recognised by: its dedupe scope (`""` for the Segment `messageId`) and id.
+fn dedupe_key(e: &NewEvent) -> Option<(&str, &str)> {
+    let id = e.message_id.as_deref()?;
+    Some((e.dedupe_scope.as_deref().unwrap_or(""), id))
 }
 
 /// Groups `(contact, kind, value)` rows, as both backends' owner queries return them, into contacts.
@@ -338,13 +345,13 @@ async fn ingest_workspace<T: IngestTx + ?Sized>(
         .collect();
 
     // 1. Retries of stored messages.
-    let mut mids: Vec<&str> = items
+    let mut mids: Vec<(&str, &str)> = items
         .iter()
-        .filter_map(|(_, it, _)| it.event.message_id.as_deref())
+        .filter_map(|(_, it, _)| dedupe_key(&it.event))
         .collect();
     mids.sort_unstable();
     mids.dedup();
-    let stored: HashMap<String, Ingested> = if mids.is_empty() {
+    let stored: HashMap<(String, String), Ingested> = if mids.is_empty() {
         HashMap::new()
     } else {
         tx.find_events(ws, &mids).await?.into_iter().collect()
@@ -374,17 +381,17 @@ async fn ingest_workspace<T: IngestTx + ?Sized>(
     let mut rows: Vec<EventRow<'_>> = Vec::new();
     let mut leads: Vec<(LeadRow<'_>, ContactId, EventId, DateTime<Utc>)> = Vec::new();
     let mut trait_updates: Vec<(ContactId, &Map<String, Value>, DateTime<Utc>)> = Vec::new();
-    let mut first_in_group: HashMap<&str, usize> = HashMap::new();
+    let mut first_in_group: HashMap<(&str, &str), usize> = HashMap::new();
     let mut sales_work: Vec<SalesItem<'_>> = Vec::new();
     let mut plan: Vec<(usize, Answer)> = Vec::with_capacity(items.len());
     for (n, (job, item, received_at)) in items.iter().enumerate() {
         let ev = &item.event;
-        if let Some(mid) = ev.message_id.as_deref() {
-            if let Some(first) = stored.get(mid) {
+        if let Some(mid) = dedupe_key(ev) {
+            if let Some(first) = stored.get(&(mid.0.to_string(), mid.1.to_string())) {
                 plan.push((*job, Answer::Stored(first.clone())));
                 continue;
             }
-            if let Some(&first) = first_in_group.get(mid) {
+            if let Some(&first) = first_in_group.get(&mid) {
                 plan.push((*job, Answer::Repeat(first)));
                 continue;
             }
@@ -550,6 +557,7 @@ async fn ingest_workspace<T: IngestTx + ?Sized>(
                 contact_id: pic.live(*contact),
                 lead_id: *lead,
                 duplicate: false,
+                request_hash: None,
             },
             Answer::Repeat(first) => {
                 let mut again = written[*first]

@@ -217,6 +217,10 @@ pub struct Ingested {
     pub contact_id: ContactId,
     pub lead_id: Option<LeadId>,
     pub duplicate: bool,
+    /// For a repeat of a keyed request: the hash the first delivery was stored with (the service refuses a
+    /// key reused for a different request).
+    #[serde(skip)]
+    pub request_hash: Option<String>,
 }
 
 /// A contact with its traits and identities.

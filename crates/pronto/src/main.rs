@@ -35,8 +35,8 @@ enum Command {
     Serve(ServeArgs),
     /// Show the latest outbox messages (the dev mailbox when no SMTP server is configured).
     Messages {
-        #[arg(long, env = "DATABASE_URL", default_value = pronto_server::config::DEFAULT_DATABASE_URL)]
-        database_url: String,
+        #[command(flatten)]
+        args: ServeArgs,
         /// How many, newest first.
         #[arg(long, default_value_t = 20)]
         limit: u32,
@@ -47,11 +47,17 @@ enum Command {
     /// Reports, printed as terminal tables.
     #[command(subcommand)]
     Report(ReportCommand),
-    /// Check a config file and exit 1 with the reason if it is invalid.
+    /// Check a config file and exit 1 listing every problem if it is invalid (secrets and overrides are read
+    /// from the environment and flags, as `serve` reads them).
     Check {
         /// The file to check (default: $PRONTO_CONFIG, else ./pronto.toml, else the built-in example).
         file: Option<PathBuf>,
+        #[command(flatten)]
+        args: ServeArgs,
     },
+    /// API keys: list them, create one (shown once), revoke one (at once, on every node).
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Apply database migrations and exit.
     Migrate {
         #[arg(long, env = "DATABASE_URL", default_value = pronto_server::config::DEFAULT_DATABASE_URL)]
@@ -63,15 +69,41 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum KeysCommand {
+    /// Every key of the workspace: id, kind, origin, label, created, revoked. Keys themselves are stored
+    /// only as hashes and never shown again.
+    List {
+        #[command(flatten)]
+        args: ServeArgs,
+    },
+    /// Creates a key and prints it once.
+    Create {
+        /// write (Segment writeKey, /v1/leads) or admin (Authorization: Bearer).
+        #[arg(long)]
+        kind: String,
+        /// A note saying who or what uses it.
+        #[arg(long)]
+        label: Option<String>,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
+    /// Revokes the key with this id (from `pronto keys list`).
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
+}
+
+#[derive(Subcommand)]
 enum ReportCommand {
     /// How fast leads were first contacted: share within 5 min, 5-60 min, 1-24 h, over 24 h, never (open ones
     /// apart), response times, SLA breaches and won-rate, overall and by source, rep, team and hour of week.
     SpeedToLead {
-        #[arg(long, env = "DATABASE_URL", default_value = pronto_server::config::DEFAULT_DATABASE_URL)]
-        database_url: String,
-        /// The config (for the business time zone of the hour of week).
-        #[arg(long, env = "PRONTO_CONFIG")]
-        config: Option<PathBuf>,
+        /// The server's flags and environment: its database, and its config (for the business time zone of
+        /// the hour of week).
+        #[command(flatten)]
+        args: ServeArgs,
         /// Days back from now (default 30).
         #[arg(long, default_value_t = 30)]
         days: u32,
@@ -81,6 +113,8 @@ enum ReportCommand {
     },
 }
 
+/// What `serve` reads from flags and the environment; the other commands read the same, so that they find
+/// the server's database and accept the same secrets.
 #[derive(Args, Clone, Default)]
 struct ServeArgs {
     /// Config file (default ./pronto.toml if present, else the built-in example).
@@ -107,6 +141,9 @@ struct ServeArgs {
     /// The SMS provider's auth token (Twilio-compatible; [sms] in the config names the account).
     #[arg(long, env = "PRONTO_SMS_AUTH_TOKEN", hide_env_values = true)]
     sms_auth_token: Option<String>,
+    /// The secret inbound-email webhooks are signed with ([inbound] email_secret).
+    #[arg(long, env = "PRONTO_INBOUND_EMAIL_SECRET", hide_env_values = true)]
+    inbound_email_secret: Option<String>,
 }
 
 impl From<ServeArgs> for Overrides {
@@ -120,6 +157,7 @@ impl From<ServeArgs> for Overrides {
             smtp_url: a.smtp_url,
             sqlite_sync: a.sqlite_sync,
             sms_auth_token: a.sms_auth_token,
+            inbound_email_secret: a.inbound_email_secret,
         }
     }
 }
@@ -146,20 +184,14 @@ async fn main() -> std::process::ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
-        Command::Check { file } => check(file),
+        Command::Check { file, args } => check(file, args),
+        Command::Keys(cmd) => keys(cmd).await,
         Command::Migrate { database_url } => migrate(&database_url).await,
-        Command::Messages {
-            database_url,
-            limit,
-            full,
-        } => messages(&database_url, limit, full).await,
+        Command::Messages { args, limit, full } => messages(args, limit, full).await,
         Command::Bench(cmd) => bench::run(cmd).await,
-        Command::Report(ReportCommand::SpeedToLead {
-            database_url,
-            config,
-            days,
-            csv,
-        }) => speed_to_lead(&database_url, config, days, csv).await,
+        Command::Report(ReportCommand::SpeedToLead { args, days, csv }) => {
+            speed_to_lead(args, days, csv).await
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -237,15 +269,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn check(file: Option<PathBuf>) -> anyhow::Result<()> {
-    let file = file.or_else(|| std::env::var_os("PRONTO_CONFIG").map(PathBuf::from));
-    let settings = match file {
-        Some(path) => Settings::load(Overrides {
-            config: Some(path),
-            ..Default::default()
-        })?,
-        None => Settings::load(Overrides::default())?,
-    };
+fn check(file: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<()> {
+    let mut overrides: Overrides = args.into();
+    if file.is_some() {
+        overrides.config = file;
+    }
+    let settings = Settings::load(overrides)?;
     println!(
         "{}: ok ({} form(s), {} flow(s), {} template(s))",
         settings.source,
@@ -256,8 +285,8 @@ fn check(file: Option<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn messages(url: &str, limit: u32, full: bool) -> anyhow::Result<()> {
-    let store = pronto_store::connect(url, pronto_store::Options::default()).await?;
+async fn messages(args: ServeArgs, limit: u32, full: bool) -> anyhow::Result<()> {
+    let store = open_store(args).await?;
     let ws = store.default_workspace().await?.id;
     let list = store.messages(ws, limit.clamp(1, 1000)).await?;
     if list.is_empty() {
@@ -286,6 +315,77 @@ async fn messages(url: &str, limit: u32, full: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The store a server with these settings uses. Reading commands never create a database: on SQLite the file
+/// must exist (the server creates it).
+async fn open_store(args: ServeArgs) -> anyhow::Result<Arc<dyn pronto_store::Store>> {
+    let settings = Settings::load(args.into()).context("invalid configuration")?;
+    let url = &settings.database_url;
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let path = path.split('?').next().unwrap_or(path);
+        anyhow::ensure!(
+            std::path::Path::new(path).exists(),
+            "no database at {url}: start `pronto serve` first, or point DATABASE_URL / --database-url at its database"
+        );
+    }
+    Ok(pronto_store::connect(url, pronto_store::Options::default()).await?)
+}
+
+async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
+    use pronto_server::keys;
+    match cmd {
+        KeysCommand::List { args } => {
+            let store = open_store(args).await?;
+            let ws = store.default_workspace().await?.id;
+            println!(
+                "{:<18} {:<6} {:<10} {:<20} {:<20} label",
+                "id", "kind", "origin", "created", "revoked"
+            );
+            for k in store.keys(ws).await? {
+                println!(
+                    "{:<18} {:<6} {:<10} {:<20} {:<20} {}",
+                    k.id,
+                    k.kind.as_str(),
+                    k.origin.as_str(),
+                    k.created_at.format("%Y-%m-%d %H:%M:%S"),
+                    k.revoked_at
+                        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    k.label.as_deref().unwrap_or("")
+                );
+            }
+            store.close().await;
+        }
+        KeysCommand::Create { kind, label, args } => {
+            let kind: pronto_store::KeyKind = kind.parse().map_err(anyhow::Error::msg)?;
+            let store = open_store(args).await?;
+            let ws = store.default_workspace().await?.id;
+            let (key, info) = keys::create(&*store, ws, kind, label.as_deref()).await?;
+            println!(
+                "{} key {} created; it is shown only now, copy it:",
+                kind.as_str(),
+                info.id
+            );
+            println!("{key}");
+            store.close().await;
+        }
+        KeysCommand::Revoke { id, args } => {
+            let store = open_store(args).await?;
+            let ws = store.default_workspace().await?.id;
+            match store.revoke_key(ws, &id, chrono::Utc::now()).await? {
+                Some(k) => println!(
+                    "{} key {} revoked; every node refuses it within {} s",
+                    k.kind.as_str(),
+                    k.id,
+                    keys::KEY_CACHE_TTL.as_secs()
+                ),
+                None => anyhow::bail!("no key with id {id} (see `pronto keys list`)"),
+            }
+            store.close().await;
+        }
+    }
+    Ok(())
+}
+
 async fn migrate(url: &str) -> anyhow::Result<()> {
     let store = pronto_store::connect(url, pronto_store::Options::default()).await?;
     store.close().await;
@@ -293,22 +393,10 @@ async fn migrate(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn speed_to_lead(
-    url: &str,
-    config: Option<PathBuf>,
-    days: u32,
-    csv: bool,
-) -> anyhow::Result<()> {
-    let settings = Settings::load(Overrides {
-        config,
-        ..Default::default()
-    })
-    .context("invalid configuration")?;
-    let tz = settings
-        .program(Vec::new())
-        .map(|p| p.sales.timezone)
-        .unwrap_or(pronto_domain::sales::Tz::UTC);
-    let store = pronto_store::connect(url, pronto_store::Options::default()).await?;
+async fn speed_to_lead(args: ServeArgs, days: u32, csv: bool) -> anyhow::Result<()> {
+    let settings = Settings::load(args.clone().into()).context("invalid configuration")?;
+    let tz = settings.program(Vec::new())?.sales.timezone;
+    let store = open_store(args).await?;
     let ws = store.default_workspace().await?.id;
     let to = chrono::Utc::now();
     let from = to - chrono::Duration::days(i64::from(days));

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 #[derive(OpenApi)]
@@ -43,6 +43,27 @@ impl Modify for Security {
         components.add_security_scheme(
             "adminKey",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "inboundSignature",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "webhook-signature",
+                "A Standard Webhooks signature made with [inbound] email_secret: `v1,<base64 HMAC-SHA256 of \
+                 \"{webhook-id}.{webhook-timestamp}.{body}\">`, sent with the `webhook-id` and `webhook-timestamp` \
+                 headers; the timestamp must be within 5 minutes.",
+            ))),
+        );
+        components.add_security_scheme(
+            "inboundBasic",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "[inbound] email_secret as the Basic password (any username), as inbound-mail \
+                         services put credentials in the webhook URL.",
+                    ))
+                    .build(),
+            ),
         );
     }
 }

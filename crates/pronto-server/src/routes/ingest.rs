@@ -28,7 +28,7 @@ macro_rules! single_message_endpoint {
             idem: IdempotencyKey,
             body: Body,
         ) -> Result<Json<Success>, ApiError> {
-            s.service.segment_one($kind, key.0.as_deref(), idem.0.as_deref(), &body.0).await?;
+            s.service.segment_one($kind, key.0.as_deref(), idem.0, &body.0).await?;
             Ok(Json(Success::OK))
         }
     };

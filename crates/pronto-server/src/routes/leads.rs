@@ -29,7 +29,7 @@ pub async fn create_lead(
 ) -> Result<(StatusCode, Json<LeadAccepted>), ApiError> {
     let done = s
         .service
-        .lead_json(key.0.as_deref(), idem.0.as_deref(), &body.0)
+        .lead_json(key.0.as_deref(), idem.0, &body.0)
         .await?;
     let status = if done.duplicate {
         StatusCode::OK

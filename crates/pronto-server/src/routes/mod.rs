@@ -5,6 +5,7 @@ pub mod contacts;
 pub mod docs;
 pub mod flows;
 pub mod ingest;
+pub mod keys;
 pub mod leads;
 pub mod ops;
 pub mod sales;
@@ -37,6 +38,9 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(flows::get_run))
         .routes(routes!(flows::list_messages))
         .routes(routes!(flows::reload))
+        .routes(routes!(keys::list_keys, keys::create_key))
+        .routes(routes!(keys::revoke_key))
+        .routes(routes!(keys::quarantine))
         .routes(routes!(flows::unsubscribe_page, flows::unsubscribe))
         .routes(routes!(sales::list_reps))
         .routes(routes!(sales::patch_rep))

@@ -3,7 +3,7 @@
 //! email).
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Admin, Body, WriteKey};
+use crate::extract::{Admin, Body, InboundAuth};
 use crate::sales::{report_csv, AttemptRequest, RepList, SpeedToLead, TaskList};
 use crate::state::AppState;
 use axum::extract::rejection::QueryRejection;
@@ -17,13 +17,23 @@ use pronto_store::LeadView;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| Invalid::one("body", e.to_string()).into())
+/// A JSON body as `T`, refusing text no backend can store (NUL) with the field named.
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| Invalid::one("body", e.to_string()))?;
+    pronto_domain::check_json(&v, "")?;
+    serde_json::from_value(v).map_err(|e| Invalid::one("body", e.to_string()).into())
 }
 
+/// An urlencoded body's pairs, refusing NUL in any name or value with the field named.
 fn form_pairs(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
-    serde_urlencoded::from_bytes(body)
-        .map_err(|e| Invalid::one("body", format!("is not an urlencoded form: {e}")).into())
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+        .map_err(|e| Invalid::one("body", format!("is not an urlencoded form: {e}")))?;
+    for (k, v) in &pairs {
+        pronto_domain::check_text(k, k)?;
+        pronto_domain::check_text(k, v)?;
+    }
+    Ok(pairs)
 }
 
 /// Configured reps with their live state (away, on duty, open leads) and the teams.
@@ -395,17 +405,20 @@ pub struct InboundEmail {
 }
 
 /// An inbound email from an inbound-mail webhook (JSON `{from, subject, text}`, or the same fields
-/// urlencoded; write key as for events). Recorded on the sender's latest lead, forwarded to its owner;
-/// automated follow-up stops.
+/// urlencoded). Authenticated with `[inbound] email_secret`: a Standard Webhooks signature
+/// (`webhook-id`, `webhook-timestamp`, `webhook-signature`; a redelivery of the same `webhook-id` is a no-op)
+/// or the secret as the HTTP Basic password; never the write key. Recorded on the sender's latest lead,
+/// forwarded to its owner; automated follow-up stops.
 #[utoipa::path(post, path = "/v1/inbound/email", tag = "inbound", request_body = InboundEmail,
     responses((status = 202, description = "Recorded"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
-    security(("writeKey" = [])))]
+    security(("inboundSignature" = []), ("inboundBasic" = [])))]
 pub async fn inbound_email(
     State(s): State<AppState>,
-    key: WriteKey,
+    auth: InboundAuth,
     headers: HeaderMap,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
+    let delivery = s.service.inbound_email_auth(&auth, &body.0)?;
     let form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -420,7 +433,7 @@ pub async fn inbound_email(
     } else {
         json_body(&body.0)?
     };
-    let ws = s.service.write_key(key.0.as_deref()).await?;
+    let ws = s.service.default_workspace;
     let address = mail
         .from
         .rsplit_once('<')
@@ -434,8 +447,9 @@ pub async fn inbound_email(
         (None, Some(t)) => t.clone(),
         (None, None) => String::new(),
     };
+    let delivery = delivery.map(|id| crate::service::Keyed::delivery("inbound-email", id));
     s.service
-        .reply(ws, Identity::email(&email), "email", &text)
+        .reply(ws, Identity::email(&email), "email", &text, delivery)
         .await?;
     Ok(StatusCode::ACCEPTED)
 }

@@ -24,18 +24,26 @@ pub struct Server {
     pub sink: Option<SmtpSink>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-    _db: TestDb,
+    pub db_url: String,
+    _db: Option<TestDb>,
 }
 
 pub async fn start(backend: &str, smtp: bool, config: &str, t0: DateTime<Utc>) -> Server {
     let db = TestDb::of(backend).await;
+    let mut s = start_on(&db.url, smtp, config, t0).await;
+    s._db = Some(db);
+    s
+}
+
+/// A server on an existing database (a second node, or a database behind a proxy).
+pub async fn start_on(url: &str, smtp: bool, config: &str, t0: DateTime<Utc>) -> Server {
     let sink = if smtp {
         Some(SmtpSink::start().await.unwrap())
     } else {
         None
     };
     let overrides = Overrides {
-        database_url: Some(db.url.clone()),
+        database_url: Some(url.to_string()),
         listen: Some("127.0.0.1:0".into()),
         write_key: Some(WRITE.into()),
         admin_key: Some(ADMIN.into()),
@@ -65,7 +73,8 @@ pub async fn start(backend: &str, smtp: bool, config: &str, t0: DateTime<Utc>) -
         sink,
         stop: Some(stop),
         task: Some(task),
-        _db: db,
+        db_url: url.to_string(),
+        _db: None,
     }
 }
 

@@ -31,3 +31,12 @@ CREATE TABLE quarantine (
     at      TEXT NOT NULL,
     PRIMARY KEY (kind, row_id)
 );
+
+-- Idempotency keys are scoped per endpoint and credential: `dedupe_scope` is '' for the Segment `messageId`
+-- (unique per workspace, as Segment dedupes) and e.g. 'leads:<key id>' for an `Idempotency-Key`, so a key can
+-- never match a Segment message or another endpoint's key. `request_hash` lets a reused key with a different
+-- request be refused.
+ALTER TABLE events ADD COLUMN dedupe_scope TEXT NOT NULL DEFAULT '';
+ALTER TABLE events ADD COLUMN request_hash TEXT;
+DROP INDEX events_by_message_id;
+CREATE UNIQUE INDEX events_by_message_id ON events (workspace_id, dedupe_scope, message_id);

@@ -157,28 +157,32 @@ impl IngestTx for PgTx {
     async fn find_events(
         &mut self,
         ws: WorkspaceId,
-        message_ids: &[&str],
-    ) -> Result<Vec<(String, Ingested)>, ItemError> {
+        keys: &[(&str, &str)],
+    ) -> Result<Vec<((String, String), Ingested)>, ItemError> {
+        let scopes: Vec<&str> = keys.iter().map(|k| k.0).collect();
+        let mids: Vec<&str> = keys.iter().map(|k| k.1).collect();
         let rows = sqlx::query(
-            "SELECT e.message_id, e.id, e.seq, e.contact_id, l.id AS lead_id \
-             FROM UNNEST($2::text[]) AS m(message_id) \
-             JOIN events e ON e.workspace_id = $1 AND e.message_id = m.message_id \
+            "SELECT e.dedupe_scope, e.message_id, e.id, e.seq, e.contact_id, e.request_hash, l.id AS lead_id \
+             FROM UNNEST($2::text[], $3::text[]) AS m(scope, message_id) \
+             JOIN events e ON e.workspace_id = $1 AND e.dedupe_scope = m.scope AND e.message_id = m.message_id \
              LEFT JOIN leads l ON l.event_id = e.id",
         )
         .bind(ws.0)
-        .bind(message_ids)
+        .bind(&scopes)
+        .bind(&mids)
         .fetch_all(&mut *self.0)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             out.push((
-                row.try_get::<String, _>("message_id")?,
+                (row.try_get("dedupe_scope")?, row.try_get("message_id")?),
                 Ingested {
                     event_id: EventId(row.try_get("id")?),
                     seq: row.try_get("seq")?,
                     contact_id: ContactId(row.try_get("contact_id")?),
                     lead_id: row.try_get::<Option<Uuid>, _>("lead_id")?.map(LeadId),
                     duplicate: true,
+                    request_hash: row.try_get("request_hash")?,
                 },
             ));
         }
@@ -263,10 +267,20 @@ impl IngestTx for PgTx {
         let payloads: Vec<String> = rows.iter().map(|r| r.event.payload.to_string()).collect();
         let client: Vec<Option<DateTime<Utc>>> = rows.iter().map(|r| r.event.timestamp).collect();
         let received: Vec<DateTime<Utc>> = rows.iter().map(|r| r.received_at).collect();
+        let scopes: Vec<&str> = rows
+            .iter()
+            .map(|r| r.event.dedupe_scope.as_deref().unwrap_or(""))
+            .collect();
+        let hashes: Vec<Option<&str>> = rows
+            .iter()
+            .map(|r| r.event.request_hash.as_deref())
+            .collect();
         let written = sqlx::query(
-            "INSERT INTO events (id, workspace_id, contact_id, message_id, type, name, payload, client_ts, received_at) \
-             SELECT id, $1, c, m, t, n, p::json, ts, rt FROM UNNEST($2::uuid[], $3::uuid[], $4::text[], $5::text[], \
-             $6::text[], $7::text[], $8::timestamptz[], $9::timestamptz[]) AS r(id, c, m, t, n, p, ts, rt) \
+            "INSERT INTO events (id, workspace_id, contact_id, message_id, type, name, payload, client_ts, received_at, \
+             dedupe_scope, request_hash) \
+             SELECT id, $1, c, m, t, n, p::json, ts, rt, sc, h FROM UNNEST($2::uuid[], $3::uuid[], $4::text[], $5::text[], \
+             $6::text[], $7::text[], $8::timestamptz[], $9::timestamptz[], $10::text[], $11::text[]) \
+             AS r(id, c, m, t, n, p, ts, rt, sc, h) \
              ON CONFLICT DO NOTHING RETURNING id, seq",
         )
         .bind(ws.0)
@@ -278,6 +292,8 @@ impl IngestTx for PgTx {
         .bind(&payloads)
         .bind(&client)
         .bind(&received)
+        .bind(&scopes)
+        .bind(&hashes)
         .fetch_all(&mut *self.0)
         .await?;
         let mut out = Vec::with_capacity(written.len());

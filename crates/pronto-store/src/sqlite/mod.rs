@@ -260,6 +260,7 @@ fn ingested(row: &SqliteRow) -> Result<Ingested, StoreError> {
         contact_id: uuid(&row.try_get::<String, _>("contact_id")?)?,
         lead_id: lead.map(|l| uuid::<LeadId>(&l)).transpose()?,
         duplicate: true,
+        request_hash: row.try_get("request_hash")?,
     })
 }
 
@@ -278,20 +279,22 @@ impl IngestTx for SqliteTx {
     async fn find_events(
         &mut self,
         ws: WorkspaceId,
-        message_ids: &[&str],
-    ) -> Result<Vec<(String, Ingested)>, ItemError> {
+        keys: &[(&str, &str)],
+    ) -> Result<Vec<((String, String), Ingested)>, ItemError> {
         let rows = sqlx::query(
-            "SELECT e.message_id, e.id, e.seq, e.contact_id, l.id AS lead_id FROM events e \
-             LEFT JOIN leads l ON l.event_id = e.id \
-             WHERE e.workspace_id = ?1 AND e.message_id IN (SELECT value FROM json_each(?2))",
+            "SELECT e.dedupe_scope, e.message_id, e.id, e.seq, e.contact_id, e.request_hash, l.id AS lead_id \
+             FROM json_each(?2) q CROSS JOIN events e ON e.workspace_id = ?1 \
+             AND e.dedupe_scope = q.value ->> 0 AND e.message_id = q.value ->> 1 \
+             LEFT JOIN leads l ON l.event_id = e.id",
         )
         .bind(ws.to_string())
-        .bind(json_rows(&message_ids)?)
+        .bind(json_rows(&keys)?)
         .fetch_all(&mut **self)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
-            out.push((row.try_get::<String, _>("message_id")?, ingested(row)?));
+            let key = (row.try_get("dedupe_scope")?, row.try_get("message_id")?);
+            out.push((key, ingested(row)?));
         }
         Ok(out)
     }
@@ -370,16 +373,19 @@ impl IngestTx for SqliteTx {
         ws: WorkspaceId,
         rows: &[EventRow<'_>],
     ) -> Result<Vec<(EventId, i64)>, ItemError> {
-        let rows: Vec<(
+        type Row<'a> = (
             EventId,
             ContactId,
-            Option<&str>,
-            &str,
-            Option<&str>,
+            Option<&'a str>,
+            &'a str,
+            Option<&'a str>,
             String,
             Option<String>,
             String,
-        )> = rows
+            &'a str,
+            Option<&'a str>,
+        );
+        let rows: Vec<Row<'_>> = rows
             .iter()
             .map(|r| {
                 (
@@ -391,14 +397,18 @@ impl IngestTx for SqliteTx {
                     r.event.payload.to_string(),
                     r.event.timestamp.map(ts),
                     ts(r.received_at),
+                    r.event.dedupe_scope.as_deref().unwrap_or(""),
+                    r.event.request_hash.as_deref(),
                 )
             })
             .collect();
         let written = sqlx::query(
-            "INSERT INTO events (id, workspace_id, contact_id, message_id, type, name, payload, client_ts, received_at) \
+            "INSERT INTO events (id, workspace_id, contact_id, message_id, type, name, payload, client_ts, received_at, \
+             dedupe_scope, request_hash) \
              SELECT json_extract(value, '$[0]'), ?1, json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
              json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), \
-             json_extract(value, '$[6]'), json_extract(value, '$[7]') \
+             json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]'), \
+             json_extract(value, '$[9]') \
              FROM json_each(?2) WHERE true ON CONFLICT DO NOTHING RETURNING id, seq",
         )
         .bind(ws.to_string())
