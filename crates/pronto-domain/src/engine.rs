@@ -46,14 +46,11 @@ pub enum Action {
     Finish,
 }
 
-/// The time zone a run's local-time waits use: the contact's `timezone` trait when it names an IANA zone,
-/// else the flow's.
+/// The time zone a run's local-time waits and SMS quiet hours use: the person's (see
+/// [`crate::calendar::person_zone`]: their own `timezone`, the contact's trait, the browser's, their phone's
+/// country), else the flow's.
 pub fn zone(flow: &Flow, ctx: &Value) -> Tz {
-    ctx.pointer("/contact/timezone")
-        .or_else(|| ctx.pointer("/context/timezone"))
-        .and_then(Value::as_str)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(flow.timezone)
+    crate::calendar::person_zone(ctx, flow.timezone)
 }
 
 /// The context expressions and waits see: the event's fields at the top level and the contact's traits under

@@ -20,10 +20,13 @@
 //! - [`resolve`]: identity resolution: which contact an event belongs to, and which contacts merge.
 //! - [`template`]: minijinja message templates checked at load (errors name template and part), the cart
 //!   as a template sees it, money formatting and tracked links. Not yet used by the server.
+//! - [`calendar`]: whose local time (a person's zone: theirs, their phone's country, a fallback) and how
+//!   a time is written for them (their clock, the zone named).
 //! - [`claim`]: signed, expiring one-click links for reps (speed-to-lead groundwork).
 //! - [`clock`]: the injected [`Clock`], so time-dependent code is tested without sleeping.
 //! - [`ids`]: typed ids (UUID v7, so ids sort by creation time).
 
+pub mod calendar;
 pub mod claim;
 pub mod clock;
 pub mod ecommerce;

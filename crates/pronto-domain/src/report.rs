@@ -33,6 +33,48 @@ impl LeadTiming {
     }
 }
 
+/// Who held a lead at `at`: the rep of the last ownership change (routed, reassigned, claimed) at or
+/// before it, given the changes in time order. An SLA breach counts against whoever held the lead when its
+/// clock ran out, not whoever owns it when the report is read.
+pub fn holder_at(changes: &[(DateTime<Utc>, String)], at: DateTime<Utc>) -> Option<&str> {
+    changes
+        .iter()
+        .take_while(|(t, _)| *t <= at)
+        .last()
+        .map(|(_, rep)| rep.as_str())
+}
+
+/// A report period's bound as people write it: an RFC 3339 instant, or a date (`2026-12-01`), read in
+/// `tz`: a date `from` starts at that day's midnight, a date `to` includes the whole day (it ends at the next
+/// midnight).
+pub fn period_bound(text: &str, tz: chrono_tz::Tz, is_end: bool) -> Result<DateTime<Utc>, String> {
+    let text = text.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let day = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+        format!("`{text}` is not a date (2026-12-01) or an RFC 3339 time (2026-12-01T09:00:00Z)")
+    })?;
+    let day = if is_end {
+        day.succ_opt().unwrap_or(day)
+    } else {
+        day
+    };
+    let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
+    use chrono::TimeZone;
+    match tz.from_local_datetime(&midnight) {
+        chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => {
+            Ok(t.with_timezone(&Utc))
+        }
+        // Midnight skipped by a clock change: the first instant of that day.
+        chrono::LocalResult::None => Ok(tz
+            .from_local_datetime(&(midnight + Duration::hours(1)))
+            .earliest()
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_else(|| Utc.from_utc_datetime(&midnight))),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Bucket {
@@ -150,6 +192,56 @@ pub fn speed_report(leads: &[LeadTiming], now: DateTime<Utc>) -> SpeedReport {
         median_response_secs: percentile(&waits, 0.5),
         p90_response_secs: percentile(&waits, 0.9),
         sla_breaches: leads.iter().filter(|l| l.breached(now)).count(),
+    }
+}
+
+#[cfg(test)]
+mod tests_period {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_period_bound_is_a_time_or_a_whole_day_in_the_business_zone() {
+        let ny: chrono_tz::Tz = "America/New_York".parse().unwrap();
+        let cases = [
+            ("2026-12-01", false, Ok(t("2026-12-01T05:00:00Z"))),
+            ("2026-12-01", true, Ok(t("2026-12-02T05:00:00Z"))),
+            ("2026-12-01T09:00:00Z", false, Ok(t("2026-12-01T09:00:00Z"))),
+            (
+                "2026-12-01T09:00:00+01:00",
+                true,
+                Ok(t("2026-12-01T08:00:00Z")),
+            ),
+            ("yesterday", false, Err(())),
+            ("2026-13-01", false, Err(())),
+        ];
+        for (text, end, want) in cases {
+            assert_eq!(
+                period_bound(text, ny, end).map_err(|_| ()),
+                want,
+                "{text} {end}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_holder_at_a_time_is_the_last_owner_before_it() {
+        let changes = vec![
+            (t("2026-12-01T10:00:00Z"), "ann".to_string()),
+            (t("2026-12-01T10:10:00Z"), "bo".to_string()),
+        ];
+        let cases = [
+            ("2026-12-01T09:59:00Z", None),
+            ("2026-12-01T10:05:00Z", Some("ann")),
+            ("2026-12-01T10:10:00Z", Some("bo")),
+            ("2026-12-02T00:00:00Z", Some("bo")),
+        ];
+        for (at, want) in cases {
+            assert_eq!(holder_at(&changes, t(at)), want, "{at}");
+        }
     }
 }
 

@@ -177,6 +177,20 @@ pub struct AckConfig {
     /// SMS template, sent when the lead gave a phone and has not opted out of texts.
     #[serde(default = "ack_sms")]
     pub sms: String,
+    /// At most this many acknowledgements to one address (email or phone) per 24 hours; a further lead is
+    /// stored, routed and alerted as any, but not acknowledged (the text of an acknowledgement comes from
+    /// whoever fills the form, so without a cap the form is a relay to any inbox).
+    #[serde(default = "three")]
+    pub max_per_recipient_per_day: u32,
+}
+
+fn three() -> u32 {
+    3
+}
+
+/// Whether one more acknowledgement may go to an address that got `sent` in the last 24 hours.
+pub fn may_acknowledge(ack: &AckConfig, sent: i64) -> bool {
+    sent < i64::from(ack.max_per_recipient_per_day)
 }
 
 fn yes() -> bool {
@@ -195,6 +209,7 @@ impl Default for AckConfig {
             enabled: true,
             email: ack_email(),
             sms: ack_sms(),
+            max_per_recipient_per_day: three(),
         }
     }
 }
@@ -452,6 +467,10 @@ pub struct Situation<'a> {
     pub owner: Option<(&'a str, bool)>,
     /// The fallback rep's away flag.
     pub fallback_away: bool,
+    /// Only a rep who can take the lead now (on duty, not away, under capacity): an escalation's
+    /// reassignment, which must not hand an overdue lead to someone whose shift starts in nine hours. Then
+    /// nobody is queued for a later shift and the fallback owner must be on duty too.
+    pub now_only: bool,
 }
 
 impl Sales {
@@ -776,7 +795,16 @@ impl Sales {
             }
         }
         if let Some(f) = &self.fallback {
-            if !s.fallback_away && !s.exclude.contains(f) {
+            let can_now = |f: &str| {
+                self.rep(f).is_some_and(|r| {
+                    r.on_duty(s.now)
+                        && s.members
+                            .iter()
+                            .find(|m| m.rep == f)
+                            .is_none_or(|m| r.capacity.is_none_or(|c| m.open < c))
+                })
+            };
+            if !s.fallback_away && !s.exclude.contains(f) && (!s.now_only || can_now(f)) {
                 return Assignment {
                     rep: Some(f.clone()),
                     how: How::Fallback,
@@ -791,10 +819,11 @@ impl Sales {
                 };
             }
         }
-        // Nobody on duty: queue for the member whose shift starts first.
+        // Nobody on duty: queue for the member whose shift starts first (not for a reassignment).
         let next = s
             .members
             .iter()
+            .filter(|_| !s.now_only)
             .filter(|m| !m.away && !s.exclude.contains(&m.rep))
             .filter_map(|m| {
                 let rep = self.rep(&m.rep)?;
@@ -853,36 +882,96 @@ impl Sales {
         }
     }
 
-    /// What the acknowledgement promises a lead that arrived at `now`, in the lead's time zone: "within 5
-    /// minutes" while the owner is on duty, else the start of their next shift ("tomorrow after 9:00").
-    pub fn promise(&self, owner: Option<&Rep>, now: DateTime<Utc>, lead_tz: Option<Tz>) -> Promise {
-        let tz = lead_tz.unwrap_or(self.timezone);
-        let start = owner.map(|r| r.next_start(now)).unwrap_or(now);
+    /// What the acknowledgement promises a lead that arrived at `now`, written for `reader` (the lead: their
+    /// zone, their clock, the zone named): "within 5 minutes" while the owner is on duty, else the start of
+    /// their next shift ("tomorrow after 9:00 AM EST"). A lead nobody can take gets no time at all ("as soon
+    /// as possible"): a promise is only made when a rep can keep it.
+    pub fn promise(
+        &self,
+        owner: Option<&Rep>,
+        now: DateTime<Utc>,
+        reader: crate::calendar::Reader,
+    ) -> Promise {
+        let Some(owner) = owner else {
+            return Promise {
+                at: None,
+                text: "as soon as possible".into(),
+            };
+        };
+        let start = owner.next_start(now);
         if start <= now {
             return Promise {
-                at: self.deadline(now, owner),
+                at: Some(self.deadline(now, Some(owner))),
                 text: format!("within {}", human(self.sla.within)),
             };
         }
-        let local = start.with_timezone(&tz);
-        let today = now.with_timezone(&tz).date_naive();
-        let days = (local.date_naive() - today).num_days();
-        let day = match days {
-            0 => "today".to_string(),
-            1 => "tomorrow".to_string(),
-            _ => format!("on {}", local.format("%A")),
-        };
         Promise {
-            at: start,
-            text: format!("{day} after {}", local.format("%-H:%M")),
+            at: Some(start),
+            text: format!(
+                "{} after {}",
+                crate::calendar::day_word(start, now, reader.tz),
+                reader.time(start)
+            ),
         }
     }
 }
 
-/// The promise made to a lead: when a human will contact them.
+/// The `sla` every lead message's template sees, for a reader who is `rep` (their zone and clock; the
+/// business's without one): `within` ("5 minutes"), `deadline_local` ("3:05 PM EST", with the day when it
+/// is not today), and whether it is already `overdue` and `overdue_by` how long ("12 minutes"). An alert
+/// sent after the deadline (a realert, a reassignment) says so instead of showing a time that has passed.
+pub fn sla_context(
+    sales: &Sales,
+    deadline: Option<DateTime<Utc>>,
+    rep: Option<&Rep>,
+    now: DateTime<Utc>,
+) -> Value {
+    let reader = match rep {
+        Some(r) => crate::calendar::Reader::new(
+            r.timezone,
+            r.phone
+                .as_deref()
+                .and_then(crate::calendar::country_of_phone)
+                .as_deref(),
+        ),
+        None => crate::calendar::Reader::new(sales.timezone, None),
+    };
+    let deadline = deadline.unwrap_or(now);
+    let day = crate::calendar::day_word(deadline, now, reader.tz);
+    let time = reader.time(deadline);
+    let deadline_local = if day == "today" {
+        time
+    } else {
+        format!("{day} {time}")
+    };
+    let overdue = deadline <= now;
+    json!({
+        "within": human(sales.sla.within),
+        "deadline_local": deadline_local,
+        "overdue": overdue,
+        "overdue_by": if overdue { human_approx((now - deadline).to_std().unwrap_or_default()) } else { String::new() },
+    })
+}
+
+/// A duration as people say it, rounded to its largest unit: "12 minutes", "3 hours", "2 days".
+pub fn human_approx(d: Duration) -> String {
+    let s = d.as_secs();
+    let (n, unit) = if s >= 86_400 {
+        (s / 86_400, "day")
+    } else if s >= 3_600 {
+        (s / 3_600, "hour")
+    } else if s >= 60 {
+        (s / 60, "minute")
+    } else {
+        (s.max(1), "second")
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+/// The promise made to a lead: when a human will contact them (`at` is `None` when no time is promised).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Promise {
-    pub at: DateTime<Utc>,
+    pub at: Option<DateTime<Utc>>,
     pub text: String,
 }
 
@@ -890,11 +979,11 @@ pub struct Promise {
 pub fn human(d: Duration) -> String {
     let s = d.as_secs();
     let plural = |n: u64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
-    if s % 86_400 == 0 && s >= 86_400 {
+    if s.is_multiple_of(86_400) && s >= 86_400 {
         plural(s / 86_400, "day")
-    } else if s % 3_600 == 0 && s >= 3_600 {
+    } else if s.is_multiple_of(3_600) && s >= 3_600 {
         plural(s / 3_600, "hour")
-    } else if s % 60 == 0 && s >= 60 {
+    } else if s.is_multiple_of(60) && s >= 60 {
         plural(s / 60, "minute")
     } else {
         plural(s, "second")
@@ -1012,6 +1101,10 @@ pub fn lead_context(id: &str, props: &Value, received: DateTime<Utc>) -> Value {
         "form": get("form"),
         "fields": props.get("fields").cloned().unwrap_or_else(|| json!({})),
         "received_at": received.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        // Whether a human has tried to reach them yet, so a message never says "we tried to reach you"
+        // when nobody has.
+        "attempted": props.get("first_contact_at").is_some_and(|v| !v.is_null()),
+        "first_contact_at": get("first_contact_at"),
     });
     // Extra form fields at the top level too, so rules read `country == "DE"`; known fields win.
     if let (Some(obj), Some(fields)) = (
@@ -1046,7 +1139,7 @@ New lead for {{ rep.first_name }}: {{ lead.name or '(no name)' }}\n\
 {% if lead.company %}Company: {{ lead.company }}\n{% endif %}\
 Source: {{ lead.source or 'unknown' }}\n\
 {% if lead.message %}Message: {{ lead.message }}\n{% endif %}\
-Respond by {{ sla.deadline_local }} ({{ sla.within }}).\n\
+{% if sla.overdue %}OVERDUE by {{ sla.overdue_by }} (SLA {{ sla.within }}): respond now.{% else %}Respond by {{ sla.deadline_local }} ({{ sla.within }}).{% endif %}\n\
 I'm on it: {{ links.claim }}\n",
             Some("<p>{% if alert.kind == 'realert' %}<b>Still waiting.</b> {% elif alert.kind == 'reassigned' %}<b>Reassigned to you.</b> {% endif %}\
 New lead for {{ rep.first_name }}: <b>{{ lead.name or '(no name)' }}</b>{% if lead.company %} ({{ lead.company }}){% endif %}</p>\
@@ -1054,7 +1147,7 @@ New lead for {{ rep.first_name }}: <b>{{ lead.name or '(no name)' }}</b>{% if le
 {% if lead.email %}<li>Email: <a href=\"mailto:{{ lead.email }}\">{{ lead.email }}</a></li>{% endif %}\
 <li>Source: {{ lead.source or 'unknown' }}</li></ul>\
 {% if lead.message %}<blockquote>{{ lead.message }}</blockquote>{% endif %}\
-<p>Respond by {{ sla.deadline_local }} ({{ sla.within }}).</p>\
+<p>{% if sla.overdue %}<b>Overdue by {{ sla.overdue_by }}</b> (SLA {{ sla.within }}): respond now.{% else %}Respond by {{ sla.deadline_local }} ({{ sla.within }}).{% endif %}</p>\
 <p><a href=\"{{ links.claim }}\" style=\"display:inline-block;padding:12px 20px;background:#0a7;color:#fff;border-radius:6px;text-decoration:none\">I'm on it</a>\
 {% if lead.phone %} &nbsp; <a href=\"{{ links.call }}\">Call {{ lead.phone }}</a>{% endif %}</p>"),
         ),
@@ -1096,11 +1189,12 @@ pub fn sample_fields() -> Value {
     json!({
         "lead": {"id": "sample", "name": "Ann Lee", "email": "ann@example.com", "phone": "+14155552671",
                  "company": "Acme", "message": "Please call me", "source": "website", "form": "contact",
-                 "fields": {}, "received_at": "2026-11-24T09:00:00Z"},
+                 "fields": {}, "received_at": "2026-11-24T09:00:00Z", "attempted": false,
+                 "first_contact_at": null},
         "rep": {"id": "bo", "name": "Bo Diaz", "first_name": "Bo", "email": "bo@example.com", "phone": "+14155550000"},
         "links": {"claim": "https://pronto.example/c/sample", "call": "tel:+14155552671"},
         "promise": {"text": "within 5 minutes", "at": "2026-11-24T09:05:00Z"},
-        "sla": {"within": "5 minutes", "deadline_local": "09:05"},
+        "sla": {"within": "5 minutes", "deadline_local": "9:05 AM EST", "overdue": false, "overdue_by": ""},
         "alert": {"kind": "new", "reason": ""},
         "reply": {"channel": "sms", "body": "Yes please"},
     })
@@ -1182,6 +1276,7 @@ mod tests {
                         exclude: &[],
                         owner: None,
                         fallback_away: false,
+                        now_only: false,
                     },
                 );
                 let rep = a.rep.unwrap();
@@ -1272,6 +1367,7 @@ mod tests {
                 exclude: &[],
                 owner: None,
                 fallback_away: false,
+                now_only: false,
             },
         );
         assert_eq!(a.rep.as_deref(), Some("dee"));
@@ -1282,6 +1378,85 @@ mod tests {
             "{}",
             a.reason
         );
+    }
+
+    #[test]
+    fn a_reassignment_goes_only_to_a_rep_who_can_take_the_lead_now() {
+        // Tue 10:00 UTC: ann (New York 9-17) is off duty for 4 more hours, dee (Berlin 9-17) works.
+        let now = at("2026-11-24T10:00:00Z");
+        let reps = vec![
+            rep("ann", "America/New_York", Some(("09:00-17:00", WEEKDAYS))),
+            rep("dee", "Europe/Berlin", Some(("09:00-17:00", WEEKDAYS))),
+        ];
+        let s = sales(reps, Strategy::RoundRobin, LeadsConfig::default());
+        let ms = members(&s);
+        let decide = |exclude: &[String], now_only: bool| {
+            s.decide(
+                s.routes.first(),
+                &Situation {
+                    now,
+                    members: &ms,
+                    exclude,
+                    owner: None,
+                    fallback_away: false,
+                    now_only,
+                },
+            )
+        };
+        let dee = vec!["dee".to_string()];
+        // (already tried, reassignment?) -> who, how
+        let cases: [(&[String], bool, Option<&str>, How); 4] = [
+            (&[], true, Some("dee"), How::Rule),
+            // dee had it: a new lead would wait for ann's shift, a reassignment goes to nobody (the manager).
+            (&dee, false, Some("ann"), How::NextShift),
+            (&dee, true, None, How::Nobody),
+            (&[], false, Some("dee"), How::Rule),
+        ];
+        for (exclude, now_only, who, how) in cases {
+            let a = decide(exclude, now_only);
+            assert_eq!(
+                (a.rep.as_deref(), a.how),
+                (who, how),
+                "{exclude:?} {now_only}: {}",
+                a.reason
+            );
+        }
+    }
+
+    #[test]
+    fn an_alert_after_the_deadline_says_it_is_overdue_instead_of_showing_a_past_time() {
+        let s = sales(
+            vec![rep("ann", "America/New_York", None)],
+            Strategy::RoundRobin,
+            LeadsConfig::default(),
+        );
+        let ann = s.rep("ann");
+        let deadline = at("2026-11-24T15:05:00Z");
+        let cases = [
+            ("2026-11-24T15:01:00Z", false, "10:05 AM EST", ""),
+            ("2026-11-24T15:17:00Z", true, "10:05 AM EST", "12 minutes"),
+            ("2026-11-24T18:05:00Z", true, "10:05 AM EST", "3 hours"),
+        ];
+        for (now, overdue, local, by) in cases {
+            let ctx = sla_context(&s, Some(deadline), ann, at(now));
+            assert_eq!(
+                (
+                    ctx["overdue"].as_bool(),
+                    ctx["deadline_local"].as_str(),
+                    ctx["overdue_by"].as_str()
+                ),
+                (Some(overdue), Some(local), Some(by)),
+                "{now}"
+            );
+        }
+        // A deadline on another day names the day.
+        let ctx = sla_context(
+            &s,
+            Some(at("2026-11-25T14:05:00Z")),
+            ann,
+            at("2026-11-24T23:00:00Z"),
+        );
+        assert_eq!(ctx["deadline_local"], "tomorrow 9:05 AM EST");
     }
 
     #[test]
@@ -1305,6 +1480,7 @@ mod tests {
                 exclude: &[],
                 owner: None,
                 fallback_away: false,
+                now_only: false,
             },
         );
         assert_eq!(
@@ -1329,6 +1505,7 @@ mod tests {
                 exclude: &[],
                 owner: None,
                 fallback_away: false,
+                now_only: false,
             },
         );
         assert_eq!((a.rep.as_deref(), a.how), (Some("fay"), How::Fallback));
@@ -1340,6 +1517,7 @@ mod tests {
                 exclude: &[],
                 owner: None,
                 fallback_away: true,
+                now_only: false,
             },
         );
         assert_eq!(a.how, How::NextShift, "an away fallback is skipped too");
@@ -1362,6 +1540,7 @@ mod tests {
                 exclude: &[],
                 owner: Some(("bob", false)),
                 fallback_away: false,
+                now_only: false,
             },
         );
         assert_eq!(
@@ -1376,6 +1555,7 @@ mod tests {
                 exclude: &[],
                 owner: Some(("bob", true)),
                 fallback_away: false,
+                now_only: false,
             },
         );
         assert_eq!((away.rep.as_deref(), away.how), (Some("ann"), How::Rule));
@@ -1387,6 +1567,7 @@ mod tests {
                 exclude: &["ann".into(), "bob".into()],
                 owner: Some(("bob", false)),
                 fallback_away: false,
+                now_only: false,
             },
         );
         assert_eq!(
@@ -1475,41 +1656,47 @@ mod tests {
                 "America/New_York",
                 "within 5 minutes",
             ),
-            // Tue 20:00 New York: tomorrow 9:00 New York; a London lead reads 14:00 their time.
+            // Tue 20:00 New York: tomorrow 9:00 New York, on their clock with the zone named; a London lead
+            // reads 14:00 GMT, their time on their clock.
             (
                 "2026-11-25T01:00:00Z",
                 "America/New_York",
-                "tomorrow after 9:00",
+                "tomorrow after 9:00 AM EST",
             ),
             (
                 "2026-11-24T23:00:00Z",
                 "Europe/London",
-                "tomorrow after 14:00",
+                "tomorrow after 14:00 GMT",
             ),
             // Tue 06:00 New York: later today.
             (
                 "2026-11-24T11:00:00Z",
                 "America/New_York",
-                "today after 9:00",
+                "today after 9:00 AM EST",
             ),
             // Friday 18:00 New York: Monday. In Tokyo it is already Saturday; Monday 9:00 NY is Monday 23:00 there.
             (
                 "2026-11-27T23:00:00Z",
                 "America/New_York",
-                "on Monday after 9:00",
+                "on Monday after 9:00 AM EST",
             ),
             (
                 "2026-11-27T23:00:00Z",
                 "Asia/Tokyo",
-                "on Monday after 23:00",
+                "on Monday after 23:00 JST",
             ),
         ];
         for (now, tz, want) in cases {
-            let p = s.promise(ann, at(now), Some(tz.parse().unwrap()));
+            let reader = crate::calendar::Reader::new(tz.parse().unwrap(), None);
+            let p = s.promise(ann, at(now), reader);
             assert_eq!(p.text, want, "{now} in {tz}");
         }
-        let p = s.promise(ann, at("2026-11-25T01:00:00Z"), None);
-        assert_eq!(p.at, at("2026-11-25T14:00:00Z"));
+        let ny = crate::calendar::Reader::new(s.timezone, None);
+        let p = s.promise(ann, at("2026-11-25T01:00:00Z"), ny);
+        assert_eq!(p.at, Some(at("2026-11-25T14:00:00Z")));
+        // Nobody can take the lead: no time is promised that nobody would keep.
+        let p = s.promise(None, at("2026-11-24T15:00:00Z"), ny);
+        assert_eq!((p.text.as_str(), p.at), ("as soon as possible", None));
     }
 
     #[test]

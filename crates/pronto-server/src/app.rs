@@ -104,12 +104,19 @@ impl App {
             .fallback(not_found)
             .with_state(state.clone())
             .layer(axum::middleware::from_fn(crate::extract::refuse_nul_in_uri))
+            .layer(axum::middleware::from_fn(routes::pages::security_headers))
             .layer(
                 tower_http::decompression::RequestDecompressionLayer::new()
                     .pass_through_unaccepted(true),
             )
             .layer(tower_http::catch_panic::CatchPanicLayer::new())
-            .layer(tower_http::trace::TraceLayer::new_for_http());
+            .layer(
+                // 5xx answers are counted in http_requests_total; the causes are logged where they happen
+                // (once per outage, not once per request).
+                tower_http::trace::TraceLayer::new_for_http().on_failure(
+                    tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
+                ),
+            );
         Ok(Self {
             state,
             router,

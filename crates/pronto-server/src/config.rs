@@ -71,6 +71,29 @@ pub struct FileConfig {
     pub sms: SmsSection,
     #[serde(default)]
     pub inbound: InboundSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
+}
+
+/// `[limits]`: how many leads pronto takes before answering 429, counted in fixed windows, shared by every
+/// process on PostgreSQL. Each lead may acknowledge its sender with text the sender chose, so without limits
+/// the public write key or a form is a mail relay. 0 turns a limit off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    /// `POST /v1/leads` per client IP per minute (forms have `forms.rate_limit_per_minute`).
+    pub leads_per_ip_per_minute: u32,
+    /// Leads naming the same email or phone per hour (API and forms).
+    pub leads_per_recipient_per_hour: u32,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        Self {
+            leads_per_ip_per_minute: 60,
+            leads_per_recipient_per_hour: 10,
+        }
+    }
 }
 
 /// `[inbound]`: webhooks that bring replies in. Each is authenticated the way its sender signs, never with the
@@ -253,6 +276,7 @@ pub struct Settings {
     pub sms: Option<pronto_channels::sms::TwilioConfig>,
     /// What `POST /v1/inbound/email` is authenticated with.
     pub inbound_email_secret: Option<String>,
+    pub limits: LimitsSection,
     /// Message settings; the link secret is filled in from the database at start.
     pub messages: MessageSettings,
     /// What this was loaded with, so a reload loads the same way.
@@ -485,6 +509,7 @@ impl Settings {
             leads: file.leads,
             sms,
             inbound_email_secret,
+            limits: file.limits,
             messages,
             overrides,
             source,

@@ -77,6 +77,11 @@ pub struct FieldErrorBody {
 }
 
 impl ApiError {
+    /// The status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        self.parts().0
+    }
+
     fn parts(&self) -> (StatusCode, &'static str) {
         match self {
             Self::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
@@ -134,8 +139,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, _) = self.parts();
+        // The store logs a failing database once, when it starts failing; the requests it fails are counted
+        // in http_requests_total, not logged one by one.
         if let Self::Store(e) = &self {
-            tracing::error!(error = %e, "storage error");
+            tracing::debug!(error = %e, "storage error");
         }
         let mut res = (status, Json(self.body())).into_response();
         let h = res.headers_mut();

@@ -373,6 +373,18 @@ impl Service {
             return Err(Invalid(errors).into());
         };
         let view = self.lead_view(ws, id).await?;
+        if at < view.lead.created_at {
+            return Err(Invalid::one(
+                "at",
+                format!(
+                    "is before the lead arrived ({}); an attempt cannot come before its lead",
+                    view.lead
+                        .created_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+            )
+            .into());
+        }
         let mut props = Map::new();
         props.insert("lead_id".into(), json!(view.lead.id));
         props.insert("rep".into(), json!(req.rep));
@@ -590,12 +602,14 @@ impl Service {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<SpeedToLead, ApiError> {
-        if from >= to {
-            return Err(Invalid::one("from", "must be before `to`").into());
+        if from > to {
+            return Err(Invalid::one("from", "must not be after `to`").into());
         }
         let leads = self.store.leads_between(ws, from, to).await?;
+        let owners = self.store.ownership_between(ws, from, to).await?;
         Ok(build_report(
             &leads,
+            &owners,
             from,
             to,
             self.clock.now(),
@@ -605,14 +619,37 @@ impl Service {
 }
 
 /// The report over `leads` (those that arrived in `[from, to)`), as of `now`; hour of week in `tz`.
+/// `owners` is their ownership history (`Store::ownership_between`): in the by-rep rows, a breach counts
+/// against the rep who held the lead when its SLA clock ran out, not whoever owns it now.
 pub fn build_report(
     leads: &[LeadState],
+    owners: &[(pronto_domain::LeadId, DateTime<Utc>, String)],
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     now: DateTime<Utc>,
     tz: pronto_domain::sales::Tz,
 ) -> SpeedToLead {
     let all: Vec<LeadTiming> = leads.iter().map(timing).collect();
+    let mut history: std::collections::HashMap<
+        pronto_domain::LeadId,
+        Vec<(DateTime<Utc>, String)>,
+    > = std::collections::HashMap::new();
+    for (lead, at, rep) in owners {
+        history.entry(*lead).or_default().push((*at, rep.clone()));
+    }
+    // Breaches per rep who held the lead at its deadline (a lead routed before history was kept: its owner).
+    let mut breaches: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for (l, t) in leads.iter().zip(&all) {
+        if let (true, Some(deadline)) = (t.breached(now), l.sla_deadline) {
+            let holder = history
+                .get(&l.id)
+                .and_then(|h| pronto_domain::report::holder_at(h, deadline))
+                .map(str::to_string)
+                .or_else(|| l.owner.clone())
+                .unwrap_or_else(|| "(unassigned)".into());
+            *breaches.entry(holder).or_default() += 1;
+        }
+    }
     let mut groups = Vec::new();
     type KeyFn = fn(&LeadState, pronto_domain::sales::Tz) -> (u32, String);
     let dims: [(&str, KeyFn); 4] = [
@@ -646,11 +683,27 @@ pub fn build_report(
                 .map(|(_, t)| t.clone())
                 .collect();
             i += members.len();
+            let mut report = speed_report(&members, now);
+            if by == "rep" {
+                report.sla_breaches = breaches.remove(&k.1).unwrap_or(0);
+            }
             groups.push(Group {
                 by: by.into(),
                 key: k.1,
-                report: speed_report(&members, now),
+                report,
             });
+        }
+        // Reps who held breached leads they no longer own.
+        if by == "rep" {
+            for (rep, n) in std::mem::take(&mut breaches) {
+                let mut report = speed_report(&[], now);
+                report.sla_breaches = n;
+                groups.push(Group {
+                    by: "rep".into(),
+                    key: rep,
+                    report,
+                });
+            }
         }
     }
     SpeedToLead {

@@ -26,6 +26,8 @@ pub struct Service {
     /// What inbound-email webhooks are authenticated with.
     inbound_email_secret: Option<String>,
     max_event_bytes: usize,
+    limits: crate::config::LimitsSection,
+    form_limit_per_minute: u32,
     /// What the configuration was loaded from, to load it again on a reload.
     overrides: crate::config::Overrides,
     link_secret: Vec<u8>,
@@ -139,6 +141,8 @@ impl Service {
             sms_token: settings.sms.as_ref().map(|c| c.auth_token.clone()),
             inbound_email_secret: settings.inbound_email_secret.clone(),
             max_event_bytes: settings.max_event_bytes,
+            limits: settings.limits.clone(),
+            form_limit_per_minute: settings.forms.rate_limit_per_minute,
             overrides: settings.overrides.clone(),
             link_secret,
         }
@@ -236,19 +240,19 @@ impl Service {
     }
 
     /// Marks the contact unsubscribed (trait `unsubscribed: true`, with the time), honoured by every guard.
-    pub async fn unsubscribe(&self, ws: &str, contact: &str, token: &str) -> Result<(), String> {
+    /// Errors: the link is not valid (`NotFound`), or the database is not answering (a retryable 503).
+    pub async fn unsubscribe(&self, ws: &str, contact: &str, token: &str) -> Result<(), ApiError> {
         let (ws, contact) = self
             .check_unsubscribe(ws, contact, token)
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| ApiError::NotFound("unsubscribe link"))?;
         let now = self.clock.now();
         let patch = serde_json::json!({"unsubscribed": true, "unsubscribed_at": now.to_rfc3339()});
         let Value::Object(patch) = patch else {
             unreachable!("a JSON object literal")
         };
-        match self.store.patch_traits(ws, contact, &patch, now).await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err("the link is not valid".into()),
-            Err(e) => Err(format!("please try again later ({e})")),
+        match self.store.patch_traits(ws, contact, &patch, now).await? {
+            true => Ok(()),
+            false => Err(ApiError::NotFound("unsubscribe link")),
         }
     }
 
@@ -400,15 +404,78 @@ impl Service {
             .await
     }
 
+    /// Counts one hit on each `(bucket, window, limit)`; 429 with the seconds until the window ends when one
+    /// is over. Counted before anything is stored, so refused attempts count too (a client that hammers
+    /// stays refused).
+    async fn admit(
+        &self,
+        buckets: Vec<(String, std::time::Duration, u32)>,
+    ) -> Result<(), ApiError> {
+        let buckets: Vec<_> = buckets
+            .into_iter()
+            .filter(|(_, _, limit)| *limit > 0)
+            .collect();
+        if buckets.is_empty() {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        let keys: Vec<(String, std::time::Duration)> =
+            buckets.iter().map(|(b, w, _)| (b.clone(), *w)).collect();
+        let hits = self.store.count_hits(&keys, now).await?;
+        let wait = buckets
+            .iter()
+            .zip(hits)
+            .filter(|((_, _, limit), n)| *n > u64::from(*limit))
+            .map(|((_, window, _), _)| {
+                let w = window.as_secs() as i64;
+                (pronto_store::window_start(now, *window) + w - now.timestamp()).max(1) as u64
+            })
+            .max();
+        match wait {
+            Some(retry_after_secs) => {
+                metrics::counter!("pronto_leads_rate_limited_total").increment(1);
+                Err(ApiError::RateLimited { retry_after_secs })
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Leads per client IP per minute, for `scope` (`leads`: the API, `form`: HTML forms).
+    pub async fn admit_ip(&self, ip: std::net::IpAddr, scope: &str) -> Result<(), ApiError> {
+        let limit = match scope {
+            "form" => self.form_limit_per_minute,
+            _ => self.limits.leads_per_ip_per_minute,
+        };
+        let minute = std::time::Duration::from_secs(60);
+        self.admit(vec![(format!("ip:{scope}:{ip}"), minute, limit)])
+            .await
+    }
+
+    /// Leads naming the same email or phone per hour: an acknowledgement repeats text the sender chose.
+    async fn admit_recipients(&self, lead: &Lead) -> Result<(), ApiError> {
+        let hour = std::time::Duration::from_secs(3600);
+        let limit = self.limits.leads_per_recipient_per_hour;
+        let buckets = lead
+            .email
+            .iter()
+            .map(|e| e.as_str())
+            .chain(lead.phone.iter().map(|p| p.as_str()))
+            .map(|to| (format!("lead-to:{to}"), hour, limit))
+            .collect();
+        self.admit(buckets).await
+    }
+
     /// `POST /v1/leads`.
     pub async fn lead_json(
         &self,
         header_key: Option<&str>,
         idempotency_key: Result<Option<String>, Invalid>,
+        ip: std::net::IpAddr,
         body: &[u8],
     ) -> Result<LeadAccepted, ApiError> {
         let who = self.writer(header_key, body).await?;
         let idempotency_key = idempotency_key?;
+        self.admit_ip(ip, "leads").await?;
         if body.len() > self.max_event_bytes {
             return Err(ApiError::TooLarge {
                 field: "body".into(),
@@ -423,6 +490,7 @@ impl Service {
         };
         obj.remove("writeKey");
         let lead = Lead::parse(&obj, self.opts.region)?;
+        self.admit_recipients(&lead).await?;
         let keyed = idempotency_key.map(|k| Keyed::new("leads", &who, k, body));
         self.lead(who.ws, lead, keyed).await
     }
@@ -451,6 +519,7 @@ impl Service {
             }
         }
         let lead = Lead::from_form(&fields, &form.name, self.opts.region)?;
+        self.admit_recipients(&lead).await?;
         self.lead(self.default_workspace, lead, None)
             .await
             .map(Some)

@@ -660,6 +660,8 @@ async fn every_route_in_the_openapi_document_exists(s: Server) {
         "/v1/inbound/voice",
         "/v1/inbound/email",
         "/",
+        "/assets/pronto.css",
+        "/assets/dashboard.js",
         "/healthz",
         "/readyz",
         "/metrics",

@@ -34,7 +34,46 @@ pronto_store::for_each_backend!(start;
     a_write_key_sent_in_the_body_is_never_stored,
     a_corrupt_gzip_body_is_a_400_and_not_a_413,
     a_revoked_key_is_refused_at_once_and_the_last_admin_key_is_kept,
+    leads_are_limited_per_ip_and_per_recipient_and_acknowledgements_are_capped_per_day,
+    html_pages_send_a_strict_csp_no_referrer_and_keep_the_admin_key_out_of_storage,
 );
+
+/// Two servers on one PostgreSQL database share the per-IP counter (SQLite has one process).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lead_limit_per_ip_is_shared_by_every_process_on_postgres() {
+    let a = start("postgres").await;
+    let b = common::start_on(&a.db_url, false, &config(), t0()).await;
+    let lead = |i: usize| json!({"email": format!("shared{i}@client.example")});
+    for i in 0..60 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let (st, body) = node
+            .call(
+                Method::POST,
+                "/v1/leads",
+                Auth::Write(WRITE),
+                &[],
+                Some(lead(i)),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "lead {i}: {body}");
+    }
+    let (st, _) = b
+        .call(
+            Method::POST,
+            "/v1/leads",
+            Auth::Write(WRITE),
+            &[],
+            Some(lead(60)),
+        )
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the 61st lead of the minute, on either node"
+    );
+    b.stop().await;
+    a.stop().await;
+}
 
 impl Server {
     async fn call(
@@ -540,6 +579,201 @@ async fn a_revoked_key_is_refused_at_once_and_the_last_admin_key_is_kept(s: Serv
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     other.stop().await;
-    let _ = Duration::zero();
+    s.stop().await;
+}
+
+async fn leads_are_limited_per_ip_and_per_recipient_and_acknowledgements_are_capped_per_day(
+    s: Server,
+) {
+    let w = Auth::Write(WRITE);
+    // Per recipient: 10 leads naming one address per hour; of those, 3 are acknowledged per day.
+    for i in 0..10 {
+        let (st, body) = s
+            .call(
+                Method::POST,
+                "/v1/leads",
+                w,
+                &[],
+                Some(json!({"email": "victim@client.example", "message": format!("spam {i}")})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "lead {i}: {body}");
+    }
+    let r = s
+        .http
+        .post(format!("{}/v1/leads", s.base))
+        .basic_auth(WRITE, Some(""))
+        .json(&json!({"email": "victim@client.example"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3600).contains(&retry), "{retry}");
+    let acks = s
+        .messages_until("the acknowledgements", |m| {
+            m.iter()
+                .filter(|x| x["to"] == "victim@client.example")
+                .count()
+                >= 3
+        })
+        .await;
+    let to_victim = acks
+        .iter()
+        .filter(|x| x["to"] == "victim@client.example")
+        .count();
+    assert_eq!(
+        to_victim, 3,
+        "three acknowledgements a day to one address, not ten"
+    );
+    let (_, c) = s
+        .call(
+            Method::GET,
+            "/v1/contacts?email=victim%40client.example",
+            Auth::Admin(ADMIN),
+            &[],
+            None,
+        )
+        .await;
+    let leads = c["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["name"] == "Lead Submitted")
+        .count();
+    assert_eq!(
+        leads, 10,
+        "every accepted lead is stored, acknowledged or not"
+    );
+
+    // Per IP: 60 leads a minute from one address (the 11 above included).
+    let mut created = 11;
+    loop {
+        let (st, _) = s
+            .call(
+                Method::POST,
+                "/v1/leads",
+                w,
+                &[],
+                Some(json!({"email": format!("ip{created}@client.example")})),
+            )
+            .await;
+        created += 1;
+        if st == StatusCode::TOO_MANY_REQUESTS {
+            break;
+        }
+        assert_eq!(st, StatusCode::CREATED);
+        assert!(created <= 60, "the per-IP limit holds");
+    }
+    assert_eq!(created, 61, "the 61st request of the minute is refused");
+    s.advance(Duration::seconds(61));
+    let (st, _) = s
+        .call(
+            Method::POST,
+            "/v1/leads",
+            w,
+            &[],
+            Some(json!({"email": "later@client.example"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "the next minute is a new window");
+    s.stop().await;
+}
+
+async fn html_pages_send_a_strict_csp_no_referrer_and_keep_the_admin_key_out_of_storage(s: Server) {
+    let (_, lead) = s
+        .call(
+            Method::POST,
+            "/v1/leads",
+            Auth::Write(WRITE),
+            &[],
+            Some(json!({"name": "<b>Lee</b>", "email": "lee@client.example"})),
+        )
+        .await;
+    let alert = s
+        .messages_until("the rep alert", |m| {
+            m.iter().any(|x| x["to"] == "ann@example.com")
+        })
+        .await;
+    let text = alert.iter().find(|x| x["to"] == "ann@example.com").unwrap()["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let claim = text
+        .split_whitespace()
+        .find(|w| w.contains("/c/"))
+        .expect("a claim link")
+        .replace("http://127.0.0.1:0", &s.base);
+    let form = s
+        .http
+        .post(format!("{}/f/contact", s.base))
+        .form(&[("email", "f@client.example")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), StatusCode::OK);
+    let form_headers = form.headers().clone();
+    let form_body = form.text().await.unwrap();
+    let mut pages = vec![(
+        "/f/contact (thank you)".to_string(),
+        form_headers,
+        form_body,
+    )];
+    for url in [format!("{}/", s.base), claim, format!("{}/u/x/y/z", s.base)] {
+        let r = s.http.get(&url).send().await.unwrap();
+        pages.push((url, r.headers().clone(), r.text().await.unwrap()));
+    }
+    for (url, h, body) in &pages {
+        let csp = h["content-security-policy"].to_str().unwrap();
+        for part in [
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(csp.contains(part), "{url}: {csp}");
+        }
+        assert!(!csp.contains("unsafe-inline"), "{url}: {csp}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{url}");
+        assert_eq!(h["x-frame-options"], "DENY", "{url}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{url}");
+        // Nothing inline for the policy to block: no script without src, no style element or attribute.
+        assert!(
+            !body.contains("<script>") && !body.contains("<style") && !body.contains(" style="),
+            "{url}: {body}"
+        );
+        assert!(
+            !body.contains("<b>Lee</b>"),
+            "{url}: the lead's name is escaped"
+        );
+    }
+    let js = s
+        .http
+        .get(format!("{}/assets/dashboard.js", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        js.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    let js = js.text().await.unwrap();
+    assert!(
+        !js.contains("localStorage.setItem")
+            && !js.contains("sessionStorage.setItem")
+            && !js.contains("document.cookie")
+    );
+    let css = s
+        .http
+        .get(format!("{}/assets/pronto.css", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(css.status(), StatusCode::OK);
+    let _ = lead;
     s.stop().await;
 }

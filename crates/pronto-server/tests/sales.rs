@@ -37,7 +37,21 @@ macro_rules! cases {
 cases!(
     a_form_lead_alerts_the_rep_acknowledges_the_lead_escalates_on_time_and_a_claim_stops_the_clock,
     an_away_rep_is_skipped_and_off_hours_leads_are_promised_the_next_shift,
+    a_promise_names_a_time_the_lead_can_read_and_none_when_nobody_can_take_the_lead,
+    an_escalation_reassigns_only_to_a_rep_on_duty_else_tells_the_manager_and_alerts_say_overdue,
+    an_attempt_dated_before_its_lead_is_refused_and_report_periods_take_dates,
 );
+
+mod quiet_hours {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::a_leads_own_zone_or_its_phones_country_sets_its_sms_quiet_hours("sqlite").await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::a_leads_own_zone_or_its_phones_country_sets_its_sms_quiet_hours("postgres").await
+    }
+}
 
 mod sms {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,7 +296,22 @@ async fn a_form_lead_alerts_the_rep_acknowledges_the_lead_escalates_on_time_and_
         .filter(|g| g["by"] == "rep")
         .map(|g| g["key"].as_str().unwrap())
         .collect();
-    assert_eq!(by_rep, ["bo"]);
+    // The lead was Ann's when its 5 minutes ran out and Bo's when claimed: the breach is Ann's.
+    assert_eq!(by_rep, ["bo", "ann"]);
+    let breaches = |rep: &str| {
+        report["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["by"] == "rep" && g["key"] == rep)
+            .unwrap()["report"]["sla_breaches"]
+            .clone()
+    };
+    assert_eq!(
+        (breaches("ann"), breaches("bo")),
+        (json!(1), json!(0)),
+        "{report}"
+    );
     let csv = s
         .http
         .get(format!(
@@ -316,7 +345,8 @@ async fn an_away_rep_is_skipped_and_off_hours_leads_are_promised_the_next_shift(
 
     // Saturday 03:00 UTC: nobody works weekends. Bo's shift starts first (Monday 08:00 Berlin = 07:00 UTC,
     // Ann's 09:00 New York = 14:00 UTC), so Bo gets the lead, and the lead (no time zone of its own: the
-    // business's, New York) is promised Monday after 2:00, Bo's start in New York time.
+    // business's, New York) is promised Monday after 2:00 AM EST, Bo's start in New York time, on New York's
+    // clock, the zone named.
     s.admin_send(
         reqwest::Method::PATCH,
         "/v1/reps/ann",
@@ -334,7 +364,7 @@ async fn an_away_rep_is_skipped_and_off_hours_leads_are_promised_the_next_shift(
         ack["text"]
             .as_str()
             .unwrap()
-            .contains("Bo will contact you on Monday after 2:00"),
+            .contains("Bo will contact you on Monday after 2:00 AM EST"),
         "{ack}"
     );
     s.stop().await;
@@ -602,7 +632,19 @@ async fn a_lead_cadence_queues_call_tasks_texts_outside_quiet_hours_and_stops_on
 
     // 1 h: the follow-up email, Reply-To the owner.
     s.advance(Duration::hours(1));
-    let email = s.mail_to("lee@client.example", "tried to reach you").await;
+    let email = s
+        .mail_to(
+            "lee@client.example",
+            "When is a good time for a short call?",
+        )
+        .await;
+    assert!(
+        !email["text"]
+            .as_str()
+            .unwrap()
+            .contains("tried to reach you"),
+        "nobody has tried yet, so the email does not say so: {email}"
+    );
     let owner_email = format!("{owner}@example.com");
     assert_eq!(email["reply_to"], owner_email.as_str(), "{email}");
     let contact = lead["contact_id"].as_str().unwrap().to_string();
@@ -710,7 +752,11 @@ async fn without_an_sms_provider_texts_are_skipped_at_once_and_tasks_close_by_ca
     let lead = s.admin(&format!("/v1/leads/{lead_id}")).await;
     let contact = lead["contact_id"].as_str().unwrap().to_string();
     s.advance(Duration::hours(1));
-    s.mail_to("lee@client.example", "tried to reach you").await;
+    s.mail_to(
+        "lee@client.example",
+        "When is a good time for a short call?",
+    )
+    .await;
     // A day on it is 22:30 there: the text cannot be sent at all, so it is skipped now and the call after it
     // is not held until 08:00.
     s.advance(Duration::days(1));
@@ -757,5 +803,244 @@ async fn without_an_sms_provider_texts_are_skipped_at_once_and_tasks_close_by_ca
         .await;
     assert_eq!(status, StatusCode::CREATED);
     assert!(s.tasks("").await.is_empty());
+    s.stop().await;
+}
+
+impl Server {
+    /// `POST /v1/leads` (JSON, write key); answers the lead id.
+    async fn post_lead(&self, body: Value) -> String {
+        let r = self
+            .http
+            .post(format!("{}/v1/leads", self.base))
+            .basic_auth(common::WRITE, Some(""))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        r.json::<Value>().await.unwrap()["lead_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn at(&self, t: &str) {
+        self.clock
+            .set(DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc));
+    }
+}
+
+async fn a_promise_names_a_time_the_lead_can_read_and_none_when_nobody_can_take_the_lead(
+    s: Server,
+) {
+    // Tuesday 23:00 UTC: Ann's day (New York) and Bo's (Berlin) are over; Bo starts first, at 07:00 UTC.
+    s.at("2026-11-24T23:00:00Z");
+    s.post_lead(json!({"email": "ny@client.example", "phone": "+1 212 555 0123"}))
+        .await;
+    let ack = s.mail_to("ny@client.example", "will contact you").await;
+    assert!(
+        ack["text"]
+            .as_str()
+            .unwrap()
+            .contains("Bo will contact you tomorrow after 2:00 AM EST"),
+        "a New York lead reads New York time, on its clock, the zone named: {ack}"
+    );
+    s.post_lead(json!({"email": "berlin@client.example", "timezone": "Europe/Berlin"}))
+        .await;
+    let ack = s.mail_to("berlin@client.example", "will contact you").await;
+    assert!(
+        ack["text"]
+            .as_str()
+            .unwrap()
+            .contains("today after 08:00 CET"),
+        "a lead with its own zone reads its own time (it is already Wednesday in Berlin): {ack}"
+    );
+    // Nobody can take a lead: no time is promised.
+    for rep in ["ann", "bo"] {
+        s.admin_send(
+            reqwest::Method::PATCH,
+            &format!("/v1/reps/{rep}"),
+            json!({"away": true}),
+        )
+        .await;
+    }
+    s.at("2026-11-24T15:00:00Z");
+    let id = s.post_lead(json!({"email": "nobody@client.example"})).await;
+    let ack = s.mail_to("nobody@client.example", "will contact you").await;
+    let text = ack["text"].as_str().unwrap();
+    assert!(
+        text.contains("will contact you as soon as possible"),
+        "{ack}"
+    );
+    assert!(!text.contains("within"), "{ack}");
+    let lead = s.admin(&format!("/v1/leads/{id}")).await;
+    assert!(lead["promised_at"].is_null(), "{lead}");
+    s.stop().await;
+}
+
+async fn an_escalation_reassigns_only_to_a_rep_on_duty_else_tells_the_manager_and_alerts_say_overdue(
+    s: Server,
+) {
+    // Tuesday 20:00 UTC: Ann works (15:00 New York), Bo's day in Berlin ended at 18:00 (21:00 there).
+    s.at("2026-11-24T20:00:00Z");
+    let id = s
+        .post_lead(json!({"name": "Lee", "email": "lee@client.example"}))
+        .await;
+    let lead = s.admin(&format!("/v1/leads/{id}")).await;
+    assert_eq!(lead["owner"], "ann", "{lead}");
+    let first = s.mail_to("ann@example.com", "New lead for Ann").await;
+    assert!(
+        first["text"]
+            .as_str()
+            .unwrap()
+            .contains("Respond by 3:05 PM EST"),
+        "{first}"
+    );
+    // 6 minutes: the realert says the lead is overdue instead of showing a time that has passed.
+    s.advance(Duration::minutes(6));
+    let again = s.mail_to("ann@example.com", "STILL WAITING").await;
+    assert!(
+        again["text"]
+            .as_str()
+            .unwrap()
+            .contains("OVERDUE by 1 minute"),
+        "{again}"
+    );
+    // 10 minutes: Bo is off duty for ten more hours, so the lead is not handed to him; the manager hears.
+    s.advance(Duration::minutes(5));
+    let manager = s.mail_to("bo@example.com", "nobody can take it now").await;
+    assert!(
+        manager["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("Lead not answered"),
+        "{manager}"
+    );
+    let lead = s.admin(&format!("/v1/leads/{id}")).await;
+    assert_eq!(
+        lead["owner"], "ann",
+        "the lead stays with the rep on duty: {lead}"
+    );
+    assert!(
+        !lead["log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["kind"] == "reassigned"),
+        "{lead}"
+    );
+    let to_bo: Vec<Value> = s.admin("/v1/messages?limit=1000").await["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| {
+            m["to"] == "bo@example.com" && m["subject"].as_str().unwrap().starts_with("New lead")
+        })
+        .cloned()
+        .collect();
+    assert!(to_bo.is_empty(), "no alert hands it to Bo: {to_bo:?}");
+    s.stop().await;
+}
+
+async fn an_attempt_dated_before_its_lead_is_refused_and_report_periods_take_dates(s: Server) {
+    let id = s.post_lead(json!({"email": "early@client.example"})).await;
+    let (status, body) = s
+        .admin_send(
+            reqwest::Method::POST,
+            &format!("/v1/leads/{id}/attempts"),
+            json!({"rep": "ann", "channel": "call", "outcome": "reached", "at": "2026-11-24T14:00:00Z"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["errors"][0]["field"], "at", "{body}");
+    let lead = s.admin(&format!("/v1/leads/{id}")).await;
+    assert!(
+        lead["first_contact_at"].is_null(),
+        "nothing recorded: {lead}"
+    );
+    // Dates in report queries: whole days in the business's zone (New York).
+    s.advance(Duration::minutes(1));
+    for (query, leads) in [
+        ("from=2026-11-24", 1),
+        ("from=2026-11-24&to=2026-11-24", 1),
+        ("from=2026-11-25&to=2026-11-25", 0),
+        ("from=2026-11-23&to=2026-11-23", 0),
+    ] {
+        let r = s.admin(&format!("/v1/reports/speed-to-lead?{query}")).await;
+        assert_eq!(r["overall"]["leads"], leads, "{query}: {r}");
+    }
+    let (status, body) = s
+        .admin_send(
+            reqwest::Method::GET,
+            "/v1/reports/speed-to-lead?from=yesterday",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(
+        (status, body["errors"][0]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("from"))
+    );
+    s.stop().await;
+}
+
+async fn a_leads_own_zone_or_its_phones_country_sets_its_sms_quiet_hours(backend: &str) {
+    let twilio = twilio_fake().await;
+    // Monday 20:50 UTC (21:50 Berlin, 15:50 New York, the cadence flow's zone). The cadence texts a day and an
+    // hour later: 22:50 in Berlin, inside the quiet hours there, though not in New York.
+    let monday = DateTime::parse_from_rfc3339("2026-11-23T20:50:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let s = common::start(backend, true, &with_sms(&twilio), monday).await;
+    s.post_lead(
+        json!({"name": "Uwe", "email": "uwe@client.example", "phone": "+49 30 901820",
+                       "timezone": "Europe/Berlin"}),
+    )
+    .await;
+    s.post_lead(json!({"name": "Ute", "email": "ute@client.example", "phone": "+49 40 428280"}))
+        .await;
+    let contact = |email: &str| {
+        let s = &s;
+        let email = email.to_string();
+        async move {
+            s.admin(&format!("/v1/contacts?email={}", email.replace('@', "%40")))
+                .await["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    s.advance(Duration::hours(1));
+    for who in ["uwe@client.example", "ute@client.example"] {
+        s.mail_to(who, "When is a good time for a short call?")
+            .await;
+    }
+    s.advance(Duration::days(1));
+    for who in ["uwe@client.example", "ute@client.example"] {
+        let run = s.cadence_logged(&contact(who).await, "deferred", 1).await;
+        let deferred = run["log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["kind"] == "deferred")
+            .unwrap()
+            .clone();
+        assert!(
+            deferred["detail"]
+                .as_str()
+                .unwrap()
+                .contains("until 2026-11-25T07:00:00Z"),
+            "{who}: the text waits for 08:00 Berlin: {deferred}"
+        );
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let texts: Vec<_> = sms_sent(&twilio)
+        .await
+        .into_iter()
+        .filter(|m| m["Body"].contains("about your enquiry"))
+        .collect();
+    assert!(
+        texts.is_empty(),
+        "no cadence text at 22:50 Berlin: {texts:?}"
+    );
     s.stop().await;
 }

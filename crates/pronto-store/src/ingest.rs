@@ -518,6 +518,21 @@ async fn ingest_workspace<T: IngestTx + ?Sized>(
     let mut touched = touched;
     if !sales_work.is_empty() {
         let mut work = crate::sales::Work::default();
+        if !program.sales.is_empty() && program.sales.ack.enabled {
+            let mut to: Vec<&str> = leads
+                .iter()
+                .flat_map(|(row, _, _, _)| {
+                    let l = row.lead;
+                    l.email
+                        .iter()
+                        .map(|e| e.as_str())
+                        .chain(l.phone.iter().map(|p| p.as_str()))
+                })
+                .collect();
+            to.sort_unstable();
+            to.dedup();
+            work.count_acks(tx, ws, &to, now).await?;
+        }
         for w in &sales_work {
             match w {
                 SalesItem::Lead(i) => {

@@ -288,14 +288,18 @@ impl Shared {
     }
 
     /// A write transaction failed because of the database (a full disk, a lost server), not because of the
-    /// data: remembered until a commit succeeds. Conflicts between writers are not failures.
+    /// data: remembered until a commit succeeds, and logged when it starts (not once per request while it
+    /// lasts). Conflicts between writers are not failures.
     pub(crate) fn write_failed(&self, e: &StoreError) {
+        metrics::counter!("pronto_store_write_failures_total").increment(1);
         if matches!(e, StoreError::Database(_)) {
             let mut slot = self.write_failure.lock().unwrap_or_else(|e| e.into_inner());
             if slot.is_none() {
-                metrics::counter!("pronto_store_write_failures_total").increment(1);
+                tracing::error!(error = %e, "writes fail; requests are answered 503 until a commit succeeds (see /readyz)");
             }
             *slot = Some(e.to_string());
+        } else {
+            tracing::warn!(error = %e, "a write transaction failed");
         }
     }
 
@@ -647,6 +651,15 @@ pub trait Store: Send + Sync + 'static {
         to: DateTime<Utc>,
     ) -> Result<Vec<LeadState>, StoreError>;
 
+    /// Who owned each lead that arrived in `[from, to)` from when: every routing, reassignment and claim, in
+    /// order, as `(lead, at, rep)`.
+    async fn ownership_between(
+        &self,
+        workspace: WorkspaceId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(LeadId, DateTime<Utc>, String)>, StoreError>;
+
     /// Away flags set at run time, and open leads per rep.
     async fn rep_status(
         &self,
@@ -671,6 +684,15 @@ pub trait Store: Send + Sync + 'static {
         away: bool,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+
+    /// Counts one hit on each `(bucket, window)` rate-limit counter (fixed windows aligned to the epoch) and
+    /// answers each counter's hits in its current window, this one included. Shared by every process on
+    /// PostgreSQL (one statement for all buckets); on SQLite, which one process owns, kept in memory.
+    async fn count_hits(
+        &self,
+        buckets: &[(String, std::time::Duration)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<u64>, StoreError>;
 
     /// Rows set aside because they could not be read: of this workspace, or of none that could be read.
     async fn quarantined(&self, workspace: WorkspaceId) -> Result<Vec<Quarantined>, StoreError>;
@@ -778,6 +800,35 @@ pub(crate) fn quarantined(r: &flows::BadRow) {
     metrics::counter!("pronto_quarantined_total", "kind" => r.kind).increment(1);
     tracing::warn!(kind = r.kind, id = %r.id, reason = %r.reason,
         "a stored row cannot be read; it is quarantined (GET /v1/admin/quarantine) and its timer cleared");
+}
+
+/// The start of the fixed window of length `window` that `now` falls in (Unix seconds).
+pub fn window_start(now: DateTime<Utc>, window: std::time::Duration) -> i64 {
+    let w = window.as_secs().max(1) as i64;
+    now.timestamp().div_euclid(w) * w
+}
+
+/// Rate-limit counters kept in this process (SQLite: one process owns the database).
+#[derive(Default)]
+pub(crate) struct LocalHits(std::sync::Mutex<std::collections::HashMap<(String, i64), u64>>);
+
+impl LocalHits {
+    pub fn count(&self, buckets: &[(String, std::time::Duration)], now: DateTime<Utc>) -> Vec<u64> {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() > 100_000 {
+            // Forget windows that ended: at most a day's worth of counters is ever needed.
+            let day_ago = now.timestamp() - 86_400;
+            m.retain(|(_, start), _| *start > day_ago);
+        }
+        buckets
+            .iter()
+            .map(|(b, w)| {
+                let n = m.entry((b.clone(), window_start(now, *w))).or_default();
+                *n += 1;
+                *n
+            })
+            .collect()
+    }
 }
 
 /// 32 random bytes, hex: for secrets generated once per database.

@@ -74,6 +74,7 @@ impl LeadState {
         json!({
             "name": self.name, "email": self.email, "phone": self.phone, "company": self.company,
             "message": self.message, "source": self.source, "form": self.form, "fields": self.fields,
+            "first_contact_at": self.first_contact_at,
         })
     }
 
@@ -238,6 +239,13 @@ pub(crate) trait SalesTx: FlowTx {
     ) -> Result<Vec<(String, i64)>, ItemError>;
     async fn insert_lead_logs(&mut self, rows: &[LeadLog]) -> Result<(), ItemError>;
     async fn insert_attempt(&mut self, ws: WorkspaceId, a: &AttemptRow) -> Result<(), ItemError>;
+    /// Acknowledgements written to each of `addresses` since `since`.
+    async fn ack_counts(
+        &mut self,
+        ws: WorkspaceId,
+        addresses: &[&str],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(String, i64)>, ItemError>;
     /// Up to `limit` leads whose escalation step is due, locked for this transaction.
     async fn due_leads(
         &mut self,
@@ -311,6 +319,9 @@ pub(crate) struct Work {
     pub messages: Vec<MessageRow>,
     pub timers: bool,
     routing: Routing,
+    /// Acknowledgements per recipient address in the last 24 hours (see [`Work::count_acks`]), kept current
+    /// as this batch queues more.
+    acks: HashMap<String, i64>,
 }
 
 /// Routing state read once per transaction and kept in memory while its leads are routed: a team's rows are
@@ -348,6 +359,25 @@ impl Work {
             rep: rep.map(str::to_string),
             detail,
         });
+    }
+
+    /// Reads, in one statement, how many acknowledgements went to each address of `leads` in the 24 hours
+    /// before `now`: the cap per recipient is checked against it.
+    pub async fn count_acks<T: SalesTx + ?Sized>(
+        &mut self,
+        tx: &mut T,
+        ws: WorkspaceId,
+        addresses: &[&str],
+        now: DateTime<Utc>,
+    ) -> Result<(), ItemError> {
+        if addresses.is_empty() {
+            return Ok(());
+        }
+        let since = now - chrono::Duration::hours(24);
+        for (to, n) in tx.ack_counts(ws, addresses, since).await? {
+            self.acks.insert(to, n);
+        }
+        Ok(())
     }
 
     /// Inserts the new leads collected so far, so that statements reading leads see them.
@@ -403,20 +433,13 @@ fn message_context(
     let claim = rep
         .map(|r| claim_url(program, lead.workspace_id, lead.id, &r.id, now.timestamp()))
         .unwrap_or_default();
-    let tz = rep.map(|r| r.timezone).unwrap_or(sales.timezone);
-    let deadline = lead.sla_deadline.unwrap_or(now);
-    let local = deadline.with_timezone(&tz);
-    let deadline_local = if local.date_naive() == now.with_timezone(&tz).date_naive() {
-        local.format("%H:%M").to_string()
-    } else {
-        local.format("%a %H:%M").to_string()
-    };
+    let sla = pronto_domain::sales::sla_context(sales, lead.sla_deadline, rep, now);
     json!({
         "lead": lead.context(),
         "rep": rep_json,
         "links": {"claim": claim, "call": lead.phone.as_ref().map(|p| format!("tel:{p}"))},
         "promise": {"text": "", "at": lead.promised_at},
-        "sla": {"within": pronto_domain::sales::human(sales.sla.within), "deadline_local": deadline_local},
+        "sla": sla,
         "alert": {"kind": alert.0, "reason": alert.1},
         "reply": {"channel": "", "body": ""},
     })
@@ -605,13 +628,54 @@ fn alert_manager(
 
 /// Routing state for `route`'s team, the contact's earlier owner and the away flags, then the decision; the
 /// pick is counted in `routing` (written at flush).
+/// Routes a new lead: see [`Sales::decide`].
 async fn assign<T: SalesTx + ?Sized>(
     tx: &mut T,
     sales: &Sales,
     routing: &mut Routing,
     new_leads: &[(LeadState, EventId)],
     lead: &LeadState,
+    now: DateTime<Utc>,
+) -> Result<
+    (
+        pronto_domain::sales::Assignment,
+        Option<String>,
+        Option<String>,
+    ),
+    ItemError,
+> {
+    route(tx, sales, routing, new_leads, lead, &[], false, now).await
+}
+
+/// An escalation's reassignment: only to a rep who can take the lead now, never one already tried.
+async fn reassign<T: SalesTx + ?Sized>(
+    tx: &mut T,
+    sales: &Sales,
+    routing: &mut Routing,
+    new_leads: &[(LeadState, EventId)],
+    lead: &LeadState,
     exclude: &[String],
+    now: DateTime<Utc>,
+) -> Result<
+    (
+        pronto_domain::sales::Assignment,
+        Option<String>,
+        Option<String>,
+    ),
+    ItemError,
+> {
+    route(tx, sales, routing, new_leads, lead, exclude, true, now).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn route<T: SalesTx + ?Sized>(
+    tx: &mut T,
+    sales: &Sales,
+    routing: &mut Routing,
+    new_leads: &[(LeadState, EventId)],
+    lead: &LeadState,
+    exclude: &[String],
+    now_only: bool,
     now: DateTime<Utc>,
 ) -> Result<
     (
@@ -696,6 +760,7 @@ async fn assign<T: SalesTx + ?Sized>(
             exclude,
             owner: owner_ref,
             fallback_away,
+            now_only,
         },
     );
     if let Some(rep) = decision.rep.as_deref() {
@@ -739,16 +804,8 @@ pub(crate) async fn on_new_lead<T: SalesTx + ?Sized>(
         work.new_leads.push((lead, event));
         return Ok(());
     }
-    let (decision, team, route) = assign(
-        tx,
-        sales,
-        &mut work.routing,
-        &work.new_leads,
-        &lead,
-        &[],
-        now,
-    )
-    .await?;
+    let (decision, team, route) =
+        assign(tx, sales, &mut work.routing, &work.new_leads, &lead, now).await?;
     let owner = decision.rep.as_deref().and_then(|r| sales.rep(r));
     lead.owner = decision.rep.clone();
     lead.team = team;
@@ -757,12 +814,13 @@ pub(crate) async fn on_new_lead<T: SalesTx + ?Sized>(
     lead.sla_deadline = Some(sales.deadline(now, owner));
     lead.due_at = sales.escalation_due(0, lead.created_at, owner);
     lead.timers_touched(work);
-    let lead_tz = traits
-        .get("timezone")
-        .and_then(Value::as_str)
-        .and_then(|t| t.parse().ok());
-    let promise = sales.promise(owner, now, lead_tz);
-    lead.promised_at = Some(promise.at);
+    // The promise is written for the lead: their zone and clock (their own `timezone`, the contact's, their
+    // phone's country, else the business's).
+    let person =
+        json!({"properties": {"fields": lead.fields, "phone": lead.phone}, "contact": traits});
+    let reader = pronto_domain::calendar::Reader::of(&person, sales.timezone);
+    let promise = sales.promise(owner, now, reader);
+    lead.promised_at = promise.at;
     work.log(
         &lead,
         now,
@@ -833,7 +891,19 @@ fn acknowledge(
         .and_then(|r| r.email.clone())
         .or_else(|| program.messages.reply_to.clone());
     let mut sent = Vec::new();
-    if let Some(email) = &lead.email {
+    let mut capped = Vec::new();
+    // The cap per address: counted before the group (loaded once) and as this group queues.
+    let mut admit = |work: &mut Work, to: &str| {
+        let n = work.acks.entry(to.to_string()).or_default();
+        if pronto_domain::sales::may_acknowledge(ack, *n) {
+            *n += 1;
+            true
+        } else {
+            capped.push(to.to_string());
+            false
+        }
+    };
+    if let Some(email) = lead.email.as_ref().filter(|e| admit(work, e)) {
         let key = format!("lead.{}.ack.email", lead.id);
         if queue(
             program,
@@ -851,7 +921,8 @@ fn acknowledge(
         }
     }
     if let Some(phone) = &lead.phone {
-        if program.messages.sms && !pronto_domain::sales::sms_opted_out(traits) {
+        let texts = program.messages.sms && !pronto_domain::sales::sms_opted_out(traits);
+        if texts && admit(work, phone) {
             let key = format!("lead.{}.ack.sms", lead.id);
             if queue(
                 program,
@@ -868,6 +939,20 @@ fn acknowledge(
                 sent.push(format!("SMS to {phone}"));
             }
         }
+    }
+    if !capped.is_empty() {
+        metrics::counter!("pronto_acknowledgements_capped_total").increment(capped.len() as u64);
+        work.log(
+            lead,
+            now,
+            "acknowledged",
+            None,
+            format!(
+                "no acknowledgement to {}: already {} in the last 24 hours (leads.ack.max_per_recipient_per_day)",
+                capped.join(" and "),
+                ack.max_per_recipient_per_day
+            ),
+        );
     }
     if !sent.is_empty() {
         work.log(
@@ -1105,7 +1190,7 @@ pub(crate) async fn fire<T: SalesTx + ?Sized>(
             },
             Escalate::Reassign => {
                 let tried = lead.tried.clone();
-                let (decision, team, route) = assign(
+                let (decision, team, route) = reassign(
                     tx,
                     sales,
                     &mut work.routing,
@@ -1144,12 +1229,17 @@ pub(crate) async fn fire<T: SalesTx + ?Sized>(
                             now,
                         );
                     }
-                    None => work.log(
+                    // Nobody can take it now: the manager hears of it instead, with the lead where it was.
+                    None => alert_manager(
+                        program,
+                        &mut work,
                         &lead,
+                        &format!(
+                            "{reason}; nobody can take it now to reassign it to ({})",
+                            decision.reason
+                        ),
+                        step as i64 + 1,
                         now,
-                        "escalated",
-                        None,
-                        format!("{reason}; nobody left to reassign to ({})", decision.reason),
                     ),
                 }
             }

@@ -145,7 +145,6 @@ async fn commit_group<B: Begin>(db: &B, jobs: Vec<Job>, shared: &Shared) {
         Err(e) => {
             // Nothing of the group is committed.
             tx.rollback().await;
-            tracing::error!(error = %e, "group ingest failed; every request in the group is refused");
             shared.write_failed(&e);
             return refuse(jobs, &e);
         }
@@ -164,7 +163,6 @@ async fn commit_group<B: Begin>(db: &B, jobs: Vec<Job>, shared: &Shared) {
             }
         }
         Err(e) => {
-            tracing::error!(error = %e, "group commit failed; every request in the group is refused");
             shared.write_failed(&e);
             refuse(
                 jobs,

@@ -39,11 +39,17 @@ pub struct LeadsArgs {
 /// The example config without working hours: every rep is on duty, so every lead is alerted at once.
 /// `alerts_only` also turns off the acknowledgement and the lead cadence (one email per lead: the alert).
 fn config(alerts_only: bool) -> String {
+    // The load comes from one IP: its per-IP lead limit is off (each lead names its own address, so the
+    // per-recipient limit and the acknowledgement cap stay as shipped).
     let c = EXAMPLE_CONFIG
         .lines()
         .filter(|l| !l.starts_with("hours = "))
         .collect::<Vec<_>>()
-        .join("\n");
+        .join("\n")
+        .replace(
+            "leads_per_ip_per_minute = 60",
+            "leads_per_ip_per_minute = 0",
+        );
     if alerts_only {
         c.replace("enabled = true", "enabled = false").replace(
             "trigger = { event = \"Lead Submitted\" }",

@@ -1,5 +1,6 @@
 //! Flows, runs and the outbox (admin key), config reload, and the unsubscribe link (signed, no key).
 
+use super::pages::{escape, page};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Admin;
 use crate::state::AppState;
@@ -265,13 +266,21 @@ pub async fn unsubscribe_page(
     match s.service.check_unsubscribe(&ws, &contact, &token) {
         Ok(_) => (
             axum::http::StatusCode::OK,
-            Html(format!(
-                "<!doctype html><meta name=viewport content=\"width=device-width\"><title>Unsubscribe</title>\
-                 <form method=post action=\"/u/{ws}/{contact}/{token}\"><p>Stop receiving these emails?</p>\
-                 <button type=submit>Unsubscribe</button></form>"
+            Html(page(
+                "Unsubscribe",
+                &format!(
+                    "<form method=\"post\" action=\"/u/{}/{}/{}\"><p>Stop receiving these emails?</p>\
+                     <button class=\"primary\" type=\"submit\">Unsubscribe</button></form>",
+                    escape(&ws),
+                    escape(&contact),
+                    escape(&token)
+                ),
             )),
         ),
-        Err(e) => (axum::http::StatusCode::NOT_FOUND, Html(format!("<p>{e}</p>"))),
+        Err(e) => (
+            axum::http::StatusCode::NOT_FOUND,
+            Html(page("Unsubscribe", &format!("<p>{}</p>", escape(&e.to_string())))),
+        ),
     }
 }
 
@@ -284,10 +293,24 @@ pub async fn unsubscribe_page(
 pub async fn unsubscribe(
     State(s): State<AppState>,
     Path((ws, contact, token)): Path<(String, String, String)>,
-) -> Result<Html<&'static str>, (axum::http::StatusCode, Html<String>)> {
+) -> Result<Html<String>, (axum::http::StatusCode, Html<String>)> {
     s.service
         .unsubscribe(&ws, &contact, &token)
         .await
-        .map(|_| Html("<!doctype html><title>Unsubscribed</title><p>You are unsubscribed. You will get no more of these emails.</p>"))
-        .map_err(|e| (axum::http::StatusCode::NOT_FOUND, Html(format!("<p>{e}</p>"))))
+        .map(|_| {
+            Html(page(
+                "Unsubscribed",
+                "<p>You are unsubscribed. You will get no more of these emails.</p>",
+            ))
+        })
+        .map_err(|e| {
+            let text = match e.status() {
+                axum::http::StatusCode::NOT_FOUND => "This link is not valid.",
+                _ => "We could not record this just now; please try again in a minute.",
+            };
+            (
+                e.status(),
+                Html(page("Unsubscribe", &format!("<p>{text}</p>"))),
+            )
+        })
 }

@@ -1,6 +1,7 @@
 //! Leads without a CDP: `POST /v1/leads` (JSON, write key) and `POST /f/{form}` (a plain HTML form).
 
 use super::docs::LeadRequest;
+use super::pages::{escape, page};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Body, ClientIp, IdempotencyKey, WriteKey};
 use crate::service::LeadAccepted;
@@ -25,11 +26,12 @@ pub async fn create_lead(
     State(s): State<AppState>,
     key: WriteKey,
     idem: IdempotencyKey,
+    ClientIp(ip): ClientIp,
     body: Body,
 ) -> Result<(StatusCode, Json<LeadAccepted>), ApiError> {
     let done = s
         .service
-        .lead_json(key.0.as_deref(), idem.0, &body.0)
+        .lead_json(key.0.as_deref(), idem.0, ip, &body.0)
         .await?;
     let status = if done.duplicate {
         StatusCode::OK
@@ -59,16 +61,14 @@ pub async fn post_form(
     body: Body,
 ) -> Result<Response, ApiError> {
     let form = s.forms.get(&name).ok_or(ApiError::NotFound("form"))?;
-    s.forms
-        .admit(ip)
-        .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
+    s.service.admit_ip(ip, "form").await?;
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body.0).map_err(|e| {
         pronto_domain::Invalid::one("body", format!("is not an urlencoded form: {e}"))
     })?;
     match s.service.lead_form(form, pairs).await {
         Ok(_) => Ok(match &form.redirect {
             Some(url) => Redirect::to(url).into_response(),
-            None => Html(THANK_YOU).into_response(),
+            None => Html(thank_you()).into_response(),
         }),
         Err(ApiError::Invalid(inv)) if !wants_json(&headers) => {
             Ok((StatusCode::BAD_REQUEST, Html(error_page(&inv))).into_response())
@@ -84,15 +84,11 @@ fn wants_json(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.contains("application/json"))
 }
 
-const THANK_YOU: &str = "<!doctype html><meta charset=utf-8><meta name=viewport content=\"width=device-width\">\
-<title>Thank you</title><body style=\"font:18px/1.5 system-ui;max-width:32em;margin:4em auto;padding:0 1em\">\
-<h1>Thank you!</h1><p>We have your message and will be in touch shortly.</p>";
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+fn thank_you() -> String {
+    page(
+        "Thank you",
+        "<h1>Thank you!</h1><p>We have your message and will be in touch shortly.</p>",
+    )
 }
 
 fn error_page(inv: &pronto_domain::Invalid) -> String {
@@ -107,9 +103,11 @@ fn error_page(inv: &pronto_domain::Invalid) -> String {
             )
         })
         .collect();
-    format!(
-        "<!doctype html><meta charset=utf-8><meta name=viewport content=\"width=device-width\"><title>Please check the form</title>\
-         <body style=\"font:18px/1.5 system-ui;max-width:32em;margin:4em auto;padding:0 1em\">\
-         <h1>Please check the form</h1><ul>{items}</ul><p><a href=\"javascript:history.back()\">Go back</a></p>"
+    page(
+        "Please check the form",
+        &format!(
+            "<h1>Please check the form</h1><ul>{items}</ul>\
+             <p>Go back with your browser's back button to correct it.</p>"
+        ),
     )
 }

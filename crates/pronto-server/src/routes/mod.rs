@@ -8,6 +8,7 @@ pub mod ingest;
 pub mod keys;
 pub mod leads;
 pub mod ops;
+pub mod pages;
 pub mod sales;
 
 use crate::state::AppState;
@@ -54,6 +55,8 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(sales::inbound_voice))
         .routes(routes!(sales::inbound_email))
         .routes(routes!(ops::dashboard))
+        .routes(routes!(pages::stylesheet))
+        .routes(routes!(pages::dashboard_script))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

@@ -84,5 +84,5 @@ pub async fn openapi(State(s): State<AppState>) -> impl IntoResponse {
 #[utoipa::path(get, path = "/", tag = "ops",
     responses((status = 200, description = "The dashboard", content_type = "text/html")))]
 pub async fn dashboard() -> axum::response::Html<&'static str> {
-    axum::response::Html(include_str!("../dashboard.html"))
+    axum::response::Html(include_str!("../../assets/dashboard.html"))
 }

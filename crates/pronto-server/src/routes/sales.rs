@@ -2,6 +2,7 @@
 //! signed link), the speed-to-lead report, and the inbound webhooks (Twilio-style SMS and voice, inbound
 //! email).
 
+use super::pages::{escape, page};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Admin, Body, InboundAuth};
 use crate::sales::{report_csv, AttemptRequest, RepList, SpeedToLead, TaskList};
@@ -11,7 +12,6 @@ use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, Utc};
 use pronto_domain::{Identity, Invalid};
 use pronto_store::LeadView;
 use serde::Deserialize;
@@ -129,17 +129,6 @@ pub async fn log_attempt(
     ))
 }
 
-const PAGE: &str =
-    "<!doctype html><meta charset=utf-8><meta name=viewport content=\"width=device-width\">\
-<body style=\"font:18px/1.5 system-ui;max-width:32em;margin:3em auto;padding:0 1em\">";
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 fn lead_summary(v: &LeadView) -> String {
     let l = &v.lead;
     let mut out = format!(
@@ -154,7 +143,7 @@ fn lead_summary(v: &LeadView) -> String {
     );
     if let Some(p) = &l.phone {
         out.push_str(&format!(
-            "<p><a href=\"tel:{0}\" style=\"font-size:1.4em\">Call {0}</a></p>",
+            "<p><a class=\"call\" href=\"tel:{0}\">Call {0}</a></p>",
             escape(p)
         ));
     }
@@ -181,21 +170,23 @@ pub async fn claim_page(
         Ok(v) => {
             let state = match (&v.lead.claimed_by, v.lead.claimed_at) {
                 (Some(by), Some(_)) if *by == rep => "<p>You are on it.</p>".to_string(),
-                (Some(by), Some(_)) => format!("<p>{} has already claimed this lead.</p>", escape(by)),
+                (Some(by), Some(_)) => {
+                    format!("<p>{} has already claimed this lead.</p>", escape(by))
+                }
                 _ => format!(
-                    "<form method=post action=\"/c/{ws}/{lead}/{rep}/{token}\">\
-                     <button type=submit style=\"font-size:1.3em;padding:.6em 1.4em;background:#0a7;color:#fff;border:0;border-radius:8px\">I'm on it</button></form>"
+                    "<form method=\"post\" action=\"/c/{}/{}/{}/{}\">\
+                     <button class=\"primary\" type=\"submit\">I'm on it</button></form>",
+                    escape(&ws),
+                    escape(&lead),
+                    escape(&rep),
+                    escape(&token)
                 ),
             };
-            Html(format!(
-                "{PAGE}<title>Lead</title>{}{state}",
-                lead_summary(&v)
-            ))
-            .into_response()
+            Html(page("Lead", &format!("{}{state}", lead_summary(&v)))).into_response()
         }
         Err(e) => (
             StatusCode::NOT_FOUND,
-            Html(format!("{PAGE}<p>{}</p>", escape(&e))),
+            Html(page("Lead", &format!("<p>{}</p>", escape(&e)))),
         )
             .into_response(),
     }
@@ -215,7 +206,7 @@ pub async fn claim_by_link(
         Err(e) => {
             return (
                 StatusCode::NOT_FOUND,
-                Html(format!("{PAGE}<p>{}</p>", escape(&e))),
+                Html(page("Lead", &format!("<p>{}</p>", escape(&e)))),
             )
                 .into_response()
         }
@@ -228,11 +219,7 @@ pub async fn claim_by_link(
                 }
                 _ => "<p><b>It's yours.</b> The clock has stopped; call now.</p>".to_string(),
             };
-            Html(format!(
-                "{PAGE}<title>Claimed</title>{note}{}",
-                lead_summary(&v)
-            ))
-            .into_response()
+            Html(page("Claimed", &format!("{note}{}", lead_summary(&v)))).into_response()
         }
         Err(e) => e.into_response(),
     }
@@ -270,11 +257,14 @@ pub async fn list_tasks(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReportQuery {
-    /// Start of the period (RFC 3339; default 30 days before `to`).
-    pub from: Option<DateTime<Utc>>,
-    /// End of the period, exclusive (default now).
-    pub to: Option<DateTime<Utc>>,
+    /// Start of the period: an RFC 3339 time, or a date (`2026-12-01`: its midnight in the business's time
+    /// zone). Default 30 days before `to`.
+    pub from: Option<String>,
+    /// End of the period, exclusive: an RFC 3339 time, or a date (`2026-12-07`: that whole day included).
+    /// Default now.
+    pub to: Option<String>,
     /// json (default) or csv.
     pub format: Option<String>,
 }
@@ -292,8 +282,15 @@ pub async fn speed_to_lead(
     q: Result<Query<ReportQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = q.map_err(|e| Invalid::one("query", e.body_text()))?;
-    let to = q.to.unwrap_or_else(|| s.service.clock.now());
-    let from = q.from.unwrap_or(to - chrono::Duration::days(30));
+    let tz = s.service.store.shared().program().sales.timezone;
+    let bound = |field: &str, text: &Option<String>, is_end: bool| {
+        text.as_deref()
+            .map(|t| pronto_domain::report::period_bound(t, tz, is_end))
+            .transpose()
+            .map_err(|m| ApiError::from(Invalid::one(field, m)))
+    };
+    let to = bound("to", &q.to, true)?.unwrap_or_else(|| s.service.clock.now());
+    let from = bound("from", &q.from, false)?.unwrap_or(to - chrono::Duration::days(30));
     let report = s.service.speed_to_lead(ws, from, to).await?;
     match q.format.as_deref() {
         None | Some("json") => Ok(Json(report).into_response()),

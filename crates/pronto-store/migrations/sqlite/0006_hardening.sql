@@ -40,3 +40,6 @@ ALTER TABLE events ADD COLUMN dedupe_scope TEXT NOT NULL DEFAULT '';
 ALTER TABLE events ADD COLUMN request_hash TEXT;
 DROP INDEX events_by_message_id;
 CREATE UNIQUE INDEX events_by_message_id ON events (workspace_id, dedupe_scope, message_id);
+
+-- Acknowledgements per recipient in a day are capped (leads.ack.max_per_recipient_per_day): counted by address.
+CREATE INDEX messages_by_recipient ON messages (to_addr, created_at);

@@ -34,6 +34,12 @@ pub struct PostgresStore {
 
 pub(crate) struct PgDb(PgPool);
 
+fn rand_below(n: u32) -> u32 {
+    let mut b = [0u8; 4];
+    let _ = getrandom::fill(&mut b);
+    u32::from_le_bytes(b) % n
+}
+
 impl PostgresStore {
     pub async fn open(url: &str, opts: Options) -> Result<Self, StoreError> {
         let writers = opts.pg_writers.max(1);
@@ -779,6 +785,28 @@ impl Store for PostgresStore {
         sales::leads_between(&mut c, workspace, from, to).await
     }
 
+    async fn ownership_between(
+        &self,
+        workspace: WorkspaceId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(LeadId, DateTime<Utc>, String)>, StoreError> {
+        let rows: Vec<(Uuid, DateTime<Utc>, String)> = sqlx::query_as(
+            "SELECT g.lead_id, g.at, g.rep FROM leads l JOIN lead_log g ON g.lead_id = l.id \
+             WHERE l.workspace_id = $1 AND l.created_at >= $2 AND l.created_at < $3 \
+             AND g.kind IN ('routed', 'reassigned', 'claimed') AND g.rep IS NOT NULL ORDER BY g.id",
+        )
+        .bind(workspace.0)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool.0)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(l, at, rep)| (LeadId(l), at, rep))
+            .collect())
+    }
+
     async fn rep_status(
         &self,
         workspace: WorkspaceId,
@@ -875,6 +903,44 @@ impl Store for PostgresStore {
                 .fetch_one(&self.pool.0)
                 .await?,
         )
+    }
+
+    async fn count_hits(
+        &self,
+        buckets: &[(String, std::time::Duration)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<u64>, StoreError> {
+        let names: Vec<&str> = buckets.iter().map(|(b, _)| b.as_str()).collect();
+        let starts: Vec<i64> = buckets
+            .iter()
+            .map(|(_, w)| crate::window_start(now, *w))
+            .collect();
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "INSERT INTO rate_limits (bucket, window_start, hits) SELECT b, w, 1 FROM UNNEST($1::text[], $2::bigint[]) \
+             AS q(b, w) ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limits.hits + 1 \
+             RETURNING bucket, window_start, hits",
+        )
+        .bind(&names)
+        .bind(&starts)
+        .fetch_all(&self.pool.0)
+        .await?;
+        // Now and then, windows that ended more than a day ago go.
+        if rand_below(1000) == 0 {
+            sqlx::query("DELETE FROM rate_limits WHERE window_start < $1")
+                .bind(now.timestamp() - 86_400)
+                .execute(&self.pool.0)
+                .await?;
+        }
+        Ok(buckets
+            .iter()
+            .zip(&starts)
+            .map(|((b, _), w)| {
+                rows.iter()
+                    .find(|(rb, rw, _)| rb == b && rw == w)
+                    .map(|(_, _, n)| *n as u64)
+                    .unwrap_or(1)
+            })
+            .collect())
     }
 
     async fn quarantined(&self, workspace: WorkspaceId) -> Result<Vec<Quarantined>, StoreError> {

@@ -339,6 +339,24 @@ impl SalesTx for PgTx {
         Ok(())
     }
 
+    async fn ack_counts(
+        &mut self,
+        ws: WorkspaceId,
+        addresses: &[&str],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(String, i64)>, ItemError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT to_addr, count(*) FROM messages WHERE to_addr = ANY($2) \
+             AND workspace_id = $1 AND created_at >= $3 AND idempotency_key LIKE 'lead.%.ack.%' GROUP BY to_addr",
+        )
+        .bind(ws.0)
+        .bind(addresses)
+        .bind(since)
+        .fetch_all(&mut *self.0)
+        .await?;
+        Ok(rows)
+    }
+
     async fn due_leads(
         &mut self,
         now: DateTime<Utc>,

@@ -54,9 +54,32 @@ pub struct SqliteStore {
     write: Arc<WritePool>,
     writers: Writers,
     shared: Arc<Shared>,
+    hits: crate::LocalHits,
 }
 
 pub(crate) struct WritePool(SqlitePool);
+
+/// An exclusive lock on `<database>.migrate-lock`, held until dropped (an in-memory database needs none).
+async fn migration_lock(db: &std::path::Path) -> Result<Option<std::fs::File>, StoreError> {
+    if db.as_os_str().is_empty() || db.to_string_lossy().starts_with(':') {
+        return Ok(None);
+    }
+    let mut path = db.as_os_str().to_owned();
+    path.push(".migrate-lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| {
+            StoreError::Unavailable(format!("cannot open {}: {e}", path.to_string_lossy()))
+        })?;
+    tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?
+        .map(Some)
+        .map_err(|e| StoreError::Unavailable(format!("cannot lock the migration lock: {e}")))
+}
 
 /// Hooks for tests that need SQLite's own limits (a full disk is `max_page_count` reached: the same
 /// SQLITE_FULL error), not a mock.
@@ -125,7 +148,12 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(connect.clone().pragma("cache_size", "-32768"))
             .await?;
+        // Two processes starting on one new file would both apply the same migration (sqlx takes no lock on
+        // SQLite; the second then fails on "duplicate column"): a lock file beside the database is held
+        // while migrating, so the second waits and then finds nothing left to apply.
+        let lock = migration_lock(connect.get_filename()).await?;
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
+        drop(lock);
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(connect.read_only(true))
@@ -138,6 +166,7 @@ impl SqliteStore {
             write,
             writers,
             shared,
+            hits: crate::LocalHits::default(),
         })
     }
 }
@@ -898,6 +927,27 @@ impl Store for SqliteStore {
         sales::leads_between(&mut c, workspace, from, to).await
     }
 
+    async fn ownership_between(
+        &self,
+        workspace: WorkspaceId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(LeadId, DateTime<Utc>, String)>, StoreError> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT g.lead_id, g.at, g.rep FROM leads l JOIN lead_log g ON g.lead_id = l.id \
+             WHERE l.workspace_id = ?1 AND l.created_at >= ?2 AND l.created_at < ?3 \
+             AND g.kind IN ('routed', 'reassigned', 'claimed') AND g.rep IS NOT NULL ORDER BY g.id",
+        )
+        .bind(workspace.to_string())
+        .bind(ts(from))
+        .bind(ts(to))
+        .fetch_all(&self.read)
+        .await?;
+        rows.into_iter()
+            .map(|(l, at, rep)| Ok((uuid(&l)?, parse_ts(&at)?, rep)))
+            .collect()
+    }
+
     async fn rep_status(
         &self,
         workspace: WorkspaceId,
@@ -995,6 +1045,14 @@ impl Store for SqliteStore {
                 .fetch_one(&self.write.0)
                 .await?,
         )
+    }
+
+    async fn count_hits(
+        &self,
+        buckets: &[(String, std::time::Duration)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<u64>, StoreError> {
+        Ok(self.hits.count(buckets, now))
     }
 
     async fn quarantined(&self, workspace: WorkspaceId) -> Result<Vec<Quarantined>, StoreError> {

@@ -338,6 +338,24 @@ impl SalesTx for SqliteTx {
         Ok(())
     }
 
+    async fn ack_counts(
+        &mut self,
+        ws: WorkspaceId,
+        addresses: &[&str],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(String, i64)>, ItemError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT to_addr, count(*) FROM messages WHERE to_addr IN (SELECT value FROM json_each(?2)) \
+             AND workspace_id = ?1 AND created_at >= ?3 AND idempotency_key LIKE 'lead.%.ack.%' GROUP BY to_addr",
+        )
+        .bind(ws.to_string())
+        .bind(json_rows(&addresses)?)
+        .bind(ts(since))
+        .fetch_all(&mut **self)
+        .await?;
+        Ok(rows)
+    }
+
     async fn due_leads(
         &mut self,
         now: DateTime<Utc>,

@@ -31,8 +31,21 @@ pub struct Serve {
 
 impl Serve {
     pub fn start(dir: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_in(dir, env, &[])
+    }
+
+    /// `pronto serve` run by `wrapper` (a command that ends by exec'ing its arguments, such as
+    /// `unshare … sh -c '…; exec "$@"'`), so the process id is pronto's.
+    pub fn start_in(dir: &Path, env: &[(&str, &str)], wrapper: &[&str]) -> Self {
         let port = free_port();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pronto"));
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(env!("CARGO_BIN_EXE_pronto"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_pronto")),
+        };
         cmd.arg("serve")
             .current_dir(dir)
             .env("PRONTO_LISTEN", format!("127.0.0.1:{port}"))
@@ -110,6 +123,40 @@ impl Drop for Serve {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A request's status and body, whatever the status.
+pub fn call(
+    method: &str,
+    url: &str,
+    basic: Option<&str>,
+    bearer: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let mut req = client.request(method.parse().unwrap(), url);
+        if let Some(k) = basic {
+            req = req.basic_auth(k, Some(""));
+        }
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    })
 }
 
 pub fn get(url: &str) -> Result<Value, String> {

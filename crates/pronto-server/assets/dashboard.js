@@ -1,38 +1,22 @@
-<!doctype html>
-<html lang="en">
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>pronto</title>
-<style>
-  body { font: 15px/1.4 system-ui, sans-serif; margin: 2rem auto; max-width: 70rem; padding: 0 1rem; color: #222; }
-  h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; margin-top: 2rem; }
-  table { border-collapse: collapse; width: 100%; } td, th { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid #eee; vertical-align: top; }
-  .bar { display: inline-block; height: .8rem; background: #3b82f6; vertical-align: middle; margin-right: .3rem; }
-  .bar.exit { background: #10b981; } .bar.skip { background: #f59e0b; } .bar.sent { background: #6366f1; }
-  .muted { color: #777; } input { width: 24rem; } code { background: #f4f4f4; padding: 0 .2rem; }
-</style>
-<h1>pronto</h1>
-<p class="muted">Flows and the outbox, live. The admin key is kept in this browser only.
-  <input id="key" type="password" placeholder="admin key (pk_admin_…)"> <button id="save">Show</button></p>
-<div id="err" style="color:#b91c1c"></div>
-<h2>Flows</h2>
-<table id="flows"><tr><th>flow</th><th>in progress</th><th>finished</th><th>ended by</th><th>skipped</th><th>messages</th></tr></table>
-<h2>Latest messages</h2>
-<table id="messages"><tr><th>created</th><th>state</th><th>to</th><th>subject</th><th>flow</th><th>attempts</th></tr></table>
-<script>
+// The admin key lives in this variable only: never in localStorage, sessionStorage or a cookie.
+let adminKey = '';
 const keyInput = document.getElementById('key');
-keyInput.value = localStorage.getItem('pronto-admin-key') || '';
-document.getElementById('save').onclick = () => { localStorage.setItem('pronto-admin-key', keyInput.value); load(); };
+document.getElementById('login').addEventListener('submit', (e) => {
+  e.preventDefault();
+  adminKey = keyInput.value;
+  keyInput.value = '';
+  load();
+});
 const esc = (s) => String(s ?? '').replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' }[c]));
-const bar = (n, max, cls) => `<span class="bar ${cls}" style="width:${max ? Math.max(2, 160 * n / max) : 0}px"></span>${n}`;
+const bar = (n, max, cls) => `<progress class="${cls}" max="${max}" value="${n}"></progress>${n}`;
 const list = (o, max, cls) => Object.entries(o || {}).map(([k, n]) => `${bar(n, max, cls)} <span class="muted">${esc(k)}</span>`).join('<br>') || '<span class="muted">—</span>';
 async function get(path) {
-  const r = await fetch(path, { headers: { Authorization: 'Bearer ' + keyInput.value } });
+  const r = await fetch(path, { headers: { Authorization: 'Bearer ' + adminKey } });
   if (!r.ok) throw new Error((await r.json()).message || r.status);
   return r.json();
 }
 async function load() {
-  if (!keyInput.value) return;
+  if (!adminKey) return;
   try {
     const [{ flows }, { messages }] = await Promise.all([get('/v1/flows'), get('/v1/messages?limit=50')]);
     const max = Math.max(1, ...flows.flatMap((f) => [f.active, f.finished, ...Object.values(f.exited), ...Object.values(f.skipped), ...Object.values(f.messages)]));
@@ -47,5 +31,3 @@ async function load() {
   } catch (e) { document.getElementById('err').textContent = e.message; }
 }
 load(); setInterval(load, 5000);
-</script>
-</html>
