@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of pronto: installs the official Segment client libraries the end-to-end tests drive,
-# checks PostgreSQL is reachable (the conformance suite runs against it; it is never skipped), then cargo test.
+# checks PostgreSQL is reachable (the conformance suite runs against it; it is never skipped), then cargo test,
+# then Schemathesis against a spawned server on SQLite and PostgreSQL (scripts/schemathesis.sh): the API
+# document must match the server exactly.
 # Usage: scripts/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,3 +24,4 @@ cargo test --workspace --locked "$@" 2>&1 | tee "$log"
 # One closing line for the whole workspace (cargo prints one per test binary, the last being doc-tests).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      END { printf "total: %d passed, %d failed\n", p, f }' "$log"
+scripts/schemathesis.sh

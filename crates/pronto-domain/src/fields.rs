@@ -37,9 +37,19 @@ impl Errors {
     }
 
     /// An identifier: a string or an integer (some clients send numeric user ids), at most 256 characters.
+    /// An integer written with a zero fraction (`522.0`, as JSON allows and some serialisers write) is that
+    /// integer.
     pub fn id(&mut self, obj: &Obj, key: &str, prefix: &str) -> Option<String> {
         let v = match obj.get(key) {
             Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+            // Only where an f64 holds integers exactly (±2^53): beyond, `9223372036854775809` and its
+            // neighbours read as the same float and could not be told apart.
+            Some(Value::Number(n))
+                if n.as_f64()
+                    .is_some_and(|x| x.fract() == 0.0 && x.abs() <= 9_007_199_254_740_992.0) =>
+            {
+                Some((n.as_f64().unwrap_or_default() as i64).to_string())
+            }
             Some(Value::Number(_)) => {
                 self.push(path(prefix, key), "must be a string or an integer");
                 return None;

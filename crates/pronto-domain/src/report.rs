@@ -76,6 +76,7 @@ pub fn period_bound(text: &str, tz: chrono_tz::Tz, is_end: bool) -> Result<DateT
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Bucket {
     Within5Min,
@@ -117,6 +118,7 @@ impl Bucket {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BucketRow {
     pub bucket: Bucket,
     pub leads: usize,
@@ -127,6 +129,7 @@ pub struct BucketRow {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SpeedReport {
     pub leads: usize,
     pub buckets: Vec<BucketRow>,

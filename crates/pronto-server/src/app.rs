@@ -96,7 +96,7 @@ impl App {
             service: Arc::new(Service::new(store, clock, ws, &settings, secret)),
             forms: Arc::new(Forms::new(&settings)),
             metrics: telemetry::prometheus(),
-            openapi: api.to_json().unwrap_or_default().into(),
+            openapi: document(&api, &settings).into(),
             settings: Arc::new(settings),
         };
         let router = routes
@@ -143,6 +143,19 @@ impl App {
         store.close().await;
         result
     }
+}
+
+/// `/openapi.json`: the derived document, finished with what only the whole program knows (see
+/// [`routes::openapi`]).
+fn document(api: &utoipa::openapi::OpenApi, settings: &Settings) -> String {
+    let mut doc: serde_json::Value =
+        serde_json::to_value(api).unwrap_or_else(|_| serde_json::json!({}));
+    let configured = routes::openapi::Configured {
+        reps: settings.reps.iter().map(|r| r.id.clone()).collect(),
+        forms: settings.form_list.iter().map(|f| f.name.clone()).collect(),
+    };
+    routes::openapi::finish(&mut doc, &configured);
+    doc.to_string()
 }
 
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {

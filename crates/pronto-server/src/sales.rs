@@ -70,7 +70,6 @@ pub struct AttemptRequest {
 pub struct SpeedToLead {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
-    #[schema(value_type = Object)]
     pub overall: SpeedReport,
     /// Grouped by source, rep, team and hour of week (in the business's time zone).
     pub groups: Vec<Group>,
@@ -81,7 +80,6 @@ pub struct Group {
     /// source, rep, team or hour_of_week.
     pub by: String,
     pub key: String,
-    #[schema(value_type = Object)]
     pub report: SpeedReport,
 }
 
@@ -97,7 +95,6 @@ pub struct TaskItem {
     /// id, kind (`call`), title, script, due_at, created_at, done_at, done_by, outcome, flow, step, rep (the
     /// lead's owner now) and lead (id, name, email, phone, company, status).
     #[serde(flatten)]
-    #[schema(value_type = Object)]
     pub task: pronto_store::Task,
     /// Open and past its due time (a call task is due the moment the cadence opens it: call now).
     pub overdue: bool,
@@ -602,9 +599,9 @@ impl Service {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<SpeedToLead, ApiError> {
-        if from > to {
-            return Err(Invalid::one("from", "must not be after `to`").into());
-        }
+        // `[from, to)`: a period that ends before it starts holds no lead (a query string cannot say which
+        // bound is wrong, so this is an empty report, not an error).
+        let to = to.max(from);
         let leads = self.store.leads_between(ws, from, to).await?;
         let owners = self.store.ownership_between(ws, from, to).await?;
         Ok(build_report(

@@ -606,6 +606,9 @@ impl Service {
             )
             .into());
         };
+        if value.is_empty() {
+            return Err(Invalid::one(*field, "is empty").into());
+        }
         let identity = match *field {
             "email" => Identity::email(&Email::parse(value).map_err(|m| Invalid::one("email", m))?),
             "phone" => Identity::phone(

@@ -80,6 +80,7 @@ impl From<sqlx::Error> for StoreError {
 
 /// A row set aside because it could not be read (see `GET /v1/admin/quarantine`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Quarantined {
     /// `run`, `lead` or `message`.
     pub kind: String,
@@ -340,6 +341,7 @@ impl Default for Shared {
 
 /// A lead as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LeadView {
     #[serde(flatten)]
     pub lead: LeadState,

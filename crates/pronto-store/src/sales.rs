@@ -30,6 +30,7 @@ use std::collections::HashMap;
 
 /// A lead with its routing and SLA state.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LeadState {
     pub id: LeadId,
     pub workspace_id: WorkspaceId,
@@ -89,6 +90,7 @@ impl LeadState {
 
 /// A step taken on a lead.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LeadLog {
     #[serde(skip)]
     pub lead: LeadId,
@@ -101,6 +103,7 @@ pub struct LeadLog {
 
 /// A logged contact attempt.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AttemptRow {
     pub id: MessageId,
     #[serde(skip)]
@@ -114,6 +117,7 @@ pub struct AttemptRow {
 
 /// A task a cadence's `call` step opened, as a rep's queue shows it. Its rep is the lead's owner now.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Task {
     pub id: TaskId,
     /// `call`.
@@ -136,6 +140,7 @@ pub struct Task {
 
 /// The lead a task is about, as much as a rep needs to make the call.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskLead {
     pub id: LeadId,
     pub name: Option<String>,

@@ -14,21 +14,35 @@ use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Paging {
     /// Events per page, newest first (1-500, default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// Only events older than this `seq` (the previous page's `next_before`).
     pub before: Option<i64>,
 }
 
+/// Exactly one identifier (the document models the four as one `lookup` object of one property).
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Lookup {
     pub email: Option<String>,
     pub phone: Option<String>,
     pub user_id: Option<String>,
     pub anonymous_id: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     pub before: Option<i64>,
+}
+
+/// A page size in `1..=max` (default 50): out of range is a 400 naming `limit`, not silently clamped.
+pub(crate) fn page_size(limit: Option<u32>, max: u32) -> Result<u32, ApiError> {
+    match limit {
+        None => Ok(50.min(max)),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(n) => Err(Invalid::one("limit", format!("is {n}; it must be 1 to {max}")).into()),
+    }
 }
 
 /// A contact, its identities and one page of its timeline.
@@ -71,6 +85,7 @@ pub struct EventView {
     /// When pronto committed it.
     pub received_at: DateTime<Utc>,
     /// The message exactly as sent.
+    #[schema(value_type = Object)]
     pub payload: Value,
 }
 
@@ -136,7 +151,7 @@ pub async fn get_contact(
         .map_err(|_| Invalid::one("id", "is not a contact id (a UUID)"))?;
     let page = s
         .service
-        .contact_page(ws, id, paging.before, paging.limit.unwrap_or(50))
+        .contact_page(ws, id, paging.before, page_size(paging.limit, 500)?)
         .await?;
     Ok(Json(page.into()))
 }
@@ -164,7 +179,7 @@ pub async fn find_contact(
     let id = s.service.find_contact(ws, &q).await?;
     let page = s
         .service
-        .contact_page(ws, id, l.before, l.limit.unwrap_or(50))
+        .contact_page(ws, id, l.before, page_size(l.limit, 500)?)
         .await?;
     Ok(Json(page.into()))
 }

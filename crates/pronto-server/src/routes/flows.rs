@@ -167,8 +167,10 @@ pub struct MessageList {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Limit {
     /// Newest first, 1-1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -231,7 +233,7 @@ pub async fn list_messages(
     let messages = s
         .service
         .store
-        .messages(ws, l.limit.unwrap_or(50).clamp(1, 1000))
+        .messages(ws, super::contacts::page_size(l.limit, 1000)?)
         .await?;
     Ok(Json(MessageList {
         messages: messages.into_iter().map(Into::into).collect(),

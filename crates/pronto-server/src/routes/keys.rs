@@ -65,7 +65,6 @@ pub struct NewKey {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct QuarantineList {
     /// Rows a worker could not read, set aside once with the reason (their timers cleared).
-    #[schema(value_type = Vec<Object>)]
     pub rows: Vec<pronto_store::Quarantined>,
 }
 

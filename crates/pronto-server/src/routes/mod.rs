@@ -7,6 +7,7 @@ pub mod flows;
 pub mod ingest;
 pub mod keys;
 pub mod leads;
+pub mod openapi;
 pub mod ops;
 pub mod pages;
 pub mod sales;

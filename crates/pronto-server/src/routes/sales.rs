@@ -75,7 +75,7 @@ pub async fn patch_rep(
 /// claimed, attempts, replies) and its contact attempts.
 #[utoipa::path(get, path = "/v1/leads/{id}", tag = "leads",
     params(("id" = String, Path, format = Uuid)),
-    responses((status = 200, body = Object), (status = 400, body = ErrorBody),
+    responses((status = 200, body = LeadView), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("adminKey" = [])))]
 pub async fn get_lead(
@@ -95,7 +95,7 @@ pub struct ClaimRequest {
 /// A rep takes the lead ("I'm on it"): it becomes theirs and its SLA clock stops. Idempotent.
 #[utoipa::path(post, path = "/v1/leads/{id}/claim", tag = "leads", request_body = ClaimRequest,
     params(("id" = String, Path, format = Uuid)),
-    responses((status = 200, body = Object), (status = 400, body = ErrorBody),
+    responses((status = 200, body = LeadView), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("adminKey" = [])))]
 pub async fn claim_lead(
@@ -113,7 +113,7 @@ pub async fn claim_lead(
 /// end its cadence.
 #[utoipa::path(post, path = "/v1/leads/{id}/attempts", tag = "leads", request_body = AttemptRequest,
     params(("id" = String, Path, format = Uuid)),
-    responses((status = 201, body = Object), (status = 400, body = ErrorBody),
+    responses((status = 201, body = LeadView), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("adminKey" = [])))]
 pub async fn log_attempt(
@@ -226,6 +226,7 @@ pub async fn claim_by_link(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TaskQuery {
     /// Only the tasks of leads this rep owns (default: every rep's).
@@ -273,7 +274,8 @@ pub struct ReportQuery {
 /// contacted within 5 min, 5-60 min, 1-24 h, over 24 h and never (leads under 24 h old and not yet
 /// contacted are `open`, kept apart), mean/median/p90 response time, SLA breaches, won-rate per bucket.
 #[utoipa::path(get, path = "/v1/reports/speed-to-lead", tag = "leads", params(ReportQuery),
-    responses((status = 200, body = SpeedToLead), (status = 200, description = "CSV", content_type = "text/csv"),
+    responses((status = 200, description = "The report: JSON by default, CSV with `format=csv`",
+               content((SpeedToLead = "application/json"), (String = "text/csv"))),
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("adminKey" = [])))]
 pub async fn speed_to_lead(
@@ -337,6 +339,20 @@ fn twilio_checked(
     }
 }
 
+/// A Twilio webhook's form, once its signature is checked: a request that is not signed is refused (403)
+/// before anything in it is judged.
+fn signed_pairs(
+    s: &AppState,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Vec<(String, String)>, ApiError> {
+    let parsed = form_pairs(body);
+    let pairs = parsed.as_ref().map(Vec::as_slice).unwrap_or(&[]);
+    twilio_checked(s, uri, headers, pairs)?;
+    parsed
+}
+
 fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     pairs
         .iter()
@@ -360,8 +376,7 @@ pub async fn inbound_sms(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let pairs = form_pairs(&body.0)?;
-    twilio_checked(&s, &uri, &headers, &pairs)?;
+    let pairs = signed_pairs(&s, &uri, &headers, &body.0)?;
     let from = field(&pairs, "From").ok_or_else(|| Invalid::one("From", "is required"))?;
     let text = field(&pairs, "Body").unwrap_or("");
     let twiml = s.service.inbound_sms(from, text).await?;
@@ -381,10 +396,11 @@ pub async fn inbound_voice(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let pairs = form_pairs(&body.0)?;
-    twilio_checked(&s, &uri, &headers, &pairs)?;
+    let pairs = signed_pairs(&s, &uri, &headers, &body.0)?;
     let from = field(&pairs, "From").ok_or_else(|| Invalid::one("From", "is required"))?;
-    let call = field(&pairs, "CallSid").ok_or_else(|| Invalid::one("CallSid", "is required"))?;
+    let call = field(&pairs, "CallSid")
+        .filter(|c| !c.trim().is_empty())
+        .ok_or_else(|| Invalid::one("CallSid", "is required"))?;
     let twiml = s
         .service
         .inbound_call(from, field(&pairs, "To"), call)

@@ -37,7 +37,6 @@ impl Serve {
     /// `pronto serve` run by `wrapper` (a command that ends by exec'ing its arguments, such as
     /// `unshare … sh -c '…; exec "$@"'`), so the process id is pronto's.
     pub fn start_in(dir: &Path, env: &[(&str, &str)], wrapper: &[&str]) -> Self {
-        let port = free_port();
         let mut cmd = match wrapper.split_first() {
             Some((program, args)) => {
                 let mut c = Command::new(program);
@@ -48,7 +47,9 @@ impl Serve {
         };
         cmd.arg("serve")
             .current_dir(dir)
-            .env("PRONTO_LISTEN", format!("127.0.0.1:{port}"))
+            // Port 0: the kernel picks a free port and the banner names it (a port picked here and freed
+            // before pronto binds it can be taken by a test starting at the same moment).
+            .env("PRONTO_LISTEN", "127.0.0.1:0")
             .env_remove("DATABASE_URL")
             .env_remove("PRONTO_CONFIG")
             .env_remove("PRONTO_WRITE_KEY")
@@ -67,16 +68,19 @@ impl Serve {
                 let _ = tx.send(line);
             }
         });
-        let url = format!("http://127.0.0.1:{port}");
-        let mut banner = Vec::new();
+        let mut banner: Vec<String> = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             while let Ok(line) = rx.try_recv() {
                 banner.push(line);
             }
-            if banner.iter().any(|l| l.contains("metrics:"))
-                && get(&format!("{url}/readyz")).is_ok()
-            {
+            let url = banner
+                .first()
+                .and_then(|l| l.split_whitespace().find(|w| w.starts_with("http://")))
+                .map(str::to_string);
+            if let Some(url) = url.filter(|u| {
+                banner.iter().any(|l| l.contains("metrics:")) && get(&format!("{u}/readyz")).is_ok()
+            }) {
                 std::thread::sleep(Duration::from_millis(50));
                 while let Ok(line) = rx.try_recv() {
                     banner.push(line);
