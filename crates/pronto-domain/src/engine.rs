@@ -15,6 +15,8 @@
 //!   end or an `exit`. An SMS step in the contact's quiet hours (their local time) defers the run to when
 //!   the quiet hours end; the step then runs as it would have.
 
+pub mod group;
+
 use crate::flow::{Channel, Flow, Reentry, Same, Step};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -139,6 +141,17 @@ pub fn on_trigger(
     let Some(key) = flow.run_key(event, contact) else {
         return OnTrigger::Ignore("the event has no value at the flow's key");
     };
+    decide_trigger(flow, key, event, existing, now)
+}
+
+/// [`on_trigger`] for a key already taken from the event (the group walk computes it once, to find the run).
+pub fn decide_trigger(
+    flow: &Flow,
+    key: String,
+    event: &Value,
+    existing: Option<&Run>,
+    now: DateTime<Utc>,
+) -> OnTrigger {
     if let Some(f) = &flow.filter {
         if !crate::expr::truthy(f, event) {
             return OnTrigger::Ignore("the flow's trigger filter is false for the event");

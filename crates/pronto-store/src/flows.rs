@@ -21,37 +21,16 @@ use crate::ingest::{IngestTx, ItemError};
 use crate::sales::{LeadState, NewTask};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use pronto_domain::engine::{self, Action, OnTrigger, Run};
-use pronto_domain::flow::{Channel, Flow, Same, Step};
+use pronto_domain::engine::group::{self, Seen};
+pub(crate) use pronto_domain::engine::group::{LiveRun, Mark, RunLog as LogRow, RunRow};
+use pronto_domain::engine::{self, Action};
+use pronto_domain::flow::{Channel, Step};
 use pronto_domain::program::{
     compose, compose_call, sms_refusal, unsubscribe_url, NotSent, Program, Recipient, Subject,
 };
-use pronto_domain::{ContactId, EventId, LeadId, MessageId, NewEvent, RunId, TaskId, WorkspaceId};
+use pronto_domain::{ContactId, EventId, LeadId, MessageId, RunId, TaskId, WorkspaceId};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-
-/// A run in progress, as a trigger for its key finds it.
-pub(crate) struct ActiveRun {
-    pub id: RunId,
-    pub step: i64,
-    pub started: DateTime<Utc>,
-    pub contact: ContactId,
-}
-
-pub(crate) struct NewRun<'a> {
-    pub id: RunId,
-    pub ws: WorkspaceId,
-    pub flow: &'a str,
-    pub key: &'a str,
-    pub contact: ContactId,
-    pub state: &'static str,
-    pub step: i64,
-    pub due: Option<DateTime<Utc>>,
-    pub started: DateTime<Utc>,
-    pub snapshot: &'a str,
-    pub outcome: Option<String>,
-    pub now: DateTime<Utc>,
-}
 
 /// A claimed run whose timer is due.
 pub(crate) struct DueRun {
@@ -65,63 +44,12 @@ pub(crate) struct DueRun {
     pub snapshot: String,
 }
 
-/// An event that met an exit rule. `key` is set for `same = "key"` rules, absent for `same = "contact"`.
-#[derive(Debug, Clone)]
-pub(crate) struct Mark {
-    pub flow: String,
-    pub rule: i64,
-    pub name: String,
-    pub key: Option<String>,
-    pub contact: ContactId,
-    pub happened: DateTime<Utc>,
-}
-
-impl Mark {
-    /// What runs are counted by: "Order Completed for the same checkout_id".
-    fn category(&self, flow: &Flow) -> String {
-        let what = match (&self.key, &flow.key) {
-            (Some(_), Some(p)) => format!("the same {}", p.last()),
-            _ => "the same contact".to_string(),
-        };
-        format!("{} for {what}", self.name)
-    }
-
-    /// The reason shown on the run: "Order Completed at 2026-11-24T12:03:00Z for the same checkout_id".
-    fn reason(&self, flow: &Flow) -> String {
-        let category = self.category(flow);
-        let at = self
-            .happened
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        match category.strip_prefix(&self.name) {
-            Some(rest) => format!("{} at {at}{rest}", self.name),
-            None => category,
-        }
-    }
-}
-
-/// Which runs an exit event ends.
-pub(crate) enum ExitBy<'a> {
-    Key(&'a str),
-    /// The contact's runs that began at or before this time.
-    Contact(ContactId, DateTime<Utc>),
-}
-
 pub(crate) struct RunUpdate {
     pub id: RunId,
     pub state: &'static str,
     pub step: i64,
     pub due: Option<DateTime<Utc>>,
     pub outcome: Option<String>,
-}
-
-pub(crate) struct LogRow {
-    pub run: RunId,
-    pub at: DateTime<Utc>,
-    pub step: Option<i64>,
-    pub kind: &'static str,
-    /// Time-free, to count by; for skips, exits and failures.
-    pub reason: Option<String>,
-    pub detail: String,
 }
 
 pub(crate) struct MessageRow {
@@ -188,45 +116,30 @@ pub(crate) trait FlowTx: Send {
         }
         Ok(())
     }
-    async fn active_run(
+    /// The runs in progress of these `(flow, key)`s and `(flow, contact)`s (PostgreSQL: locked for this
+    /// transaction, in id order, so two writers touching the same runs queue instead of deadlocking).
+    async fn live_runs(
         &mut self,
         ws: WorkspaceId,
-        flow: &str,
-        key: &str,
-    ) -> Result<Option<ActiveRun>, ItemError>;
-    async fn insert_run(&mut self, run: &NewRun<'_>) -> Result<(), ItemError>;
-    async fn refresh_run(
+        keys: &[(String, String)],
+        contacts: &[(String, ContactId)],
+    ) -> Result<Vec<LiveRun>, ItemError>;
+    /// Every exit mark that stops a new run of `(flow, key, contact, since)`: for the key whenever it
+    /// happened, or for the contact at or after `since` (possibly repeated; the domain picks).
+    async fn stopping_marks(
         &mut self,
-        id: RunId,
-        snapshot: &str,
-        step: i64,
-        due: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
+        ws: WorkspaceId,
+        q: &[(String, String, ContactId, DateTime<Utc>)],
+    ) -> Result<Vec<Mark>, ItemError>;
+    async fn insert_marks(
+        &mut self,
+        ws: WorkspaceId,
+        rows: &[(Mark, EventId)],
     ) -> Result<(), ItemError>;
-    async fn insert_mark(
-        &mut self,
-        ws: WorkspaceId,
-        mark: &Mark,
-        event: EventId,
-    ) -> Result<(), ItemError>;
-    /// Ends the matching runs in progress; answers their ids.
-    async fn exit_runs(
-        &mut self,
-        ws: WorkspaceId,
-        flow: &str,
-        by: ExitBy<'_>,
-        outcome: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<RunId>, ItemError>;
-    /// An exit mark for this key (any time), or for this contact at or after `since`.
-    async fn first_mark(
-        &mut self,
-        ws: WorkspaceId,
-        flow: &str,
-        key: &str,
-        contact: ContactId,
-        since: DateTime<Utc>,
-    ) -> Result<Option<Mark>, ItemError>;
+    /// Inserts new runs whole; one that is in progress for a key another writer took is a conflict.
+    async fn insert_runs(&mut self, ws: WorkspaceId, rows: &[RunRow]) -> Result<(), ItemError>;
+    /// Writes the state, step, timer, snapshot (when given) and outcome of existing runs.
+    async fn write_runs(&mut self, rows: &[RunRow]) -> Result<(), ItemError>;
     async fn insert_logs(&mut self, rows: &[LogRow]) -> Result<(), ItemError>;
     /// Up to `limit` runs due at `now`, earliest first, locked for this transaction.
     async fn claim_due(&mut self, now: DateTime<Utc>, limit: i64)
@@ -260,240 +173,51 @@ pub(crate) struct Touched {
     pub outbox: bool,
 }
 
-/// An event of the group, as flows see it: written, with its live contact.
-pub(crate) struct Seen<'a> {
-    pub id: EventId,
-    pub contact: ContactId,
-    pub event: &'a NewEvent,
-    pub received_at: DateTime<Utc>,
-}
-
-/// Applies a group's events to the flows, in order.
+/// Applies a group's events to the flows: loads what [`group::wanted`] names in a fixed number of
+/// statements, lets [`group::on_events`] decide, and writes the effects in bulk.
 pub(crate) async fn on_events<T: IngestTx + ?Sized>(
     tx: &mut T,
     program: &Program,
     ws: WorkspaceId,
     seen: &[Seen<'_>],
 ) -> Result<Touched, ItemError> {
-    let mut touched = Touched::default();
-    let mut logs = Vec::new();
-    for s in seen {
-        let Some(name) = s.event.name.as_deref() else {
-            continue;
-        };
-        if !program.concerns(name) {
-            continue;
-        }
-        let happened = s.event.timestamp.unwrap_or(s.received_at);
-        let now = s.received_at;
-        for flow in &program.flows {
-            for (rule, exit) in flow.exits.iter().enumerate() {
-                if exit.event != name {
-                    continue;
-                }
-                let key = match exit.same {
-                    Same::Key => match flow.key.as_ref().and_then(|p| p.key(&s.event.payload)) {
-                        Some(k) => Some(k),
-                        None => continue,
-                    },
-                    Same::Contact => None,
-                };
-                let mark = Mark {
-                    flow: flow.id.clone(),
-                    rule: rule as i64,
-                    name: name.to_string(),
-                    key,
-                    contact: s.contact,
-                    happened,
-                };
-                tx.insert_mark(ws, &mark, s.id).await?;
-                let by = match &mark.key {
-                    Some(k) => ExitBy::Key(k),
-                    None => ExitBy::Contact(s.contact, happened),
-                };
-                let category = mark.category(flow);
-                let reason = mark.reason(flow);
-                for run in tx.exit_runs(ws, &flow.id, by, &category, now).await? {
-                    touched.timers = true;
-                    logs.push(LogRow {
-                        run,
-                        at: now,
-                        step: None,
-                        kind: "exited",
-                        reason: Some(category.clone()),
-                        detail: reason.clone(),
-                    });
-                }
-            }
-            if flow.triggers.iter().any(|t| t == name) {
-                let traits = if flow.filter.is_some() {
-                    tx.traits(s.contact).await?
-                } else {
-                    Map::new()
-                };
-                let ctx = engine::context(&s.event.payload, &traits);
-                trigger(
-                    tx,
-                    flow,
-                    ws,
-                    s,
-                    &ctx,
-                    happened,
-                    now,
-                    &mut logs,
-                    &mut touched,
-                )
-                .await?;
-            }
-        }
+    let need = group::traits_wanted(program, seen);
+    let traits: HashMap<ContactId, Map<String, Value>> = if need.is_empty() {
+        HashMap::new()
+    } else {
+        tx.traits_of(&need).await?.into_iter().collect()
+    };
+    let want = group::wanted(program, seen, &traits);
+    let runs = if want.keys.is_empty() && want.contacts.is_empty() {
+        Vec::new()
+    } else {
+        tx.live_runs(ws, &want.keys, &want.contacts).await?
+    };
+    let marks = if want.marks.is_empty() {
+        Vec::new()
+    } else {
+        tx.stopping_marks(ws, &want.marks).await?
+    };
+    let fx = group::on_events(program, seen, runs, marks, &traits);
+    if !fx.marks.is_empty() {
+        tx.insert_marks(ws, &fx.marks).await?;
     }
-    if !logs.is_empty() {
-        tx.insert_logs(&logs).await?;
+    if !fx.inserts.is_empty() {
+        tx.insert_runs(ws, &fx.inserts).await?;
     }
-    if touched.timers {
+    if !fx.updates.is_empty() {
+        tx.write_runs(&fx.updates).await?;
+    }
+    if !fx.logs.is_empty() {
+        tx.insert_logs(&fx.logs).await?;
+    }
+    if fx.timers {
         tx.notify("pronto_timers").await?;
     }
-    Ok(touched)
-}
-
-/// Where a run waits after a start or refresh: the first wait's step and time, or "continue now" (step -1 or
-/// the current one, due now) when the flow begins with a send, so the scheduler sends it within moments and
-/// the guard applies to it like to any other.
-fn first_wait(actions: &[Action], from: i64, now: DateTime<Utc>) -> (i64, Option<DateTime<Utc>>) {
-    match actions.first() {
-        Some(Action::Wait { step, at }) => (*step as i64, Some(*at)),
-        _ => (from, Some(now)),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn trigger<T: FlowTx + ?Sized>(
-    tx: &mut T,
-    flow: &Flow,
-    ws: WorkspaceId,
-    s: &Seen<'_>,
-    ctx: &Value,
-    happened: DateTime<Utc>,
-    now: DateTime<Utc>,
-    logs: &mut Vec<LogRow>,
-    touched: &mut Touched,
-) -> Result<(), ItemError> {
-    let contact = s.contact.to_string();
-    let Some(key) = flow.run_key(ctx, &contact) else {
-        return Ok(());
-    };
-    let existing = tx.active_run(ws, &flow.id, &key).await?;
-    let run = existing.as_ref().map(|r| Run {
-        key: key.clone(),
-        contact: r.contact.to_string(),
-        step: usize::try_from(r.step).unwrap_or(0),
-        started: r.started,
-    });
-    let snapshot = s.event.payload.to_string();
-    match engine::on_trigger(flow, ctx, &contact, run.as_ref(), now) {
-        OnTrigger::Start { key, actions } => {
-            let id = RunId::new();
-            let (step, due) = first_wait(&actions, -1, now);
-            // An exit that happened first (an order sent before its checkout) ends the run before it begins.
-            let done = tx
-                .first_mark(ws, &flow.id, &key, s.contact, happened)
-                .await?;
-            let outcome = done.as_ref().map(|m| m.category(flow));
-            tx.insert_run(&NewRun {
-                id,
-                ws,
-                flow: &flow.id,
-                key: &key,
-                contact: s.contact,
-                state: if outcome.is_some() {
-                    "exited"
-                } else {
-                    "active"
-                },
-                step,
-                due: if outcome.is_some() { None } else { due },
-                started: happened,
-                snapshot: &snapshot,
-                outcome: outcome.clone(),
-                now,
-            })
-            .await?;
-            logs.push(LogRow {
-                run: id,
-                at: now,
-                step: None,
-                kind: "started",
-                reason: None,
-                detail: format!("{} for {key}", s.event.name.as_deref().unwrap_or("")),
-            });
-            match (outcome, done) {
-                (Some(category), Some(m)) => logs.push(LogRow {
-                    run: id,
-                    at: now,
-                    step: None,
-                    kind: "exited",
-                    reason: Some(category),
-                    detail: format!("{} (before this trigger was processed)", m.reason(flow)),
-                }),
-                _ => {
-                    touched.timers = true;
-                    if let Some(at) = due.filter(|d| *d > now) {
-                        logs.push(LogRow {
-                            run: id,
-                            at: now,
-                            step: Some(step),
-                            kind: "waiting",
-                            reason: None,
-                            detail: format!(
-                                "until {}",
-                                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                            ),
-                        });
-                    }
-                }
-            }
-        }
-        OnTrigger::Refresh { actions } => {
-            let Some(r) = existing else { return Ok(()) };
-            let (step, due) = if actions.is_empty() {
-                (r.step, None)
-            } else {
-                first_wait(&actions, r.step, now)
-            };
-            tx.refresh_run(r.id, &snapshot, step, due, now).await?;
-            let detail = match due {
-                Some(at) => {
-                    touched.timers = true;
-                    format!(
-                        "snapshot updated; waiting again until {}",
-                        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                    )
-                }
-                None => "snapshot updated".to_string(),
-            };
-            logs.push(LogRow {
-                run: r.id,
-                at: now,
-                step: Some(step),
-                kind: "refreshed",
-                reason: None,
-                detail,
-            });
-        }
-        OnTrigger::Ignore(why) => {
-            if let Some(r) = existing {
-                logs.push(LogRow {
-                    run: r.id,
-                    at: now,
-                    step: None,
-                    kind: "ignored",
-                    reason: Some(why.to_string()),
-                    detail: why.to_string(),
-                });
-            }
-        }
-    }
-    Ok(())
+    Ok(Touched {
+        timers: fx.timers,
+        outbox: false,
+    })
 }
 
 /// What one timer batch did.

@@ -17,11 +17,12 @@
 //! write (a unique key taken by the other writer); the group is rolled back to its savepoint and redone, when
 //! the other writer's rows are visible. A group is all or nothing.
 
-use crate::flows::{on_events, Seen, Touched};
+use crate::flows::{on_events, Touched};
 use crate::writer::Job;
 use crate::{Ingested, LeadRow, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use pronto_domain::engine::group::Seen;
 use pronto_domain::program::Program;
 use pronto_domain::resolve::{resolve, Known};
 use pronto_domain::{ContactId, EventId, Identity, NewEvent, WorkspaceId};
@@ -508,7 +509,9 @@ async fn ingest_workspace<T: IngestTx + ?Sized>(
             .map(|r| Seen {
                 id: r.id,
                 contact: pic.live(r.contact),
-                event: r.event,
+                name: r.event.name.as_deref(),
+                payload: &r.event.payload,
+                timestamp: r.event.timestamp,
                 received_at: r.received_at,
             })
             .collect();

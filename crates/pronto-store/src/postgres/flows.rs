@@ -6,7 +6,7 @@
 
 use super::PgTx;
 use crate::flows::{
-    ActiveRun, BadRow, DueRun, ExitBy, FlowTx, Found, LogRow, Mark, MessageRow, NewRun, RunUpdate,
+    BadRow, DueRun, FlowTx, Found, LiveRun, LogRow, Mark, MessageRow, RunRow, RunUpdate,
 };
 use crate::ingest::ItemError;
 use crate::{FlowStats, LogEntry, MessageView, OutMessage, RunView, StoreError};
@@ -47,160 +47,178 @@ impl FlowTx for PgTx {
         quarantine(&mut self.0, rows, now).await
     }
 
-    async fn active_run(
+    async fn live_runs(
         &mut self,
         ws: WorkspaceId,
-        flow: &str,
-        key: &str,
-    ) -> Result<Option<ActiveRun>, ItemError> {
-        let row = sqlx::query(
-            "SELECT id, step, started_at, contact_id FROM runs \
-             WHERE workspace_id = $1 AND flow_id = $2 AND run_key = $3 AND state = 'active'",
+        keys: &[(String, String)],
+        contacts: &[(String, ContactId)],
+    ) -> Result<Vec<LiveRun>, ItemError> {
+        let key_flows: Vec<&str> = keys.iter().map(|(f, _)| f.as_str()).collect();
+        let key_keys: Vec<&str> = keys.iter().map(|(_, k)| k.as_str()).collect();
+        let contact_flows: Vec<&str> = contacts.iter().map(|(f, _)| f.as_str()).collect();
+        let contact_ids: Vec<Uuid> = contacts.iter().map(|(_, c)| c.0).collect();
+        // Locked in id order; the outer `state` test is re-evaluated on the row a concurrent fire committed.
+        let rows = sqlx::query(
+            "SELECT r.id, r.flow_id, r.run_key, r.contact_id, r.step, r.due_at, r.started_at FROM runs r \
+             WHERE r.state = 'active' AND r.id IN ( \
+             SELECT a.id FROM UNNEST($2::text[], $3::text[]) AS k(flow, run_key) JOIN runs a \
+             ON a.run_key = k.run_key AND a.flow_id = k.flow AND a.workspace_id = $1 AND a.state = 'active' \
+             UNION SELECT b.id FROM UNNEST($4::text[], $5::uuid[]) AS c(flow, contact) JOIN runs b \
+             ON b.contact_id = c.contact AND b.state = 'active' AND b.flow_id = c.flow AND b.workspace_id = $1) \
+             ORDER BY r.id FOR UPDATE OF r",
         )
         .bind(ws.0)
-        .bind(flow)
-        .bind(key)
-        .fetch_optional(&mut *self.0)
+        .bind(&key_flows)
+        .bind(&key_keys)
+        .bind(&contact_flows)
+        .bind(&contact_ids)
+        .fetch_all(&mut *self.0)
         .await?;
-        Ok(row
-            .map(|r| -> Result<ActiveRun, sqlx::Error> {
-                Ok(ActiveRun {
-                    id: RunId(r.try_get(0)?),
-                    step: r.try_get::<i32, _>(1)?.into(),
-                    started: r.try_get(2)?,
-                    contact: ContactId(r.try_get(3)?),
-                })
-            })
-            .transpose()?)
-    }
-
-    async fn insert_run(&mut self, r: &NewRun<'_>) -> Result<(), ItemError> {
-        sqlx::query(
-            "INSERT INTO runs (id, workspace_id, flow_id, run_key, contact_id, state, step, due_at, started_at, \
-             snapshot, outcome, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
-        )
-        .bind(r.id.0)
-        .bind(r.ws.0)
-        .bind(r.flow)
-        .bind(r.key)
-        .bind(r.contact.0)
-        .bind(r.state)
-        .bind(r.step as i32)
-        .bind(r.due)
-        .bind(r.started)
-        .bind(r.snapshot)
-        .bind(&r.outcome)
-        .bind(r.now)
-        .execute(&mut *self.0)
-        .await?;
-        Ok(())
-    }
-
-    async fn refresh_run(
-        &mut self,
-        id: RunId,
-        snapshot: &str,
-        step: i64,
-        due: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-    ) -> Result<(), ItemError> {
-        sqlx::query(
-            "UPDATE runs SET snapshot = $2, step = $3, due_at = COALESCE($4, due_at), updated_at = $5 \
-             WHERE id = $1 AND state = 'active'",
-        )
-        .bind(id.0)
-        .bind(snapshot)
-        .bind(step as i32)
-        .bind(due)
-        .bind(now)
-        .execute(&mut *self.0)
-        .await?;
-        Ok(())
-    }
-
-    async fn insert_mark(
-        &mut self,
-        ws: WorkspaceId,
-        m: &Mark,
-        event: EventId,
-    ) -> Result<(), ItemError> {
-        sqlx::query(
-            "INSERT INTO exit_marks (workspace_id, flow_id, rule, name, run_key, contact_id, happened_at, event_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(ws.0)
-        .bind(&m.flow)
-        .bind(m.rule as i32)
-        .bind(&m.name)
-        .bind(&m.key)
-        .bind(m.contact.0)
-        .bind(m.happened)
-        .bind(event.0)
-        .execute(&mut *self.0)
-        .await?;
-        Ok(())
-    }
-
-    async fn exit_runs(
-        &mut self,
-        ws: WorkspaceId,
-        flow: &str,
-        by: ExitBy<'_>,
-        outcome: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<RunId>, ItemError> {
-        let q = match by {
-            ExitBy::Key(k) => sqlx::query(
-                "UPDATE runs SET state = 'exited', due_at = NULL, outcome = $3, updated_at = $4 \
-                 WHERE workspace_id = $1 AND flow_id = $2 AND run_key = $5 AND state = 'active' RETURNING id",
-            )
-            .bind(ws.0)
-            .bind(flow)
-            .bind(outcome)
-            .bind(now)
-            .bind(k.to_string()),
-            ExitBy::Contact(c, at) => sqlx::query(
-                "UPDATE runs SET state = 'exited', due_at = NULL, outcome = $3, updated_at = $4 \
-                 WHERE contact_id = $5 AND workspace_id = $1 AND flow_id = $2 AND state = 'active' \
-                 AND started_at <= $6 RETURNING id",
-            )
-            .bind(ws.0)
-            .bind(flow)
-            .bind(outcome)
-            .bind(now)
-            .bind(c.0)
-            .bind(at),
-        };
-        let rows = q.fetch_all(&mut *self.0).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            out.push(RunId(r.try_get(0)?));
+            out.push(LiveRun {
+                id: RunId(r.try_get(0)?),
+                flow: r.try_get(1)?,
+                key: r.try_get(2)?,
+                contact: ContactId(r.try_get(3)?),
+                step: r.try_get::<i32, _>(4)?.into(),
+                due: r.try_get(5)?,
+                started: r.try_get(6)?,
+            });
         }
         Ok(out)
     }
 
-    async fn first_mark(
+    async fn stopping_marks(
         &mut self,
         ws: WorkspaceId,
-        flow: &str,
-        key: &str,
-        contact: ContactId,
-        since: DateTime<Utc>,
-    ) -> Result<Option<Mark>, ItemError> {
+        q: &[(String, String, ContactId, DateTime<Utc>)],
+    ) -> Result<Vec<Mark>, ItemError> {
+        let flows: Vec<&str> = q.iter().map(|r| r.0.as_str()).collect();
+        let keys: Vec<&str> = q.iter().map(|r| r.1.as_str()).collect();
+        let contacts: Vec<Uuid> = q.iter().map(|r| r.2 .0).collect();
+        let since: Vec<DateTime<Utc>> = q.iter().map(|r| r.3).collect();
         let sql = format!(
-            "(SELECT {MARK_COLUMNS} FROM exit_marks m WHERE m.workspace_id = $1 AND m.flow_id = $2 AND m.run_key = $3 LIMIT 1) \
-             UNION ALL (SELECT {MARK_COLUMNS} FROM exit_marks m WHERE m.workspace_id = $1 AND m.flow_id = $2 \
-             AND m.contact_id = $4 AND m.run_key IS NULL AND m.happened_at >= $5 LIMIT 1) LIMIT 1"
+            "WITH q AS (SELECT * FROM UNNEST($2::text[], $3::text[], $4::uuid[], $5::timestamptz[]) \
+             AS q(flow, k, contact, since)) \
+             SELECT {MARK_COLUMNS} FROM q JOIN exit_marks m \
+             ON m.run_key = q.k AND m.flow_id = q.flow AND m.workspace_id = $1 \
+             UNION ALL SELECT {MARK_COLUMNS} FROM q JOIN exit_marks m \
+             ON m.contact_id = q.contact AND m.flow_id = q.flow AND m.workspace_id = $1 \
+             AND m.happened_at >= q.since AND m.run_key IS NULL"
         );
-        let row = sqlx::query(&sql)
+        let rows = sqlx::query(&sql)
             .bind(ws.0)
-            .bind(flow)
-            .bind(key)
-            .bind(contact.0)
-            .bind(since)
-            .fetch_optional(&mut *self.0)
+            .bind(&flows)
+            .bind(&keys)
+            .bind(&contacts)
+            .bind(&since)
+            .fetch_all(&mut *self.0)
             .await?;
-        Ok(row.map(|r| mark(&r, 0)).transpose()?)
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(mark(&r, 0)?);
+        }
+        Ok(out)
+    }
+
+    async fn insert_marks(
+        &mut self,
+        ws: WorkspaceId,
+        rows: &[(Mark, EventId)],
+    ) -> Result<(), ItemError> {
+        let flows: Vec<&str> = rows.iter().map(|(m, _)| m.flow.as_str()).collect();
+        let rules: Vec<i32> = rows.iter().map(|(m, _)| m.rule as i32).collect();
+        let names: Vec<&str> = rows.iter().map(|(m, _)| m.name.as_str()).collect();
+        let keys: Vec<Option<&str>> = rows.iter().map(|(m, _)| m.key.as_deref()).collect();
+        let contacts: Vec<Uuid> = rows.iter().map(|(m, _)| m.contact.0).collect();
+        let happened: Vec<DateTime<Utc>> = rows.iter().map(|(m, _)| m.happened).collect();
+        let events: Vec<Uuid> = rows.iter().map(|(_, e)| e.0).collect();
+        sqlx::query(
+            "INSERT INTO exit_marks (workspace_id, flow_id, rule, name, run_key, contact_id, happened_at, event_id) \
+             SELECT $1, * FROM UNNEST($2::text[], $3::int[], $4::text[], $5::text[], $6::uuid[], \
+             $7::timestamptz[], $8::uuid[])",
+        )
+        .bind(ws.0)
+        .bind(&flows)
+        .bind(&rules)
+        .bind(&names)
+        .bind(&keys)
+        .bind(&contacts)
+        .bind(&happened)
+        .bind(&events)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_runs(&mut self, ws: WorkspaceId, rows: &[RunRow]) -> Result<(), ItemError> {
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id.0).collect();
+        let flows: Vec<&str> = rows.iter().map(|r| r.flow.as_str()).collect();
+        let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+        let contacts: Vec<Uuid> = rows.iter().map(|r| r.contact.0).collect();
+        let states: Vec<&str> = rows.iter().map(|r| r.state.as_str()).collect();
+        let steps: Vec<i32> = rows.iter().map(|r| r.step as i32).collect();
+        let dues: Vec<Option<DateTime<Utc>>> = rows.iter().map(|r| r.due).collect();
+        let started: Vec<DateTime<Utc>> = rows.iter().map(|r| r.started).collect();
+        let snapshots: Vec<&str> = rows
+            .iter()
+            .map(|r| r.snapshot.as_deref().unwrap_or("{}"))
+            .collect();
+        let outcomes: Vec<Option<&str>> = rows.iter().map(|r| r.outcome.as_deref()).collect();
+        let created: Vec<DateTime<Utc>> = rows.iter().map(|r| r.created).collect();
+        let updated: Vec<DateTime<Utc>> = rows.iter().map(|r| r.updated).collect();
+        sqlx::query(
+            "INSERT INTO runs (id, workspace_id, flow_id, run_key, contact_id, state, step, due_at, started_at, \
+             snapshot, outcome, created_at, updated_at) \
+             SELECT q.id, $1, q.flow, q.run_key, q.contact, q.state, q.step, q.due, q.started, q.snapshot, \
+             q.outcome, q.created, q.updated FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::uuid[], \
+             $6::text[], $7::int[], $8::timestamptz[], $9::timestamptz[], $10::text[], $11::text[], \
+             $12::timestamptz[], $13::timestamptz[]) \
+             AS q(id, flow, run_key, contact, state, step, due, started, snapshot, outcome, created, updated)",
+        )
+        .bind(ws.0)
+        .bind(&ids)
+        .bind(&flows)
+        .bind(&keys)
+        .bind(&contacts)
+        .bind(&states)
+        .bind(&steps)
+        .bind(&dues)
+        .bind(&started)
+        .bind(&snapshots)
+        .bind(&outcomes)
+        .bind(&created)
+        .bind(&updated)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn write_runs(&mut self, rows: &[RunRow]) -> Result<(), ItemError> {
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id.0).collect();
+        let states: Vec<&str> = rows.iter().map(|r| r.state.as_str()).collect();
+        let steps: Vec<i32> = rows.iter().map(|r| r.step as i32).collect();
+        let dues: Vec<Option<DateTime<Utc>>> = rows.iter().map(|r| r.due).collect();
+        let snapshots: Vec<Option<&str>> = rows.iter().map(|r| r.snapshot.as_deref()).collect();
+        let outcomes: Vec<Option<&str>> = rows.iter().map(|r| r.outcome.as_deref()).collect();
+        let updated: Vec<DateTime<Utc>> = rows.iter().map(|r| r.updated).collect();
+        sqlx::query(
+            "UPDATE runs SET state = q.state, step = q.step, due_at = q.due, \
+             snapshot = COALESCE(q.snapshot, runs.snapshot), outcome = q.outcome, updated_at = q.updated \
+             FROM UNNEST($1::uuid[], $2::text[], $3::int[], $4::timestamptz[], $5::text[], $6::text[], \
+             $7::timestamptz[]) AS q(id, state, step, due, snapshot, outcome, updated) WHERE runs.id = q.id",
+        )
+        .bind(&ids)
+        .bind(&states)
+        .bind(&steps)
+        .bind(&dues)
+        .bind(&snapshots)
+        .bind(&outcomes)
+        .bind(&updated)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
     }
 
     async fn insert_logs(&mut self, rows: &[LogRow]) -> Result<(), ItemError> {

@@ -4,7 +4,7 @@
 
 use super::{json_rows, parse_ts, ts, uuid, SqliteTx};
 use crate::flows::{
-    ActiveRun, BadRow, DueRun, ExitBy, FlowTx, Found, LogRow, Mark, MessageRow, NewRun, RunUpdate,
+    BadRow, DueRun, FlowTx, Found, LiveRun, LogRow, Mark, MessageRow, RunRow, RunUpdate,
 };
 use crate::ingest::ItemError;
 use crate::{FlowStats, LogEntry, MessageView, OutMessage, RunView, StoreError};
@@ -43,160 +43,189 @@ impl FlowTx for SqliteTx {
         quarantine(&mut **self, rows, now).await
     }
 
-    async fn active_run(
+    async fn live_runs(
         &mut self,
         ws: WorkspaceId,
-        flow: &str,
-        key: &str,
-    ) -> Result<Option<ActiveRun>, ItemError> {
-        let row = sqlx::query(
-            "SELECT id, step, started_at, contact_id FROM runs \
-             WHERE workspace_id = ?1 AND flow_id = ?2 AND run_key = ?3 AND state = 'active'",
+        keys: &[(String, String)],
+        contacts: &[(String, ContactId)],
+    ) -> Result<Vec<LiveRun>, ItemError> {
+        let contacts: Vec<(&str, String)> = contacts
+            .iter()
+            .map(|(f, c)| (f.as_str(), c.to_string()))
+            .collect();
+        // CROSS JOIN keeps the wanted rows as the outer loop, each probing an index.
+        let rows = sqlx::query(
+            "WITH k AS (SELECT value ->> 0 AS flow, value ->> 1 AS run_key FROM json_each(?2)), \
+             c AS (SELECT value ->> 0 AS flow, value ->> 1 AS contact FROM json_each(?3)) \
+             SELECT r.id, r.flow_id, r.run_key, r.contact_id, r.step, r.due_at, r.started_at FROM k CROSS JOIN runs r \
+             ON r.run_key = k.run_key AND r.flow_id = k.flow AND r.workspace_id = ?1 AND r.state = 'active' \
+             UNION SELECT r.id, r.flow_id, r.run_key, r.contact_id, r.step, r.due_at, r.started_at FROM c CROSS JOIN runs r \
+             ON r.contact_id = c.contact AND r.state = 'active' AND r.flow_id = c.flow AND r.workspace_id = ?1",
         )
         .bind(ws.to_string())
-        .bind(flow)
-        .bind(key)
-        .fetch_optional(&mut **self)
+        .bind(json_rows(&keys)?)
+        .bind(json_rows(&contacts)?)
+        .fetch_all(&mut **self)
         .await?;
-        row.map(|r| {
-            Ok(ActiveRun {
-                id: uuid(&r.try_get::<String, _>(0)?)?,
-                step: r.try_get(1)?,
-                started: parse_ts(&r.try_get::<String, _>(2)?)?,
-                contact: uuid(&r.try_get::<String, _>(3)?)?,
-            })
-        })
-        .transpose()
-        .map_err(ItemError::Store)
-    }
-
-    async fn insert_run(&mut self, r: &NewRun<'_>) -> Result<(), ItemError> {
-        sqlx::query(
-            "INSERT INTO runs (id, workspace_id, flow_id, run_key, contact_id, state, step, due_at, started_at, \
-             snapshot, outcome, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
-        )
-        .bind(r.id.to_string())
-        .bind(r.ws.to_string())
-        .bind(r.flow)
-        .bind(r.key)
-        .bind(r.contact.to_string())
-        .bind(r.state)
-        .bind(r.step)
-        .bind(r.due.map(ts))
-        .bind(ts(r.started))
-        .bind(r.snapshot)
-        .bind(&r.outcome)
-        .bind(ts(r.now))
-        .execute(&mut **self)
-        .await?;
-        Ok(())
-    }
-
-    async fn refresh_run(
-        &mut self,
-        id: RunId,
-        snapshot: &str,
-        step: i64,
-        due: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-    ) -> Result<(), ItemError> {
-        sqlx::query(
-            "UPDATE runs SET snapshot = ?2, step = ?3, due_at = COALESCE(?4, due_at), updated_at = ?5 \
-             WHERE id = ?1 AND state = 'active'",
-        )
-        .bind(id.to_string())
-        .bind(snapshot)
-        .bind(step)
-        .bind(due.map(ts))
-        .bind(ts(now))
-        .execute(&mut **self)
-        .await?;
-        Ok(())
-    }
-
-    async fn insert_mark(
-        &mut self,
-        ws: WorkspaceId,
-        m: &Mark,
-        event: EventId,
-    ) -> Result<(), ItemError> {
-        sqlx::query(
-            "INSERT INTO exit_marks (workspace_id, flow_id, rule, name, run_key, contact_id, happened_at, event_id) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )
-        .bind(ws.to_string())
-        .bind(&m.flow)
-        .bind(m.rule)
-        .bind(&m.name)
-        .bind(&m.key)
-        .bind(m.contact.to_string())
-        .bind(ts(m.happened))
-        .bind(event.to_string())
-        .execute(&mut **self)
-        .await?;
-        Ok(())
-    }
-
-    async fn exit_runs(
-        &mut self,
-        ws: WorkspaceId,
-        flow: &str,
-        by: ExitBy<'_>,
-        outcome: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<RunId>, ItemError> {
-        let q = match by {
-            ExitBy::Key(k) => sqlx::query(
-                "UPDATE runs SET state = 'exited', due_at = NULL, outcome = ?3, updated_at = ?4 \
-                 WHERE workspace_id = ?1 AND flow_id = ?2 AND run_key = ?5 AND state = 'active' RETURNING id",
-            )
-            .bind(ws.to_string())
-            .bind(flow)
-            .bind(outcome)
-            .bind(ts(now))
-            .bind(k.to_string()),
-            ExitBy::Contact(c, at) => sqlx::query(
-                "UPDATE runs SET state = 'exited', due_at = NULL, outcome = ?3, updated_at = ?4 \
-                 WHERE contact_id = ?5 AND workspace_id = ?1 AND flow_id = ?2 AND state = 'active' \
-                 AND started_at <= ?6 RETURNING id",
-            )
-            .bind(ws.to_string())
-            .bind(flow)
-            .bind(outcome)
-            .bind(ts(now))
-            .bind(c.to_string())
-            .bind(ts(at)),
-        };
-        let rows = q.fetch_all(&mut **self).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            out.push(uuid(&r.try_get::<String, _>(0)?)?);
+            out.push(LiveRun {
+                id: uuid(&r.try_get::<String, _>(0)?)?,
+                flow: r.try_get(1)?,
+                key: r.try_get(2)?,
+                contact: uuid(&r.try_get::<String, _>(3)?)?,
+                step: r.try_get(4)?,
+                due: r
+                    .try_get::<Option<String>, _>(5)?
+                    .map(|t| parse_ts(&t))
+                    .transpose()?,
+                started: parse_ts(&r.try_get::<String, _>(6)?)?,
+            });
         }
         Ok(out)
     }
 
-    async fn first_mark(
+    async fn stopping_marks(
         &mut self,
         ws: WorkspaceId,
-        flow: &str,
-        key: &str,
-        contact: ContactId,
-        since: DateTime<Utc>,
-    ) -> Result<Option<Mark>, ItemError> {
+        q: &[(String, String, ContactId, DateTime<Utc>)],
+    ) -> Result<Vec<Mark>, ItemError> {
+        let q: Vec<(&str, &str, String, String)> = q
+            .iter()
+            .map(|(f, k, c, since)| (f.as_str(), k.as_str(), c.to_string(), ts(*since)))
+            .collect();
         let sql = format!(
-            "SELECT {MARK_COLUMNS} FROM exit_marks m WHERE m.workspace_id = ?1 AND m.flow_id = ?2 AND m.run_key = ?3 \
-             UNION ALL SELECT {MARK_COLUMNS} FROM exit_marks m WHERE m.workspace_id = ?1 AND m.flow_id = ?2 \
-             AND m.contact_id = ?4 AND m.run_key IS NULL AND m.happened_at >= ?5 LIMIT 1"
+            "WITH q AS (SELECT value ->> 0 AS flow, value ->> 1 AS k, value ->> 2 AS contact, \
+             value ->> 3 AS since FROM json_each(?2)) \
+             SELECT {MARK_COLUMNS} FROM q CROSS JOIN exit_marks m \
+             ON m.run_key = q.k AND m.flow_id = q.flow AND m.workspace_id = ?1 \
+             UNION ALL SELECT {MARK_COLUMNS} FROM q CROSS JOIN exit_marks m \
+             ON m.contact_id = q.contact AND m.flow_id = q.flow AND m.workspace_id = ?1 \
+             AND m.happened_at >= q.since AND m.run_key IS NULL"
         );
-        let row = sqlx::query(&sql)
+        let rows = sqlx::query(&sql)
             .bind(ws.to_string())
-            .bind(flow)
-            .bind(key)
-            .bind(contact.to_string())
-            .bind(ts(since))
-            .fetch_optional(&mut **self)
+            .bind(json_rows(&q)?)
+            .fetch_all(&mut **self)
             .await?;
-        Ok(row.map(|r| mark(&r, 0)).transpose()?)
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(mark(&r, 0)?);
+        }
+        Ok(out)
+    }
+
+    async fn insert_marks(
+        &mut self,
+        ws: WorkspaceId,
+        rows: &[(Mark, EventId)],
+    ) -> Result<(), ItemError> {
+        let rows: Vec<(&str, i64, &str, Option<&str>, String, String, String)> = rows
+            .iter()
+            .map(|(m, e)| {
+                (
+                    m.flow.as_str(),
+                    m.rule,
+                    m.name.as_str(),
+                    m.key.as_deref(),
+                    m.contact.to_string(),
+                    ts(m.happened),
+                    e.to_string(),
+                )
+            })
+            .collect();
+        sqlx::query(
+            "INSERT INTO exit_marks (workspace_id, flow_id, rule, name, run_key, contact_id, happened_at, event_id) \
+             SELECT ?1, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6 \
+             FROM json_each(?2)",
+        )
+        .bind(ws.to_string())
+        .bind(json_rows(&rows)?)
+        .execute(&mut **self)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_runs(&mut self, ws: WorkspaceId, rows: &[RunRow]) -> Result<(), ItemError> {
+        type Row<'a> = (
+            String,
+            &'a str,
+            &'a str,
+            String,
+            &'static str,
+            i64,
+            Option<String>,
+            String,
+            Option<&'a str>,
+            Option<&'a str>,
+            String,
+            String,
+        );
+        let rows: Vec<Row<'_>> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.id.to_string(),
+                    r.flow.as_str(),
+                    r.key.as_str(),
+                    r.contact.to_string(),
+                    r.state.as_str(),
+                    r.step,
+                    r.due.map(ts),
+                    ts(r.started),
+                    r.snapshot.as_deref(),
+                    r.outcome.as_deref(),
+                    ts(r.created),
+                    ts(r.updated),
+                )
+            })
+            .collect();
+        sqlx::query(
+            "INSERT INTO runs (id, workspace_id, flow_id, run_key, contact_id, state, step, due_at, started_at, \
+             snapshot, outcome, created_at, updated_at) SELECT value ->> 0, ?1, value ->> 1, value ->> 2, \
+             value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9, \
+             value ->> 10, value ->> 11 FROM json_each(?2)",
+        )
+        .bind(ws.to_string())
+        .bind(json_rows(&rows)?)
+        .execute(&mut **self)
+        .await?;
+        Ok(())
+    }
+
+    async fn write_runs(&mut self, rows: &[RunRow]) -> Result<(), ItemError> {
+        type Row<'a> = (
+            String,
+            &'static str,
+            i64,
+            Option<String>,
+            Option<&'a str>,
+            Option<&'a str>,
+            String,
+        );
+        let rows: Vec<Row<'_>> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.id.to_string(),
+                    r.state.as_str(),
+                    r.step,
+                    r.due.map(ts),
+                    r.snapshot.as_deref(),
+                    r.outcome.as_deref(),
+                    ts(r.updated),
+                )
+            })
+            .collect();
+        sqlx::query(
+            "UPDATE runs SET state = q.value ->> 1, step = q.value ->> 2, due_at = q.value ->> 3, \
+             snapshot = COALESCE(q.value ->> 4, runs.snapshot), outcome = q.value ->> 5, updated_at = q.value ->> 6 \
+             FROM json_each(?1) q WHERE runs.id = q.value ->> 0",
+        )
+        .bind(json_rows(&rows)?)
+        .execute(&mut **self)
+        .await?;
+        Ok(())
     }
 
     async fn insert_logs(&mut self, rows: &[LogRow]) -> Result<(), ItemError> {
