@@ -69,11 +69,40 @@ pub fn check_text(field: &str, s: &str) -> Result<(), Invalid> {
 
 /// [`check_text`] for every string and key of a JSON value; the field is the path of the first NUL.
 pub fn check_json(v: &serde_json::Value, prefix: &str) -> Result<(), Invalid> {
-    match crate::fields::find_nul(v, prefix) {
+    match find_nul(v, prefix) {
         Some(at) => Err(Invalid::one(
             at,
             "must not contain NUL (\\u0000) characters",
         )),
         None => Ok(()),
+    }
+}
+
+/// The path of `key` inside `prefix`, as field errors name it (`properties.price`).
+pub(crate) fn path(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_string()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+/// The path of the first string (or key) holding a NUL character. PostgreSQL text cannot store NUL, so such
+/// input is refused up front, the same way on every backend, instead of failing at commit.
+fn find_nul(v: &serde_json::Value, prefix: &str) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) if s.contains('\0') => Some(prefix.to_string()),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| find_nul(x, &format!("{prefix}[{i}]"))),
+        serde_json::Value::Object(o) => o.iter().find_map(|(k, x)| {
+            if k.contains('\0') {
+                Some(path(prefix, k))
+            } else {
+                find_nul(x, &path(prefix, k))
+            }
+        }),
+        _ => None,
     }
 }

@@ -1,6 +1,6 @@
 //! Typed reads from JSON objects that collect every problem with its path instead of stopping at the first.
 
-use crate::error::FieldError;
+use crate::error::{path, FieldError};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
@@ -9,14 +9,6 @@ pub(crate) type Obj = Map<String, Value>;
 /// Collects field errors while a message is read, so one response can name all of them.
 #[derive(Debug, Default)]
 pub(crate) struct Errors(pub Vec<FieldError>);
-
-pub(crate) fn path(prefix: &str, key: &str) -> String {
-    if prefix.is_empty() {
-        key.to_string()
-    } else {
-        format!("{prefix}.{key}")
-    }
-}
 
 impl Errors {
     pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
@@ -128,25 +120,5 @@ impl Errors {
         } else {
             Err(crate::Invalid(self.0))
         }
-    }
-}
-
-/// The path of the first string (or key) holding a NUL character. PostgreSQL text cannot store NUL, so such
-/// input is refused up front, the same way on every backend, instead of failing at commit.
-pub(crate) fn find_nul(v: &serde_json::Value, prefix: &str) -> Option<String> {
-    match v {
-        Value::String(s) if s.contains('\0') => Some(prefix.to_string()),
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .find_map(|(i, x)| find_nul(x, &format!("{prefix}[{i}]"))),
-        Value::Object(o) => o.iter().find_map(|(k, x)| {
-            if k.contains('\0') {
-                Some(path(prefix, k))
-            } else {
-                find_nul(x, &path(prefix, k))
-            }
-        }),
-        _ => None,
     }
 }

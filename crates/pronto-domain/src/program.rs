@@ -322,7 +322,7 @@ fn context(flow: &Flow, subject: &Subject<'_>, medium: &str, offer: Option<&str>
                 (f, _) => f.clone(),
             },
         );
-    let mut ctx = crate::sales::sample_fields();
+    let mut ctx = crate::template::sample_fields();
     let lead = subject.lead.cloned().unwrap_or_else(|| {
         let mut none = ctx["lead"].clone();
         if let Some(o) = none.as_object_mut() {

@@ -1184,22 +1184,6 @@ New lead for {{ rep.first_name }}: <b>{{ lead.name or '(no name)' }}</b>{% if le
     ]
 }
 
-/// The fields lead templates may use, for checking templates at load.
-pub fn sample_fields() -> Value {
-    json!({
-        "lead": {"id": "sample", "name": "Ann Lee", "email": "ann@example.com", "phone": "+14155552671",
-                 "company": "Acme", "message": "Please call me", "source": "website", "form": "contact",
-                 "fields": {}, "received_at": "2026-11-24T09:00:00Z", "attempted": false,
-                 "first_contact_at": null},
-        "rep": {"id": "bo", "name": "Bo Diaz", "first_name": "Bo", "email": "bo@example.com", "phone": "+14155550000"},
-        "links": {"claim": "https://pronto.example/c/sample", "call": "tel:+14155552671"},
-        "promise": {"text": "within 5 minutes", "at": "2026-11-24T09:05:00Z"},
-        "sla": {"within": "5 minutes", "deadline_local": "9:05 AM EST", "overdue": false, "overdue_by": ""},
-        "alert": {"kind": "new", "reason": ""},
-        "reply": {"channel": "sms", "body": "Yes please"},
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -262,10 +262,27 @@ pub fn sample_context() -> Value {
         "offer": {"code": "FREESHIP"},
         "message": {"id": "sample", "unsubscribe_url": "https://pronto.example/u/sample"},
     });
-    if let (Some(c), Value::Object(lead)) = (ctx.as_object_mut(), crate::sales::sample_fields()) {
+    if let (Some(c), Value::Object(lead)) = (ctx.as_object_mut(), sample_fields()) {
         c.extend(lead);
     }
     ctx
+}
+
+/// The fields lead templates may use (lead, rep, links, promise, sla, alert, reply), for checking templates
+/// at load; [`sample_context`] includes them.
+pub fn sample_fields() -> Value {
+    json!({
+        "lead": {"id": "sample", "name": "Ann Lee", "email": "ann@example.com", "phone": "+14155552671",
+                 "company": "Acme", "message": "Please call me", "source": "website", "form": "contact",
+                 "fields": {}, "received_at": "2026-11-24T09:00:00Z", "attempted": false,
+                 "first_contact_at": null},
+        "rep": {"id": "bo", "name": "Bo Diaz", "first_name": "Bo", "email": "bo@example.com", "phone": "+14155550000"},
+        "links": {"claim": "https://pronto.example/c/sample", "call": "tel:+14155552671"},
+        "promise": {"text": "within 5 minutes", "at": "2026-11-24T09:05:00Z"},
+        "sla": {"within": "5 minutes", "deadline_local": "9:05 AM EST", "overdue": false, "overdue_by": ""},
+        "alert": {"kind": "new", "reason": ""},
+        "reply": {"channel": "sms", "body": "Yes please"},
+    })
 }
 
 #[cfg(test)]

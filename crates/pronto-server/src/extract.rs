@@ -2,6 +2,7 @@
 //! deciding what a key is worth is the service's job.
 
 use crate::error::ApiError;
+pub use crate::service::InboundAuth;
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request};
@@ -26,16 +27,6 @@ impl<S: Send + Sync> FromRequestParts<S> for WriteKey {
 fn basic_username(headers: &HeaderMap) -> Option<String> {
     let (user, _) = basic_credentials(headers)?;
     (!user.is_empty()).then_some(user)
-}
-
-/// How an inbound webhook authenticated itself: Standard Webhooks headers (`webhook-id`,
-/// `webhook-timestamp`, `webhook-signature`) and/or an HTTP Basic password. Read here, checked by the service.
-#[derive(Debug, Default)]
-pub struct InboundAuth {
-    pub webhook_id: Option<String>,
-    pub webhook_timestamp: Option<String>,
-    pub webhook_signature: Option<String>,
-    pub basic_password: Option<String>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for InboundAuth {

@@ -18,6 +18,7 @@
 //!   report (JSON, CSV, terminal table).
 //! - [`extract`]: write key (HTTP Basic), admin key (Bearer), Idempotency-Key, client IP, size-limited body.
 //! - [`service`]: authenticate, parse, store, count.
+//! - [`views`]: what the service assembles for the API (below the service and the routes).
 //! - [`state`]: shared state; the per-IP form limiter.
 //! - [`keys`]: generating and hashing API keys.
 //! - [`telemetry`]: Prometheus metrics and the request-recording middleware.
@@ -33,6 +34,7 @@ pub mod sales;
 pub mod service;
 pub mod state;
 pub mod telemetry;
+pub mod views;
 pub mod workers;
 
 pub use app::App;

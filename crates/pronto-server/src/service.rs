@@ -4,6 +4,7 @@
 use crate::config::{FormConfig, Settings};
 use crate::error::ApiError;
 use crate::keys::KeyCache;
+use crate::views::FlowView;
 use pronto_domain::event::{body_write_key, parse_batch, parse_single};
 use pronto_domain::{
     Clock, ContactId, Email, EventType, Identity, IdentityKind, Invalid, Lead, ParseOptions, Phone,
@@ -13,6 +14,16 @@ use pronto_store::{Contact, IngestItem, Ingested, KeyKind, Store, StoreError, St
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
+
+/// How an inbound webhook authenticated itself: Standard Webhooks headers (`webhook-id`,
+/// `webhook-timestamp`, `webhook-signature`) and/or an HTTP Basic password. Read by its extractor (`crate::extract`), checked here.
+#[derive(Debug, Default)]
+pub struct InboundAuth {
+    pub webhook_id: Option<String>,
+    pub webhook_timestamp: Option<String>,
+    pub webhook_signature: Option<String>,
+    pub basic_password: Option<String>,
+}
 
 pub struct Service {
     pub store: Arc<dyn Store>,
@@ -149,11 +160,7 @@ impl Service {
     }
 
     /// Configured flows with their live counts, plus flows that have runs but are no longer configured.
-    pub async fn flows(
-        &self,
-        ws: WorkspaceId,
-    ) -> Result<Vec<crate::routes::flows::FlowView>, ApiError> {
-        use crate::routes::flows::FlowView;
+    pub async fn flows(&self, ws: WorkspaceId) -> Result<Vec<FlowView>, ApiError> {
         let program = self.store.shared().program();
         let mut stats = self.store.flow_stats(ws).await?;
         let mut out = Vec::new();
@@ -283,7 +290,7 @@ impl Service {
     /// delivery id of a signed request, which makes a redelivery a no-op.
     pub fn inbound_email_auth(
         &self,
-        auth: &crate::extract::InboundAuth,
+        auth: &InboundAuth,
         body: &[u8],
     ) -> Result<Option<String>, ApiError> {
         let Some(secret) = self.inbound_email_secret.as_deref() else {

@@ -2,31 +2,37 @@
 //! (production, several nodes). The backend is chosen by the URL's scheme, as atuin's server does.
 //!
 //! # Layout
+//! Imports point one way, down this list (no module imports one above it):
 //! - [`Store`] and the types it speaks (this file).
-//! - `ingest`: the one ingestion algorithm (dedupe, resolve identities, merge, append), written once against
-//!   the small [`ingest::IngestTx`] trait that each backend implements with its own SQL.
-//! - `flows`: flows applied in transactions: triggers and exits inside the group commit, timers fired in
-//!   batches with the guard re-checked in the transaction that writes the outbox (written once, against the
-//!   `FlowTx` trait each backend implements).
-//! - `sales`: speed to lead applied in transactions: a lead routed (its team's routing rows locked), alerted
-//!   and acknowledged in the transaction that records it; claims, attempts and replies applied with the event
-//!   that records them; SLA escalation steps fired with the flow timers; cadence call tasks opened by flow
-//!   steps and closed by a logged call (written once, against `SalesTx`).
 //! - `writer`: group commit. Writes queue to writer tasks that commit whatever is waiting in one transaction
 //!   and only then answer, so a 2xx always means "committed" and a commit costs about the same for 1 or 100
-//!   requests. SQLite has exactly one writer (its single-writer rule); PostgreSQL a few.
+//!   requests. SQLite has exactly one writer (its single-writer rule); PostgreSQL a few. It knows
+//!   `apply::ingest` only, and `Begin` (a transaction with every concern's statements) lives here rather
+//!   than in `tx`, because it names the leaves' traits.
+//! - `apply/`: one unit of work end to end, written once for both backends: `apply::ingest` one group (dedupe,
+//!   resolve identities, merge, append, then the group's events through the flows and its leads through
+//!   sales), `apply::timers` one timer batch (due runs with the guard re-checked in the transaction that
+//!   writes the outbox, then due escalation steps). Each loads in bulk, lets the domain decide, writes in bulk.
+//! - The leaves, what a backend implements per concern: `contacts` (contacts, identities, events:
+//!   `IngestTx`), `sales` (leads, routing rows, tasks, attempts: `SalesTx`, and the lead work — routing,
+//!   alerts, acknowledgements, claims, attempts, replies, escalation steps — still applied there), `flows`
+//!   (runs, exit marks, timers, the outbox: `FlowTx`). Their traits stack (`IngestTx: SalesTx: FlowTx`).
+//! - `tx`: the bottom: transaction errors, what a write touched, outbox and quarantine rows, a queued
+//!   request, `Commit`.
 //! - `sqlite/`, `postgres/`: each backend's pool setup, `IngestTx` and reads; migrations live in
 //!   `migrations/sqlite` and `migrations/postgres`, embedded in the binary and applied at start.
 //! - [`testing`] (feature `testing`): throw-away databases for the conformance suite and the server's tests.
 //! - `tests/conformance.rs`: ONE suite, run against both backends.
 
+mod apply;
+mod contacts;
 mod flows;
-mod ingest;
 mod postgres;
 mod sales;
 mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod tx;
 mod writer;
 
 use async_trait::async_trait;
@@ -42,7 +48,7 @@ use std::sync::Arc;
 use std::sync::RwLock;
 use tokio::sync::Notify;
 
-pub use flows::Fired;
+pub use apply::timers::Fired;
 pub use postgres::PostgresStore;
 pub use sales::{
     check_claim, claim_url, AttemptRow, LeadAction, LeadLog, LeadState, Task, TaskLead,
@@ -798,7 +804,7 @@ impl LeadRow<'_> {
 }
 
 /// Reports a row quarantined for the first time: once, with its reason.
-pub(crate) fn quarantined(r: &flows::BadRow) {
+pub(crate) fn quarantined(r: &tx::BadRow) {
     metrics::counter!("pronto_quarantined_total", "kind" => r.kind).increment(1);
     tracing::warn!(kind = r.kind, id = %r.id, reason = %r.reason,
         "a stored row cannot be read; it is quarantined (GET /v1/admin/quarantine) and its timer cleared");

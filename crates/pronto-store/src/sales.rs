@@ -15,8 +15,8 @@
 //!   Won`, `Lead Replied`, …), through the same group commit: they are on the timeline, and flows — cadences —
 //!   exit on them like on any other event.
 
-use crate::flows::{FlowTx, MessageRow, Touched};
-use crate::ingest::ItemError;
+use crate::flows::FlowTx;
+use crate::tx::{ItemError, MessageRow, Touched};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use pronto_domain::program::Program;

@@ -6,7 +6,9 @@
 //! share one fsync; with no load a request is committed alone, at once. A request's answer is sent after the
 //! commit returned, so a 2xx built on it always means "durable".
 
-use crate::ingest::{ingest_group, IngestTx};
+use crate::apply::ingest::ingest_group;
+use crate::contacts::IngestTx;
+use crate::tx::{Commit, Job};
 use crate::{IngestItem, Ingested, Shared, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -14,26 +16,11 @@ use pronto_domain::WorkspaceId;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-pub(crate) struct Job {
-    pub workspace: WorkspaceId,
-    pub items: Vec<IngestItem>,
-    pub received_at: DateTime<Utc>,
-    pub reply: oneshot::Sender<Result<Vec<Ingested>, StoreError>>,
-}
-
 /// Opens transactions for the writer; each backend implements it.
 #[async_trait]
 pub(crate) trait Begin: Send + Sync + 'static {
     type Tx: IngestTx + Commit;
     async fn begin(&self) -> Result<Self::Tx, StoreError>;
-}
-
-/// Ends a transaction. Both leave the connection ready for the next transaction whatever the database did
-/// (a failed commit is rolled back), so one failure never poisons the writers that come after it.
-#[async_trait]
-pub(crate) trait Commit: Send {
-    async fn commit(self) -> Result<(), StoreError>;
-    async fn rollback(self);
 }
 
 /// The handle requests queue on, and the writer tasks behind it. `close` stops taking requests, lets the

@@ -60,7 +60,7 @@ pub struct ContactResponse {
     /// Pass as `before` for the next, older page; absent on the last page.
     pub next_before: Option<i64>,
     /// The contact's flow runs, newest first, with each step taken and why.
-    pub runs: Vec<crate::routes::flows::RunResponse>,
+    pub runs: Vec<crate::views::RunResponse>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

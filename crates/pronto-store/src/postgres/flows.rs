@@ -5,10 +5,8 @@
 //! delivery workers.
 
 use super::PgTx;
-use crate::flows::{
-    BadRow, DueRun, FlowTx, Found, LiveRun, LogRow, Mark, MessageRow, RunRow, RunUpdate,
-};
-use crate::ingest::ItemError;
+use crate::flows::{DueRun, FlowTx, Found, LiveRun, LogRow, Mark, RunRow, RunUpdate};
+use crate::tx::{BadRow, ItemError, MessageRow};
 use crate::{FlowStats, LogEntry, MessageView, OutMessage, RunView, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -5,8 +5,10 @@
 mod flows;
 mod sales;
 
-use crate::ingest::{EventRow, IngestTx, ItemError};
-use crate::writer::{Begin, Commit, Writers};
+use crate::contacts::{EventRow, IngestTx};
+use crate::tx::Commit;
+use crate::tx::ItemError;
+use crate::writer::{Begin, Writers};
 use crate::{
     ApiKey, Contact, DefaultWorkspace, Delivery, Fired, FlowStats, IngestItem, Ingested, KeyKind,
     KeyOrigin, MessageView, Options, OutMessage, Quarantined, RunView, Shared, Store, StoreError,
@@ -102,8 +104,8 @@ async fn listen(pool: PgPool, shared: Arc<Shared>) {
 }
 
 /// A row that did not decode, named by its first column (the id).
-pub(super) fn bad_row(kind: &'static str, row: &PgRow, e: StoreError) -> crate::flows::BadRow {
-    crate::flows::BadRow {
+pub(super) fn bad_row(kind: &'static str, row: &PgRow, e: StoreError) -> crate::tx::BadRow {
+    crate::tx::BadRow {
         kind,
         id: row
             .try_get::<Uuid, _>(0)
@@ -130,7 +132,7 @@ fn api_key(row: &PgRow) -> Result<ApiKey, StoreError> {
 
 pub(crate) struct PgTx(
     Transaction<'static, Postgres>,
-    pub(crate) Vec<crate::flows::BadRow>,
+    pub(crate) Vec<crate::tx::BadRow>,
 );
 
 #[async_trait]
@@ -216,7 +218,7 @@ impl IngestTx for PgTx {
         for row in rows {
             out.push((ContactId(row.try_get(0)?), row.try_get(1)?, row.try_get(2)?));
         }
-        Ok(crate::ingest::group_owners(out)?)
+        Ok(crate::contacts::group_owners(out)?)
     }
 
     async fn insert_contacts(
@@ -661,7 +663,7 @@ impl Store for PostgresStore {
     }
 
     async fn fire_due(&self, now: DateTime<Utc>, limit: i64) -> Result<Fired, StoreError> {
-        crate::flows::fire_batch(&*self.pool, &self.shared, now, limit).await
+        crate::apply::timers::fire_batch(&*self.pool, &self.shared, now, limit).await
     }
 
     async fn claim_messages(
@@ -880,7 +882,7 @@ impl Store for PostgresStore {
         let Some((live, Json(traits))) = row else {
             return Ok(false);
         };
-        let merged = crate::ingest::merge_traits(traits, patch);
+        let merged = crate::contacts::merge_traits(traits, patch);
         sqlx::query("UPDATE contacts SET traits = $2, updated_at = $3 WHERE id = $1")
             .bind(live)
             .bind(Json(Value::Object(merged)))

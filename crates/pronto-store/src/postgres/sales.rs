@@ -3,8 +3,8 @@
 //! timers are claimed, so several processes share the work and never take the same lead.
 
 use super::PgTx;
-use crate::ingest::ItemError;
 use crate::sales::{AttemptRow, LeadLog, LeadState, NewTask, SalesTx, Task, TaskLead};
+use crate::tx::ItemError;
 use crate::StoreError;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

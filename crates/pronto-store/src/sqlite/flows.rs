@@ -3,10 +3,8 @@
 //! database and it has one writer connection, so claiming needs no row locks: the transaction is the lock.
 
 use super::{json_rows, parse_ts, ts, uuid, SqliteTx};
-use crate::flows::{
-    BadRow, DueRun, FlowTx, Found, LiveRun, LogRow, Mark, MessageRow, RunRow, RunUpdate,
-};
-use crate::ingest::ItemError;
+use crate::flows::{DueRun, FlowTx, Found, LiveRun, LogRow, Mark, RunRow, RunUpdate};
+use crate::tx::{BadRow, ItemError, MessageRow};
 use crate::{FlowStats, LogEntry, MessageView, OutMessage, RunView, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -4,8 +4,10 @@
 mod flows;
 mod sales;
 
-use crate::ingest::{EventRow, IngestTx, ItemError};
-use crate::writer::{Begin, Commit, Writers};
+use crate::contacts::{EventRow, IngestTx};
+use crate::tx::Commit;
+use crate::tx::ItemError;
+use crate::writer::{Begin, Writers};
 use crate::{
     ApiKey, Contact, DefaultWorkspace, Delivery, Fired, FlowStats, IngestItem, Ingested, KeyKind,
     KeyOrigin, MessageView, Options, OutMessage, Quarantined, RunView, Shared, Store, StoreError,
@@ -184,7 +186,7 @@ impl SqliteStore {
 pub(crate) struct SqliteTx {
     conn: sqlx::pool::PoolConnection<Sqlite>,
     open: bool,
-    pub(crate) bad: Vec<crate::flows::BadRow>,
+    pub(crate) bad: Vec<crate::tx::BadRow>,
 }
 
 impl std::ops::Deref for SqliteTx {
@@ -260,8 +262,8 @@ impl Commit for SqliteTx {
 }
 
 /// A row that did not decode, named by its first column (the id, as stored).
-pub(super) fn bad_row(kind: &'static str, row: &SqliteRow, e: StoreError) -> crate::flows::BadRow {
-    crate::flows::BadRow {
+pub(super) fn bad_row(kind: &'static str, row: &SqliteRow, e: StoreError) -> crate::tx::BadRow {
+    crate::tx::BadRow {
         kind,
         id: row.try_get::<String, _>(0).unwrap_or_default(),
         workspace: row.try_get::<String, _>("workspace_id").ok(),
@@ -354,7 +356,7 @@ impl IngestTx for SqliteTx {
                 row.try_get(2)?,
             ));
         }
-        Ok(crate::ingest::group_owners(out)?)
+        Ok(crate::contacts::group_owners(out)?)
     }
 
     async fn insert_contacts(
@@ -811,7 +813,7 @@ impl Store for SqliteStore {
     }
 
     async fn fire_due(&self, now: DateTime<Utc>, limit: i64) -> Result<Fired, StoreError> {
-        crate::flows::fire_batch(&*self.write, &self.shared, now, limit).await
+        crate::apply::timers::fire_batch(&*self.write, &self.shared, now, limit).await
     }
 
     async fn claim_messages(
@@ -1021,7 +1023,7 @@ impl Store for SqliteStore {
         let Some((live, traits)) = row else {
             return Ok(false);
         };
-        let merged = crate::ingest::merge_traits(json_obj(&traits)?, patch);
+        let merged = crate::contacts::merge_traits(json_obj(&traits)?, patch);
         sqlx::query("UPDATE contacts SET traits = ?2, updated_at = ?3 WHERE id = ?1")
             .bind(live)
             .bind(Value::Object(merged).to_string())

@@ -2,8 +2,8 @@
 //! routing and escalation need.
 
 use super::{json_rows, parse_ts, ts, uuid, SqliteTx};
-use crate::ingest::ItemError;
 use crate::sales::{AttemptRow, LeadLog, LeadState, NewTask, SalesTx, Task, TaskLead};
+use crate::tx::ItemError;
 use crate::StoreError;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

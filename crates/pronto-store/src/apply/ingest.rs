@@ -17,140 +17,16 @@
 //! write (a unique key taken by the other writer); the group is rolled back to its savepoint and redone, when
 //! the other writer's rows are visible. A group is all or nothing.
 
-use crate::flows::{on_events, Touched};
-use crate::writer::Job;
+use crate::contacts::{merge, merge_traits, EventRow, IngestTx};
+use crate::tx::{ItemError, Job, Touched};
 use crate::{Ingested, LeadRow, StoreError};
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use pronto_domain::engine::group::Seen;
+use pronto_domain::engine::group::{self, Seen};
 use pronto_domain::program::Program;
 use pronto_domain::resolve::{resolve, Known};
 use pronto_domain::{ContactId, EventId, Identity, NewEvent, WorkspaceId};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-
-/// What an attempt at a group ran into.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum ItemError {
-    /// Another writer took a unique key first; redoing the group sees its rows.
-    #[error("conflict with a concurrent writer")]
-    Conflict,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<sqlx::Error> for ItemError {
-    fn from(e: sqlx::Error) -> Self {
-        let retryable = match &e {
-            sqlx::Error::Database(d) => {
-                d.is_unique_violation()
-                    // PostgreSQL: deadlock_detected, serialization_failure.
-                    || matches!(d.code().as_deref(), Some("40P01") | Some("40001"))
-            }
-            _ => false,
-        };
-        if retryable {
-            Self::Conflict
-        } else {
-            Self::Store(e.into())
-        }
-    }
-}
-
-impl From<ItemError> for StoreError {
-    fn from(e: ItemError) -> Self {
-        match e {
-            ItemError::Store(e) => e,
-            ItemError::Conflict => {
-                StoreError::Unavailable("conflict with a concurrent writer; retry".into())
-            }
-        }
-    }
-}
-
-/// An event row for a bulk insert.
-pub(crate) struct EventRow<'a> {
-    pub id: EventId,
-    pub contact: ContactId,
-    pub event: &'a NewEvent,
-    pub received_at: DateTime<Utc>,
-}
-
-/// The statements of one transaction, implemented by each backend with its own SQL. The bulk ones take any
-/// number of rows in one statement.
-#[async_trait]
-pub(crate) trait IngestTx: crate::sales::SalesTx + Send {
-    /// Runs a statement without parameters (savepoints).
-    async fn exec(&mut self, sql: &'static str) -> Result<(), sqlx::Error>;
-    /// Events already stored under any of these `(dedupe scope, message id)` pairs (scope `""`: the Segment
-    /// `messageId`), by pair.
-    async fn find_events(
-        &mut self,
-        ws: WorkspaceId,
-        keys: &[(&str, &str)],
-    ) -> Result<Vec<((String, String), Ingested)>, ItemError>;
-    /// Every live contact owning one of `identities`, with all the identities it owns.
-    async fn owners(
-        &mut self,
-        ws: WorkspaceId,
-        identities: &[&Identity],
-    ) -> Result<Vec<Known>, ItemError>;
-    async fn insert_contacts(
-        &mut self,
-        ws: WorkspaceId,
-        ids: &[ContactId],
-        now: DateTime<Utc>,
-    ) -> Result<(), ItemError>;
-    /// How many rows were written; fewer than given means another contact owns one of them already.
-    async fn insert_identities(
-        &mut self,
-        ws: WorkspaceId,
-        rows: &[(ContactId, &Identity)],
-        now: DateTime<Utc>,
-    ) -> Result<u64, ItemError>;
-    /// The `(id, seq)` of each row written; a row missing from the answer hit an existing message id.
-    async fn insert_events(
-        &mut self,
-        ws: WorkspaceId,
-        rows: &[EventRow<'_>],
-    ) -> Result<Vec<(EventId, i64)>, ItemError>;
-    /// Moves `from`'s identities, events and leads to `into` and marks `from` (and whatever was merged into it)
-    /// merged into `into`.
-    async fn move_contact(&mut self, from: ContactId, into: ContactId) -> Result<(), ItemError>;
-    async fn record_merge(
-        &mut self,
-        ws: WorkspaceId,
-        from: ContactId,
-        into: ContactId,
-        event: EventId,
-        now: DateTime<Utc>,
-    ) -> Result<(), ItemError>;
-    /// The traits of each of `contacts`, by contact.
-    async fn traits_of(
-        &mut self,
-        contacts: &[ContactId],
-    ) -> Result<Vec<(ContactId, Map<String, Value>)>, ItemError>;
-    /// Replaces the traits of each contact, as of its time.
-    async fn set_traits_of(
-        &mut self,
-        rows: &[(ContactId, &Map<String, Value>, DateTime<Utc>)],
-    ) -> Result<(), ItemError>;
-    async fn traits(&mut self, contact: ContactId) -> Result<Map<String, Value>, ItemError> {
-        self.traits_of(&[contact])
-            .await?
-            .pop()
-            .map(|(_, t)| t)
-            .ok_or_else(|| StoreError::Corrupt(format!("contact {contact} is missing")).into())
-    }
-    async fn set_traits(
-        &mut self,
-        contact: ContactId,
-        traits: &Map<String, Value>,
-        now: DateTime<Utc>,
-    ) -> Result<(), ItemError> {
-        self.set_traits_of(&[(contact, traits, now)]).await
-    }
-}
 
 /// What a retry of this event is recognised by: its dedupe scope (`""` for the Segment `messageId`) and id.
 fn dedupe_key(e: &NewEvent) -> Option<(&str, &str)> {
@@ -158,59 +34,6 @@ fn dedupe_key(e: &NewEvent) -> Option<(&str, &str)> {
     Some((e.dedupe_scope.as_deref().unwrap_or(""), id))
 }
 
-/// Groups `(contact, kind, value)` rows, as both backends' owner queries return them, into contacts.
-pub(crate) fn group_owners(
-    rows: Vec<(ContactId, String, String)>,
-) -> Result<Vec<Known>, StoreError> {
-    let mut known: Vec<Known> = Vec::new();
-    for (id, kind, value) in rows {
-        let identity = Identity {
-            kind: kind.parse().map_err(StoreError::Corrupt)?,
-            value,
-        };
-        match known.iter_mut().find(|k| k.id == id) {
-            Some(k) => k.identities.push(identity),
-            None => known.push(Known {
-                id,
-                identities: vec![identity],
-            }),
-        }
-    }
-    Ok(known)
-}
-
-/// Shallow merge where `newer` wins; a `null` in `newer` removes the trait (how an identify unsets one).
-pub(crate) fn merge_traits(
-    mut base: Map<String, Value>,
-    newer: &Map<String, Value>,
-) -> Map<String, Value> {
-    for (k, v) in newer {
-        if v.is_null() {
-            base.remove(k);
-        } else {
-            base.insert(k.clone(), v.clone());
-        }
-    }
-    base
-}
-
-/// Merges `from` into `into`: rows move, `into`'s traits win over `from`'s, and the merge is recorded.
-async fn merge<T: IngestTx + ?Sized>(
-    tx: &mut T,
-    ws: WorkspaceId,
-    from: ContactId,
-    into: ContactId,
-    event: EventId,
-    now: DateTime<Utc>,
-) -> Result<(), ItemError> {
-    tx.move_contact(from, into).await?;
-    let older = tx.traits(from).await?;
-    let merged = merge_traits(older, &tx.traits(into).await?);
-    tx.set_traits(into, &merged, now).await?;
-    tx.record_merge(ws, from, into, event, now).await
-}
-
-/// The in-memory picture of the contacts a group touches, kept current as its events are resolved.
 #[derive(Default)]
 struct Picture {
     identities: HashMap<ContactId, Vec<Identity>>,
@@ -591,22 +414,49 @@ async fn ingest_workspace<T: IngestTx + ?Sized>(
     Ok((out, touched))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn newer_traits_win_and_null_unsets() {
-        let base = json!({"name": "Ann", "plan": "free", "city": "Oslo"});
-        let newer = json!({"plan": "pro", "city": null, "age": 3});
-        let got = merge_traits(
-            base.as_object().unwrap().clone(),
-            newer.as_object().unwrap(),
-        );
-        assert_eq!(
-            Value::Object(got),
-            json!({"name": "Ann", "plan": "pro", "age": 3})
-        );
+/// Applies a group's events to the flows: loads what [`group::wanted`] names in a fixed number of
+/// statements, lets [`group::on_events`] decide, and writes the effects in bulk.
+async fn on_events<T: IngestTx + ?Sized>(
+    tx: &mut T,
+    program: &Program,
+    ws: WorkspaceId,
+    seen: &[Seen<'_>],
+) -> Result<Touched, ItemError> {
+    let need = group::traits_wanted(program, seen);
+    let traits: HashMap<ContactId, Map<String, Value>> = if need.is_empty() {
+        HashMap::new()
+    } else {
+        tx.traits_of(&need).await?.into_iter().collect()
+    };
+    let want = group::wanted(program, seen, &traits);
+    let runs = if want.keys.is_empty() && want.contacts.is_empty() {
+        Vec::new()
+    } else {
+        tx.live_runs(ws, &want.keys, &want.contacts).await?
+    };
+    let marks = if want.marks.is_empty() {
+        Vec::new()
+    } else {
+        tx.stopping_marks(ws, &want.marks).await?
+    };
+    let fx = group::on_events(program, seen, runs, marks, &traits);
+    if !fx.marks.is_empty() {
+        tx.insert_marks(ws, &fx.marks).await?;
     }
+    if !fx.inserts.is_empty() {
+        tx.insert_runs(ws, &fx.inserts).await?;
+    }
+    if !fx.updates.is_empty() {
+        tx.write_runs(&fx.updates).await?;
+    }
+    if !fx.logs.is_empty() {
+        tx.insert_logs(&fx.logs).await?;
+    }
+    if fx.timers {
+        tx.notify("pronto_timers").await?;
+    }
+    Ok(Touched {
+        timers: fx.timers,
+        outbox: false,
+    })
 }

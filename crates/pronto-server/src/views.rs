@@ -1,0 +1,97 @@
+//! What the API answers that the service assembles (below the service and the routes, so both may use it;
+//! it imports neither).
+
+use chrono::{DateTime, Utc};
+use pronto_store::{LogEntry, RunView};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+/// A flow as configured, with live counts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FlowView {
+    pub id: String,
+    /// Events that start (or refresh) a run.
+    pub triggers: Vec<String>,
+    /// The run key's path in the trigger event; absent: one run per contact.
+    pub key: Option<String>,
+    /// Exit rules as `event (same key|contact)`.
+    pub exits: Vec<String>,
+    pub steps: usize,
+    /// Runs in progress (each waits for its timer).
+    pub active: i64,
+    pub finished: i64,
+    /// Ended runs by reason: the exit rule that ended them, consent, a removed flow.
+    pub exited: BTreeMap<String, i64>,
+    /// Skipped steps by reason (an exit found when the timer fired, frequency cap, no address).
+    pub skipped: BTreeMap<String, i64>,
+    /// Messages by state: queued, sent, failed.
+    pub messages: BTreeMap<String, i64>,
+    /// False for a flow that has runs but is no longer in the configuration.
+    pub configured: bool,
+}
+
+/// One step of a run's history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogView {
+    pub at: DateTime<Utc>,
+    /// 1-based, as in `pronto check`'s messages; absent for entries about the run as a whole.
+    pub step: Option<i64>,
+    /// started, waiting, refreshed, sent, skipped, failed, exited, finished, ignored.
+    pub kind: String,
+    /// Why, e.g. "Order Completed at 2026-11-24T12:03:00Z for the same checkout_id".
+    pub detail: String,
+}
+
+impl From<LogEntry> for LogView {
+    fn from(l: LogEntry) -> Self {
+        Self {
+            at: l.at,
+            step: l.step.filter(|s| *s >= 0).map(|s| s + 1),
+            kind: l.kind,
+            detail: l.detail,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunResponse {
+    #[schema(format = Uuid)]
+    pub id: String,
+    pub flow: String,
+    pub key: String,
+    #[schema(format = Uuid)]
+    pub contact_id: String,
+    /// active, exited or finished.
+    pub state: String,
+    /// When its timer fires, while active.
+    pub due_at: Option<DateTime<Utc>>,
+    /// When the trigger happened (client clock).
+    pub started_at: DateTime<Utc>,
+    pub outcome: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The latest trigger event, as sent: what the messages show.
+    pub snapshot: Value,
+    pub log: Vec<LogView>,
+}
+
+impl From<RunView> for RunResponse {
+    fn from(r: RunView) -> Self {
+        Self {
+            id: r.id.to_string(),
+            flow: r.flow,
+            key: r.key,
+            contact_id: r.contact_id.to_string(),
+            state: r.state,
+            due_at: r.due_at,
+            started_at: r.started_at,
+            outcome: r.outcome,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            snapshot: r.snapshot,
+            log: r.log.into_iter().map(Into::into).collect(),
+        }
+    }
+}
