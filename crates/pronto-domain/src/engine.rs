@@ -15,6 +15,7 @@
 //!   end or an `exit`. An SMS step in the contact's quiet hours (their local time) defers the run to when
 //!   the quiet hours end; the step then runs as it would have.
 
+pub mod fire;
 pub mod group;
 
 use crate::flow::{Channel, Flow, Reentry, Same, Step};

@@ -12,6 +12,9 @@
 //!   (a task for the lead's owner), if, exit.
 //! - [`engine`]: the flow engine's pure decisions: start/refresh/ignore on a trigger, exit rules by key or
 //!   contact (out-of-order safe), walking steps to the next wait (an SMS in quiet hours defers the run).
+//!   [`engine::group`] decides a whole ingest group against the runs loaded for it; [`engine::fire`] a batch of
+//!   due runs (the guard, consent, the frequency cap, the SMS skip rule, call tasks) into the effects the store writes.
+//! - [`message`]: [`message::Outgoing`], a message as a decision leaves it (the outbox row).
 //! - [`lead`]: a lead from JSON or an HTML form, checked, and the `Lead Submitted` event it becomes.
 //! - [`keywords`]: STOP/START/HELP in inbound SMS, as carriers treat them.
 //! - [`report`]: speed-to-lead buckets and response-time statistics.
@@ -39,6 +42,7 @@ pub mod identity;
 pub mod ids;
 pub mod keywords;
 pub mod lead;
+pub mod message;
 pub mod program;
 pub mod report;
 pub mod resolve;

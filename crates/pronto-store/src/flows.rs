@@ -21,36 +21,9 @@
 use crate::tx::{BadRow, ItemError, MessageRow};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+pub(crate) use pronto_domain::engine::fire::{Addressee, DueRun, RunUpdate};
 pub(crate) use pronto_domain::engine::group::{LiveRun, Mark, RunLog as LogRow, RunRow};
-use pronto_domain::program::Recipient;
 use pronto_domain::{ContactId, EventId, RunId, WorkspaceId};
-
-/// A claimed run whose timer is due.
-pub(crate) struct DueRun {
-    pub id: RunId,
-    pub ws: WorkspaceId,
-    pub flow: String,
-    pub key: String,
-    pub contact: ContactId,
-    pub step: i64,
-    pub started: DateTime<Utc>,
-    pub snapshot: String,
-}
-
-pub(crate) struct RunUpdate {
-    pub id: RunId,
-    pub state: &'static str,
-    pub step: i64,
-    pub due: Option<DateTime<Utc>>,
-    pub outcome: Option<String>,
-}
-
-/// The contact a message goes to, found from the (possibly merged) contact a run was started for.
-pub(crate) struct Found {
-    pub asked: ContactId,
-    pub live: ContactId,
-    pub recipient: Recipient,
-}
 
 /// The flow statements each backend implements.
 #[async_trait]
@@ -105,7 +78,7 @@ pub(crate) trait FlowTx: Send {
         -> Result<Vec<DueRun>, ItemError>;
     /// Every exit mark that applies to any of `runs`, with the run it applies to.
     async fn marks_for(&mut self, runs: &[DueRun]) -> Result<Vec<(RunId, Mark)>, ItemError>;
-    async fn recipients(&mut self, contacts: &[ContactId]) -> Result<Vec<Found>, ItemError>;
+    async fn recipients(&mut self, contacts: &[ContactId]) -> Result<Vec<Addressee>, ItemError>;
     /// Emails written for each contact since `since`.
     async fn sent_counts(
         &mut self,

@@ -19,11 +19,12 @@ use crate::flows::FlowTx;
 use crate::tx::{ItemError, MessageRow, Touched};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use pronto_domain::engine::fire::CadenceLead;
 use pronto_domain::program::Program;
 use pronto_domain::sales::{
     lead_context, AlertChannel, Escalate, How, Member, Outcome, Rep, Sales, Situation,
 };
-use pronto_domain::{ContactId, EventId, LeadId, MessageId, RunId, TaskId, WorkspaceId};
+use pronto_domain::{ContactId, EventId, LeadId, MessageId, TaskId, WorkspaceId};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -81,6 +82,16 @@ impl LeadState {
 
     pub(crate) fn context(&self) -> Value {
         lead_context(&self.id.to_string(), &self.props(), self.created_at)
+    }
+
+    /// The lead as a cadence run's steps need it.
+    pub(crate) fn cadence(&self) -> CadenceLead {
+        CadenceLead {
+            id: self.id,
+            ws: self.workspace_id,
+            owner: self.owner.clone(),
+            context: self.context(),
+        }
     }
 
     fn is_open(&self) -> bool {
@@ -150,22 +161,8 @@ pub struct TaskLead {
     pub status: String,
 }
 
-/// A task to open.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct NewTask {
-    pub id: TaskId,
-    pub ws: WorkspaceId,
-    /// `{run}.{step}`: opened once however often the step is fired.
-    pub key: String,
-    pub lead: LeadId,
-    pub contact: ContactId,
-    pub run: RunId,
-    pub flow: String,
-    pub step: i64,
-    pub title: String,
-    pub script: String,
-    pub due: DateTime<Utc>,
-}
+/// A task to open, as a call step decided it.
+pub(crate) use pronto_domain::engine::fire::NewTask;
 
 /// What a rep or the lead did, carried by the event that records it.
 #[derive(Debug, Clone, PartialEq)]

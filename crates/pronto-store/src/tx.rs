@@ -6,7 +6,7 @@
 use crate::{IngestItem, Ingested, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use pronto_domain::{ContactId, MessageId, RunId, WorkspaceId};
+use pronto_domain::WorkspaceId;
 use tokio::sync::oneshot;
 
 /// What an attempt at a group ran into.
@@ -56,27 +56,8 @@ pub(crate) struct Touched {
     pub outbox: bool,
 }
 
-/// A message to write to the outbox.
-pub(crate) struct MessageRow {
-    pub id: MessageId,
-    pub ws: WorkspaceId,
-    pub key: String,
-    pub run: Option<RunId>,
-    pub flow: Option<String>,
-    pub step: Option<i64>,
-    /// For messages about a lead (rep alerts, acknowledgements).
-    pub lead: Option<pronto_domain::LeadId>,
-    pub contact: ContactId,
-    pub channel: &'static str,
-    pub to: String,
-    pub from: String,
-    pub reply_to: Option<String>,
-    pub subject: String,
-    pub text: String,
-    pub html: Option<String>,
-    pub unsubscribe_url: Option<String>,
-    pub now: DateTime<Utc>,
-}
+/// A message to write to the outbox, as a decision left it.
+pub(crate) use pronto_domain::message::Outgoing as MessageRow;
 
 /// A row a transaction read and could not decode: treated as absent, then set aside with its reason
 /// ([`FlowTx::flush_quarantine`]) so no batch meets it again.

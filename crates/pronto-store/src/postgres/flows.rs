@@ -5,7 +5,7 @@
 //! delivery workers.
 
 use super::PgTx;
-use crate::flows::{DueRun, FlowTx, Found, LiveRun, LogRow, Mark, RunRow, RunUpdate};
+use crate::flows::{Addressee, DueRun, FlowTx, LiveRun, LogRow, Mark, RunRow, RunUpdate};
 use crate::tx::{BadRow, ItemError, MessageRow};
 use crate::{FlowStats, LogEntry, MessageView, OutMessage, RunView, StoreError};
 use async_trait::async_trait;
@@ -265,7 +265,8 @@ impl FlowTx for PgTx {
                     contact: ContactId(r.try_get(4)?),
                     step: r.try_get::<i32, _>(5)?.into(),
                     started: r.try_get(6)?,
-                    snapshot: r.try_get(7)?,
+                    snapshot: serde_json::from_str(&r.try_get::<String, _>(7)?)
+                        .unwrap_or(serde_json::Value::Null),
                 })
             };
             match run() {
@@ -308,7 +309,7 @@ impl FlowTx for PgTx {
         Ok(out)
     }
 
-    async fn recipients(&mut self, contacts: &[ContactId]) -> Result<Vec<Found>, ItemError> {
+    async fn recipients(&mut self, contacts: &[ContactId]) -> Result<Vec<Addressee>, ItemError> {
         let ids: Vec<Uuid> = contacts.iter().map(|c| c.0).collect();
         let rows = sqlx::query(
             "SELECT q.id, live.id, live.traits, \
@@ -323,7 +324,7 @@ impl FlowTx for PgTx {
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let Json(traits): Json<Map<String, Value>> = r.try_get(2)?;
-            out.push(Found {
+            out.push(Addressee {
                 asked: ContactId(r.try_get(0)?),
                 live: ContactId(r.try_get(1)?),
                 recipient: Recipient {
@@ -407,7 +408,7 @@ impl FlowTx for PgTx {
         now: DateTime<Utc>,
     ) -> Result<(), ItemError> {
         let ids: Vec<Uuid> = rows.iter().map(|u| u.id.0).collect();
-        let states: Vec<&str> = rows.iter().map(|u| u.state).collect();
+        let states: Vec<&str> = rows.iter().map(|u| u.state.as_str()).collect();
         let steps: Vec<i32> = rows.iter().map(|u| u.step as i32).collect();
         let dues: Vec<Option<DateTime<Utc>>> = rows.iter().map(|u| u.due).collect();
         let outcomes: Vec<Option<&str>> = rows.iter().map(|u| u.outcome.as_deref()).collect();

@@ -3,7 +3,7 @@
 //! database and it has one writer connection, so claiming needs no row locks: the transaction is the lock.
 
 use super::{json_rows, parse_ts, ts, uuid, SqliteTx};
-use crate::flows::{DueRun, FlowTx, Found, LiveRun, LogRow, Mark, RunRow, RunUpdate};
+use crate::flows::{Addressee, DueRun, FlowTx, LiveRun, LogRow, Mark, RunRow, RunUpdate};
 use crate::tx::{BadRow, ItemError, MessageRow};
 use crate::{FlowStats, LogEntry, MessageView, OutMessage, RunView, StoreError};
 use async_trait::async_trait;
@@ -274,7 +274,8 @@ impl FlowTx for SqliteTx {
                     contact: uuid(&r.try_get::<String, _>(4)?)?,
                     step: r.try_get(5)?,
                     started: parse_ts(&r.try_get::<String, _>(6)?)?,
-                    snapshot: r.try_get(7)?,
+                    snapshot: serde_json::from_str(&r.try_get::<String, _>(7)?)
+                        .unwrap_or(serde_json::Value::Null),
                 })
             };
             match run() {
@@ -320,7 +321,7 @@ impl FlowTx for SqliteTx {
         Ok(out)
     }
 
-    async fn recipients(&mut self, contacts: &[ContactId]) -> Result<Vec<Found>, ItemError> {
+    async fn recipients(&mut self, contacts: &[ContactId]) -> Result<Vec<Addressee>, ItemError> {
         let ids: Vec<String> = contacts.iter().map(ToString::to_string).collect();
         let rows = sqlx::query(
             "SELECT q.value, live.id, live.traits, \
@@ -334,7 +335,7 @@ impl FlowTx for SqliteTx {
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            out.push(Found {
+            out.push(Addressee {
                 asked: uuid(&r.try_get::<String, _>(0)?)?,
                 live: uuid(&r.try_get::<String, _>(1)?)?,
                 recipient: Recipient {
@@ -419,7 +420,7 @@ impl FlowTx for SqliteTx {
             .map(|u| {
                 (
                     u.id.to_string(),
-                    u.state,
+                    u.state.as_str(),
                     u.step,
                     u.due.map(ts),
                     u.outcome.as_deref(),
