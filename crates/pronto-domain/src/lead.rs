@@ -41,6 +41,24 @@ pub struct Lead {
     pub fields: Map<String, Value>,
 }
 
+#[cfg(test)]
+impl Lead {
+    /// A lead with only its id (`n`) and these name and email, for tests.
+    pub(crate) fn bare(n: u128, name: Option<&str>, email: Option<&str>) -> Self {
+        Lead {
+            id: crate::LeadId(uuid::Uuid::from_u128(n)),
+            name: name.map(str::to_string),
+            email: email.map(|e| Email::parse(e).expect("a valid test address")),
+            phone: None,
+            company: None,
+            message: None,
+            source: None,
+            form: None,
+            fields: Map::new(),
+        }
+    }
+}
+
 impl Lead {
     /// Reads a lead from a JSON object. An email or a phone is required: a lead nobody can answer is not a lead.
     pub fn parse(obj: &Obj, region: Region) -> Result<Self, Invalid> {

@@ -1,6 +1,12 @@
 //! A message as a decision leaves it: the outbox row the store writes, whoever decided it (a run's step, a
 //! rep alert, an acknowledgement). Rendering happens before (see [`crate::program::compose`]); sending after,
 //! by the delivery worker, which finds everything it needs here.
+//!
+//! # Layout
+//! - this file: [`Outgoing`], the outbox row.
+//! - [`links`]: the signed unsubscribe and claim links, made and checked in one place.
+
+pub mod links;
 
 use crate::{ContactId, LeadId, MessageId, RunId, WorkspaceId};
 use chrono::{DateTime, Utc};

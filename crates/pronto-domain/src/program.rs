@@ -354,47 +354,6 @@ fn context(flow: &Flow, subject: &Subject<'_>, medium: &str, offer: Option<&str>
     ctx
 }
 
-/// How long an unsubscribe link works: long enough for any mail still in an inbox.
-const UNSUBSCRIBE_VALIDITY_SECS: i64 = 5 * 366 * 24 * 3600;
-
-/// The contact's signed one-click unsubscribe link (also the `List-Unsubscribe` header).
-pub fn unsubscribe_url(
-    settings: &MessageSettings,
-    workspace: &str,
-    contact: &str,
-    now: i64,
-) -> String {
-    let token = crate::claim::sign(
-        &settings.link_secret,
-        contact,
-        workspace,
-        "unsubscribe",
-        now + UNSUBSCRIBE_VALIDITY_SECS,
-    );
-    format!(
-        "{}/u/{workspace}/{contact}/{token}",
-        settings.public_url.trim_end_matches('/')
-    )
-}
-
-/// Checks an unsubscribe link's token for this workspace and contact.
-pub fn check_unsubscribe(
-    settings: &MessageSettings,
-    workspace: &str,
-    contact: &str,
-    token: &str,
-    now: i64,
-) -> Result<(), crate::claim::ClaimError> {
-    crate::claim::verify(
-        &settings.link_secret,
-        contact,
-        workspace,
-        "unsubscribe",
-        token,
-        now,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,20 @@
 //!   time), else nobody (recorded, and the team's manager told);
 //! - the escalation chain's offsets strictly increase and none is earlier than the SLA itself, so each step
 //!   fires once, in order.
+//!
+//! # Layout
+//! - this file: the `[[rep]]`/`[[team]]`/`[[route]]`/`[leads]` config, its check, working hours, routing
+//!   ([`Sales::decide`]), SLA times and the promise.
+//! - [`lead`]: [`lead::LeadState`] with its typed [`lead::LeadStatus`], and the claim/attempt/reply transitions.
+//! - [`alerts`]: the messages about a lead (rep alerts, the manager's escalation, the acknowledgement, a
+//!   forwarded reply) queued on [`alerts::LeadEffects`].
+//! - [`routing`]: a batch's routing [`routing::Book`]: what to load, the pick, the counters it moves.
+//! - [`sla`]: a routed lead's clock started ([`sla::start`]) and its escalation chain stepped ([`sla::escalate`]).
+
+pub mod alerts;
+pub mod lead;
+pub mod routing;
+pub mod sla;
 
 use crate::flow::{duration, local_time, next_local, Days};
 use chrono::{DateTime, Datelike, Duration as Span, NaiveTime, Utc};
@@ -1054,15 +1068,24 @@ impl Outcome {
             Self::Lost | Self::NotInterested => LEAD_LOST,
         }
     }
+}
 
-    /// The lead's status after it: a closing outcome closes it, any other marks it contacted.
-    pub fn status(self) -> &'static str {
-        match self {
-            Self::Won => "won",
-            Self::Lost | Self::NotInterested => "lost",
-            _ => "contacted",
-        }
+/// Speed to lead as a config file writes it (`[[rep]]`, `[[team]]`, `[[route]]`, `[leads]`), checked against
+/// the built-in templates; for tests.
+#[cfg(test)]
+pub(crate) fn from_toml(text: &str) -> Sales {
+    #[derive(Deserialize)]
+    struct Config {
+        rep: Vec<RepConfig>,
+        team: Vec<TeamConfig>,
+        route: Vec<RouteConfig>,
+        #[serde(default)]
+        leads: LeadsConfig,
     }
+    let c: Config = toml::from_str(text).expect("a valid test config");
+    let names: Vec<String> = builtin_templates().into_iter().map(|t| t.name).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    Sales::check(&c.rep, &c.team, &c.route, &c.leads, &names).expect("a valid test config")
 }
 
 /// Events pronto records on a lead's contact as the lead is worked, for flows to exit on.

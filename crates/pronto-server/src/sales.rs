@@ -130,7 +130,7 @@ fn timing(l: &LeadState) -> LeadTiming {
     LeadTiming {
         created: l.created_at,
         first_contact: l.first_contact_at,
-        won: l.status == "won",
+        won: l.status == pronto_domain::sales::lead::LeadStatus::Won,
         deadline: l.sla_deadline,
         responded,
     }
@@ -535,7 +535,8 @@ impl Service {
         let ws: WorkspaceId = ws.parse().map_err(|_| invalid())?;
         let id: LeadId = lead.parse().map_err(|_| invalid())?;
         let program = self.sales();
-        pronto_store::check_claim(&program, ws, id, rep, token, self.clock.now().timestamp())
+        let now = self.clock.now().timestamp();
+        pronto_domain::message::links::check_claim(&program.messages, ws, id, rep, token, now)
             .map_err(|e| match e {
                 pronto_domain::claim::ClaimError::Expired => {
                     "This link has expired; open the lead in pronto instead.".to_string()

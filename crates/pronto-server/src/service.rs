@@ -233,7 +233,7 @@ impl Service {
         token: &str,
     ) -> Result<(WorkspaceId, ContactId), pronto_domain::claim::ClaimError> {
         let program = self.store.shared().program();
-        pronto_domain::program::check_unsubscribe(
+        pronto_domain::message::links::check_unsubscribe(
             &program.messages,
             ws,
             contact,

@@ -50,9 +50,7 @@ use tokio::sync::Notify;
 
 pub use apply::timers::Fired;
 pub use postgres::PostgresStore;
-pub use sales::{
-    check_claim, claim_url, AttemptRow, LeadAction, LeadLog, LeadState, Task, TaskLead,
-};
+pub use sales::{AttemptRow, LeadAction, LeadLog, LeadState, Task, TaskLead};
 pub use sqlite::{SqliteStore, SqliteSync};
 
 #[derive(Debug, thiserror::Error)]
@@ -763,43 +761,14 @@ impl<'a> LeadRow<'a> {
 }
 
 impl LeadRow<'_> {
-    /// The lead as speed to lead starts from: unrouted, open.
+    /// The lead as speed to lead starts from (see [`LeadState::arrived`]).
     pub(crate) fn state(
         &self,
         ws: WorkspaceId,
         contact: ContactId,
         at: DateTime<Utc>,
     ) -> LeadState {
-        let l = self.lead;
-        LeadState {
-            id: self.id,
-            workspace_id: ws,
-            contact_id: contact,
-            created_at: at,
-            name: l.name.clone(),
-            email: l.email.as_ref().map(|e| e.as_str().to_string()),
-            phone: l.phone.as_ref().map(|p| p.as_str().to_string()),
-            company: l.company.clone(),
-            message: l.message.clone(),
-            source: l.source.clone(),
-            form: l.form.clone(),
-            fields: Value::Object(l.fields.clone()),
-            owner: None,
-            team: None,
-            route: None,
-            status: "open".into(),
-            sla_deadline: None,
-            sla_step: 0,
-            due_at: None,
-            tried: Vec::new(),
-            promised_at: None,
-            claimed_at: None,
-            claimed_by: None,
-            first_contact_at: None,
-            replied_at: None,
-            outcome: None,
-            closed_at: None,
-        }
+        LeadState::arrived(self.lead, self.id, ws, contact, at)
     }
 }
 

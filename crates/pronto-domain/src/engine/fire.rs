@@ -26,10 +26,9 @@
 use super::group::{Mark, RunLog, RunState};
 use super::{advance, context, Action};
 use crate::flow::{Channel, Step};
-use crate::message::Outgoing;
-use crate::program::{
-    compose, compose_call, sms_refusal, unsubscribe_url, NotSent, Program, Recipient, Subject,
-};
+use crate::message::{links::unsubscribe_url, Outgoing};
+use crate::program::{compose, compose_call, sms_refusal, NotSent, Program, Recipient, Subject};
+use crate::sales::lead::LeadState;
 use crate::{ContactId, LeadId, MessageId, RunId, TaskId, WorkspaceId};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
@@ -69,6 +68,17 @@ pub struct CadenceLead {
     pub owner: Option<String>,
     /// The lead as templates see it ([`crate::sales::lead_context`]).
     pub context: Value,
+}
+
+impl From<&LeadState> for CadenceLead {
+    fn from(l: &LeadState) -> Self {
+        CadenceLead {
+            id: l.id,
+            ws: l.workspace_id,
+            owner: l.owner.clone(),
+            context: l.context(),
+        }
+    }
 }
 
 /// A run's next state, written in place.

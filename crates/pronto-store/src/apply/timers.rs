@@ -69,12 +69,12 @@ pub(crate) async fn fire<T: crate::sales::SalesTx + ?Sized>(
             .leads(&wanted.leads)
             .await?
             .iter()
-            .map(|l| (l.id, l.cadence()))
+            .map(|l| (l.id, l.into()))
             .collect();
     }
     for (ws, contact) in wanted.latest {
         if let Some(l) = tx.latest_lead(ws, contact, None).await? {
-            loaded.latest.insert(contact, l.cadence());
+            loaded.latest.insert(contact, (&l).into());
         }
     }
 

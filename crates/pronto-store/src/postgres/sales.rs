@@ -35,7 +35,10 @@ pub(super) fn lead_state(r: &PgRow) -> Result<LeadState, StoreError> {
         owner: r.try_get(12)?,
         team: r.try_get(13)?,
         route: r.try_get(14)?,
-        status: r.try_get(15)?,
+        status: r
+            .try_get::<String, _>(15)?
+            .parse()
+            .map_err(StoreError::Corrupt)?,
         sla_deadline: r.try_get(16)?,
         sla_step: r.try_get::<i32, _>(17)?.into(),
         due_at: r.try_get(18)?,
@@ -171,7 +174,7 @@ impl SalesTx for PgTx {
         .bind(&l.owner)
         .bind(&l.team)
         .bind(&l.route)
-        .bind(&l.status)
+        .bind(l.status.as_str())
         .bind(l.sla_deadline)
         .bind(l.sla_step as i32)
         .bind(l.due_at)
@@ -224,7 +227,7 @@ impl SalesTx for PgTx {
         .bind(text(|l| l.owner.clone()))
         .bind(text(|l| l.team.clone()))
         .bind(text(|l| l.route.clone()))
-        .bind(text(|l| Some(l.status.clone())))
+        .bind(text(|l| Some(l.status.as_str().to_string())))
         .bind(time(|l| l.sla_deadline))
         .bind(rows.iter().map(|(l, _)| l.sla_step as i32).collect::<Vec<_>>())
         .bind(time(|l| l.due_at))

@@ -42,7 +42,10 @@ pub(super) fn lead_state(r: &SqliteRow) -> Result<LeadState, StoreError> {
         owner: r.try_get(12)?,
         team: r.try_get(13)?,
         route: r.try_get(14)?,
-        status: r.try_get(15)?,
+        status: r
+            .try_get::<String, _>(15)?
+            .parse()
+            .map_err(StoreError::Corrupt)?,
         sla_deadline: opt_ts(r, 16)?,
         sla_step: r.try_get(17)?,
         due_at: opt_ts(r, 18)?,
@@ -180,7 +183,7 @@ impl SalesTx for SqliteTx {
         .bind(&l.owner)
         .bind(&l.team)
         .bind(&l.route)
-        .bind(&l.status)
+        .bind(l.status.as_str())
         .bind(l.sla_deadline.map(ts))
         .bind(l.sla_step)
         .bind(l.due_at.map(ts))
