@@ -584,22 +584,42 @@ impl Service {
     }
 
     /// Checks an inbound webhook's `X-Twilio-Signature` against the URL it was posted to.
-    pub fn twilio_signed(&self, url: &str, params: &[(String, String)], signature: &str) -> bool {
+    pub fn twilio_signed(
+        &self,
+        path_and_query: &str,
+        params: &[(String, String)],
+        signature: &str,
+    ) -> bool {
+        // The URL Twilio signed: the public URL plus the path and query the request came to.
+        let url = format!(
+            "{}{path_and_query}",
+            self.sales().messages.public_url.trim_end_matches('/')
+        );
         match &self.sms_token {
             Some(token) => {
-                pronto_channels::sms::verify_twilio_signature(token, url, params, signature)
+                pronto_channels::sms::verify_twilio_signature(token, &url, params, signature)
             }
             None => false,
         }
     }
 
-    /// The speed-to-lead report for leads that arrived in `[from, to)`.
+    /// The speed-to-lead report for leads that arrived in `[from, to)`, each a date or a time as the query
+    /// string wrote it (a date in the business's zone; see `pronto_domain::report::period_bound`); default
+    /// the 30 days to now. A bound that cannot be read is a 400 naming it.
     pub async fn speed_to_lead(
         &self,
         ws: WorkspaceId,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
+        from: Option<&str>,
+        to: Option<&str>,
     ) -> Result<SpeedToLead, ApiError> {
+        let tz = self.sales().sales.timezone;
+        let bound = |field: &str, text: Option<&str>, is_end: bool| {
+            text.map(|t| pronto_domain::report::period_bound(t, tz, is_end))
+                .transpose()
+                .map_err(|m| ApiError::from(Invalid::one(field, m)))
+        };
+        let to = bound("to", to, true)?.unwrap_or_else(|| self.clock.now());
+        let from = bound("from", from, false)?.unwrap_or(to - chrono::Duration::days(30));
         // `[from, to)`: a period that ends before it starts holds no lead (a query string cannot say which
         // bound is wrong, so this is an empty report, not an error).
         let to = to.max(from);

@@ -8,7 +8,7 @@ use crate::views::FlowView;
 use pronto_domain::event::{body_write_key, parse_batch, parse_single};
 use pronto_domain::{
     Clock, ContactId, Email, EventType, Identity, IdentityKind, Invalid, Lead, ParseOptions, Phone,
-    WorkspaceId,
+    RunId, WorkspaceId,
 };
 use pronto_store::{Contact, IngestItem, Ingested, KeyKind, Store, StoreError, StoredEvent};
 use serde::Serialize;
@@ -342,6 +342,68 @@ impl Service {
             .ok_or(ApiError::NotFound("key"))?;
         self.keys.clear();
         Ok(revoked)
+    }
+
+    /// The workspace's keys, oldest first, revoked ones too (never the keys themselves: only hashes are kept).
+    pub async fn keys(&self, ws: WorkspaceId) -> Result<Vec<pronto_store::ApiKey>, ApiError> {
+        Ok(self.store.keys(ws).await?)
+    }
+
+    /// Creates a key; the answer is the only time the key itself is seen.
+    pub async fn create_key(
+        &self,
+        ws: WorkspaceId,
+        kind: KeyKind,
+        label: Option<&str>,
+    ) -> Result<(String, pronto_store::ApiKey), ApiError> {
+        Ok(crate::keys::create(&*self.store, ws, kind, label).await?)
+    }
+
+    /// Rows a worker could not read and set aside.
+    pub async fn quarantined(
+        &self,
+        ws: WorkspaceId,
+    ) -> Result<Vec<pronto_store::Quarantined>, ApiError> {
+        Ok(self.store.quarantined(ws).await?)
+    }
+
+    /// One run with its history.
+    pub async fn run(&self, ws: WorkspaceId, id: RunId) -> Result<pronto_store::RunView, ApiError> {
+        self.store
+            .run(ws, id)
+            .await?
+            .ok_or(ApiError::NotFound("run"))
+    }
+
+    /// The outbox, newest first, at most `limit` messages.
+    pub async fn messages(
+        &self,
+        ws: WorkspaceId,
+        limit: u32,
+    ) -> Result<Vec<pronto_store::MessageView>, ApiError> {
+        Ok(self.store.messages(ws, limit).await?)
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        self.store.backend()
+    }
+
+    /// Whether the store answers queries and accepts writes, within `within`; else why not (after a failed
+    /// commit, such as a full disk, the failure that made writes stop).
+    pub async fn ready(&self, within: std::time::Duration) -> Result<(), String> {
+        match tokio::time::timeout(within, self.store.ping()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(self
+                .store
+                .shared()
+                .write_failure()
+                .unwrap_or_else(|| e.to_string())),
+            Err(_) => Err(format!(
+                "the database did not answer within {} s",
+                within.as_secs()
+            )),
+        }
     }
 
     pub async fn admin(&self, key: Option<&str>) -> Result<WorkspaceId, ApiError> {

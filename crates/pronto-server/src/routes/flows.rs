@@ -120,13 +120,7 @@ pub async fn get_run(
     let id: RunId = id
         .parse()
         .map_err(|_| Invalid::one("id", "is not a run id (a UUID)"))?;
-    let run = s
-        .service
-        .store
-        .run(ws, id)
-        .await?
-        .ok_or(ApiError::NotFound("run"))?;
-    Ok(Json(run.into()))
+    Ok(Json(s.service.run(ws, id).await?.into()))
 }
 
 /// The outbox, newest first. With no SMTP server configured this is the dev mailbox: every email lands here
@@ -141,11 +135,8 @@ pub async fn list_messages(
     limit: Result<Query<Limit>, QueryRejection>,
 ) -> Result<Json<MessageList>, ApiError> {
     let Query(l) = limit.map_err(|e| Invalid::one("query", e.body_text()))?;
-    let messages = s
-        .service
-        .store
-        .messages(ws, super::contacts::page_size(l.limit, 1000)?)
-        .await?;
+    let limit = super::contacts::page_size(l.limit, 1000)?;
+    let messages = s.service.messages(ws, limit).await?;
     Ok(Json(MessageList {
         messages: messages.into_iter().map(Into::into).collect(),
     }))

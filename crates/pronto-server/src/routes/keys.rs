@@ -76,7 +76,7 @@ pub async fn list_keys(
     State(s): State<AppState>,
     Admin(ws): Admin,
 ) -> Result<Json<KeyList>, ApiError> {
-    let keys = s.service.store.keys(ws).await?;
+    let keys = s.service.keys(ws).await?;
     Ok(Json(KeyList {
         keys: keys.into_iter().map(KeyView::from).collect(),
     }))
@@ -101,8 +101,7 @@ pub async fn create_key(
             return Err(Invalid::one("label", "must be at most 200 characters").into());
         }
     }
-    let (key, info) =
-        crate::keys::create(&*s.service.store, ws, kind, req.label.as_deref()).await?;
+    let (key, info) = s.service.create_key(ws, kind, req.label.as_deref()).await?;
     Ok((
         StatusCode::CREATED,
         Json(NewKey {
@@ -137,6 +136,6 @@ pub async fn quarantine(
     Admin(ws): Admin,
 ) -> Result<Json<QuarantineList>, ApiError> {
     Ok(Json(QuarantineList {
-        rows: s.service.store.quarantined(ws).await?,
+        rows: s.service.quarantined(ws).await?,
     }))
 }

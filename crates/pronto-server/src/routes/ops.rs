@@ -21,7 +21,7 @@ pub struct Health {
 pub async fn healthz(State(s): State<AppState>) -> Json<Health> {
     Json(Health {
         status: "ok",
-        backend: s.service.store.backend(),
+        backend: s.service.backend(),
     })
 }
 
@@ -36,26 +36,14 @@ pub const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
               (status = 503, description = "Not ready: the database does not answer, or writes fail (the message says why)", body = ErrorBody,
                headers(("Retry-After" = u64, description = "Seconds to wait before asking again")))))]
 pub async fn readyz(State(s): State<AppState>) -> axum::response::Response {
-    let why = match tokio::time::timeout(READY_WITHIN, s.service.store.ping()).await {
-        Ok(Ok(())) => {
-            return Json(Health {
-                status: "ready",
-                backend: s.service.store.backend(),
-            })
-            .into_response()
-        }
-        Ok(Err(e)) => s
-            .service
-            .store
-            .shared()
-            .write_failure()
-            .unwrap_or_else(|| e.to_string()),
-        Err(_) => format!(
-            "the database did not answer within {} s",
-            READY_WITHIN.as_secs()
-        ),
-    };
-    crate::error::ApiError::NotReady(why).into_response()
+    match s.service.ready(READY_WITHIN).await {
+        Ok(()) => Json(Health {
+            status: "ready",
+            backend: s.service.backend(),
+        })
+        .into_response(),
+        Err(why) => crate::error::ApiError::NotReady(why).into_response(),
+    }
 }
 
 /// Prometheus text format.

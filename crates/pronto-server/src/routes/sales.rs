@@ -284,16 +284,10 @@ pub async fn speed_to_lead(
     q: Result<Query<ReportQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = q.map_err(|e| Invalid::one("query", e.body_text()))?;
-    let tz = s.service.store.shared().program().sales.timezone;
-    let bound = |field: &str, text: &Option<String>, is_end: bool| {
-        text.as_deref()
-            .map(|t| pronto_domain::report::period_bound(t, tz, is_end))
-            .transpose()
-            .map_err(|m| ApiError::from(Invalid::one(field, m)))
-    };
-    let to = bound("to", &q.to, true)?.unwrap_or_else(|| s.service.clock.now());
-    let from = bound("from", &q.from, false)?.unwrap_or(to - chrono::Duration::days(30));
-    let report = s.service.speed_to_lead(ws, from, to).await?;
+    let report = s
+        .service
+        .speed_to_lead(ws, q.from.as_deref(), q.to.as_deref())
+        .await?;
     match q.format.as_deref() {
         None | Some("json") => Ok(Json(report).into_response()),
         Some("csv") => Ok((
@@ -303,23 +297,6 @@ pub async fn speed_to_lead(
             .into_response()),
         Some(_) => Err(Invalid::one("format", "must be json or csv").into()),
     }
-}
-
-/// The URL Twilio signed: the public URL plus the path and query the request came to.
-fn signed_url(s: &AppState, uri: &axum::http::Uri) -> String {
-    let base = s
-        .service
-        .store
-        .shared()
-        .program()
-        .messages
-        .public_url
-        .clone();
-    format!(
-        "{}{}",
-        base.trim_end_matches('/'),
-        uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
-    )
 }
 
 fn twilio_checked(
@@ -332,7 +309,8 @@ fn twilio_checked(
         .get("x-twilio-signature")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if s.service.twilio_signed(&signed_url(s, uri), pairs, sig) {
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    if s.service.twilio_signed(path, pairs, sig) {
         Ok(())
     } else {
         Err(ApiError::BadSignature)
