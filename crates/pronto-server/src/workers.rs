@@ -6,6 +6,12 @@
 //! `NOTIFY`. A capped idle sleep ([`IDLE`]) re-checks anyway, so a missed notification costs at most that.
 //! Time comes from the injected [`Clock`], so tests move time instead of sleeping; the real-time sleep is only
 //! the wake-up, never the decision.
+//!
+//! Each worker's unit of work is a public one-step function ([`fire_step`], [`deliver_step`]) answering a
+//! [`Step`], as zero2prod's `try_execute_task` answers an `ExecutionOutcome`: tests run them until both are
+//! [`Step::Idle`] instead of sleeping and hoping the background loop got there. The scheduler's loop is
+//! `fire_step` repeated; the delivery loop pipelines the same claim, send and record that `deliver_step` does
+//! once (sends overlap with claims and records; see [`SEND_CONCURRENCY`]).
 
 use chrono::{DateTime, Utc};
 use pronto_channels::email::{Email, SmtpSender};
@@ -14,7 +20,7 @@ use pronto_channels::webhook::{Webhook, WebhookSender};
 use pronto_channels::SendError;
 use pronto_domain::Clock;
 use pronto_domain::MessageId;
-use pronto_store::{Delivery, OutMessage, Store};
+use pronto_store::{Delivery, OutMessage, Store, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
@@ -71,6 +77,85 @@ impl Workers {
         let _ = self.stop.send(true);
         for t in self.tasks {
             let _ = t.await;
+        }
+    }
+}
+
+/// What one step of a worker did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// A full batch was done: more may be waiting now.
+    More,
+    /// Nothing more is due now; the next thing falls due at `next` (`None`: nothing is scheduled).
+    Idle { next: Option<DateTime<Utc>> },
+}
+
+/// The scheduler's step: fires one batch of due timers (runs and lead escalations) at `now`.
+pub async fn fire_step(store: &dyn Store, now: DateTime<Utc>) -> Result<Step, StoreError> {
+    let f = store.fire_due(now, TIMER_BATCH).await?;
+    metrics::counter!("pronto_timers_fired_total").increment(f.runs as u64);
+    metrics::counter!("pronto_messages_queued_total").increment(f.messages as u64);
+    Ok(if ((f.runs + f.quarantined) as i64) < TIMER_BATCH {
+        Step::Idle { next: f.next_due }
+    } else {
+        Step::More
+    })
+}
+
+/// The delivery worker's step: claims up to [`SEND_CONCURRENCY`] messages due at `now`, sends them at once and
+/// records every outcome in one commit.
+pub async fn deliver_step(
+    store: &dyn Store,
+    channels: &Channels,
+    now: DateTime<Utc>,
+) -> Result<Step, StoreError> {
+    let lease = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
+    let batch = store
+        .claim_messages(now, SEND_CONCURRENCY as i64, lease)
+        .await?;
+    let sends = batch.iter().map(|m| deliver(m, channels, now));
+    let outcomes = futures_util::future::join_all(sends).await;
+    let rows: Vec<(MessageId, Delivery)> = batch.iter().map(|m| m.id).zip(outcomes).collect();
+    if !rows.is_empty() {
+        store.record_deliveries(&rows, now).await?;
+    }
+    Ok(if rows.len() < SEND_CONCURRENCY {
+        Step::Idle {
+            next: store.next_message_due().await?,
+        }
+    } else {
+        Step::More
+    })
+}
+
+/// The workers' steps on demand, for a server built without background workers
+/// (`App::build_stepped`).
+#[derive(Clone)]
+pub struct Stepper {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    channels: Arc<Channels>,
+}
+
+impl Stepper {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, channels: Channels) -> Self {
+        Self {
+            store,
+            clock,
+            channels: Arc::new(channels),
+        }
+    }
+
+    /// Fires every timer due at the clock's now and delivers every message due then (those the firing
+    /// queued included), until both workers are idle; answers when the next timer falls due.
+    pub async fn settle(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        loop {
+            let now = self.clock.now();
+            let fired = fire_step(&*self.store, now).await?;
+            let sent = deliver_step(&*self.store, &self.channels, now).await?;
+            if let (Step::Idle { next }, Step::Idle { .. }) = (fired, sent) {
+                return Ok(next);
+            }
         }
     }
 }
@@ -133,32 +218,15 @@ async fn scheduler(store: Arc<dyn Store>, clock: Arc<dyn Clock>, mut stop: watch
         if *stop.borrow() {
             return;
         }
-        // Fire everything due, batch after batch.
-        let mut failed = None;
-        loop {
-            match store.fire_due(clock.now(), TIMER_BATCH).await {
-                Ok(f) => {
+        // Fire everything due, batch after batch; the last batch says when the next timer is due.
+        let wait = loop {
+            match fire_step(&*store, clock.now()).await {
+                Ok(Step::More) => backoff.ok(),
+                Ok(Step::Idle { next }) => {
                     backoff.ok();
-                    metrics::counter!("pronto_timers_fired_total").increment(f.runs as u64);
-                    metrics::counter!("pronto_messages_queued_total").increment(f.messages as u64);
-                    if ((f.runs + f.quarantined) as i64) < TIMER_BATCH {
-                        break;
-                    }
+                    break until(next, clock.now());
                 }
-                Err(e) => {
-                    failed = Some(backoff.failed(&e));
-                    break;
-                }
-            }
-        }
-        let wait = match failed {
-            Some(wait) => wait,
-            None => {
-                let next = store.next_due().await.unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "reading the next timer failed");
-                    None
-                });
-                until(next, clock.now())
+                Err(e) => break backoff.failed(&e),
             }
         };
         tokio::select! {

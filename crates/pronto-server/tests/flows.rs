@@ -1,6 +1,7 @@
 //! The shipped flows end to end, over HTTP, on SQLite and PostgreSQL, with emails delivered over a real SMTP
-//! conversation ([`SmtpSink`]). Time is a [`ManualClock`]: a test moves it past a wait and rings the
-//! scheduler instead of sleeping; the only real waiting is for the background workers to finish, bounded.
+//! conversation ([`SmtpSink`]). Time is a [`ManualClock`], and no background worker runs: a test moves the
+//! clock past a wait, then runs the scheduler's and the delivery worker's steps until both are idle
+//! ([`Server::settle`]), so "nothing was sent" is checked after the workers had every chance, not after a sleep.
 
 use chrono::{DateTime, Duration, Utc};
 use pronto_server::config::EXAMPLE_CONFIG;
@@ -17,7 +18,7 @@ mod common;
 use common::Server;
 
 async fn start(backend: &str, smtp: bool) -> Server {
-    common::start(backend, smtp, EXAMPLE_CONFIG, t0()).await
+    common::start_stepped(backend, smtp, EXAMPLE_CONFIG, t0()).await
 }
 
 async fn with_smtp(backend: &str) -> Server {
@@ -87,10 +88,9 @@ async fn a_checkout_gets_its_recovery_email_with_the_exact_cart_and_a_buyer_gets
         .await;
 
     // 54.50 is in the 50-500 tier: one hour. Nothing before.
-    s.advance(Duration::minutes(59));
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    s.advance_and_settle(Duration::minutes(59)).await;
     assert!(s.sink.as_ref().unwrap().received().is_empty());
-    s.advance(Duration::minutes(1));
+    s.advance_and_settle(Duration::minutes(1)).await;
     s.messages_until("the reminder is sent", |m| {
         m.iter().any(|x| x["state"] == "sent")
     })
@@ -158,7 +158,7 @@ async fn an_smtp_server_that_refuses_for_a_while_gets_every_message_once(s: Serv
         s.track(checkout(&format!("c{i}"), &format!("p{i}"), "P"))
             .await;
     }
-    s.advance(Duration::hours(1));
+    s.advance_and_settle(Duration::hours(1)).await;
     let mut rounds = 0;
     while sink.received().len() < 3 {
         rounds += 1;
@@ -167,9 +167,8 @@ async fn an_smtp_server_that_refuses_for_a_while_gets_every_message_once(s: Serv
             "not delivered: {:?}",
             s.admin("/v1/messages").await
         );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         // Past any backoff of the first attempts (30 s to 2 min, with jitter).
-        s.advance(Duration::minutes(3));
+        s.advance_and_settle(Duration::minutes(3)).await;
     }
     let all = s
         .messages_until("all sent", |m| {
@@ -185,8 +184,7 @@ async fn an_smtp_server_that_refuses_for_a_while_gets_every_message_once(s: Serv
         .unwrap()
         .contains("try again later")));
     // More time passes: nothing is sent again.
-    s.advance(Duration::hours(1));
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    s.advance_and_settle(Duration::hours(1)).await;
     let ids: std::collections::HashSet<String> = sink
         .received()
         .iter()
@@ -214,7 +212,7 @@ async fn the_unsubscribe_link_stops_further_flows(s: Server) {
     s.identify(json!({"userId": "ann", "traits": {"email": "ann@example.com"}}))
         .await;
     s.track(checkout("c1", "ann", "Ann")).await;
-    s.advance(Duration::hours(1));
+    s.advance_and_settle(Duration::hours(1)).await;
     let m = s
         .messages_until("sent", |m| m.iter().any(|x| x["state"] == "sent"))
         .await;
@@ -234,8 +232,7 @@ async fn the_unsubscribe_link_stops_further_flows(s: Server) {
     let done = s.http.post(&link).send().await.unwrap();
     assert_eq!(done.status(), StatusCode::OK);
     // The next step (the offer a day later) is not sent.
-    s.advance(Duration::days(1));
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    s.advance_and_settle(Duration::days(1)).await;
     let flow = s.flow("checkout-recovery").await;
     assert_eq!(flow["exited"]["unsubscribed"], 1, "{flow}");
     assert_eq!(s.sink.as_ref().unwrap().received().len(), 1);
@@ -247,7 +244,7 @@ async fn without_smtp_emails_land_in_the_dev_mailbox(s: Server) {
         .await;
     s.track(json!({"userId": "ann", "event": "Signup Started"}))
         .await;
-    s.advance(Duration::minutes(30));
+    s.advance_and_settle(Duration::minutes(30)).await;
     let m = s
         .messages_until("in the mailbox", |m| m.iter().any(|x| x["state"] == "sent"))
         .await;

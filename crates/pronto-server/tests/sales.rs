@@ -1,6 +1,8 @@
 //! Speed to lead end to end, over HTTP, on SQLite and PostgreSQL, against the shipped example config (two
 //! reps, one team, an SLA of 5 minutes with a realert → reassign → manager chain), emails delivered over a
-//! real SMTP conversation. Time is a [`pronto_domain::ManualClock`].
+//! real SMTP conversation. Time is a [`pronto_domain::ManualClock`] and no background worker runs: after
+//! moving the clock a test runs the workers' steps until both are idle ([`Server::settle`]), so "nothing was
+//! sent" is asserted after the workers had every chance, not after a sleep.
 
 use chrono::{DateTime, Duration, Utc};
 use common::{Server, ADMIN};
@@ -18,7 +20,7 @@ fn t0() -> DateTime<Utc> {
 }
 
 async fn start(backend: &str) -> Server {
-    common::start(backend, true, EXAMPLE_CONFIG, t0()).await
+    common::start_stepped(backend, true, EXAMPLE_CONFIG, t0()).await
 }
 
 macro_rules! cases {
@@ -123,7 +125,7 @@ impl Server {
             {
                 return m;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            self.settle().await;
         }
         panic!("no delivered message to {to} with {needle:?}");
     }
@@ -185,16 +187,15 @@ async fn a_form_lead_alerts_the_rep_acknowledges_the_lead_escalates_on_time_and_
     assert_eq!(kinds, ["routed", "alerted", "acknowledged"], "{lead}");
 
     // 4 minutes: nothing yet. 5: Ann is alerted again. 10: the lead goes to Bo.
-    s.advance(Duration::minutes(4));
-    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    s.advance_and_settle(Duration::minutes(4)).await;
     let before = s.admin("/v1/messages?limit=1000").await["messages"]
         .as_array()
         .unwrap()
         .len();
     assert_eq!(before, 2, "no escalation before the SLA runs out");
-    s.advance(Duration::minutes(1));
+    s.advance_and_settle(Duration::minutes(1)).await;
     s.mail_to("ann@example.com", "STILL WAITING").await;
-    s.advance(Duration::minutes(5));
+    s.advance_and_settle(Duration::minutes(5)).await;
     let to_bo = s.mail_to("bo@example.com", "REASSIGNED TO YOU").await;
     s.delivered("bo@example.com", "REASSIGNED").await;
     let lead = s.admin(&format!("/v1/leads/{lead_id}")).await;
@@ -229,8 +230,7 @@ async fn a_form_lead_alerts_the_rep_acknowledges_the_lead_escalates_on_time_and_
     );
 
     // The manager step (20 min) never comes: the clock stopped.
-    s.advance(Duration::minutes(15));
-    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    s.advance_and_settle(Duration::minutes(15)).await;
     let after = s.admin("/v1/messages?limit=1000").await["messages"]
         .as_array()
         .unwrap()
@@ -442,7 +442,7 @@ async fn inbound_sms(s: &Server, body: &str, signed: bool) -> reqwest::Response 
 
 async fn stop_start_help_and_replies_over_twilio_style_sms(backend: &str) {
     let twilio = twilio_fake().await;
-    let s = common::start(backend, true, &with_sms(&twilio), t0()).await;
+    let s = common::start_stepped(backend, true, &with_sms(&twilio), t0()).await;
     let sms_bodies = || sms_sent(&twilio);
 
     // A lead with a phone gets the acknowledgement by SMS too, in Twilio's wire format.
@@ -456,7 +456,7 @@ async fn stop_start_help_and_replies_over_twilio_style_sms(backend: &str) {
         if !sms_bodies().await.is_empty() {
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        s.settle().await;
     }
     let sent = sms_bodies().await;
     assert_eq!(sent.len(), 1, "{sent:?}");
@@ -498,7 +498,7 @@ async fn stop_start_help_and_replies_over_twilio_style_sms(backend: &str) {
         m.iter().filter(|x| x["to"] == "lee@client.example").count() == 2
     })
     .await;
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    s.settle().await;
     assert_eq!(sms_bodies().await.len(), 1, "no SMS after STOP");
 
     // A reply is for a person: forwarded to the lead's owner (keep_owner: Ann again).
@@ -560,7 +560,7 @@ impl Server {
             if t.len() == n {
                 return t;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            self.settle().await;
         }
         panic!("timed out waiting for {n} tasks at /v1/tasks{query}");
     }
@@ -580,7 +580,7 @@ impl Server {
                     return run.clone();
                 }
             }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            self.settle().await;
         }
         panic!("the cadence of {contact} never logged {n} × {kind}");
     }
@@ -594,7 +594,7 @@ async fn a_lead_cadence_queues_call_tasks_texts_outside_quiet_hours_and_stops_on
     let evening = DateTime::parse_from_rfc3339("2026-11-25T02:30:00Z")
         .unwrap()
         .with_timezone(&Utc);
-    let s = common::start(backend, true, &with_sms(&twilio), evening).await;
+    let s = common::start_stepped(backend, true, &with_sms(&twilio), evening).await;
     s.post_form(&[
         ("name", "Lee"),
         ("email", "lee@client.example"),
@@ -631,7 +631,7 @@ async fn a_lead_cadence_queues_call_tasks_texts_outside_quiet_hours_and_stops_on
     assert_eq!(body["errors"][0]["field"], "rep", "{body}");
 
     // 1 h: the follow-up email, Reply-To the owner.
-    s.advance(Duration::hours(1));
+    s.advance_and_settle(Duration::hours(1)).await;
     let email = s
         .mail_to(
             "lee@client.example",
@@ -657,7 +657,7 @@ async fn a_lead_cadence_queues_call_tasks_texts_outside_quiet_hours_and_stops_on
             .filter(|m| m["Body"].contains("about your enquiry"))
             .collect::<Vec<_>>()
     };
-    s.advance(Duration::days(1));
+    s.advance_and_settle(Duration::days(1)).await;
     let run = s.cadence_logged(&contact, "deferred", 1).await;
     let deferred = run["log"]
         .as_array()
@@ -674,15 +674,14 @@ async fn a_lead_cadence_queues_call_tasks_texts_outside_quiet_hours_and_stops_on
         "{deferred}"
     );
     assert!(cadence_texts().await.is_empty(), "no text at 22:30");
-    s.advance(Duration::minutes(9 * 60 + 29));
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    s.advance_and_settle(Duration::minutes(9 * 60 + 29)).await;
     assert!(cadence_texts().await.is_empty(), "no text at 07:59");
-    s.advance(Duration::minutes(1));
+    s.advance_and_settle(Duration::minutes(1)).await;
     for _ in 0..200 {
         if !cadence_texts().await.is_empty() {
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        s.settle().await;
     }
     let texts = cadence_texts().await;
     assert_eq!(texts.len(), 1, "{texts:?}");
@@ -716,8 +715,7 @@ async fn a_lead_cadence_queues_call_tasks_texts_outside_quiet_hours_and_stops_on
     let r = inbound_sms(&s, "Thursday 10am works", true).await;
     assert_eq!(r.status(), StatusCode::OK);
     s.cadence_logged(&contact, "exited", 1).await;
-    s.advance(Duration::days(2));
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    s.advance_and_settle(Duration::days(2)).await;
     let mail = s.admin("/v1/messages?limit=1000").await["messages"]
         .as_array()
         .unwrap()
@@ -740,7 +738,7 @@ async fn without_an_sms_provider_texts_are_skipped_at_once_and_tasks_close_by_ca
     let evening = DateTime::parse_from_rfc3339("2026-11-25T02:30:00Z")
         .unwrap()
         .with_timezone(&Utc);
-    let s = common::start(backend, true, EXAMPLE_CONFIG, evening).await;
+    let s = common::start_stepped(backend, true, EXAMPLE_CONFIG, evening).await;
     s.post_form(&[
         ("name", "Lee"),
         ("email", "lee@client.example"),
@@ -751,7 +749,7 @@ async fn without_an_sms_provider_texts_are_skipped_at_once_and_tasks_close_by_ca
     let lead_id = first[0]["lead"]["id"].as_str().unwrap().to_string();
     let lead = s.admin(&format!("/v1/leads/{lead_id}")).await;
     let contact = lead["contact_id"].as_str().unwrap().to_string();
-    s.advance(Duration::hours(1));
+    s.advance_and_settle(Duration::hours(1)).await;
     s.mail_to(
         "lee@client.example",
         "When is a good time for a short call?",
@@ -759,7 +757,7 @@ async fn without_an_sms_provider_texts_are_skipped_at_once_and_tasks_close_by_ca
     .await;
     // A day on it is 22:30 there: the text cannot be sent at all, so it is skipped now and the call after it
     // is not held until 08:00.
-    s.advance(Duration::days(1));
+    s.advance_and_settle(Duration::days(1)).await;
     let tasks = s.tasks_until("", 2).await;
     let run = s.cadence_logged(&contact, "skipped", 1).await;
     assert!(
@@ -897,7 +895,7 @@ async fn an_escalation_reassigns_only_to_a_rep_on_duty_else_tells_the_manager_an
         "{first}"
     );
     // 6 minutes: the realert says the lead is overdue instead of showing a time that has passed.
-    s.advance(Duration::minutes(6));
+    s.advance_and_settle(Duration::minutes(6)).await;
     let again = s.mail_to("ann@example.com", "STILL WAITING").await;
     assert!(
         again["text"]
@@ -907,7 +905,7 @@ async fn an_escalation_reassigns_only_to_a_rep_on_duty_else_tells_the_manager_an
         "{again}"
     );
     // 10 minutes: Bo is off duty for ten more hours, so the lead is not handed to him; the manager hears.
-    s.advance(Duration::minutes(5));
+    s.advance_and_settle(Duration::minutes(5)).await;
     let manager = s.mail_to("bo@example.com", "nobody can take it now").await;
     assert!(
         manager["subject"]
@@ -959,7 +957,7 @@ async fn an_attempt_dated_before_its_lead_is_refused_and_report_periods_take_dat
         "nothing recorded: {lead}"
     );
     // Dates in report queries: whole days in the business's zone (New York).
-    s.advance(Duration::minutes(1));
+    s.advance_and_settle(Duration::minutes(1)).await;
     for (query, leads) in [
         ("from=2026-11-24", 1),
         ("from=2026-11-24&to=2026-11-24", 1),
@@ -990,7 +988,7 @@ async fn a_leads_own_zone_or_its_phones_country_sets_its_sms_quiet_hours(backend
     let monday = DateTime::parse_from_rfc3339("2026-11-23T20:50:00Z")
         .unwrap()
         .with_timezone(&Utc);
-    let s = common::start(backend, true, &with_sms(&twilio), monday).await;
+    let s = common::start_stepped(backend, true, &with_sms(&twilio), monday).await;
     s.post_lead(
         json!({"name": "Uwe", "email": "uwe@client.example", "phone": "+49 30 901820",
                        "timezone": "Europe/Berlin"}),
@@ -1009,12 +1007,12 @@ async fn a_leads_own_zone_or_its_phones_country_sets_its_sms_quiet_hours(backend
                 .to_string()
         }
     };
-    s.advance(Duration::hours(1));
+    s.advance_and_settle(Duration::hours(1)).await;
     for who in ["uwe@client.example", "ute@client.example"] {
         s.mail_to(who, "When is a good time for a short call?")
             .await;
     }
-    s.advance(Duration::days(1));
+    s.advance_and_settle(Duration::days(1)).await;
     for who in ["uwe@client.example", "ute@client.example"] {
         let run = s.cadence_logged(&contact(who).await, "deferred", 1).await;
         let deferred = run["log"]
@@ -1032,7 +1030,7 @@ async fn a_leads_own_zone_or_its_phones_country_sets_its_sms_quiet_hours(backend
             "{who}: the text waits for 08:00 Berlin: {deferred}"
         );
     }
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    s.settle().await;
     let texts: Vec<_> = sms_sent(&twilio)
         .await
         .into_iter()

@@ -92,6 +92,8 @@ pub(crate) trait FlowTx: Send {
         rows: &[RunUpdate],
         now: DateTime<Utc>,
     ) -> Result<(), ItemError>;
+    /// When the next timer (a run's or a lead's escalation) falls due, as this transaction sees it.
+    async fn next_due(&mut self) -> Result<Option<DateTime<Utc>>, ItemError>;
     /// Tells other processes on the database that timers or messages changed (PostgreSQL `NOTIFY`, sent at
     /// commit); nothing on SQLite, where one process owns the database.
     async fn notify(&mut self, channel: &'static str) -> Result<(), ItemError>;

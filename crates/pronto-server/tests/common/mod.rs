@@ -22,6 +22,10 @@ pub struct Server {
     pub clock: Arc<ManualClock>,
     pub shared: Arc<Shared>,
     pub sink: Option<SmtpSink>,
+    /// The workers' steps; the background workers do not run when the server was started stepped.
+    pub stepper: pronto_server::workers::Stepper,
+    /// No background worker runs: [`Server::settle`] does their work.
+    stepped: bool,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     pub db_url: String,
@@ -35,8 +39,27 @@ pub async fn start(backend: &str, smtp: bool, config: &str, t0: DateTime<Utc>) -
     s
 }
 
+/// A server whose timers fire and messages go out only when the test says so ([`Server::settle`]): no
+/// background worker runs.
+pub async fn start_stepped(backend: &str, smtp: bool, config: &str, t0: DateTime<Utc>) -> Server {
+    let db = TestDb::of(backend).await;
+    let mut s = launch(&db.url, smtp, config, t0, false).await;
+    s._db = Some(db);
+    s
+}
+
 /// A server on an existing database (a second node, or a database behind a proxy).
 pub async fn start_on(url: &str, smtp: bool, config: &str, t0: DateTime<Utc>) -> Server {
+    launch(url, smtp, config, t0, true).await
+}
+
+async fn launch(
+    url: &str,
+    smtp: bool,
+    config: &str,
+    t0: DateTime<Utc>,
+    background: bool,
+) -> Server {
     let sink = if smtp {
         Some(SmtpSink::start().await.unwrap())
     } else {
@@ -57,7 +80,14 @@ pub async fn start_on(url: &str, smtp: bool, config: &str, t0: DateTime<Utc>) ->
     )
     .unwrap();
     let clock = Arc::new(ManualClock::new(t0));
-    let app = App::build(settings.clone(), clock.clone()).await.unwrap();
+    let app = if background {
+        App::build(settings.clone(), clock.clone()).await.unwrap()
+    } else {
+        App::build_stepped(settings.clone(), clock.clone())
+            .await
+            .unwrap()
+    };
+    let stepper = app.stepper.clone();
     let shared = app.state.service.store.shared().clone();
     let listener = pronto_server::app::bind(settings.listen).await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -71,6 +101,8 @@ pub async fn start_on(url: &str, smtp: bool, config: &str, t0: DateTime<Utc>) ->
         clock,
         shared,
         sink,
+        stepper,
+        stepped: !background,
         stop: Some(stop),
         task: Some(task),
         db_url: url.to_string(),
@@ -122,9 +154,27 @@ impl Server {
         self.shared.outbox.notify_one();
     }
 
+    /// Runs the workers' steps until nothing more is due at the clock's now: every due timer fired, every
+    /// due message delivered (for a server started with [`start_stepped`]).
+    /// With background workers this does nothing: they do the work on their own.
+    pub async fn settle(&self) {
+        if self.stepped {
+            self.stepper.settle().await.unwrap();
+        }
+    }
+
+    /// Settles what the requests so far left due now (background workers would have done it at once, before
+    /// any time passed), moves time, then fires and delivers what fell due.
+    pub async fn advance_and_settle(&self, by: Duration) {
+        self.settle().await;
+        self.clock.advance(by);
+        self.settle().await;
+    }
+
     /// Waits (bounded) until `check` holds for the messages `GET /v1/messages` lists.
     pub async fn messages_until(&self, what: &str, check: impl Fn(&[Value]) -> bool) -> Vec<Value> {
         for _ in 0..200 {
+            self.settle().await;
             let m = self.admin("/v1/messages?limit=1000").await["messages"]
                 .as_array()
                 .unwrap()

@@ -29,6 +29,10 @@ pub struct Fired {
     pub leads: usize,
     /// Rows the batch could not read, set aside (they do not count as fired).
     pub quarantined: usize,
+    /// When the next timer falls due, as the batch's transaction saw it after firing (its own new timers
+    /// included); `None`: nothing is scheduled. A scheduler sleeps until then (or until it is rung) without
+    /// asking again, as mini-redis's `purge_expired_keys` answers its next expiry.
+    pub next_due: Option<DateTime<Utc>>,
 }
 
 /// Fires up to `limit` due runs inside the open transaction: claims them, loads what
@@ -101,6 +105,7 @@ pub(crate) async fn fire<T: crate::sales::SalesTx + ?Sized>(
         sent_keys: fx.sent_keys,
         leads: 0,
         quarantined: 0,
+        next_due: None,
     })
 }
 
@@ -120,6 +125,7 @@ pub(crate) async fn fire_batch<B: Begin>(
         fired.messages += messages;
         fired.quarantined = tx.bad_rows().len();
         tx.flush_quarantine(now).await?;
+        fired.next_due = tx.next_due().await?;
         Ok::<_, ItemError>(fired)
     };
     let fired = match both.await {

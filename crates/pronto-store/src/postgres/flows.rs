@@ -18,6 +18,11 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
+/// The earliest timer of a run or a lead.
+pub(super) const NEXT_DUE: &str =
+    "SELECT min(t) FROM (SELECT min(due_at) AS t FROM runs WHERE due_at IS NOT NULL \
+     UNION ALL SELECT min(due_at) FROM leads WHERE due_at IS NOT NULL) AS d";
+
 fn mark(row: &PgRow, at: usize) -> Result<Mark, StoreError> {
     Ok(Mark {
         flow: row.try_get(at)?,
@@ -426,6 +431,10 @@ impl FlowTx for PgTx {
         .execute(&mut *self.0)
         .await?;
         Ok(())
+    }
+
+    async fn next_due(&mut self) -> Result<Option<DateTime<Utc>>, ItemError> {
+        Ok(sqlx::query_scalar(NEXT_DUE).fetch_one(&mut *self.0).await?)
     }
 
     async fn notify(&mut self, channel: &'static str) -> Result<(), ItemError> {

@@ -654,12 +654,9 @@ impl Store for PostgresStore {
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT min(t) FROM (SELECT min(due_at) AS t FROM runs WHERE due_at IS NOT NULL \
-                 UNION ALL SELECT min(due_at) FROM leads WHERE due_at IS NOT NULL) AS d",
-        )
-        .fetch_one(&self.pool.0)
-        .await?)
+        Ok(sqlx::query_scalar(flows::NEXT_DUE)
+            .fetch_one(&self.pool.0)
+            .await?)
     }
 
     async fn fire_due(&self, now: DateTime<Utc>, limit: i64) -> Result<Fired, StoreError> {

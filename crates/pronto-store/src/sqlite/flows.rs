@@ -12,6 +12,11 @@ use pronto_domain::program::Recipient;
 use pronto_domain::{ContactId, EventId, RunId, WorkspaceId};
 use serde_json::Value;
 use sqlx::sqlite::SqliteRow;
+
+/// The earliest timer of a run or a lead.
+pub(super) const NEXT_DUE: &str =
+    "SELECT min(t) FROM (SELECT min(due_at) AS t FROM runs WHERE due_at IS NOT NULL \
+     UNION ALL SELECT min(due_at) FROM leads WHERE due_at IS NOT NULL)";
 use sqlx::{Row, SqliteConnection};
 
 fn mark(row: &SqliteRow, at: usize) -> Result<Mark, StoreError> {
@@ -436,6 +441,11 @@ impl FlowTx for SqliteTx {
         .execute(&mut **self)
         .await?;
         Ok(())
+    }
+
+    async fn next_due(&mut self) -> Result<Option<DateTime<Utc>>, ItemError> {
+        let t: Option<String> = sqlx::query_scalar(NEXT_DUE).fetch_one(&mut **self).await?;
+        Ok(t.map(|t| parse_ts(&t)).transpose()?)
     }
 
     async fn notify(&mut self, _channel: &'static str) -> Result<(), ItemError> {

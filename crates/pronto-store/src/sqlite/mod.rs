@@ -803,12 +803,9 @@ impl Store for SqliteStore {
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let t: Option<String> = sqlx::query_scalar(
-            "SELECT min(t) FROM (SELECT min(due_at) AS t FROM runs WHERE due_at IS NOT NULL \
-                 UNION ALL SELECT min(due_at) FROM leads WHERE due_at IS NOT NULL)",
-        )
-        .fetch_one(&self.read)
-        .await?;
+        let t: Option<String> = sqlx::query_scalar(flows::NEXT_DUE)
+            .fetch_one(&self.read)
+            .await?;
         t.map(|t| parse_ts(&t)).transpose()
     }
 
