@@ -96,7 +96,7 @@ pub(crate) trait FlowTx: Send {
     async fn next_due(&mut self) -> Result<Option<DateTime<Utc>>, ItemError>;
     /// Tells other processes on the database that timers or messages changed (PostgreSQL `NOTIFY`, sent at
     /// commit); nothing on SQLite, where one process owns the database.
-    async fn notify(&mut self, channel: &'static str) -> Result<(), ItemError>;
+    async fn notify(&mut self, channel: &'static str, payload: &str) -> Result<(), ItemError>;
 }
 
 /// Assembles per-flow counts from the three grouped queries each backend runs: runs by (flow, state,

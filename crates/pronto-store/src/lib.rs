@@ -273,8 +273,11 @@ pub struct DefaultWorkspace {
 /// this process and, on PostgreSQL, `NOTIFY`s of other processes ring them.
 pub struct Shared {
     program: RwLock<Arc<Program>>,
-    /// Rung when a timer was scheduled, refreshed or cancelled.
+    /// Rung when the scheduler should look again: a timer was set ([`Shared::timer_set`] says when it is
+    /// due), or time moved, or the program changed (then it looks at once).
     pub timers: Notify,
+    /// The earliest due time set since the scheduler last asked ([`Shared::take_timer_set`]).
+    timer_set: std::sync::Mutex<Option<DateTime<Utc>>>,
     /// Rung when messages were queued.
     pub outbox: Notify,
     /// Why this process's writes fail, while they do (set by a failed commit, cleared by the next one that
@@ -287,6 +290,7 @@ impl Shared {
         Self {
             program: RwLock::new(Arc::new(Program::empty())),
             timers: Notify::new(),
+            timer_set: std::sync::Mutex::new(None),
             outbox: Notify::new(),
             write_failure: std::sync::Mutex::new(None),
         }
@@ -328,6 +332,24 @@ impl Shared {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// A committed write set a timer due at `at`: rings the scheduler, which need not look before then.
+    pub fn timer_set(&self, at: DateTime<Utc>) {
+        {
+            let mut e = self.timer_set.lock().unwrap_or_else(|e| e.into_inner());
+            *e = Some(e.map_or(at, |x| x.min(at)));
+        }
+        self.timers.notify_one();
+    }
+
+    /// The earliest due time set since the last call; `None` when the ring was not for a timer set (time moved,
+    /// the program changed, another process's commit without a time): then the scheduler looks at once.
+    pub fn take_timer_set(&self) -> Option<DateTime<Utc>> {
+        self.timer_set
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     /// Runs in progress keep their position; see `pronto.example.toml` on what a changed flow does to them.

@@ -235,10 +235,11 @@ impl Work {
             tx.insert_lead_logs(&fx.logs).await?;
         }
         if touched.outbox {
-            tx.notify("pronto_outbox").await?;
+            tx.notify("pronto_outbox", "").await?;
         }
-        if touched.timers {
-            tx.notify("pronto_timers").await?;
+        if let Some(at) = touched.timers {
+            tx.notify("pronto_timers", &crate::tx::timers_payload(at))
+                .await?;
         }
         Ok(touched)
     }

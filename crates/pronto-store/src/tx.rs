@@ -51,9 +51,30 @@ impl From<ItemError> for StoreError {
 /// What an ingest did to flows, so the writer can wake the scheduler.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Touched {
-    pub timers: bool,
+    /// A timer was set: the earliest due time among those set. (Timers moved later or cleared need no wake:
+    /// the scheduler, waking at the old time, finds nothing due and reads the next.)
+    pub timers: Option<DateTime<Utc>>,
     /// Messages were queued (rep alerts, acknowledgements).
     pub outbox: bool,
+}
+
+impl Touched {
+    /// Both writes' wake-ups.
+    pub fn and(self, other: Touched) -> Touched {
+        Touched {
+            timers: match (self.timers, other.timers) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+            outbox: self.outbox || other.outbox,
+        }
+    }
+}
+
+/// The `NOTIFY pronto_timers` payload: the earliest due time set, so a listener's scheduler that sleeps
+/// toward an earlier one need not look.
+pub(crate) fn timers_payload(at: DateTime<Utc>) -> String {
+    at.timestamp_millis().to_string()
 }
 
 /// A message to write to the outbox, as a decision left it.

@@ -139,8 +139,8 @@ async fn commit_group<B: Begin>(db: &B, jobs: Vec<Job>, shared: &Shared) {
     match tx.commit().await {
         Ok(()) => {
             shared.write_ok();
-            if touched.timers {
-                shared.timers.notify_one();
+            if let Some(at) = touched.timers {
+                shared.timer_set(at);
             }
             if touched.outbox {
                 shared.outbox.notify_one();

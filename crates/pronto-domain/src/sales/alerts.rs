@@ -39,8 +39,8 @@ impl Alert {
 pub struct LeadEffects {
     pub logs: Vec<LeadLog>,
     pub messages: Vec<Outgoing>,
-    /// A lead's escalation timer was set: the scheduler should look again.
-    pub timers: bool,
+    /// The earliest escalation timer set: the scheduler should look again by then.
+    pub timers: Option<DateTime<Utc>>,
     /// Acknowledgements not sent because their recipient had the day's cap (for the metric).
     pub capped: u64,
     /// Acknowledgements per recipient address in the last 24 hours, as loaded before the batch
@@ -65,10 +65,10 @@ impl LeadEffects {
         self.acks.insert(to, n);
     }
 
-    /// Notes that `lead`'s escalation timer may have moved.
+    /// Notes `lead`'s escalation timer, if it has one.
     pub fn timer_of(&mut self, lead: &LeadState) {
-        if lead.due_at.is_some() {
-            self.timers = true;
+        if let Some(at) = lead.due_at {
+            self.timers = Some(self.timers.map_or(at, |t| t.min(at)));
         }
     }
 }

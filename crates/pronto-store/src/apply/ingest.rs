@@ -142,8 +142,7 @@ async fn ingest_once<T: IngestTx + ?Sized>(
             .filter(|&i| jobs[i].workspace == ws)
             .collect();
         let (done, t) = ingest_workspace(tx, ws, jobs, &mine, program).await?;
-        touched.timers |= t.timers;
-        touched.outbox |= t.outbox;
+        touched = touched.and(t);
         for (job, list) in mine.into_iter().zip(done) {
             answers[job] = list;
         }
@@ -377,8 +376,7 @@ async fn ingest_workspace<T: IngestTx + ?Sized>(
             }
         }
         let t = work.flush(tx).await?;
-        touched.timers |= t.timers;
-        touched.outbox |= t.outbox;
+        touched = touched.and(t);
     }
 
     // Answers, in the jobs' order.
@@ -452,11 +450,19 @@ async fn on_events<T: IngestTx + ?Sized>(
     if !fx.logs.is_empty() {
         tx.insert_logs(&fx.logs).await?;
     }
-    if fx.timers {
-        tx.notify("pronto_timers").await?;
+    // The earliest timer the group set (runs it started or refreshed).
+    let earliest = fx
+        .inserts
+        .iter()
+        .chain(&fx.updates)
+        .filter_map(|r| r.due)
+        .min();
+    if let Some(at) = earliest {
+        tx.notify("pronto_timers", &crate::tx::timers_payload(at))
+            .await?;
     }
     Ok(Touched {
-        timers: fx.timers,
+        timers: earliest,
         outbox: false,
     })
 }

@@ -97,7 +97,7 @@ pub(crate) async fn fire<T: crate::sales::SalesTx + ?Sized>(
         tx.insert_logs(&fx.logs).await?;
     }
     if written > 0 {
-        tx.notify("pronto_outbox").await?;
+        tx.notify("pronto_outbox", "").await?;
     }
     Ok(Fired {
         runs: n,

@@ -437,9 +437,10 @@ impl FlowTx for PgTx {
         Ok(sqlx::query_scalar(NEXT_DUE).fetch_one(&mut *self.0).await?)
     }
 
-    async fn notify(&mut self, channel: &'static str) -> Result<(), ItemError> {
-        sqlx::query("SELECT pg_notify($1, '')")
+    async fn notify(&mut self, channel: &'static str, payload: &str) -> Result<(), ItemError> {
+        sqlx::query("SELECT pg_notify($1, $2)")
             .bind(channel)
+            .bind(payload)
             .execute(&mut *self.0)
             .await?;
         Ok(())

@@ -93,7 +93,16 @@ async fn listen(pool: PgPool, shared: Arc<Shared>) {
         loop {
             match listener.recv().await {
                 Ok(n) if n.channel() == "pronto_outbox" => shared.outbox.notify_one(),
-                Ok(_) => shared.timers.notify_one(),
+                // A timer's due time, when the writer said it; else look now.
+                Ok(n) => match n
+                    .payload()
+                    .parse()
+                    .ok()
+                    .and_then(DateTime::from_timestamp_millis)
+                {
+                    Some(at) => shared.timer_set(at),
+                    None => shared.timers.notify_one(),
+                },
                 Err(e) => {
                     tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
                     break;

@@ -448,7 +448,7 @@ impl FlowTx for SqliteTx {
         Ok(t.map(|t| parse_ts(&t)).transpose()?)
     }
 
-    async fn notify(&mut self, _channel: &'static str) -> Result<(), ItemError> {
+    async fn notify(&mut self, _channel: &'static str, _payload: &str) -> Result<(), ItemError> {
         Ok(())
     }
 }

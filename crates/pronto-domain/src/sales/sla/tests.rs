@@ -119,7 +119,7 @@ fn a_routed_lead_gets_its_owner_deadline_first_escalation_alert_and_acknowledgem
         (l.sla_deadline, l.due_at, l.promised_at, l.status),
         (Some(at(5)), Some(at(5)), Some(at(5)), LeadStatus::Open)
     );
-    assert!(fx.timers, "the escalation timer was set");
+    assert_eq!(fx.timers, Some(at(5)), "the escalation timer was set");
     let sent: Vec<(&str, &str)> = fx
         .messages
         .iter()
