@@ -45,22 +45,9 @@ fn checkout(id: &str, who: &str, first_name: &str) -> Value {
     })
 }
 
-macro_rules! cases {
-    ($env:ident; $($case:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $case() { super::$case(super::$env("sqlite").await).await } )*
-        }
-        mod postgres {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $case() { super::$case(super::$env("postgres").await).await } )*
-        }
-    };
-}
-
 mod over_smtp {
     use super::*;
-    cases!(with_smtp;
+    pronto_store::for_each_backend!(with_smtp;
         a_checkout_gets_its_recovery_email_with_the_exact_cart_and_a_buyer_gets_nothing,
         an_smtp_server_that_refuses_for_a_while_gets_every_message_once,
         the_unsubscribe_link_stops_further_flows,
@@ -69,7 +56,7 @@ mod over_smtp {
 
 mod dev_mailbox {
     use super::*;
-    cases!(without_smtp;
+    pronto_store::for_each_backend!(without_smtp;
         without_smtp_emails_land_in_the_dev_mailbox,
     );
 }

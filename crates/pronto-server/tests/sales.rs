@@ -23,20 +23,7 @@ async fn start(backend: &str) -> Server {
     common::start_stepped(backend, true, EXAMPLE_CONFIG, t0()).await
 }
 
-macro_rules! cases {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $case() { super::$case(super::start("sqlite").await).await } )*
-        }
-        mod postgres {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $case() { super::$case(super::start("postgres").await).await } )*
-        }
-    };
-}
-
-cases!(
+pronto_store::for_each_backend!(start;
     a_form_lead_alerts_the_rep_acknowledges_the_lead_escalates_on_time_and_a_claim_stops_the_clock,
     an_away_rep_is_skipped_and_off_hours_leads_are_promised_the_next_shift,
     a_promise_names_a_time_the_lead_can_read_and_none_when_nobody_can_take_the_lead,

@@ -105,20 +105,12 @@ async fn owners(s: &dyn Store, ws: WorkspaceId) -> HashMap<String, usize> {
     out
 }
 
-macro_rules! both {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $case() { super::$case("sqlite").await } )*
-        }
-        mod postgres {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $case() { super::$case("postgres").await } )*
-        }
-    };
+/// The cases open their own stores (two on one database, for the concurrency case): they take the backend.
+async fn backend(name: &'static str) -> &'static str {
+    name
 }
 
-both!(
+pronto_store::for_each_backend!(backend;
     round_robin_stays_exact_when_leads_arrive_concurrently,
     the_sla_chain_realerts_reassigns_and_tells_the_manager_each_once_on_time,
 );
