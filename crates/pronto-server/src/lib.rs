@@ -1,7 +1,8 @@
 //! pronto's server: the HTTP API (axum), configuration, and the workers that run flows.
 //!
-//! Handlers are thin: extractors read the request, the [`service::Service`] parses into domain types and makes
-//! one store call, and [`error::ApiError`] maps every failure to a status and a JSON body naming the field.
+//! Handlers are thin: extractors read the request, the handler makes one [`service::Service`] call (which
+//! parses into domain types and calls the store; no handler reaches the store itself), and
+//! [`error::ApiError`] maps every failure to a status and a JSON body naming the field.
 //! No SQL lives here.
 //!
 //! # Layout
@@ -12,7 +13,8 @@
 //!   webhooks, ops) and the OpenAPI frame (`docs`).
 //! - [`workers`]: the scheduler (fires due timers and SLA steps) and the delivery worker (sends the outbox over
 //!   SMTP or into the dev mailbox, SMS over a Twilio-compatible API, signed webhooks), each sleeping until the
-//!   next due time or a wake-up.
+//!   next due time or a wake-up; each one's unit of work is a public step (`fire_step`, `deliver_step`) that
+//!   tests run until idle (`Stepper::settle`, with `App::build_stepped`).
 //! - [`sales`]: the speed-to-lead service: reps' status, claims and attempts as events with the action
 //!   attached, STOP/START/HELP (STOP also an `SMS Opted Out` event cadences exit on), reps' task queues, the
 //!   report (JSON, CSV, terminal table).

@@ -14,9 +14,12 @@
 //!   sales), `apply::timers` one timer batch (due runs with the guard re-checked in the transaction that
 //!   writes the outbox, then due escalation steps). Each loads in bulk, lets the domain decide, writes in bulk.
 //! - The leaves, what a backend implements per concern: `contacts` (contacts, identities, events:
-//!   `IngestTx`), `sales` (leads, routing rows, tasks, attempts: `SalesTx`, and the lead work — routing,
-//!   alerts, acknowledgements, claims, attempts, replies, escalation steps — still applied there), `flows`
-//!   (runs, exit marks, timers, the outbox: `FlowTx`). Their traits stack (`IngestTx: SalesTx: FlowTx`).
+//!   `IngestTx`), `sales` (leads, routing rows, tasks, attempts: `SalesTx`; it loads what a lead action,
+//!   a new lead or an escalation step needs, lets `pronto_domain::sales::{lead, routing, sla, alerts}` decide,
+//!   and writes what they answer), `flows` (runs, exit marks, timers, the outbox: `FlowTx`). Their traits
+//!   stack (`IngestTx: SalesTx: FlowTx`). No product decision is made here: the guard, the frequency cap,
+//!   the SMS skip rule, a lead's initial state and transitions, routing counters, acknowledgements and SLA
+//!   steps are the domain's (`engine::fire`, `engine::group`, `sales::*`).
 //! - `tx`: the bottom: transaction errors, what a write touched, outbox and quarantine rows, a queued
 //!   request, `Commit`.
 //! - `sqlite/`, `postgres/`: each backend's pool setup, `IngestTx` and reads; migrations live in
