@@ -61,13 +61,18 @@ impl FlowTx for PgTx {
         let contact_flows: Vec<&str> = contacts.iter().map(|(f, _)| f.as_str()).collect();
         let contact_ids: Vec<Uuid> = contacts.iter().map(|(_, c)| c.0).collect();
         // Locked in id order; the outer `state` test is re-evaluated on the row a concurrent fire committed.
+        // One index probe per wanted key or contact (`LATERAL … OFFSET 0` keeps the planner from turning the
+        // probes into a join, which it did with a sequential scan of `runs` while the table was young and
+        // never analysed: a cost that grew with every run stored).
         let rows = sqlx::query(
             "SELECT r.id, r.flow_id, r.run_key, r.contact_id, r.step, r.due_at, r.started_at FROM runs r \
              WHERE r.state = 'active' AND r.id IN ( \
-             SELECT a.id FROM UNNEST($2::text[], $3::text[]) AS k(flow, run_key) JOIN runs a \
-             ON a.run_key = k.run_key AND a.flow_id = k.flow AND a.workspace_id = $1 AND a.state = 'active' \
-             UNION SELECT b.id FROM UNNEST($4::text[], $5::uuid[]) AS c(flow, contact) JOIN runs b \
-             ON b.contact_id = c.contact AND b.state = 'active' AND b.flow_id = c.flow AND b.workspace_id = $1) \
+             SELECT a.id FROM UNNEST($2::text[], $3::text[]) AS k(flow, run_key) CROSS JOIN LATERAL ( \
+             SELECT id FROM runs WHERE run_key = k.run_key AND flow_id = k.flow AND workspace_id = $1 \
+             AND state = 'active' OFFSET 0) a \
+             UNION SELECT b.id FROM UNNEST($4::text[], $5::uuid[]) AS c(flow, contact) CROSS JOIN LATERAL ( \
+             SELECT id FROM runs WHERE contact_id = c.contact AND state = 'active' AND flow_id = c.flow \
+             AND workspace_id = $1 OFFSET 0) b) \
              ORDER BY r.id FOR UPDATE OF r",
         )
         .bind(ws.0)
@@ -101,14 +106,15 @@ impl FlowTx for PgTx {
         let keys: Vec<&str> = q.iter().map(|r| r.1.as_str()).collect();
         let contacts: Vec<Uuid> = q.iter().map(|r| r.2 .0).collect();
         let since: Vec<DateTime<Utc>> = q.iter().map(|r| r.3).collect();
+        // An index probe per wanted mark, as in `live_runs` (a join here scanned all of `exit_marks`).
         let sql = format!(
             "WITH q AS (SELECT * FROM UNNEST($2::text[], $3::text[], $4::uuid[], $5::timestamptz[]) \
              AS q(flow, k, contact, since)) \
-             SELECT {MARK_COLUMNS} FROM q JOIN exit_marks m \
-             ON m.run_key = q.k AND m.flow_id = q.flow AND m.workspace_id = $1 \
-             UNION ALL SELECT {MARK_COLUMNS} FROM q JOIN exit_marks m \
-             ON m.contact_id = q.contact AND m.flow_id = q.flow AND m.workspace_id = $1 \
-             AND m.happened_at >= q.since AND m.run_key IS NULL"
+             SELECT {MARK_COLUMNS} FROM q CROSS JOIN LATERAL (SELECT * FROM exit_marks \
+             WHERE run_key = q.k AND flow_id = q.flow AND workspace_id = $1 OFFSET 0) m \
+             UNION ALL SELECT {MARK_COLUMNS} FROM q CROSS JOIN LATERAL (SELECT * FROM exit_marks \
+             WHERE contact_id = q.contact AND flow_id = q.flow AND workspace_id = $1 \
+             AND happened_at >= q.since AND run_key IS NULL OFFSET 0) m"
         );
         let rows = sqlx::query(&sql)
             .bind(ws.0)
@@ -289,6 +295,8 @@ impl FlowTx for PgTx {
         let keys: Vec<&str> = runs.iter().map(|r| r.key.as_str()).collect();
         let contacts: Vec<Uuid> = runs.iter().map(|r| r.contact.0).collect();
         let started: Vec<DateTime<Utc>> = runs.iter().map(|r| r.started).collect();
+        // A join, not a probe per run as in `live_runs`: a batch holds up to 1,000 runs, and probing each
+        // drained a burst of 10,000 due runs more slowly (6,235 against 7,844 fires/s in one trial).
         let sql = format!(
             "WITH q AS (SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::timestamptz[]) \
              AS q(run, ws, flow, k, contact, started)) \
