@@ -395,3 +395,6 @@ pub fn forward_reply(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
