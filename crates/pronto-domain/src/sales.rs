@@ -736,16 +736,19 @@ impl Sales {
 
     /// The first rule a lead matches. `ctx` is [`lead_context`]'s `lead` object.
     pub fn route_for(&self, lead: &Value) -> Option<&Route> {
+        self.routes.iter().find(|r| self.matches(r, lead))
+    }
+
+    /// Whether rule `r` takes `lead` (its form, its source, its `when` expression).
+    pub fn matches(&self, r: &Route, lead: &Value) -> bool {
         let text = |k: &str| lead.get(k).and_then(Value::as_str);
-        self.routes.iter().find(|r| {
-            r.form.as_deref().is_none_or(|f| text("form") == Some(f))
-                && r.source
-                    .as_deref()
-                    .is_none_or(|s| text("source") == Some(s))
-                && r.when
-                    .as_deref()
-                    .is_none_or(|w| crate::expr::truthy(w, lead))
-        })
+        r.form.as_deref().is_none_or(|f| text("form") == Some(f))
+            && r.source
+                .as_deref()
+                .is_none_or(|s| text("source") == Some(s))
+            && r.when
+                .as_deref()
+                .is_none_or(|w| crate::expr::truthy(w, lead))
     }
 
     /// Who gets a lead under `route` (or no rule), given the team's state.

@@ -109,9 +109,8 @@ pub async fn deliver_step(
     channels: &Channels,
     now: DateTime<Utc>,
 ) -> Result<Step, StoreError> {
-    let lease = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
     let batch = store
-        .claim_messages(now, SEND_CONCURRENCY as i64, lease)
+        .claim_messages(now, SEND_CONCURRENCY as i64, lease_until(now))
         .await?;
     let sends = batch.iter().map(|m| deliver(m, channels, now));
     let outcomes = futures_util::future::join_all(sends).await;
@@ -158,6 +157,11 @@ impl Stepper {
             }
         }
     }
+}
+
+/// When a message claimed at `now` may be claimed again (see [`LEASE`]).
+fn lease_until(now: DateTime<Utc>) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(LEASE).unwrap_or_default()
 }
 
 /// How long to sleep until `next` (capped at [`IDLE`]).
@@ -296,8 +300,10 @@ async fn delivery(
         let Ok(first) = first else { break };
         let want = slots.available_permits() + 1;
         let now = clock.now();
-        let lease = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
-        let batch = match store.claim_messages(now, want as i64, lease).await {
+        let batch = match store
+            .claim_messages(now, want as i64, lease_until(now))
+            .await
+        {
             Ok(b) => {
                 backoff.ok();
                 b

@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use pronto_domain::program::Program;
 use pronto_domain::sales::alerts::{self, LeadEffects};
 pub use pronto_domain::sales::lead::{self, LeadLog, LeadState};
-use pronto_domain::sales::routing::Book;
+use pronto_domain::sales::routing::{Book, Scope};
 use pronto_domain::sales::sla::{self, Routed};
 use pronto_domain::sales::{Outcome, Sales};
 use pronto_domain::{ContactId, EventId, LeadId, MessageId, TaskId, WorkspaceId};
@@ -310,7 +310,8 @@ async fn route<T: SalesTx + ?Sized>(
     } else {
         None
     };
-    Ok(book.route(sales, lead, earlier.as_deref(), exclude, now_only, now))
+    let scope = Scope { exclude, now_only };
+    Ok(book.route(sales, lead, &needs, earlier.as_deref(), scope, now))
 }
 
 /// A new lead, not yet inserted: route it, then the domain starts its clock ([`sla::start`]: owner, alert,

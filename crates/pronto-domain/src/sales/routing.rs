@@ -42,17 +42,31 @@ pub struct Needs {
     pub count: Option<(String, Vec<String>)>,
     /// The rule keeps the contact's owner: find the contact's latest earlier lead's owner.
     pub earlier_owner: bool,
+    /// The `[[route]]` that matches the lead (its index), chosen once: rules may hold expressions.
+    pub rule: Option<usize>,
+}
+
+/// Whom a routing may pick beyond a rule's own tests.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scope<'a> {
+    /// Reps that already had the lead (a reassignment skips them).
+    pub exclude: &'a [String],
+    /// Only a rep who can take the lead now (an escalation's reassignment).
+    pub now_only: bool,
 }
 
 impl Book {
     /// What routing `lead` needs that this book does not hold yet.
     pub fn needs(&self, sales: &Sales, lead: &LeadState) -> Needs {
         let ws = lead.workspace_id;
-        let route = sales.route_for(&lead.context());
+        let ctx = lead.context();
+        let rule = sales.routes.iter().position(|r| sales.matches(r, &ctx));
+        let route = rule.map(|i| &sales.routes[i]);
         let team = route.and_then(|r| sales.team(&r.team));
         let mut n = Needs {
             away: !self.away.contains_key(&ws),
             earlier_owner: route.is_some_and(|r| r.keep_owner),
+            rule,
             ..Needs::default()
         };
         if let Some(t) = team {
@@ -105,20 +119,21 @@ impl Book {
         self.counted.retain(|(w, _)| *w != ws);
     }
 
-    /// Routes `lead` on what the book holds ([`Book::needs`] loaded): `earlier_owner` is the owner of the
-    /// contact's latest earlier lead (for rules that keep it), `exclude` the reps a reassignment skips,
-    /// `now_only` an escalation's "only someone who can take it now". The pick is counted.
+    /// Routes `lead` by the rule `needs` chose, on what the book holds (what `needs` named, loaded):
+    /// `earlier_owner` is the owner of the contact's latest earlier lead (for rules that keep it). The pick
+    /// is counted.
     pub fn route(
         &mut self,
         sales: &Sales,
         lead: &LeadState,
+        needs: &Needs,
         earlier_owner: Option<&str>,
-        exclude: &[String],
-        now_only: bool,
+        scope: Scope<'_>,
         now: DateTime<Utc>,
     ) -> Routed {
+        let Scope { exclude, now_only } = scope;
         let ws = lead.workspace_id;
-        let route = sales.route_for(&lead.context());
+        let route = needs.rule.and_then(|i| sales.routes.get(i));
         let team = route.and_then(|r| sales.team(&r.team));
         let none = HashMap::new();
         let away = self.away.get(&ws).unwrap_or(&none);

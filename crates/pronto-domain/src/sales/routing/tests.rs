@@ -72,6 +72,7 @@ fn a_book_asks_for_each_thing_once_and_for_counts_again_after_a_lead_action() {
             lock: Some(("sales".into(), members())),
             count: Some(("sales".into(), members())),
             earlier_owner: true,
+            rule: Some(0),
         }
     );
     b = loaded(&[]);
@@ -79,6 +80,7 @@ fn a_book_asks_for_each_thing_once_and_for_counts_again_after_a_lead_action() {
         b.needs(&s, &l),
         Needs {
             earlier_owner: true,
+            rule: Some(0),
             ..Needs::default()
         }
     );
@@ -93,7 +95,9 @@ fn a_batch_routes_in_turn_skips_the_away_and_writes_back_what_it_changed() {
     let mut b = loaded(&[]);
     let picks: Vec<Option<String>> = (1..=4)
         .map(|n| {
-            b.route(&s, &lead(n, None), None, &[], false, now())
+            let l = lead(n, None);
+            let needs = b.needs(&s, &l);
+            b.route(&s, &l, &needs, None, Scope::default(), now())
                 .decision
                 .rep
         })
@@ -156,7 +160,13 @@ fn each_pick_moves_the_open_counts_the_next_lead_sees() {
     ];
     for (name, owner, earlier, exclude, now_only, pick, open) in cases {
         let mut b = loaded(&[("ann", 1)]);
-        let r = b.route(&s, &lead(1, owner), earlier, &exclude, now_only, now());
+        let l = lead(1, owner);
+        let needs = b.needs(&s, &l);
+        let scope = Scope {
+            exclude: &exclude,
+            now_only,
+        };
+        let r = b.route(&s, &l, &needs, earlier, scope, now());
         assert_eq!(r.decision.rep.as_deref(), Some(pick), "{name}");
         assert_eq!(
             (r.team.as_deref(), r.route.as_deref()),
