@@ -22,6 +22,9 @@
 //!   steps are the domain's (`engine::fire`, `engine::group`, `sales::*`).
 //! - `tx`: the bottom: transaction errors, what a write touched, outbox and quarantine rows, a queued
 //!   request, `Commit`.
+//! - `rows`: row decoding, written once: a column codec (`Cols`, for SQLite's TEXT ids/timestamps/JSON and
+//!   PostgreSQL's uuid/timestamptz/jsonb/int4) and one decoder per row type (runs, messages, logs, leads,
+//!   exit marks, due runs, keys, events), used by both backends.
 //! - `sqlite/`, `postgres/`: each backend's pool setup, `IngestTx` and reads; migrations live in
 //!   `migrations/sqlite` and `migrations/postgres`, embedded in the binary and applied at start.
 //! - [`testing`] (feature `testing`): throw-away databases for the conformance suite and the server's tests.
@@ -31,6 +34,7 @@ mod apply;
 mod contacts;
 mod flows;
 mod postgres;
+mod rows;
 mod sales;
 mod sqlite;
 #[cfg(feature = "testing")]

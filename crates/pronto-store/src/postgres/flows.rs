@@ -6,14 +6,14 @@
 
 use super::PgTx;
 use crate::flows::{Addressee, DueRun, FlowTx, LiveRun, LogRow, Mark, RunRow, RunUpdate};
+use crate::rows::{bad_row, due_run, mark, out_message, Cols, MARK_COLUMNS};
 use crate::tx::{BadRow, ItemError, MessageRow};
-use crate::{FlowStats, LogEntry, MessageView, OutMessage, RunView, StoreError};
+use crate::{FlowStats, OutMessage, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use pronto_domain::program::Recipient;
-use pronto_domain::{ContactId, EventId, MessageId, RunId, WorkspaceId};
+use pronto_domain::{ContactId, EventId, RunId, WorkspaceId};
 use serde_json::{Map, Value};
-use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
@@ -22,19 +22,6 @@ use uuid::Uuid;
 pub(super) const NEXT_DUE: &str =
     "SELECT min(t) FROM (SELECT min(due_at) AS t FROM runs WHERE due_at IS NOT NULL \
      UNION ALL SELECT min(due_at) FROM leads WHERE due_at IS NOT NULL) AS d";
-
-fn mark(row: &PgRow, at: usize) -> Result<Mark, StoreError> {
-    Ok(Mark {
-        flow: row.try_get(at)?,
-        rule: row.try_get::<i32, _>(at + 1)?.into(),
-        name: row.try_get(at + 2)?,
-        key: row.try_get(at + 3)?,
-        contact: ContactId(row.try_get(at + 4)?),
-        happened: row.try_get(at + 5)?,
-    })
-}
-
-const MARK_COLUMNS: &str = "m.flow_id, m.rule, m.name, m.run_key, m.contact_id, m.happened_at";
 
 #[async_trait]
 impl FlowTx for PgTx {
@@ -267,22 +254,9 @@ impl FlowTx for PgTx {
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            let run = || -> Result<DueRun, StoreError> {
-                Ok(DueRun {
-                    id: RunId(r.try_get(0)?),
-                    ws: WorkspaceId(r.try_get(1)?),
-                    flow: r.try_get(2)?,
-                    key: r.try_get(3)?,
-                    contact: ContactId(r.try_get(4)?),
-                    step: r.try_get::<i32, _>(5)?.into(),
-                    started: r.try_get(6)?,
-                    snapshot: serde_json::from_str(&r.try_get::<String, _>(7)?)
-                        .unwrap_or(serde_json::Value::Null),
-                })
-            };
-            match run() {
+            match due_run(&r) {
                 Ok(run) => out.push(run),
-                Err(e) => self.1.push(super::bad_row("run", &r, e)),
+                Err(e) => self.1.push(bad_row("run", &r, e)),
             }
         }
         Ok(out)
@@ -455,23 +429,6 @@ impl FlowTx for PgTx {
     }
 }
 
-fn out_message(r: &PgRow) -> Result<OutMessage, StoreError> {
-    Ok(OutMessage {
-        id: MessageId(r.try_get("id")?),
-        idempotency_key: r.try_get("idempotency_key")?,
-        channel: r.try_get("channel")?,
-        to: r.try_get("to_addr")?,
-        from: r.try_get("from_addr")?,
-        reply_to: r.try_get("reply_to")?,
-        subject: r.try_get("subject")?,
-        text: r.try_get("body_text")?,
-        html: r.try_get("body_html")?,
-        unsubscribe_url: r.try_get("unsubscribe_url")?,
-        attempts: r.try_get::<i32, _>("attempts")?.into(),
-        taken_over: r.try_get("taken_over")?,
-    })
-}
-
 pub(super) async fn claim_messages(
     c: &mut PgConnection,
     now: DateTime<Utc>,
@@ -494,9 +451,9 @@ pub(super) async fn claim_messages(
     let mut out = Vec::with_capacity(rows.len());
     let mut bad = Vec::new();
     for r in &rows {
-        match out_message(r) {
+        match out_message(r, r.flag("taken_over")?) {
             Ok(m) => out.push(m),
-            Err(e) => bad.push(super::bad_row("message", r, e)),
+            Err(e) => bad.push(bad_row("message", r, e)),
         }
     }
     if !bad.is_empty() {
@@ -505,59 +462,6 @@ pub(super) async fn claim_messages(
         }
     }
     Ok(out)
-}
-
-pub(super) fn message_view(r: &PgRow) -> Result<MessageView, StoreError> {
-    Ok(MessageView {
-        id: MessageId(r.try_get("id")?),
-        idempotency_key: r.try_get("idempotency_key")?,
-        run_id: r.try_get::<Option<Uuid>, _>("run_id")?.map(RunId),
-        flow: r.try_get("flow_id")?,
-        step: r.try_get::<Option<i32>, _>("step")?.map(i64::from),
-        contact_id: ContactId(r.try_get("contact_id")?),
-        channel: r.try_get("channel")?,
-        to: r.try_get("to_addr")?,
-        from: r.try_get("from_addr")?,
-        reply_to: r.try_get("reply_to")?,
-        subject: r.try_get("subject")?,
-        text: r.try_get("body_text")?,
-        html: r.try_get("body_html")?,
-        state: r.try_get("state")?,
-        attempts: r.try_get::<i32, _>("attempts")?.into(),
-        next_attempt_at: r.try_get("next_attempt_at")?,
-        last_error: r.try_get("last_error")?,
-        transport: r.try_get("transport")?,
-        created_at: r.try_get("created_at")?,
-        sent_at: r.try_get("sent_at")?,
-    })
-}
-
-pub(super) fn run_view(r: &PgRow, log: Vec<LogEntry>) -> Result<RunView, StoreError> {
-    Ok(RunView {
-        id: RunId(r.try_get("id")?),
-        flow: r.try_get("flow_id")?,
-        key: r.try_get("run_key")?,
-        contact_id: ContactId(r.try_get("contact_id")?),
-        state: r.try_get("state")?,
-        step: r.try_get::<i32, _>("step")?.into(),
-        due_at: r.try_get("due_at")?,
-        started_at: r.try_get("started_at")?,
-        outcome: r.try_get("outcome")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-        snapshot: serde_json::from_str(&r.try_get::<String, _>("snapshot")?)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        log,
-    })
-}
-
-pub(super) fn log_entry(r: &PgRow) -> Result<LogEntry, StoreError> {
-    Ok(LogEntry {
-        at: r.try_get("at")?,
-        step: r.try_get::<Option<i32>, _>("step")?.map(i64::from),
-        kind: r.try_get("kind")?,
-        detail: r.try_get("detail")?,
-    })
 }
 
 pub(super) async fn flow_stats(

@@ -6,6 +6,7 @@ mod flows;
 mod sales;
 
 use crate::contacts::{EventRow, IngestTx};
+use crate::rows::{api_key, ingested, log_entry, message_view, run_view, stored_event};
 use crate::tx::Commit;
 use crate::tx::ItemError;
 use crate::writer::{Begin, Writers};
@@ -20,7 +21,7 @@ use pronto_domain::resolve::Known;
 use pronto_domain::{ContactId, EventId, Identity, LeadId, WorkspaceId};
 use pronto_domain::{MessageId, RunId};
 use serde_json::{Map, Value};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::types::Json;
 use sqlx::{Postgres, Row, Transaction};
 use std::str::FromStr;
@@ -112,33 +113,6 @@ async fn listen(pool: PgPool, shared: Arc<Shared>) {
     }
 }
 
-/// A row that did not decode, named by its first column (the id).
-pub(super) fn bad_row(kind: &'static str, row: &PgRow, e: StoreError) -> crate::tx::BadRow {
-    crate::tx::BadRow {
-        kind,
-        id: row
-            .try_get::<Uuid, _>(0)
-            .map(|u| u.to_string())
-            .unwrap_or_default(),
-        workspace: row
-            .try_get::<Uuid, _>("workspace_id")
-            .map(|u| u.to_string())
-            .ok(),
-        reason: e.to_string(),
-    }
-}
-
-fn api_key(row: &PgRow) -> Result<ApiKey, StoreError> {
-    ApiKey::decode(
-        row.try_get("id")?,
-        &row.try_get::<String, _>("kind")?,
-        &row.try_get::<String, _>("origin")?,
-        row.try_get("label")?,
-        row.try_get("created_at")?,
-        row.try_get("revoked_at")?,
-    )
-}
-
 pub(crate) struct PgTx(
     Transaction<'static, Postgres>,
     pub(crate) Vec<crate::tx::BadRow>,
@@ -193,14 +167,7 @@ impl IngestTx for PgTx {
         for row in rows {
             out.push((
                 (row.try_get("dedupe_scope")?, row.try_get("message_id")?),
-                Ingested {
-                    event_id: EventId(row.try_get("id")?),
-                    seq: row.try_get("seq")?,
-                    contact_id: ContactId(row.try_get("contact_id")?),
-                    lead_id: row.try_get::<Option<Uuid>, _>("lead_id")?.map(LeadId),
-                    duplicate: true,
-                    request_hash: row.try_get("request_hash")?,
-                },
+                ingested(&row)?,
             ));
         }
         Ok(out)
@@ -398,21 +365,6 @@ impl IngestTx for PgTx {
         .await?;
         Ok(())
     }
-}
-
-fn stored_event(row: &PgRow) -> Result<StoredEvent, StoreError> {
-    let payload: String = row.try_get("payload")?;
-    Ok(StoredEvent {
-        id: EventId(row.try_get("id")?),
-        seq: row.try_get("seq")?,
-        contact_id: ContactId(row.try_get("contact_id")?),
-        kind: row.try_get("type")?,
-        name: row.try_get("name")?,
-        message_id: row.try_get("message_id")?,
-        timestamp: row.try_get("client_ts")?,
-        received_at: row.try_get("received_at")?,
-        payload: serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-    })
 }
 
 #[async_trait]
@@ -747,7 +699,7 @@ impl Store for PostgresStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool.0)
         .await?;
-        rows.iter().map(flows::message_view).collect()
+        rows.iter().map(message_view).collect()
     }
 
     async fn flow_stats(&self, workspace: WorkspaceId) -> Result<Vec<FlowStats>, StoreError> {
@@ -769,9 +721,9 @@ impl Store for PostgresStore {
             .fetch_all(&self.pool.0)
             .await?
             .iter()
-            .map(flows::log_entry)
+            .map(log_entry)
             .collect::<Result<Vec<_>, _>>()?;
-        flows::run_view(&row, log).map(Some)
+        run_view(&row, log).map(Some)
     }
 
     async fn lead(

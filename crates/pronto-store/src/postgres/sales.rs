@@ -3,6 +3,7 @@
 //! timers are claimed, so several processes share the work and never take the same lead.
 
 use super::PgTx;
+use crate::rows::{bad_row, lead_state, LEAD_COLUMNS};
 use crate::sales::{AttemptRow, LeadLog, LeadState, NewTask, SalesTx, Task, TaskLead};
 use crate::tx::ItemError;
 use crate::StoreError;
@@ -13,45 +14,6 @@ use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
-
-pub(super) const LEAD_COLUMNS: &str = "id, workspace_id, contact_id, created_at, name, email, phone, company, \
-    message, source, form, fields, owner, team, route, status, sla_deadline, sla_step, due_at, tried, promised_at, \
-    claimed_at, claimed_by, first_contact_at, replied_at, outcome, closed_at";
-
-pub(super) fn lead_state(r: &PgRow) -> Result<LeadState, StoreError> {
-    Ok(LeadState {
-        id: LeadId(r.try_get(0)?),
-        workspace_id: WorkspaceId(r.try_get(1)?),
-        contact_id: ContactId(r.try_get(2)?),
-        created_at: r.try_get(3)?,
-        name: r.try_get(4)?,
-        email: r.try_get(5)?,
-        phone: r.try_get(6)?,
-        company: r.try_get(7)?,
-        message: r.try_get(8)?,
-        source: r.try_get(9)?,
-        form: r.try_get(10)?,
-        fields: r.try_get::<Json<serde_json::Value>, _>(11)?.0,
-        owner: r.try_get(12)?,
-        team: r.try_get(13)?,
-        route: r.try_get(14)?,
-        status: r
-            .try_get::<String, _>(15)?
-            .parse()
-            .map_err(StoreError::Corrupt)?,
-        sla_deadline: r.try_get(16)?,
-        sla_step: r.try_get::<i32, _>(17)?.into(),
-        due_at: r.try_get(18)?,
-        tried: r.try_get::<Json<Vec<String>>, _>(19)?.0,
-        promised_at: r.try_get(20)?,
-        claimed_at: r.try_get(21)?,
-        claimed_by: r.try_get(22)?,
-        first_contact_at: r.try_get(23)?,
-        replied_at: r.try_get(24)?,
-        outcome: r.try_get(25)?,
-        closed_at: r.try_get(26)?,
-    })
-}
 
 pub(super) async fn lead_by_id(
     c: &mut PgConnection,
@@ -384,7 +346,7 @@ impl PgTx {
         for r in rows {
             match lead_state(r) {
                 Ok(l) => out.push(l),
-                Err(e) => self.1.push(super::bad_row("lead", r, e)),
+                Err(e) => self.1.push(bad_row("lead", r, e)),
             }
         }
         out

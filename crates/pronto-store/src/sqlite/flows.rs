@@ -4,33 +4,20 @@
 
 use super::{json_rows, parse_ts, ts, uuid, SqliteTx};
 use crate::flows::{Addressee, DueRun, FlowTx, LiveRun, LogRow, Mark, RunRow, RunUpdate};
+use crate::rows::{bad_row, due_run, mark, out_message, Cols, MARK_COLUMNS};
 use crate::tx::{BadRow, ItemError, MessageRow};
-use crate::{FlowStats, LogEntry, MessageView, OutMessage, RunView, StoreError};
+use crate::{FlowStats, OutMessage, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use pronto_domain::program::Recipient;
 use pronto_domain::{ContactId, EventId, RunId, WorkspaceId};
 use serde_json::Value;
-use sqlx::sqlite::SqliteRow;
 
 /// The earliest timer of a run or a lead.
 pub(super) const NEXT_DUE: &str =
     "SELECT min(t) FROM (SELECT min(due_at) AS t FROM runs WHERE due_at IS NOT NULL \
      UNION ALL SELECT min(due_at) FROM leads WHERE due_at IS NOT NULL)";
 use sqlx::{Row, SqliteConnection};
-
-fn mark(row: &SqliteRow, at: usize) -> Result<Mark, StoreError> {
-    Ok(Mark {
-        flow: row.try_get(at)?,
-        rule: row.try_get(at + 1)?,
-        name: row.try_get(at + 2)?,
-        key: row.try_get(at + 3)?,
-        contact: uuid(&row.try_get::<String, _>(at + 4)?)?,
-        happened: parse_ts(&row.try_get::<String, _>(at + 5)?)?,
-    })
-}
-
-const MARK_COLUMNS: &str = "m.flow_id, m.rule, m.name, m.run_key, m.contact_id, m.happened_at";
 
 #[async_trait]
 impl FlowTx for SqliteTx {
@@ -82,7 +69,7 @@ impl FlowTx for SqliteTx {
                     .try_get::<Option<String>, _>(5)?
                     .map(|t| parse_ts(&t))
                     .transpose()?,
-                started: parse_ts(&r.try_get::<String, _>(6)?)?,
+                started: r.at(6)?,
             });
         }
         Ok(out)
@@ -270,22 +257,9 @@ impl FlowTx for SqliteTx {
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            let run = || -> Result<DueRun, StoreError> {
-                Ok(DueRun {
-                    id: uuid(&r.try_get::<String, _>(0)?)?,
-                    ws: uuid(&r.try_get::<String, _>(1)?)?,
-                    flow: r.try_get(2)?,
-                    key: r.try_get(3)?,
-                    contact: uuid(&r.try_get::<String, _>(4)?)?,
-                    step: r.try_get(5)?,
-                    started: parse_ts(&r.try_get::<String, _>(6)?)?,
-                    snapshot: serde_json::from_str(&r.try_get::<String, _>(7)?)
-                        .unwrap_or(serde_json::Value::Null),
-                })
-            };
-            match run() {
+            match due_run(&r) {
                 Ok(run) => out.push(run),
-                Err(e) => self.bad.push(super::bad_row("run", &r, e)),
+                Err(e) => self.bad.push(bad_row("run", &r, e)),
             }
         }
         Ok(out)
@@ -453,23 +427,6 @@ impl FlowTx for SqliteTx {
     }
 }
 
-fn out_message(r: &SqliteRow) -> Result<OutMessage, StoreError> {
-    Ok(OutMessage {
-        id: uuid(&r.try_get::<String, _>("id")?)?,
-        idempotency_key: r.try_get("idempotency_key")?,
-        channel: r.try_get("channel")?,
-        to: r.try_get("to_addr")?,
-        from: r.try_get("from_addr")?,
-        reply_to: r.try_get("reply_to")?,
-        subject: r.try_get("subject")?,
-        text: r.try_get("body_text")?,
-        html: r.try_get("body_html")?,
-        unsubscribe_url: r.try_get("unsubscribe_url")?,
-        attempts: r.try_get("attempts")?,
-        taken_over: false,
-    })
-}
-
 pub(super) async fn claim_messages(
     c: &mut SqliteConnection,
     now: DateTime<Utc>,
@@ -508,12 +465,12 @@ pub(super) async fn claim_messages(
     let mut out = Vec::with_capacity(rows.len());
     let mut bad = Vec::new();
     for r in &rows {
-        match out_message(r) {
+        match out_message(r, false) {
             Ok(mut m) => {
                 m.taken_over = leased.contains(m.id.to_string().as_str());
                 out.push(m)
             }
-            Err(e) => bad.push(super::bad_row("message", r, e)),
+            Err(e) => bad.push(bad_row("message", r, e)),
         }
     }
     // The claim order is the due order.
@@ -531,68 +488,6 @@ pub(super) async fn claim_messages(
         }
     }
     Ok(out)
-}
-
-fn opt_ts(r: &SqliteRow, col: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-    r.try_get::<Option<String>, _>(col)?
-        .map(|s| parse_ts(&s))
-        .transpose()
-}
-
-pub(super) fn message_view(r: &SqliteRow) -> Result<MessageView, StoreError> {
-    Ok(MessageView {
-        id: uuid(&r.try_get::<String, _>("id")?)?,
-        idempotency_key: r.try_get("idempotency_key")?,
-        run_id: r
-            .try_get::<Option<String>, _>("run_id")?
-            .map(|s| uuid(&s))
-            .transpose()?,
-        flow: r.try_get("flow_id")?,
-        step: r.try_get("step")?,
-        contact_id: uuid(&r.try_get::<String, _>("contact_id")?)?,
-        channel: r.try_get("channel")?,
-        to: r.try_get("to_addr")?,
-        from: r.try_get("from_addr")?,
-        reply_to: r.try_get("reply_to")?,
-        subject: r.try_get("subject")?,
-        text: r.try_get("body_text")?,
-        html: r.try_get("body_html")?,
-        state: r.try_get("state")?,
-        attempts: r.try_get("attempts")?,
-        next_attempt_at: opt_ts(r, "next_attempt_at")?,
-        last_error: r.try_get("last_error")?,
-        transport: r.try_get("transport")?,
-        created_at: parse_ts(&r.try_get::<String, _>("created_at")?)?,
-        sent_at: opt_ts(r, "sent_at")?,
-    })
-}
-
-pub(super) fn run_view(r: &SqliteRow, log: Vec<LogEntry>) -> Result<RunView, StoreError> {
-    Ok(RunView {
-        id: uuid(&r.try_get::<String, _>("id")?)?,
-        flow: r.try_get("flow_id")?,
-        key: r.try_get("run_key")?,
-        contact_id: uuid(&r.try_get::<String, _>("contact_id")?)?,
-        state: r.try_get("state")?,
-        step: r.try_get("step")?,
-        due_at: opt_ts(r, "due_at")?,
-        started_at: parse_ts(&r.try_get::<String, _>("started_at")?)?,
-        outcome: r.try_get("outcome")?,
-        created_at: parse_ts(&r.try_get::<String, _>("created_at")?)?,
-        updated_at: parse_ts(&r.try_get::<String, _>("updated_at")?)?,
-        snapshot: serde_json::from_str(&r.try_get::<String, _>("snapshot")?)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        log,
-    })
-}
-
-pub(super) fn log_entry(r: &SqliteRow) -> Result<LogEntry, StoreError> {
-    Ok(LogEntry {
-        at: parse_ts(&r.try_get::<String, _>("at")?)?,
-        step: r.try_get("step")?,
-        kind: r.try_get("kind")?,
-        detail: r.try_get("detail")?,
-    })
 }
 
 /// Counts per flow from the runs, their logs and the outbox.

@@ -5,6 +5,9 @@ mod flows;
 mod sales;
 
 use crate::contacts::{EventRow, IngestTx};
+use crate::rows::{
+    api_key, ingested, log_entry, message_view, parse_ts, run_view, stored_event, Cols,
+};
 use crate::tx::Commit;
 use crate::tx::ItemError;
 use crate::writer::{Begin, Writers};
@@ -20,8 +23,7 @@ use pronto_domain::{ContactId, EventId, Identity, LeadId, WorkspaceId};
 use pronto_domain::{MessageId, RunId};
 use serde_json::{Map, Value};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Row, Sqlite};
 use std::str::FromStr;
@@ -113,12 +115,6 @@ impl SqliteStore {
 
 fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| StoreError::Corrupt(format!("timestamp `{s}`: {e}")))
 }
 
 fn uuid<T: FromStr>(s: &str) -> Result<T, StoreError> {
@@ -259,40 +255,6 @@ impl Commit for SqliteTx {
     async fn rollback(mut self) {
         self.end().await;
     }
-}
-
-/// A row that did not decode, named by its first column (the id, as stored).
-pub(super) fn bad_row(kind: &'static str, row: &SqliteRow, e: StoreError) -> crate::tx::BadRow {
-    crate::tx::BadRow {
-        kind,
-        id: row.try_get::<String, _>(0).unwrap_or_default(),
-        workspace: row.try_get::<String, _>("workspace_id").ok(),
-        reason: e.to_string(),
-    }
-}
-
-fn api_key(row: &SqliteRow) -> Result<ApiKey, StoreError> {
-    let revoked: Option<String> = row.try_get("revoked_at")?;
-    ApiKey::decode(
-        row.try_get("id")?,
-        &row.try_get::<String, _>("kind")?,
-        &row.try_get::<String, _>("origin")?,
-        row.try_get("label")?,
-        parse_ts(&row.try_get::<String, _>("created_at")?)?,
-        revoked.as_deref().map(parse_ts).transpose()?,
-    )
-}
-
-fn ingested(row: &SqliteRow) -> Result<Ingested, StoreError> {
-    let lead: Option<String> = row.try_get("lead_id")?;
-    Ok(Ingested {
-        event_id: uuid(&row.try_get::<String, _>("id")?)?,
-        seq: row.try_get("seq")?,
-        contact_id: uuid(&row.try_get::<String, _>("contact_id")?)?,
-        lead_id: lead.map(|l| uuid::<LeadId>(&l)).transpose()?,
-        duplicate: true,
-        request_hash: row.try_get("request_hash")?,
-    })
 }
 
 /// SQLite takes a whole set of rows as one JSON array parameter, expanded by `json_each`: one cached
@@ -535,22 +497,6 @@ impl IngestTx for SqliteTx {
     }
 }
 
-fn stored_event(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
-    let client: Option<String> = row.try_get("client_ts")?;
-    let payload: String = row.try_get("payload")?;
-    Ok(StoredEvent {
-        id: uuid(&row.try_get::<String, _>("id")?)?,
-        seq: row.try_get("seq")?,
-        contact_id: uuid(&row.try_get::<String, _>("contact_id")?)?,
-        kind: row.try_get("type")?,
-        name: row.try_get("name")?,
-        message_id: row.try_get("message_id")?,
-        timestamp: client.as_deref().map(parse_ts).transpose()?,
-        received_at: parse_ts(&row.try_get::<String, _>("received_at")?)?,
-        payload: serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-    })
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
@@ -755,8 +701,8 @@ impl Store for SqliteStore {
             traits: json_obj(&row.try_get::<String, _>("traits")?)?,
             identities,
             merged_from,
-            created_at: parse_ts(&row.try_get::<String, _>("created_at")?)?,
-            updated_at: parse_ts(&row.try_get::<String, _>("updated_at")?)?,
+            created_at: row.at("created_at")?,
+            updated_at: row.at("updated_at")?,
         }))
     }
 
@@ -880,7 +826,7 @@ impl Store for SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.read)
         .await?;
-        rows.iter().map(flows::message_view).collect()
+        rows.iter().map(message_view).collect()
     }
 
     async fn flow_stats(&self, workspace: WorkspaceId) -> Result<Vec<FlowStats>, StoreError> {
@@ -902,9 +848,9 @@ impl Store for SqliteStore {
             .fetch_all(&self.read)
             .await?
             .iter()
-            .map(flows::log_entry)
+            .map(log_entry)
             .collect::<Result<Vec<_>, _>>()?;
-        flows::run_view(&row, log).map(Some)
+        run_view(&row, log).map(Some)
     }
 
     async fn lead(
@@ -1068,7 +1014,7 @@ impl Store for SqliteStore {
                     kind: r.try_get(0)?,
                     id: r.try_get(1)?,
                     reason: r.try_get(2)?,
-                    at: parse_ts(&r.try_get::<String, _>(3)?)?,
+                    at: r.at(3)?,
                 })
             })
             .collect()

@@ -1,7 +1,8 @@
 //! SQLite's speed-to-lead statements. One writer connection owns the database, so the transaction is the lock
 //! routing and escalation need.
 
-use super::{json_rows, parse_ts, ts, uuid, SqliteTx};
+use super::{json_rows, ts, uuid, SqliteTx};
+use crate::rows::{bad_row, lead_state, Cols, LEAD_COLUMNS};
 use crate::sales::{AttemptRow, LeadLog, LeadState, NewTask, SalesTx, Task, TaskLead};
 use crate::tx::ItemError;
 use crate::StoreError;
@@ -10,55 +11,6 @@ use chrono::{DateTime, Utc};
 use pronto_domain::{ContactId, EventId, LeadId, WorkspaceId};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
-
-pub(super) const LEAD_COLUMNS: &str = "id, workspace_id, contact_id, created_at, name, email, phone, company, \
-    message, source, form, fields, owner, team, route, status, sla_deadline, sla_step, due_at, tried, promised_at, \
-    claimed_at, claimed_by, first_contact_at, replied_at, outcome, closed_at";
-
-fn opt_ts(row: &SqliteRow, i: usize) -> Result<Option<DateTime<Utc>>, StoreError> {
-    row.try_get::<Option<String>, _>(i)?
-        .map(|s| parse_ts(&s))
-        .transpose()
-}
-
-pub(super) fn lead_state(r: &SqliteRow) -> Result<LeadState, StoreError> {
-    let json = |i: usize| -> Result<serde_json::Value, StoreError> {
-        serde_json::from_str(&r.try_get::<String, _>(i)?)
-            .map_err(|e| StoreError::Corrupt(format!("json: {e}")))
-    };
-    Ok(LeadState {
-        id: uuid(&r.try_get::<String, _>(0)?)?,
-        workspace_id: uuid(&r.try_get::<String, _>(1)?)?,
-        contact_id: uuid(&r.try_get::<String, _>(2)?)?,
-        created_at: parse_ts(&r.try_get::<String, _>(3)?)?,
-        name: r.try_get(4)?,
-        email: r.try_get(5)?,
-        phone: r.try_get(6)?,
-        company: r.try_get(7)?,
-        message: r.try_get(8)?,
-        source: r.try_get(9)?,
-        form: r.try_get(10)?,
-        fields: json(11)?,
-        owner: r.try_get(12)?,
-        team: r.try_get(13)?,
-        route: r.try_get(14)?,
-        status: r
-            .try_get::<String, _>(15)?
-            .parse()
-            .map_err(StoreError::Corrupt)?,
-        sla_deadline: opt_ts(r, 16)?,
-        sla_step: r.try_get(17)?,
-        due_at: opt_ts(r, 18)?,
-        tried: serde_json::from_value(json(19)?).unwrap_or_default(),
-        promised_at: opt_ts(r, 20)?,
-        claimed_at: opt_ts(r, 21)?,
-        claimed_by: r.try_get(22)?,
-        first_contact_at: opt_ts(r, 23)?,
-        replied_at: opt_ts(r, 24)?,
-        outcome: r.try_get(25)?,
-        closed_at: opt_ts(r, 26)?,
-    })
-}
 
 pub(super) async fn lead_by_id(
     c: &mut SqliteConnection,
@@ -382,7 +334,7 @@ impl SqliteTx {
         for r in rows {
             match lead_state(r) {
                 Ok(l) => out.push(l),
-                Err(e) => self.bad.push(super::bad_row("lead", r, e)),
+                Err(e) => self.bad.push(bad_row("lead", r, e)),
             }
         }
         out
@@ -441,7 +393,7 @@ pub(super) async fn lead_view(
     for r in rows {
         log.push(LeadLog {
             lead: id,
-            at: parse_ts(&r.try_get::<String, _>(0)?)?,
+            at: r.at(0)?,
             kind: r.try_get(1)?,
             rep: r.try_get(2)?,
             detail: r.try_get(3)?,
@@ -462,7 +414,7 @@ pub(super) async fn lead_view(
             channel: r.try_get(2)?,
             outcome: r.try_get(3)?,
             note: r.try_get(4)?,
-            at: parse_ts(&r.try_get::<String, _>(5)?)?,
+            at: r.at(5)?,
         });
     }
     Ok(Some(crate::LeadView {
@@ -535,9 +487,9 @@ pub(super) async fn tasks(
                 kind: r.try_get(1)?,
                 title: r.try_get(2)?,
                 script: r.try_get(3)?,
-                due_at: parse_ts(&r.try_get::<String, _>(4)?)?,
-                created_at: parse_ts(&r.try_get::<String, _>(5)?)?,
-                done_at: opt_ts(r, 6)?,
+                due_at: r.at(4)?,
+                created_at: r.at(5)?,
+                done_at: r.opt_at(6)?,
                 done_by: r.try_get(7)?,
                 outcome: r.try_get(8)?,
                 flow: r.try_get(9)?,

@@ -1,0 +1,385 @@
+//! Row decoding, written once for both backends.
+//!
+//! The two databases store the same columns in different types: SQLite keeps ids, timestamps and JSON as
+//! TEXT and every integer as INTEGER (i64); PostgreSQL has `uuid`, `timestamptz`, `jsonb`, and `int4` where
+//! a column is small. [`Cols`] is the column codec that hides that difference, implemented once per row type;
+//! every decoder below reads a row through it, so a row type is decoded by one function whichever database
+//! it came from. The SELECT lists that feed a decoder name the same columns (or the same positions) in both
+//! backends' SQL.
+//!
+//! A value that does not decode is [`StoreError::Corrupt`] (or sqlx's decode error), never a panic; callers
+//! that read many rows quarantine the bad one ([`bad_row`]) and go on.
+
+use crate::flows::{DueRun, Mark};
+use crate::sales::LeadState;
+use crate::tx::BadRow;
+use crate::{
+    ApiKey, Ingested, LogEntry, MessageView, OutMessage, RunView, StoreError, StoredEvent,
+};
+use chrono::{DateTime, Utc};
+use pronto_domain::{ContactId, EventId, LeadId, MessageId, RunId, WorkspaceId};
+use serde::de::DeserializeOwned;
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Column, ColumnIndex, Row, TypeInfo};
+use uuid::Uuid;
+
+/// One column of a row, read as the type the domain wants whatever type the database stored it in.
+pub(crate) trait Cols: Row + Sized {
+    fn id<I: ColumnIndex<Self> + Copy>(&self, i: I) -> Result<Uuid, StoreError>;
+    fn opt_id<I: ColumnIndex<Self> + Copy>(&self, i: I) -> Result<Option<Uuid>, StoreError>;
+    fn at<I: ColumnIndex<Self> + Copy>(&self, i: I) -> Result<DateTime<Utc>, StoreError>;
+    fn opt_at<I: ColumnIndex<Self> + Copy>(
+        &self,
+        i: I,
+    ) -> Result<Option<DateTime<Utc>>, StoreError>;
+    fn int<I: ColumnIndex<Self> + Copy>(&self, i: I) -> Result<i64, StoreError>;
+    fn opt_int<I: ColumnIndex<Self> + Copy>(&self, i: I) -> Result<Option<i64>, StoreError>;
+    fn text<I: ColumnIndex<Self> + Copy>(&self, i: I) -> Result<String, StoreError>;
+    fn opt_text<I: ColumnIndex<Self> + Copy>(&self, i: I) -> Result<Option<String>, StoreError>;
+    fn flag<I: ColumnIndex<Self> + Copy>(&self, i: I) -> Result<bool, StoreError>;
+    /// A JSON column (`jsonb` or JSON kept as text).
+    fn json<T: DeserializeOwned, I: ColumnIndex<Self> + Copy>(&self, i: I)
+        -> Result<T, StoreError>;
+    /// The column as text, for naming a row that did not decode.
+    fn raw<I: ColumnIndex<Self> + Copy>(&self, i: I) -> Option<String>;
+}
+
+fn corrupt_json(e: serde_json::Error) -> StoreError {
+    StoreError::Corrupt(format!("json: {e}"))
+}
+
+pub(crate) fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("timestamp `{s}`: {e}")))
+}
+
+fn parse_id(s: &str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(s).map_err(|_| StoreError::Corrupt(format!("id `{s}`")))
+}
+
+impl Cols for SqliteRow {
+    fn id<I: ColumnIndex<Self> + Copy>(&self, i: I) -> Result<Uuid, StoreError> {
+        parse_id(&self.try_get::<String, _>(i)?)
+    }
+    fn opt_id<I: ColumnIndex<Self> + Copy>(&self, i: I) -> Result<Option<Uuid>, StoreError> {
+        self.try_get::<Option<String>, _>(i)?
+            .as_deref()
+            .map(parse_id)
+            .transpose()
+    }
+    fn at<I: ColumnIndex<Self> + Copy>(&self, i: I) -> Result<DateTime<Utc>, StoreError> {
+        parse_ts(&self.try_get::<String, _>(i)?)
+    }
+    fn opt_at<I: ColumnIndex<Self> + Copy>(
+        &self,
+        i: I,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.try_get::<Option<String>, _>(i)?
+            .as_deref()
+            .map(parse_ts)
+            .transpose()
+    }
+    fn int<I: ColumnIndex<Self> + Copy>(&self, i: I) -> Result<i64, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_int<I: ColumnIndex<Self> + Copy>(&self, i: I) -> Result<Option<i64>, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+    fn text<I: ColumnIndex<Self> + Copy>(&self, i: I) -> Result<String, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_text<I: ColumnIndex<Self> + Copy>(&self, i: I) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+    fn flag<I: ColumnIndex<Self> + Copy>(&self, i: I) -> Result<bool, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+    fn json<T: DeserializeOwned, I: ColumnIndex<Self> + Copy>(
+        &self,
+        i: I,
+    ) -> Result<T, StoreError> {
+        serde_json::from_str(&self.try_get::<String, _>(i)?).map_err(corrupt_json)
+    }
+    fn raw<I: ColumnIndex<Self> + Copy>(&self, i: I) -> Option<String> {
+        self.try_get::<String, _>(i).ok()
+    }
+}
+
+impl Cols for PgRow {
+    fn id<I: ColumnIndex<Self> + Copy>(&self, i: I) -> Result<Uuid, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_id<I: ColumnIndex<Self> + Copy>(&self, i: I) -> Result<Option<Uuid>, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+    fn at<I: ColumnIndex<Self> + Copy>(&self, i: I) -> Result<DateTime<Utc>, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_at<I: ColumnIndex<Self> + Copy>(
+        &self,
+        i: I,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+    /// Small counters (steps, attempts, ranks) are `int4`; sequence numbers and counts are `int8`.
+    fn int<I: ColumnIndex<Self> + Copy>(&self, i: I) -> Result<i64, StoreError> {
+        Ok(self.opt_int(i)?.ok_or(sqlx::Error::ColumnDecode {
+            index: "?".into(),
+            source: "unexpected NULL".into(),
+        })?)
+    }
+    fn opt_int<I: ColumnIndex<Self> + Copy>(&self, i: I) -> Result<Option<i64>, StoreError> {
+        match self.try_column(i)?.type_info().name() {
+            "INT4" => Ok(self.try_get::<Option<i32>, _>(i)?.map(i64::from)),
+            "INT2" => Ok(self.try_get::<Option<i16>, _>(i)?.map(i64::from)),
+            _ => Ok(self.try_get(i)?),
+        }
+    }
+    fn text<I: ColumnIndex<Self> + Copy>(&self, i: I) -> Result<String, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_text<I: ColumnIndex<Self> + Copy>(&self, i: I) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+    fn flag<I: ColumnIndex<Self> + Copy>(&self, i: I) -> Result<bool, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+    fn json<T: DeserializeOwned, I: ColumnIndex<Self> + Copy>(
+        &self,
+        i: I,
+    ) -> Result<T, StoreError> {
+        match self.try_column(i)?.type_info().name() {
+            "JSONB" | "JSON" => Ok(self.try_get::<sqlx::types::Json<T>, _>(i)?.0),
+            _ => serde_json::from_str(&self.try_get::<String, _>(i)?).map_err(corrupt_json),
+        }
+    }
+    fn raw<I: ColumnIndex<Self> + Copy>(&self, i: I) -> Option<String> {
+        self.try_get::<Uuid, _>(i)
+            .map(|u| u.to_string())
+            .or_else(|_| self.try_get::<String, _>(i))
+            .ok()
+    }
+}
+
+/// A row that did not decode, named by its first column (the id) and its workspace when it has one.
+pub(crate) fn bad_row<R: Cols>(kind: &'static str, row: &R, e: StoreError) -> BadRow
+where
+    usize: ColumnIndex<R>,
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    BadRow {
+        kind,
+        id: row.raw(0usize).unwrap_or_default(),
+        workspace: row.raw("workspace_id"),
+        reason: e.to_string(),
+    }
+}
+
+/// An exit mark whose six columns ([`MARK_COLUMNS`]) start at `at`.
+pub(crate) fn mark<R: Cols>(row: &R, at: usize) -> Result<Mark, StoreError>
+where
+    usize: ColumnIndex<R>,
+{
+    Ok(Mark {
+        flow: row.text(at)?,
+        rule: row.int(at + 1)?,
+        name: row.text(at + 2)?,
+        key: row.opt_text(at + 3)?,
+        contact: ContactId(row.id(at + 4)?),
+        happened: row.at(at + 5)?,
+    })
+}
+
+/// The columns [`mark`] reads, from `exit_marks m`.
+pub(crate) const MARK_COLUMNS: &str =
+    "m.flow_id, m.rule, m.name, m.run_key, m.contact_id, m.happened_at";
+
+/// A due run, from `id, workspace_id, flow_id, run_key, contact_id, step, started_at, snapshot` of `runs`.
+/// A snapshot that is not JSON is read as null: the run still moves on.
+pub(crate) fn due_run<R: Cols>(r: &R) -> Result<DueRun, StoreError>
+where
+    usize: ColumnIndex<R>,
+{
+    Ok(DueRun {
+        id: RunId(r.id(0)?),
+        ws: WorkspaceId(r.id(1)?),
+        flow: r.text(2)?,
+        key: r.text(3)?,
+        contact: ContactId(r.id(4)?),
+        step: r.int(5)?,
+        started: r.at(6)?,
+        snapshot: serde_json::from_str(&r.text(7)?).unwrap_or(serde_json::Value::Null),
+    })
+}
+
+/// A queued message to send. `taken_over`: it was still leased by a worker whose lease ran out.
+pub(crate) fn out_message<R: Cols>(r: &R, taken_over: bool) -> Result<OutMessage, StoreError>
+where
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    Ok(OutMessage {
+        id: MessageId(r.id("id")?),
+        idempotency_key: r.text("idempotency_key")?,
+        channel: r.text("channel")?,
+        to: r.text("to_addr")?,
+        from: r.text("from_addr")?,
+        reply_to: r.opt_text("reply_to")?,
+        subject: r.text("subject")?,
+        text: r.text("body_text")?,
+        html: r.opt_text("body_html")?,
+        unsubscribe_url: r.opt_text("unsubscribe_url")?,
+        attempts: r.int("attempts")?,
+        taken_over,
+    })
+}
+
+pub(crate) fn message_view<R: Cols>(r: &R) -> Result<MessageView, StoreError>
+where
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    Ok(MessageView {
+        id: MessageId(r.id("id")?),
+        idempotency_key: r.text("idempotency_key")?,
+        run_id: r.opt_id("run_id")?.map(RunId),
+        flow: r.opt_text("flow_id")?,
+        step: r.opt_int("step")?,
+        contact_id: ContactId(r.id("contact_id")?),
+        channel: r.text("channel")?,
+        to: r.text("to_addr")?,
+        from: r.text("from_addr")?,
+        reply_to: r.opt_text("reply_to")?,
+        subject: r.text("subject")?,
+        text: r.text("body_text")?,
+        html: r.opt_text("body_html")?,
+        state: r.text("state")?,
+        attempts: r.int("attempts")?,
+        next_attempt_at: r.opt_at("next_attempt_at")?,
+        last_error: r.opt_text("last_error")?,
+        transport: r.opt_text("transport")?,
+        created_at: r.at("created_at")?,
+        sent_at: r.opt_at("sent_at")?,
+    })
+}
+
+pub(crate) fn run_view<R: Cols>(r: &R, log: Vec<LogEntry>) -> Result<RunView, StoreError>
+where
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    Ok(RunView {
+        id: RunId(r.id("id")?),
+        flow: r.text("flow_id")?,
+        key: r.text("run_key")?,
+        contact_id: ContactId(r.id("contact_id")?),
+        state: r.text("state")?,
+        step: r.int("step")?,
+        due_at: r.opt_at("due_at")?,
+        started_at: r.at("started_at")?,
+        outcome: r.opt_text("outcome")?,
+        created_at: r.at("created_at")?,
+        updated_at: r.at("updated_at")?,
+        snapshot: r.json("snapshot")?,
+        log,
+    })
+}
+
+pub(crate) fn log_entry<R: Cols>(r: &R) -> Result<LogEntry, StoreError>
+where
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    Ok(LogEntry {
+        at: r.at("at")?,
+        step: r.opt_int("step")?,
+        kind: r.text("kind")?,
+        detail: r.text("detail")?,
+    })
+}
+
+/// The columns [`lead_state`] reads, in its order, from `leads`.
+pub(crate) const LEAD_COLUMNS: &str = "id, workspace_id, contact_id, created_at, name, email, phone, company, \
+    message, source, form, fields, owner, team, route, status, sla_deadline, sla_step, due_at, tried, promised_at, \
+    claimed_at, claimed_by, first_contact_at, replied_at, outcome, closed_at";
+
+/// A lead, from [`LEAD_COLUMNS`]. A `tried` that is not a list of rep ids makes the row unreadable (it is
+/// quarantined), on both backends.
+pub(crate) fn lead_state<R: Cols>(r: &R) -> Result<LeadState, StoreError>
+where
+    usize: ColumnIndex<R>,
+{
+    Ok(LeadState {
+        id: LeadId(r.id(0)?),
+        workspace_id: WorkspaceId(r.id(1)?),
+        contact_id: ContactId(r.id(2)?),
+        created_at: r.at(3)?,
+        name: r.opt_text(4)?,
+        email: r.opt_text(5)?,
+        phone: r.opt_text(6)?,
+        company: r.opt_text(7)?,
+        message: r.opt_text(8)?,
+        source: r.opt_text(9)?,
+        form: r.opt_text(10)?,
+        fields: r.json(11)?,
+        owner: r.opt_text(12)?,
+        team: r.opt_text(13)?,
+        route: r.opt_text(14)?,
+        status: r.text(15)?.parse().map_err(StoreError::Corrupt)?,
+        sla_deadline: r.opt_at(16)?,
+        sla_step: r.int(17)?,
+        due_at: r.opt_at(18)?,
+        tried: r.json(19)?,
+        promised_at: r.opt_at(20)?,
+        claimed_at: r.opt_at(21)?,
+        claimed_by: r.opt_text(22)?,
+        first_contact_at: r.opt_at(23)?,
+        replied_at: r.opt_at(24)?,
+        outcome: r.opt_text(25)?,
+        closed_at: r.opt_at(26)?,
+    })
+}
+
+pub(crate) fn api_key<R: Cols>(r: &R) -> Result<ApiKey, StoreError>
+where
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    ApiKey::decode(
+        r.text("id")?,
+        &r.text("kind")?,
+        &r.text("origin")?,
+        r.opt_text("label")?,
+        r.at("created_at")?,
+        r.opt_at("revoked_at")?,
+    )
+}
+
+/// A stored event's answer, for a retry of it.
+pub(crate) fn ingested<R: Cols>(r: &R) -> Result<Ingested, StoreError>
+where
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    Ok(Ingested {
+        event_id: EventId(r.id("id")?),
+        seq: r.int("seq")?,
+        contact_id: ContactId(r.id("contact_id")?),
+        lead_id: r.opt_id("lead_id")?.map(LeadId),
+        duplicate: true,
+        request_hash: r.opt_text("request_hash")?,
+    })
+}
+
+pub(crate) fn stored_event<R: Cols>(r: &R) -> Result<StoredEvent, StoreError>
+where
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    Ok(StoredEvent {
+        id: EventId(r.id("id")?),
+        seq: r.int("seq")?,
+        contact_id: ContactId(r.id("contact_id")?),
+        kind: r.text("type")?,
+        name: r.opt_text("name")?,
+        message_id: r.opt_text("message_id")?,
+        timestamp: r.opt_at("client_ts")?,
+        received_at: r.at("received_at")?,
+        payload: r.json("payload")?,
+    })
+}
