@@ -23,16 +23,21 @@ export PRONTO_WRITE_KEY=pk_write_schemathesis_0001
 export PRONTO_ADMIN_KEY=pk_admin_schemathesis_0001
 export PRONTO_INBOUND_EMAIL_SECRET=schemathesis-inbound-secret-0001
 export PRONTO_SMS_AUTH_TOKEN=schemathesis-sms-token
+export PRONTO_SHOPIFY_SECRET=schemathesis-shopify-secret
+export PRONTO_WOO_SECRET=schemathesis-woo-secret
 
 status=0
 for backend in sqlite postgres; do
   work=$(mktemp -d)
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   export PRONTO_PUBLIC_URL="http://127.0.0.1:$port"
-  # The shipped example, with an SMS provider (so the inbound webhooks are signed and reach their logic) that
-  # nothing listens for, and the lead limits raised for a fuzzer posting hundreds of leads from one address.
+  # The shipped example, with two shops (hooks.py signs their webhooks) and an SMS provider (so the inbound
+  # webhooks are signed and reach their logic) that nothing listens for, and the lead limits raised for a fuzzer
+  # posting hundreds of leads from one address.
   { cat pronto.example.toml
     printf '\n[sms]\nbase_url = "http://127.0.0.1:9"\naccount_sid = "AC0001"\nfrom = "+15005550006"\n'
+    printf '\n[[shop]]\nplatform = "shopify"\nshop = "schemathesis.myshopify.com"\nsecret_env = "PRONTO_SHOPIFY_SECRET"\n'
+    printf '\n[[shop]]\nplatform = "woocommerce"\nshop = "https://schemathesis.example/"\nsecret_env = "PRONTO_WOO_SECRET"\n'
   } | sed -e 's/^rate_limit_per_minute = 20/rate_limit_per_minute = 100000/' \
           -e 's/^leads_per_ip_per_minute = 60/leads_per_ip_per_minute = 0/' \
           -e 's/^leads_per_recipient_per_hour = 10/leads_per_recipient_per_hour = 0/' > "$work/pronto.toml"

@@ -20,6 +20,8 @@
 //! - [`report`]: speed-to-lead buckets and response-time statistics.
 //! - [`sales`]: speed to lead: reps, teams, routing rules and strategies, working hours, the SLA clock and
 //!   its escalation chain, the promise an acknowledgement makes.
+//! - [`shop`]: Shopify's and WooCommerce's webhooks: the signature check and each topic's payload as the
+//!   Segment messages the flows speak (checkouts, orders, refunds, customers).
 //! - [`resolve`]: identity resolution: which contact an event belongs to, and which contacts merge.
 //! - [`template`]: minijinja message templates checked at load (errors name template and part), the cart
 //!   as a template sees it, money formatting and tracked links. Not yet used by the server.
@@ -47,6 +49,7 @@ pub mod program;
 pub mod report;
 pub mod resolve;
 pub mod sales;
+pub mod shop;
 pub mod template;
 
 mod fields;

@@ -73,6 +73,43 @@ pub struct FileConfig {
     pub inbound: InboundSection,
     #[serde(default)]
     pub limits: LimitsSection,
+    #[serde(default, rename = "shop")]
+    pub shops: Vec<ShopConfig>,
+}
+
+/// `[[shop]]`: a Shopify or WooCommerce store whose webhooks pronto takes (`POST /v1/webhooks/shopify`,
+/// `POST /v1/webhooks/woocommerce`). The signing secret is better in the environment (`secret_env` names the
+/// variable) than in the file (`secret`); exactly one of them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShopConfig {
+    /// `shopify` or `woocommerce`.
+    pub platform: String,
+    /// Shopify: the shop's `*.myshopify.com` domain (`X-Shopify-Shop-Domain`). WooCommerce: the site URL
+    /// (`X-WC-Webhook-Source`, e.g. `https://shop.example/`).
+    pub shop: String,
+    pub secret: Option<String>,
+    pub secret_env: Option<String>,
+}
+
+/// A shop as the server checks its deliveries.
+#[derive(Clone)]
+pub struct ShopSettings {
+    pub platform: pronto_domain::shop::Platform,
+    /// As [`pronto_domain::shop::shop_name`] writes it.
+    pub shop: String,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for ShopSettings {
+    /// Never the secret: settings are logged at start.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShopSettings")
+            .field("platform", &self.platform)
+            .field("shop", &self.shop)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
 }
 
 /// `[limits]`: how many leads pronto takes before answering 429, counted in fixed windows, shared by every
@@ -277,6 +314,8 @@ pub struct Settings {
     /// What `POST /v1/inbound/email` is authenticated with.
     pub inbound_email_secret: Option<String>,
     pub limits: LimitsSection,
+    /// The shops whose webhooks are taken.
+    pub shops: Vec<ShopSettings>,
     /// Message settings; the link secret is filled in from the database at start.
     pub messages: MessageSettings,
     /// What this was loaded with, so a reload loads the same way.
@@ -487,6 +526,64 @@ impl Settings {
                 "must be at least 16 characters".into(),
             );
         }
+        let mut shops: Vec<ShopSettings> = Vec::new();
+        for (i, c) in file.shops.iter().enumerate() {
+            let field = |name: &str| format!("shop[{i}].{name}");
+            let platform = match c.platform.parse::<pronto_domain::shop::Platform>() {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    bad(&field("platform"), e);
+                    None
+                }
+            };
+            let shop = pronto_domain::shop::shop_name(&c.shop);
+            if shop.is_empty() {
+                bad(
+                    &field("shop"),
+                    "is required (the shop's domain or site URL)".into(),
+                );
+            }
+            let secret = match (&c.secret, &c.secret_env) {
+                (Some(s), None) => Some(s.clone()),
+                (None, Some(var)) => match std::env::var(var) {
+                    Ok(s) if !s.is_empty() => Some(s),
+                    _ => {
+                        bad(
+                            &field("secret_env"),
+                            format!("the environment variable `{var}` is not set"),
+                        );
+                        None
+                    }
+                },
+                (Some(_), Some(_)) => {
+                    bad(
+                        &field("secret"),
+                        "give secret or secret_env, not both".into(),
+                    );
+                    None
+                }
+                (None, None) => {
+                    bad(
+                        &field("secret_env"),
+                        "is required (or secret): the webhook signing secret".into(),
+                    );
+                    None
+                }
+            };
+            if let (Some(platform), Some(secret)) = (platform, secret) {
+                if shops
+                    .iter()
+                    .any(|s| s.platform == platform && s.shop == shop)
+                {
+                    bad(&field("shop"), format!("`{shop}` is configured twice"));
+                }
+                shops.push(ShopSettings {
+                    platform,
+                    shop,
+                    secret,
+                });
+            }
+        }
         let settings = Self {
             listen,
             database_url,
@@ -510,6 +607,7 @@ impl Settings {
             sms,
             inbound_email_secret,
             limits: file.limits,
+            shops,
             messages,
             overrides,
             source,
@@ -638,6 +736,27 @@ mod tests {
                 "[[form]]\nname = \"a\"\nredirect = \"javascript:x\"",
                 Overrides::default(),
                 "form[0].redirect",
+            ),
+            (
+                "[[shop]]\nplatform = \"magento\"\nshop = \"a\"\nsecret = \"s\"",
+                Overrides::default(),
+                "shop[0].platform",
+            ),
+            (
+                "[[shop]]\nplatform = \"shopify\"\nshop = \"a.myshopify.com\"",
+                Overrides::default(),
+                "shop[0].secret_env",
+            ),
+            (
+                "[[shop]]\nplatform = \"shopify\"\nshop = \"a\"\nsecret_env = \"PRONTO_TEST_UNSET_SHOP_SECRET\"",
+                Overrides::default(),
+                "shop[0].secret_env",
+            ),
+            (
+                "[[shop]]\nplatform = \"shopify\"\nshop = \"a\"\nsecret = \"s\"\n\
+                 [[shop]]\nplatform = \"shopify\"\nshop = \"https://A/\"\nsecret = \"t\"",
+                Overrides::default(),
+                "shop[1].shop",
             ),
             (
                 "",

@@ -26,6 +26,12 @@ pub enum ApiError {
     BadSignature,
     #[error("inbound email must be signed with the inbound secret (Standard Webhooks headers) or send it as the HTTP Basic password; the write key is not accepted")]
     BadInboundAuth,
+    /// A shop webhook that is not signed by a configured shop: `header` names what is missing or wrong.
+    #[error("{message}")]
+    ShopAuth {
+        header: &'static str,
+        message: String,
+    },
     #[error("{0} not found")]
     NotFound(&'static str),
     /// The request conflicts with the current state (the message says how).
@@ -86,9 +92,10 @@ impl ApiError {
         match self {
             Self::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
             Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
-            Self::BadWriteKey | Self::BadAdminKey | Self::BadInboundAuth => {
-                (StatusCode::UNAUTHORIZED, "unauthorized")
-            }
+            Self::BadWriteKey
+            | Self::BadAdminKey
+            | Self::BadInboundAuth
+            | Self::ShopAuth { .. } => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::BadSignature => (StatusCode::FORBIDDEN, "bad_signature"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::IdempotencyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
@@ -110,6 +117,7 @@ impl ApiError {
         let (_, code) = self.parts();
         let errors = match self {
             Self::Invalid(inv) => inv.0.clone(),
+            Self::ShopAuth { header, message } => vec![FieldError::new(*header, message.clone())],
             Self::IdempotencyReused => vec![FieldError::new(
                 "Idempotency-Key",
                 "was used before with a different request body",

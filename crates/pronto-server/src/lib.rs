@@ -34,6 +34,7 @@ pub mod keys;
 pub mod routes;
 pub mod sales;
 pub mod service;
+pub mod shops;
 pub mod state;
 pub mod telemetry;
 pub mod views;

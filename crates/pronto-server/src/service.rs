@@ -42,6 +42,8 @@ pub struct Service {
     /// What the configuration was loaded from, to load it again on a reload.
     overrides: crate::config::Overrides,
     link_secret: Vec<u8>,
+    /// The shops whose webhooks are taken, with their signing secrets.
+    pub(crate) shops: Vec<crate::config::ShopSettings>,
 }
 
 /// How a contact is looked up on `GET /v1/contacts`.
@@ -156,6 +158,7 @@ impl Service {
             form_limit_per_minute: settings.forms.rate_limit_per_minute,
             overrides: settings.overrides.clone(),
             link_secret,
+            shops: settings.shops.clone(),
         }
     }
 

@@ -101,6 +101,23 @@ pub struct Quarantined {
     pub at: DateTime<Utc>,
 }
 
+/// A shop webhook delivery that was signed but could not be mapped to events, kept as received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UnmappedDelivery {
+    /// `shopify` or `woocommerce`.
+    pub platform: String,
+    pub shop: String,
+    /// What identifies it across the platform's retries.
+    pub delivery_id: String,
+    pub topic: String,
+    /// Why it could not be mapped.
+    pub reason: String,
+    /// The body as received (bytes that are not UTF-8 are replaced).
+    pub body: String,
+    pub received_at: DateTime<Utc>,
+}
+
 /// Which door a key opens: `write` sends events (public, goes into web pages), `admin` reads and manages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -731,6 +748,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Rows set aside because they could not be read: of this workspace, or of none that could be read.
     async fn quarantined(&self, workspace: WorkspaceId) -> Result<Vec<Quarantined>, StoreError>;
+
+    /// Keeps a shop delivery that could not be mapped; false when that delivery was kept before.
+    async fn keep_unmapped(
+        &self,
+        workspace: WorkspaceId,
+        delivery: &UnmappedDelivery,
+    ) -> Result<bool, StoreError>;
+
+    /// The latest unmapped deliveries (at most 100), newest first.
+    async fn unmapped(&self, workspace: WorkspaceId) -> Result<Vec<UnmappedDelivery>, StoreError>;
 
     /// Succeeds when the database answers a query and, while writes are failing (see
     /// [`Shared::write_failure`]), when a write commits again: a full disk is not ready even though reads work.

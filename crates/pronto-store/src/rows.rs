@@ -15,6 +15,7 @@ use crate::sales::LeadState;
 use crate::tx::BadRow;
 use crate::{
     ApiKey, Ingested, LogEntry, MessageView, OutMessage, RunView, StoreError, StoredEvent,
+    UnmappedDelivery,
 };
 use chrono::{DateTime, Utc};
 use pronto_domain::{ContactId, EventId, LeadId, MessageId, RunId, WorkspaceId};
@@ -381,5 +382,24 @@ where
         timestamp: r.opt_at("client_ts")?,
         received_at: r.at("received_at")?,
         payload: r.json("payload")?,
+    })
+}
+
+/// The columns [`unmapped_delivery`] reads, from `unmapped_deliveries`.
+pub(crate) const UNMAPPED_COLUMNS: &str =
+    "platform, shop, delivery_id, topic, reason, body, received_at";
+
+pub(crate) fn unmapped_delivery<R: Cols>(r: &R) -> Result<UnmappedDelivery, StoreError>
+where
+    usize: ColumnIndex<R>,
+{
+    Ok(UnmappedDelivery {
+        platform: r.text(0)?,
+        shop: r.text(1)?,
+        delivery_id: r.text(2)?,
+        topic: r.text(3)?,
+        reason: r.text(4)?,
+        body: r.text(5)?,
+        received_at: r.at(6)?,
     })
 }

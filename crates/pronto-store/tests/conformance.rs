@@ -59,6 +59,7 @@ pronto_store::for_each_backend!(env;
     concurrent_first_events_of_one_person_end_in_one_contact,
     accepted_events_survive_closing_and_reopening_the_store,
     one_request_resolves_its_events_in_order_including_a_merge_inside_it,
+    an_unmapped_shop_delivery_is_kept_once_as_received,
 );
 
 async fn events_get_increasing_sequence_numbers_and_are_read_back_as_sent(e: Env) {
@@ -464,4 +465,38 @@ async fn one_request_resolves_its_events_in_order_including_a_merge_inside_it(e:
             .id,
         survivor
     );
+}
+
+async fn an_unmapped_shop_delivery_is_kept_once_as_received(e: Env) {
+    let d = pronto_store::UnmappedDelivery {
+        platform: "shopify".into(),
+        shop: "example.myshopify.com".into(),
+        delivery_id: "checkouts/create:59d6".into(),
+        topic: "checkouts/create".into(),
+        reason: "the checkout has no `token`".into(),
+        body: "{\"email\": \"a@b.example\",  \"note\": \"caf\u{e9}\"}".into(),
+        received_at: t0(),
+    };
+    assert!(e.store.keep_unmapped(e.ws, &d).await.unwrap(), "kept");
+    assert!(
+        !e.store.keep_unmapped(e.ws, &d).await.unwrap(),
+        "a redelivery is kept once"
+    );
+    let other = pronto_store::UnmappedDelivery {
+        delivery_id: "checkouts/create:7a11".into(),
+        received_at: t0() + chrono::Duration::seconds(1),
+        ..d.clone()
+    };
+    assert!(e.store.keep_unmapped(e.ws, &other).await.unwrap());
+    assert_eq!(
+        e.store.unmapped(e.ws).await.unwrap(),
+        vec![other, d],
+        "newest first, byte for byte"
+    );
+    assert!(e
+        .store
+        .unmapped(pronto_domain::WorkspaceId::new())
+        .await
+        .unwrap()
+        .is_empty());
 }

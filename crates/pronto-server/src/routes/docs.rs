@@ -18,6 +18,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
     tags(
         (name = "ingest", description = "Events in: Segment tracking API, leads, HTML forms (write key)"),
         (name = "admin", description = "Contacts and their timelines (admin key)"),
+        (name = "shops", description = "Shopify and WooCommerce webhooks (signed by the shop), and the deliveries that could not be mapped (admin key)"),
         (name = "ops", description = "Health, readiness, metrics, this document")
     ),
     components(schemas(SegmentMessage, Batch, Success, LeadRequest, crate::error::ErrorBody, crate::error::FieldErrorBody))
@@ -53,6 +54,21 @@ impl Modify for Security {
                  headers; the timestamp must be within 5 minutes.",
             ))),
         );
+        for (name, header, secret) in [
+            ("shopifySignature", "X-Shopify-Hmac-Sha256", "Shopify"),
+            ("wooSignature", "X-WC-Webhook-Signature", "WooCommerce"),
+        ] {
+            components.add_security_scheme(
+                name,
+                SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                    header,
+                    &format!(
+                        "The base64 HMAC-SHA256 of the raw body under the {secret} webhook secret of the \
+                         `[[shop]]` the request names."
+                    ),
+                ))),
+            );
+        }
         components.add_security_scheme(
             "inboundBasic",
             SecurityScheme::Http(

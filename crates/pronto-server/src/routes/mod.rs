@@ -11,6 +11,7 @@ pub mod openapi;
 pub mod ops;
 pub mod pages;
 pub mod sales;
+pub mod shops;
 
 use crate::state::AppState;
 use axum::Router;
@@ -55,6 +56,9 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(sales::inbound_sms))
         .routes(routes!(sales::inbound_voice))
         .routes(routes!(sales::inbound_email))
+        .routes(routes!(shops::shopify))
+        .routes(routes!(shops::woocommerce))
+        .routes(routes!(shops::unmapped))
         .routes(routes!(ops::dashboard))
         .routes(routes!(pages::stylesheet))
         .routes(routes!(pages::dashboard_script))

@@ -6,14 +6,17 @@ mod flows;
 mod sales;
 
 use crate::contacts::{EventRow, IngestTx};
-use crate::rows::{api_key, ingested, log_entry, message_view, run_view, stored_event};
+use crate::rows::{
+    api_key, ingested, log_entry, message_view, run_view, stored_event, unmapped_delivery,
+    UNMAPPED_COLUMNS,
+};
 use crate::tx::Commit;
 use crate::tx::ItemError;
 use crate::writer::{Begin, Writers};
 use crate::{
     ApiKey, Contact, DefaultWorkspace, Delivery, Fired, FlowStats, IngestItem, Ingested, KeyKind,
     KeyOrigin, MessageView, Options, OutMessage, Quarantined, RunView, Shared, Store, StoreError,
-    StoredEvent,
+    StoredEvent, UnmappedDelivery,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -921,6 +924,39 @@ impl Store for PostgresStore {
                 })
             })
             .collect()
+    }
+
+    async fn keep_unmapped(
+        &self,
+        workspace: WorkspaceId,
+        d: &UnmappedDelivery,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO unmapped_deliveries (workspace_id, platform, shop, delivery_id, topic, reason, body, \
+             received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        )
+        .bind(workspace.0)
+        .bind(&d.platform)
+        .bind(&d.shop)
+        .bind(&d.delivery_id)
+        .bind(&d.topic)
+        .bind(&d.reason)
+        .bind(&d.body)
+        .bind(d.received_at)
+        .execute(&self.pool.0)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn unmapped(&self, workspace: WorkspaceId) -> Result<Vec<UnmappedDelivery>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {UNMAPPED_COLUMNS} FROM unmapped_deliveries WHERE workspace_id = $1 \
+             ORDER BY received_at DESC LIMIT 100"
+        ))
+        .bind(workspace.0)
+        .fetch_all(&self.pool.0)
+        .await?;
+        rows.iter().map(unmapped_delivery).collect()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -6,7 +6,8 @@ mod sales;
 
 use crate::contacts::{EventRow, IngestTx};
 use crate::rows::{
-    api_key, ingested, log_entry, message_view, parse_ts, run_view, stored_event, Cols,
+    api_key, ingested, log_entry, message_view, parse_ts, run_view, stored_event,
+    unmapped_delivery, Cols, UNMAPPED_COLUMNS,
 };
 use crate::tx::Commit;
 use crate::tx::ItemError;
@@ -14,7 +15,7 @@ use crate::writer::{Begin, Writers};
 use crate::{
     ApiKey, Contact, DefaultWorkspace, Delivery, Fired, FlowStats, IngestItem, Ingested, KeyKind,
     KeyOrigin, MessageView, Options, OutMessage, Quarantined, RunView, Shared, Store, StoreError,
-    StoredEvent,
+    StoredEvent, UnmappedDelivery,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -1018,6 +1019,39 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn keep_unmapped(
+        &self,
+        workspace: WorkspaceId,
+        d: &UnmappedDelivery,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO unmapped_deliveries (workspace_id, platform, shop, delivery_id, topic, reason, body, \
+             received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
+        )
+        .bind(workspace.to_string())
+        .bind(&d.platform)
+        .bind(&d.shop)
+        .bind(&d.delivery_id)
+        .bind(&d.topic)
+        .bind(&d.reason)
+        .bind(&d.body)
+        .bind(ts(d.received_at))
+        .execute(&self.write.0)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn unmapped(&self, workspace: WorkspaceId) -> Result<Vec<UnmappedDelivery>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {UNMAPPED_COLUMNS} FROM unmapped_deliveries WHERE workspace_id = ?1 \
+             ORDER BY received_at DESC LIMIT 100"
+        ))
+        .bind(workspace.to_string())
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(unmapped_delivery).collect()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -1,0 +1,411 @@
+//! Shops plugged in: Shopify's and WooCommerce's webhooks end to end, over HTTP, on SQLite and PostgreSQL,
+//! with the recovery email delivered over a real SMTP conversation. The bodies are the platforms' published
+//! samples (tests/fixtures/shops/README.md), signed here as the platforms sign them; the shipped example
+//! flows run unchanged. Time is a [`ManualClock`] moved by the test; the workers run stepped.
+
+use chrono::{DateTime, Duration, Utc};
+use pronto_domain::shop::sign;
+use pronto_server::config::EXAMPLE_CONFIG;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+mod common;
+use common::Server;
+
+const SHOPIFY_CHECKOUT: &[u8] =
+    include_bytes!("../../../tests/fixtures/shops/shopify-checkouts-create.json");
+const SHOPIFY_ORDER: &[u8] =
+    include_bytes!("../../../tests/fixtures/shops/shopify-orders-create.json");
+const WOO_ORDER: &[u8] = include_bytes!("../../../tests/fixtures/shops/woocommerce-order.json");
+
+const SHOPIFY_SECRET: &str = "shpss_test_secret_0001";
+const WOO_SECRET: &str = "wc_test_secret_0001";
+
+fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-12-06T12:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+async fn start(backend: &str) -> Server {
+    let config = format!(
+        "{EXAMPLE_CONFIG}\n[[shop]]\nplatform = \"shopify\"\nshop = \"example.myshopify.com\"\nsecret = \"{SHOPIFY_SECRET}\"\n\
+         [[shop]]\nplatform = \"woocommerce\"\nshop = \"https://example.com/\"\nsecret = \"{WOO_SECRET}\"\n"
+    );
+    common::start_stepped(backend, true, &config, t0()).await
+}
+
+pronto_store::for_each_backend!(start;
+    a_shopify_checkout_gets_the_recovery_email_with_its_exact_line_items_and_restore_link,
+    a_shopify_order_ends_the_run_whether_it_comes_before_or_after_the_checkout,
+    a_forged_or_unknown_shop_delivery_is_refused_and_nothing_is_stored,
+    a_redelivery_is_stored_once,
+    a_signed_delivery_that_cannot_be_mapped_is_answered_2xx_and_kept_with_its_reason,
+    a_woocommerce_order_left_pending_is_recovered_and_paying_ends_the_run,
+);
+
+/// A fixture with named fields replaced; the rest as published.
+fn patched(body: &[u8], fields: Value) -> Vec<u8> {
+    let mut v: Value = serde_json::from_slice(body).unwrap();
+    for (k, x) in fields.as_object().unwrap() {
+        v[k] = x.clone();
+    }
+    serde_json::to_vec(&v).unwrap()
+}
+
+impl Server {
+    async fn shopify(
+        &self,
+        topic: &str,
+        event_id: &str,
+        body: &[u8],
+        secret: &str,
+    ) -> reqwest::Response {
+        self.http
+            .post(format!("{}/v1/webhooks/shopify", self.base))
+            .header("Content-Type", "application/json")
+            .header("X-Shopify-Topic", topic)
+            .header("X-Shopify-Shop-Domain", "example.myshopify.com")
+            .header("X-Shopify-Event-Id", event_id)
+            .header("X-Shopify-Webhook-Id", format!("wh-{event_id}"))
+            .header("X-Shopify-Hmac-Sha256", sign(secret.as_bytes(), body))
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A delivery signed with the configured secret; the answer's JSON.
+    async fn shopify_ok(&self, topic: &str, event_id: &str, body: &[u8]) -> Value {
+        let r = self.shopify(topic, event_id, body, SHOPIFY_SECRET).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json().await.unwrap()
+    }
+
+    async fn woo(&self, topic: &str, body: &[u8]) -> Value {
+        let r = self
+            .http
+            .post(format!("{}/v1/webhooks/woocommerce", self.base))
+            .header("Content-Type", "application/json")
+            .header("X-WC-Webhook-Source", "https://example.com/")
+            .header("X-WC-Webhook-Topic", topic)
+            .header("X-WC-Webhook-Delivery-ID", uuid::Uuid::now_v7().to_string())
+            .header("X-WC-Webhook-Signature", sign(WOO_SECRET.as_bytes(), body))
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json().await.unwrap()
+    }
+
+    fn mails(&self) -> Vec<String> {
+        self.sink
+            .as_ref()
+            .unwrap()
+            .received()
+            .into_iter()
+            .map(|m| m.replace("=\r\n", "").replace("=\n", ""))
+            .collect()
+    }
+}
+
+async fn a_shopify_checkout_gets_the_recovery_email_with_its_exact_line_items_and_restore_link(
+    s: Server,
+) {
+    let a = s
+        .shopify_ok("checkouts/create", "ev-1", SHOPIFY_CHECKOUT)
+        .await;
+    assert_eq!(
+        (a["outcome"].as_str(), a["events"].as_u64()),
+        (Some("stored"), Some(2)),
+        "{a}"
+    );
+
+    // 421.88 USD is in the 50-500 tier of the shipped flow: one hour.
+    s.advance_and_settle(Duration::minutes(59)).await;
+    assert!(s.mails().is_empty());
+    s.advance_and_settle(Duration::minutes(1)).await;
+    let mails = s.mails();
+    assert_eq!(mails.len(), 1, "one reminder");
+    let mail = &mails[0];
+    for needle in [
+        "To: example@email.com",
+        "Subject: John, your order is waiting",
+        "IPod Nano - 8GB (Pink) x 1: $199.00",
+        "Total: $421.88",
+        "https://checkout.local/548380009/checkouts/123123123/recover?key=3Dexample-secret-token&utm_source=3Dpronto",
+    ] {
+        assert!(mail.contains(needle), "missing {needle:?} in\n{mail}");
+    }
+    assert_eq!(
+        mail.matches("IPod Nano - 8GB (Pink) x 1: $199.00").count(),
+        2,
+        "both line items of the sample, in the text part:\n{mail}"
+    );
+
+    // The stored event keeps the body byte for byte.
+    let contact = s.admin("/v1/contacts?email=example@email.com").await;
+    let events = contact["events"].as_array().unwrap();
+    let track = events
+        .iter()
+        .find(|e| e["name"] == "Checkout Started")
+        .expect("the checkout event");
+    assert_eq!(
+        track["payload"]["context"]["shop"]["raw"]
+            .as_str()
+            .unwrap()
+            .as_bytes(),
+        SHOPIFY_CHECKOUT
+    );
+    assert_eq!(contact["traits"]["first_name"], "John");
+    s.stop().await;
+}
+
+async fn a_shopify_order_ends_the_run_whether_it_comes_before_or_after_the_checkout(s: Server) {
+    // The sample order names no checkout; these name the sample checkout's token, as a real order does.
+    let order = patched(
+        SHOPIFY_ORDER,
+        json!({"checkout_token": "123123123", "email": "example@email.com"}),
+    );
+    // After: the checkout, then its order ten minutes later.
+    s.shopify_ok("checkouts/create", "ev-c", SHOPIFY_CHECKOUT)
+        .await;
+    s.advance_and_settle(Duration::minutes(10)).await;
+    s.shopify_ok("orders/create", "ev-o", &order).await;
+    // Before: another checkout whose order arrived first (webhooks come in any order).
+    let second = patched(
+        SHOPIFY_CHECKOUT,
+        json!({"token": "456456456", "cart_token": "c-2"}),
+    );
+    let second_order = patched(
+        SHOPIFY_ORDER,
+        json!({"id": 999, "checkout_token": "456456456", "email": "other@email.com"}),
+    );
+    s.shopify_ok("orders/create", "ev-o2", &second_order).await;
+    s.shopify_ok("checkouts/create", "ev-c2", &second).await;
+
+    s.advance_and_settle(Duration::hours(30)).await;
+    assert!(
+        s.mails().is_empty(),
+        "a buyer is never mailed: {:?}",
+        s.mails()
+    );
+    let flow = s.flow("checkout-recovery").await;
+    assert_eq!(
+        flow["exited"]["Order Completed for the same checkout_id"], 2,
+        "{flow}"
+    );
+    s.stop().await;
+}
+
+async fn a_forged_or_unknown_shop_delivery_is_refused_and_nothing_is_stored(s: Server) {
+    let cases: Vec<(&str, reqwest::RequestBuilder, &str)> = vec![
+        (
+            "signed with another secret",
+            s.http
+                .post(format!("{}/v1/webhooks/shopify", s.base))
+                .header("X-Shopify-Topic", "checkouts/create")
+                .header("X-Shopify-Shop-Domain", "example.myshopify.com")
+                .header(
+                    "X-Shopify-Hmac-Sha256",
+                    sign(b"not the secret", SHOPIFY_CHECKOUT),
+                ),
+            "X-Shopify-Hmac-Sha256",
+        ),
+        (
+            "unsigned",
+            s.http
+                .post(format!("{}/v1/webhooks/shopify", s.base))
+                .header("X-Shopify-Topic", "checkouts/create")
+                .header("X-Shopify-Shop-Domain", "example.myshopify.com"),
+            "X-Shopify-Hmac-Sha256",
+        ),
+        (
+            "a shop that is not configured",
+            s.http
+                .post(format!("{}/v1/webhooks/shopify", s.base))
+                .header("X-Shopify-Topic", "checkouts/create")
+                .header("X-Shopify-Shop-Domain", "evil.myshopify.com")
+                .header(
+                    "X-Shopify-Hmac-Sha256",
+                    sign(SHOPIFY_SECRET.as_bytes(), SHOPIFY_CHECKOUT),
+                ),
+            "X-Shopify-Shop-Domain",
+        ),
+        (
+            "the body changed after signing",
+            s.http
+                .post(format!("{}/v1/webhooks/woocommerce", s.base))
+                .header("X-WC-Webhook-Topic", "order.created")
+                .header("X-WC-Webhook-Source", "https://example.com/")
+                .header("X-WC-Webhook-Signature", sign(WOO_SECRET.as_bytes(), b"{}")),
+            "X-WC-Webhook-Signature",
+        ),
+    ];
+    for (case, request, header) in cases {
+        let body = if header.starts_with("X-WC") {
+            WOO_ORDER
+        } else {
+            SHOPIFY_CHECKOUT
+        };
+        let r = request.body(body.to_vec()).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{case}");
+        let err: Value = r.json().await.unwrap();
+        assert_eq!(err["errors"][0]["field"], header, "{case}: {err}");
+    }
+    for who in ["email=example@email.com", "email=john.doe@example.com"] {
+        let r = s
+            .http
+            .get(format!("{}/v1/contacts?{who}", s.base))
+            .bearer_auth(common::ADMIN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::NOT_FOUND,
+            "nothing stored for {who}"
+        );
+    }
+    assert_eq!(
+        s.admin("/v1/webhooks/unmapped").await["deliveries"],
+        json!([])
+    );
+    s.advance_and_settle(Duration::hours(5)).await;
+    assert!(s.mails().is_empty());
+    s.stop().await;
+}
+
+async fn a_redelivery_is_stored_once(s: Server) {
+    let first = s
+        .shopify_ok("checkouts/create", "ev-1", SHOPIFY_CHECKOUT)
+        .await;
+    let again = s
+        .shopify_ok("checkouts/create", "ev-1", SHOPIFY_CHECKOUT)
+        .await;
+    assert_eq!(first["outcome"], "stored");
+    assert_eq!(again["outcome"], "duplicate", "{again}");
+    let woo = patched(WOO_ORDER, json!({"status": "pending"}));
+    assert_eq!(s.woo("order.created", &woo).await["outcome"], "stored");
+    // WooCommerce's delivery id changes on every attempt: the body recognises the retry.
+    assert_eq!(s.woo("order.created", &woo).await["outcome"], "duplicate");
+    let contact = s.admin("/v1/contacts?email=example@email.com").await;
+    let names: Vec<&str> = contact["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert_eq!(names, ["Checkout Started"], "{contact}");
+    s.advance_and_settle(Duration::hours(1)).await;
+    assert_eq!(
+        s.mails().len(),
+        2,
+        "one reminder per checkout, not per delivery"
+    );
+    s.stop().await;
+}
+
+async fn a_signed_delivery_that_cannot_be_mapped_is_answered_2xx_and_kept_with_its_reason(
+    s: Server,
+) {
+    let body = br#"{"email": "no-token@example.com", "line_items": []}"#;
+    let a = s.shopify_ok("checkouts/create", "ev-bad", body).await;
+    assert_eq!(a["outcome"], "kept", "{a}");
+    assert!(a["reason"].as_str().unwrap().contains("token"), "{a}");
+    // A retry of it is kept once.
+    assert_eq!(
+        s.shopify_ok("checkouts/create", "ev-bad", body).await["outcome"],
+        "kept"
+    );
+    // Signed but empty: refused, naming the body, and not kept.
+    let empty = s
+        .shopify("checkouts/create", "ev-empty", b"", SHOPIFY_SECRET)
+        .await;
+    assert_eq!(empty.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        empty.json::<Value>().await.unwrap()["errors"][0]["field"],
+        "body"
+    );
+    // Signed, but a topic pronto does not use, and WooCommerce's unsigned ping: answered, nothing kept.
+    assert_eq!(
+        s.shopify_ok("app/uninstalled", "ev-app", b"{}").await["outcome"],
+        "ignored"
+    );
+    let ping = s
+        .http
+        .post(format!("{}/v1/webhooks/woocommerce", s.base))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("webhook_id=42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ping.status(),
+        StatusCode::OK,
+        "only an exact 200 keeps the webhook active"
+    );
+
+    let kept = s.admin("/v1/webhooks/unmapped").await;
+    let list = kept["deliveries"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{kept}");
+    assert_eq!(list[0]["platform"], "shopify");
+    assert_eq!(list[0]["shop"], "example.myshopify.com");
+    assert_eq!(list[0]["topic"], "checkouts/create");
+    assert_eq!(list[0]["delivery_id"], "checkouts/create:ev-bad");
+    assert_eq!(list[0]["body"].as_str().unwrap().as_bytes(), body);
+    let metrics = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // The recorder is the process's: other tests running beside this one count too.
+    let unmapped: f64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                r#"pronto_shop_deliveries_total{platform="shopify",outcome="unmapped"} "#,
+            )
+        })
+        .unwrap_or_else(|| panic!("no unmapped count in\n{metrics}"))
+        .parse()
+        .unwrap();
+    assert!(unmapped >= 2.0, "{metrics}");
+    s.stop().await;
+}
+
+async fn a_woocommerce_order_left_pending_is_recovered_and_paying_ends_the_run(s: Server) {
+    let url =
+        "https://example.com/checkout/order-pay/727/?pay_for_order=true&key=wc_order_58d2d042d1d";
+    let pending = patched(WOO_ORDER, json!({"status": "pending", "payment_url": url}));
+    let other = patched(
+        WOO_ORDER,
+        json!({"id": 728, "status": "pending", "billing": {"email": "ann@example.com", "first_name": "Ann"}}),
+    );
+    assert_eq!(s.woo("order.created", &pending).await["outcome"], "stored");
+    assert_eq!(s.woo("order.created", &other).await["outcome"], "stored");
+    s.advance_and_settle(Duration::minutes(5)).await;
+    // Order 728 is paid (the sample as published is `processing`, the purchase).
+    let paid = patched(
+        WOO_ORDER,
+        json!({"id": 728, "billing": {"email": "ann@example.com"}}),
+    );
+    assert_eq!(s.woo("order.updated", &paid).await["outcome"], "stored");
+    // 29.35 USD: the ten-minute tier.
+    s.advance_and_settle(Duration::minutes(5)).await;
+    let mails = s.mails();
+    assert_eq!(mails.len(), 1, "727 is reminded, 728 paid: {mails:?}");
+    for needle in [
+        "To: john.doe@example.com",
+        "Woo Single #1 x 2: $6.00",
+        "https://example.com/checkout/order-pay/727/?pay_for_order=3Dtrue&key=3Dwc_order_58d2d042d1d&utm_source=3Dpronto",
+    ] {
+        assert!(mails[0].contains(needle), "missing {needle:?} in\n{}", mails[0]);
+    }
+    s.stop().await;
+}
