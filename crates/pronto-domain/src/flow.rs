@@ -58,6 +58,9 @@ pub struct FlowConfig {
     /// Local hours (the contact's time zone) in which no SMS step sends: the step waits until they end.
     /// Default `21:00-08:00`, the window US rules (TCPA) and most carriers' codes of conduct forbid.
     pub sms_quiet_hours: Option<String>,
+    /// Who the flow's messages go to: `everyone` (default) or `subscribers`, the contacts whose
+    /// `accepts_marketing` trait is true (Shopify's "send to: email subscribers only").
+    pub send_to: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -399,6 +402,18 @@ pub struct Flow {
     pub timezone: Tz,
     /// The local hours in which SMS steps may send (the complement of the configured quiet hours).
     pub sms_allowed: Wait,
+    pub send_to: SendTo,
+}
+
+/// Who a flow's messages go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SendTo {
+    /// Everyone the flow starts for (consent still applies: nobody unsubscribed or marked do-not-contact).
+    #[default]
+    Everyone,
+    /// Only contacts whose `accepts_marketing` trait is true, as a shop's marketing consent sets it; checked
+    /// when each message is due, so consent withdrawn meanwhile is honoured.
+    Subscribers,
 }
 
 /// The quiet hours when a flow names none.
@@ -507,6 +522,18 @@ impl Flow {
                 err(None, "sms_quiet_hours", m);
                 Wait::Fixed(Duration::ZERO)
             });
+        let send_to = match c.send_to.as_deref() {
+            None | Some("everyone") => SendTo::Everyone,
+            Some("subscribers") => SendTo::Subscribers,
+            Some(other) => {
+                err(
+                    None,
+                    "send_to",
+                    format!("`{other}` is not everyone or subscribers"),
+                );
+                SendTo::Everyone
+            }
+        };
         let labels: Vec<Option<&str>> = c.steps.iter().map(|s| s.id.as_deref()).collect();
         for (i, l) in labels.iter().enumerate() {
             if let Some(l) = l {
@@ -714,6 +741,7 @@ impl Flow {
                 filter: c.trigger.filter.clone(),
                 timezone,
                 sms_allowed,
+                send_to,
             })
         } else {
             Err(errors)
@@ -831,6 +859,7 @@ send = { channel = "email", template = "checkout-offer", offer = "FREESHIP" }
             ("id = \"f\"\ntrigger = { event = \"X\" }\n[[flow.step]]\nsend = { channel = \"email\", template = \"nope\" }", "step 1, send.template: unknown template `nope`"),
             ("id = \"f\"\ntrigger = { event = \"X\" }\n[[flow.step]]\ncall = { script = \"nope\" }", "step 1, call.script: unknown template `nope`"),
             ("id = \"f\"\ntrigger = { event = \"X\" }\nsms_quiet_hours = \"9pm\"\n[[flow.step]]\nexit = true", "sms_quiet_hours: `9pm` is not hours like 09:00-17:00"),
+            ("id = \"f\"\ntrigger = { event = \"X\" }\nsend_to = \"fans\"\n[[flow.step]]\nexit = true", "flow `f`, send_to: `fans` is not everyone or subscribers"),
             ("id = \"f\"\ntrigger = { event = \"X\" }\nsms_quiet_hours = \"21:00-21:00\"\n[[flow.step]]\nexit = true", "sms_quiet_hours: must be a window like 21:00-08:00, not empty"),
             ("id = \"f\"\ntrigger = { event = \"X\" }\n[[flow.step]]\nwait = { by = \"properties.value\", tiers = [[50, \"1h\"], [10, \"2h\"]] }", "step 1, wait.tiers[1]: thresholds must increase"),
             ("id = \"f\"\ntrigger = { event = \"X\" }\n[[flow.step]]\nexit = true\n[[flow.step]]\nwait = \"1h\"", "step 2, step: is unreachable"),

@@ -28,8 +28,23 @@ fn t0() -> DateTime<Utc> {
 }
 
 async fn start(backend: &str) -> Server {
+    start_with(backend, EXAMPLE_CONFIG).await
+}
+
+/// The shipped checkout flow set to send to subscribers only, as a shop that mails only those who accepted
+/// marketing would set it.
+async fn subscribers_only(backend: &str) -> Server {
+    let config = EXAMPLE_CONFIG.replacen(
+        "id = \"checkout-recovery\"",
+        "id = \"checkout-recovery\"\nsend_to = \"subscribers\"",
+        1,
+    );
+    start_with(backend, &config).await
+}
+
+async fn start_with(backend: &str, flows: &str) -> Server {
     let config = format!(
-        "{EXAMPLE_CONFIG}\n[[shop]]\nplatform = \"shopify\"\nshop = \"example.myshopify.com\"\nsecret = \"{SHOPIFY_SECRET}\"\n\
+        "{flows}\n[[shop]]\nplatform = \"shopify\"\nshop = \"example.myshopify.com\"\nsecret = \"{SHOPIFY_SECRET}\"\n\
          [[shop]]\nplatform = \"woocommerce\"\nshop = \"https://example.com/\"\nsecret = \"{WOO_SECRET}\"\n"
     );
     common::start_stepped(backend, true, &config, t0()).await
@@ -43,6 +58,13 @@ pronto_store::for_each_backend!(start;
     a_signed_delivery_that_cannot_be_mapped_is_answered_2xx_and_kept_with_its_reason,
     a_woocommerce_order_left_pending_is_recovered_and_paying_ends_the_run,
 );
+
+mod consent {
+    use super::*;
+    pronto_store::for_each_backend!(subscribers_only;
+        a_flow_for_subscribers_mails_only_buyers_who_accepted_marketing_in_the_shop,
+    );
+}
 
 /// A fixture with named fields replaced; the rest as published.
 fn patched(body: &[u8], fields: Value) -> Vec<u8> {
@@ -407,5 +429,26 @@ async fn a_woocommerce_order_left_pending_is_recovered_and_paying_ends_the_run(s
     ] {
         assert!(mails[0].contains(needle), "missing {needle:?} in\n{}", mails[0]);
     }
+    s.stop().await;
+}
+
+async fn a_flow_for_subscribers_mails_only_buyers_who_accepted_marketing_in_the_shop(s: Server) {
+    // The sample checkout's buyer did not accept marketing; this one did.
+    let subscribed = patched(
+        SHOPIFY_CHECKOUT,
+        json!({"token": "789789789", "email": "fan@email.com", "buyer_accepts_marketing": true, "customer": null}),
+    );
+    s.shopify_ok("checkouts/create", "ev-1", SHOPIFY_CHECKOUT)
+        .await;
+    s.shopify_ok("checkouts/create", "ev-2", &subscribed).await;
+    s.advance_and_settle(Duration::hours(1)).await;
+    let mails = s.mails();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert!(mails[0].contains("To: fan@email.com"), "{}", mails[0]);
+    let flow = s.flow("checkout-recovery").await;
+    assert_eq!(
+        flow["exited"]["not a subscriber (the flow sends to contacts who accept marketing)"], 1,
+        "{flow}"
+    );
     s.stop().await;
 }

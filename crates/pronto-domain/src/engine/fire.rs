@@ -11,7 +11,8 @@
 //! 2. **The guard.** An exit mark for the run's key (whenever it happened: an order for this checkout is final)
 //!    or for its contact at or after the run started: the step is skipped and the run exits, with the rule as
 //!    its outcome.
-//! 3. The contact no longer exists, is unsubscribed or is marked do-not-contact: the run exits.
+//! 3. The contact no longer exists, is unsubscribed or is marked do-not-contact, or the flow sends to
+//!    subscribers only and the contact does not accept marketing: the run exits.
 //! 4. The steps after the one it waited at are walked ([`super::advance`]). An SMS the quiet hours would hold
 //!    but that cannot be sent at all (no provider, STOP, no phone) is skipped at once, so the steps after it
 //!    are not held until morning for nothing.
@@ -255,7 +256,11 @@ fn fire_one(
         log(None, "exited", Some(why), why.into());
         return (end(why.into()), false);
     };
-    if let Some(why) = to.recipient.refusal() {
+    if let Some(why) = to
+        .recipient
+        .refusal()
+        .or_else(|| to.recipient.unsubscribed_from(flow.send_to))
+    {
         log(Some(run.step), "skipped", Some(why), why.to_string());
         return (end(why.to_string()), false);
     }

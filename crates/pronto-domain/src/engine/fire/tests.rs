@@ -51,7 +51,12 @@ const TEMPLATES: [(&str, &str, &str); 4] = [
 
 /// The program the tests run: both flows, the templates, and an email cap / SMS provider as a case wants.
 fn program(cap: Option<u32>, sms: bool) -> Program {
-    let flows: Vec<FlowConfig> = [CHECKOUT, CADENCE]
+    // The checkout flow once more, sending to subscribers only.
+    let subscribers = CHECKOUT.replace(
+        "id = \"checkout-recovery\"",
+        "id = \"subscribers-recovery\"\nsend_to = \"subscribers\"",
+    );
+    let flows: Vec<FlowConfig> = [CHECKOUT, CADENCE, subscribers.as_str()]
         .iter()
         .map(|f| toml::from_str(f).unwrap())
         .collect();
@@ -179,6 +184,8 @@ fn decide(g: Given) -> RunEffects {
     fire(&program, vec![r], loaded, g.now)
 }
 
+const NOT_SUBSCRIBED: &str = "not a subscriber (the flow sends to contacts who accept marketing)";
+
 fn sent(reason: Option<&str>) -> (&'static str, Option<String>) {
     ("sent", reason.map(str::to_string))
 }
@@ -283,6 +290,53 @@ fn a_due_run_is_guarded_checked_capped_and_moved_on_as_each_case_says() {
                 due: None,
                 outcome: Some("unsubscribed"),
                 logs: vec![kind("skipped", Some("unsubscribed"))],
+                channels: vec![],
+            },
+        ),
+        (
+            "a flow for subscribers sends to a contact who accepts marketing",
+            Given {
+                flow: "subscribers-recovery",
+                contact: Some(ann(json!({"accepts_marketing": true}), true, true)),
+                ..Given::default()
+            },
+            Expect {
+                state: RunState::Active,
+                step: 2,
+                due: Some(tomorrow_noon),
+                outcome: None,
+                logs: vec![sent(None), kind("waiting", None)],
+                channels: vec!["email"],
+            },
+        ),
+        (
+            "a flow for subscribers ends the run of a contact who does not accept marketing, or never said",
+            Given {
+                flow: "subscribers-recovery",
+                contact: Some(ann(json!({"accepts_marketing": false}), true, true)),
+                ..Given::default()
+            },
+            Expect {
+                state: RunState::Exited,
+                step: 0,
+                due: None,
+                outcome: Some(NOT_SUBSCRIBED),
+                logs: vec![kind("skipped", Some(NOT_SUBSCRIBED))],
+                channels: vec![],
+            },
+        ),
+        (
+            "a flow for subscribers, a contact with no consent trait",
+            Given {
+                flow: "subscribers-recovery",
+                ..Given::default()
+            },
+            Expect {
+                state: RunState::Exited,
+                step: 0,
+                due: None,
+                outcome: Some(NOT_SUBSCRIBED),
+                logs: vec![kind("skipped", Some(NOT_SUBSCRIBED))],
                 channels: vec![],
             },
         ),
