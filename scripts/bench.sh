@@ -2,7 +2,7 @@
 # Reproduces every figure in BENCHMARKS.md on this machine: pronto's HTTP ingestion on SQLite (both durability
 # settings) and PostgreSQL, and beside it each database's raw durable-insert limit; then durable timers
 # (`pronto bench timers`) on SQLite and PostgreSQL beside graphile-worker 0.17.3 on the same PostgreSQL.
-# Usage: scripts/bench.sh [ingest|timers]   (default both; PostgreSQL at $PRONTO_BENCH_POSTGRES, default
+# Usage: scripts/bench.sh [ingest|timers|leads|shops]   (default all; PostgreSQL at $PRONTO_BENCH_POSTGRES, default
 # postgres://postgres@127.0.0.1:5432). Ingest takes about 4 minutes, timers about 25.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,8 +35,15 @@ leads() {
   $b bench leads --database-url "$pg/postgres" --rates 100,1000
 }
 
+shops() {
+  echo "== Shops: signed Shopify checkouts/create deliveries into recovery runs; delivery → email at SMTP at 200/s"
+  $b bench shops --seconds $secs
+  $b bench shops --seconds $secs --database-url "$pg/postgres"
+}
+
 if [ "$what" = timers ]; then timers; exit 0; fi
 if [ "$what" = leads ]; then leads; exit 0; fi
+if [ "$what" = shops ]; then shops; exit 0; fi
 
 for sync in full normal; do
   echo "== SQLite, synchronous=$sync"
@@ -84,4 +91,4 @@ if command -v pgbench >/dev/null; then
   rm -f "$script"
 fi
 psql "$pg/postgres" -qc "DROP DATABASE IF EXISTS pronto_bench WITH (FORCE)" >/dev/null
-if [ "$what" = all ]; then timers; leads; fi
+if [ "$what" = all ]; then timers; leads; shops; fi

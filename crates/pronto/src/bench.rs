@@ -26,6 +26,8 @@ pub enum BenchCommand {
     Timers(crate::bench_timers::TimersArgs),
     /// Speed to lead: lead accepted (HTTP 2xx) → rep alert accepted by an SMTP server, at several rates.
     Leads(crate::bench_leads::LeadsArgs),
+    /// Shops: signed Shopify checkout deliveries into recovery runs, and delivery → recovery email at SMTP.
+    Shops(crate::bench_shops::ShopsArgs),
 }
 
 #[derive(Args, Clone)]
@@ -81,6 +83,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Raw(a) => raw(a).await,
         BenchCommand::Timers(a) => crate::bench_timers::timers(a).await,
         BenchCommand::Leads(a) => crate::bench_leads::leads(a).await,
+        BenchCommand::Shops(a) => crate::bench_shops::shops(a).await,
     }
 }
 
@@ -449,4 +452,46 @@ async fn raw(a: RawArgs) -> anyhow::Result<()> {
         c * a.rows_per_commit as f64 / secs
     );
     Ok(())
+}
+
+/// `pronto serve`'s own assembly, in this process, on a free port: what the benches that time a whole path
+/// (lead → alert, cart → email, shop delivery → email) run against.
+pub(crate) struct InProcess {
+    pub base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl InProcess {
+    /// Builds and serves `config` with these overrides (listening on a free port whatever they say).
+    pub async fn start(
+        config: &str,
+        overrides: pronto_server::config::Overrides,
+    ) -> anyhow::Result<Self> {
+        use pronto_server::config::{FileConfig, Overrides, Settings};
+        let settings = Settings::resolve(
+            FileConfig::parse(config, "bench")?,
+            Overrides {
+                listen: Some("127.0.0.1:0".into()),
+                ..overrides
+            },
+            "bench".into(),
+        )?;
+        let app = pronto_server::App::build(settings.clone(), Arc::new(pronto_domain::SystemClock))
+            .await?;
+        let listener = pronto_server::app::bind(settings.listen).await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(app.serve(listener, async {
+            let _ = stopped.await;
+        }));
+        Ok(Self { base, stop, task })
+    }
+
+    /// Stops serving and waits for the server to drain.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await??;
+        Ok(())
+    }
 }

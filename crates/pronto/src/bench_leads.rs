@@ -10,7 +10,7 @@
 use anyhow::{bail, Context};
 use clap::Args;
 use hdrhistogram::Histogram;
-use pronto_server::config::{FileConfig, Overrides, Settings, EXAMPLE_CONFIG};
+use pronto_server::config::{Overrides, EXAMPLE_CONFIG};
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -83,19 +83,19 @@ pub async fn leads(a: LeadsArgs) -> anyhow::Result<()> {
 }
 
 /// A fresh database for one run.
-struct Db {
-    url: String,
+pub(crate) struct Db {
+    pub(crate) url: String,
     /// PostgreSQL: the server's URL and the database to drop.
     pg: Option<(String, String)>,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl Db {
-    async fn create(base: Option<&str>, rate: u64) -> anyhow::Result<Db> {
+    pub(crate) async fn create(base: Option<&str>, rate: u64) -> anyhow::Result<Db> {
         match base {
             Some(u) if u.starts_with("postgres") => {
                 use sqlx::Connection;
-                let name = format!("pronto_bench_leads_{}_{rate}", std::process::id());
+                let name = format!("pronto_bench_{}_{rate}", std::process::id());
                 let mut c = sqlx::PgConnection::connect(u)
                     .await
                     .with_context(|| format!("connecting to {u}"))?;
@@ -129,7 +129,7 @@ impl Db {
         }
     }
 
-    async fn drop(self) -> anyhow::Result<()> {
+    pub(crate) async fn drop(self) -> anyhow::Result<()> {
         if let Some((url, name)) = self.pg {
             use sqlx::Connection;
             let mut c = sqlx::PgConnection::connect(&url).await?;
@@ -144,27 +144,19 @@ impl Db {
 async fn run(url: &str, a: &LeadsArgs, rate: u64) -> anyhow::Result<()> {
     let sink = pronto_channels::sink::SmtpSink::start().await?;
     let (write, admin) = ("bench-leads-write-key-0001", "bench-leads-admin-key-0001");
-    let settings = Settings::resolve(
-        FileConfig::parse(&config(a.alerts_only), "bench")?,
+    let server = crate::bench::InProcess::start(
+        &config(a.alerts_only),
         Overrides {
             database_url: Some(url.to_string()),
-            listen: Some("127.0.0.1:0".into()),
             write_key: Some(write.into()),
             admin_key: Some(admin.into()),
             smtp_url: Some(sink.url()),
             sqlite_sync: Some(a.sqlite_sync.clone()),
             ..Default::default()
         },
-        "bench".into(),
-    )?;
-    let app =
-        pronto_server::App::build(settings.clone(), Arc::new(pronto_domain::SystemClock)).await?;
-    let listener = pronto_server::app::bind(settings.listen).await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.serve(listener, async {
-        let _ = stopped.await;
-    }));
+    )
+    .await?;
+    let base = server.base.clone();
 
     let n = (rate * a.seconds) as usize;
     let emails_per_lead = if a.alerts_only { 1 } else { 2 };
@@ -233,8 +225,7 @@ async fn run(url: &str, a: &LeadsArgs, rate: u64) -> anyhow::Result<()> {
         ms(&alert, 0.99),
         alert.max() as f64 / 1000.0,
     );
-    let _ = stop.send(());
-    server.await??;
+    server.stop().await?;
     if (alert.len() as usize) < n {
         bail!("{} of {n} rep alerts arrived within 120 s", alert.len());
     }

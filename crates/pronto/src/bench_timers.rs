@@ -363,7 +363,7 @@ pub async fn timers(a: TimersArgs) -> anyhow::Result<()> {
 
 /// Carts in over HTTP → emails accepted by a local SMTP server, through `pronto serve`'s own assembly.
 async fn e2e(n: usize, rate: u64, pg: Option<&String>) -> anyhow::Result<()> {
-    use pronto_server::config::{FileConfig, Overrides, Settings};
+    use pronto_server::config::Overrides;
     let sink = pronto_channels::sink::SmtpSink::start().await?;
     let tmp = tempfile::tempdir()?;
     let url = match pg {
@@ -383,26 +383,18 @@ name = "t"
 subject = "cart {{ cart.id }}"
 text = "{% for p in cart.products %}{{ p.name }} {{ p.line_total | money(cart.currency) }}\n{% endfor %}{{ cart.restore_url }}"
 "#;
-    let settings = Settings::resolve(
-        FileConfig::parse(config, "bench")?,
+    let server = crate::bench::InProcess::start(
+        config,
         Overrides {
             database_url: Some(url),
-            listen: Some("127.0.0.1:0".into()),
             write_key: Some(write.into()),
             admin_key: Some(admin.into()),
             smtp_url: Some(sink.url()),
             ..Default::default()
         },
-        "bench".into(),
-    )?;
-    let app =
-        pronto_server::App::build(settings.clone(), Arc::new(pronto_domain::SystemClock)).await?;
-    let listener = pronto_server::app::bind(settings.listen).await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.serve(listener, async {
-        let _ = stopped.await;
-    }));
+    )
+    .await?;
+    let base = server.base.clone();
     let client = reqwest::Client::new();
     let acked = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
     let started = Instant::now();
@@ -459,7 +451,6 @@ text = "{% for p in cart.products %}{{ p.name }} {{ p.line_total | money(cart.cu
         ms(&h, 0.99),
         h.max() as f64 / 1000.0
     );
-    let _ = stop.send(());
-    server.await??;
+    server.stop().await?;
     Ok(())
 }

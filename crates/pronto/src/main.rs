@@ -4,11 +4,14 @@
 //! - `main.rs`: the command line (clap), logging setup, and each command's thin glue.
 //! - `bench_timers.rs`: `pronto bench timers` (durable timers through the production scheduler).
 //! - `bench_leads.rs`: `pronto bench leads` (lead accepted → rep alert at an SMTP server, per rate).
+//! - `bench_shops.rs`: `pronto bench shops` (signed Shopify checkout deliveries into recovery runs; delivery →
+//!   recovery email at an SMTP server).
 //! - `bench.rs`: `pronto bench ingest` (HTTP load against a running or spawned server) and `pronto bench raw`
 //!   (the database's own insert limit at the same durability, for the ratio).
 
 mod bench;
 mod bench_leads;
+mod bench_shops;
 mod bench_timers;
 
 use anyhow::Context;

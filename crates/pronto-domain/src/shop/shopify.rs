@@ -167,6 +167,46 @@ fn identify(d: &Delivery<'_>, b: &Buyer, anonymous: Option<&str>) -> Option<Valu
     ))
 }
 
+/// A checkout's or order's track message: the cart and its totals in the e-commerce spec's names, with
+/// `more` (the keys that tell a checkout from an order) on top.
+fn cart_track(
+    d: &Delivery<'_>,
+    o: &Map<String, Value>,
+    name: &str,
+    b: &Buyer,
+    anonymous: &str,
+    more: Value,
+) -> Value {
+    let mut properties = json!({
+        "cart_id": text(o, "cart_token"),
+        "value": money(o, "total_price"),
+        "total": money(o, "total_price"),
+        "subtotal": money(o, "subtotal_price"),
+        "tax": money(o, "total_tax"),
+        "discount": money(o, "total_discounts"),
+        "coupon": first_code(o),
+        "currency": currency(o),
+        "products": products(o),
+    });
+    if let (Value::Object(p), Value::Object(more)) = (&mut properties, more) {
+        p.extend(more);
+    }
+    message(
+        d,
+        "",
+        json!({
+            "type": "track",
+            "event": name,
+            "userId": b.user_id,
+            "anonymousId": anonymous,
+            "timestamp": timestamp(o, "updated_at").or_else(|| timestamp(o, "created_at")),
+            "properties": properties,
+            "context": {"traits": b.traits},
+        }),
+        true,
+    )
+}
+
 fn checkout(d: &Delivery<'_>, o: &Map<String, Value>, name: &str) -> Result<Mapped, Unmappable> {
     let token = text(o, "token").ok_or_else(|| Unmappable("the checkout has no `token`".into()))?;
     if o.get("completed_at").is_some_and(|c| !c.is_null()) {
@@ -176,31 +216,13 @@ fn checkout(d: &Delivery<'_>, o: &Map<String, Value>, name: &str) -> Result<Mapp
     }
     let anonymous = format!("shopify-checkout:{token}");
     let b = buyer(o);
-    let track = message(
+    let track = cart_track(
         d,
-        "",
-        json!({
-            "type": "track",
-            "event": name,
-            "userId": b.user_id,
-            "anonymousId": anonymous,
-            "timestamp": timestamp(o, "updated_at").or_else(|| timestamp(o, "created_at")),
-            "properties": {
-                "checkout_id": token,
-                "cart_id": text(o, "cart_token"),
-                "value": money(o, "total_price"),
-                "total": money(o, "total_price"),
-                "subtotal": money(o, "subtotal_price"),
-                "tax": money(o, "total_tax"),
-                "discount": money(o, "total_discounts"),
-                "coupon": first_code(o),
-                "currency": currency(o),
-                "products": products(o),
-                "checkout_url": text(o, "abandoned_checkout_url"),
-            },
-            "context": {"traits": b.traits},
-        }),
-        true,
+        o,
+        name,
+        &b,
+        &anonymous,
+        json!({"checkout_id": token, "checkout_url": text(o, "abandoned_checkout_url")}),
     );
     Ok(Mapped::Messages(
         identify(d, &b, Some(&anonymous))
@@ -221,38 +243,23 @@ fn order(d: &Delivery<'_>, o: &Map<String, Value>, name: &str) -> Result<Mapped,
         .map(|t| format!("shopify-checkout:{t}"))
         .unwrap_or_else(|| anonymous.clone());
     let b = buyer(o);
-    let track = message(
+    let track = cart_track(
         d,
-        "",
+        o,
+        name,
+        &b,
+        &anonymous,
         json!({
-            "type": "track",
-            "event": name,
-            "userId": b.user_id,
-            "anonymousId": anonymous,
-            "timestamp": timestamp(o, "updated_at").or_else(|| timestamp(o, "created_at")),
-            "properties": {
-                "order_id": id,
-                // The checkout's token is the recovery run's key; the numeric checkout id and the cart token
-                // are kept for flows keyed on them.
-                "checkout_id": checkout,
-                "checkout_number_id": text(o, "checkout_id"),
-                "cart_id": text(o, "cart_token"),
-                "order_number": text(o, "name"),
-                "value": money(o, "total_price"),
-                "revenue": money(o, "total_price"),
-                "total": money(o, "total_price"),
-                "subtotal": money(o, "subtotal_price"),
-                "tax": money(o, "total_tax"),
-                "discount": money(o, "total_discounts"),
-                "coupon": first_code(o),
-                "currency": currency(o),
-                "products": products(o),
-                "financial_status": text(o, "financial_status"),
-                "cancel_reason": text(o, "cancel_reason"),
-            },
-            "context": {"traits": b.traits},
+            "order_id": id,
+            // The checkout's token is the recovery run's key; the numeric checkout id is kept for flows
+            // keyed on it.
+            "checkout_id": checkout,
+            "checkout_number_id": text(o, "checkout_id"),
+            "order_number": text(o, "name"),
+            "revenue": money(o, "total_price"),
+            "financial_status": text(o, "financial_status"),
+            "cancel_reason": text(o, "cancel_reason"),
         }),
-        true,
     );
     Ok(Mapped::Messages(
         identify(d, &b, Some(&checkout_person))
