@@ -557,7 +557,7 @@ fn trigger(
                 step,
                 due: if done.is_some() { None } else { due },
                 started: happened,
-                snapshot: Some(s.payload.to_string()),
+                snapshot: Some(snapshot_of(s.payload)),
                 outcome: done.map(|(category, _)| category),
                 created: now,
                 updated: now,
@@ -577,7 +577,7 @@ fn trigger(
             } else {
                 first_wait(&actions, slot.row.step, now)
             };
-            slot.row.snapshot = Some(s.payload.to_string());
+            slot.row.snapshot = Some(snapshot_of(s.payload));
             slot.row.step = step;
             if due.is_some() {
                 slot.row.due = due;
@@ -613,6 +613,27 @@ fn trigger(
             }
         }
     }
+}
+
+/// What a run keeps of its trigger: the event as sent, less a shop delivery's raw body
+/// (`context.shop.raw`). The stored event keeps that body byte for byte; the run needs only what its messages
+/// show, and a shop's body is several kilobytes that every refresh would write again.
+pub fn snapshot_of(payload: &Value) -> String {
+    let has_raw = payload
+        .pointer("/context/shop")
+        .and_then(Value::as_object)
+        .is_some_and(|shop| shop.contains_key("raw"));
+    if !has_raw {
+        return payload.to_string();
+    }
+    let mut lean = payload.clone();
+    if let Some(shop) = lean
+        .pointer_mut("/context/shop")
+        .and_then(Value::as_object_mut)
+    {
+        shop.remove("raw");
+    }
+    lean.to_string()
 }
 
 #[cfg(test)]
@@ -946,5 +967,27 @@ send = { channel = "email", template = "reminder" }
             .inserts
             .is_empty());
         assert_eq!(on_events(&p, &seen, vec![], vec![], &pro).inserts.len(), 1);
+    }
+
+    #[test]
+    fn a_runs_snapshot_is_the_event_as_sent_less_a_shop_deliverys_raw_body() {
+        let cases = [
+            (
+                json!({"event": "Checkout Started", "properties": {"checkout_id": "c1"}}),
+                json!({"event": "Checkout Started", "properties": {"checkout_id": "c1"}}),
+            ),
+            (
+                json!({"event": "Checkout Started", "context": {"shop": {"topic": "checkouts/create", "raw": "{\"token\":\"c1\"}"}}}),
+                json!({"event": "Checkout Started", "context": {"shop": {"topic": "checkouts/create"}}}),
+            ),
+            (
+                json!({"event": "Checkout Started", "context": {"shop": "not an object", "raw": "kept"}}),
+                json!({"event": "Checkout Started", "context": {"shop": "not an object", "raw": "kept"}}),
+            ),
+        ];
+        for (payload, want) in cases {
+            let got: Value = serde_json::from_str(&snapshot_of(&payload)).unwrap();
+            assert_eq!(got, want, "{payload}");
+        }
     }
 }
