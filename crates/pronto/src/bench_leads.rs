@@ -7,7 +7,7 @@
 //! HTTP 2xx to the local SMTP server accepting its rep alert (`250` after `DATA`). The SMTP server is
 //! [`pronto_channels::sink::SmtpSink`], which speaks the protocol over TCP as any relay would.
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::Args;
 use hdrhistogram::Histogram;
 use pronto_server::config::{Overrides, EXAMPLE_CONFIG};
@@ -74,7 +74,7 @@ pub async fn leads(a: LeadsArgs) -> anyhow::Result<()> {
         }
     );
     for &rate in &a.rates {
-        let db = Db::create(a.database_url.as_deref(), rate).await?;
+        let db = crate::bench_support::Db::create(a.database_url.as_deref(), rate).await?;
         let result = run(&db.url, &a, rate).await;
         db.drop().await?;
         result?;
@@ -82,69 +82,10 @@ pub async fn leads(a: LeadsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A fresh database for one run.
-pub(crate) struct Db {
-    pub(crate) url: String,
-    /// PostgreSQL: the server's URL and the database to drop.
-    pg: Option<(String, String)>,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl Db {
-    pub(crate) async fn create(base: Option<&str>, rate: u64) -> anyhow::Result<Db> {
-        match base {
-            Some(u) if u.starts_with("postgres") => {
-                use sqlx::Connection;
-                let name = format!("pronto_bench_{}_{rate}", std::process::id());
-                let mut c = sqlx::PgConnection::connect(u)
-                    .await
-                    .with_context(|| format!("connecting to {u}"))?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-                    .execute(&mut c)
-                    .await?;
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut c)
-                    .await?;
-                let (server, _) = u.rsplit_once('/').context("a postgres URL ends in /db")?;
-                Ok(Db {
-                    url: format!("{server}/{name}"),
-                    pg: Some((u.to_string(), name)),
-                    _dir: None,
-                })
-            }
-            Some(u) if u.starts_with("sqlite") => Ok(Db {
-                url: u.to_string(),
-                pg: None,
-                _dir: None,
-            }),
-            Some(u) => bail!("--database-url {u}: use sqlite://FILE or postgres://…"),
-            None => {
-                let dir = tempfile::tempdir()?;
-                Ok(Db {
-                    url: format!("sqlite://{}", dir.path().join("leads.db").display()),
-                    pg: None,
-                    _dir: Some(dir),
-                })
-            }
-        }
-    }
-
-    pub(crate) async fn drop(self) -> anyhow::Result<()> {
-        if let Some((url, name)) = self.pg {
-            use sqlx::Connection;
-            let mut c = sqlx::PgConnection::connect(&url).await?;
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut c)
-                .await?;
-        }
-        Ok(())
-    }
-}
-
 async fn run(url: &str, a: &LeadsArgs, rate: u64) -> anyhow::Result<()> {
     let sink = pronto_channels::sink::SmtpSink::start().await?;
     let (write, admin) = ("bench-leads-write-key-0001", "bench-leads-admin-key-0001");
-    let server = crate::bench::InProcess::start(
+    let server = crate::bench_support::InProcess::start(
         &config(a.alerts_only),
         Overrides {
             database_url: Some(url.to_string()),

@@ -12,8 +12,7 @@
 //!    wait removed (the email is due at once); a delivery's time runs from its HTTP 2xx to the local SMTP
 //!    server accepting its email (`250` after `DATA`).
 
-use crate::bench::InProcess;
-use crate::bench_leads::Db;
+use crate::bench_support::{Db, InProcess};
 use anyhow::{bail, Context};
 use clap::Args;
 use hdrhistogram::Histogram;

@@ -383,7 +383,7 @@ name = "t"
 subject = "cart {{ cart.id }}"
 text = "{% for p in cart.products %}{{ p.name }} {{ p.line_total | money(cart.currency) }}\n{% endfor %}{{ cart.restore_url }}"
 "#;
-    let server = crate::bench::InProcess::start(
+    let server = crate::bench_support::InProcess::start(
         config,
         Overrides {
             database_url: Some(url),

@@ -6,12 +6,15 @@
 //! - `bench_leads.rs`: `pronto bench leads` (lead accepted → rep alert at an SMTP server, per rate).
 //! - `bench_shops.rs`: `pronto bench shops` (signed Shopify checkout deliveries into recovery runs; delivery →
 //!   recovery email at an SMTP server).
+//! - `bench_support.rs`: what the benches share (a fresh database per run, the server in process); it imports
+//!   none of them.
 //! - `bench.rs`: `pronto bench ingest` (HTTP load against a running or spawned server) and `pronto bench raw`
 //!   (the database's own insert limit at the same durability, for the ratio).
 
 mod bench;
 mod bench_leads;
 mod bench_shops;
+mod bench_support;
 mod bench_timers;
 
 use anyhow::Context;
