@@ -25,6 +25,8 @@
 //! - [`resolve`]: identity resolution: which contact an event belongs to, and which contacts merge.
 //! - [`template`]: minijinja message templates checked at load (errors name template and part), the cart
 //!   as a template sees it, money formatting and tracked links. Not yet used by the server.
+//! - [`catalog`]: a shop's products (from its webhooks and CSV exports), what orders bought together, and
+//!   the recommendations a cart's message shows ("the item plus two others").
 //! - [`calendar`]: whose local time (a person's zone: theirs, their phone's country, a fallback) and how
 //!   a time is written for them (their clock, the zone named).
 //! - [`claim`]: signed, expiring one-click links for reps (speed-to-lead groundwork).
@@ -32,6 +34,7 @@
 //! - [`ids`]: typed ids (UUID v7, so ids sort by creation time).
 
 pub mod calendar;
+pub mod catalog;
 pub mod claim;
 pub mod clock;
 pub mod ecommerce;

@@ -50,6 +50,13 @@ pub struct Program {
 }
 
 impl Program {
+    /// Whether any `send` step of `flow` shows `recommendations` (so its runs need the catalog loaded).
+    pub fn recommends(&self, flow: &Flow) -> bool {
+        flow.steps.iter().any(
+            |s| matches!(s, Step::Send { template, .. } if self.templates.recommends(template)),
+        )
+    }
+
     /// No flows: ingestion stores events and nothing runs.
     pub fn empty() -> Self {
         Self {
@@ -219,6 +226,9 @@ pub struct Subject<'a> {
     pub message_id: &'a str,
     /// The contact's signed opt-out link.
     pub unsubscribe_url: &'a str,
+    /// The products to show beside the cart ([`crate::catalog::recommend`]); empty when the flow's templates
+    /// show none or the shop has no catalog.
+    pub recommendations: &'a [&'a crate::catalog::Product],
 }
 
 /// Why no SMS can go to `to` at all, if so: no provider, the contact texted STOP, or no phone. (A step the
@@ -352,6 +362,7 @@ fn context(flow: &Flow, subject: &Subject<'_>, medium: &str, offer: Option<&str>
         "contact": {"name": name, "first_name": first, "email": to.email, "phone": to.phone, "traits": traits},
         "cart": cart,
         "offer": {"code": offer},
+        "recommendations": subject.recommendations.iter().map(|p| p.context(&params)).collect::<Vec<_>>(),
         "message": {"id": subject.message_id, "unsubscribe_url": subject.unsubscribe_url},
         "lead": lead,
         "rep": subject.rep.map_or_else(crate::sales::Rep::no_context, crate::sales::Rep::context),
@@ -484,6 +495,7 @@ call = { script = "script" }
                 rep: Some(&ann),
                 message_id: "m1",
                 unsubscribe_url: "u",
+                recommendations: &[],
             };
             let got = compose(&p, &p.flows[0], step, &subject).map(|c| {
                 assert_eq!(c.channel, Channel::Sms);
@@ -511,6 +523,7 @@ call = { script = "script" }
             rep: None,
             message_id: "m1",
             unsubscribe_url: "u",
+            recommendations: &[],
         };
         assert_eq!(
             compose_call(&p, &p.flows[0], 2, &subject),

@@ -5,7 +5,7 @@
 //! 1. [`verify`]: the platform's signature (base64 HMAC-SHA256 of the raw body, under the shop's secret),
 //!    compared in constant time, before anything is parsed.
 //! 2. [`map`]: the topic and body become Segment messages ([`Mapped::Messages`]), or nothing to store
-//!    ([`Mapped::Ignored`], e.g. WooCommerce's ping), or a reason the signed body cannot be mapped
+//!    ([`Mapped::Ignored`], e.g. WooCommerce's ping), or catalog changes ([`Mapped::Catalog`], a product webhook), or a reason the signed body cannot be mapped
 //!    ([`Unmappable`]), which the server keeps raw and answers 2xx so the shop neither retries for hours nor
 //!    disables the webhook.
 //! 3. Each message carries `context.shop` (platform, shop, topic, delivery id) and the message that stands for
@@ -169,6 +169,8 @@ pub enum Mapped {
     /// Segment messages to ingest together, in order. Each has a `messageId` derived from the delivery id, so a
     /// redelivery is a repeat of the same messages.
     Messages(Vec<Value>),
+    /// Changes to the shop's catalog (a product webhook).
+    Catalog(Vec<crate::catalog::Change>),
     /// Nothing to store, and why (a ping, a topic pronto does not use).
     Ignored(&'static str),
 }
@@ -187,7 +189,7 @@ pub fn map(d: &Delivery<'_>) -> Result<Mapped, Unmappable> {
 }
 
 /// The body as a JSON object, or why not.
-fn object(body: &[u8]) -> Result<Map<String, Value>, Unmappable> {
+pub(crate) fn object(body: &[u8]) -> Result<Map<String, Value>, Unmappable> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(o)) => Ok(o),
         Ok(_) => Err(Unmappable("the body is not a JSON object".into())),
@@ -196,7 +198,7 @@ fn object(body: &[u8]) -> Result<Map<String, Value>, Unmappable> {
 }
 
 /// A string field, also when the platform sent a number (ids are numbers in both platforms' JSON).
-fn text(o: &Map<String, Value>, key: &str) -> Option<String> {
+pub(crate) fn text(o: &Map<String, Value>, key: &str) -> Option<String> {
     match o.get(key)? {
         Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -205,7 +207,7 @@ fn text(o: &Map<String, Value>, key: &str) -> Option<String> {
 }
 
 /// An amount: both platforms send money as decimal strings ("199.00").
-fn money(o: &Map<String, Value>, key: &str) -> Option<f64> {
+pub(crate) fn money(o: &Map<String, Value>, key: &str) -> Option<f64> {
     match o.get(key)? {
         Value::String(s) => s.trim().parse().ok(),
         Value::Number(n) => n.as_f64(),
@@ -215,7 +217,7 @@ fn money(o: &Map<String, Value>, key: &str) -> Option<f64> {
 
 /// A timestamp with an offset (Shopify: `2024-01-01T10:00:00-05:00`), or WooCommerce's `*_gmt` form without
 /// one (`2017-03-22T16:28:02`, UTC by its name).
-fn timestamp(o: &Map<String, Value>, key: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn timestamp(o: &Map<String, Value>, key: &str) -> Option<DateTime<Utc>> {
     let s = o.get(key)?.as_str()?;
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))

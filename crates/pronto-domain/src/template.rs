@@ -8,7 +8,8 @@
 //!
 //! The context a message is rendered with: `contact` (name, first_name, email, phone, traits), `cart` (from
 //! [`cart_context`]: id, products with line totals, total, currency, restore_url), `offer` (code, or none),
-//! `message` (id, unsubscribe_url).
+//! `recommendations` (up to [`crate::catalog::MAX_RECOMMENDATIONS`] products for the cart, each with
+//! product_id, name, url, image_url and price; empty without a catalog), `message` (id, unsubscribe_url).
 
 use crate::ecommerce::Order;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
@@ -57,6 +58,9 @@ pub struct Rendered {
 pub struct Templates {
     env: Environment<'static>,
     defs: Vec<TemplateConfig>,
+    /// The templates that show `recommendations`: only runs whose messages use them make the store load
+    /// the catalog.
+    recommending: std::collections::HashSet<String>,
 }
 
 const PARTS: [&str; 3] = ["subject", "text", "html"];
@@ -101,9 +105,20 @@ impl Templates {
                 }
             }
         }
+        let recommending = defs
+            .iter()
+            .filter(|d| {
+                PARTS.iter().any(|part| {
+                    env.get_template(&key(&d.name, part))
+                        .is_ok_and(|t| t.undeclared_variables(false).contains("recommendations"))
+                })
+            })
+            .map(|d| d.name.clone())
+            .collect();
         let templates = Self {
             env,
             defs: defs.to_vec(),
+            recommending,
         };
         if errors.is_empty() {
             let sample = sample_context();
@@ -118,6 +133,11 @@ impl Templates {
         } else {
             Err(errors)
         }
+    }
+
+    /// Whether template `name` shows `recommendations`.
+    pub fn recommends(&self, name: &str) -> bool {
+        self.recommending.contains(name)
     }
 
     pub fn names(&self) -> Vec<&str> {
@@ -260,6 +280,10 @@ pub fn sample_context() -> Value {
         "contact": {"name": "Ann Lee", "first_name": "Ann", "email": "ann@example.com", "phone": "+14155552671", "traits": {}},
         "cart": cart_context(&order, &[("utm_source", "pronto")]),
         "offer": {"code": "FREESHIP"},
+        "recommendations": [
+            {"product_id": "p2", "name": "Saucer", "url": "https://shop.example/saucer", "image_url": "https://shop.example/saucer.png", "price": 6.5},
+            {"product_id": "p3", "name": "Teapot", "url": "https://shop.example/teapot", "image_url": null, "price": 24.0},
+        ],
         "message": {"id": "sample", "unsubscribe_url": "https://pronto.example/u/sample"},
     });
     if let (Some(c), Value::Object(lead)) = (ctx.as_object_mut(), sample_fields()) {

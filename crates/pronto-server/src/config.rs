@@ -101,6 +101,39 @@ pub struct ShopSettings {
     pub secret: String,
 }
 
+impl Settings {
+    /// The catalog a product import goes to: `asked` (as [`pronto_domain::shop::shop_name`] writes it), else
+    /// the one configured `[[shop]]` of the file's platform, else the default catalog (`""`, the one carts
+    /// from the Segment API use) when no shop of that platform is configured.
+    pub fn catalog_shop(
+        &self,
+        asked: Option<&str>,
+        platform: pronto_domain::shop::Platform,
+    ) -> Result<String, String> {
+        if let Some(a) = asked {
+            return Ok(pronto_domain::shop::shop_name(a));
+        }
+        let mine: Vec<&ShopSettings> = self
+            .shops
+            .iter()
+            .filter(|s| s.platform == platform)
+            .collect();
+        match mine[..] {
+            [] => Ok(String::new()),
+            [one] => Ok(one.shop.clone()),
+            _ => Err(format!(
+                "{} [[shop]]s of platform {} are configured ({}): say which with --shop",
+                mine.len(),
+                platform.as_str(),
+                mine.iter()
+                    .map(|s| s.shop.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+}
+
 impl std::fmt::Debug for ShopSettings {
     /// Never the secret: settings are logged at start.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -681,6 +714,54 @@ mod tests {
         assert_eq!(s.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(s.database_url, DEFAULT_DATABASE_URL);
         assert_eq!(s.max_event_bytes, 32 * 1024);
+    }
+
+    #[test]
+    fn the_examples_commented_shops_and_their_flows_pass_the_check_once_uncommented() {
+        // The commented TOML of the shops section (prose lines are sentences, not `key = …`), uncommented as a
+        // user would, with the secrets inline instead of in the environment.
+        let start = EXAMPLE_CONFIG.find("# [[shop]]").unwrap();
+        let end = start + EXAMPLE_CONFIG[start..].find("# ------").unwrap();
+        let toml_line = |l: &str| {
+            let t = l.trim_start_matches("# ");
+            t.starts_with('[')
+                || t.starts_with("  {")
+                || t == "]"
+                || t.split_once(" = ")
+                    .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        };
+        let block: String = EXAMPLE_CONFIG[start..end]
+            .lines()
+            .map(|l| {
+                if l.starts_with("# ") && toml_line(l) {
+                    &l[2..]
+                } else {
+                    l
+                }
+            })
+            .map(|l| match l.split_once("secret_env = ") {
+                Some(_) => "secret = \"s\"".to_string(),
+                None => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let text = format!(
+            "{}{block}\n{}",
+            &EXAMPLE_CONFIG[..start],
+            &EXAMPLE_CONFIG[end..]
+        );
+        let file = FileConfig::parse(&text, "example, uncommented").unwrap();
+        let s = Settings::resolve(file, Overrides::default(), "example".into()).unwrap();
+        assert_eq!(s.shops.len(), 2);
+        let program = s.program(b"k".to_vec()).expect("flows and templates check");
+        let ids: Vec<&str> = program.flows.iter().map(|f| f.id.as_str()).collect();
+        for id in [
+            "shopify-checkout-recovery",
+            "woocommerce-order-recovery",
+            "checkout-recovery",
+        ] {
+            assert!(ids.contains(&id), "{id} in {ids:?}");
+        }
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! configured `[[shop]]`s, check the signature over the raw body, then let [`pronto_domain::shop::map`]
 //! decide. Mapped messages are committed through the same group commit as the Segment API (a redelivery is a
 //! repeat of the same message ids, scoped to the shop); a signed body that cannot be mapped is kept raw with
-//! the reason and answered 2xx, so the shop neither retries it for hours nor disables the webhook.
+//! the reason and answered 2xx, so the shop neither retries it for hours nor disables the webhook. A product
+//! delivery changes the shop's catalog (`Store::apply_catalog`), which recommendations are chosen from.
 
 use crate::error::ApiError;
 use crate::service::Service;
@@ -16,11 +17,15 @@ use serde::Serialize;
 /// What became of a delivery.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ShopAnswer {
-    /// `stored` (mapped and committed), `duplicate` (a redelivery: nothing new), `ignored` (nothing to store:
-    /// a ping, a topic pronto does not use) or `kept` (signed but not mappable: kept raw with the reason).
+    /// `stored` (mapped and committed), `duplicate` (a redelivery: nothing new), `catalog` (a product
+    /// change applied to the shop's catalog), `ignored` (nothing to store: a ping, a topic pronto does not
+    /// use) or `kept` (signed but not mappable: kept raw with the reason).
     pub outcome: &'static str,
     /// Events committed.
     pub events: usize,
+    /// What a product delivery did to the catalog.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<pronto_domain::catalog::Applied>,
     /// Why it was ignored or kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -51,6 +56,7 @@ impl Service {
             return Ok(ShopAnswer {
                 outcome: "ignored",
                 events: 0,
+                catalog: None,
                 reason: Some("WooCommerce's ping when a webhook is saved".into()),
             });
         }
@@ -111,7 +117,21 @@ impl Service {
                 return Ok(ShopAnswer {
                     outcome: "ignored",
                     events: 0,
+                    catalog: None,
                     reason: Some(why.into()),
+                });
+            }
+            Ok(Mapped::Catalog(changes)) => {
+                let applied = self
+                    .store
+                    .apply_catalog(self.default_workspace, &name, &changes)
+                    .await?;
+                count(platform, "catalog");
+                return Ok(ShopAnswer {
+                    outcome: "catalog",
+                    events: 0,
+                    catalog: Some(applied),
+                    reason: None,
                 });
             }
             Ok(Mapped::Messages(messages)) => {
@@ -134,6 +154,7 @@ impl Service {
                         return Ok(ShopAnswer {
                             outcome,
                             events: if duplicate { 0 } else { done.len() },
+                            catalog: None,
                             reason: None,
                         });
                     }
@@ -161,6 +182,7 @@ impl Service {
         Ok(ShopAnswer {
             outcome: "kept",
             events: 0,
+            catalog: None,
             reason: Some(reason),
         })
     }

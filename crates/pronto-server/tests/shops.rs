@@ -17,6 +17,9 @@ const SHOPIFY_CHECKOUT: &[u8] =
 const SHOPIFY_ORDER: &[u8] =
     include_bytes!("../../../tests/fixtures/shops/shopify-orders-create.json");
 const WOO_ORDER: &[u8] = include_bytes!("../../../tests/fixtures/shops/woocommerce-order.json");
+const SHOPIFY_PRODUCT: &[u8] =
+    include_bytes!("../../../tests/fixtures/shops/shopify-products-create.json");
+const WOO_PRODUCT: &[u8] = include_bytes!("../../../tests/fixtures/shops/woocommerce-product.json");
 
 const SHOPIFY_SECRET: &str = "shpss_test_secret_0001";
 const WOO_SECRET: &str = "wc_test_secret_0001";
@@ -57,6 +60,8 @@ pronto_store::for_each_backend!(start;
     a_redelivery_is_stored_once,
     a_signed_delivery_that_cannot_be_mapped_is_answered_2xx_and_kept_with_its_reason,
     a_woocommerce_order_left_pending_is_recovered_and_paying_ends_the_run,
+    a_recovery_email_shows_two_products_from_the_catalog_bought_with_the_cart_and_related_to_it,
+    a_woocommerce_product_webhook_keeps_the_catalog_and_a_deletion_removes_it,
 );
 
 mod consent {
@@ -450,5 +455,112 @@ async fn a_flow_for_subscribers_mails_only_buyers_who_accepted_marketing_in_the_
         flow["exited"]["not a subscriber (the flow sends to contacts who accept marketing)"], 1,
         "{flow}"
     );
+    s.stop().await;
+}
+
+/// Shopify's published product, as another product of the shop (named fields replaced).
+fn shopify_product(id: u64, handle: &str, title: &str, kind: &str, status: &str) -> Vec<u8> {
+    patched(
+        SHOPIFY_PRODUCT,
+        json!({"id": id, "handle": handle, "title": title, "product_type": kind, "status": status,
+               "tags": handle, "updated_at": "2026-12-06T11:00:00-00:00"}),
+    )
+}
+
+async fn a_recovery_email_shows_two_products_from_the_catalog_bought_with_the_cart_and_related_to_it(
+    s: Server,
+) {
+    // The catalog, from products/create deliveries: the cart's own iPod, a case of the same type, earbuds
+    // of another type, a dock of the same type that is a draft, and the sample T-shirt, unrelated.
+    for (n, body) in [
+        shopify_product(
+            632910392,
+            "ipod-nano",
+            "IPod Nano - 8GB",
+            "Music players",
+            "active",
+        ),
+        shopify_product(1001, "ipod-case", "IPod Case", "Music players", "active"),
+        shopify_product(1002, "earbuds", "Earbuds", "Audio", "active"),
+        shopify_product(1003, "ipod-dock", "IPod Dock", "Music players", "draft"),
+        SHOPIFY_PRODUCT.to_vec(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let a = s
+            .shopify_ok("products/create", &format!("p-{n}"), &body)
+            .await;
+        assert_eq!(a["outcome"], "catalog", "{a}");
+        assert_eq!(a["catalog"]["upserted"], 1, "{a}");
+    }
+    // Two past orders bought the iPod with the earbuds (the published order, with its lines replaced).
+    let line = |product_id: u64, title: &str| {
+        json!({"id": product_id + 7, "product_id": product_id, "title": title, "price": "10.00", "quantity": 1,
+               "sku": null, "variant_id": null})
+    };
+    for (id, event) in [(9001_u64, "o-1"), (9002, "o-2")] {
+        let order = patched(
+            SHOPIFY_ORDER,
+            json!({"id": id, "line_items": [line(632910392, "IPod Nano - 8GB"), line(1002, "Earbuds")]}),
+        );
+        let a = s.shopify_ok("orders/create", event, &order).await;
+        assert_eq!(a["outcome"], "stored", "{a}");
+    }
+
+    s.shopify_ok("checkouts/create", "ev-1", SHOPIFY_CHECKOUT)
+        .await;
+    s.advance_and_settle(Duration::hours(1)).await;
+    let mails = s.mails();
+    assert_eq!(mails.len(), 1, "one reminder");
+    let mail = &mails[0];
+    let text = mail.split("Content-Type: text/html").next().unwrap();
+    let earbuds = text.find(
+        "- Earbuds: $19.99 https://example.myshopify.com/products/earbuds?utm_source=3Dpronto",
+    );
+    let case = text.find(
+        "- IPod Case: $19.99 https://example.myshopify.com/products/ipod-case?utm_source=3Dpronto",
+    );
+    assert!(
+        matches!((earbuds, case), (Some(a), Some(b)) if a < b),
+        "bought together first, then the same type, in\n{mail}"
+    );
+    for absent in ["IPod Dock", "Example T-Shirt"] {
+        assert!(
+            !mail.contains(absent),
+            "{absent} is a draft or unrelated:\n{mail}"
+        );
+    }
+    assert_eq!(
+        text.matches("IPod Nano - 8GB (Pink) x 1: $199.00").count(),
+        2,
+        "the cart as it was, the item itself never recommended:\n{mail}"
+    );
+    // In the HTML part too, linked (minijinja escapes `/` in attributes).
+    assert!(
+        mail.contains("href=3D\"https:&#x2f;&#x2f;example.myshopify.com&#x2f;products&#x2f;earbuds?utm_source=3Dpronto"),
+        "{mail}"
+    );
+    s.stop().await;
+}
+
+async fn a_woocommerce_product_webhook_keeps_the_catalog_and_a_deletion_removes_it(s: Server) {
+    let a = s.woo("product.created", WOO_PRODUCT).await;
+    assert_eq!(
+        (a["outcome"].as_str(), a["catalog"]["upserted"].as_u64()),
+        (Some("catalog"), Some(1)),
+        "{a}"
+    );
+    // A late redelivery of the same version changes nothing; an older one is not applied.
+    let older = patched(
+        WOO_PRODUCT,
+        json!({"date_modified_gmt": "2017-03-01T00:00:00", "name": "Old"}),
+    );
+    let a = s.woo("product.updated", &older).await;
+    assert_eq!(a["catalog"]["stale"], 1, "{a}");
+    let a = s.woo("product.deleted", br#"{"id":794}"#).await;
+    assert_eq!(a["catalog"]["deleted"], 1, "{a}");
+    let a = s.woo("product.deleted", br#"{"id":794}"#).await;
+    assert_eq!(a["catalog"]["deleted"], 0, "already gone: {a}");
     s.stop().await;
 }

@@ -14,10 +14,10 @@
 //!   sales), `apply::timers` one timer batch (due runs with the guard re-checked in the transaction that
 //!   writes the outbox, then due escalation steps). Each loads in bulk, lets the domain decide, writes in bulk.
 //! - The leaves, what a backend implements per concern: `contacts` (contacts, identities, events:
-//!   `IngestTx`), `sales` (leads, routing rows, tasks, attempts: `SalesTx`; it loads what a lead action,
+//!   `IngestTx`), `catalog` (products, their terms, what orders bought together: `CatalogTx`), `sales` (leads, routing rows, tasks, attempts: `SalesTx`; it loads what a lead action,
 //!   a new lead or an escalation step needs, lets `pronto_domain::sales::{lead, routing, sla, alerts}` decide,
 //!   and writes what they answer), `flows` (runs, exit marks, timers, the outbox: `FlowTx`). Their traits
-//!   stack (`IngestTx: SalesTx: FlowTx`). No product decision is made here: the guard, the frequency cap,
+//!   stack (`IngestTx: SalesTx: FlowTx: CatalogTx`). No product decision is made here: the guard, the frequency cap,
 //!   the SMS skip rule, a lead's initial state and transitions, routing counters, acknowledgements and SLA
 //!   steps are the domain's (`engine::fire`, `engine::group`, `sales::*`).
 //! - `tx`: the bottom: transaction errors, what a write touched, outbox and quarantine rows, a queued
@@ -31,6 +31,7 @@
 //! - `tests/conformance.rs`: ONE suite, run against both backends.
 
 mod apply;
+mod catalog;
 mod contacts;
 mod flows;
 mod postgres;
@@ -758,6 +759,24 @@ pub trait Store: Send + Sync + 'static {
 
     /// The latest unmapped deliveries (at most 100), newest first.
     async fn unmapped(&self, workspace: WorkspaceId) -> Result<Vec<UnmappedDelivery>, StoreError>;
+
+    /// Applies product changes (a product webhook, an import) to the catalog of `shop`, in one
+    /// transaction; a change older than the stored product is not applied.
+    async fn apply_catalog(
+        &self,
+        workspace: WorkspaceId,
+        shop: &str,
+        changes: &[pronto_domain::catalog::Change],
+    ) -> Result<pronto_domain::catalog::Applied, StoreError>;
+
+    /// What the recommendations for a cart with these items would be chosen from (the products related to
+    /// them and what was bought together); `pronto_domain::catalog::recommend` picks.
+    async fn related_products(
+        &self,
+        workspace: WorkspaceId,
+        shop: &str,
+        items: &[String],
+    ) -> Result<pronto_domain::catalog::Related, StoreError>;
 
     /// Succeeds when the database answers a query and, while writes are failing (see
     /// [`Shared::write_failure`]), when a write commits again: a full disk is not ready even though reads work.

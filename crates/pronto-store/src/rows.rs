@@ -18,6 +18,7 @@ use crate::{
     UnmappedDelivery,
 };
 use chrono::{DateTime, Utc};
+use pronto_domain::catalog::Product;
 use pronto_domain::{ContactId, EventId, LeadId, MessageId, RunId, WorkspaceId};
 use serde::de::DeserializeOwned;
 use sqlx::postgres::PgRow;
@@ -39,6 +40,8 @@ pub(crate) trait Cols: Row + Sized {
     fn text<I: ColumnIndex<Self> + Copy>(&self, i: I) -> Result<String, StoreError>;
     fn opt_text<I: ColumnIndex<Self> + Copy>(&self, i: I) -> Result<Option<String>, StoreError>;
     fn flag<I: ColumnIndex<Self> + Copy>(&self, i: I) -> Result<bool, StoreError>;
+    /// A nullable floating-point column (SQLite REAL, PostgreSQL `double precision`).
+    fn opt_float<I: ColumnIndex<Self> + Copy>(&self, i: I) -> Result<Option<f64>, StoreError>;
     /// A JSON column (`jsonb` or JSON kept as text).
     fn json<T: DeserializeOwned, I: ColumnIndex<Self> + Copy>(&self, i: I)
         -> Result<T, StoreError>;
@@ -97,6 +100,9 @@ impl Cols for SqliteRow {
     fn flag<I: ColumnIndex<Self> + Copy>(&self, i: I) -> Result<bool, StoreError> {
         Ok(self.try_get(i)?)
     }
+    fn opt_float<I: ColumnIndex<Self> + Copy>(&self, i: I) -> Result<Option<f64>, StoreError> {
+        Ok(self.try_get(i)?)
+    }
     fn json<T: DeserializeOwned, I: ColumnIndex<Self> + Copy>(
         &self,
         i: I,
@@ -145,6 +151,9 @@ impl Cols for PgRow {
         Ok(self.try_get(i)?)
     }
     fn flag<I: ColumnIndex<Self> + Copy>(&self, i: I) -> Result<bool, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_float<I: ColumnIndex<Self> + Copy>(&self, i: I) -> Result<Option<f64>, StoreError> {
         Ok(self.try_get(i)?)
     }
     fn json<T: DeserializeOwned, I: ColumnIndex<Self> + Copy>(
@@ -401,5 +410,30 @@ where
         reason: r.text(4)?,
         body: r.text(5)?,
         received_at: r.at(6)?,
+    })
+}
+
+/// The columns [`product`] reads, from `products`.
+pub(crate) const PRODUCT_COLUMNS: &str =
+    "product_key, product_id, skus, title, url, image_url, price, \
+     available, kind, tags, collections, updated_at";
+
+pub(crate) fn product<R: Cols>(r: &R) -> Result<Product, StoreError>
+where
+    usize: ColumnIndex<R>,
+{
+    Ok(Product {
+        key: r.text(0)?,
+        product_id: r.opt_text(1)?,
+        skus: r.json(2)?,
+        title: r.text(3)?,
+        url: r.opt_text(4)?,
+        image_url: r.opt_text(5)?,
+        price: r.opt_float(6)?,
+        available: r.flag(7)?,
+        kind: r.opt_text(8)?,
+        tags: r.json(9)?,
+        collections: r.json(10)?,
+        updated_at: r.opt_at(11)?,
     })
 }

@@ -19,6 +19,18 @@ pub(crate) enum ItemError {
     Store(#[from] StoreError),
 }
 
+impl ItemError {
+    /// As the store's error, for work that is not redone on a conflict (one that persists is "unavailable").
+    pub(crate) fn into_store(self) -> StoreError {
+        match self {
+            Self::Store(e) => e,
+            Self::Conflict => {
+                StoreError::Unavailable("a concurrent writer took the same rows; retry".into())
+            }
+        }
+    }
+}
+
 impl From<sqlx::Error> for ItemError {
     fn from(e: sqlx::Error) -> Self {
         let retryable = match &e {

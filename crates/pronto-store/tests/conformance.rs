@@ -2,6 +2,7 @@
 //! implementations of `Store` cannot drift apart.
 
 use chrono::{DateTime, Duration, Utc};
+use pronto_domain::catalog::{recommend, Change, Product};
 use pronto_domain::event::parse_message;
 use pronto_domain::{
     ContactId, EventType, Identity, Lead, NewEvent, ParseOptions, Region, WorkspaceId,
@@ -60,6 +61,7 @@ pronto_store::for_each_backend!(env;
     accepted_events_survive_closing_and_reopening_the_store,
     one_request_resolves_its_events_in_order_including_a_merge_inside_it,
     an_unmapped_shop_delivery_is_kept_once_as_received,
+    the_catalog_keeps_the_newest_product_and_orders_teach_what_is_bought_together,
 );
 
 async fn events_get_increasing_sequence_numbers_and_are_read_back_as_sent(e: Env) {
@@ -499,4 +501,117 @@ async fn an_unmapped_shop_delivery_is_kept_once_as_received(e: Env) {
         .await
         .unwrap()
         .is_empty());
+}
+
+fn catalog_product(id: &str, kind: &str, tags: &[&str], available: bool) -> Product {
+    Product {
+        key: format!("k{id}"),
+        product_id: Some(id.into()),
+        skus: vec![format!("SKU-{id}")],
+        title: format!("Product {id}"),
+        url: Some(format!("https://shop.example/p/{id}")),
+        image_url: Some(format!("https://shop.example/p/{id}.png")),
+        price: Some(9.5),
+        available,
+        kind: Some(kind.into()),
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        collections: vec!["Home".into()],
+        updated_at: Some(t0()),
+    }
+}
+
+async fn the_catalog_keeps_the_newest_product_and_orders_teach_what_is_bought_together(e: Env) {
+    let products = [
+        catalog_product("1", "Kitchen", &["blue"], true),
+        catalog_product("2", "Kitchen", &[], true),
+        catalog_product("3", "Kitchen", &["Blue"], true),
+        catalog_product("4", "Cutlery", &[], true),
+        catalog_product("5", "Kitchen", &["blue"], false),
+    ];
+    let upserts: Vec<Change> = products.iter().cloned().map(Change::Upsert).collect();
+    let done = e.store.apply_catalog(e.ws, "", &upserts).await.unwrap();
+    assert_eq!((done.upserted, done.deleted, done.stale), (5, 0, 0));
+
+    // A late delivery of an older version is not applied; a newer one is, whole (terms included).
+    let mut older = products[0].clone();
+    older.updated_at = Some(t0() - Duration::minutes(1));
+    older.title = "stale".into();
+    let done = e
+        .store
+        .apply_catalog(e.ws, "", &[Change::Upsert(older)])
+        .await
+        .unwrap();
+    assert_eq!((done.upserted, done.stale), (0, 1));
+    let mut newer = products[0].clone();
+    newer.updated_at = Some(t0() + Duration::minutes(1));
+    newer.title = "Blue mug".into();
+    e.store
+        .apply_catalog(e.ws, "", &[Change::Upsert(newer.clone())])
+        .await
+        .unwrap();
+
+    // Orders from the Segment API (the default catalog, shop ""): 1+4 twice, 1+2 once; a repeat of an
+    // order, by message id or by order id, counts once.
+    let order = |mid: &str, order: &str, items: &[&str]| {
+        let products: Vec<Value> = items.iter().map(|i| json!({"product_id": i})).collect();
+        msg(
+            EventType::Track,
+            json!({"userId": "buyer", "event": "Order Completed", "messageId": mid,
+                   "properties": {"order_id": order, "products": products}}),
+        )
+    };
+    for (mid, o, items) in [
+        ("m1", "o1", &["1", "4"][..]),
+        ("m2", "o2", &["1", "4"]),
+        ("m3", "o3", &["1", "2"]),
+        ("m1", "o1", &["1", "4"]),
+        ("m4", "o3", &["1", "2"]),
+    ] {
+        e.one(order(mid, o, items)).await;
+    }
+
+    let items = vec!["id:1".to_string()];
+    let related = e.store.related_products(e.ws, "", &items).await.unwrap();
+    let together: Vec<(&str, &str, i64)> = related
+        .together
+        .iter()
+        .map(|(a, b, n)| (a.as_str(), b.as_str(), *n))
+        .collect();
+    assert_eq!(together, vec![("id:1", "id:4", 2), ("id:1", "id:2", 1)]);
+    let cart_product = related.products.iter().find(|p| p.key == "k1").unwrap();
+    assert_eq!(cart_product, &newer, "read back whole, the newer version");
+    let picked = |r: &pronto_domain::catalog::Related| -> Vec<String> {
+        recommend(r, &items, 4)
+            .into_iter()
+            .map(|p| p.key.clone())
+            .collect()
+    };
+    assert_eq!(
+        picked(&related),
+        ["k4", "k2", "k3"],
+        "bought together first, then sharing kitchen and blue; k5 is unavailable"
+    );
+
+    // Deleted by product id (Shopify's products/delete names only that): gone with its terms.
+    let done = e
+        .store
+        .apply_catalog(
+            e.ws,
+            "",
+            &[Change::Delete {
+                key: None,
+                product_id: Some("4".into()),
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.deleted, 1);
+    let related = e.store.related_products(e.ws, "", &items).await.unwrap();
+    assert_eq!(picked(&related), ["k2", "k3"]);
+
+    // Another shop's catalog, another workspace's: nothing.
+    for (ws, shop) in [(e.ws, "other.myshopify.com"), (WorkspaceId::new(), "")] {
+        let r = e.store.related_products(ws, shop, &items).await.unwrap();
+        assert!(r.products.is_empty() && r.together.is_empty(), "{shop}");
+    }
 }

@@ -1,4 +1,4 @@
-//! The `pronto` binary: `serve`, `check`, `migrate`, `messages`, `bench`.
+//! The `pronto` binary: `serve`, `check`, `migrate`, `messages`, `keys`, `report`, `import`, `bench`.
 //!
 //! # Layout
 //! - `main.rs`: the command line (clap), logging setup, and each command's thin glue.
@@ -64,6 +64,9 @@ enum Command {
     /// API keys: list them, create one (shown once), revoke one (at once, on every node).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Import data into the store.
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// Apply database migrations and exit.
     Migrate {
         #[arg(long, env = "DATABASE_URL", default_value = pronto_server::config::DEFAULT_DATABASE_URL)]
@@ -72,6 +75,22 @@ enum Command {
     /// Measure throughput and latency (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// A shop's product CSV export (Shopify: Products → Export; WooCommerce: Products → Export), told apart
+    /// by its header, into the catalog recommendations are chosen from. Re-importing updates in place.
+    Products {
+        /// The CSV file.
+        file: PathBuf,
+        /// The shop whose catalog it is, as configured in [[shop]] (default: the one [[shop]] of the file's
+        /// platform; with none configured, the catalog of carts sent through the Segment API).
+        #[arg(long)]
+        shop: Option<String>,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -193,6 +212,9 @@ async fn main() -> std::process::ExitCode {
         Command::Check { file, args } => check(file, args),
         Command::Keys(cmd) => keys(cmd).await,
         Command::Migrate { database_url } => migrate(&database_url).await,
+        Command::Import(ImportCommand::Products { file, shop, args }) => {
+            import_products(&file, shop.as_deref(), args).await
+        }
         Command::Messages { args, limit, full } => messages(args, limit, full).await,
         Command::Bench(cmd) => bench::run(cmd).await,
         Command::Report(ReportCommand::SpeedToLead { args, days, csv }) => {
@@ -389,6 +411,54 @@ async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
             store.close().await;
         }
     }
+    Ok(())
+}
+
+async fn import_products(
+    file: &std::path::Path,
+    shop: Option<&str>,
+    args: ServeArgs,
+) -> anyhow::Result<()> {
+    let settings = Settings::load(args.into()).context("invalid configuration")?;
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    // The platform first (from the header), so the default shop is the one of that platform.
+    let (platform, _) = pronto_domain::catalog::import::read("", &bytes)
+        .with_context(|| format!("{} is not a product export", file.display()))?;
+    let shop = settings
+        .catalog_shop(shop, platform)
+        .map_err(anyhow::Error::msg)?;
+    let (_, products) = pronto_domain::catalog::import::read(&shop, &bytes)?;
+    let store =
+        pronto_store::connect(&settings.database_url, pronto_store::Options::default()).await?;
+    let ws = store.default_workspace().await?.id;
+    let changes: Vec<pronto_domain::catalog::Change> = products
+        .into_iter()
+        .map(pronto_domain::catalog::Change::Upsert)
+        .collect();
+    let mut total = pronto_domain::catalog::Applied::default();
+    // A transaction per thousand products: a large catalog does not hold the writer for long.
+    for chunk in changes.chunks(1000) {
+        let done = store.apply_catalog(ws, &shop, chunk).await?;
+        total.upserted += done.upserted;
+        total.stale += done.stale;
+    }
+    store.close().await;
+    let available = changes
+        .iter()
+        .filter(|c| matches!(c, pronto_domain::catalog::Change::Upsert(p) if p.available))
+        .count();
+    println!(
+        "imported {} {} products into the catalog of {} ({} available, {} written)",
+        changes.len(),
+        platform.as_str(),
+        if shop.is_empty() {
+            "carts from the Segment API"
+        } else {
+            &shop
+        },
+        available,
+        total.upserted
+    );
     Ok(())
 }
 

@@ -367,3 +367,94 @@ fn acknowledged_events_survive_kill_9_on_sqlite() {
 fn acknowledged_events_survive_kill_9_on_postgres() {
     acknowledged_events_survive_kill_9("postgres");
 }
+
+#[tokio::test]
+async fn importing_a_shops_product_export_fills_its_catalog_in_place_and_a_bad_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/pronto.db", dir.path().display());
+    let import = |file: &Path, shop: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_pronto"));
+        c.args(["import", "products", file.to_str().unwrap()])
+            .current_dir(dir.path())
+            .env_remove("PRONTO_CONFIG")
+            .env("DATABASE_URL", &db);
+        if let Some(s) = shop {
+            c.args(["--shop", s]);
+        }
+        c.output().unwrap()
+    };
+    let csv = repo().join("tests/fixtures/shops/shopify-products.csv");
+    for _ in 0..2 {
+        let out = import(&csv, Some("https://Example.myshopify.com/"));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "imported 3 shopify products into the catalog of example.myshopify.com (1 available, 3 written)",
+            "the second import updates the same three in place"
+        );
+    }
+    // Without --shop and with no [[shop]] configured: the catalog of carts from the Segment API.
+    let woo = repo().join("tests/fixtures/shops/woocommerce-products.csv");
+    let out = import(&woo, None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(
+            "imported 18 woocommerce products into the catalog of carts from the Segment API"
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let store = pronto_store::connect(&db, pronto_store::Options::default())
+        .await
+        .unwrap();
+    let ws = store.default_workspace().await.unwrap().id;
+    // A cart with the shirt (by a variant's SKU, as a Shopify checkout names it) finds it in the catalog.
+    let related = store
+        .related_products(
+            ws,
+            "example.myshopify.com",
+            &["sku:SRT_COT_222".to_string()],
+        )
+        .await
+        .unwrap();
+    let shirt = related
+        .products
+        .iter()
+        .find(|p| p.key == "example-shirt")
+        .expect("imported");
+    assert_eq!(
+        shirt.url.as_deref(),
+        Some("https://example.myshopify.com/products/example-shirt")
+    );
+    assert_eq!(shirt.skus.len(), 12);
+    // WooCommerce's hoodies relate to each other by their category.
+    let related = store
+        .related_products(ws, "", &["id:64".to_string()])
+        .await
+        .unwrap();
+    let picked: Vec<&str> = pronto_domain::catalog::recommend(&related, &["id:64".to_string()], 4)
+        .iter()
+        .map(|p| p.title.as_str())
+        .collect();
+    assert_eq!(picked, ["Hoodie", "Hoodie with Logo", "Hoodie with Zipper"]);
+    store.close().await;
+
+    let bad = dir.path().join("orders.csv");
+    std::fs::write(&bad, "order,total\n1,2\n").unwrap();
+    let out = import(&bad, None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("neither Shopify's product export"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -26,6 +26,7 @@
 
 use super::group::{Mark, RunLog, RunState};
 use super::{advance, context, Action};
+use crate::catalog::{self, Product, Related, MAX_RECOMMENDATIONS};
 use crate::flow::{Channel, Step};
 use crate::message::{links::unsubscribe_url, Outgoing};
 use crate::program::{compose, compose_call, sms_refusal, NotSent, Program, Recipient, Subject};
@@ -119,6 +120,9 @@ pub struct Wanted {
     pub latest: Vec<(WorkspaceId, ContactId)>,
     /// Count the flow emails each live contact got since then (the frequency cap's window), if capped.
     pub sent_since: Option<DateTime<Utc>>,
+    /// `(workspace, shop, cart items)`: the catalogs to load what is related to these items from, for runs
+    /// of flows whose messages show recommendations (each shop once, its runs' items together).
+    pub catalogs: Vec<(WorkspaceId, String, Vec<String>)>,
 }
 
 /// What the store loaded for a batch.
@@ -134,6 +138,8 @@ pub struct Loaded {
     pub leads: HashMap<LeadId, CadenceLead>,
     /// By live contact, for [`Wanted::latest`].
     pub latest: HashMap<ContactId, CadenceLead>,
+    /// By `(workspace, shop)`, for [`Wanted::catalogs`].
+    pub catalogs: HashMap<(WorkspaceId, String), Related>,
 }
 
 /// What a batch of due runs does, for the store to write in bulk.
@@ -169,6 +175,21 @@ pub fn wanted(
         ..Wanted::default()
     };
     for run in runs {
+        if program
+            .flow(&run.flow)
+            .is_some_and(|f| program.recommends(f))
+        {
+            let shop = catalog::shop_of(&run.snapshot);
+            let items = catalog::items_of(&run.snapshot);
+            match w
+                .catalogs
+                .iter_mut()
+                .find(|(ws, s, _)| *ws == run.ws && s == shop)
+            {
+                Some((_, _, all)) => all.extend(items),
+                None => w.catalogs.push((run.ws, shop.to_string(), items)),
+            }
+        }
         match named_lead(&run.snapshot) {
             Some(id) => w.leads.push(id),
             None => {
@@ -185,6 +206,11 @@ pub fn wanted(
     w.leads.dedup();
     w.latest.sort();
     w.latest.dedup();
+    for (_, _, items) in &mut w.catalogs {
+        items.sort();
+        items.dedup();
+    }
+    w.catalogs.retain(|(_, _, items)| !items.is_empty());
     w
 }
 
@@ -304,6 +330,16 @@ fn fire_one(
         &to.live.to_string(),
         now.timestamp(),
     );
+    // "The item plus two others": only for flows whose messages show them.
+    let recommendations: Vec<&Product> = if program.recommends(flow) {
+        loaded
+            .catalogs
+            .get(&(run.ws, catalog::shop_of(&run.snapshot).to_string()))
+            .map(|r| catalog::recommend(r, &catalog::items_of(&run.snapshot), MAX_RECOMMENDATIONS))
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     let about = Subject {
         snapshot: &run.snapshot,
         to: &to.recipient,
@@ -311,6 +347,7 @@ fn fire_one(
         rep: owner,
         message_id: "",
         unsubscribe_url: &unsub,
+        recommendations: &recommendations,
     };
 
     let mut next = RunUpdate {

@@ -9,6 +9,7 @@
 //! | `orders/cancelled` | identify + `Order Cancelled` |
 //! | `refunds/create` | `Order Refunded` |
 //! | `customers/create`, `customers/update` | identify |
+//! | `products/create`, `products/update`, `products/delete` | the catalog ([`crate::catalog::shopify`]) |
 //!
 //! A changed checkout is `Checkout Started` again with the same key: to a flow that is a refresh of the run
 //! (the snapshot becomes the cart as it is now and the wait counts from this activity), which is what a
@@ -32,8 +33,9 @@ pub(super) fn map(d: &Delivery<'_>) -> Result<Mapped, Unmappable> {
         "orders/cancelled" => Kind::Order("Order Cancelled"),
         "refunds/create" => Kind::Refund,
         "customers/create" | "customers/update" => Kind::Customer,
-        t if t.starts_with("products/") => {
-            return Ok(Mapped::Ignored("products are not kept yet"));
+        "products/create" | "products/update" | "products/delete" => {
+            return crate::catalog::shopify::from_webhook(d.shop, d.topic, d.body)
+                .map(Mapped::Catalog);
         }
         "" => return Err(Unmappable("no X-Shopify-Topic header".into())),
         _ => return Ok(Mapped::Ignored("a topic pronto does not use")),

@@ -11,6 +11,8 @@ const SHOPIFY_ORDER: &[u8] =
     include_bytes!("../../../../tests/fixtures/shops/shopify-orders-create.json");
 const SHOPIFY_CUSTOMER: &[u8] =
     include_bytes!("../../../../tests/fixtures/shops/shopify-customers-create.json");
+const SHOPIFY_REFUND: &[u8] =
+    include_bytes!("../../../../tests/fixtures/shops/shopify-refunds-create.json");
 const WOO_ORDER: &[u8] = include_bytes!("../../../../tests/fixtures/shops/woocommerce-order.json");
 const WOO_CUSTOMER: &[u8] =
     include_bytes!("../../../../tests/fixtures/shops/woocommerce-customer.json");
@@ -308,7 +310,6 @@ fn each_topic_becomes_its_event_or_is_ignored_with_a_reason() {
             SHOPIFY_ORDER,
             Ok("Order Cancelled"),
         ),
-        (Platform::Shopify, "products/create", b"{}", Err("products")),
         (
             Platform::Shopify,
             "app/uninstalled",
@@ -362,12 +363,6 @@ fn each_topic_becomes_its_event_or_is_ignored_with_a_reason() {
             "order.deleted",
             br#"{"id":727}"#,
             Ok("Order Cancelled"),
-        ),
-        (
-            Platform::WooCommerce,
-            "product.updated",
-            b"{}",
-            Err("products"),
         ),
         (Platform::WooCommerce, "", b"webhook_id=12", Err("ping")),
     ];
@@ -476,4 +471,19 @@ fn customers_become_identifies_with_their_consent() {
     assert_eq!(w["userId"], "25");
     assert_eq!(w["traits"]["email"], "john.doe@example.com");
     let _ = EventType::Identify;
+}
+
+#[test]
+fn shopifys_published_refund_is_order_refunded_with_the_sum_of_its_successful_refund_transactions()
+{
+    let t = track_of(Platform::Shopify, "refunds/create", SHOPIFY_REFUND);
+    assert_eq!(t["event"], "Order Refunded");
+    let p = &t["properties"];
+    // The sample's ids, as published (rounded past 2^53 by the page that shows them).
+    assert_eq!(p["order_id"], "820982911946154500");
+    assert_eq!(p["refund_id"], "890088186047892400");
+    assert_eq!(p["total"], 85.0, "75.00 + 10.00");
+    assert_eq!(p["refunded_by"], "548380009");
+    assert_eq!(t["anonymousId"], "shopify-order:820982911946154500");
+    assert_eq!(t["timestamp"], "2022-01-01T00:00:00Z");
 }

@@ -13,7 +13,7 @@
 //!
 //! Both carry `checkout_id` = the order id, so the purchase ends the recovery run by key whichever delivery
 //! comes first; the restore link is the order's `payment_url`. `order.deleted` is `Order Cancelled`.
-//! `customer.created|updated` is an identify. The ping WooCommerce sends when a webhook is saved
+//! `customer.created|updated` is an identify; `product.*` changes the catalog ([`crate::catalog::woocommerce`]). The ping WooCommerce sends when a webhook is saved
 //! (`webhook_id=<n>`, form-encoded) is answered and stores nothing.
 
 use super::{compact, message, money, object, text, timestamp, Delivery, Mapped, Unmappable};
@@ -29,7 +29,9 @@ pub(super) fn map(d: &Delivery<'_>) -> Result<Mapped, Unmappable> {
         "order.created" | "order.updated" | "order.restored" => order(d, &object(d.body)?),
         "order.deleted" => deleted(d, &object(d.body)?),
         "customer.created" | "customer.updated" => customer(d, &object(d.body)?),
-        t if t.starts_with("product.") => Ok(Mapped::Ignored("products are not kept yet")),
+        "product.created" | "product.updated" | "product.restored" | "product.deleted" => {
+            crate::catalog::woocommerce::from_webhook(d.topic, d.body).map(Mapped::Catalog)
+        }
         "" => Err(Unmappable("no X-WC-Webhook-Topic header".into())),
         _ => Ok(Mapped::Ignored("a topic pronto does not use")),
     }

@@ -34,7 +34,7 @@ fn reader(headers: &HeaderMap) -> impl Fn(&str) -> Option<String> + '_ {
         ("X-Shopify-Webhook-Id" = Option<String>, Header, description = "Stands in for a missing event id"),
     ),
     responses(
-        (status = 200, description = "Stored, a repeat, ignored or kept raw (the answer says which)", body = ShopAnswer),
+        (status = 200, description = "Stored, a repeat, a catalog change, ignored or kept raw (the answer says which)", body = ShopAnswer),
         (status = 400, description = "A signed but empty body", body = ErrorBody),
         (status = 401, description = "Unsigned, wrongly signed, or not a configured shop: nothing stored", body = ErrorBody),
         (status = 413, description = "Over the body limit", body = ErrorBody),
@@ -66,7 +66,7 @@ pub async fn shopify(
         ("X-WC-Webhook-Topic" = Option<String>, Header, description = "The topic (`order.updated`, …)"),
     ),
     responses(
-        (status = 200, description = "Stored, a repeat, ignored or kept raw (the answer says which)", body = ShopAnswer),
+        (status = 200, description = "Stored, a repeat, a catalog change, ignored or kept raw (the answer says which)", body = ShopAnswer),
         (status = 400, description = "A signed but empty body", body = ErrorBody),
         (status = 401, description = "Unsigned, wrongly signed, or not a configured shop: nothing stored", body = ErrorBody),
         (status = 413, description = "Over the body limit", body = ErrorBody),

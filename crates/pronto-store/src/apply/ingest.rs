@@ -9,7 +9,8 @@
 //! 3. each event is resolved in memory, in order, by [`pronto_domain::resolve::resolve`], against those
 //!    contacts plus what earlier events of the group created, attached or merged;
 //! 4. bulk inserts write the new contacts, identities and events; merges (rare) follow one statement each;
-//!    the traits of every contact touched are read once, updated in memory and written once;
+//!    orders' items are recorded (what is bought together, `crate::catalog`); the traits of every contact
+//!    touched are read once, updated in memory and written once;
 //! 5. flows see the events; 6. new leads are routed in memory and inserted whole, in one statement, with
 //!    their messages and logs ([`crate::sales::Work::flush`]).
 //!
@@ -21,6 +22,7 @@ use crate::contacts::{merge, merge_traits, EventRow, IngestTx};
 use crate::tx::{ItemError, Job, Touched};
 use crate::{Ingested, LeadRow, StoreError};
 use chrono::{DateTime, Utc};
+use pronto_domain::catalog;
 use pronto_domain::engine::group::{self, Seen};
 use pronto_domain::program::Program;
 use pronto_domain::resolve::{resolve, Known};
@@ -293,6 +295,14 @@ async fn ingest_workspace<T: IngestTx + ?Sized>(
     }
     for (from, into, event, at) in &merges {
         merge(tx, ws, *from, *into, *event, *at).await?;
+    }
+    // What orders bought together, for recommendations: committed with the orders themselves.
+    let orders: Vec<catalog::Bought> = rows
+        .iter()
+        .filter_map(|r| catalog::bought(r.event.name.as_deref(), &r.event.payload))
+        .collect();
+    if !orders.is_empty() {
+        tx.insert_order_items(ws, &orders).await?;
     }
     // Traits: read once for every contact the group updates or routes a lead for, merged in memory in the
     // events' order, written once.

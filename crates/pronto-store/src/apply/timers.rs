@@ -36,8 +36,9 @@ pub struct Fired {
 }
 
 /// Fires up to `limit` due runs inside the open transaction: claims them, loads what
-/// [`engine::fire::fire`] needs (marks, recipients, the cap's counts, the leads of cadence runs; a fixed number
-/// of statements, but one per contact whose cadence run names no lead), and writes the effects it decides.
+/// [`engine::fire::fire`] needs (marks, recipients, the cap's counts, the leads of cadence runs, the catalog
+/// for recommendations; a fixed number of statements, but one per contact whose cadence run names no lead and
+/// three per shop whose carts show recommendations), and writes the effects it decides.
 pub(crate) async fn fire<T: crate::sales::SalesTx + ?Sized>(
     tx: &mut T,
     program: &Program,
@@ -75,6 +76,10 @@ pub(crate) async fn fire<T: crate::sales::SalesTx + ?Sized>(
             .iter()
             .map(|l| (l.id, l.into()))
             .collect();
+    }
+    for (ws, shop, items) in wanted.catalogs {
+        let related = tx.related(ws, &shop, &items).await?;
+        loaded.catalogs.insert((ws, shop), related);
     }
     for (ws, contact) in wanted.latest {
         if let Some(l) = tx.latest_lead(ws, contact, None).await? {

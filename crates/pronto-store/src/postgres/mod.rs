@@ -2,6 +2,7 @@
 //! a few group-commit writers in parallel; every uniqueness rule is a unique key, so concurrent writers and
 //! processes stay correct (a lost race is a conflict, rolled back to the item's savepoint and retried).
 
+mod catalog;
 mod flows;
 mod sales;
 
@@ -957,6 +958,24 @@ impl Store for PostgresStore {
         .fetch_all(&self.pool.0)
         .await?;
         rows.iter().map(unmapped_delivery).collect()
+    }
+
+    async fn apply_catalog(
+        &self,
+        workspace: WorkspaceId,
+        shop: &str,
+        changes: &[pronto_domain::catalog::Change],
+    ) -> Result<pronto_domain::catalog::Applied, StoreError> {
+        crate::apply::catalog::apply_changes(&*self.pool, workspace, shop, changes).await
+    }
+
+    async fn related_products(
+        &self,
+        workspace: WorkspaceId,
+        shop: &str,
+        items: &[String],
+    ) -> Result<pronto_domain::catalog::Related, StoreError> {
+        crate::apply::catalog::related(&*self.pool, workspace, shop, items).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

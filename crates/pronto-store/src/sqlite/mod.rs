@@ -1,6 +1,7 @@
 //! The embedded default: one SQLite file in WAL mode, one writer connection (SQLite's single-writer rule, and
 //! the group-commit writer is that one writer), a small pool of read-only connections beside it.
 
+mod catalog;
 mod flows;
 mod sales;
 
@@ -1052,6 +1053,24 @@ impl Store for SqliteStore {
         .fetch_all(&self.read)
         .await?;
         rows.iter().map(unmapped_delivery).collect()
+    }
+
+    async fn apply_catalog(
+        &self,
+        workspace: WorkspaceId,
+        shop: &str,
+        changes: &[pronto_domain::catalog::Change],
+    ) -> Result<pronto_domain::catalog::Applied, StoreError> {
+        crate::apply::catalog::apply_changes(&*self.write, workspace, shop, changes).await
+    }
+
+    async fn related_products(
+        &self,
+        workspace: WorkspaceId,
+        shop: &str,
+        items: &[String],
+    ) -> Result<pronto_domain::catalog::Related, StoreError> {
+        crate::apply::catalog::related(&*self.write, workspace, shop, items).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

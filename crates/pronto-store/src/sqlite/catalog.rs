@@ -1,0 +1,216 @@
+//! SQLite's catalog statements: sets of rows as one JSON array parameter expanded by `json_each`.
+
+use super::{json_rows, ts, SqliteTx};
+use crate::catalog::{term_rows, wanted_items, CatalogTx, RELATED_LIMIT};
+use crate::rows::{parse_ts, product, PRODUCT_COLUMNS};
+use crate::tx::ItemError;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use pronto_domain::catalog::{Bought, Product, Related};
+use pronto_domain::WorkspaceId;
+use sqlx::Row;
+
+#[async_trait]
+impl CatalogTx for SqliteTx {
+    async fn product_versions(
+        &mut self,
+        ws: WorkspaceId,
+        shop: &str,
+        keys: &[&str],
+    ) -> Result<Vec<(String, DateTime<Utc>)>, ItemError> {
+        let rows = sqlx::query(
+            "SELECT product_key, updated_at FROM products WHERE workspace_id = ?1 AND shop = ?2 \
+             AND updated_at IS NOT NULL AND product_key IN (SELECT value FROM json_each(?3))",
+        )
+        .bind(ws.to_string())
+        .bind(shop)
+        .bind(json_rows(&keys)?)
+        .fetch_all(&mut **self)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push((r.try_get(0)?, parse_ts(&r.try_get::<String, _>(1)?)?));
+        }
+        Ok(out)
+    }
+
+    async fn upsert_products(
+        &mut self,
+        ws: WorkspaceId,
+        shop: &str,
+        products: &[&Product],
+    ) -> Result<(), ItemError> {
+        let rows: Vec<serde_json::Value> = products
+            .iter()
+            .map(|p| {
+                serde_json::json!([
+                    p.key,
+                    p.product_id,
+                    json_rows(&p.skus).ok(),
+                    p.title,
+                    p.url,
+                    p.image_url,
+                    p.price,
+                    p.available,
+                    p.kind,
+                    json_rows(&p.tags).ok(),
+                    json_rows(&p.collections).ok(),
+                    p.updated_at.map(ts),
+                ])
+            })
+            .collect();
+        sqlx::query(
+            "INSERT INTO products (workspace_id, shop, product_key, product_id, skus, title, url, image_url, \
+             price, available, kind, tags, collections, updated_at) \
+             SELECT ?1, ?2, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), \
+             json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]'), json_extract(value, '$[9]'), json_extract(value, '$[10]'), json_extract(value, '$[11]') \
+             FROM json_each(?3) WHERE true \
+             ON CONFLICT (workspace_id, shop, product_key) DO UPDATE SET product_id = excluded.product_id, \
+             skus = excluded.skus, title = excluded.title, url = excluded.url, image_url = excluded.image_url, \
+             price = excluded.price, available = excluded.available, kind = excluded.kind, \
+             tags = excluded.tags, collections = excluded.collections, updated_at = excluded.updated_at",
+        )
+        .bind(ws.to_string())
+        .bind(shop)
+        .bind(json_rows(&rows)?)
+        .execute(&mut **self)
+        .await?;
+        let keys: Vec<&str> = products.iter().map(|p| p.key.as_str()).collect();
+        delete_terms(self, ws, shop, &keys).await?;
+        sqlx::query(
+            "INSERT INTO product_terms (workspace_id, shop, product_key, term, relates) \
+             SELECT ?1, ?2, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?3) WHERE true \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(ws.to_string())
+        .bind(shop)
+        .bind(json_rows(&term_rows(products))?)
+        .execute(&mut **self)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_products(
+        &mut self,
+        ws: WorkspaceId,
+        shop: &str,
+        keys: &[&str],
+        product_ids: &[&str],
+    ) -> Result<u64, ItemError> {
+        let gone: Vec<String> = sqlx::query_scalar(
+            "DELETE FROM products WHERE workspace_id = ?1 AND shop = ?2 \
+             AND (product_key IN (SELECT value FROM json_each(?3)) \
+             OR product_id IN (SELECT value FROM json_each(?4))) RETURNING product_key",
+        )
+        .bind(ws.to_string())
+        .bind(shop)
+        .bind(json_rows(&keys)?)
+        .bind(json_rows(&product_ids)?)
+        .fetch_all(&mut **self)
+        .await?;
+        delete_terms(self, ws, shop, &gone).await?;
+        Ok(gone.len() as u64)
+    }
+
+    async fn insert_order_items(
+        &mut self,
+        ws: WorkspaceId,
+        orders: &[Bought],
+    ) -> Result<(), ItemError> {
+        let rows: Vec<(&str, &str, &str)> = orders
+            .iter()
+            .flat_map(|o| {
+                o.items
+                    .iter()
+                    .map(move |i| (o.shop.as_str(), o.order.as_str(), i.as_str()))
+            })
+            .collect();
+        sqlx::query(
+            "INSERT INTO order_items (workspace_id, shop, order_id, item) \
+             SELECT ?1, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?2) WHERE true \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(ws.to_string())
+        .bind(json_rows(&rows)?)
+        .execute(&mut **self)
+        .await?;
+        Ok(())
+    }
+
+    async fn related(
+        &mut self,
+        ws: WorkspaceId,
+        shop: &str,
+        items: &[String],
+    ) -> Result<Related, ItemError> {
+        let items_json = json_rows(&items)?;
+        let keys: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT t2.product_key FROM product_terms t0 \
+             JOIN product_terms t1 ON t1.workspace_id = t0.workspace_id AND t1.shop = t0.shop \
+             AND t1.product_key = t0.product_key AND t1.relates = 1 \
+             JOIN product_terms t2 ON t2.workspace_id = t1.workspace_id AND t2.shop = t1.shop \
+             AND t2.term = t1.term \
+             WHERE t0.workspace_id = ?1 AND t0.shop = ?2 AND t0.term IN (SELECT value FROM json_each(?3)) \
+             LIMIT ?4",
+        )
+        .bind(ws.to_string())
+        .bind(shop)
+        .bind(&items_json)
+        .bind(RELATED_LIMIT)
+        .fetch_all(&mut **self)
+        .await?;
+        let pairs = sqlx::query(
+            "SELECT a.item, b.item, count(*) FROM order_items a JOIN order_items b \
+             ON b.workspace_id = a.workspace_id AND b.shop = a.shop AND b.order_id = a.order_id \
+             AND b.item <> a.item \
+             WHERE a.workspace_id = ?1 AND a.shop = ?2 AND a.item IN (SELECT value FROM json_each(?3)) \
+             GROUP BY a.item, b.item ORDER BY count(*) DESC, b.item LIMIT ?4",
+        )
+        .bind(ws.to_string())
+        .bind(shop)
+        .bind(&items_json)
+        .bind(RELATED_LIMIT)
+        .fetch_all(&mut **self)
+        .await?;
+        let mut together = Vec::with_capacity(pairs.len());
+        for r in pairs {
+            together.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));
+        }
+        let rows = sqlx::query(&format!(
+            "SELECT {PRODUCT_COLUMNS} FROM products WHERE workspace_id = ?1 AND shop = ?2 \
+             AND (product_key IN (SELECT value FROM json_each(?3)) OR product_key IN \
+             (SELECT product_key FROM product_terms WHERE workspace_id = ?1 AND shop = ?2 \
+             AND term IN (SELECT value FROM json_each(?4))))"
+        ))
+        .bind(ws.to_string())
+        .bind(shop)
+        .bind(json_rows(&keys)?)
+        .bind(json_rows(&wanted_items(items, &together))?)
+        .fetch_all(&mut **self)
+        .await?;
+        let mut products = Vec::with_capacity(rows.len());
+        for r in &rows {
+            products.push(product(r)?);
+        }
+        Ok(Related { products, together })
+    }
+}
+
+/// Removes the terms of these products (before they are written again, or when they are deleted).
+async fn delete_terms<K: serde::Serialize + Sync>(
+    tx: &mut SqliteTx,
+    ws: WorkspaceId,
+    shop: &str,
+    keys: &[K],
+) -> Result<(), ItemError> {
+    sqlx::query(
+        "DELETE FROM product_terms WHERE workspace_id = ?1 AND shop = ?2 \
+         AND product_key IN (SELECT value FROM json_each(?3))",
+    )
+    .bind(ws.to_string())
+    .bind(shop)
+    .bind(json_rows(&keys)?)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
