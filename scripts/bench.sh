@@ -39,6 +39,9 @@ shops() {
   echo "== Shops: signed Shopify checkouts/create deliveries into recovery runs; delivery → email at SMTP at 200/s"
   $b bench shops --seconds $secs
   $b bench shops --seconds $secs --database-url "$pg/postgres"
+  echo "== Shops with a 1,000-product catalog: every recovery email carries two recommendations"
+  $b bench shops --seconds $secs --catalog 1000
+  $b bench shops --seconds $secs --catalog 1000 --database-url "$pg/postgres"
 }
 
 if [ "$what" = timers ]; then timers; exit 0; fi

@@ -273,6 +273,32 @@ pub struct Related {
     pub together: Vec<(String, String, i64)>,
 }
 
+/// How often each item was bought with each of `items`, from the `(order, item)` rows of the orders that had
+/// any of them: `(cart item, other item, orders with both)`, most orders first, then by the items' names.
+pub fn together(items: &[String], orders: &[(String, String)]) -> Vec<(String, String, i64)> {
+    let mut by_order: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (order, item) in orders {
+        let list = by_order.entry(order.as_str()).or_default();
+        if !list.contains(&item.as_str()) {
+            list.push(item);
+        }
+    }
+    let mut counts: HashMap<(&str, &str), i64> = HashMap::new();
+    for list in by_order.values() {
+        for a in list.iter().filter(|a| items.iter().any(|i| i == *a)) {
+            for b in list.iter().filter(|b| *b != a) {
+                *counts.entry((a, b)).or_default() += 1;
+            }
+        }
+    }
+    let mut out: Vec<(String, String, i64)> = counts
+        .into_iter()
+        .map(|((a, b), n)| (a.to_string(), b.to_string(), n))
+        .collect();
+    out.sort_by(|x, y| y.2.cmp(&x.2).then_with(|| (&x.0, &x.1).cmp(&(&y.0, &y.1))));
+    out
+}
+
 /// Up to `n` products to show beside a cart with these `items` (the rules are in the module documentation).
 pub fn recommend<'a>(related: &'a Related, items: &[String], n: usize) -> Vec<&'a Product> {
     if items.is_empty() || n == 0 {

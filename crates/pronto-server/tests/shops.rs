@@ -55,7 +55,7 @@ async fn start_with(backend: &str, flows: &str) -> Server {
 
 pronto_store::for_each_backend!(start;
     a_shopify_checkout_gets_the_recovery_email_with_its_exact_line_items_and_restore_link,
-    a_shopify_order_ends_the_run_whether_it_comes_before_or_after_the_checkout,
+    a_shopify_order_ends_the_run_whether_it_comes_before_racing_or_after_the_checkout,
     a_forged_or_unknown_shop_delivery_is_refused_and_nothing_is_stored,
     a_redelivery_is_stored_once,
     a_signed_delivery_that_cannot_be_mapped_is_answered_2xx_and_kept_with_its_reason,
@@ -189,7 +189,9 @@ async fn a_shopify_checkout_gets_the_recovery_email_with_its_exact_line_items_an
     s.stop().await;
 }
 
-async fn a_shopify_order_ends_the_run_whether_it_comes_before_or_after_the_checkout(s: Server) {
+async fn a_shopify_order_ends_the_run_whether_it_comes_before_racing_or_after_the_checkout(
+    s: Server,
+) {
     // The sample order names no checkout; these name the sample checkout's token, as a real order does.
     let order = patched(
         SHOPIFY_ORDER,
@@ -211,6 +213,23 @@ async fn a_shopify_order_ends_the_run_whether_it_comes_before_or_after_the_check
     );
     s.shopify_ok("orders/create", "ev-o2", &second_order).await;
     s.shopify_ok("checkouts/create", "ev-c2", &second).await;
+    // Racing: a third checkout and its order delivered at the same moment, on two connections.
+    let third = patched(
+        SHOPIFY_CHECKOUT,
+        json!({"token": "789789789", "cart_token": "c-3"}),
+    );
+    let third_order = patched(
+        SHOPIFY_ORDER,
+        json!({"id": 998, "checkout_token": "789789789", "email": "third@email.com"}),
+    );
+    let (c, o) = tokio::join!(
+        s.shopify_ok("checkouts/create", "ev-c3", &third),
+        s.shopify_ok("orders/create", "ev-o3", &third_order)
+    );
+    assert_eq!(
+        (c["outcome"].as_str(), o["outcome"].as_str()),
+        (Some("stored"), Some("stored"))
+    );
 
     s.advance_and_settle(Duration::hours(30)).await;
     assert!(
@@ -220,7 +239,7 @@ async fn a_shopify_order_ends_the_run_whether_it_comes_before_or_after_the_check
     );
     let flow = s.flow("checkout-recovery").await;
     assert_eq!(
-        flow["exited"]["Order Completed for the same checkout_id"], 2,
+        flow["exited"]["Order Completed for the same checkout_id"], 3,
         "{flow}"
     );
     s.stop().await;

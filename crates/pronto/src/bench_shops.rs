@@ -10,7 +10,8 @@
 //!    active run per accepted delivery.
 //! 2. Latency: an open loop at `--rate` deliveries/s for `--seconds` against the example's checkout flow with its
 //!    wait removed (the email is due at once); a delivery's time runs from its HTTP 2xx to the local SMTP
-//!    server accepting its email (`250` after `DATA`).
+//!    server accepting its email (`250` after `DATA`). With `--catalog N` the shop first gets N products and
+//!    N/10 orders, so each email's recommendations are chosen from a real catalog (and checked to be there).
 
 use crate::bench_support::{Db, InProcess};
 use anyhow::{bail, Context};
@@ -24,6 +25,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const SAMPLE: &str = include_str!("../../../tests/fixtures/shops/shopify-checkouts-create.json");
+const PRODUCT: &str = include_str!("../../../tests/fixtures/shops/shopify-products-create.json");
+const ORDER: &str = include_str!("../../../tests/fixtures/shops/shopify-orders-create.json");
+/// The product id of the checkout sample's line items.
+const CART_PRODUCT: u64 = 632910392;
 const SHOP: &str = "bench.myshopify.com";
 const SECRET: &str = "bench-shopify-secret-0001";
 const ADMIN: &str = "bench-shops-admin-key-0001";
@@ -46,6 +51,11 @@ pub struct ShopsArgs {
     /// SQLite durability of a 2xx: full (fsync per group commit) or normal.
     #[arg(long, default_value = "full")]
     sqlite_sync: String,
+    /// Before the latency part, this many products (signed products/create deliveries of Shopify's sample,
+    /// one of them the checkout's own item, in 20 product types) and a tenth as many orders buying the
+    /// checkout's item with another, so every recovery email carries two recommendations (checked).
+    #[arg(long, default_value_t = 0)]
+    catalog: u64,
 }
 
 /// The example config with the bench's shop; `at_once` removes the checkout flow's first wait, so its
@@ -104,12 +114,33 @@ async fn post(
     body: Vec<u8>,
     sig: String,
 ) -> anyhow::Result<()> {
+    post_topic(
+        client,
+        base,
+        "checkouts/create",
+        &format!("bench-event-{n}"),
+        body,
+        sig,
+        "stored",
+    )
+    .await
+}
+
+async fn post_topic(
+    client: &reqwest::Client,
+    base: &str,
+    topic: &str,
+    event: &str,
+    body: Vec<u8>,
+    sig: String,
+    outcome: &str,
+) -> anyhow::Result<()> {
     let r = client
         .post(format!("{base}/v1/webhooks/shopify"))
         .header("Content-Type", "application/json")
-        .header("X-Shopify-Topic", "checkouts/create")
+        .header("X-Shopify-Topic", topic)
         .header("X-Shopify-Shop-Domain", SHOP)
-        .header("X-Shopify-Event-Id", format!("bench-event-{n}"))
+        .header("X-Shopify-Event-Id", event)
         .header("X-Shopify-Hmac-Sha256", sig)
         .body(body)
         .send()
@@ -122,8 +153,64 @@ async fn post(
         );
     }
     let answer: Value = r.json().await?;
-    if answer["outcome"] != "stored" {
-        bail!("not stored: {answer}");
+    if answer["outcome"] != outcome {
+        bail!("{topic}: not {outcome}: {answer}");
+    }
+    Ok(())
+}
+
+/// `n` products (product 0 is the checkout's item; types cycle through 20) and `n / 10` orders, each buying
+/// the checkout's item with product `1 + i % 50`, all as signed Shopify deliveries.
+async fn fill_catalog(client: &reqwest::Client, base: &str, n: u64) -> anyhow::Result<()> {
+    let product: Value = serde_json::from_str(PRODUCT)?;
+    let order: Value = serde_json::from_str(ORDER)?;
+    let sign = |v: &Value| {
+        let body = serde_json::to_vec(v).expect("a JSON value serialises");
+        let sig = pronto_domain::shop::sign(SECRET.as_bytes(), &body);
+        (body, sig)
+    };
+    let id = |i: u64| if i == 0 { CART_PRODUCT } else { 10_000 + i };
+    for i in 0..n {
+        let mut p = product.clone();
+        p["id"] = json!(id(i));
+        p["handle"] = json!(format!("bench-product-{i}"));
+        p["title"] = json!(format!("Bench product {i}"));
+        p["product_type"] = json!(format!("type-{}", i % 20));
+        p["tags"] = json!(format!("tag-{}, tag-{}", i % 7, i % 11));
+        let (body, sig) = sign(&p);
+        post_topic(
+            client,
+            base,
+            "products/create",
+            &format!("bench-product-{i}"),
+            body,
+            sig,
+            "catalog",
+        )
+        .await?;
+    }
+    let partners = n.saturating_sub(1).clamp(1, 50);
+    for i in 0..n / 10 {
+        let mut o = order.clone();
+        o["id"] = json!(50_000_000 + i);
+        o["email"] = json!(format!("orderer{i}@bench.example"));
+        o["customer"]["id"] = json!(2_000_000 + i);
+        o["customer"]["email"] = json!(format!("orderer{i}@bench.example"));
+        o["line_items"] = json!([
+            {"id": 1, "product_id": CART_PRODUCT, "title": "Bench product 0", "price": "1.00", "quantity": 1},
+            {"id": 2, "product_id": id(1 + i % partners), "title": "other", "price": "1.00", "quantity": 1},
+        ]);
+        let (body, sig) = sign(&o);
+        post_topic(
+            client,
+            base,
+            "orders/create",
+            &format!("bench-order-{i}"),
+            body,
+            sig,
+            "stored",
+        )
+        .await?;
     }
     Ok(())
 }
@@ -224,6 +311,16 @@ async fn latency(
 ) -> anyhow::Result<()> {
     let server = serve(url, a, true, &sink.url()).await?;
     let client = reqwest::Client::new();
+    if a.catalog > 0 {
+        let t = Instant::now();
+        fill_catalog(&client, &server.base, a.catalog).await?;
+        println!(
+            "  catalog: {} products and {} orders delivered in {:.1} s",
+            a.catalog,
+            a.catalog / 10,
+            t.elapsed().as_secs_f64()
+        );
+    }
     let n = a.rate * a.seconds;
     let acked: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / a.rate.max(1) as f64));
@@ -252,7 +349,9 @@ async fn latency(
     }
     let acked = acked.lock().unwrap().clone();
     let mut h = Histogram::<u64>::new(3)?;
+    let mut recommending = 0;
     for (at, mail) in sink.received_at() {
+        recommending += u64::from(mail.contains("Often bought with it"));
         let to = mail
             .lines()
             .find_map(|l| l.strip_prefix("To: "))
@@ -273,6 +372,12 @@ async fn latency(
     server.stop().await?;
     if h.len() < n {
         bail!("{} of {n} recovery emails arrived within 120 s", h.len());
+    }
+    if a.catalog > 1 && recommending < n {
+        bail!("{recommending} of {n} recovery emails carried recommendations");
+    }
+    if a.catalog > 1 {
+        println!("  every recovery email carried its recommendations ({recommending})");
     }
     Ok(())
 }

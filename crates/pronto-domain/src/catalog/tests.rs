@@ -449,3 +449,59 @@ fn an_import_of_an_unknown_file_names_what_it_lacks() {
         assert!(e.contains(want), "{e}");
     }
 }
+
+#[test]
+fn items_bought_together_are_counted_per_order_from_the_cart_items_side() {
+    let rows = |r: &[(&str, &str)]| -> Vec<(String, String)> {
+        r.iter()
+            .map(|(o, i)| (o.to_string(), i.to_string()))
+            .collect()
+    };
+    let cart = vec!["id:1".to_string(), "id:2".to_string()];
+    /// Why, the `(order, item)` rows, the counts wanted.
+    type Case<'a> = (&'a str, Vec<(String, String)>, Vec<(&'a str, &'a str, i64)>);
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "two orders with 1 and 3, one with 1, 2 and 4",
+            rows(&[
+                ("o1", "id:1"),
+                ("o1", "id:3"),
+                ("o2", "id:1"),
+                ("o2", "id:3"),
+                ("o3", "id:1"),
+                ("o3", "id:2"),
+                ("o3", "id:4"),
+            ]),
+            vec![
+                ("id:1", "id:3", 2),
+                ("id:1", "id:2", 1),
+                ("id:1", "id:4", 1),
+                ("id:2", "id:1", 1),
+                ("id:2", "id:4", 1),
+            ],
+        ),
+        (
+            "an item twice in one order counts once",
+            rows(&[("o1", "id:1"), ("o1", "id:3"), ("o1", "id:3")]),
+            vec![("id:1", "id:3", 1)],
+        ),
+        (
+            "an order of one item teaches nothing",
+            rows(&[("o1", "id:1")]),
+            vec![],
+        ),
+        (
+            "orders without the cart's items teach nothing",
+            rows(&[("o1", "id:5"), ("o1", "id:6")]),
+            vec![],
+        ),
+    ];
+    for (why, orders, want) in cases {
+        let got = together(&cart, &orders);
+        let got: Vec<(&str, &str, i64)> = got
+            .iter()
+            .map(|(a, b, n)| (a.as_str(), b.as_str(), *n))
+            .collect();
+        assert_eq!(got, want, "{why}");
+    }
+}

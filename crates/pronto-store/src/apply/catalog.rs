@@ -31,7 +31,7 @@ pub(crate) async fn apply_changes<B: Begin>(
     }
 }
 
-/// What [`CatalogTx::related`] loads for `items`, in a transaction of its own.
+/// What [`crate::catalog::related`] loads for `items`, in a transaction of its own.
 pub(crate) async fn related<B: Begin>(
     db: &B,
     ws: WorkspaceId,
@@ -39,7 +39,7 @@ pub(crate) async fn related<B: Begin>(
     items: &[String],
 ) -> Result<Related, StoreError> {
     let mut tx = db.begin().await?;
-    let got = tx.related(ws, shop, items).await;
+    let got = crate::catalog::related(&mut tx, ws, shop, items).await;
     tx.rollback().await;
     got.map_err(ItemError::into_store)
 }

@@ -38,7 +38,7 @@ pub struct Fired {
 /// Fires up to `limit` due runs inside the open transaction: claims them, loads what
 /// [`engine::fire::fire`] needs (marks, recipients, the cap's counts, the leads of cadence runs, the catalog
 /// for recommendations; a fixed number of statements, but one per contact whose cadence run names no lead and
-/// three per shop whose carts show recommendations), and writes the effects it decides.
+/// seven per shop whose carts show recommendations), and writes the effects it decides.
 pub(crate) async fn fire<T: crate::sales::SalesTx + ?Sized>(
     tx: &mut T,
     program: &Program,
@@ -78,7 +78,7 @@ pub(crate) async fn fire<T: crate::sales::SalesTx + ?Sized>(
             .collect();
     }
     for (ws, shop, items) in wanted.catalogs {
-        let related = tx.related(ws, &shop, &items).await?;
+        let related = crate::catalog::related(tx, ws, &shop, &items).await?;
         loaded.catalogs.insert((ws, shop), related);
     }
     for (ws, contact) in wanted.latest {

@@ -1,12 +1,12 @@
 //! PostgreSQL's catalog statements: sets of rows as array parameters expanded by `UNNEST`.
 
 use super::PgTx;
-use crate::catalog::{term_rows, wanted_items, CatalogTx, RELATED_LIMIT};
+use crate::catalog::{term_rows, CatalogTx};
 use crate::rows::{product, PRODUCT_COLUMNS};
 use crate::tx::ItemError;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use pronto_domain::catalog::{Bought, Product, Related};
+use pronto_domain::catalog::{Bought, Product};
 use pronto_domain::WorkspaceId;
 use sqlx::types::Json;
 use sqlx::Row;
@@ -157,60 +157,86 @@ impl CatalogTx for PgTx {
         Ok(())
     }
 
-    async fn related(
+    async fn keys_by_terms(
+        &mut self,
+        ws: WorkspaceId,
+        shop: &str,
+        terms: &[String],
+        limit: i64,
+    ) -> Result<Vec<String>, ItemError> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT product_key FROM product_terms WHERE workspace_id = $1 AND shop = $2 \
+             AND term = ANY($3::text[]) LIMIT $4",
+        )
+        .bind(ws.0)
+        .bind(shop)
+        .bind(terms)
+        .bind(limit)
+        .fetch_all(&mut *self.0)
+        .await?)
+    }
+
+    async fn products_by_keys(
+        &mut self,
+        ws: WorkspaceId,
+        shop: &str,
+        keys: &[String],
+    ) -> Result<Vec<Product>, ItemError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {PRODUCT_COLUMNS} FROM products WHERE workspace_id = $1 AND shop = $2 \
+             AND product_key = ANY($3::text[])"
+        ))
+        .bind(ws.0)
+        .bind(shop)
+        .bind(keys)
+        .fetch_all(&mut *self.0)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(product(r)?);
+        }
+        Ok(out)
+    }
+
+    async fn orders_having(
         &mut self,
         ws: WorkspaceId,
         shop: &str,
         items: &[String],
-    ) -> Result<Related, ItemError> {
-        let keys: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT t2.product_key FROM product_terms t0 \
-             JOIN product_terms t1 ON t1.workspace_id = t0.workspace_id AND t1.shop = t0.shop \
-             AND t1.product_key = t0.product_key AND t1.relates \
-             JOIN product_terms t2 ON t2.workspace_id = t1.workspace_id AND t2.shop = t1.shop \
-             AND t2.term = t1.term \
-             WHERE t0.workspace_id = $1 AND t0.shop = $2 AND t0.term = ANY($3::text[]) LIMIT $4",
+        limit: i64,
+    ) -> Result<Vec<String>, ItemError> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT order_id FROM order_items WHERE workspace_id = $1 AND shop = $2 \
+             AND item = ANY($3::text[]) LIMIT $4",
         )
         .bind(ws.0)
         .bind(shop)
         .bind(items)
-        .bind(RELATED_LIMIT)
+        .bind(limit)
         .fetch_all(&mut *self.0)
-        .await?;
-        let pairs = sqlx::query(
-            "SELECT a.item, b.item, count(*) FROM order_items a JOIN order_items b \
-             ON b.workspace_id = a.workspace_id AND b.shop = a.shop AND b.order_id = a.order_id \
-             AND b.item <> a.item \
-             WHERE a.workspace_id = $1 AND a.shop = $2 AND a.item = ANY($3::text[]) \
-             GROUP BY a.item, b.item ORDER BY count(*) DESC, b.item LIMIT $4",
+        .await?)
+    }
+
+    async fn order_rows(
+        &mut self,
+        ws: WorkspaceId,
+        shop: &str,
+        orders: &[String],
+    ) -> Result<Vec<(String, String)>, ItemError> {
+        let rows = sqlx::query(
+            "SELECT order_id, item FROM order_items WHERE workspace_id = $1 AND shop = $2 \
+             AND order_id = ANY($3::text[])",
         )
         .bind(ws.0)
         .bind(shop)
-        .bind(items)
-        .bind(RELATED_LIMIT)
+        .bind(orders)
         .fetch_all(&mut *self.0)
         .await?;
-        let mut together = Vec::with_capacity(pairs.len());
-        for r in pairs {
-            together.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push((r.try_get(0)?, r.try_get(1)?));
         }
-        let rows = sqlx::query(&format!(
-            "SELECT {PRODUCT_COLUMNS} FROM products WHERE workspace_id = $1 AND shop = $2 \
-             AND (product_key = ANY($3::text[]) OR product_key IN \
-             (SELECT product_key FROM product_terms WHERE workspace_id = $1 AND shop = $2 \
-             AND term = ANY($4::text[])))"
-        ))
-        .bind(ws.0)
-        .bind(shop)
-        .bind(&keys)
-        .bind(wanted_items(items, &together))
-        .fetch_all(&mut *self.0)
-        .await?;
-        let mut products = Vec::with_capacity(rows.len());
-        for r in &rows {
-            products.push(product(r)?);
-        }
-        Ok(Related { products, together })
+        Ok(out)
     }
 }
 
