@@ -61,6 +61,8 @@ pub struct FlowConfig {
     /// Who the flow's messages go to: `everyone` (default) or `subscribers`, the contacts whose
     /// `accepts_marketing` trait is true (Shopify's "send to: email subscribers only").
     pub send_to: Option<String>,
+    /// A holdout: `{ id = "…", holdout = "10%" }` (see [`crate::experiment`]).
+    pub experiment: Option<crate::experiment::ExperimentConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -403,6 +405,8 @@ pub struct Flow {
     /// The local hours in which SMS steps may send (the complement of the configured quiet hours).
     pub sms_allowed: Wait,
     pub send_to: SendTo,
+    /// Its holdout, if it runs one.
+    pub experiment: Option<crate::experiment::Experiment>,
 }
 
 /// Who a flow's messages go to.
@@ -522,6 +526,18 @@ impl Flow {
                 err(None, "sms_quiet_hours", m);
                 Wait::Fixed(Duration::ZERO)
             });
+        let experiment = match c
+            .experiment
+            .as_ref()
+            .map(crate::experiment::Experiment::check)
+        {
+            None => None,
+            Some(Ok(e)) => Some(e),
+            Some(Err((field, m))) => {
+                err(None, &format!("experiment.{field}"), m);
+                None
+            }
+        };
         let send_to = match c.send_to.as_deref() {
             None | Some("everyone") => SendTo::Everyone,
             Some("subscribers") => SendTo::Subscribers,
@@ -742,6 +758,7 @@ impl Flow {
                 timezone,
                 sms_allowed,
                 send_to,
+                experiment,
             })
         } else {
             Err(errors)
@@ -860,6 +877,8 @@ send = { channel = "email", template = "checkout-offer", offer = "FREESHIP" }
             ("id = \"f\"\ntrigger = { event = \"X\" }\n[[flow.step]]\ncall = { script = \"nope\" }", "step 1, call.script: unknown template `nope`"),
             ("id = \"f\"\ntrigger = { event = \"X\" }\nsms_quiet_hours = \"9pm\"\n[[flow.step]]\nexit = true", "sms_quiet_hours: `9pm` is not hours like 09:00-17:00"),
             ("id = \"f\"\ntrigger = { event = \"X\" }\nsend_to = \"fans\"\n[[flow.step]]\nexit = true", "flow `f`, send_to: `fans` is not everyone or subscribers"),
+            ("id = \"f\"\ntrigger = { event = \"X\" }\nexperiment = { id = \"e\", holdout = \"100%\" }\n[[flow.step]]\nexit = true", "flow `f`, experiment.holdout: 100% is more than 50% of the runs"),
+            ("id = \"f\"\ntrigger = { event = \"X\" }\nexperiment = { id = \"e\", holdout = \"0.1\" }\n[[flow.step]]\nexit = true", "flow `f`, experiment.holdout: `0.1` is not a share"),
             ("id = \"f\"\ntrigger = { event = \"X\" }\nsms_quiet_hours = \"21:00-21:00\"\n[[flow.step]]\nexit = true", "sms_quiet_hours: must be a window like 21:00-08:00, not empty"),
             ("id = \"f\"\ntrigger = { event = \"X\" }\n[[flow.step]]\nwait = { by = \"properties.value\", tiers = [[50, \"1h\"], [10, \"2h\"]] }", "step 1, wait.tiers[1]: thresholds must increase"),
             ("id = \"f\"\ntrigger = { event = \"X\" }\n[[flow.step]]\nexit = true\n[[flow.step]]\nwait = \"1h\"", "step 2, step: is unreachable"),

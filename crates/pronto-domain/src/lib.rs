@@ -14,6 +14,7 @@
 //!   contact (out-of-order safe), walking steps to the next wait (an SMS in quiet hours defers the run).
 //!   [`engine::group`] decides a whole ingest group against the runs loaded for it; [`engine::fire`] a batch of
 //!   due runs (the guard, consent, the frequency cap, the SMS skip rule, call tasks) into the effects the store writes.
+//! - [`experiment`]: a flow's holdout: who is held out (a stable hash of flow, experiment and run key).
 //! - [`message`]: [`message::Outgoing`], a message as a decision leaves it (the outbox row).
 //! - [`lead`]: a lead from JSON or an HTML form, checked, and the `Lead Submitted` event it becomes.
 //! - [`keywords`]: STOP/START/HELP in inbound SMS, as carriers treat them.
@@ -41,6 +42,7 @@ pub mod ecommerce;
 pub mod engine;
 pub mod error;
 pub mod event;
+pub mod experiment;
 pub mod expr;
 pub mod flow;
 pub mod identity;

@@ -74,6 +74,10 @@ pub struct RunResponse {
     pub updated_at: DateTime<Utc>,
     /// The latest trigger event, as sent: what the messages show.
     pub snapshot: Value,
+    /// The flow's experiment when the run started (`experiment = { id, holdout }`), if it ran one.
+    pub experiment: Option<String>,
+    /// The run's group in it: `treatment` (gets the messages) or `holdout` (gets none, tracked alike).
+    pub arm: Option<String>,
     pub log: Vec<LogView>,
 }
 
@@ -91,6 +95,8 @@ impl From<RunView> for RunResponse {
             created_at: r.created_at,
             updated_at: r.updated_at,
             snapshot: r.snapshot,
+            experiment: r.experiment,
+            arm: r.arm,
             log: r.log.into_iter().map(Into::into).collect(),
         }
     }

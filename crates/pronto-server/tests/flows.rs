@@ -54,6 +54,24 @@ mod over_smtp {
     );
 }
 
+/// The shipped config with a 50% holdout on the checkout flow.
+async fn with_holdout(backend: &str) -> Server {
+    let config = EXAMPLE_CONFIG.replacen(
+        "id = \"checkout-recovery\"",
+        "id = \"checkout-recovery\"\nexperiment = { id = \"recovery-test\", holdout = \"50%\" }",
+        1,
+    );
+    assert_ne!(config, EXAMPLE_CONFIG);
+    common::start_stepped(backend, true, &config, t0()).await
+}
+
+mod holdout {
+    use super::*;
+    pronto_store::for_each_backend!(with_holdout;
+        a_held_out_checkout_gets_no_email_but_is_tracked_and_ended_by_its_order_like_the_others,
+    );
+}
+
 mod dev_mailbox {
     use super::*;
     pronto_store::for_each_backend!(without_smtp;
@@ -237,5 +255,85 @@ async fn without_smtp_emails_land_in_the_dev_mailbox(s: Server) {
         .await;
     assert_eq!(m[0]["transport"], "mailbox");
     assert_eq!(m[0]["subject"], "Finish creating your account");
+    s.stop().await;
+}
+
+async fn a_held_out_checkout_gets_no_email_but_is_tracked_and_ended_by_its_order_like_the_others(
+    s: Server,
+) {
+    use pronto_domain::experiment::{assign, Arm, Experiment, ExperimentConfig};
+    let e = Experiment::check(&ExperimentConfig {
+        id: "recovery-test".into(),
+        holdout: "50%".into(),
+    })
+    .unwrap();
+    // Checkout ids the assignment puts in each group (it is a fixed function of flow, experiment and key).
+    let pick = |arm: Arm, skip: usize| {
+        (0..)
+            .map(|i| format!("chk_{i}"))
+            .filter(|k| assign("checkout-recovery", &e, k) == arm)
+            .nth(skip)
+            .unwrap()
+    };
+    let (mailed, held, held_buyer) = (
+        pick(Arm::Treatment, 0),
+        pick(Arm::Holdout, 0),
+        pick(Arm::Holdout, 1),
+    );
+    for who in ["ann", "cy", "di"] {
+        s.identify(json!({"userId": who, "traits": {"email": format!("{who}@example.com")}}))
+            .await;
+    }
+    s.track(checkout(&mailed, "ann", "Ann")).await;
+    s.track(checkout(&held, "cy", "Cy")).await;
+    s.track(checkout(&held_buyer, "di", "Di")).await;
+    s.advance_and_settle(Duration::minutes(30)).await;
+    // Di buys: her held-out run ends by her order, as a treated one would.
+    s.track(json!({"userId": "di", "event": "Order Completed",
+                   "properties": {"order_id": "o-di", "checkout_id": held_buyer, "total": 54.5}}))
+        .await;
+    s.advance_and_settle(Duration::minutes(31)).await;
+
+    let mails = s.sink.as_ref().unwrap().received();
+    assert_eq!(mails.len(), 1, "only the treated checkout is mailed");
+    assert!(mails[0].contains("To: ann@example.com"), "{}", mails[0]);
+
+    let run_of = |c: &Value| c["runs"][0].clone();
+    let cy = run_of(&s.admin("/v1/contacts?user_id=cy").await);
+    assert_eq!(
+        (cy["experiment"].as_str(), cy["arm"].as_str()),
+        (Some("recovery-test"), Some("holdout")),
+        "{cy}"
+    );
+    assert_eq!(
+        cy["state"], "active",
+        "tracked: it waits for the next step like the others: {cy}"
+    );
+    let skipped: Vec<&Value> = cy["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["kind"] == "skipped")
+        .collect();
+    assert_eq!(skipped.len(), 1, "{cy}");
+    assert!(
+        skipped[0]["detail"].as_str().unwrap().contains("held out"),
+        "{cy}"
+    );
+    let ann = run_of(&s.admin("/v1/contacts?user_id=ann").await);
+    assert_eq!(ann["arm"], "treatment", "{ann}");
+    let di = run_of(&s.admin("/v1/contacts?user_id=di").await);
+    assert_eq!(
+        (di["arm"].as_str(), di["outcome"].as_str()),
+        (
+            Some("holdout"),
+            Some("Order Completed for the same checkout_id")
+        ),
+        "{di}"
+    );
+    // A second checkout of Cy's refreshes his run: it keeps its group.
+    s.track(checkout(&held, "cy", "Cy")).await;
+    let cy = run_of(&s.admin("/v1/contacts?user_id=cy").await);
+    assert_eq!(cy["arm"], "holdout", "{cy}");
     s.stop().await;
 }

@@ -425,6 +425,9 @@ pub struct RunView {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub snapshot: Value,
+    /// The flow's experiment when the run started, and the run's group in it (`treatment`, `holdout`).
+    pub experiment: Option<String>,
+    pub arm: Option<String>,
     pub log: Vec<LogEntry>,
 }
 

@@ -19,6 +19,7 @@ use crate::{
 };
 use chrono::{DateTime, Utc};
 use pronto_domain::catalog::Product;
+use pronto_domain::experiment::Arm;
 use pronto_domain::{ContactId, EventId, LeadId, MessageId, RunId, WorkspaceId};
 use serde::de::DeserializeOwned;
 use sqlx::postgres::PgRow;
@@ -221,6 +222,7 @@ where
         step: r.int(5)?,
         started: r.at(6)?,
         snapshot: serde_json::from_str(&r.text(7)?).unwrap_or(serde_json::Value::Null),
+        arm: r.opt_text(8)?.as_deref().map(Arm::parse),
     })
 }
 
@@ -290,6 +292,8 @@ where
         created_at: r.at("created_at")?,
         updated_at: r.at("updated_at")?,
         snapshot: r.json("snapshot")?,
+        experiment: r.opt_text("experiment")?,
+        arm: r.opt_text("arm")?,
         log,
     })
 }

@@ -18,7 +18,9 @@
 //!    are not held until morning for nothing.
 //! 5. **The frequency cap.** An email step to a contact who already got the cap's number of flow emails in
 //!    its window (counting those this batch writes) is skipped, with the reason; the run goes on.
-//! 6. Each send is composed (a step that cannot be, for want of an address or a template error, is logged
+//! 6. A run held out by the flow's experiment ([`crate::experiment`]) sends nothing: each send is logged as
+//!    skipped ("holdout"); it waits, calls and exits like the others.
+//! 7. Each send is composed (a step that cannot be, for want of an address or a template error, is logged
 //!    and skipped); each call opens a task for the lead's owner (no lead: skipped). Every message and task
 //!    is keyed `run.step`, so a double fire writes it once.
 //!
@@ -27,6 +29,7 @@
 use super::group::{Mark, RunLog, RunState};
 use super::{advance, context, Action};
 use crate::catalog::{self, Product, Related, MAX_RECOMMENDATIONS};
+use crate::experiment::Arm;
 use crate::flow::{Channel, Step};
 use crate::message::{links::unsubscribe_url, Outgoing};
 use crate::program::{compose, compose_call, sms_refusal, NotSent, Program, Recipient, Subject};
@@ -49,6 +52,8 @@ pub struct DueRun {
     pub started: DateTime<Utc>,
     /// The latest trigger event as sent (`Null` if it could not be read back).
     pub snapshot: Value,
+    /// Its group in the flow's experiment, if it was started in one.
+    pub arm: Option<Arm>,
 }
 
 /// The contact a message goes to, found from the (possibly merged) contact a run was started for.
@@ -360,6 +365,14 @@ fn fire_one(
     let mut sent = false;
     for action in actions {
         match action {
+            Action::Send { step } if run.arm == Some(Arm::Holdout) => {
+                log(
+                    Some(step as i64),
+                    "skipped",
+                    Some("holdout"),
+                    "held out: the flow's experiment sends this run nothing".into(),
+                );
+            }
             Action::Send { step } => {
                 let key = format!("{}.{step}", run.id);
                 let is_email = matches!(

@@ -13,6 +13,7 @@
 //! change was loaded or is inserted by them; the runs' final states are written once each.
 
 use super::{context, exit_rule, Action, OnTrigger, Run};
+use crate::experiment::{self, Arm};
 use crate::flow::{Flow, Same};
 use crate::program::Program;
 use crate::{ContactId, EventId, RunId};
@@ -144,6 +145,9 @@ pub struct RunRow {
     /// When the run was created (new runs) and last changed.
     pub created: DateTime<Utc>,
     pub updated: DateTime<Utc>,
+    /// The flow's experiment and the run's group in it, decided when the run starts (written with new runs
+    /// only: a refresh keeps the group).
+    pub arm: Option<(String, Arm)>,
 }
 
 /// An event of the group as flows see it: written, with its contact as it is after the group's merges.
@@ -377,6 +381,7 @@ pub fn on_events(
                 outcome: None,
                 created: r.started,
                 updated: r.started,
+                arm: None,
             },
             false,
         );
@@ -544,6 +549,10 @@ fn trigger(
                     }
                 }
             }
+            let arm = flow
+                .experiment
+                .as_ref()
+                .map(|e| (e.id.clone(), experiment::assign(&flow.id, e, &key)));
             let row = RunRow {
                 id,
                 flow: flow.id.clone(),
@@ -557,6 +566,7 @@ fn trigger(
                 step,
                 due: if done.is_some() { None } else { due },
                 started: happened,
+                arm,
                 snapshot: Some(snapshot_of(s.payload)),
                 outcome: done.map(|(category, _)| category),
                 created: now,

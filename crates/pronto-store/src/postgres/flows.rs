@@ -164,14 +164,23 @@ impl FlowTx for PgTx {
         let outcomes: Vec<Option<&str>> = rows.iter().map(|r| r.outcome.as_deref()).collect();
         let created: Vec<DateTime<Utc>> = rows.iter().map(|r| r.created).collect();
         let updated: Vec<DateTime<Utc>> = rows.iter().map(|r| r.updated).collect();
+        let experiments: Vec<Option<&str>> = rows
+            .iter()
+            .map(|r| r.arm.as_ref().map(|(e, _)| e.as_str()))
+            .collect();
+        let arms: Vec<Option<&str>> = rows
+            .iter()
+            .map(|r| r.arm.as_ref().map(|(_, a)| a.as_str()))
+            .collect();
         sqlx::query(
             "INSERT INTO runs (id, workspace_id, flow_id, run_key, contact_id, state, step, due_at, started_at, \
-             snapshot, outcome, created_at, updated_at) \
+             snapshot, outcome, created_at, updated_at, experiment, arm) \
              SELECT q.id, $1, q.flow, q.run_key, q.contact, q.state, q.step, q.due, q.started, q.snapshot, \
-             q.outcome, q.created, q.updated FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::uuid[], \
-             $6::text[], $7::int[], $8::timestamptz[], $9::timestamptz[], $10::text[], $11::text[], \
-             $12::timestamptz[], $13::timestamptz[]) \
-             AS q(id, flow, run_key, contact, state, step, due, started, snapshot, outcome, created, updated)",
+             q.outcome, q.created, q.updated, q.experiment, q.arm FROM UNNEST($2::uuid[], $3::text[], $4::text[], \
+             $5::uuid[], $6::text[], $7::int[], $8::timestamptz[], $9::timestamptz[], $10::text[], $11::text[], \
+             $12::timestamptz[], $13::timestamptz[], $14::text[], $15::text[]) \
+             AS q(id, flow, run_key, contact, state, step, due, started, snapshot, outcome, created, updated, \
+             experiment, arm)",
         )
         .bind(ws.0)
         .bind(&ids)
@@ -186,6 +195,8 @@ impl FlowTx for PgTx {
         .bind(&outcomes)
         .bind(&created)
         .bind(&updated)
+        .bind(&experiments)
+        .bind(&arms)
         .execute(&mut *self.0)
         .await?;
         Ok(())
@@ -245,7 +256,7 @@ impl FlowTx for PgTx {
         limit: i64,
     ) -> Result<Vec<DueRun>, ItemError> {
         let rows = sqlx::query(
-            "SELECT id, workspace_id, flow_id, run_key, contact_id, step, started_at, snapshot FROM runs \
+            "SELECT id, workspace_id, flow_id, run_key, contact_id, step, started_at, snapshot, arm FROM runs \
              WHERE due_at IS NOT NULL AND due_at <= $1 ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED",
         )
         .bind(now)

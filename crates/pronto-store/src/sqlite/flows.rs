@@ -150,6 +150,8 @@ impl FlowTx for SqliteTx {
             Option<&'a str>,
             String,
             String,
+            Option<&'a str>,
+            Option<&'static str>,
         );
         let rows: Vec<Row<'_>> = rows
             .iter()
@@ -167,14 +169,16 @@ impl FlowTx for SqliteTx {
                     r.outcome.as_deref(),
                     ts(r.created),
                     ts(r.updated),
+                    r.arm.as_ref().map(|(e, _)| e.as_str()),
+                    r.arm.as_ref().map(|(_, a)| a.as_str()),
                 )
             })
             .collect();
         sqlx::query(
             "INSERT INTO runs (id, workspace_id, flow_id, run_key, contact_id, state, step, due_at, started_at, \
-             snapshot, outcome, created_at, updated_at) SELECT value ->> 0, ?1, value ->> 1, value ->> 2, \
-             value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9, \
-             value ->> 10, value ->> 11 FROM json_each(?2)",
+             snapshot, outcome, created_at, updated_at, experiment, arm) SELECT value ->> 0, ?1, value ->> 1, \
+             value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8, \
+             value ->> 9, value ->> 10, value ->> 11, value ->> 12, value ->> 13 FROM json_each(?2)",
         )
         .bind(ws.to_string())
         .bind(json_rows(&rows)?)
@@ -248,7 +252,7 @@ impl FlowTx for SqliteTx {
         limit: i64,
     ) -> Result<Vec<DueRun>, ItemError> {
         let rows = sqlx::query(
-            "SELECT id, workspace_id, flow_id, run_key, contact_id, step, started_at, snapshot FROM runs \
+            "SELECT id, workspace_id, flow_id, run_key, contact_id, step, started_at, snapshot, arm FROM runs \
              WHERE due_at IS NOT NULL AND due_at <= ?1 ORDER BY due_at LIMIT ?2",
         )
         .bind(ts(now))

@@ -101,6 +101,7 @@ fn run(step: i64) -> DueRun {
         step,
         started: at(11, 0),
         snapshot: json!({"event": "Checkout Started", "properties": {"checkout_id": "c1"}}),
+        arm: None,
     }
 }
 
@@ -141,6 +142,8 @@ struct Given {
     cap: Option<u32>,
     sms: bool,
     now: DateTime<Utc>,
+    /// The run's group in the flow's experiment.
+    arm: Option<crate::experiment::Arm>,
 }
 
 impl Default for Given {
@@ -154,6 +157,7 @@ impl Default for Given {
             cap: None,
             sms: false,
             now: at(12, 0),
+            arm: None,
         }
     }
 }
@@ -173,6 +177,7 @@ fn decide(g: Given) -> RunEffects {
     let program = program(g.cap, g.sms);
     let mut r = run(g.step);
     r.flow = g.flow.into();
+    r.arm = g.arm;
     let mut loaded = Loaded::default();
     if !g.marks.is_empty() {
         loaded.marks.insert(r.id, g.marks);
@@ -203,6 +208,55 @@ fn a_due_run_is_guarded_checked_capped_and_moved_on_as_each_case_says() {
         (
             "a due run sends its step and waits at the next",
             Given::default(),
+            Expect {
+                state: RunState::Active,
+                step: 2,
+                due: Some(tomorrow_noon),
+                outcome: None,
+                logs: vec![sent(None), kind("waiting", None)],
+                channels: vec!["email"],
+            },
+        ),
+        (
+            "a held-out run sends nothing at its send step, logs why, and waits at the next like the others",
+            Given {
+                arm: Some(crate::experiment::Arm::Holdout),
+                ..Given::default()
+            },
+            Expect {
+                state: RunState::Active,
+                step: 2,
+                due: Some(tomorrow_noon),
+                outcome: None,
+                logs: vec![kind("skipped", Some("holdout")), kind("waiting", None)],
+                channels: vec![],
+            },
+        ),
+        (
+            "a held-out run is stopped by an order like any other",
+            Given {
+                arm: Some(crate::experiment::Arm::Holdout),
+                marks: vec![order(Some("c1"), at(9, 0))],
+                ..Given::default()
+            },
+            Expect {
+                state: RunState::Exited,
+                step: 0,
+                due: None,
+                outcome: Some("Order Completed for the same checkout_id"),
+                logs: vec![kind(
+                    "skipped",
+                    Some("Order Completed for the same checkout_id"),
+                )],
+                channels: vec![],
+            },
+        ),
+        (
+            "a run in the treatment group sends as without an experiment",
+            Given {
+                arm: Some(crate::experiment::Arm::Treatment),
+                ..Given::default()
+            },
             Expect {
                 state: RunState::Active,
                 step: 2,
