@@ -14,6 +14,9 @@
 //!
 //! # Layout
 //! - this file: [`ExperimentConfig`] as written, [`Experiment`] checked, [`Arm`], [`assign`].
+//! - [`results`]: counting an experiment's runs into groups, rates, revenue and the uplift's intervals.
+
+pub mod results;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};

@@ -18,6 +18,7 @@
 //! - [`sales`]: the speed-to-lead service: reps' status, claims and attempts as events with the action
 //!   attached, STOP/START/HELP (STOP also an `SMS Opted Out` event cadences exit on), reps' task queues, the
 //!   report (JSON, CSV, terminal table).
+//! - [`experiments`]: flows' experiments over a period (`GET /v1/reports/flows`, `pronto report flows`).
 //! - [`extract`]: write key (HTTP Basic), admin key (Bearer), Idempotency-Key, client IP, size-limited body.
 //! - [`service`]: authenticate, parse, store, count.
 //! - [`views`]: what the service assembles for the API (below the service and the routes).
@@ -29,6 +30,7 @@
 pub mod app;
 pub mod config;
 pub mod error;
+pub mod experiments;
 pub mod extract;
 pub mod keys;
 pub mod routes;

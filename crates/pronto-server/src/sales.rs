@@ -606,12 +606,14 @@ impl Service {
     /// The speed-to-lead report for leads that arrived in `[from, to)`, each a date or a time as the query
     /// string wrote it (a date in the business's zone; see `pronto_domain::report::period_bound`); default
     /// the 30 days to now. A bound that cannot be read is a 400 naming it.
-    pub async fn speed_to_lead(
+    /// A report's period `[from, to)` from the query's `from` and `to` (RFC 3339, or dates in the business's
+    /// time zone); default the 30 days up to now. A period that ends before it starts is empty (a query string
+    /// cannot say which bound is wrong, so this is an empty report, not an error).
+    pub fn period(
         &self,
-        ws: WorkspaceId,
         from: Option<&str>,
         to: Option<&str>,
-    ) -> Result<SpeedToLead, ApiError> {
+    ) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
         let tz = self.sales().sales.timezone;
         let bound = |field: &str, text: Option<&str>, is_end: bool| {
             text.map(|t| pronto_domain::report::period_bound(t, tz, is_end))
@@ -620,9 +622,16 @@ impl Service {
         };
         let to = bound("to", to, true)?.unwrap_or_else(|| self.clock.now());
         let from = bound("from", from, false)?.unwrap_or(to - chrono::Duration::days(30));
-        // `[from, to)`: a period that ends before it starts holds no lead (a query string cannot say which
-        // bound is wrong, so this is an empty report, not an error).
-        let to = to.max(from);
+        Ok((from, to.max(from)))
+    }
+
+    pub async fn speed_to_lead(
+        &self,
+        ws: WorkspaceId,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<SpeedToLead, ApiError> {
+        let (from, to) = self.period(from, to)?;
         let leads = self.store.leads_between(ws, from, to).await?;
         let owners = self.store.ownership_between(ws, from, to).await?;
         Ok(build_report(

@@ -290,7 +290,7 @@ async fn a_held_out_checkout_gets_no_email_but_is_tracked_and_ended_by_its_order
     s.advance_and_settle(Duration::minutes(30)).await;
     // Di buys: her held-out run ends by her order, as a treated one would.
     s.track(json!({"userId": "di", "event": "Order Completed",
-                   "properties": {"order_id": "o-di", "checkout_id": held_buyer, "total": 54.5}}))
+                   "properties": {"order_id": "o-di", "checkout_id": held_buyer, "total": 54.5, "currency": "EUR"}}))
         .await;
     s.advance_and_settle(Duration::minutes(31)).await;
 
@@ -335,5 +335,67 @@ async fn a_held_out_checkout_gets_no_email_but_is_tracked_and_ended_by_its_order
     s.track(checkout(&held, "cy", "Cy")).await;
     let cy = run_of(&s.admin("/v1/contacts?user_id=cy").await);
     assert_eq!(cy["arm"], "holdout", "{cy}");
+
+    // Ann buys after her reminder, in another checkout: a conversion by the same contact.
+    s.advance_and_settle(Duration::minutes(30)).await;
+    s.track(json!({"userId": "ann", "event": "Order Completed",
+                   "properties": {"order_id": "o-ann", "checkout_id": "another", "total": 80, "currency": "EUR"}}))
+        .await;
+    let report = s.admin("/v1/reports/flows").await;
+    let e = &report["experiments"][0];
+    assert_eq!(
+        (e["flow"].as_str(), e["experiment"].as_str()),
+        (Some("checkout-recovery"), Some("recovery-test")),
+        "{report}"
+    );
+    let counts = |g: &Value| {
+        (
+            g["arm"].as_str().unwrap().to_string(),
+            g["entered"].as_u64().unwrap(),
+            g["messaged"].as_u64().unwrap(),
+            g["converted"].as_u64().unwrap(),
+            g["revenue"]["EUR"].as_f64().unwrap_or(0.0),
+        )
+    };
+    assert_eq!(
+        counts(&e["groups"][0]),
+        ("treatment".into(), 1, 1, 1, 80.0),
+        "{report}"
+    );
+    assert_eq!(
+        counts(&e["groups"][1]),
+        ("holdout".into(), 2, 0, 1, 54.5),
+        "{report}"
+    );
+    assert_eq!(e["conversion_uplift"]["difference"], 0.5, "{report}");
+    assert_eq!(
+        e["incremental_revenue"]["EUR"],
+        80.0 - 54.5 / 2.0,
+        "{report}"
+    );
+    assert_eq!(e["sample_ratio"]["mismatch"], false, "{report}");
+    let csv = s
+        .http
+        .get(format!("{}/v1/reports/flows?format=csv", s.base))
+        .bearer_auth(common::ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // A period that is not a date or a time is refused, naming the parameter.
+    let bad = s.admin("/v1/reports/flows?from=yesterday").await;
+    assert_eq!(bad["errors"][0]["field"], "from", "{bad}");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(
+        lines[1].starts_with("checkout-recovery,recovery-test,treatment,1,1,1,"),
+        "{csv}"
+    );
+    assert!(
+        lines[2].starts_with("checkout-recovery,recovery-test,holdout,2,0,1,"),
+        "{csv}"
+    );
     s.stop().await;
 }

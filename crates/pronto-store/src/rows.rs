@@ -441,3 +441,23 @@ where
         updated_at: r.opt_at(11)?,
     })
 }
+
+/// A run of an experiment for its report: flow, experiment, arm, messaged, the conversion's payload as text.
+pub(crate) fn experiment_run<R: Cols>(
+    r: &R,
+) -> Result<pronto_domain::experiment::results::RunOutcome, StoreError>
+where
+    usize: ColumnIndex<R>,
+{
+    Ok(pronto_domain::experiment::results::RunOutcome {
+        flow: r.text(0)?,
+        experiment: r.text(1)?,
+        arm: Arm::parse(&r.text(2)?),
+        messaged: r.flag(3)?,
+        conversion: r
+            .opt_text(4)?
+            .map(|t| serde_json::from_str(&t))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("json: {e}")))?,
+    })
+}

@@ -136,6 +136,19 @@ enum ReportCommand {
         #[arg(long)]
         csv: bool,
     },
+    /// Flows' experiments: per group (treatment, holdout) runs entered, messaged and converted, conversion
+    /// rate with its 95% interval, revenue, the uplift with an always-valid 95% interval, incremental revenue,
+    /// and a sample-ratio mismatch warning.
+    Flows {
+        #[command(flatten)]
+        args: ServeArgs,
+        /// Runs started this many days back from now (default 30).
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// Print CSV instead of a table.
+        #[arg(long)]
+        csv: bool,
+    },
 }
 
 /// What `serve` reads from flags and the environment; the other commands read the same, so that they find
@@ -219,6 +232,9 @@ async fn main() -> std::process::ExitCode {
         Command::Bench(cmd) => bench::run(cmd).await,
         Command::Report(ReportCommand::SpeedToLead { args, days, csv }) => {
             speed_to_lead(args, days, csv).await
+        }
+        Command::Report(ReportCommand::Flows { args, days, csv }) => {
+            flows_report(args, days, csv).await
         }
     };
     match result {
@@ -466,6 +482,24 @@ async fn migrate(url: &str) -> anyhow::Result<()> {
     let store = pronto_store::connect(url, pronto_store::Options::default()).await?;
     store.close().await;
     println!("migrations applied to {}", pronto_server::app::redact(url));
+    Ok(())
+}
+
+async fn flows_report(args: ServeArgs, days: u32, csv: bool) -> anyhow::Result<()> {
+    let settings = Settings::load(args.clone().into()).context("invalid configuration")?;
+    let program = settings.program(Vec::new())?;
+    let store = open_store(args).await?;
+    let ws = store.default_workspace().await?.id;
+    let to = chrono::Utc::now();
+    let from = to - chrono::Duration::days(i64::from(days));
+    let runs = store.experiment_runs(ws, from, to).await?;
+    let r = pronto_server::experiments::build_report(&runs, &program, from, to);
+    if csv {
+        print!("{}", pronto_server::experiments::report_csv(&r));
+    } else {
+        print!("{}", pronto_server::experiments::report_table(&r));
+    }
+    store.close().await;
     Ok(())
 }
 

@@ -410,10 +410,11 @@ fn operation_params(path: &str, method: &str, op: &mut Value, configured: &Confi
         if p["name"] == "state" && path == "/v1/tasks" {
             p["schema"] = json!({"type": "string", "enum": ["open", "all"]});
         }
-        if p["name"] == "format" && path == "/v1/reports/speed-to-lead" {
+        let report = path == "/v1/reports/speed-to-lead" || path == "/v1/reports/flows";
+        if p["name"] == "format" && report {
             p["schema"] = json!({"type": "string", "enum": ["json", "csv"]});
         }
-        if (p["name"] == "from" || p["name"] == "to") && path == "/v1/reports/speed-to-lead" {
+        if (p["name"] == "from" || p["name"] == "to") && report {
             p["schema"] = json!({"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}]});
         }
     }

@@ -288,11 +288,20 @@ pub async fn speed_to_lead(
         .service
         .speed_to_lead(ws, q.from.as_deref(), q.to.as_deref())
         .await?;
-    match q.format.as_deref() {
+    report_response(&report, q.format.as_deref(), report_csv)
+}
+
+/// A report as its `format` asks: JSON (default) or CSV.
+pub(super) fn report_response<T: serde::Serialize>(
+    report: &T,
+    format: Option<&str>,
+    csv: impl Fn(&T) -> String,
+) -> Result<Response, ApiError> {
+    match format {
         None | Some("json") => Ok(Json(report).into_response()),
         Some("csv") => Ok((
             [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-            report_csv(&report),
+            csv(report),
         )
             .into_response()),
         Some(_) => Err(Invalid::one("format", "must be json or csv").into()),

@@ -8,8 +8,8 @@ mod sales;
 
 use crate::contacts::{EventRow, IngestTx};
 use crate::rows::{
-    api_key, ingested, log_entry, message_view, run_view, stored_event, unmapped_delivery,
-    UNMAPPED_COLUMNS,
+    api_key, experiment_run, ingested, log_entry, message_view, run_view, stored_event,
+    unmapped_delivery, UNMAPPED_COLUMNS,
 };
 use crate::tx::Commit;
 use crate::tx::ItemError;
@@ -958,6 +958,34 @@ impl Store for PostgresStore {
         .fetch_all(&self.pool.0)
         .await?;
         rows.iter().map(unmapped_delivery).collect()
+    }
+
+    async fn experiment_runs(
+        &self,
+        workspace: WorkspaceId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<pronto_domain::experiment::results::RunOutcome>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT r.flow_id, r.experiment, r.arm, \
+             EXISTS (SELECT 1 FROM messages m WHERE m.run_id = r.id), \
+             (SELECT e.payload::text FROM exit_marks x JOIN events e ON e.id = x.event_id \
+              WHERE x.workspace_id = r.workspace_id AND x.flow_id = r.flow_id \
+              AND x.name IN ('Order Completed', 'Lead Won') \
+              AND (x.run_key = r.run_key OR (x.run_key IS NULL AND x.contact_id = r.contact_id \
+                   AND x.happened_at >= r.started_at)) \
+              AND x.happened_at <= r.started_at + make_interval(days => $4) \
+              ORDER BY x.happened_at LIMIT 1) \
+             FROM runs r WHERE r.workspace_id = $1 AND r.arm IS NOT NULL AND r.experiment IS NOT NULL \
+             AND r.started_at >= $2 AND r.started_at < $3",
+        )
+        .bind(workspace.0)
+        .bind(from)
+        .bind(to)
+        .bind(pronto_domain::experiment::results::WINDOW_DAYS as i32)
+        .fetch_all(&self.pool.0)
+        .await?;
+        rows.iter().map(experiment_run).collect()
     }
 
     async fn apply_catalog(
