@@ -345,6 +345,35 @@ pub fn recommend<'a>(related: &'a Related, items: &[String], n: usize) -> Vec<&'
         .collect()
 }
 
+/// Fills in what a cart's lines lack (Shopify's checkout lines carry no image and no product link) from their
+/// catalog products: a line's missing `image_url` and `url`, never one it has.
+pub fn complete(lines: &mut [crate::ecommerce::Product], related: &Related) {
+    for line in lines
+        .iter_mut()
+        .filter(|l| l.image_url.is_none() || l.url.is_none())
+    {
+        let ids = [
+            line.product_id
+                .as_deref()
+                .map(|p| format!("id:{}", p.trim())),
+            line.sku.as_deref().map(|s| format!("sku:{}", s.trim())),
+        ];
+        let Some(p) = related
+            .products
+            .iter()
+            .find(|p| p.items().any(|i| ids.iter().flatten().any(|x| *x == i)))
+        else {
+            continue;
+        };
+        if line.image_url.is_none() {
+            line.image_url = p.image_url.clone();
+        }
+        if line.url.is_none() {
+            line.url = p.url.clone();
+        }
+    }
+}
+
 /// Splits a comma-separated list (Shopify's tags, the CSV exports' lists), trimmed, empties dropped.
 pub(crate) fn split_list(s: &str) -> Vec<String> {
     s.split(',')

@@ -229,6 +229,9 @@ pub struct Subject<'a> {
     /// The products to show beside the cart ([`crate::catalog::recommend`]); empty when the flow's templates
     /// show none or the shop has no catalog.
     pub recommendations: &'a [&'a crate::catalog::Product],
+    /// The shop's catalog as loaded for the cart (flows whose templates show recommendations): cart lines
+    /// without an image or link take their products' ([`crate::catalog::complete`]).
+    pub catalog: Option<&'a crate::catalog::Related>,
 }
 
 /// Why no SMS can go to `to` at all, if so: no provider, the contact texted STOP, or no phone. (A step the
@@ -331,7 +334,12 @@ fn context(flow: &Flow, subject: &Subject<'_>, medium: &str, offer: Option<&str>
         ("pronto_message", subject.message_id),
     ];
     let cart = snapshot_cart(subject.snapshot)
-        .map(|o| cart_context(&o, &params))
+        .map(|mut o| {
+            if let Some(c) = subject.catalog {
+                crate::catalog::complete(&mut o.products, c);
+            }
+            cart_context(&o, &params)
+        })
         .unwrap_or_else(|| json!({"id": null, "products": [], "total": 0, "currency": "", "coupon": null, "restore_url": null}));
     let to = subject.to;
     let traits = &to.traits;
@@ -496,6 +504,7 @@ call = { script = "script" }
                 message_id: "m1",
                 unsubscribe_url: "u",
                 recommendations: &[],
+                catalog: None,
             };
             let got = compose(&p, &p.flows[0], step, &subject).map(|c| {
                 assert_eq!(c.channel, Channel::Sms);
@@ -524,6 +533,7 @@ call = { script = "script" }
             message_id: "m1",
             unsubscribe_url: "u",
             recommendations: &[],
+            catalog: None,
         };
         assert_eq!(
             compose_call(&p, &p.flows[0], 2, &subject),

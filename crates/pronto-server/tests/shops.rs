@@ -489,15 +489,18 @@ fn shopify_product(id: u64, handle: &str, title: &str, kind: &str, status: &str)
 async fn a_recovery_email_shows_two_products_from_the_catalog_bought_with_the_cart_and_related_to_it(
     s: Server,
 ) {
-    // The catalog, from products/create deliveries: the cart's own iPod, a case of the same type, earbuds
+    // The catalog, from products/create deliveries: the cart's own iPod (with an image), a case of the same type, earbuds
     // of another type, a dock of the same type that is a draft, and the sample T-shirt, unrelated.
     for (n, body) in [
-        shopify_product(
-            632910392,
-            "ipod-nano",
-            "IPod Nano - 8GB",
-            "Music players",
-            "active",
+        patched(
+            &shopify_product(
+                632910392,
+                "ipod-nano",
+                "IPod Nano - 8GB",
+                "Music players",
+                "active",
+            ),
+            json!({"image": {"src": "https://cdn.example/ipod-nano.png"}}),
         ),
         shopify_product(1001, "ipod-case", "IPod Case", "Music players", "active"),
         shopify_product(1002, "earbuds", "Earbuds", "Audio", "active"),
@@ -554,6 +557,13 @@ async fn a_recovery_email_shows_two_products_from_the_catalog_bought_with_the_ca
         text.matches("IPod Nano - 8GB (Pink) x 1: $199.00").count(),
         2,
         "the cart as it was, the item itself never recommended:\n{mail}"
+    );
+    // Shopify's checkout lines carry no image: the cart shows its catalog product's.
+    assert_eq!(
+        mail.matches("<img src=3D\"https:&#x2f;&#x2f;cdn.example&#x2f;ipod-nano.png\"")
+            .count(),
+        2,
+        "both lines of the sample, in the HTML part:\n{mail}"
     );
     // In the HTML part too, linked (minijinja escapes `/` in attributes).
     assert!(

@@ -505,3 +505,48 @@ fn items_bought_together_are_counted_per_order_from_the_cart_items_side() {
         assert_eq!(got, want, "{why}");
     }
 }
+
+#[test]
+fn cart_lines_without_an_image_or_link_take_their_catalog_products() {
+    let mut mug = product("mug", "", &[], true);
+    mug.image_url = Some("https://cdn.example/mug.png".into());
+    let related = Related {
+        products: vec![mug],
+        together: vec![],
+    };
+    let line =
+        |id: Option<&str>, sku: Option<&str>, image: Option<&str>| crate::ecommerce::Product {
+            product_id: id.map(str::to_string),
+            sku: sku.map(str::to_string),
+            image_url: image.map(str::to_string),
+            ..Default::default()
+        };
+    let mut lines = vec![
+        line(Some("mug-id"), None, None),
+        line(None, Some("mug-sku"), None),
+        line(Some("mug-id"), None, Some("https://shop.example/own.png")),
+        line(Some("other"), None, None),
+    ];
+    complete(&mut lines, &related);
+    let got: Vec<(Option<&str>, Option<&str>)> = lines
+        .iter()
+        .map(|l| (l.image_url.as_deref(), l.url.as_deref()))
+        .collect();
+    let catalog = (
+        Some("https://cdn.example/mug.png"),
+        Some("https://shop.example/products/mug"),
+    );
+    assert_eq!(
+        got,
+        vec![
+            catalog,
+            catalog,
+            (
+                Some("https://shop.example/own.png"),
+                Some("https://shop.example/products/mug")
+            ),
+            (None, None),
+        ],
+        "by id, by SKU, never replacing what the line has, nothing for an unknown product"
+    );
+}

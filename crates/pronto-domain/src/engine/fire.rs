@@ -336,15 +336,16 @@ fn fire_one(
         now.timestamp(),
     );
     // "The item plus two others": only for flows whose messages show them.
-    let recommendations: Vec<&Product> = if program.recommends(flow) {
+    let related = if program.recommends(flow) {
         loaded
             .catalogs
             .get(&(run.ws, catalog::shop_of(&run.snapshot).to_string()))
-            .map(|r| catalog::recommend(r, &catalog::items_of(&run.snapshot), MAX_RECOMMENDATIONS))
-            .unwrap_or_default()
     } else {
-        Vec::new()
+        None
     };
+    let recommendations: Vec<&Product> = related
+        .map(|r| catalog::recommend(r, &catalog::items_of(&run.snapshot), MAX_RECOMMENDATIONS))
+        .unwrap_or_default();
     let about = Subject {
         snapshot: &run.snapshot,
         to: &to.recipient,
@@ -353,6 +354,7 @@ fn fire_one(
         message_id: "",
         unsubscribe_url: &unsub,
         recommendations: &recommendations,
+        catalog: related,
     };
 
     let mut next = RunUpdate {
