@@ -164,16 +164,15 @@ impl CatalogTx for PgTx {
         terms: &[String],
         limit: i64,
     ) -> Result<Vec<String>, ItemError> {
-        Ok(sqlx::query_scalar(
-            "SELECT DISTINCT product_key FROM product_terms WHERE workspace_id = $1 AND shop = $2 \
-             AND term = ANY($3::text[]) LIMIT $4",
+        distinct(
+            self,
+            ("product_key", "product_terms", "term"),
+            ws,
+            shop,
+            terms,
+            limit,
         )
-        .bind(ws.0)
-        .bind(shop)
-        .bind(terms)
-        .bind(limit)
-        .fetch_all(&mut *self.0)
-        .await?)
+        .await
     }
 
     async fn products_by_keys(
@@ -205,16 +204,15 @@ impl CatalogTx for PgTx {
         items: &[String],
         limit: i64,
     ) -> Result<Vec<String>, ItemError> {
-        Ok(sqlx::query_scalar(
-            "SELECT DISTINCT order_id FROM order_items WHERE workspace_id = $1 AND shop = $2 \
-             AND item = ANY($3::text[]) LIMIT $4",
+        distinct(
+            self,
+            ("order_id", "order_items", "item"),
+            ws,
+            shop,
+            items,
+            limit,
         )
-        .bind(ws.0)
-        .bind(shop)
-        .bind(items)
-        .bind(limit)
-        .fetch_all(&mut *self.0)
-        .await?)
+        .await
     }
 
     async fn order_rows(
@@ -257,4 +255,26 @@ async fn delete_terms<K: AsRef<str> + Sync>(
     .execute(&mut *tx.0)
     .await?;
     Ok(())
+}
+
+/// `SELECT DISTINCT column FROM table WHERE … AND where_column` is one of `values`, at most `limit`: a lookup in
+/// one table by its index (see `crate::catalog::related` for why one table at a time).
+async fn distinct(
+    tx: &mut PgTx,
+    (column, table, where_column): (&str, &str, &str),
+    ws: WorkspaceId,
+    shop: &str,
+    values: &[String],
+    limit: i64,
+) -> Result<Vec<String>, ItemError> {
+    Ok(sqlx::query_scalar(&format!(
+        "SELECT DISTINCT {column} FROM {table} WHERE workspace_id = $1 AND shop = $2 \
+         AND {where_column} = ANY($3::text[]) LIMIT $4"
+    ))
+    .bind(ws.0)
+    .bind(shop)
+    .bind(values)
+    .bind(limit)
+    .fetch_all(&mut *tx.0)
+    .await?)
 }

@@ -144,16 +144,15 @@ impl CatalogTx for SqliteTx {
         terms: &[String],
         limit: i64,
     ) -> Result<Vec<String>, ItemError> {
-        Ok(sqlx::query_scalar(
-            "SELECT DISTINCT product_key FROM product_terms WHERE workspace_id = ?1 AND shop = ?2 \
-             AND term IN (SELECT value FROM json_each(?3)) LIMIT ?4",
+        distinct(
+            self,
+            ("product_key", "product_terms", "term"),
+            ws,
+            shop,
+            terms,
+            limit,
         )
-        .bind(ws.to_string())
-        .bind(shop)
-        .bind(json_rows(&terms)?)
-        .bind(limit)
-        .fetch_all(&mut **self)
-        .await?)
+        .await
     }
 
     async fn products_by_keys(
@@ -185,16 +184,15 @@ impl CatalogTx for SqliteTx {
         items: &[String],
         limit: i64,
     ) -> Result<Vec<String>, ItemError> {
-        Ok(sqlx::query_scalar(
-            "SELECT DISTINCT order_id FROM order_items WHERE workspace_id = ?1 AND shop = ?2 \
-             AND item IN (SELECT value FROM json_each(?3)) LIMIT ?4",
+        distinct(
+            self,
+            ("order_id", "order_items", "item"),
+            ws,
+            shop,
+            items,
+            limit,
         )
-        .bind(ws.to_string())
-        .bind(shop)
-        .bind(json_rows(&items)?)
-        .bind(limit)
-        .fetch_all(&mut **self)
-        .await?)
+        .await
     }
 
     async fn order_rows(
@@ -237,4 +235,26 @@ async fn delete_terms<K: serde::Serialize + Sync>(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// `SELECT DISTINCT column FROM table WHERE … AND where_column` is one of `values`, at most `limit`: a lookup in
+/// one table by its index (see `crate::catalog::related` for why one table at a time).
+async fn distinct(
+    tx: &mut SqliteTx,
+    (column, table, where_column): (&str, &str, &str),
+    ws: WorkspaceId,
+    shop: &str,
+    values: &[String],
+    limit: i64,
+) -> Result<Vec<String>, ItemError> {
+    Ok(sqlx::query_scalar(&format!(
+        "SELECT DISTINCT {column} FROM {table} WHERE workspace_id = ?1 AND shop = ?2 \
+         AND {where_column} IN (SELECT value FROM json_each(?3)) LIMIT ?4"
+    ))
+    .bind(ws.to_string())
+    .bind(shop)
+    .bind(json_rows(&values)?)
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await?)
 }
