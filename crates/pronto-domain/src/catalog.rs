@@ -166,20 +166,14 @@ impl Product {
         out
     }
 
-    /// The terms that recognise it as a cart item.
-    fn items(&self) -> impl Iterator<Item = String> + '_ {
-        self.terms()
-            .into_iter()
-            .filter(|t| !t.relates)
-            .map(|t| t.text)
-    }
-
-    fn relating(&self) -> HashSet<String> {
-        self.terms()
-            .into_iter()
-            .filter(|t| t.relates)
-            .map(|t| t.text)
-            .collect()
+    /// Its terms split once: those that recognise it as a cart item, and those that relate it to others.
+    fn split_terms(&self) -> (Vec<String>, HashSet<String>) {
+        let (items, relating): (Vec<Term>, Vec<Term>) =
+            self.terms().into_iter().partition(|t| !t.relates);
+        (
+            items.into_iter().map(|t| t.text).collect(),
+            relating.into_iter().map(|t| t.text).collect(),
+        )
     }
 
     /// The product as a template sees it; `params` are appended to its link (tracking).
@@ -194,16 +188,26 @@ impl Product {
     }
 }
 
+/// The item terms a cart or order line can be recognised by: `id:<product id>`, then `sku:<sku>`.
+fn line_terms(product_id: Option<&str>, sku: Option<&str>) -> [Option<String>; 2] {
+    fn some(s: Option<&str>) -> Option<&str> {
+        s.map(str::trim).filter(|s| !s.is_empty())
+    }
+    [
+        some(product_id).map(|p| format!("id:{p}")),
+        some(sku).map(|s| format!("sku:{s}")),
+    ]
+}
+
 /// A cart or order line as an item term: `id:<product id>`, else `sku:<sku>`; none when it names neither.
 pub fn item_of(line: &Value) -> Option<String> {
     let field = |k: &str| match line.get(k)? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     };
-    field("product_id")
-        .map(|p| format!("id:{p}"))
-        .or_else(|| field("sku").map(|s| format!("sku:{s}")))
+    let [id, sku] = line_terms(field("product_id").as_deref(), field("sku").as_deref());
+    id.or(sku)
 }
 
 /// The cart items of an event (its `properties.products`), in order, without repeats.
@@ -304,12 +308,20 @@ pub fn recommend<'a>(related: &'a Related, items: &[String], n: usize) -> Vec<&'
     if items.is_empty() || n == 0 {
         return Vec::new();
     }
-    let in_cart = |p: &Product| p.items().any(|i| items.contains(&i));
-    let cart_terms: HashSet<String> = related
+    // Each product's terms, worked out once for the whole ranking.
+    let products: Vec<(&Product, Vec<String>, HashSet<String>)> = related
         .products
         .iter()
-        .filter(|p| in_cart(p))
-        .flat_map(Product::relating)
+        .map(|p| {
+            let (mine, relating) = p.split_terms();
+            (p, mine, relating)
+        })
+        .collect();
+    let in_cart = |mine: &[String]| mine.iter().any(|i| items.contains(i));
+    let cart_terms: HashSet<&String> = products
+        .iter()
+        .filter(|(_, mine, _)| in_cart(mine))
+        .flat_map(|(_, _, relating)| relating)
         .collect();
     let mut with: HashMap<&str, i64> = HashMap::new();
     for (a, b, count) in &related.together {
@@ -317,17 +329,16 @@ pub fn recommend<'a>(related: &'a Related, items: &[String], n: usize) -> Vec<&'
             *with.entry(b.as_str()).or_default() += count;
         }
     }
-    let mut ranked: Vec<(i64, usize, &Product)> = related
-        .products
+    let mut ranked: Vec<(i64, usize, &Product)> = products
         .iter()
-        .filter(|p| p.available && !in_cart(p))
-        .map(|p| {
-            let together: i64 = p
-                .items()
+        .filter(|(p, mine, _)| p.available && !in_cart(mine))
+        .map(|(p, mine, relating)| {
+            let together: i64 = mine
+                .iter()
                 .map(|i| with.get(i.as_str()).copied().unwrap_or(0))
                 .sum();
-            let shared = p.relating().intersection(&cart_terms).count();
-            (together, shared, p)
+            let shared = relating.iter().filter(|t| cart_terms.contains(t)).count();
+            (together, shared, *p)
         })
         .filter(|(together, shared, _)| *together > 0 || *shared > 0)
         .collect();
@@ -352,17 +363,11 @@ pub fn complete(lines: &mut [crate::ecommerce::Product], related: &Related) {
         .iter_mut()
         .filter(|l| l.image_url.is_none() || l.url.is_none())
     {
-        let ids = [
-            line.product_id
-                .as_deref()
-                .map(|p| format!("id:{}", p.trim())),
-            line.sku.as_deref().map(|s| format!("sku:{}", s.trim())),
-        ];
-        let Some(p) = related
-            .products
-            .iter()
-            .find(|p| p.items().any(|i| ids.iter().flatten().any(|x| *x == i)))
-        else {
+        let ids = line_terms(line.product_id.as_deref(), line.sku.as_deref());
+        let Some(p) = related.products.iter().find(|p| {
+            let (mine, _) = p.split_terms();
+            ids.iter().flatten().any(|x| mine.contains(x))
+        }) else {
             continue;
         };
         if line.image_url.is_none() {
