@@ -438,7 +438,7 @@ async fn import_products(
     let settings = Settings::load(args.into()).context("invalid configuration")?;
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     // The platform first (from the header), so the default shop is the one of that platform.
-    let (platform, _) = pronto_domain::catalog::import::read("", &bytes)
+    let platform = pronto_domain::catalog::import::platform(&bytes)
         .with_context(|| format!("{} is not a product export", file.display()))?;
     let shop = settings
         .catalog_shop(shop, platform)

@@ -17,9 +17,19 @@ pub enum ImportError {
     Empty,
 }
 
-/// Reads a product export. `shop` is the shop it belongs to, as configured (`example.myshopify.com`, a
-/// WooCommerce site URL), for the products' links.
-pub fn read(shop: &str, csv_bytes: &[u8]) -> Result<(Platform, Vec<Product>), ImportError> {
+/// Which platform's export a file is, from its header alone.
+pub fn platform(csv_bytes: &[u8]) -> Result<Platform, ImportError> {
+    open(csv_bytes).map(|o| o.platform)
+}
+
+/// A product export opened: its platform, its header, and a reader positioned at its first record.
+struct Opened<'a> {
+    platform: Platform,
+    header: Vec<String>,
+    reader: csv::Reader<&'a [u8]>,
+}
+
+fn open(csv_bytes: &[u8]) -> Result<Opened<'_>, ImportError> {
     let bytes = csv_bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(csv_bytes);
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(bytes);
     let header: Vec<String> = reader
@@ -36,6 +46,21 @@ pub fn read(shop: &str, csv_bytes: &[u8]) -> Result<(Platform, Vec<Product>), Im
     } else {
         return Err(ImportError::UnknownFormat(header.join(", ")));
     };
+    Ok(Opened {
+        platform,
+        header,
+        reader,
+    })
+}
+
+/// Reads a product export. `shop` is the shop it belongs to, as configured (`example.myshopify.com`, a
+/// WooCommerce site URL), for the products' links.
+pub fn read(shop: &str, csv_bytes: &[u8]) -> Result<(Platform, Vec<Product>), ImportError> {
+    let Opened {
+        platform,
+        header,
+        mut reader,
+    } = open(csv_bytes)?;
     let mut rows: Vec<BTreeMap<String, String>> = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| csv_error(&e))?;

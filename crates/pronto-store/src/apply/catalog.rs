@@ -91,6 +91,6 @@ async fn apply<T: CatalogTx + ?Sized>(
     Ok(Applied {
         upserted: upserts.len(),
         deleted: deleted as usize,
-        stale: upserts_asked - upserts.len().min(upserts_asked),
+        stale: upserts_asked - upserts.len(),
     })
 }
