@@ -128,13 +128,7 @@ pub fn report_csv(r: &FlowsReport) -> String {
         "flow,experiment,group,entered,messaged,converted,conversion_rate,rate_low,rate_high,\
          uplift,uplift_low,uplift_high,probability_better,sample_ratio_p,sample_ratio_mismatch,revenue\n",
     );
-    let field = |s: &str| {
-        if s.contains([',', '"', '\n']) {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        } else {
-            s.to_string()
-        }
-    };
+    let field = crate::views::csv_field;
     for e in &r.experiments {
         for g in &e.groups {
             let treated = g.arm == "treatment";

@@ -760,13 +760,7 @@ pub fn report_csv(r: &SpeedToLead) -> String {
     }
     out.push_str(",mean_secs,median_secs,p90_secs,sla_breaches\n");
     let row = |out: &mut String, by: &str, key: &str, rep: &SpeedReport| {
-        let field = |s: &str| {
-            if s.contains([',', '"', '\n']) {
-                format!("\"{}\"", s.replace('"', "\"\""))
-            } else {
-                s.to_string()
-            }
-        };
+        let field = crate::views::csv_field;
         out.push_str(&format!("{},{},{}", field(by), field(key), rep.leads));
         for b in &rep.buckets {
             out.push_str(&format!(",{},{:.4},{:.4}", b.leads, b.share, b.won_rate));

@@ -101,3 +101,12 @@ impl From<RunView> for RunResponse {
         }
     }
 }
+
+/// One CSV field as RFC 4180 writes it: quoted, with quotes doubled, when it holds a comma, quote or newline.
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
