@@ -21,7 +21,8 @@ fn reader(headers: &HeaderMap) -> impl Fn(&str) -> Option<String> + '_ {
 }
 
 /// A Shopify webhook delivery (JSON), for the topics `checkouts/create|update`, `orders/create|paid|updated|
-/// cancelled`, `refunds/create`, `customers/create|update` (`products/*` are answered and not kept yet).
+/// cancelled`, `refunds/create`, `customers/create|update`, and `products/create|update|delete`, which keep the
+/// shop's catalog for recommendations (answered `catalog` with what changed).
 /// Authenticated by `X-Shopify-Hmac-Sha256`, the base64 HMAC-SHA256 of the raw body under the signing secret
 /// of the `[[shop]]` that `X-Shopify-Shop-Domain` names, checked before anything is parsed or stored. A
 /// redelivery (same `X-Shopify-Event-Id` and topic) is stored once.
@@ -54,7 +55,8 @@ pub async fn shopify(
 }
 
 /// A WooCommerce webhook delivery (REST API v3 resources): `order.created|updated|deleted|restored`,
-/// `customer.created|updated` (`product.*` are answered and not kept yet). An order left `pending` or
+/// `customer.created|updated`, and `product.created|updated|restored|deleted`, which keep the shop's catalog
+/// for recommendations (answered `catalog` with what changed). An order left `pending` or
 /// `failed` is an abandoned checkout; `processing`, `on-hold` and `completed` are the purchase. Authenticated
 /// by `X-WC-Webhook-Signature` (base64 HMAC-SHA256 of the raw body) under the secret of the `[[shop]]` that
 /// `X-WC-Webhook-Source` names. WooCommerce's unsigned ping (`webhook_id=<n>`) when a webhook is saved is
