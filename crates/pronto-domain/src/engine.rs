@@ -18,6 +18,7 @@
 pub mod fire;
 pub mod group;
 
+use crate::experiment::{self, Arm};
 use crate::flow::{Channel, Flow, Reentry, Same, Step};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -32,6 +33,8 @@ pub struct Run {
     pub step: usize,
     /// When the trigger happened, by the client's clock (else when pronto received it).
     pub started: DateTime<Utc>,
+    /// Its group in the flow's experiment, as written when it started.
+    pub arm: Option<Arm>,
 }
 
 /// An effect the store must carry out.
@@ -67,12 +70,19 @@ pub fn context(event: &Value, traits: &serde_json::Map<String, Value>) -> Value 
     Value::Object(ctx)
 }
 
-/// The steps from `from` on, until the next wait or the end. `if` steps are decided on `ctx` as they are met;
-/// jumps go forward only (checked at load), so this always ends.
-pub fn advance(flow: &Flow, from: usize, ctx: &Value, now: DateTime<Utc>) -> Vec<Action> {
+/// The steps from `from` on, as a run in `arm` takes them ([`Flow::step`]), until the next wait or the end.
+/// `if` steps are decided on `ctx` as they are met; jumps go forward only (checked at load), so this always
+/// ends.
+pub fn advance(
+    flow: &Flow,
+    arm: Option<&Arm>,
+    from: usize,
+    ctx: &Value,
+    now: DateTime<Utc>,
+) -> Vec<Action> {
     let mut out = Vec::new();
     let mut i = from;
-    while let Some(step) = flow.steps.get(i) {
+    while let Some(step) = flow.step(i, arm) {
         match step {
             Step::Send {
                 channel: Channel::Sms,
@@ -118,9 +128,10 @@ pub fn advance(flow: &Flow, from: usize, ctx: &Value, now: DateTime<Utc>) -> Vec
 /// What a trigger event does to a flow.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OnTrigger {
-    /// Start a run with this key and carry out the actions.
+    /// Start a run with this key, in this group of the flow's experiment, and carry out the actions.
     Start {
         key: String,
+        arm: Option<Arm>,
         actions: Vec<Action>,
     },
     /// Replace the run's snapshot with the event and carry out the actions (its wait restarted).
@@ -159,17 +170,24 @@ pub fn decide_trigger(
         }
     }
     match (existing, flow.reentry) {
-        (None, _) => OnTrigger::Start {
-            key,
-            actions: advance(flow, 0, event, now),
-        },
+        (None, _) => {
+            let arm = flow
+                .experiment
+                .as_ref()
+                .map(|e| experiment::assign(&flow.id, e, &key));
+            OnTrigger::Start {
+                actions: advance(flow, arm.as_ref(), 0, event, now),
+                key,
+                arm,
+            }
+        }
         (Some(_), Reentry::Once) => {
             OnTrigger::Ignore("a run for this key exists and reentry is once")
         }
         (Some(run), Reentry::Update) => {
             // Restart the wait the run is in; if it is past its waits, the refresh changes only the snapshot.
             let actions = match flow.steps.get(run.step) {
-                Some(Step::Wait(_)) => advance(flow, run.step, event, now),
+                Some(Step::Wait(_)) => advance(flow, run.arm.as_ref(), run.step, event, now),
                 _ => Vec::new(),
             };
             OnTrigger::Refresh { actions }
@@ -249,6 +267,7 @@ send = { channel = "sms", template = "reminder" }
                 d,
                 OnTrigger::Start {
                     key: "c1".into(),
+                    arm: None,
                     actions: vec![Action::Wait {
                         step: 0,
                         at: at(due)
@@ -263,6 +282,101 @@ send = { channel = "sms", template = "reminder" }
     }
 
     #[test]
+    fn a_run_takes_its_variants_steps_and_the_steps_as_written_elsewhere() {
+        let text = r#"
+id = "checkout-recovery"
+trigger = { event = "Checkout Started" }
+key = "properties.checkout_id"
+experiment = { id = "timing", holdout = "20%", variants = [{ id = "hour" }, { id = "ten-min" }] }
+[[step]]
+wait = "1h"
+variants = { ten-min = { wait = "10m" } }
+[[step]]
+send = { channel = "email", template = "reminder" }
+variants = { ten-min = { send = { channel = "sms", template = "nudge" } } }
+"#;
+        let c: FlowConfig = toml::from_str(text).unwrap();
+        let f = Flow::check(&c, &["reminder", "nudge"]).unwrap();
+        let now = at("2026-11-24T12:00:00Z");
+        let v = |s: &str| Arm::Variant(s.into());
+        let cases = [
+            (
+                "the variant's wait",
+                Some(v("ten-min")),
+                "2026-11-24T12:10:00Z",
+            ),
+            (
+                "the other variant: as written",
+                Some(v("hour")),
+                "2026-11-24T13:00:00Z",
+            ),
+            (
+                "held out: as written",
+                Some(Arm::Holdout),
+                "2026-11-24T13:00:00Z",
+            ),
+            (
+                "a variant no longer configured: as written",
+                Some(v("gone")),
+                "2026-11-24T13:00:00Z",
+            ),
+            ("no experiment", None, "2026-11-24T13:00:00Z"),
+        ];
+        for (name, arm, due) in cases {
+            assert_eq!(
+                advance(&f, arm.as_ref(), 0, &cart("c1", 20.0), now),
+                vec![Action::Wait {
+                    step: 0,
+                    at: at(due)
+                }],
+                "{name}"
+            );
+        }
+        let template = |arm: Option<Arm>| match f.step(1, arm.as_ref()) {
+            Some(Step::Send {
+                template, channel, ..
+            }) => (template.clone(), *channel),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(template(Some(v("ten-min"))), ("nudge".into(), Channel::Sms));
+        assert_eq!(
+            template(Some(v("hour"))),
+            ("reminder".into(), Channel::Email)
+        );
+        assert_eq!(f.sends().count(), 2, "both versions of the send");
+        // A new run is assigned when it starts, and its first wait is its variant's.
+        let started: Vec<(Option<Arm>, Vec<Action>)> = (0..200)
+            .filter_map(
+                |i| match on_trigger(&f, &cart(&format!("c{i}"), 20.0), "ann", None, now) {
+                    OnTrigger::Start { arm, actions, .. } => Some((arm, actions)),
+                    _ => None,
+                },
+            )
+            .collect();
+        for (arm, actions) in &started {
+            let want = if *arm == Some(v("ten-min")) {
+                "2026-11-24T12:10:00Z"
+            } else {
+                "2026-11-24T13:00:00Z"
+            };
+            assert_eq!(
+                actions,
+                &vec![Action::Wait {
+                    step: 0,
+                    at: at(want)
+                }],
+                "{arm:?}"
+            );
+        }
+        for arm in [Arm::Holdout, v("hour"), v("ten-min")] {
+            assert!(
+                started.iter().any(|(a, _)| *a == Some(arm.clone())),
+                "{arm:?} drawn"
+            );
+        }
+    }
+
+    #[test]
     fn a_cart_update_refreshes_the_snapshot_and_pushes_the_wait_out() {
         let f = checkout();
         let run = Run {
@@ -270,6 +384,7 @@ send = { channel = "sms", template = "reminder" }
             contact: "ann".into(),
             step: 0,
             started: at("2026-11-24T12:00:00Z"),
+            arm: None,
         };
         let later = at("2026-11-24T12:07:00Z");
         let d = on_trigger(&f, &cart("c1", 600.0), "ann", Some(&run), later);
@@ -289,7 +404,7 @@ send = { channel = "sms", template = "reminder" }
         let f = checkout();
         let now = at("2026-11-24T12:10:00Z");
         assert_eq!(
-            advance(&f, 1, &cart("c1", 20.0), now),
+            advance(&f, None, 1, &cart("c1", 20.0), now),
             vec![
                 Action::Send { step: 1 },
                 Action::Wait {
@@ -299,7 +414,7 @@ send = { channel = "sms", template = "reminder" }
             ]
         );
         assert_eq!(
-            advance(&f, 3, &cart("c1", 20.0), now),
+            advance(&f, None, 3, &cart("c1", 20.0), now),
             vec![
                 Action::Send { step: 3 },
                 Action::Send { step: 4 },
@@ -340,7 +455,7 @@ send = { channel = "sms", template = "reminder" }
             ), // the flow's zone, UTC
         ];
         for (tz, now, deferred) in cases {
-            let got = advance(&f, 4, &ctx(tz), at(now));
+            let got = advance(&f, None, 4, &ctx(tz), at(now));
             let want = match deferred {
                 None => vec![Action::Send { step: 4 }, Action::Finish],
                 Some(t) => vec![Action::Defer { step: 4, at: at(t) }],
@@ -363,7 +478,7 @@ send = { channel = "sms", template = "t" }
         let c: FlowConfig = toml::from_str(text).unwrap();
         let f = Flow::check(&c, &["t"]).unwrap();
         assert_eq!(
-            advance(&f, 0, &json!({}), at("2026-11-24T08:30:00Z")),
+            advance(&f, None, 0, &json!({}), at("2026-11-24T08:30:00Z")),
             vec![
                 Action::Send { step: 0 },
                 Action::Defer {
@@ -373,7 +488,7 @@ send = { channel = "sms", template = "t" }
             ]
         );
         assert_eq!(
-            advance(&f, 1, &json!({}), at("2026-11-24T21:30:00Z")),
+            advance(&f, None, 1, &json!({}), at("2026-11-24T21:30:00Z")),
             vec![Action::Send { step: 1 }, Action::Finish]
         );
     }
@@ -386,6 +501,7 @@ send = { channel = "sms", template = "t" }
             contact: "ann".into(),
             step: 0,
             started: at("2026-11-24T12:00:00Z"),
+            arm: None,
         };
         let order = |id: &str| json!({"properties": {"checkout_id": id, "order_id": "o1"}});
         let cases = [

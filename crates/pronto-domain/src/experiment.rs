@@ -1,16 +1,23 @@
-//! Experiments on flows: who is held out, decided once per run and the same on every node.
+//! Experiments on flows: who is held out and who gets which variant, decided once per run and the same on
+//! every node.
 //!
 //! A flow with `experiment = { id = "…", holdout = "10%" }` holds out that share of its runs: a held-out run
 //! enters, waits and exits like any other (so it is tracked, and an order ends it as it ends the others), but
-//! its `send` steps send nothing. Comparing what the two groups buy measures what the messages earn beyond
-//! what would have happened anyway (the orders Klaviyo's last-touch attribution credits to an email whether
-//! or not it changed anything).
+//! its `send` steps send nothing. Comparing what the groups buy measures what the messages earn beyond what
+//! would have happened anyway (the orders Klaviyo's last-touch attribution credits to an email whether or not
+//! it changed anything).
+//!
+//! The experiment may also name **variants** with weights (`variants = [{ id = "hour" }, { id = "ten-min",
+//! weight = 2 }]`): the runs not held out are split between them by weight, and a `wait` or `send` step may
+//! say what it does in a variant (`variants = { ten-min = { wait = "10m" } }`); a variant a step does not
+//! name does what the step says.
 //!
 //! Assignment is a pure function of the flow id, the experiment id and the run key ([`assign`]): SHA-256 of
-//! the three, its first eight bytes as a number, its remainder in 10,000 against the holdout in basis points.
-//! So a key lands in the same group on every node, after every restart and reload, and a refreshed run keeps
-//! its group; a new experiment id draws everyone again. The group is also written on the run when it starts,
-//! so a changed share never moves runs already under way.
+//! the three; its first eight bytes as a number, taken modulo 10,000, against the holdout in basis points;
+//! its next eight modulo the total weight pick the variant. So a key lands in the same group on every node,
+//! after every restart and reload, and a refreshed run keeps its group; adding variants does not move anyone
+//! into or out of the holdout; a new experiment id draws everyone again. The group is also written on the run
+//! when it starts, so a changed share or weight never moves runs already under way.
 //!
 //! # Layout
 //! - this file: [`ExperimentConfig`] as written, [`Experiment`] checked, [`Arm`], [`assign`].
@@ -21,7 +28,7 @@ pub mod results;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-/// `experiment = { id = "…", holdout = "10%" }` on a flow, as written.
+/// `experiment = { id = "…", holdout = "10%", variants = [...] }` on a flow, as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExperimentConfig {
@@ -29,6 +36,26 @@ pub struct ExperimentConfig {
     pub id: String,
     /// The share of runs that get no message: `"10%"`, from `"0%"` to `"50%"`, at most two decimals.
     pub holdout: String,
+    /// The variants the runs not held out are split between; none: they all get the flow as written.
+    #[serde(default)]
+    pub variants: Vec<VariantConfig>,
+}
+
+/// `{ id = "ten-min", weight = 2 }`, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantConfig {
+    pub id: String,
+    /// Its share relative to the others' weights; default 1.
+    pub weight: Option<u32>,
+}
+
+/// A variant, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Variant {
+    pub id: String,
+    /// At least 1.
+    pub weight: u32,
 }
 
 /// A flow's experiment, checked.
@@ -37,7 +64,12 @@ pub struct Experiment {
     pub id: String,
     /// The holdout in basis points (10% = 1,000).
     pub holdout_bp: u32,
+    /// Empty: the runs not held out are one group, [`Arm::Treatment`].
+    pub variants: Vec<Variant>,
 }
+
+/// The most variants one experiment may have: each needs its share of the traffic to show anything.
+const MAX_VARIANTS: usize = 10;
 
 /// The most a flow may hold out: beyond half, the flow's messages reach fewer people than its control group,
 /// which is an experiment about the holdout, not the flow.
@@ -63,12 +95,86 @@ impl Experiment {
                 format!("{} is more than 50% of the runs", c.holdout.trim()),
             ));
         }
+        let mut variants: Vec<Variant> = Vec::with_capacity(c.variants.len());
+        for (i, v) in c.variants.iter().enumerate() {
+            let vid = v.id.trim();
+            let ok = !vid.is_empty()
+                && vid
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_');
+            if !ok {
+                return Err((
+                    "variants",
+                    format!("[{i}].id `{}` must be letters, digits, - or _", v.id),
+                ));
+            }
+            if RESERVED.contains(&vid) {
+                return Err((
+                    "variants",
+                    format!(
+                        "[{i}].id `{vid}` is reserved for the groups of a flow without variants"
+                    ),
+                ));
+            }
+            if variants.iter().any(|o| o.id == vid) {
+                return Err((
+                    "variants",
+                    format!("[{i}].id `{vid}` is used by another variant"),
+                ));
+            }
+            let weight = v.weight.unwrap_or(1);
+            if weight == 0 {
+                return Err((
+                    "variants",
+                    format!("[{i}].weight must be at least 1 (remove the variant to stop it)"),
+                ));
+            }
+            variants.push(Variant {
+                id: vid.to_string(),
+                weight,
+            });
+        }
+        if variants.len() == 1 {
+            return Err((
+                "variants",
+                "one variant is no comparison: name at least two, or none".into(),
+            ));
+        }
+        if variants.len() > MAX_VARIANTS {
+            return Err(("variants", format!("at most {MAX_VARIANTS} variants")));
+        }
         Ok(Self {
             id: id.to_string(),
             holdout_bp,
+            variants,
         })
     }
+
+    /// The share of runs each group is expected to get, the holdout first (only if it holds any out), then
+    /// the treatment or each variant.
+    pub fn shares(&self) -> Vec<(Arm, f64)> {
+        let held = f64::from(self.holdout_bp) / 10_000.0;
+        let mut out = Vec::new();
+        if self.holdout_bp > 0 {
+            out.push((Arm::Holdout, held));
+        }
+        if self.variants.is_empty() {
+            out.push((Arm::Treatment, 1.0 - held));
+        } else {
+            let total: f64 = self.variants.iter().map(|v| f64::from(v.weight)).sum();
+            for v in &self.variants {
+                out.push((
+                    Arm::Variant(v.id.clone()),
+                    (1.0 - held) * f64::from(v.weight) / total,
+                ));
+            }
+        }
+        out
+    }
 }
+
+/// Group names a variant may not take.
+const RESERVED: [&str; 2] = ["holdout", "treatment"];
 
 /// `"12.5%"` as basis points (1,250); `None` unless a percentage with at most two decimals.
 fn share_bp(s: &str) -> Option<u32> {
@@ -86,28 +192,40 @@ fn share_bp(s: &str) -> Option<u32> {
 }
 
 /// The group a run is in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Arm {
-    /// Gets the flow's messages.
+    /// Gets the flow's messages as written (an experiment without variants).
     Treatment,
     /// Gets none; tracked for comparison.
     Holdout,
+    /// Gets the flow's messages with this variant's steps.
+    Variant(String),
 }
 
 impl Arm {
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             Self::Treatment => "treatment",
             Self::Holdout => "holdout",
+            Self::Variant(v) => v,
         }
     }
 
-    /// As stored; anything else (a row written by a later version) is treated as the treatment, so a
+    /// As stored. A variant the flow no longer names still gets its messages (the steps as written), so a
     /// message is never lost to an unknown value.
     pub fn parse(s: &str) -> Self {
         match s {
             "holdout" => Self::Holdout,
-            _ => Self::Treatment,
+            "treatment" => Self::Treatment,
+            v => Self::Variant(v.to_string()),
+        }
+    }
+
+    /// The variant whose steps the run takes, if any.
+    pub fn variant(&self) -> Option<&str> {
+        match self {
+            Self::Variant(v) => Some(v),
+            _ => None,
         }
     }
 }
@@ -121,13 +239,30 @@ pub fn assign(flow: &str, experiment: &Experiment, key: &str) -> Arm {
         h.update([0u8]);
     }
     let digest = h.finalize();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    if u64::from_be_bytes(first) % 10_000 < u64::from(experiment.holdout_bp) {
-        Arm::Holdout
-    } else {
-        Arm::Treatment
+    let word = |i: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&digest[i * 8..i * 8 + 8]);
+        u64::from_be_bytes(b)
+    };
+    if word(0) % 10_000 < u64::from(experiment.holdout_bp) {
+        return Arm::Holdout;
     }
+    let total: u64 = experiment
+        .variants
+        .iter()
+        .map(|v| u64::from(v.weight))
+        .sum();
+    if total == 0 {
+        return Arm::Treatment;
+    }
+    let mut pick = word(1) % total;
+    for v in &experiment.variants {
+        if pick < u64::from(v.weight) {
+            return Arm::Variant(v.id.clone());
+        }
+        pick -= u64::from(v.weight);
+    }
+    Arm::Treatment
 }
 
 #[cfg(test)]
@@ -138,6 +273,7 @@ mod tests {
         Experiment::check(&ExperimentConfig {
             id: id.into(),
             holdout: holdout.into(),
+            variants: vec![],
         })
         .unwrap()
     }
@@ -163,6 +299,7 @@ mod tests {
             let got = Experiment::check(&ExperimentConfig {
                 id: "e".into(),
                 holdout: written.into(),
+                variants: vec![],
             });
             match (got, want) {
                 (Ok(e), Ok(bp)) => assert_eq!(e.holdout_bp, bp, "{written}"),
@@ -176,6 +313,7 @@ mod tests {
         let blank = Experiment::check(&ExperimentConfig {
             id: " ".into(),
             holdout: "10%".into(),
+            variants: vec![],
         });
         assert_eq!(blank.unwrap_err().0, "id");
     }
@@ -231,10 +369,107 @@ mod tests {
         assert!((moved - 0.18).abs() < 0.01, "{moved}");
     }
 
+    fn with_variants(
+        holdout: &str,
+        variants: &[(&str, Option<u32>)],
+    ) -> Result<Experiment, (&'static str, String)> {
+        Experiment::check(&ExperimentConfig {
+            id: "e".into(),
+            holdout: holdout.into(),
+            variants: variants
+                .iter()
+                .map(|(id, weight)| VariantConfig {
+                    id: (*id).into(),
+                    weight: *weight,
+                })
+                .collect(),
+        })
+    }
+
     #[test]
-    fn an_unknown_stored_arm_is_read_as_the_treatment() {
-        assert_eq!(Arm::parse("holdout"), Arm::Holdout);
-        assert_eq!(Arm::parse("treatment"), Arm::Treatment);
-        assert_eq!(Arm::parse("variant-b"), Arm::Treatment);
+    fn variants_need_distinct_ids_positive_weights_and_company() {
+        type Written<'a> = &'a [(&'a str, Option<u32>)];
+        let cases: Vec<(Written<'_>, Option<&str>)> = vec![
+            (&[("hour", None), ("ten-min", Some(2))], None),
+            (&[("a", None)], Some("one variant is no comparison")),
+            (
+                &[("a", None), ("a", None)],
+                Some("`a` is used by another variant"),
+            ),
+            (
+                &[("a", None), ("b", Some(0))],
+                Some("weight must be at least 1"),
+            ),
+            (&[("a", None), ("holdout", None)], Some("reserved")),
+            (&[("a", None), ("treatment", None)], Some("reserved")),
+            (&[("a", None), ("b c", None)], Some("letters, digits")),
+            (&[("a", None), ("", None)], Some("letters, digits")),
+        ];
+        for (variants, want) in cases {
+            match (with_variants("10%", variants), want) {
+                (Ok(e), None) => assert_eq!(e.variants.len(), variants.len()),
+                (Err((field, m)), Some(part)) => {
+                    assert_eq!(field, "variants");
+                    assert!(m.contains(part), "{variants:?}: {m}")
+                }
+                (got, want) => panic!("{variants:?}: got {got:?}, want {want:?}"),
+            }
+        }
+        let eleven: Vec<(String, Option<u32>)> = (0..11).map(|i| (format!("v{i}"), None)).collect();
+        let eleven: Vec<(&str, Option<u32>)> =
+            eleven.iter().map(|(s, w)| (s.as_str(), *w)).collect();
+        assert!(with_variants("0%", &eleven)
+            .unwrap_err()
+            .1
+            .contains("at most 10"));
+    }
+
+    #[test]
+    fn runs_split_by_weight_after_the_holdout_and_variants_do_not_move_the_holdout() {
+        let e = with_variants("20%", &[("hour", Some(1)), ("ten-min", Some(3))]).unwrap();
+        let want = [
+            (Arm::Holdout, 0.2),
+            (Arm::Variant("hour".into()), 0.2),
+            (Arm::Variant("ten-min".into()), 0.6),
+        ];
+        let got = e.shares();
+        assert_eq!(got.len(), want.len());
+        for ((a, x), (b, y)) in got.iter().zip(&want) {
+            assert!(a == b && (x - y).abs() < 1e-12, "{got:?}");
+        }
+        let plain = exp("e", "20%");
+        let n = 100_000;
+        let mut counts: std::collections::BTreeMap<Arm, usize> = Default::default();
+        for i in 0..n {
+            let key = format!("chk_{i}");
+            let arm = assign("checkout-recovery", &e, &key);
+            // Same flow, experiment id and key: the holdout is drawn from the same bytes with or without variants.
+            assert_eq!(
+                arm == Arm::Holdout,
+                assign("checkout-recovery", &plain, &key) == Arm::Holdout,
+                "{key}"
+            );
+            *counts.entry(arm).or_default() += 1;
+        }
+        for (arm, share) in e.shares() {
+            let got = counts[&arm] as f64 / n as f64;
+            // Binomial(100,000, p ≤ 0.6): sd at most 0.16 points; 0.8 points is five of them.
+            assert!((got - share).abs() < 0.008, "{arm:?}: {got} vs {share}");
+        }
+    }
+
+    #[test]
+    fn a_stored_arm_reads_back_as_written_and_an_unknown_one_is_a_variant() {
+        let cases = [
+            ("holdout", Arm::Holdout),
+            ("treatment", Arm::Treatment),
+            ("variant-b", Arm::Variant("variant-b".into())),
+        ];
+        for (stored, arm) in cases {
+            assert_eq!(Arm::parse(stored), arm);
+            assert_eq!(arm.as_str(), stored);
+        }
+        assert_eq!(Arm::parse("variant-b").variant(), Some("variant-b"));
+        assert_eq!(Arm::Holdout.variant(), None);
     }
 }

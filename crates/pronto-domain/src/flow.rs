@@ -122,6 +122,18 @@ pub struct StepConfig {
     pub call: Option<CallConfig>,
     /// `exit = true` ends the run here.
     pub exit: Option<bool>,
+    /// What a `wait` or `send` step does in a variant of the flow's experiment:
+    /// `variants = { ten-min = { wait = "10m" } }`; a variant not named does what the step says.
+    #[serde(default)]
+    pub variants: std::collections::BTreeMap<String, VariantStepConfig>,
+}
+
+/// A step in one variant: a `wait` for a wait step, a `send` for a send step.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantStepConfig {
+    pub wait: Option<WaitConfig>,
+    pub send: Option<SendConfig>,
 }
 
 /// `if = { expr = "properties.value >= 100", then = "big", else = "small" }`: a branch; an absent target is the
@@ -398,6 +410,8 @@ pub struct Flow {
     pub exits: Vec<Exit>,
     pub reentry: Reentry,
     pub steps: Vec<Step>,
+    /// Per step, what it is in a variant of the experiment (empty for most steps); see [`Flow::step`].
+    pub variants: Vec<std::collections::BTreeMap<String, Step>>,
     /// Must be true for a trigger to start or refresh a run.
     pub filter: Option<String>,
     /// For local-time waits of contacts without a `timezone` trait.
@@ -435,7 +449,107 @@ pub(crate) fn duration(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A checked `wait`; problems go to `err` as (field, message), the field under `at` (`wait`,
+/// `variants.fast.wait`).
+fn wait_step(w: &WaitConfig, at: &str, err: &mut dyn FnMut(&str, String)) -> Option<Wait> {
+    match w {
+        WaitConfig::Fixed(t) => duration(t).map(Wait::Fixed).map_err(|m| err(at, m)).ok(),
+        WaitConfig::Tiered { by, tiers } => {
+            let by = Path::parse(by)
+                .map_err(|m| err(&format!("{at}.by"), m.into()))
+                .ok();
+            let mut parsed = Vec::new();
+            if tiers.is_empty() {
+                err(
+                    &format!("{at}.tiers"),
+                    "needs at least one [threshold, duration]".into(),
+                );
+            }
+            for (t, (threshold, text)) in tiers.iter().enumerate() {
+                if t > 0 && *threshold <= tiers[t - 1].0 {
+                    err(
+                        &format!("{at}.tiers[{t}]"),
+                        "thresholds must increase".into(),
+                    );
+                }
+                match duration(text) {
+                    Ok(d) => parsed.push((*threshold, d)),
+                    Err(m) => err(&format!("{at}.tiers[{t}]"), m),
+                }
+            }
+            match by {
+                Some(by) if parsed.len() == tiers.len() && !tiers.is_empty() => {
+                    Some(Wait::Tiered { by, tiers: parsed })
+                }
+                _ => None,
+            }
+        }
+        WaitConfig::Until { until, days } => {
+            let at_time = local_time(until)
+                .map_err(|m| err(&format!("{at}.until"), m))
+                .ok();
+            let days = Days::parse(days)
+                .map_err(|m| err(&format!("{at}.days"), m))
+                .ok();
+            Some(Wait::Until {
+                at: at_time?,
+                days: days?,
+            })
+        }
+        WaitConfig::Within { within, days } => {
+            let range = hours(within)
+                .map_err(|m| err(&format!("{at}.within"), m))
+                .ok();
+            let days = Days::parse(days)
+                .map_err(|m| err(&format!("{at}.days"), m))
+                .ok();
+            let (start, end) = range?;
+            Some(Wait::Within {
+                start,
+                end,
+                days: days?,
+            })
+        }
+    }
+}
+
+/// A checked `send` (the template must exist); problems go to `err` under `at`.
+fn send_step(
+    send: &SendConfig,
+    templates: &[&str],
+    at: &str,
+    err: &mut dyn FnMut(&str, String),
+) -> Step {
+    if !templates.contains(&send.template.as_str()) {
+        err(
+            &format!("{at}.template"),
+            format!("unknown template `{}`", send.template),
+        );
+    }
+    Step::Send {
+        channel: send.channel,
+        template: send.template.clone(),
+        offer: send.offer.clone(),
+    }
+}
+
 impl Flow {
+    /// Step `i` as a run in `arm` takes it: the variant's version where the step names the run's variant,
+    /// else the step as written.
+    pub fn step(&self, i: usize, arm: Option<&crate::experiment::Arm>) -> Option<&Step> {
+        arm.and_then(|a| a.variant())
+            .and_then(|v| self.variants.get(i)?.get(v))
+            .or_else(|| self.steps.get(i))
+    }
+
+    /// Every `send` step in any variant, for what the flow's messages need (templates, the catalog).
+    pub fn sends(&self) -> impl Iterator<Item = &Step> {
+        self.steps
+            .iter()
+            .chain(self.variants.iter().flat_map(|m| m.values()))
+            .filter(|s| matches!(s, Step::Send { .. }))
+    }
+
     /// Checks one flow. `templates` are the names a `send` may use.
     pub fn check(c: &FlowConfig, templates: &[&str]) -> Result<Flow, Vec<FlowError>> {
         let mut errors = Vec::new();
@@ -606,71 +720,12 @@ impl Flow {
                 continue;
             }
             if let Some(w) = &s.wait {
-                match w {
-                    WaitConfig::Fixed(t) => match duration(t) {
-                        Ok(d) => steps.push(Step::Wait(Wait::Fixed(d))),
-                        Err(m) => err(n, "wait", m),
-                    },
-                    WaitConfig::Tiered { by, tiers } => {
-                        let by = Path::parse(by)
-                            .map_err(|m| err(n, "wait.by", m.into()))
-                            .ok();
-                        let mut parsed = Vec::new();
-                        if tiers.is_empty() {
-                            err(
-                                n,
-                                "wait.tiers",
-                                "needs at least one [threshold, duration]".into(),
-                            );
-                        }
-                        for (t, (threshold, text)) in tiers.iter().enumerate() {
-                            if t > 0 && *threshold <= tiers[t - 1].0 {
-                                err(
-                                    n,
-                                    &format!("wait.tiers[{t}]"),
-                                    "thresholds must increase".into(),
-                                );
-                            }
-                            match duration(text) {
-                                Ok(d) => parsed.push((*threshold, d)),
-                                Err(m) => err(n, &format!("wait.tiers[{t}]"), m),
-                            }
-                        }
-                        if let (Some(by), true) =
-                            (by, parsed.len() == tiers.len() && !tiers.is_empty())
-                        {
-                            steps.push(Step::Wait(Wait::Tiered { by, tiers: parsed }));
-                        }
-                    }
-                    WaitConfig::Until { until, days } => {
-                        let at = local_time(until).map_err(|m| err(n, "wait.until", m)).ok();
-                        let days = Days::parse(days).map_err(|m| err(n, "wait.days", m)).ok();
-                        if let (Some(at), Some(days)) = (at, days) {
-                            steps.push(Step::Wait(Wait::Until { at, days }));
-                        }
-                    }
-                    WaitConfig::Within { within, days } => {
-                        let range = hours(within).map_err(|m| err(n, "wait.within", m)).ok();
-                        let days = Days::parse(days).map_err(|m| err(n, "wait.days", m)).ok();
-                        if let (Some((start, end)), Some(days)) = (range, days) {
-                            steps.push(Step::Wait(Wait::Within { start, end, days }));
-                        }
-                    }
+                if let Some(w) = wait_step(w, "wait", &mut |f, m| err(n, f, m)) {
+                    steps.push(Step::Wait(w));
                 }
             }
             if let Some(send) = &s.send {
-                if !templates.contains(&send.template.as_str()) {
-                    err(
-                        n,
-                        "send.template",
-                        format!("unknown template `{}`", send.template),
-                    );
-                }
-                steps.push(Step::Send {
-                    channel: send.channel,
-                    template: send.template.clone(),
-                    offer: send.offer.clone(),
-                });
+                steps.push(send_step(send, templates, "send", &mut |f, m| err(n, f, m)));
             }
             if let Some(call) = &s.call {
                 if !templates.contains(&call.script.as_str()) {
@@ -707,6 +762,60 @@ impl Flow {
         }
         for (i, field, m) in jump_errors {
             err(Some(i + 1), &field, m);
+        }
+        let mut variants = vec![std::collections::BTreeMap::new(); c.steps.len()];
+        for (i, s) in c.steps.iter().enumerate() {
+            let n = Some(i + 1);
+            for (v, alt) in &s.variants {
+                let field = format!("variants.{v}");
+                let known = experiment
+                    .as_ref()
+                    .is_some_and(|e| e.variants.iter().any(|x| x.id == *v));
+                if !known {
+                    let names: Vec<&str> = experiment
+                        .iter()
+                        .flat_map(|e| e.variants.iter().map(|x| x.id.as_str()))
+                        .collect();
+                    let m = if names.is_empty() {
+                        "the flow's experiment names no variants (experiment.variants)".to_string()
+                    } else {
+                        format!("unknown variant; the experiment names {}", names.join(", "))
+                    };
+                    err(n, &field, m);
+                    continue;
+                }
+                let step = match (&s.wait, &s.send, &alt.wait, &alt.send) {
+                    (Some(_), None, Some(w), None) => {
+                        wait_step(w, &format!("{field}.wait"), &mut |f, m| err(n, f, m))
+                            .map(Step::Wait)
+                    }
+                    (None, Some(_), None, Some(send)) => Some(send_step(
+                        send,
+                        templates,
+                        &format!("{field}.send"),
+                        &mut |f, m| err(n, f, m),
+                    )),
+                    (Some(_), None, ..) => {
+                        err(n, &field, "a wait step's variant is `{ wait = … }`".into());
+                        None
+                    }
+                    (None, Some(_), ..) => {
+                        err(
+                            n,
+                            &field,
+                            "a send step's variant is `{ send = { … } }`".into(),
+                        );
+                        None
+                    }
+                    _ => {
+                        err(n, &field, "only wait and send steps have variants".into());
+                        None
+                    }
+                };
+                if let Some(step) = step {
+                    variants[i].insert(v.clone(), step);
+                }
+            }
         }
         // Every step must be reachable from the first; one that is not is a mistake the author wants to hear of.
         if steps.len() == c.steps.len() {
@@ -754,6 +863,7 @@ impl Flow {
                     .collect(),
                 reentry: c.reentry,
                 steps,
+                variants,
                 filter: c.trigger.filter.clone(),
                 timezone,
                 sms_allowed,
@@ -879,6 +989,15 @@ send = { channel = "email", template = "checkout-offer", offer = "FREESHIP" }
             ("id = \"f\"\ntrigger = { event = \"X\" }\nsend_to = \"fans\"\n[[flow.step]]\nexit = true", "flow `f`, send_to: `fans` is not everyone or subscribers"),
             ("id = \"f\"\ntrigger = { event = \"X\" }\nexperiment = { id = \"e\", holdout = \"100%\" }\n[[flow.step]]\nexit = true", "flow `f`, experiment.holdout: 100% is more than 50% of the runs"),
             ("id = \"f\"\ntrigger = { event = \"X\" }\nexperiment = { id = \"e\", holdout = \"0.1\" }\n[[flow.step]]\nexit = true", "flow `f`, experiment.holdout: `0.1` is not a share"),
+            ("id = \"f\"\ntrigger = { event = \"X\" }\nexperiment = { id = \"e\", holdout = \"10%\", variants = [{ id = \"a\" }] }\n[[flow.step]]\nexit = true", "flow `f`, experiment.variants: one variant is no comparison"),
+            ("id = \"f\"\ntrigger = { event = \"X\" }\nexperiment = { id = \"e\", holdout = \"10%\", variants = [{ id = \"a\" }, { id = \"b\", weight = 0 }] }\n[[flow.step]]\nexit = true", "experiment.variants: [1].weight must be at least 1"),
+            ("id = \"f\"\ntrigger = { event = \"X\" }\nexperiment = { id = \"e\", holdout = \"10%\", variants = [{ id = \"a\" }, { id = \"b\" }] }\n[[flow.step]]\nwait = \"1h\"\nvariants = { c = { wait = \"10m\" } }", "step 1, variants.c: unknown variant; the experiment names a, b"),
+            ("id = \"f\"\ntrigger = { event = \"X\" }\nexperiment = { id = \"e\", holdout = \"10%\" }\n[[flow.step]]\nwait = \"1h\"\nvariants = { c = { wait = \"10m\" } }", "step 1, variants.c: the flow's experiment names no variants"),
+            ("id = \"f\"\ntrigger = { event = \"X\" }\n[[flow.step]]\nwait = \"1h\"\nvariants = { c = { wait = \"10m\" } }", "step 1, variants.c: the flow's experiment names no variants"),
+            ("id = \"f\"\ntrigger = { event = \"X\" }\nexperiment = { id = \"e\", holdout = \"0%\", variants = [{ id = \"a\" }, { id = \"b\" }] }\n[[flow.step]]\nwait = \"1h\"\nvariants = { b = { send = { channel = \"email\", template = \"checkout-reminder\" } } }", "step 1, variants.b: a wait step's variant is `{ wait = … }`"),
+            ("id = \"f\"\ntrigger = { event = \"X\" }\nexperiment = { id = \"e\", holdout = \"0%\", variants = [{ id = \"a\" }, { id = \"b\" }] }\n[[flow.step]]\nwait = \"1h\"\nvariants = { b = { wait = \"soon\" } }", "step 1, variants.b.wait: `soon` is not a duration"),
+            ("id = \"f\"\ntrigger = { event = \"X\" }\nexperiment = { id = \"e\", holdout = \"0%\", variants = [{ id = \"a\" }, { id = \"b\" }] }\n[[flow.step]]\nsend = { channel = \"email\", template = \"checkout-reminder\" }\nvariants = { b = { send = { channel = \"email\", template = \"nope\" } } }", "step 1, variants.b.send.template: unknown template `nope`"),
+            ("id = \"f\"\ntrigger = { event = \"X\" }\nexperiment = { id = \"e\", holdout = \"0%\", variants = [{ id = \"a\" }, { id = \"b\" }] }\n[[flow.step]]\nexit = true\nvariants = { b = { wait = \"1h\" } }", "step 1, variants.b: only wait and send steps have variants"),
             ("id = \"f\"\ntrigger = { event = \"X\" }\nsms_quiet_hours = \"21:00-21:00\"\n[[flow.step]]\nexit = true", "sms_quiet_hours: must be a window like 21:00-08:00, not empty"),
             ("id = \"f\"\ntrigger = { event = \"X\" }\n[[flow.step]]\nwait = { by = \"properties.value\", tiers = [[50, \"1h\"], [10, \"2h\"]] }", "step 1, wait.tiers[1]: thresholds must increase"),
             ("id = \"f\"\ntrigger = { event = \"X\" }\n[[flow.step]]\nexit = true\n[[flow.step]]\nwait = \"1h\"", "step 2, step: is unreachable"),

@@ -14,7 +14,8 @@
 //!   contact (out-of-order safe), walking steps to the next wait (an SMS in quiet hours defers the run).
 //!   [`engine::group`] decides a whole ingest group against the runs loaded for it; [`engine::fire`] a batch of
 //!   due runs (the guard, consent, the frequency cap, the SMS skip rule, call tasks) into the effects the store writes.
-//! - [`experiment`]: a flow's holdout: who is held out (a stable hash of flow, experiment and run key).
+//! - [`experiment`]: a flow's holdout and variants: who gets what (a stable hash of flow, experiment and run
+//!   key), and what the groups show (`experiment::results`).
 //! - [`message`]: [`message::Outgoing`], a message as a decision leaves it (the outbox row).
 //! - [`lead`]: a lead from JSON or an HTML form, checked, and the `Lead Submitted` event it becomes.
 //! - [`keywords`]: STOP/START/HELP in inbound SMS, as carriers treat them.

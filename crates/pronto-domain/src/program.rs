@@ -7,6 +7,7 @@
 
 use crate::ecommerce::{EcommerceEvent, Order};
 use crate::flow::{Channel, Flow, Step};
+use crate::message::links::click_url;
 use crate::template::{cart_context, Rendered, TemplateError, Templates};
 use serde_json::{json, Map, Value};
 use std::time::Duration;
@@ -26,6 +27,9 @@ pub struct MessageSettings {
     pub link_secret: Vec<u8>,
     /// An SMS provider is configured: SMS acknowledgements and alerts are queued.
     pub sms: bool,
+    /// Flow messages' links go through the signed, click-recording redirect
+    /// ([`crate::message::links::click_url`]).
+    pub track_clicks: bool,
 }
 
 impl Default for MessageSettings {
@@ -37,6 +41,7 @@ impl Default for MessageSettings {
             public_url: "http://127.0.0.1:8080".into(),
             link_secret: Vec::new(),
             sms: false,
+            track_clicks: true,
         }
     }
 }
@@ -52,7 +57,7 @@ pub struct Program {
 impl Program {
     /// Whether any `send` step of `flow` shows `recommendations` (so its runs need the catalog loaded).
     pub fn recommends(&self, flow: &Flow) -> bool {
-        flow.steps.iter().any(
+        flow.sends().any(
             |s| matches!(s, Step::Send { template, .. } if self.templates.recommends(template)),
         )
     }
@@ -224,6 +229,9 @@ pub struct Subject<'a> {
     pub rep: Option<&'a crate::sales::Rep>,
     /// The outbox key (tracking links carry it).
     pub message_id: &'a str,
+    /// The run's workspace and the time the message is written, for its tracked links; `None`: links as
+    /// they are.
+    pub tracking: Option<(&'a str, i64)>,
     /// The contact's signed opt-out link.
     pub unsubscribe_url: &'a str,
     /// The products to show beside the cart ([`crate::catalog::recommend`]); empty when the flow's templates
@@ -251,18 +259,19 @@ pub fn sms_refusal(program: &Program, to: &Recipient) -> Option<NotSent> {
 /// Carriers expect every marketing text to say how to stop them; added when the template does not.
 const SMS_OPT_OUT_NOTE: &str = "Reply STOP to opt out.";
 
-/// Renders step `step` of `flow` (a `send`) for a run.
+/// Renders step `step` of `flow` (a `send`) for a run in `arm` (its variant's version of the step, if any).
 pub fn compose(
     program: &Program,
     flow: &Flow,
     step: usize,
+    arm: Option<&crate::experiment::Arm>,
     subject: &Subject<'_>,
 ) -> Result<Composed, NotSent> {
     let Some(Step::Send {
         channel,
         template,
         offer,
-    }) = flow.steps.get(step)
+    }) = flow.step(step, arm)
     else {
         return Err(NotSent::NoChannel("send"));
     };
@@ -279,7 +288,7 @@ pub fn compose(
         Channel::Sms => "sms",
         _ => "email",
     };
-    let ctx = context(flow, subject, medium, offer.as_deref());
+    let ctx = context(program, flow, subject, medium, offer.as_deref());
     let mut rendered = program
         .templates
         .render(template, &ctx)
@@ -314,7 +323,7 @@ pub fn compose_call(
     if subject.lead.is_none() {
         return Err(NotSent::NoLead);
     }
-    let ctx = context(flow, subject, "call", None);
+    let ctx = context(program, flow, subject, "call", None);
     let rendered = program
         .templates
         .render(script, &ctx)
@@ -326,7 +335,13 @@ pub fn compose_call(
 }
 
 /// The template context of a run's step (see the `template` module for its shape).
-fn context(flow: &Flow, subject: &Subject<'_>, medium: &str, offer: Option<&str>) -> Value {
+fn context(
+    program: &Program,
+    flow: &Flow,
+    subject: &Subject<'_>,
+    medium: &str,
+    offer: Option<&str>,
+) -> Value {
     let params = [
         ("utm_source", "pronto"),
         ("utm_medium", medium),
@@ -384,7 +399,32 @@ fn context(flow: &Flow, subject: &Subject<'_>, medium: &str, offer: Option<&str>
     if let (Some(c), Value::Object(e)) = (ctx.as_object_mut(), extra) {
         c.extend(e);
     }
+    if let Some((ws, now)) = subject.tracking.filter(|_| program.messages.track_clicks) {
+        track_links(&mut ctx, |u| {
+            click_url(&program.messages, ws, subject.message_id, u, now)
+        });
+    }
     ctx
+}
+
+/// Puts the links a flow message shows (the cart's restore link, its products' and the recommendations'
+/// pages) through `track`; the unsubscribe link stays as it is (a click on it must not count as interest).
+fn track_links(ctx: &mut Value, track: impl Fn(&str) -> String) {
+    let wrap = |v: Option<&mut Value>| {
+        if let Some(v) = v {
+            if let Some(u) = v.as_str() {
+                *v = Value::String(track(u));
+            }
+        }
+    };
+    wrap(ctx.pointer_mut("/cart/restore_url"));
+    for list in ["/cart/products", "/recommendations"] {
+        if let Some(Value::Array(items)) = ctx.pointer_mut(list) {
+            for p in items {
+                wrap(p.get_mut("url"));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -502,11 +542,12 @@ call = { script = "script" }
                 lead: Some(&lead),
                 rep: Some(&ann),
                 message_id: "m1",
+                tracking: None,
                 unsubscribe_url: "u",
                 recommendations: &[],
                 catalog: None,
             };
-            let got = compose(&p, &p.flows[0], step, &subject).map(|c| {
+            let got = compose(&p, &p.flows[0], step, None, &subject).map(|c| {
                 assert_eq!(c.channel, Channel::Sms);
                 assert_eq!(c.to, "+12125550123");
                 c.rendered.text
@@ -531,6 +572,7 @@ call = { script = "script" }
             lead: Some(&lead),
             rep: None,
             message_id: "m1",
+            tracking: None,
             unsubscribe_url: "u",
             recommendations: &[],
             catalog: None,

@@ -202,6 +202,9 @@ pub struct MessagesSection {
     /// `{ max = 3, per = "24h" }`: at most `max` flow emails per contact in that window; further sends are
     /// skipped with the reason recorded.
     pub email_cap: Option<CapConfig>,
+    /// Links in flow messages (the cart's restore link, product and recommendation links) go through
+    /// pronto's signed redirect `/r/…`, which records the click for the flows report; default true.
+    pub track_clicks: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -500,6 +503,7 @@ impl Settings {
             messages.from = from;
         }
         messages.reply_to = file.messages.reply_to;
+        messages.track_clicks = file.messages.track_clicks.unwrap_or(true);
         for (field, addr) in [
             ("messages.from", Some(&messages.from)),
             ("messages.reply_to", messages.reply_to.as_ref()),

@@ -1,6 +1,7 @@
 //! Flow experiments' results: `GET /v1/reports/flows` and `pronto report flows`. The store reads each run of
-//! an experiment with its group, whether it was messaged and its conversion; `pronto_domain::experiment::results`
-//! counts them and computes the intervals; this file only picks the period and the configured shares.
+//! an experiment with its group, its messages (with their first click) and its conversion;
+//! `pronto_domain::experiment::results` counts them, attributes and computes the intervals; this file only picks
+//! the period and the configured shares, and lays the report out as a table or CSV.
 
 use crate::error::ApiError;
 use crate::service::Service;
@@ -9,6 +10,7 @@ use pronto_domain::experiment::results::{summarize, ExperimentResult, RunOutcome
 use pronto_domain::program::Program;
 use pronto_domain::WorkspaceId;
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// The flows' experiments over a period.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -17,6 +19,8 @@ pub struct FlowsReport {
     pub to: DateTime<Utc>,
     /// Days after a run starts in which an order counts as its conversion.
     pub conversion_window_days: i64,
+    /// Days after a message's send or click in which a conversion is credited to it (last touch).
+    pub attribution_window_days: i64,
     /// One per flow and experiment with runs started in the period.
     pub experiments: Vec<ExperimentResult>,
 }
@@ -52,23 +56,34 @@ pub fn build_report(
             .flow(flow)
             .and_then(|f| f.experiment.as_ref())
             .filter(|e| e.id == experiment)
-            .map(|e| f64::from(e.holdout_bp) / 10_000.0)
+            .map(|e| e.shares())
     });
     FlowsReport {
         from,
         to,
         conversion_window_days: pronto_domain::experiment::results::WINDOW_DAYS,
+        attribution_window_days: pronto_domain::experiment::results::ATTRIBUTION_DAYS,
         experiments,
     }
+}
+
+/// Amounts by currency as `12.50 EUR, 3.00 USD`.
+fn amounts(by: &BTreeMap<String, f64>) -> String {
+    by.iter()
+        .map(|(c, v)| format!("{v:.2} {c}").trim().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The report as a terminal table.
 pub fn report_table(r: &FlowsReport) -> String {
     let mut out = format!(
-        "Flows' experiments, runs started {} to {} (conversion: an order within {} days)\n",
+        "Flows' experiments, runs started {} to {} (conversion: an order within {} days; \
+         a step is credited when its message was the last touch within {} days)\n",
         r.from.format("%Y-%m-%d %H:%M"),
         r.to.format("%Y-%m-%d %H:%M"),
-        r.conversion_window_days
+        r.conversion_window_days,
+        r.attribution_window_days
     );
     if r.experiments.is_empty() {
         out.push_str("no runs of a flow with an experiment in this period\n");
@@ -76,45 +91,80 @@ pub fn report_table(r: &FlowsReport) -> String {
     for e in &r.experiments {
         out.push_str(&format!("\n{} / {}\n", e.flow, e.experiment));
         out.push_str(&format!(
-            "  {:<10} {:>8} {:>9} {:>9} {:>8}  {:<17} revenue\n",
-            "group", "entered", "messaged", "converted", "rate", "95% interval"
+            "  {:<12} {:>8} {:>9} {:>8} {:>9} {:>8}  {:<17} revenue\n",
+            "group", "entered", "messaged", "clicked", "converted", "rate", "95% interval"
         ));
         for g in &e.groups {
-            let revenue: Vec<String> = g
-                .revenue
-                .iter()
-                .map(|(c, v)| format!("{v:.2} {c}").trim().to_string())
-                .collect();
             out.push_str(&format!(
-                "  {:<10} {:>8} {:>9} {:>9} {:>7.2}%  {:>6.2}% - {:>6.2}%  {}\n",
+                "  {:<12} {:>8} {:>9} {:>8} {:>9} {:>7.2}%  {:>6.2}% - {:>6.2}%  {}\n",
                 g.arm,
                 g.entered,
                 g.messaged,
+                g.clicked,
                 g.converted,
                 100.0 * g.conversion_rate,
                 100.0 * g.conversion_rate_interval[0],
                 100.0 * g.conversion_rate_interval[1],
-                revenue.join(", ")
+                amounts(&g.revenue)
             ));
         }
-        match &e.conversion_uplift {
-            Some(u) => out.push_str(&format!(
-                "  uplift {:+.2} points, always-valid 95% interval {:+.2} to {:+.2}; P(treatment better) {:.1}%\n",
-                100.0 * u.difference,
-                100.0 * u.interval[0],
-                100.0 * u.interval[1],
-                100.0 * u.probability_better
-            )),
-            None => out.push_str("  uplift: not yet (a group has no runs)\n"),
+        let control = e.control.as_deref().unwrap_or("-");
+        for g in e
+            .groups
+            .iter()
+            .filter(|g| Some(g.arm.as_str()) != e.control.as_deref())
+        {
+            match &g.conversion_uplift {
+                Some(u) => out.push_str(&format!(
+                    "  {} vs {control}: {:+.2} points, always-valid 95% interval {:+.2} to {:+.2}; P(better) {:.1}%\n",
+                    g.arm,
+                    100.0 * u.difference,
+                    100.0 * u.interval[0],
+                    100.0 * u.interval[1],
+                    100.0 * u.probability_better
+                )),
+                None => out.push_str(&format!(
+                    "  {} vs {control}: not yet (a group has no runs)\n",
+                    g.arm
+                )),
+            }
+            if !g.incremental_revenue.is_empty() {
+                out.push_str(&format!(
+                    "  {} incremental revenue over {control}: {}\n",
+                    g.arm,
+                    amounts(&g.incremental_revenue)
+                ));
+            }
         }
-        for (c, v) in &e.incremental_revenue {
-            out.push_str(&format!("  incremental revenue: {v:.2} {c}\n"));
+        if !e.steps.is_empty() {
+            out.push_str(&format!(
+                "  {:<5} {:<12} {:>9} {:>8} {:>7} {:>10}  attributed revenue\n",
+                "step", "group", "messaged", "clicked", "rate", "attributed"
+            ));
+            for st in &e.steps {
+                out.push_str(&format!(
+                    "  {:<5} {:<12} {:>9} {:>8} {:>6.1}% {:>10}  {}\n",
+                    st.step,
+                    st.arm,
+                    st.messaged,
+                    st.clicked,
+                    100.0 * st.click_rate,
+                    st.attributed_conversions,
+                    amounts(&st.attributed_revenue)
+                ));
+            }
         }
         if let Some(s) = e.sample_ratio.as_ref().filter(|s| s.mismatch) {
+            let split = |m: &BTreeMap<String, f64>| {
+                m.iter()
+                    .map(|(a, v)| format!("{a} {:.2}%", 100.0 * v))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
             out.push_str(&format!(
-                "  WARNING: sample-ratio mismatch: {:.2}% held out, {:.2}% configured (p = {:.2e}); do not trust this comparison\n",
-                100.0 * s.observed_holdout_share,
-                100.0 * s.expected_holdout_share,
+                "  WARNING: sample-ratio mismatch: observed {}, configured {} (p = {:.2e}); do not trust this comparison\n",
+                split(&s.observed),
+                split(&s.expected),
                 s.p_value
             ));
         }
@@ -122,30 +172,26 @@ pub fn report_table(r: &FlowsReport) -> String {
     out
 }
 
-/// The report as CSV: one row per flow, experiment and group, with the uplift on the treatment's row.
+/// The report as CSV: one row per flow, experiment and group (`step` empty, uplift over the control on the
+/// other groups' rows), then one per step and group (the step's messages, clicks and attributed conversions).
 pub fn report_csv(r: &FlowsReport) -> String {
     let mut out = String::from(
-        "flow,experiment,group,entered,messaged,converted,conversion_rate,rate_low,rate_high,\
+        "flow,experiment,step,group,entered,messaged,clicked,converted,conversion_rate,rate_low,rate_high,\
          uplift,uplift_low,uplift_high,probability_better,sample_ratio_p,sample_ratio_mismatch,revenue\n",
     );
     let field = crate::views::csv_field;
     for e in &r.experiments {
+        let srm = e.sample_ratio.as_ref();
         for g in &e.groups {
-            let treated = g.arm == "treatment";
-            let u = e.conversion_uplift.as_ref().filter(|_| treated);
-            let srm = e.sample_ratio.as_ref();
-            let revenue: Vec<String> = g
-                .revenue
-                .iter()
-                .map(|(c, v)| format!("{v:.2} {c}").trim().to_string())
-                .collect();
+            let u = g.conversion_uplift.as_ref();
             out.push_str(&format!(
-                "{},{},{},{},{},{},{:.6},{:.6},{:.6},{},{},{},{},{},{},{}\n",
+                "{},{},,{},{},{},{},{},{:.6},{:.6},{:.6},{},{},{},{},{},{},{}\n",
                 field(&e.flow),
                 field(&e.experiment),
-                g.arm,
+                field(&g.arm),
                 g.entered,
                 g.messaged,
+                g.clicked,
                 g.converted,
                 g.conversion_rate,
                 g.conversion_rate_interval[0],
@@ -156,7 +202,20 @@ pub fn report_csv(r: &FlowsReport) -> String {
                 u.map_or(String::new(), |u| format!("{:.4}", u.probability_better)),
                 srm.map_or(String::new(), |s| format!("{:.6}", s.p_value)),
                 srm.map_or(String::new(), |s| s.mismatch.to_string()),
-                field(&revenue.join("; ")),
+                field(&amounts(&g.revenue)),
+            ));
+        }
+        for st in &e.steps {
+            out.push_str(&format!(
+                "{},{},{},{},,{},{},{},,,,,,,,,,{}\n",
+                field(&e.flow),
+                field(&e.experiment),
+                st.step,
+                field(&st.arm),
+                st.messaged,
+                st.clicked,
+                st.attributed_conversions,
+                field(&amounts(&st.attributed_revenue)),
             ));
         }
     }

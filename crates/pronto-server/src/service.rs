@@ -266,6 +266,42 @@ impl Service {
         }
     }
 
+    /// Follows a tracked link from a flow message: where to redirect. A valid link records the click first
+    /// (a click that cannot be recorded is logged and the person still reaches the page: their cart matters
+    /// more than the count); an expired one goes to its site's root and records nothing.
+    /// Errors: the link was not made for this message and address (`NotFound`: redirecting would make pronto
+    /// an open redirect; only http(s) addresses are ever signed).
+    pub async fn follow_click(
+        &self,
+        ws: &str,
+        message: &str,
+        token: &str,
+        to: &str,
+    ) -> Result<String, ApiError> {
+        use pronto_domain::claim::ClaimError;
+        use pronto_domain::message::links::{check_click, click_fallback};
+        let program = self.store.shared().program();
+        let now = self.clock.now();
+        let checked = check_click(&program.messages, ws, message, to, token, now.timestamp());
+        let workspace: Result<WorkspaceId, _> = ws.parse();
+        match (checked, workspace) {
+            (Ok(()), Ok(workspace)) => {
+                match self.store.record_click(workspace, message, to, now).await {
+                    Ok(()) => metrics::counter!("pronto_clicks_total").increment(1),
+                    Err(e) => {
+                        metrics::counter!("pronto_clicks_unrecorded_total").increment(1);
+                        tracing::warn!(error = %e, message, "a click could not be recorded; redirecting anyway");
+                    }
+                }
+                Ok(to.to_string())
+            }
+            (Err(ClaimError::Expired), Ok(_)) => {
+                click_fallback(to).ok_or(ApiError::NotFound("tracked link"))
+            }
+            _ => Err(ApiError::NotFound("tracked link")),
+        }
+    }
+
     async fn credential(&self, kind: KeyKind, key: Option<&str>) -> Result<Credential, ApiError> {
         let refused = match kind {
             KeyKind::Write => ApiError::BadWriteKey,

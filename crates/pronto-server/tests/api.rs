@@ -648,6 +648,7 @@ async fn every_route_in_the_openapi_document_exists(s: Server) {
         "/v1/admin/keys/{id}",
         "/v1/admin/quarantine",
         "/u/{workspace}/{contact}/{token}",
+        "/r/{workspace}/{message}/{token}",
         "/v1/reps",
         "/v1/reps/{id}",
         "/v1/leads/{id}",
@@ -688,6 +689,7 @@ async fn every_route_in_the_openapi_document_exists(s: Server) {
                     .replace("{token}", "t")
                     .replace("{lead}", "l")
                     .replace("{rep}", "r")
+                    .replace("{message}", "m")
             );
             let req = match method.as_str() {
                 "get" => s.http.get(&url),

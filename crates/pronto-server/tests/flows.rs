@@ -72,6 +72,33 @@ mod holdout {
     );
 }
 
+/// The shipped config with a holdout and two timing variants on the checkout flow: its first wait as
+/// written (by cart value) or ten minutes for everyone.
+async fn with_variants(backend: &str) -> Server {
+    let config = EXAMPLE_CONFIG
+        .replacen(
+            "id = \"checkout-recovery\"",
+            "id = \"checkout-recovery\"\nexperiment = { id = \"timing\", holdout = \"20%\", \
+             variants = [{ id = \"tiers\" }, { id = \"ten-min\" }] }",
+            1,
+        )
+        .replacen(
+            "wait = { by = \"properties.value\", tiers = [[0, \"10m\"], [50, \"1h\"], [500, \"4h\"]] }",
+            "wait = { by = \"properties.value\", tiers = [[0, \"10m\"], [50, \"1h\"], [500, \"4h\"]] }\n\
+             variants = { ten-min = { wait = \"10m\" } }",
+            1,
+        );
+    assert_eq!(config.matches("ten-min").count(), 2, "both edits apply");
+    common::start_stepped(backend, true, &config, t0()).await
+}
+
+mod variants {
+    use super::*;
+    pronto_store::for_each_backend!(with_variants;
+        each_variant_waits_its_own_time_and_a_click_on_its_tracked_link_is_credited_to_its_step,
+    );
+}
+
 mod dev_mailbox {
     use super::*;
     pronto_store::for_each_backend!(without_smtp;
@@ -111,7 +138,6 @@ async fn a_checkout_gets_its_recovery_email_with_the_exact_cart_and_a_buyer_gets
         "Mug (blue) x 2: =E2=82=AC24.50",
         "Tea <Earl Grey> x 1: =E2=82=AC30.00",
         "Total: =E2=82=AC54.50",
-        "https://shop.example/checkout/chk-1?utm_source=3Dpronto&utm_medium=3Demail&utm_campaign=3Dcheckout-recovery",
         "&lt;script&gt;alert(1)&lt;&#x2f;script&gt;",
         "Tea &lt;Earl Grey&gt;",
         "https:&#x2f;&#x2f;shop.example&#x2f;mug.png",
@@ -121,6 +147,14 @@ async fn a_checkout_gets_its_recovery_email_with_the_exact_cart_and_a_buyer_gets
     }
     let html = &mail[mail.find("text/html").unwrap()..];
     assert!(!html.contains("<script>"), "HTML is escaped:\n{mail}");
+    // The restore link, in the text and the HTML part, goes through the tracked redirect to the cart.
+    let restore = "https://shop.example/checkout/chk-1?utm_source=pronto&utm_medium=email&utm_campaign=checkout-recovery&pronto_message=";
+    let targets = common::link_targets(mail);
+    assert_eq!(
+        targets.iter().filter(|t| t.starts_with(restore)).count(),
+        2,
+        "{targets:?}\n{mail}"
+    );
 
     let flow = s.flow("checkout-recovery").await;
     assert_eq!(
@@ -265,6 +299,7 @@ async fn a_held_out_checkout_gets_no_email_but_is_tracked_and_ended_by_its_order
     let e = Experiment::check(&ExperimentConfig {
         id: "recovery-test".into(),
         holdout: "50%".into(),
+        variants: vec![],
     })
     .unwrap();
     // Checkout ids the assignment puts in each group (it is a fixed function of flow, experiment and key).
@@ -357,20 +392,34 @@ async fn a_held_out_checkout_gets_no_email_but_is_tracked_and_ended_by_its_order
             g["revenue"]["EUR"].as_f64().unwrap_or(0.0),
         )
     };
+    assert_eq!(e["control"], "holdout", "{report}");
     assert_eq!(
         counts(&e["groups"][0]),
-        ("treatment".into(), 1, 1, 1, 80.0),
-        "{report}"
-    );
-    assert_eq!(
-        counts(&e["groups"][1]),
         ("holdout".into(), 2, 0, 1, 54.5),
         "{report}"
     );
-    assert_eq!(e["conversion_uplift"]["difference"], 0.5, "{report}");
+    let treated = &e["groups"][1];
     assert_eq!(
-        e["incremental_revenue"]["EUR"],
+        counts(treated),
+        ("treatment".into(), 1, 1, 1, 80.0),
+        "{report}"
+    );
+    assert_eq!(treated["conversion_uplift"]["difference"], 0.5, "{report}");
+    assert_eq!(
+        treated["incremental_revenue"]["EUR"],
         80.0 - 54.5 / 2.0,
+        "{report}"
+    );
+    // Ann's reminder (the flow's second step) was her last touch before she bought.
+    assert_eq!(e["steps"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(
+        (
+            e["steps"][0]["step"].as_i64(),
+            e["steps"][0]["arm"].as_str(),
+            e["steps"][0]["messaged"].as_u64(),
+            e["steps"][0]["attributed_conversions"].as_u64()
+        ),
+        (Some(2), Some("treatment"), Some(1), Some(1)),
         "{report}"
     );
     assert_eq!(e["sample_ratio"]["mismatch"], false, "{report}");
@@ -388,14 +437,153 @@ async fn a_held_out_checkout_gets_no_email_but_is_tracked_and_ended_by_its_order
     let bad = s.admin("/v1/reports/flows?from=yesterday").await;
     assert_eq!(bad["errors"][0]["field"], "from", "{bad}");
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines.len(), 3, "{csv}");
+    assert_eq!(lines.len(), 4, "{csv}");
     assert!(
-        lines[1].starts_with("checkout-recovery,recovery-test,treatment,1,1,1,"),
+        lines[1].starts_with("checkout-recovery,recovery-test,,holdout,2,0,0,1,"),
         "{csv}"
     );
     assert!(
-        lines[2].starts_with("checkout-recovery,recovery-test,holdout,2,0,1,"),
+        lines[2].starts_with("checkout-recovery,recovery-test,,treatment,1,1,0,1,"),
         "{csv}"
+    );
+    assert!(
+        lines[3].starts_with("checkout-recovery,recovery-test,2,treatment,,1,0,1,"),
+        "{csv}"
+    );
+    s.stop().await;
+}
+
+async fn each_variant_waits_its_own_time_and_a_click_on_its_tracked_link_is_credited_to_its_step(
+    s: Server,
+) {
+    use pronto_domain::experiment::{assign, Arm, Experiment, ExperimentConfig, VariantConfig};
+    let e = Experiment::check(&ExperimentConfig {
+        id: "timing".into(),
+        holdout: "20%".into(),
+        variants: ["tiers", "ten-min"]
+            .map(|id| VariantConfig {
+                id: id.into(),
+                weight: None,
+            })
+            .to_vec(),
+    })
+    .unwrap();
+    let pick = |arm: Arm| {
+        (0..)
+            .map(|i| format!("chk_{i}"))
+            .find(|k| assign("checkout-recovery", &e, k) == arm)
+            .unwrap()
+    };
+    let fast = pick(Arm::Variant("ten-min".into()));
+    let slow = pick(Arm::Variant("tiers".into()));
+    let held = pick(Arm::Holdout);
+    for who in ["ann", "bo", "cy"] {
+        s.identify(json!({"userId": who, "traits": {"email": format!("{who}@example.com")}}))
+            .await;
+    }
+    // 54.50 a cart: the tiers wait an hour; the ten-min variant ten minutes.
+    s.track(checkout(&fast, "ann", "Ann")).await;
+    s.track(checkout(&slow, "bo", "Bo")).await;
+    s.track(checkout(&held, "cy", "Cy")).await;
+    s.advance_and_settle(Duration::minutes(10)).await;
+    let mails = s.sink.as_ref().unwrap().received();
+    assert_eq!(mails.len(), 1, "only the ten-minute variant is due");
+    assert!(mails[0].contains("To: ann@example.com"), "{}", mails[0]);
+    let links = common::tracked_links(&mails[0]);
+    let (link, to) = links
+        .iter()
+        .find(|(_, to)| to.starts_with(&format!("https://shop.example/checkout/{fast}?")))
+        .unwrap_or_else(|| panic!("the restore link is tracked: {links:?}\n{}", mails[0]))
+        .clone();
+    assert!(to.contains("utm_campaign=checkout-recovery"), "{to}");
+
+    // The link redirects to the cart, unchanged; pointed elsewhere, it is refused.
+    let raw = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // The test server's public URL names port 0; the path and query are the link.
+    let u = reqwest::Url::parse(&link).unwrap();
+    let link = format!("{}{}?{}", s.base, u.path(), u.query().unwrap());
+    let r = raw.get(&link).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    assert_eq!(r.headers()["location"].to_str().unwrap(), to);
+    let mut forged = reqwest::Url::parse(&link).unwrap();
+    forged
+        .query_pairs_mut()
+        .clear()
+        .append_pair("to", "https://evil.example/");
+    let r = raw.get(forged.as_str()).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "never an open redirect");
+    assert!(r.headers().get("location").is_none());
+
+    s.advance_and_settle(Duration::minutes(50)).await;
+    assert_eq!(
+        s.sink.as_ref().unwrap().received().len(),
+        2,
+        "Bo's hour is up; Cy is held out"
+    );
+    // Ann buys after her click.
+    s.advance_and_settle(Duration::minutes(5)).await;
+    s.track(json!({"userId": "ann", "event": "Order Completed",
+                   "properties": {"order_id": "o-ann", "checkout_id": fast, "total": 54.5, "currency": "EUR"}}))
+        .await;
+
+    let report = s.admin("/v1/reports/flows").await;
+    let x = &report["experiments"][0];
+    let groups: Vec<(&str, u64, u64, u64, u64)> = x["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["arm"].as_str().unwrap(),
+                g["entered"].as_u64().unwrap(),
+                g["messaged"].as_u64().unwrap(),
+                g["clicked"].as_u64().unwrap(),
+                g["converted"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            ("holdout", 1, 0, 0, 0),
+            ("tiers", 1, 1, 0, 0),
+            ("ten-min", 1, 1, 1, 1)
+        ],
+        "{report}"
+    );
+    assert_eq!(x["sample_ratio"]["expected"]["ten-min"], 0.4, "{report}");
+    let fast_step = x["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|st| st["arm"] == "ten-min")
+        .unwrap();
+    assert_eq!(
+        (
+            fast_step["step"].as_i64(),
+            fast_step["clicked"].as_u64(),
+            fast_step["attributed_conversions"].as_u64(),
+            fast_step["attributed_revenue"]["EUR"].as_f64()
+        ),
+        (Some(2), Some(1), Some(1), Some(54.5)),
+        "{report}"
+    );
+    let table = s
+        .http
+        .get(format!("{}/v1/reports/flows?format=csv", s.base))
+        .bearer_auth(common::ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        table.contains("checkout-recovery,timing,2,ten-min,,1,1,1,"),
+        "{table}"
     );
     s.stop().await;
 }

@@ -689,6 +689,16 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
+    /// Records a click on a tracked link of the message keyed `message` (its outbox key), committed before
+    /// the redirect answers.
+    async fn record_click(
+        &self,
+        workspace: WorkspaceId,
+        message: &str,
+        url: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
     /// A random secret generated once per database under `name` (32 bytes, hex).
     async fn secret(&self, name: &str) -> Result<String, StoreError>;
 

@@ -10,7 +10,7 @@
 //! A value that does not decode is [`StoreError::Corrupt`] (or sqlx's decode error), never a panic; callers
 //! that read many rows quarantine the bad one ([`bad_row`]) and go on.
 
-use crate::flows::{DueRun, Mark};
+use crate::flows::{DueRun, LiveRun, Mark};
 use crate::sales::LeadState;
 use crate::tx::BadRow;
 use crate::{
@@ -19,6 +19,7 @@ use crate::{
 };
 use chrono::{DateTime, Utc};
 use pronto_domain::catalog::Product;
+use pronto_domain::experiment::results::{Conversion, RunOutcome, Touch};
 use pronto_domain::experiment::Arm;
 use pronto_domain::{ContactId, EventId, LeadId, MessageId, RunId, WorkspaceId};
 use serde::de::DeserializeOwned;
@@ -206,6 +207,30 @@ where
 /// The columns [`mark`] reads, from `exit_marks m`.
 pub(crate) const MARK_COLUMNS: &str =
     "m.flow_id, m.rule, m.name, m.run_key, m.contact_id, m.happened_at";
+
+/// The columns [`live_run`] reads, from `runs r`.
+pub(crate) const LIVE_RUN_COLUMNS: &str =
+    "r.id, r.flow_id, r.run_key, r.contact_id, r.step, r.due_at, r.started_at, r.experiment, r.arm";
+
+/// A run in progress for a group, from [`LIVE_RUN_COLUMNS`].
+pub(crate) fn live_run<R: Cols>(r: &R) -> Result<LiveRun, StoreError>
+where
+    usize: ColumnIndex<R>,
+{
+    Ok(LiveRun {
+        id: RunId(r.id(0)?),
+        flow: r.text(1)?,
+        key: r.text(2)?,
+        contact: ContactId(r.id(3)?),
+        step: r.int(4)?,
+        due: r.opt_at(5)?,
+        started: r.at(6)?,
+        arm: r.opt_text(7)?.zip(r.opt_text(8)?).map(|(e, a)| {
+            let arm = Arm::parse(&a);
+            (e, arm)
+        }),
+    })
+}
 
 /// A due run, from `id, workspace_id, flow_id, run_key, contact_id, step, started_at, snapshot` of `runs`.
 /// A snapshot that is not JSON is read as null: the run still moves on.
@@ -442,22 +467,61 @@ where
     })
 }
 
-/// A run of an experiment for its report: flow, experiment, arm, messaged, the conversion's payload as text.
-pub(crate) fn experiment_run<R: Cols>(
-    r: &R,
-) -> Result<pronto_domain::experiment::results::RunOutcome, StoreError>
+/// A run of an experiment for its report, from `id, flow_id, experiment, arm, conversion time, conversion
+/// payload` (the last two null without a conversion); its touches are added by [`experiment_outcomes`].
+pub(crate) fn experiment_run<R: Cols>(r: &R) -> Result<(RunId, RunOutcome), StoreError>
 where
     usize: ColumnIndex<R>,
 {
-    Ok(pronto_domain::experiment::results::RunOutcome {
-        flow: r.text(0)?,
-        experiment: r.text(1)?,
-        arm: Arm::parse(&r.text(2)?),
-        messaged: r.flag(3)?,
-        conversion: r
-            .opt_text(4)?
-            .map(|t| serde_json::from_str(&t))
-            .transpose()
-            .map_err(|e| StoreError::Corrupt(format!("json: {e}")))?,
-    })
+    let conversion = match (r.opt_at(4)?, r.opt_text(5)?) {
+        (Some(at), Some(payload)) => Some(Conversion {
+            at,
+            event: serde_json::from_str(&payload).map_err(corrupt_json)?,
+        }),
+        _ => None,
+    };
+    Ok((
+        RunId(r.id(0)?),
+        RunOutcome {
+            flow: r.text(1)?,
+            experiment: r.text(2)?,
+            arm: Arm::parse(&r.text(3)?),
+            touches: Vec::new(),
+            conversion,
+        },
+    ))
+}
+
+/// A message of an experiment run, from `run_id, step, created_at, first click time`.
+pub(crate) fn experiment_touch<R: Cols>(r: &R) -> Result<(RunId, Touch), StoreError>
+where
+    usize: ColumnIndex<R>,
+{
+    Ok((
+        RunId(r.id(0)?),
+        Touch {
+            step: r.opt_int(1)?.unwrap_or(-1),
+            sent: r.at(2)?,
+            clicked: r.opt_at(3)?,
+        },
+    ))
+}
+
+/// The runs with their touches attached (a touch of a run not among `runs` is dropped).
+pub(crate) fn experiment_outcomes(
+    runs: Vec<(RunId, RunOutcome)>,
+    touches: Vec<(RunId, Touch)>,
+) -> Vec<RunOutcome> {
+    let at: std::collections::HashMap<RunId, usize> = runs
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _))| (*id, i))
+        .collect();
+    let mut out: Vec<RunOutcome> = runs.into_iter().map(|(_, r)| r).collect();
+    for (run, t) in touches {
+        if let Some(&i) = at.get(&run) {
+            out[i].touches.push(t);
+        }
+    }
+    out
 }

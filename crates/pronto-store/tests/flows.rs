@@ -53,6 +53,7 @@ fn program(cap: Option<u32>) -> Arc<Program> {
         public_url: "https://pronto.example".into(),
         link_secret: b"secret".to_vec(),
         sms: false,
+        track_clicks: true,
     };
     Arc::new(Program::build(&f.flow, &f.template, settings).unwrap())
 }
@@ -157,12 +158,15 @@ async fn a_checkout_waits_by_cart_value_and_its_timer_writes_exactly_one_message
     assert_eq!(m.reply_to.as_deref(), Some("help@example.com"));
     assert!(m.text.contains("Mug (blue) x 2: €120.00"), "{}", m.text);
     assert!(m.text.contains("Total €120.00"), "{}", m.text);
+    assert_eq!(m.idempotency_key, format!("{}.1", m.run_id.unwrap()));
+    // The restore link goes through the tracked redirect, signed for this message and this address.
+    let tracked = format!("https://pronto.example/r/{}/{}/", e.ws, m.idempotency_key);
+    assert!(m.text.contains(&tracked), "{}", m.text);
     assert!(
-        m.text.contains("https://shop.example/c/c1?utm_source=pronto&utm_medium=email&utm_campaign=checkout-recovery&pronto_message="),
+        m.text.contains("?to=https%3A%2F%2Fshop.example%2Fc%2Fc1%3Futm_source%3Dpronto%26utm_medium%3Demail%26utm_campaign%3Dcheckout-recovery%26pronto_message%3D"),
         "{}",
         m.text
     );
-    assert_eq!(m.idempotency_key, format!("{}.1", m.run_id.unwrap()));
     assert_eq!(m.state, "queued");
 
     let run = e.store.run(e.ws, m.run_id.unwrap()).await.unwrap().unwrap();

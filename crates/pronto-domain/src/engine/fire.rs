@@ -298,7 +298,8 @@ fn fire_one(
 
     let ctx = context(&run.snapshot, &to.recipient.traits);
     let from = usize::try_from(run.step + 1).unwrap_or(0);
-    let mut actions = advance(flow, from, &ctx, now);
+    let arm = run.arm.as_ref();
+    let mut actions = advance(flow, arm, from, &ctx, now);
     while let Some(&Action::Defer { step, .. }) = actions.last() {
         let Some(why) = sms_refusal(program, &to.recipient) else {
             break;
@@ -310,7 +311,7 @@ fn fire_one(
             Some(&why.to_string()),
             why.to_string(),
         );
-        actions.extend(advance(flow, step + 1, &ctx, now));
+        actions.extend(advance(flow, arm, step + 1, &ctx, now));
     }
 
     // The lead the run is about (a cadence keyed by `properties.lead_id`, else for call steps the contact's
@@ -329,9 +330,10 @@ fn fire_one(
     let owner = lead
         .and_then(|l| l.owner.as_deref())
         .and_then(|o| program.sales.rep(o));
+    let ws = run.ws.to_string();
     let unsub = unsubscribe_url(
         &program.messages,
-        &run.ws.to_string(),
+        &ws,
         &to.live.to_string(),
         now.timestamp(),
     );
@@ -352,6 +354,7 @@ fn fire_one(
         lead: lead.map(|l| &l.context),
         rep: owner,
         message_id: "",
+        tracking: None,
         unsubscribe_url: &unsub,
         recommendations: &recommendations,
         catalog: related,
@@ -378,7 +381,7 @@ fn fire_one(
             Action::Send { step } => {
                 let key = format!("{}.{step}", run.id);
                 let is_email = matches!(
-                    flow.steps.get(step),
+                    flow.step(step, arm),
                     Some(Step::Send {
                         channel: Channel::Email,
                         ..
@@ -398,9 +401,10 @@ fn fire_one(
                 }
                 let subject = Subject {
                     message_id: &key,
+                    tracking: Some((&ws, now.timestamp())),
                     ..about
                 };
-                match compose(program, flow, step, &subject) {
+                match compose(program, flow, step, arm, &subject) {
                     Ok(c) => {
                         let what = match c.channel {
                             Channel::Sms => &c.rendered.text,

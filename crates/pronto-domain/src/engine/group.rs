@@ -13,7 +13,7 @@
 //! change was loaded or is inserted by them; the runs' final states are written once each.
 
 use super::{context, exit_rule, Action, OnTrigger, Run};
-use crate::experiment::{self, Arm};
+use crate::experiment::Arm;
 use crate::flow::{Flow, Same};
 use crate::program::Program;
 use crate::{ContactId, EventId, RunId};
@@ -126,6 +126,8 @@ pub struct LiveRun {
     pub step: i64,
     pub due: Option<DateTime<Utc>>,
     pub started: DateTime<Utc>,
+    /// Its experiment and group, as written when it started (a refresh waits as its variant says).
+    pub arm: Option<(String, Arm)>,
 }
 
 /// A run as the effects leave it: inserted whole when new, else updated in place.
@@ -316,6 +318,7 @@ impl Picture {
             contact: r.contact.to_string(),
             step: usize::try_from(r.step).unwrap_or(0),
             started: r.started,
+            arm: r.arm.as_ref().map(|(_, a)| a.clone()),
         }
     }
 
@@ -381,7 +384,7 @@ pub fn on_events(
                 outcome: None,
                 created: r.started,
                 updated: r.started,
-                arm: None,
+                arm: r.arm,
             },
             false,
         );
@@ -511,7 +514,7 @@ fn trigger(
     let existing = pic.active.get(&(flow.id.clone(), key.clone())).copied();
     let run = existing.map(|i| pic.run(i));
     match super::decide_trigger(flow, key, ctx, run.as_ref(), now) {
-        OnTrigger::Start { key, actions } => {
+        OnTrigger::Start { key, arm, actions } => {
             let id = RunId::new();
             let (step, due) = first_wait(&actions, -1, now);
             // An exit that happened first (an order sent before its checkout) ends the run before it begins.
@@ -552,7 +555,8 @@ fn trigger(
             let arm = flow
                 .experiment
                 .as_ref()
-                .map(|e| (e.id.clone(), experiment::assign(&flow.id, e, &key)));
+                .zip(arm)
+                .map(|(e, a)| (e.id.clone(), a));
             let row = RunRow {
                 id,
                 flow: flow.id.clone(),
@@ -715,6 +719,7 @@ send = { channel = "email", template = "reminder" }
             step: 0,
             due: Some(t(60)),
             started: t(started),
+            arm: None,
         }
     }
 

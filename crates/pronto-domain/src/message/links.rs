@@ -1,7 +1,8 @@
 //! The signed links pronto puts in messages, made and checked in one place: a contact's one-click
-//! unsubscribe link (also the `List-Unsubscribe` header) and a rep's "I'm on it" claim link. Each is an
-//! HMAC of what it names, its purpose and its expiry under the database's link secret
-//! ([`crate::claim`]), so one kind of link can never pass for the other, nor for another workspace's.
+//! unsubscribe link (also the `List-Unsubscribe` header), a rep's "I'm on it" claim link, and the tracked
+//! redirect a flow message's links go through. Each is an HMAC of what it names, its purpose and its expiry
+//! under the database's link secret ([`crate::claim`]), so one kind of link can never pass for another, nor
+//! for another workspace's or message's, and a tracked link cannot be pointed at another address.
 
 use crate::claim::{sign, verify, ClaimError};
 use crate::program::MessageSettings;
@@ -9,6 +10,10 @@ use crate::{LeadId, WorkspaceId};
 
 /// How long an unsubscribe link works: long enough for any mail still in an inbox.
 const UNSUBSCRIBE_VALIDITY_SECS: i64 = 5 * 366 * 24 * 3600;
+
+/// How long a tracked link records clicks and redirects to its address; after that it still redirects, to
+/// the address's site root ([`click_fallback`]).
+const CLICK_VALIDITY_SECS: i64 = 90 * 24 * 3600;
 
 /// How long a claim link in an alert works.
 const CLAIM_VALIDITY_SECS: i64 = 7 * 24 * 3600;
@@ -50,6 +55,77 @@ pub fn check_unsubscribe(
         token,
         now,
     )
+}
+
+/// The tracked redirect for `target` in the message keyed `message` (its outbox key): opening it records a
+/// click and redirects to `target`. Only absolute http(s) addresses are wrapped; anything else is returned
+/// as it is.
+pub fn click_url(
+    settings: &MessageSettings,
+    workspace: &str,
+    message: &str,
+    target: &str,
+    now: i64,
+) -> String {
+    let Ok(u) = url::Url::parse(target) else {
+        return target.to_string();
+    };
+    if !matches!(u.scheme(), "http" | "https") {
+        return target.to_string();
+    }
+    let token = sign(
+        &settings.link_secret,
+        &format!("{workspace}/{message}"),
+        target,
+        "click",
+        now + CLICK_VALIDITY_SECS,
+    );
+    let mut link = url::Url::parse(&format!(
+        "{}/r/{workspace}/{message}/{token}",
+        base(settings)
+    ))
+    .unwrap_or_else(|_| u.clone());
+    if link.as_str() == u.as_str() {
+        // The public URL is not a URL: no tracking rather than a broken link.
+        return target.to_string();
+    }
+    link.query_pairs_mut().append_pair("to", target);
+    link.to_string()
+}
+
+/// Checks a tracked link: `Ok` to record the click and redirect to `target`; `Expired` when it was made for
+/// `target` but is too old (redirect to [`click_fallback`], record nothing); `Invalid` when it was not made
+/// for this message and address (refuse: redirecting would make pronto an open redirect).
+pub fn check_click(
+    settings: &MessageSettings,
+    workspace: &str,
+    message: &str,
+    target: &str,
+    token: &str,
+    now: i64,
+) -> Result<(), ClaimError> {
+    verify(
+        &settings.link_secret,
+        &format!("{workspace}/{message}"),
+        target,
+        "click",
+        token,
+        now,
+    )
+}
+
+/// Where an expired tracked link goes: the root of the site it was made for (its signature checked), never an
+/// address the link did not carry.
+pub fn click_fallback(target: &str) -> Option<String> {
+    let u = url::Url::parse(target).ok()?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return None;
+    }
+    let mut root = u;
+    root.set_path("/");
+    root.set_query(None);
+    root.set_fragment(None);
+    Some(root.to_string())
 }
 
 /// The rep's signed "I'm on it" link for this lead.
@@ -183,5 +259,68 @@ mod tests {
         for (name, got, want) in cases {
             assert_eq!(got, want, "{name}");
         }
+    }
+
+    #[test]
+    fn a_tracked_link_redirects_only_where_it_was_made_to_and_expires_to_the_site_root() {
+        let s = settings(b"secret");
+        let now = 1_800_000_000;
+        let target = "https://shop.example/cart/c1?utm_source=pronto&x=a%26b#top";
+        let link = click_url(&s, "ws1", "run1.2", target, now);
+        let u = url::Url::parse(&link).unwrap();
+        assert!(
+            link.starts_with("https://pronto.example/r/ws1/run1.2/"),
+            "{link}"
+        );
+        let to: String = u
+            .query_pairs()
+            .find(|(k, _)| k == "to")
+            .map(|(_, v)| v.into_owned())
+            .unwrap();
+        assert_eq!(to, target, "the address survives the query string exactly");
+        let token = u.path_segments().unwrap().next_back().unwrap().to_string();
+        let check =
+            |ws: &str, msg: &str, to: &str, at: i64| check_click(&s, ws, msg, to, &token, at);
+        type Checked = Result<(), ClaimError>;
+        let cases: Vec<(&str, Checked, Checked)> = vec![
+            ("as made", check("ws1", "run1.2", target, now), Ok(())),
+            (
+                "pointed at another address",
+                check("ws1", "run1.2", "https://evil.example/", now),
+                Err(ClaimError::Invalid),
+            ),
+            (
+                "another message",
+                check("ws1", "run1.3", target, now),
+                Err(ClaimError::Invalid),
+            ),
+            (
+                "another workspace",
+                check("ws2", "run1.2", target, now),
+                Err(ClaimError::Invalid),
+            ),
+            (
+                "after 90 days",
+                check("ws1", "run1.2", target, now + 91 * 24 * 3600),
+                Err(ClaimError::Expired),
+            ),
+        ];
+        for (name, got, want) in cases {
+            assert_eq!(got, want, "{name}");
+        }
+        assert_eq!(
+            check_click(&s, "ws1", "run1.2", target, "1.abc", now),
+            Err(ClaimError::Invalid),
+            "a forged token"
+        );
+        assert_eq!(
+            click_fallback(target).as_deref(),
+            Some("https://shop.example/")
+        );
+        assert_eq!(
+            click_url(&s, "ws1", "run1.2", "mailto:ann@example.com", now),
+            "mailto:ann@example.com",
+            "only web addresses are tracked"
+        );
     }
 }

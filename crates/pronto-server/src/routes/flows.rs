@@ -221,11 +221,57 @@ pub async fn unsubscribe(
         })
 }
 
-/// Flows' experiments for a period: per flow, experiment and group (treatment, holdout) — runs entered,
-/// messaged and converted (an `Order Completed`/`Lead Won` meeting the flow's exit rules within 7 days), the
-/// conversion rate with its Wilson 95% interval, revenue and revenue per run by currency; the treatment's
-/// uplift over the holdout with a 95% asymptotic confidence sequence (valid however often it is looked at),
-/// the incremental revenue, and a sample-ratio mismatch check (chi-square, flagged below p = 0.001).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ClickQuery {
+    /// The address the link was made for (signed into its token).
+    pub to: String,
+}
+
+/// A tracked link from a flow message: records the click and redirects (302) to `to`; an expired link
+/// redirects to the root of `to`'s site and records nothing; a link not made for this message and address is
+/// refused (404), so pronto is never an open redirect.
+#[utoipa::path(get, path = "/r/{workspace}/{message}/{token}", tag = "ingest",
+    params(("workspace" = String, Path), ("message" = String, Path, description = "The message's outbox key"),
+           ("token" = String, Path), ClickQuery),
+    responses((status = 302, description = "Redirect to the link's address (`Location`)"),
+              (status = 400, body = ErrorBody),
+              (status = 404, description = "The link is not valid", content_type = "text/html")))]
+pub async fn follow_click(
+    State(s): State<AppState>,
+    Path((ws, message, token)): Path<(String, String, String)>,
+    q: Result<Query<ClickQuery>, QueryRejection>,
+) -> Result<Response, Response> {
+    use axum::http::{header, StatusCode};
+    use axum::response::IntoResponse;
+    let Query(q) =
+        q.map_err(|e| ApiError::from(Invalid::one("to", e.body_text())).into_response())?;
+    match s.service.follow_click(&ws, &message, &token, &q.to).await {
+        Ok(to) => Ok((
+            StatusCode::FOUND,
+            [
+                (header::LOCATION, to),
+                (header::CACHE_CONTROL, "no-store".into()),
+                (header::REFERRER_POLICY, "no-referrer".into()),
+            ],
+        )
+            .into_response()),
+        Err(ApiError::NotFound(_)) => Err((
+            StatusCode::NOT_FOUND,
+            Html(page("Link", "<p>This link is not valid.</p>")),
+        )
+            .into_response()),
+        Err(e) => Err(e.into_response()),
+    }
+}
+
+/// Flows' experiments for a period: per flow, experiment and group (the holdout, the treatment or each
+/// variant) — runs entered, messaged, clicked and converted (an `Order Completed`/`Lead Won` meeting the flow's
+/// exit rules within 7 days), the conversion rate with its Wilson 95% interval, revenue and revenue per run by
+/// currency; each group's uplift over the control (the holdout, else the first variant) with a 95% asymptotic
+/// confidence sequence (valid however often it is looked at), the incremental revenue, and a sample-ratio
+/// mismatch check (chi-square, flagged below p = 0.001); and per step and group, runs messaged and clicked and
+/// the conversions whose last touch (a click, else a send, within 5 days) was that step's message.
 #[utoipa::path(get, path = "/v1/reports/flows", tag = "flows", params(ReportQuery),
     responses((status = 200, description = "The report: JSON by default, CSV with `format=csv`",
                content((FlowsReport = "application/json"), (String = "text/csv"))),

@@ -45,6 +45,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(keys::revoke_key))
         .routes(routes!(keys::quarantine))
         .routes(routes!(flows::unsubscribe_page, flows::unsubscribe))
+        .routes(routes!(flows::follow_click))
         .routes(routes!(sales::list_reps))
         .routes(routes!(sales::patch_rep))
         .routes(routes!(sales::get_lead))

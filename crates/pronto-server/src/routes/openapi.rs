@@ -389,7 +389,6 @@ fn operation_params(path: &str, method: &str, op: &mut Value, configured: &Confi
     };
     for p in params.iter_mut() {
         if p["in"] == "query" {
-            p["required"] = json!(false);
             if let Some(s) = p.get_mut("schema") {
                 no_null(s);
             }

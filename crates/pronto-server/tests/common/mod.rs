@@ -203,3 +203,35 @@ impl Server {
         self.task.take().unwrap().await.unwrap().unwrap();
     }
 }
+
+/// The tracked links (`…/r/…?to=…`) in a raw mail, each with the address it redirects to, in order of
+/// appearance (text part first). Quoted-printable soft breaks and `=3D` are undone and HTML's `&#x2f;` and
+/// `&amp;` read back, so the same link in the HTML part is found as in the text part.
+pub fn tracked_links(mail: &str) -> Vec<(String, String)> {
+    let flat = mail
+        .replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=")
+        .replace("&#x2f;", "/")
+        .replace("&amp;", "&");
+    let mut out = Vec::new();
+    for (i, _) in flat.match_indices("/r/") {
+        let start = flat[..i].rfind("http").unwrap_or(i);
+        let end = flat[i..]
+            .find(|c: char| c.is_whitespace() || c == '"' || c == '<' || c == '>')
+            .map_or(flat.len(), |e| i + e);
+        let link = &flat[start..end];
+        let Ok(u) = reqwest::Url::parse(link) else {
+            continue;
+        };
+        if let Some((_, to)) = u.query_pairs().find(|(k, _)| k == "to") {
+            out.push((link.to_string(), to.into_owned()));
+        }
+    }
+    out
+}
+
+/// The addresses the mail's tracked links redirect to.
+pub fn link_targets(mail: &str) -> Vec<String> {
+    tracked_links(mail).into_iter().map(|(_, to)| to).collect()
+}

@@ -6,7 +6,9 @@
 
 use super::PgTx;
 use crate::flows::{Addressee, DueRun, FlowTx, LiveRun, LogRow, Mark, RunRow, RunUpdate};
-use crate::rows::{bad_row, due_run, mark, out_message, Cols, MARK_COLUMNS};
+use crate::rows::{
+    bad_row, due_run, live_run, mark, out_message, Cols, LIVE_RUN_COLUMNS, MARK_COLUMNS,
+};
 use crate::tx::{BadRow, ItemError, MessageRow};
 use crate::{FlowStats, OutMessage, StoreError};
 use async_trait::async_trait;
@@ -51,8 +53,8 @@ impl FlowTx for PgTx {
         // One index probe per wanted key or contact (`LATERAL … OFFSET 0` keeps the planner from turning the
         // probes into a join, which it did with a sequential scan of `runs` while the table was young and
         // never analysed: a cost that grew with every run stored).
-        let rows = sqlx::query(
-            "SELECT r.id, r.flow_id, r.run_key, r.contact_id, r.step, r.due_at, r.started_at FROM runs r \
+        let rows = sqlx::query(&format!(
+            "SELECT {LIVE_RUN_COLUMNS} FROM runs r \
              WHERE r.state = 'active' AND r.id IN ( \
              SELECT a.id FROM UNNEST($2::text[], $3::text[]) AS k(flow, run_key) CROSS JOIN LATERAL ( \
              SELECT id FROM runs WHERE run_key = k.run_key AND flow_id = k.flow AND workspace_id = $1 \
@@ -61,7 +63,7 @@ impl FlowTx for PgTx {
              SELECT id FROM runs WHERE contact_id = c.contact AND state = 'active' AND flow_id = c.flow \
              AND workspace_id = $1 OFFSET 0) b) \
              ORDER BY r.id FOR UPDATE OF r",
-        )
+        ))
         .bind(ws.0)
         .bind(&key_flows)
         .bind(&key_keys)
@@ -71,15 +73,7 @@ impl FlowTx for PgTx {
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            out.push(LiveRun {
-                id: RunId(r.try_get(0)?),
-                flow: r.try_get(1)?,
-                key: r.try_get(2)?,
-                contact: ContactId(r.try_get(3)?),
-                step: r.try_get::<i32, _>(4)?.into(),
-                due: r.try_get(5)?,
-                started: r.try_get(6)?,
-            });
+            out.push(live_run(&r)?);
         }
         Ok(out)
     }

@@ -8,8 +8,8 @@ mod sales;
 
 use crate::contacts::{EventRow, IngestTx};
 use crate::rows::{
-    api_key, experiment_run, ingested, log_entry, message_view, run_view, stored_event,
-    unmapped_delivery, UNMAPPED_COLUMNS,
+    api_key, experiment_outcomes, experiment_run, experiment_touch, ingested, log_entry,
+    message_view, run_view, stored_event, unmapped_delivery, UNMAPPED_COLUMNS,
 };
 use crate::tx::Commit;
 use crate::tx::ItemError;
@@ -855,6 +855,25 @@ impl Store for PostgresStore {
         Ok(true)
     }
 
+    async fn record_click(
+        &self,
+        workspace: WorkspaceId,
+        message: &str,
+        url: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO clicks (workspace_id, message_key, url, clicked_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(workspace.0)
+        .bind(message)
+        .bind(url)
+        .bind(at)
+        .execute(&self.pool.0)
+        .await?;
+        Ok(())
+    }
+
     async fn secret(&self, name: &str) -> Result<String, StoreError> {
         sqlx::query("INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .bind(name)
@@ -966,26 +985,44 @@ impl Store for PostgresStore {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<pronto_domain::experiment::results::RunOutcome>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT r.flow_id, r.experiment, r.arm, \
-             EXISTS (SELECT 1 FROM messages m WHERE m.run_id = r.id), \
-             (SELECT e.payload::text FROM exit_marks x JOIN events e ON e.id = x.event_id \
+        // The runs' filter, shared by both statements.
+        const RUNS: &str = "r.workspace_id = $1 AND r.arm IS NOT NULL \
+             AND r.experiment IS NOT NULL AND r.started_at >= $2 AND r.started_at < $3";
+        let runs = sqlx::query(&format!(
+            "SELECT r.id, r.flow_id, r.experiment, r.arm, c.happened_at, c.payload FROM runs r \
+             LEFT JOIN LATERAL (SELECT x.happened_at, e.payload::text AS payload \
+              FROM exit_marks x JOIN events e ON e.id = x.event_id \
               WHERE x.workspace_id = r.workspace_id AND x.flow_id = r.flow_id \
               AND x.name IN ('Order Completed', 'Lead Won') \
               AND (x.run_key = r.run_key OR (x.run_key IS NULL AND x.contact_id = r.contact_id \
                    AND x.happened_at >= r.started_at)) \
               AND x.happened_at <= r.started_at + make_interval(days => $4) \
-              ORDER BY x.happened_at LIMIT 1) \
-             FROM runs r WHERE r.workspace_id = $1 AND r.arm IS NOT NULL AND r.experiment IS NOT NULL \
-             AND r.started_at >= $2 AND r.started_at < $3",
-        )
+              ORDER BY x.happened_at LIMIT 1) c ON true \
+             WHERE {RUNS}"
+        ))
         .bind(workspace.0)
         .bind(from)
         .bind(to)
         .bind(pronto_domain::experiment::results::WINDOW_DAYS as i32)
         .fetch_all(&self.pool.0)
         .await?;
-        rows.iter().map(experiment_run).collect()
+        let touches = sqlx::query(&format!(
+            "SELECT m.run_id, m.step, m.created_at, \
+             (SELECT MIN(c.clicked_at) FROM clicks c WHERE c.message_key = m.idempotency_key) \
+             FROM messages m WHERE m.run_id IN (SELECT r.id FROM runs r WHERE {RUNS})"
+        ))
+        .bind(workspace.0)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool.0)
+        .await?;
+        Ok(experiment_outcomes(
+            runs.iter().map(experiment_run).collect::<Result<_, _>>()?,
+            touches
+                .iter()
+                .map(experiment_touch)
+                .collect::<Result<_, _>>()?,
+        ))
     }
 
     async fn apply_catalog(

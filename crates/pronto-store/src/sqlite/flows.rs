@@ -4,7 +4,7 @@
 
 use super::{json_rows, parse_ts, ts, uuid, SqliteTx};
 use crate::flows::{Addressee, DueRun, FlowTx, LiveRun, LogRow, Mark, RunRow, RunUpdate};
-use crate::rows::{bad_row, due_run, mark, out_message, Cols, MARK_COLUMNS};
+use crate::rows::{bad_row, due_run, live_run, mark, out_message, LIVE_RUN_COLUMNS, MARK_COLUMNS};
 use crate::tx::{BadRow, ItemError, MessageRow};
 use crate::{FlowStats, OutMessage, StoreError};
 use async_trait::async_trait;
@@ -44,14 +44,14 @@ impl FlowTx for SqliteTx {
             .map(|(f, c)| (f.as_str(), c.to_string()))
             .collect();
         // CROSS JOIN keeps the wanted rows as the outer loop, each probing an index.
-        let rows = sqlx::query(
+        let rows = sqlx::query(&format!(
             "WITH k AS (SELECT value ->> 0 AS flow, value ->> 1 AS run_key FROM json_each(?2)), \
              c AS (SELECT value ->> 0 AS flow, value ->> 1 AS contact FROM json_each(?3)) \
-             SELECT r.id, r.flow_id, r.run_key, r.contact_id, r.step, r.due_at, r.started_at FROM k CROSS JOIN runs r \
+             SELECT {LIVE_RUN_COLUMNS} FROM k CROSS JOIN runs r \
              ON r.run_key = k.run_key AND r.flow_id = k.flow AND r.workspace_id = ?1 AND r.state = 'active' \
-             UNION SELECT r.id, r.flow_id, r.run_key, r.contact_id, r.step, r.due_at, r.started_at FROM c CROSS JOIN runs r \
+             UNION SELECT {LIVE_RUN_COLUMNS} FROM c CROSS JOIN runs r \
              ON r.contact_id = c.contact AND r.state = 'active' AND r.flow_id = c.flow AND r.workspace_id = ?1",
-        )
+        ))
         .bind(ws.to_string())
         .bind(json_rows(&keys)?)
         .bind(json_rows(&contacts)?)
@@ -59,18 +59,7 @@ impl FlowTx for SqliteTx {
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            out.push(LiveRun {
-                id: uuid(&r.try_get::<String, _>(0)?)?,
-                flow: r.try_get(1)?,
-                key: r.try_get(2)?,
-                contact: uuid(&r.try_get::<String, _>(3)?)?,
-                step: r.try_get(4)?,
-                due: r
-                    .try_get::<Option<String>, _>(5)?
-                    .map(|t| parse_ts(&t))
-                    .transpose()?,
-                started: r.at(6)?,
-            });
+            out.push(live_run(&r)?);
         }
         Ok(out)
     }
@@ -151,7 +140,7 @@ impl FlowTx for SqliteTx {
             String,
             String,
             Option<&'a str>,
-            Option<&'static str>,
+            Option<&'a str>,
         );
         let rows: Vec<Row<'_>> = rows
             .iter()

@@ -7,8 +7,8 @@ mod sales;
 
 use crate::contacts::{EventRow, IngestTx};
 use crate::rows::{
-    api_key, experiment_run, ingested, log_entry, message_view, parse_ts, run_view, stored_event,
-    unmapped_delivery, Cols, UNMAPPED_COLUMNS,
+    api_key, experiment_outcomes, experiment_run, experiment_touch, ingested, log_entry,
+    message_view, parse_ts, run_view, stored_event, unmapped_delivery, Cols, UNMAPPED_COLUMNS,
 };
 use crate::tx::Commit;
 use crate::tx::ItemError;
@@ -979,6 +979,25 @@ impl Store for SqliteStore {
         Ok(true)
     }
 
+    async fn record_click(
+        &self,
+        workspace: WorkspaceId,
+        message: &str,
+        url: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO clicks (workspace_id, message_key, url, clicked_at) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .bind(workspace.to_string())
+        .bind(message)
+        .bind(url)
+        .bind(ts(at))
+        .execute(&self.write.0)
+        .await?;
+        Ok(())
+    }
+
     async fn secret(&self, name: &str) -> Result<String, StoreError> {
         let fresh = crate::random_secret();
         sqlx::query("INSERT INTO secrets (name, value) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
@@ -1061,26 +1080,47 @@ impl Store for SqliteStore {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<pronto_domain::experiment::results::RunOutcome>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT r.flow_id, r.experiment, r.arm, \
-             EXISTS (SELECT 1 FROM messages m WHERE m.run_id = r.id), \
-             (SELECT e.payload FROM exit_marks x JOIN events e ON e.id = x.event_id \
+        // The runs' filter, shared by both statements.
+        const RUNS: &str = "r.workspace_id = ?1 AND r.arm IS NOT NULL \
+             AND r.experiment IS NOT NULL AND r.started_at >= ?2 AND r.started_at < ?3";
+        let runs = sqlx::query(&format!(
+            "WITH rr AS (SELECT r.id, r.flow_id, r.experiment, r.arm, \
+             (SELECT x.rowid FROM exit_marks x \
               WHERE x.workspace_id = r.workspace_id AND x.flow_id = r.flow_id \
               AND x.name IN ('Order Completed', 'Lead Won') \
               AND (x.run_key = r.run_key OR (x.run_key IS NULL AND x.contact_id = r.contact_id \
                    AND x.happened_at >= r.started_at)) \
               AND x.happened_at <= strftime('%Y-%m-%dT%H:%M:%fZ', r.started_at, ?4) \
-              ORDER BY x.happened_at LIMIT 1) \
-             FROM runs r WHERE r.workspace_id = ?1 AND r.arm IS NOT NULL AND r.experiment IS NOT NULL \
-             AND r.started_at >= ?2 AND r.started_at < ?3",
-        )
+              ORDER BY x.happened_at LIMIT 1) AS mark FROM runs r WHERE {RUNS}) \
+             SELECT rr.id, rr.flow_id, rr.experiment, rr.arm, x.happened_at, e.payload FROM rr \
+             LEFT JOIN exit_marks x ON x.rowid = rr.mark LEFT JOIN events e ON e.id = x.event_id"
+        ))
         .bind(workspace.to_string())
         .bind(ts(from))
         .bind(ts(to))
-        .bind(format!("+{} days", pronto_domain::experiment::results::WINDOW_DAYS))
+        .bind(format!(
+            "+{} days",
+            pronto_domain::experiment::results::WINDOW_DAYS
+        ))
         .fetch_all(&self.read)
         .await?;
-        rows.iter().map(experiment_run).collect()
+        let touches = sqlx::query(&format!(
+            "SELECT m.run_id, m.step, m.created_at, \
+             (SELECT MIN(c.clicked_at) FROM clicks c WHERE c.message_key = m.idempotency_key) \
+             FROM messages m WHERE m.run_id IN (SELECT r.id FROM runs r WHERE {RUNS})"
+        ))
+        .bind(workspace.to_string())
+        .bind(ts(from))
+        .bind(ts(to))
+        .fetch_all(&self.read)
+        .await?;
+        Ok(experiment_outcomes(
+            runs.iter().map(experiment_run).collect::<Result<_, _>>()?,
+            touches
+                .iter()
+                .map(experiment_touch)
+                .collect::<Result<_, _>>()?,
+        ))
     }
 
     async fn apply_catalog(

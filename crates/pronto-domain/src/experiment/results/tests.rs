@@ -28,7 +28,13 @@ fn wilson_intervals_match_the_published_values() {
 }
 
 #[test]
-fn the_split_test_is_chi_square_with_one_degree_of_freedom() {
+fn the_split_test_is_chi_square_with_one_degree_of_freedom_fewer_than_the_groups() {
+    let two = |h: u64, n: u64, share: f64| {
+        sample_ratio(&[
+            ("holdout".into(), h, share),
+            ("treatment".into(), n - h, 1.0 - share),
+        ])
+    };
     let cases = [
         // (holdout, total, expected share, p, mismatch)
         (1_000, 10_000, 0.1, 1.0, false),
@@ -39,13 +45,42 @@ fn the_split_test_is_chi_square_with_one_degree_of_freedom() {
         (0, 0, 0.1, 1.0, false),
     ];
     for (h, n, share, p, mismatch) in cases {
-        let s = sample_ratio(h, n, share);
+        let s = two(h, n, share);
         assert!(
             close(s.p_value, p, p * 0.01 + 1e-4),
             "{h}/{n}: {}",
             s.p_value
         );
         assert_eq!(s.mismatch, mismatch, "{h}/{n}");
+    }
+    // Three groups, 20% / 40% / 40% of 1,000: observed 200 / 380 / 420, χ² = 0 + 1 + 1 = 2 on 2 df.
+    let three = sample_ratio(&[
+        ("holdout".into(), 200, 0.2),
+        ("a".into(), 380, 0.4),
+        ("b".into(), 420, 0.4),
+    ]);
+    assert!(close(three.p_value, (-1.0f64).exp(), 1e-12), "{three:?}");
+    assert_eq!(three.observed["a"], 0.38);
+}
+
+#[test]
+fn the_chi_square_tail_matches_scipy() {
+    // Reference: python3 -c "from scipy.stats import chi2; print(chi2.sf(x, df))" with scipy 1.17.1.
+    let cases = [
+        (1.0, 1, 0.31731050786291115),
+        (0.5, 2, 0.7788007830714049),
+        (7.8, 3, 0.050331097859853326),
+        (20.0, 4, 0.0004993992273873336),
+        (3.2, 5, 0.6691829020332432),
+        (30.0, 9, 0.00043872177097947936),
+        (0.0, 3, 1.0),
+    ];
+    for (x, df, want) in cases {
+        let got = chi2_sf(x, df);
+        assert!(
+            close(got, want, want * 1e-9 + 1e-15),
+            "χ²({x}, {df}): {got} vs {want}"
+        );
     }
 }
 
@@ -68,16 +103,27 @@ fn the_confidence_sequence_is_wider_than_a_fixed_interval_and_narrows_with_more_
     assert_eq!(sequence_half_width(0.0, 10.0), 0.0);
 }
 
+fn at(minutes: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_800_000_000 + minutes * 60, 0).unwrap()
+}
+
 fn run(flow: &str, arm: Arm, messaged: bool, order: Option<Value>) -> RunOutcome {
     RunOutcome {
         flow: flow.into(),
         experiment: "e1".into(),
         arm,
-        messaged,
-        conversion: order,
+        touches: if messaged {
+            vec![Touch {
+                step: 1,
+                sent: at(0),
+                clicked: None,
+            }]
+        } else {
+            vec![]
+        },
+        conversion: order.map(|event| Conversion { at: at(60), event }),
     }
 }
-
 fn order(total: f64, currency: &str) -> Option<Value> {
     Some(json!({"event": "Order Completed", "properties": {"total": total, "currency": currency}}))
 }
@@ -103,11 +149,13 @@ fn runs_are_counted_by_group_with_revenue_per_currency_and_incremental_revenue()
     ));
     runs.push(run("checkout-recovery", Arm::Holdout, false, None));
     let got = summarize(&runs, |flow, exp| {
-        (flow == "checkout-recovery" && exp == "e1").then_some(0.2)
+        (flow == "checkout-recovery" && exp == "e1")
+            .then(|| vec![(Arm::Holdout, 0.2), (Arm::Treatment, 0.8)])
     });
     assert_eq!(got.len(), 1);
     let r = &got[0];
-    let [t, h] = [&r.groups[0], &r.groups[1]];
+    assert_eq!(r.control.as_deref(), Some("holdout"));
+    let [h, t] = [&r.groups[0], &r.groups[1]];
     assert_eq!(
         (t.arm.as_str(), t.entered, t.messaged, t.converted),
         ("treatment", 8, 8, 5)
@@ -123,21 +171,35 @@ fn runs_are_counted_by_group_with_revenue_per_currency_and_incremental_revenue()
     assert_eq!(t.revenue["USD"], 20.0);
     assert_eq!(t.revenue_per_run["EUR"], 25.0);
     assert_eq!(h.revenue_per_run["EUR"], 25.0);
-    let u = r.conversion_uplift.as_ref().unwrap();
+    assert!(h.conversion_uplift.is_none(), "the control has no uplift");
+    let u = t.conversion_uplift.as_ref().unwrap();
     assert!(close(u.difference, 5.0 / 8.0 - 0.5, 1e-12));
     assert!(u.interval[0] < u.difference && u.difference < u.interval[1]);
     assert_eq!(
-        r.revenue_per_run_uplift["EUR"].difference, 0.0,
+        t.revenue_per_run_uplift["EUR"].difference, 0.0,
         "25 a run in both groups"
     );
-    assert_eq!(r.incremental_revenue["EUR"], 0.0);
+    assert_eq!(t.incremental_revenue["EUR"], 0.0);
     assert_eq!(
-        r.incremental_revenue["USD"], 20.0,
+        t.incremental_revenue["USD"], 20.0,
         "2.5 more a run over 8 treated runs"
     );
     let srm = r.sample_ratio.as_ref().unwrap();
-    assert_eq!(srm.observed_holdout_share, 0.2);
+    assert_eq!(srm.observed["holdout"], 0.2);
     assert!(!srm.mismatch);
+    // Every treated run's one message (step index 1) was its last touch: step 2 as people count.
+    assert_eq!(r.steps.len(), 1);
+    let st = &r.steps[0];
+    assert_eq!(
+        (
+            st.step,
+            st.arm.as_str(),
+            st.messaged,
+            st.attributed_conversions
+        ),
+        (2, "treatment", 8, 5)
+    );
+    assert_eq!(st.attributed_revenue["EUR"], 200.0);
 }
 
 #[test]
@@ -151,22 +213,26 @@ fn a_clear_effect_with_many_runs_excludes_zero_and_is_probably_better() {
         };
         // Treatment converts 12%, holdout 8%.
         let bought = match arm {
-            Arm::Treatment => i % 100 < 12,
             Arm::Holdout => (i / 10) % 25 < 2,
+            _ => i % 100 < 12,
         };
+        let treated = arm == Arm::Treatment;
         runs.push(run(
             "f",
             arm,
-            arm == Arm::Treatment,
+            treated,
             bought.then(|| json!({"properties": {"value": 10}})),
         ));
     }
-    let r = &summarize(&runs, |_, _| Some(0.1))[0];
-    let u = r.conversion_uplift.as_ref().unwrap();
+    let r = &summarize(&runs, |_, _| {
+        Some(vec![(Arm::Holdout, 0.1), (Arm::Treatment, 0.9)])
+    })[0];
+    let t = &r.groups[1];
+    let u = t.conversion_uplift.as_ref().unwrap();
     assert!(u.interval[0] > 0.0, "{u:?} {:?}", r.groups);
     assert!(u.probability_better > 0.99, "{u:?}");
     assert!(
-        r.incremental_revenue[""] > 0.0,
+        t.incremental_revenue[""] > 0.0,
         "events without a currency are kept under \"\""
     );
 }
@@ -175,7 +241,140 @@ fn a_clear_effect_with_many_runs_excludes_zero_and_is_probably_better() {
 fn no_holdout_runs_yet_means_no_comparison_and_an_unconfigured_experiment_no_split_test() {
     let runs = vec![run("f", Arm::Treatment, true, None)];
     let r = &summarize(&runs, |_, _| None)[0];
-    assert!(r.conversion_uplift.is_none());
-    assert!(r.revenue_per_run_uplift.is_empty());
+    assert_eq!(r.control.as_deref(), Some("treatment"), "the only group");
+    assert!(r.groups[0].conversion_uplift.is_none());
+    assert!(r.groups[0].revenue_per_run_uplift.is_empty());
     assert!(r.sample_ratio.is_none());
+}
+
+#[test]
+fn the_last_touch_is_the_latest_click_within_five_days_else_the_latest_send() {
+    let touch = |step: i64, sent: i64, clicked: Option<i64>| Touch {
+        step,
+        sent: at(sent),
+        clicked: clicked.map(at),
+    };
+    let day = 24 * 60;
+    let cases: Vec<(&str, Vec<Touch>, i64, Option<i64>)> = vec![
+        ("no messages", vec![], 10, None),
+        ("one send before", vec![touch(1, 0, None)], 10, Some(1)),
+        (
+            "a send after the order does not count",
+            vec![touch(1, 20, None)],
+            10,
+            None,
+        ),
+        (
+            "the later of two sends",
+            vec![touch(1, 0, None), touch(3, 5, None)],
+            10,
+            Some(3),
+        ),
+        (
+            "a click beats a later send",
+            vec![touch(1, 0, Some(2)), touch(3, 5, None)],
+            10,
+            Some(1),
+        ),
+        (
+            "a click after the order does not count",
+            vec![touch(1, 0, Some(20)), touch(3, 5, None)],
+            10,
+            Some(3),
+        ),
+        (
+            "a send more than five days before",
+            vec![touch(1, 0, None)],
+            5 * day + 1,
+            None,
+        ),
+        (
+            "a click four days after an old send",
+            vec![touch(1, 0, Some(4 * day))],
+            5 * day + 1,
+            Some(1),
+        ),
+    ];
+    for (name, touches, converted, want) in cases {
+        assert_eq!(last_touch(&touches, at(converted)), want, "{name}");
+    }
+}
+
+#[test]
+fn variants_are_compared_with_the_holdout_and_steps_counted_per_variant() {
+    let shares = vec![
+        (Arm::Holdout, 0.2),
+        (Arm::Variant("hour".into()), 0.4),
+        (Arm::Variant("ten-min".into()), 0.4),
+    ];
+    let mut runs = Vec::new();
+    let v = |s: &str| Arm::Variant(s.into());
+    // 2 held out (1 buys), 4 "hour" (1 buys after a click on step index 2), 4 "ten-min" (3 buy).
+    runs.push(run("f", Arm::Holdout, false, order(10.0, "EUR")));
+    runs.push(run("f", Arm::Holdout, false, None));
+    for i in 0..4 {
+        let mut r = run(
+            "f",
+            v("hour"),
+            true,
+            (i == 0).then(|| json!({"properties": {"total": 30.0, "currency": "EUR"}})),
+        );
+        r.touches.push(Touch {
+            step: 2,
+            sent: at(5),
+            clicked: (i == 0).then(|| at(30)),
+        });
+        runs.push(r);
+        runs.push(run(
+            "f",
+            v("ten-min"),
+            true,
+            (i < 3).then(|| json!({"properties": {"total": 10.0, "currency": "EUR"}})),
+        ));
+    }
+    let r = &summarize(&runs, |_, _| Some(shares.clone()))[0];
+    let arms: Vec<&str> = r.groups.iter().map(|g| g.arm.as_str()).collect();
+    assert_eq!(
+        arms,
+        ["holdout", "hour", "ten-min"],
+        "control first, then as configured"
+    );
+    let hour = &r.groups[1];
+    assert_eq!((hour.entered, hour.clicked, hour.converted), (4, 1, 1));
+    assert!(close(
+        hour.conversion_uplift.as_ref().unwrap().difference,
+        0.25 - 0.5,
+        1e-12
+    ));
+    let ten = &r.groups[2];
+    assert!(close(
+        ten.conversion_uplift.as_ref().unwrap().difference,
+        0.75 - 0.5,
+        1e-12
+    ));
+    let srm = r.sample_ratio.as_ref().unwrap();
+    assert_eq!(srm.expected.len(), 3);
+    assert!(!srm.mismatch, "2/4/4 is what 20/40/40 gives");
+    let rows: Vec<(i64, &str, u64, u64, u64)> = r
+        .steps
+        .iter()
+        .map(|s| {
+            (
+                s.step,
+                s.arm.as_str(),
+                s.messaged,
+                s.clicked,
+                s.attributed_conversions,
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (2, "hour", 4, 0, 0),
+            (2, "ten-min", 4, 0, 3),
+            (3, "hour", 4, 1, 1),
+        ],
+        "the clicked step index 2 (step 3) earned hour's order; ten-min's single sends earned theirs"
+    );
 }
