@@ -52,6 +52,8 @@ pub struct Program {
     pub messages: MessageSettings,
     /// Speed to lead: reps, teams, routing, SLA; empty without `[[rep]]`s.
     pub sales: crate::sales::Sales,
+    /// Pools of unique codes (`[[offer]]`); a step's `offer` naming none is a literal code.
+    pub offers: crate::offer::Offers,
 }
 
 impl Program {
@@ -70,6 +72,7 @@ impl Program {
                 .unwrap_or_else(|e| unreachable!("the built-in templates compile: {e:?}")),
             messages: MessageSettings::default(),
             sales: crate::sales::Sales::default(),
+            offers: crate::offer::Offers::default(),
         }
     }
 
@@ -101,6 +104,7 @@ impl Program {
                 templates,
                 messages,
                 sales: crate::sales::Sales::default(),
+                offers: crate::offer::Offers::default(),
             }),
             _ => Err(errors),
         }
@@ -232,6 +236,9 @@ pub struct Subject<'a> {
     /// The run's workspace and the time the message is written, for its tracked links; `None`: links as
     /// they are.
     pub tracking: Option<(&'a str, i64)>,
+    /// The offer code this message shows (`offer.code`): a pool's unused code or a literal one, as
+    /// [`crate::offer::Offers::pick`] chose it; `None`: no code.
+    pub offer: Option<&'a str>,
     /// The contact's signed opt-out link.
     pub unsubscribe_url: &'a str,
     /// The products to show beside the cart ([`crate::catalog::recommend`]); empty when the flow's templates
@@ -268,9 +275,7 @@ pub fn compose(
     subject: &Subject<'_>,
 ) -> Result<Composed, NotSent> {
     let Some(Step::Send {
-        channel,
-        template,
-        offer,
+        channel, template, ..
     }) = flow.step(step, arm)
     else {
         return Err(NotSent::NoChannel("send"));
@@ -288,7 +293,7 @@ pub fn compose(
         Channel::Sms => "sms",
         _ => "email",
     };
-    let ctx = context(program, flow, subject, medium, offer.as_deref());
+    let ctx = context(program, flow, subject, medium, subject.offer);
     let mut rendered = program
         .templates
         .render(template, &ctx)
@@ -543,6 +548,7 @@ call = { script = "script" }
                 rep: Some(&ann),
                 message_id: "m1",
                 tracking: None,
+                offer: None,
                 unsubscribe_url: "u",
                 recommendations: &[],
                 catalog: None,
@@ -573,6 +579,7 @@ call = { script = "script" }
             rep: None,
             message_id: "m1",
             tracking: None,
+            offer: None,
             unsubscribe_url: "u",
             recommendations: &[],
             catalog: None,

@@ -115,8 +115,11 @@ impl App {
         let stepper = Stepper::new(store.clone(), clock.clone(), channels.clone());
         let workers = background.then(|| Workers::start(store.clone(), clock.clone(), channels));
         let (routes, api) = routes::router();
+        let codes = settings.offer_codes()?;
+        let service = Arc::new(Service::new(store, clock, ws, &settings, secret));
+        service.add_offer_codes(&codes).await.map_err(fail)?;
         let state = AppState {
-            service: Arc::new(Service::new(store, clock, ws, &settings, secret)),
+            service,
             forms: Arc::new(Forms::new(&settings)),
             metrics: telemetry::prometheus(),
             openapi: document(&api, &settings).into(),

@@ -8,6 +8,7 @@
 //! silently ignored.
 
 use pronto_domain::flow::FlowConfig;
+use pronto_domain::offer::{OfferConfig, Offers};
 use pronto_domain::program::{MessageSettings, Program};
 use pronto_domain::sales::{LeadsConfig, RepConfig, RouteConfig, Sales, TeamConfig};
 use pronto_domain::template::TemplateConfig;
@@ -75,6 +76,8 @@ pub struct FileConfig {
     pub limits: LimitsSection,
     #[serde(default, rename = "shop")]
     pub shops: Vec<ShopConfig>,
+    #[serde(default, rename = "offer")]
+    pub offers: Vec<OfferConfig>,
 }
 
 /// `[[shop]]`: a Shopify or WooCommerce store whose webhooks pronto takes (`POST /v1/webhooks/shopify`,
@@ -341,6 +344,8 @@ pub struct Settings {
     pub form_list: Vec<FormConfig>,
     pub flows: Vec<FlowConfig>,
     pub templates: Vec<TemplateConfig>,
+    /// `[[offer]]`: pools of unique codes.
+    pub offers: Vec<OfferConfig>,
     pub reps: Vec<RepConfig>,
     pub teams: Vec<TeamConfig>,
     pub routes: Vec<RouteConfig>,
@@ -637,6 +642,7 @@ impl Settings {
             form_list: file.forms_list,
             flows: file.flows,
             templates: file.templates,
+            offers: file.offers,
             reps: file.reps,
             teams: file.teams,
             routes: file.routes,
@@ -650,6 +656,9 @@ impl Settings {
             source,
         };
         if let Err(ConfigError::Problems(more)) = settings.program(Vec::new()) {
+            problems.extend(more);
+        }
+        if let Err(ConfigError::Problems(more)) = settings.offer_codes() {
             problems.extend(more);
         }
         if problems.is_empty() {
@@ -681,19 +690,48 @@ impl Settings {
         };
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let sales = Sales::check(&self.reps, &self.teams, &self.routes, &self.leads, &names);
-        match (built, sales) {
-            (Ok(mut program), Ok(sales)) => {
+        let offers = Offers::check(&self.offers).map_err(|es| {
+            es.into_iter()
+                .map(|(field, m)| format!("{field}: {m}"))
+                .collect::<Vec<_>>()
+        });
+        match (built, sales, offers) {
+            (Ok(mut program), Ok(sales), Ok(offers)) => {
                 program.sales = sales;
+                program.offers = offers;
                 Ok(program)
             }
-            (built, sales) => Err(ConfigError::Problems(
+            (built, sales, offers) => Err(ConfigError::Problems(
                 built
                     .err()
                     .unwrap_or_default()
                     .into_iter()
                     .chain(sales.err().unwrap_or_default())
+                    .chain(offers.err().unwrap_or_default())
                     .collect(),
             )),
+        }
+    }
+
+    /// The codes of each `[[offer]]` with a `codes_file`, read and checked (a path is relative to the
+    /// working directory); every unreadable file or bad line at once.
+    pub fn offer_codes(&self) -> Result<Vec<(String, Vec<String>)>, ConfigError> {
+        let mut out = Vec::new();
+        let mut problems = Vec::new();
+        for (i, o) in self.offers.iter().enumerate() {
+            let Some(path) = &o.codes_file else { continue };
+            match std::fs::read_to_string(path) {
+                Err(e) => problems.push(format!("offer[{i}].codes_file: cannot read {path}: {e}")),
+                Ok(text) => match pronto_domain::offer::parse_codes(&text) {
+                    Ok(codes) => out.push((o.id.clone(), codes)),
+                    Err(m) => problems.push(format!("offer[{i}].codes_file: {path}: {m}")),
+                },
+            }
+        }
+        if problems.is_empty() {
+            Ok(out)
+        } else {
+            Err(ConfigError::Problems(problems))
         }
     }
 }
@@ -859,6 +897,65 @@ mod tests {
                 .to_string();
             assert!(err.contains(field), "{text:?}: {err}");
         }
+    }
+
+    #[test]
+    fn offer_pools_and_their_code_files_are_checked_with_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("ten.txt");
+        std::fs::write(&good, "code\nTEN-1\nTEN-2\n").unwrap();
+        let bad = dir.path().join("bad.txt");
+        std::fs::write(&bad, "OK-1\nnot ok\n").unwrap();
+        let text = format!(
+            "[[offer]]\nid = \"ten\"\ncodes_file = \"{}\"\nfallback = \"FREESHIP\"\n\
+             [[offer]]\nid = \"bad\"\ncodes_file = \"{}\"\n\
+             [[offer]]\nid = \"gone\"\ncodes_file = \"{}\"\n\
+             [[offer]]\nid = \"loop\"\nfallback = \"loop\"\n",
+            good.display(),
+            bad.display(),
+            dir.path().join("missing.txt").display()
+        );
+        let file = FileConfig::parse(&text, "pronto.toml").unwrap();
+        let Err(ConfigError::Problems(problems)) =
+            Settings::resolve(file, Overrides::default(), "pronto.toml".into())
+        else {
+            panic!("three problems expected")
+        };
+        let want = [
+            "offer[3].fallback: `loop` falls back to itself",
+            "offer[1].codes_file:",
+            "offer[2].codes_file: cannot read",
+        ];
+        assert_eq!(problems.len(), want.len(), "{problems:?}");
+        for w in want {
+            assert!(
+                problems.iter().any(|p| p.starts_with(w)),
+                "{w}: {problems:?}"
+            );
+        }
+        assert!(
+            problems.iter().any(|p| p.contains("line 2")),
+            "{problems:?}"
+        );
+        // The good pool alone passes, with its codes read.
+        let text = format!(
+            "[[offer]]\nid = \"ten\"\ncodes_file = \"{}\"\n",
+            good.display()
+        );
+        let s = Settings::resolve(
+            FileConfig::parse(&text, "pronto.toml").unwrap(),
+            Overrides::default(),
+            "pronto.toml".into(),
+        )
+        .unwrap();
+        assert_eq!(
+            s.offer_codes().unwrap(),
+            vec![(
+                "ten".to_string(),
+                vec!["TEN-1".to_string(), "TEN-2".to_string()]
+            )]
+        );
+        assert!(s.program(Vec::new()).unwrap().offers.get("ten").is_some());
     }
 
     #[test]

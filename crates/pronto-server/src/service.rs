@@ -219,14 +219,38 @@ impl Service {
 
     /// Loads the configuration again and swaps in its flows, templates and message settings. Other settings
     /// (listen address, database, keys) need a restart.
-    pub fn reload(&self) -> Result<Vec<String>, ApiError> {
-        let program = Settings::load(self.overrides.clone())
-            .and_then(|s| s.program(self.link_secret.clone()))
+    /// Offer pools' `codes_file`s are read again and their new codes added.
+    pub async fn reload(&self) -> Result<Vec<String>, ApiError> {
+        let settings = Settings::load(self.overrides.clone())
             .map_err(|e| Invalid::one("config", e.to_string()))?;
+        let program = settings
+            .program(self.link_secret.clone())
+            .map_err(|e| Invalid::one("config", e.to_string()))?;
+        let codes = settings
+            .offer_codes()
+            .map_err(|e| Invalid::one("config", e.to_string()))?;
+        self.add_offer_codes(&codes).await?;
         let ids = program.flows.iter().map(|f| f.id.clone()).collect();
         self.store.shared().set_program(Arc::new(program));
         tracing::info!(flows = ?ids, "configuration reloaded");
         Ok(ids)
+    }
+
+    /// Adds the codes read from offer pools' files (a code already in its pool is left as it is).
+    pub async fn add_offer_codes(
+        &self,
+        codes: &[(String, Vec<String>)],
+    ) -> Result<(), pronto_store::StoreError> {
+        for (offer, codes) in codes {
+            let added = self
+                .store
+                .add_offer_codes(self.default_workspace, offer, codes, self.clock.now())
+                .await?;
+            if added > 0 {
+                tracing::info!(offer, added, "offer codes added from its codes_file");
+            }
+        }
+        Ok(())
     }
 
     pub fn check_unsubscribe(

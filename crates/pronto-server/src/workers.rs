@@ -95,11 +95,42 @@ pub async fn fire_step(store: &dyn Store, now: DateTime<Utc>) -> Result<Step, St
     let f = store.fire_due(now, TIMER_BATCH).await?;
     metrics::counter!("pronto_timers_fired_total").increment(f.runs as u64);
     metrics::counter!("pronto_messages_queued_total").increment(f.messages as u64);
+    // The pools' stock is counted at most every ten seconds: a count over a large pool is not free.
+    static LOOKED: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    let last = LOOKED.load(std::sync::atomic::Ordering::Relaxed);
+    if !f.code_workspaces.is_empty() && now.timestamp() - last >= 10 {
+        LOOKED.store(now.timestamp(), std::sync::atomic::Ordering::Relaxed);
+        for ws in &f.code_workspaces {
+            watch_offer_stock(store, *ws).await;
+        }
+    }
     Ok(if ((f.runs + f.quarantined) as i64) < TIMER_BATCH {
         Step::Idle { next: f.next_due }
     } else {
         Step::More
     })
+}
+
+/// After a batch drew offer codes: each pool's unused codes in `pronto_offer_codes_left`, and a warning when
+/// a configured pool is below its `low_at` (a failed read only skips the look).
+async fn watch_offer_stock(store: &dyn Store, ws: pronto_domain::WorkspaceId) {
+    let Ok(stock) = store.offer_stock(ws).await else {
+        return;
+    };
+    let program = store.shared().program();
+    for s in stock {
+        metrics::gauge!("pronto_offer_codes_left", "offer" => s.offer.clone()).set(s.unused as f64);
+        if let Some(o) = program.offers.get(&s.offer) {
+            if s.unused < u64::from(o.low_at) {
+                tracing::warn!(
+                    offer = %s.offer,
+                    left = s.unused,
+                    low_at = o.low_at,
+                    "offer pool running low: add codes (pronto offers import / generate) before it empties"
+                );
+            }
+        }
+    }
 }
 
 /// The delivery worker's step: claims up to [`SEND_CONCURRENCY`] messages due at `now`, sends them at once and

@@ -14,10 +14,12 @@
 //!   sales), `apply::timers` one timer batch (due runs with the guard re-checked in the transaction that
 //!   writes the outbox, then due escalation steps). Each loads in bulk, lets the domain decide, writes in bulk.
 //! - The leaves, what a backend implements per concern: `contacts` (contacts, identities, events:
-//!   `IngestTx`), `catalog` (products, their terms, what orders bought together: `CatalogTx`), `sales` (leads, routing rows, tasks, attempts: `SalesTx`; it loads what a lead action,
+//!   `IngestTx`), `catalog` (products, their terms, what orders bought together: `CatalogTx`), `offers`
+//!   (offer pools' codes, claimed and marked used with their messages: `OffersTx`), `sales` (leads, routing
+//!   rows, tasks, attempts: `SalesTx`; it loads what a lead action,
 //!   a new lead or an escalation step needs, lets `pronto_domain::sales::{lead, routing, sla, alerts}` decide,
 //!   and writes what they answer), `flows` (runs, exit marks, timers, the outbox: `FlowTx`). Their traits
-//!   stack (`IngestTx: SalesTx: FlowTx: CatalogTx`). No product decision is made here: the guard, the frequency cap,
+//!   stack (`IngestTx: SalesTx: FlowTx: CatalogTx + OffersTx`). No product decision is made here: the guard, the frequency cap,
 //!   the SMS skip rule, a lead's initial state and transitions, routing counters, acknowledgements and SLA
 //!   steps are the domain's (`engine::fire`, `engine::group`, `sales::*`).
 //! - `tx`: the bottom: transaction errors, what a write touched, outbox and quarantine rows, a queued
@@ -34,6 +36,7 @@ mod apply;
 mod catalog;
 mod contacts;
 mod flows;
+mod offers;
 mod postgres;
 mod rows;
 mod sales;
@@ -88,6 +91,15 @@ impl From<sqlx::Error> for StoreError {
             e => Self::Database(e),
         }
     }
+}
+
+/// An offer pool's codes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OfferStock {
+    pub offer: String,
+    pub unused: u64,
+    pub used: u64,
 }
 
 /// A row set aside because it could not be read (see `GET /v1/admin/quarantine`).
@@ -698,6 +710,18 @@ pub trait Store: Send + Sync + 'static {
         url: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+
+    /// Adds codes to an offer pool (a code already in it is left as it is); answers how many were new.
+    async fn add_offer_codes(
+        &self,
+        workspace: WorkspaceId,
+        offer: &str,
+        codes: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+
+    /// Unused and used codes per offer pool.
+    async fn offer_stock(&self, workspace: WorkspaceId) -> Result<Vec<OfferStock>, StoreError>;
 
     /// A random secret generated once per database under `name` (32 bytes, hex).
     async fn secret(&self, name: &str) -> Result<String, StoreError>;

@@ -51,6 +51,10 @@ pub struct TimersArgs {
     /// Carts per second in the end-to-end run (open loop: sent on schedule whatever the answers do).
     #[arg(long, default_value_t = 200)]
     e2e_rate: u64,
+    /// Run the flow as an experiment: a 10% holdout (those runs write no message) and two variants, the
+    /// second sending another template; measures what assignment adds.
+    #[arg(long)]
+    experiment: bool,
 }
 
 /// The real clock shifted by a settable amount: the scheduler lives in "virtual" time in which the timers
@@ -63,7 +67,7 @@ impl Clock for Shifted {
     }
 }
 
-fn program(window: u64) -> anyhow::Result<Program> {
+fn program(window: u64, experiment: bool) -> anyhow::Result<Program> {
     // One tier per 100 ms of the window: due times spread evenly, not in whole-second bursts.
     let tiers: Vec<String> = (0..window.max(1) * 10)
         .map(|t| format!("[{t}, \"{}ms\"]", 1000 + t * 100))
@@ -75,17 +79,34 @@ id = "bench"
 trigger = {{ event = "Checkout Started" }}
 key = "properties.checkout_id"
 exit = [{{ event = "Order Completed", same = "key" }}]
+{}
 [[flow.step]]
 wait = {{ by = "properties.value", tiers = [{}] }}
 [[flow.step]]
 send = {{ channel = "email", template = "t" }}
+{}
 
 [[template]]
 name = "t"
 subject = "{{{{ cart.id }}}}"
 text = "{{{{ cart.total }}}}"
+
+[[template]]
+name = "t2"
+subject = "{{{{ cart.id }}}}, still thinking?"
+text = "{{{{ cart.total }}}}"
 "#,
-        tiers.join(", ")
+        if experiment {
+            r#"experiment = { id = "bench", holdout = "10%", variants = [{ id = "a" }, { id = "b" }] }"#
+        } else {
+            ""
+        },
+        tiers.join(", "),
+        if experiment {
+            r#"variants = { b = { send = { channel = "email", template = "t2" } } }"#
+        } else {
+            ""
+        },
     );
     #[derive(serde::Deserialize)]
     struct File {
@@ -259,7 +280,9 @@ pub async fn timers(a: TimersArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("open {url}"))?;
     let ws = store.default_workspace().await?.id;
-    store.shared().set_program(Arc::new(program(a.window)?));
+    store
+        .shared()
+        .set_program(Arc::new(program(a.window, a.experiment)?));
     println!(
         "pronto bench timers: {} timers over {} s on {} ({}), {} cancelled; burst {}",
         a.timers,

@@ -67,6 +67,9 @@ enum Command {
     /// Import data into the store.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Offer pools' unique codes: how many are left, add codes from a file, generate codes.
+    #[command(subcommand)]
+    Offers(OffersCommand),
     /// Apply database migrations and exit.
     Migrate {
         #[arg(long, env = "DATABASE_URL", default_value = pronto_server::config::DEFAULT_DATABASE_URL)]
@@ -88,6 +91,36 @@ enum ImportCommand {
         /// platform; with none configured, the catalog of carts sent through the Segment API).
         #[arg(long)]
         shop: Option<String>,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum OffersCommand {
+    /// Each pool's unused and used codes (configured pools without codes too).
+    List {
+        #[command(flatten)]
+        args: ServeArgs,
+    },
+    /// Adds the codes of a file (one per line, or a CSV whose first column is the code) to a configured pool;
+    /// a code already in the pool is left as it is.
+    Import {
+        /// The pool, as configured in [[offer]].
+        offer: String,
+        file: PathBuf,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
+    /// Makes new codes from a pattern (each X a random capital or digit), adds them to the pool and prints
+    /// them, one per line, for upload to the shop (Shopify: Discounts → bulk codes; WooCommerce: coupons).
+    Generate {
+        offer: String,
+        /// E.g. SAVE10-XXXXXXXX (at least six X).
+        #[arg(long)]
+        pattern: String,
+        #[arg(long)]
+        count: usize,
         #[command(flatten)]
         args: ServeArgs,
     },
@@ -228,6 +261,7 @@ async fn main() -> std::process::ExitCode {
         Command::Import(ImportCommand::Products { file, shop, args }) => {
             import_products(&file, shop.as_deref(), args).await
         }
+        Command::Offers(cmd) => offers(cmd).await,
         Command::Messages { args, limit, full } => messages(args, limit, full).await,
         Command::Bench(cmd) => bench::run(cmd).await,
         Command::Report(ReportCommand::SpeedToLead { args, days, csv }) => {
@@ -301,7 +335,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 return;
             };
             while hup.recv().await.is_some() {
-                if let Err(e) = service.reload() {
+                if let Err(e) = service.reload().await {
                     tracing::error!(error = %e, "reload refused; the previous configuration stays");
                 }
             }
@@ -475,6 +509,92 @@ async fn import_products(
         available,
         total.upserted
     );
+    Ok(())
+}
+
+async fn offers(cmd: OffersCommand) -> anyhow::Result<()> {
+    let args = match &cmd {
+        OffersCommand::List { args }
+        | OffersCommand::Import { args, .. }
+        | OffersCommand::Generate { args, .. } => args.clone(),
+    };
+    let settings = Settings::load(args.clone().into()).context("invalid configuration")?;
+    let program = settings.program(Vec::new())?;
+    let configured = |offer: &str| -> anyhow::Result<()> {
+        if program.offers.get(offer).is_none() {
+            anyhow::bail!("no [[offer]] with id `{offer}` in the configuration");
+        }
+        Ok(())
+    };
+    let now = chrono::Utc::now();
+    match cmd {
+        OffersCommand::List { .. } => {
+            let store = open_store(args).await?;
+            let ws = store.default_workspace().await?.id;
+            let stock = store.offer_stock(ws).await?;
+            store.close().await;
+            let mut ids: Vec<&str> = program.offers.iter().map(|o| o.id.as_str()).collect();
+            ids.extend(stock.iter().map(|s| s.offer.as_str()));
+            ids.sort();
+            ids.dedup();
+            println!("{:<24} {:>10} {:>10}  note", "offer", "unused", "used");
+            for id in ids {
+                let s = stock.iter().find(|s| s.offer == id);
+                let (unused, used) = s.map_or((0, 0), |s| (s.unused, s.used));
+                let note = match program.offers.get(id) {
+                    None => "no longer configured".to_string(),
+                    Some(o) if unused < u64::from(o.low_at) => format!("low (under {})", o.low_at),
+                    Some(_) => String::new(),
+                };
+                println!("{id:<24} {unused:>10} {used:>10}  {note}");
+            }
+        }
+        OffersCommand::Import { offer, file, .. } => {
+            configured(&offer)?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let codes = pronto_domain::offer::parse_codes(&text)
+                .map_err(|m| anyhow::anyhow!("{}: {m}", file.display()))?;
+            let store = open_store(args).await?;
+            let ws = store.default_workspace().await?.id;
+            let added = store.add_offer_codes(ws, &offer, &codes, now).await?;
+            store.close().await;
+            println!(
+                "{} codes read, {added} added to `{offer}` ({} were already in it)",
+                codes.len(),
+                codes.len() as u64 - added
+            );
+        }
+        OffersCommand::Generate {
+            offer,
+            pattern,
+            count,
+            ..
+        } => {
+            configured(&offer)?;
+            let mut buf = [0u8; 256];
+            let mut at = buf.len();
+            let codes = pronto_domain::offer::generate(&pattern, count, || {
+                if at == buf.len() {
+                    getrandom::fill(&mut buf).expect("the OS random source works");
+                    at = 0;
+                }
+                at += 1;
+                buf[at - 1]
+            })
+            .map_err(anyhow::Error::msg)?;
+            let store = open_store(args).await?;
+            let ws = store.default_workspace().await?.id;
+            let added = store.add_offer_codes(ws, &offer, &codes, now).await?;
+            store.close().await;
+            // Every code printed is in the pool (a code that was already there, a one-in-a-million chance by
+            // the pattern's length, is printed too: uploading it again is harmless).
+            for c in &codes {
+                println!("{c}");
+            }
+            eprintln!("{added} codes added to `{offer}`; upload them to the shop");
+        }
+    }
     Ok(())
 }
 

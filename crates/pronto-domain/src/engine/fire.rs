@@ -20,7 +20,10 @@
 //!    its window (counting those this batch writes) is skipped, with the reason; the run goes on.
 //! 6. A run held out by the flow's experiment ([`crate::experiment`]) sends nothing: each send is logged as
 //!    skipped ("holdout"); it waits, calls and exits like the others.
-//! 7. Each send is composed (a step that cannot be, for want of an address or a template error, is logged
+//! 7. A send whose `offer` names a pool ([`crate::offer`]) takes one of the codes the store claimed for the
+//!    batch (the pool's fallbacks in turn); with none left and `fallback = "skip"`, the step is skipped with
+//!    the reason. A code a message did not end up using stays unused.
+//! 8. Each send is composed (a step that cannot be, for want of an address or a template error, is logged
 //!    and skipped); each call opens a task for the lead's owner (no lead: skipped). Every message and task
 //!    is keyed `run.step`, so a double fire writes it once.
 //!
@@ -32,6 +35,7 @@ use crate::catalog::{self, Product, Related, MAX_RECOMMENDATIONS};
 use crate::experiment::Arm;
 use crate::flow::{Channel, Step};
 use crate::message::{links::unsubscribe_url, Outgoing};
+use crate::offer::Pick;
 use crate::program::{compose, compose_call, sms_refusal, NotSent, Program, Recipient, Subject};
 use crate::sales::lead::LeadState;
 use crate::{ContactId, LeadId, MessageId, RunId, TaskId, WorkspaceId};
@@ -128,6 +132,9 @@ pub struct Wanted {
     /// `(workspace, shop, cart items)`: the catalogs to load what is related to these items from, for runs
     /// of flows whose messages show recommendations (each shop once, its runs' items together).
     pub catalogs: Vec<(WorkspaceId, String, Vec<String>)>,
+    /// `(workspace, offer pool, at most)`: unused codes to claim for the batch's sends that show a pool's
+    /// code (an upper bound: every send after each run's position, with its fallback pools).
+    pub codes: Vec<(WorkspaceId, String, usize)>,
 }
 
 /// What the store loaded for a batch.
@@ -145,6 +152,19 @@ pub struct Loaded {
     pub latest: HashMap<ContactId, CadenceLead>,
     /// By `(workspace, shop)`, for [`Wanted::catalogs`].
     pub catalogs: HashMap<(WorkspaceId, String), Related>,
+    /// Unused codes claimed for the batch, by `(workspace, pool)` ([`Wanted::codes`]); those [`fire`] does not
+    /// give to a message stay unused.
+    pub codes: HashMap<(WorkspaceId, String), Vec<String>>,
+}
+
+/// A pool's code given to a message, to be marked used with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeUse {
+    pub ws: WorkspaceId,
+    pub pool: String,
+    pub code: String,
+    /// The message's outbox key.
+    pub message: String,
 }
 
 /// What a batch of due runs does, for the store to write in bulk.
@@ -156,6 +176,8 @@ pub struct RunEffects {
     pub tasks: Vec<NewTask>,
     /// The keys of the runs that got a message (what a test of the guard's timing needs).
     pub sent_keys: Vec<String>,
+    /// Codes given to the messages written.
+    pub codes: Vec<CodeUse>,
 }
 
 /// The lead a run's snapshot names, if it names a valid id.
@@ -180,6 +202,26 @@ pub fn wanted(
         ..Wanted::default()
     };
     for run in runs {
+        if let Some(f) = program
+            .flow(&run.flow)
+            .filter(|_| !program.offers.is_empty())
+        {
+            let from = usize::try_from(run.step + 1).unwrap_or(0);
+            for i in from..f.steps.len() {
+                if let Some(Step::Send { offer: Some(o), .. }) = f.step(i, run.arm.as_ref()) {
+                    for pool in program.offers.chain(o).unwrap_or_default() {
+                        match w
+                            .codes
+                            .iter_mut()
+                            .find(|(ws, p, _)| *ws == run.ws && p == pool)
+                        {
+                            Some((_, _, n)) => *n += 1,
+                            None => w.codes.push((run.ws, pool.to_string(), 1)),
+                        }
+                    }
+                }
+            }
+        }
         if program
             .flow(&run.flow)
             .is_some_and(|f| program.recommends(f))
@@ -355,6 +397,7 @@ fn fire_one(
         rep: owner,
         message_id: "",
         tracking: None,
+        offer: None,
         unsubscribe_url: &unsub,
         recommendations: &recommendations,
         catalog: related,
@@ -399,12 +442,45 @@ fn fire_one(
                     }
                     *n += 1;
                 }
+                let offer = match flow.step(step, arm) {
+                    Some(Step::Send { offer, .. }) => offer.as_deref(),
+                    _ => None,
+                };
+                let pick = program.offers.pick(offer, |pool| {
+                    loaded
+                        .codes
+                        .get_mut(&(run.ws, pool.to_string()))
+                        .and_then(Vec::pop)
+                });
+                let (code, taken) = match pick {
+                    Pick::Skip(why) => {
+                        log(Some(step as i64), "skipped", Some("offer pool empty"), why);
+                        continue;
+                    }
+                    Pick::Literal(code) => (code, None),
+                    Pick::Code { pool, code } => (Some(code.clone()), Some((pool, code))),
+                };
                 let subject = Subject {
                     message_id: &key,
                     tracking: Some((&ws, now.timestamp())),
+                    offer: code.as_deref(),
                     ..about
                 };
-                match compose(program, flow, step, arm, &subject) {
+                let composed = compose(program, flow, step, arm, &subject);
+                match (&composed, taken) {
+                    (Ok(_), Some((pool, code))) => out.codes.push(CodeUse {
+                        ws: run.ws,
+                        pool,
+                        code,
+                        message: key.clone(),
+                    }),
+                    // Not sent: the code stays unused for the next message.
+                    (Err(_), Some((pool, code))) => {
+                        loaded.codes.entry((run.ws, pool)).or_default().push(code)
+                    }
+                    (_, None) => {}
+                }
+                match composed {
                     Ok(c) => {
                         let what = match c.channel {
                             Channel::Sms => &c.rendered.text,

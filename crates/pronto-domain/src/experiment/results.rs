@@ -498,18 +498,25 @@ fn group(arm: &Arm, x: &Tally) -> GroupResult {
     }
 }
 
+/// The conversion-rate difference of `(converted, entered)` over the control's, with its always-valid interval;
+/// `None` until both have runs.
+pub fn rate_uplift(group: (u64, u64), control: (u64, u64)) -> Option<Uplift> {
+    let ((kt, nt), (kc, nc)) = (group, control);
+    if nt == 0 || nc == 0 {
+        return None;
+    }
+    let (pt, pc) = (kt as f64 / nt as f64, kc as f64 / nc as f64);
+    let var = pt * (1.0 - pt) / nt as f64 + pc * (1.0 - pc) / nc as f64;
+    Some(uplift(pt - pc, var, (nt + nc) as f64))
+}
+
 /// Fills `g`'s uplifts over the control `c`, once both have runs.
 fn compare(g: &mut GroupResult, t: &Tally, c: &Tally) {
     if t.entered == 0 || c.entered == 0 {
         return;
     }
     let n = (t.entered + c.entered) as f64;
-    let (pt, pc) = (
-        t.converted as f64 / t.entered as f64,
-        c.converted as f64 / c.entered as f64,
-    );
-    let var = pt * (1.0 - pt) / t.entered as f64 + pc * (1.0 - pc) / c.entered as f64;
-    g.conversion_uplift = Some(uplift(pt - pc, var, n));
+    g.conversion_uplift = rate_uplift((t.converted, t.entered), (c.converted, c.entered));
     let currencies: std::collections::BTreeSet<&String> =
         t.revenue.keys().chain(c.revenue.keys()).collect();
     for cur in currencies {

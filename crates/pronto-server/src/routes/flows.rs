@@ -155,7 +155,7 @@ pub async fn reload(
     Admin(_ws): Admin,
 ) -> Result<Json<Reloaded>, ApiError> {
     Ok(Json(Reloaded {
-        flows: s.service.reload()?,
+        flows: s.service.reload().await?,
     }))
 }
 

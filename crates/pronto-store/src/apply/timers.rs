@@ -29,6 +29,8 @@ pub struct Fired {
     pub leads: usize,
     /// Rows the batch could not read, set aside (they do not count as fired).
     pub quarantined: usize,
+    /// The workspaces whose offer pools this batch drew codes from (their stock is worth a look).
+    pub code_workspaces: Vec<pronto_domain::WorkspaceId>,
     /// When the next timer falls due, as the batch's transaction saw it after firing (its own new timers
     /// included); `None`: nothing is scheduled. A scheduler sleeps until then (or until it is rung) without
     /// asking again, as mini-redis's `purge_expired_keys` answers its next expiry.
@@ -37,8 +39,9 @@ pub struct Fired {
 
 /// Fires up to `limit` due runs inside the open transaction: claims them, loads what
 /// [`engine::fire::fire`] needs (marks, recipients, the cap's counts, the leads of cadence runs, the catalog
-/// for recommendations; a fixed number of statements, but one per contact whose cadence run names no lead and
-/// seven per shop whose carts show recommendations), and writes the effects it decides.
+/// for recommendations, unused offer codes; a fixed number of statements, but one per contact whose cadence
+/// run names no lead, seven per shop whose carts show recommendations and one per offer pool the sends may
+/// draw from), and writes the effects it decides (the codes given marked used with their messages).
 pub(crate) async fn fire<T: crate::sales::SalesTx + ?Sized>(
     tx: &mut T,
     program: &Program,
@@ -81,6 +84,13 @@ pub(crate) async fn fire<T: crate::sales::SalesTx + ?Sized>(
         let related = crate::catalog::related(tx, ws, &shop, &items).await?;
         loaded.catalogs.insert((ws, shop), related);
     }
+    let mut code_workspaces: Vec<_> = wanted.codes.iter().map(|c| c.0).collect();
+    code_workspaces.sort();
+    code_workspaces.dedup();
+    for (ws, pool, n) in wanted.codes {
+        let codes = tx.claim_codes(ws, &pool, n as i64).await?;
+        loaded.codes.insert((ws, pool), codes);
+    }
     for (ws, contact) in wanted.latest {
         if let Some(l) = tx.latest_lead(ws, contact, None).await? {
             loaded.latest.insert(contact, (&l).into());
@@ -94,6 +104,9 @@ pub(crate) async fn fire<T: crate::sales::SalesTx + ?Sized>(
     } else {
         tx.insert_messages(&fx.messages).await?
     };
+    if !fx.codes.is_empty() {
+        tx.use_codes(&fx.codes, now).await?;
+    }
     tx.update_runs(&fx.updates, now).await?;
     if !fx.tasks.is_empty() {
         tx.insert_tasks(&fx.tasks).await?;
@@ -110,6 +123,7 @@ pub(crate) async fn fire<T: crate::sales::SalesTx + ?Sized>(
         sent_keys: fx.sent_keys,
         leads: 0,
         quarantined: 0,
+        code_workspaces,
         next_due: None,
     })
 }

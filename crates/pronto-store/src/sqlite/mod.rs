@@ -3,6 +3,7 @@
 
 mod catalog;
 mod flows;
+mod offers;
 mod sales;
 
 use crate::contacts::{EventRow, IngestTx};
@@ -996,6 +997,23 @@ impl Store for SqliteStore {
         .execute(&self.write.0)
         .await?;
         Ok(())
+    }
+
+    async fn add_offer_codes(
+        &self,
+        workspace: WorkspaceId,
+        offer: &str,
+        codes: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        crate::offers::add_codes(&*self.write, workspace, offer, codes, now).await
+    }
+
+    async fn offer_stock(
+        &self,
+        workspace: WorkspaceId,
+    ) -> Result<Vec<crate::OfferStock>, StoreError> {
+        crate::offers::stock(&*self.write, workspace).await
     }
 
     async fn secret(&self, name: &str) -> Result<String, StoreError> {

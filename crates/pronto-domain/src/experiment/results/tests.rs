@@ -378,3 +378,74 @@ fn variants_are_compared_with_the_holdout_and_steps_counted_per_variant() {
         "the clicked step index 2 (step 3) earned hour's order; ten-min's single sends earned theirs"
     );
 }
+
+/// Seeded simulations: the interval's coverage of a known true uplift, and how often an A/A test (no true
+/// difference) looked at twenty times is declared a difference.
+mod simulated {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    /// Conversions among `n` runs converting at `p`.
+    fn draw(rng: &mut StdRng, n: u64, p: f64) -> u64 {
+        (0..n).filter(|_| rng.random::<f64>() < p).count() as u64
+    }
+
+    #[test]
+    fn the_interval_covers_a_known_true_uplift_at_least_at_the_advertised_rate() {
+        // 20% holdout converting 10%, treatment 12%: true uplift 2 points; 4,000 runs a seed, 400 seeds.
+        let (seeds, n_c, n_t, p_c, p_t) = (400, 800, 3_200, 0.10, 0.12);
+        let covered = (0..seeds)
+            .filter(|seed| {
+                let mut rng = StdRng::seed_from_u64(*seed);
+                let (kc, kt) = (draw(&mut rng, n_c, p_c), draw(&mut rng, n_t, p_t));
+                let u = rate_uplift((kt, n_t), (kc, n_c)).unwrap();
+                u.interval[0] <= p_t - p_c && p_t - p_c <= u.interval[1]
+            })
+            .count() as f64
+            / seeds as f64;
+        // Nominal 95%; a confidence sequence is conservative at any one look. Three standard errors of a
+        // proportion of 400 below 95% is 92%.
+        assert!(covered >= 0.92, "coverage {covered}");
+    }
+
+    #[test]
+    fn an_aa_test_read_every_day_is_flagged_no_more_often_than_the_nominal_rate() {
+        // Both groups convert 10%; the report is read after every 250 runs up to 5,000 (twenty looks) and the
+        // test stopped at the first interval that excludes zero.
+        let (seeds, looks, step, p) = (400, 20, 250, 0.10);
+        let mut sequence_flags = 0;
+        let mut fixed_flags = 0;
+        for seed in 0..seeds {
+            let mut rng = StdRng::seed_from_u64(10_000 + seed);
+            let (mut kc, mut kt, mut n) = (0, 0, 0);
+            let (mut seq, mut fixed) = (false, false);
+            for _ in 0..looks {
+                kc += draw(&mut rng, step / 2, p);
+                kt += draw(&mut rng, step / 2, p);
+                n += step / 2;
+                let u = rate_uplift((kt, n), (kc, n)).unwrap();
+                seq |= u.interval[0] > 0.0 || u.interval[1] < 0.0;
+                // The fixed-horizon 95% interval a naive report would show at each look.
+                let (pt, pc) = (kt as f64 / n as f64, kc as f64 / n as f64);
+                let se = (pt * (1.0 - pt) / n as f64 + pc * (1.0 - pc) / n as f64).sqrt();
+                fixed |= (u.difference.abs() / se) > Z95;
+            }
+            sequence_flags += u32::from(seq);
+            fixed_flags += u32::from(fixed);
+        }
+        let rate = |k: u32| f64::from(k) / f64::from(seeds as u32);
+        assert!(
+            rate(sequence_flags) <= 0.05,
+            "always-valid intervals flagged {} of A/A tests",
+            rate(sequence_flags)
+        );
+        // The check can fail: peeking at fixed-horizon intervals flags far more than 5% (about 25% at twenty
+        // looks), which is what the confidence sequence exists to prevent.
+        assert!(
+            rate(fixed_flags) > 0.10,
+            "naive peeking flagged only {}",
+            rate(fixed_flags)
+        );
+    }
+}
