@@ -38,6 +38,10 @@ for backend in sqlite postgres; do
     printf '\n[sms]\nbase_url = "http://127.0.0.1:9"\naccount_sid = "AC0001"\nfrom = "+15005550006"\n'
     printf '\n[[shop]]\nplatform = "shopify"\nshop = "schemathesis.myshopify.com"\nsecret_env = "PRONTO_SHOPIFY_SECRET"\n'
     printf '\n[[shop]]\nplatform = "woocommerce"\nshop = "https://schemathesis.example/"\nsecret_env = "PRONTO_WOO_SECRET"\n'
+    # A flow with variants, so a promotion has something to promote.
+    printf '\n[[flow]]\nid = "schemathesis-experiment"\ntrigger = { event = "Schemathesis Experiment" }\n'
+    printf 'experiment = { id = "e1", holdout = "10%%", variants = [{ id = "a" }, { id = "b" }] }\n'
+    printf '[[flow.step]]\nwait = "1h"\nvariants = { b = { wait = "2h" } }\n'
   } | sed -e 's/^rate_limit_per_minute = 20/rate_limit_per_minute = 100000/' \
           -e 's/^leads_per_ip_per_minute = 60/leads_per_ip_per_minute = 0/' \
           -e 's/^leads_per_recipient_per_hour = 10/leads_per_recipient_per_hour = 0/' > "$work/pronto.toml"

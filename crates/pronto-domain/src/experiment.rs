@@ -12,6 +12,10 @@
 //! say what it does in a variant (`variants = { ten-min = { wait = "10m" } }`); a variant a step does not
 //! name does what the step says.
 //!
+//! A variant may be **promoted** as the winner (`pronto experiments promote`, or the admin API; recorded in
+//! the store and applied to the loaded flows): from then on every new run that is not held out takes it,
+//! while the holdout goes on measuring what the flow earns; runs already under way keep their group.
+//!
 //! Assignment is a pure function of the flow id, the experiment id and the run key ([`assign`]): SHA-256 of
 //! the three; its first eight bytes as a number, taken modulo 10,000, against the holdout in basis points;
 //! its next eight modulo the total weight pick the variant. So a key lands in the same group on every node,
@@ -66,6 +70,9 @@ pub struct Experiment {
     pub holdout_bp: u32,
     /// Empty: the runs not held out are one group, [`Arm::Treatment`].
     pub variants: Vec<Variant>,
+    /// The variant promoted as the winner ([`Experiment::promote`]): every new run not held out takes it;
+    /// the holdout goes on measuring what the flow earns.
+    pub promoted: Option<String>,
 }
 
 /// The most variants one experiment may have: each needs its share of the traffic to show anything.
@@ -147,7 +154,26 @@ impl Experiment {
             id: id.to_string(),
             holdout_bp,
             variants,
+            promoted: None,
         })
+    }
+
+    /// Makes `variant` the winner; an error names why it cannot be (not one of this experiment's variants).
+    pub fn promote(&mut self, variant: &str) -> Result<(), String> {
+        if !self.variants.iter().any(|v| v.id == variant) {
+            let names: Vec<&str> = self.variants.iter().map(|v| v.id.as_str()).collect();
+            return Err(if names.is_empty() {
+                format!("experiment `{}` has no variants to promote", self.id)
+            } else {
+                format!(
+                    "`{variant}` is not a variant of experiment `{}` ({})",
+                    self.id,
+                    names.join(", ")
+                )
+            });
+        }
+        self.promoted = Some(variant.to_string());
+        Ok(())
     }
 
     /// The share of runs each group is expected to get, the holdout first (only if it holds any out), then
@@ -171,6 +197,18 @@ impl Experiment {
         }
         out
     }
+}
+
+/// A recorded promotion of a variant as an experiment's winner.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Promotion {
+    pub flow: String,
+    pub experiment: String,
+    pub variant: String,
+    pub promoted_at: chrono::DateTime<chrono::Utc>,
+    /// Who promoted it: `api` or `cli`.
+    pub source: String,
 }
 
 /// Group names a variant may not take.
@@ -246,6 +284,9 @@ pub fn assign(flow: &str, experiment: &Experiment, key: &str) -> Arm {
     };
     if word(0) % 10_000 < u64::from(experiment.holdout_bp) {
         return Arm::Holdout;
+    }
+    if let Some(winner) = &experiment.promoted {
+        return Arm::Variant(winner.clone());
     }
     let total: u64 = experiment
         .variants
@@ -456,6 +497,25 @@ mod tests {
             // Binomial(100,000, p ≤ 0.6): sd at most 0.16 points; 0.8 points is five of them.
             assert!((got - share).abs() < 0.008, "{arm:?}: {got} vs {share}");
         }
+    }
+
+    #[test]
+    fn a_promoted_variant_takes_every_run_but_the_holdout_which_stays_the_same() {
+        let mut e = with_variants("20%", &[("hour", None), ("ten-min", None)]).unwrap();
+        let before: Vec<Arm> = (0..2_000)
+            .map(|i| assign("f", &e, &format!("k{i}")))
+            .collect();
+        assert!(e.promote("nope").unwrap_err().contains("hour, ten-min"));
+        e.promote("ten-min").unwrap();
+        for (i, was) in before.iter().enumerate() {
+            let now = assign("f", &e, &format!("k{i}"));
+            match was {
+                Arm::Holdout => assert_eq!(now, Arm::Holdout),
+                _ => assert_eq!(now, Arm::Variant("ten-min".into())),
+            }
+        }
+        let mut plain = exp("e", "10%");
+        assert!(plain.promote("a").unwrap_err().contains("no variants"));
     }
 
     #[test]

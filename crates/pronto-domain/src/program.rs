@@ -46,6 +46,8 @@ impl Default for MessageSettings {
     }
 }
 
+/// Cloned only to change one part at run time (a promotion), never on a hot path.
+#[derive(Clone)]
 pub struct Program {
     pub flows: Vec<Flow>,
     pub templates: Templates,
@@ -112,6 +114,40 @@ impl Program {
 
     pub fn flow(&self, id: &str) -> Option<&Flow> {
         self.flows.iter().find(|f| f.id == id)
+    }
+
+    /// Promotes `variant` of `flow`'s experiment `experiment`; the error names the problem as
+    /// `(field, message)` (no such flow, another experiment running, not a variant).
+    pub fn promote(
+        &mut self,
+        flow: &str,
+        experiment: &str,
+        variant: &str,
+    ) -> Result<(), (&'static str, String)> {
+        let f = self
+            .flows
+            .iter_mut()
+            .find(|f| f.id == flow)
+            .ok_or(("flow", format!("no flow `{flow}` is configured")))?;
+        let e = f
+            .experiment
+            .as_mut()
+            .filter(|e| e.id == experiment)
+            .ok_or((
+                "experiment",
+                format!("flow `{flow}` does not run experiment `{experiment}`"),
+            ))?;
+        e.promote(variant).map_err(|m| ("variant", m))
+    }
+
+    /// Applies recorded promotions, oldest first, so the latest of each experiment wins; one whose flow,
+    /// experiment or variant is no longer configured is passed over (a new experiment id starts afresh).
+    pub fn apply_promotions(&mut self, promotions: &[crate::experiment::Promotion]) {
+        let mut sorted: Vec<&crate::experiment::Promotion> = promotions.iter().collect();
+        sorted.sort_by_key(|p| p.promoted_at);
+        for p in sorted {
+            let _ = self.promote(&p.flow, &p.experiment, &p.variant);
+        }
     }
 
     /// Whether an event of this name starts, refreshes or ends any run (most events do neither, and cost

@@ -55,6 +55,7 @@ pub struct Rendered {
 }
 
 /// Compiled templates.
+#[derive(Clone)]
 pub struct Templates {
     env: Environment<'static>,
     defs: Vec<TemplateConfig>,

@@ -93,9 +93,9 @@ impl App {
         )
         .await?;
         let secret = store.secret("links").await.map_err(fail)?.into_bytes();
-        store
-            .shared()
-            .set_program(Arc::new(settings.program(secret.clone())?));
+        let mut program = settings.program(secret.clone())?;
+        program.apply_promotions(&store.promotions(ws).await.map_err(fail)?);
+        store.shared().set_program(Arc::new(program));
         let smtp = settings
             .smtp_url
             .as_deref()
@@ -182,6 +182,20 @@ fn document(api: &utoipa::openapi::OpenApi, settings: &Settings) -> String {
     let configured = routes::openapi::Configured {
         reps: settings.reps.iter().map(|r| r.id.clone()).collect(),
         forms: settings.form_list.iter().map(|f| f.name.clone()).collect(),
+        experiments: settings
+            .flows
+            .iter()
+            .filter_map(|f| {
+                let e = f.experiment.as_ref()?;
+                (!e.variants.is_empty()).then(|| {
+                    (
+                        f.id.clone(),
+                        e.id.clone(),
+                        e.variants.iter().map(|v| v.id.clone()).collect(),
+                    )
+                })
+            })
+            .collect(),
     };
     routes::openapi::finish(&mut doc, &configured);
     doc.to_string()

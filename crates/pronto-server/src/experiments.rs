@@ -7,6 +7,7 @@ use crate::error::ApiError;
 use crate::service::Service;
 use chrono::{DateTime, Utc};
 use pronto_domain::experiment::results::{summarize, ExperimentResult, RunOutcome};
+use pronto_domain::experiment::Promotion;
 use pronto_domain::program::Program;
 use pronto_domain::WorkspaceId;
 use serde::Serialize;
@@ -34,8 +35,10 @@ impl Service {
     ) -> Result<FlowsReport, ApiError> {
         let (from, to) = self.period(from, to)?;
         let runs = self.store.experiment_runs(ws, from, to).await?;
+        let promotions = self.store.promotions(ws).await?;
         Ok(build_report(
             &runs,
+            &promotions,
             &self.store.shared().program(),
             from,
             to,
@@ -47,17 +50,27 @@ impl Service {
 /// configured with now (none for an experiment no longer configured).
 pub fn build_report(
     runs: &[RunOutcome],
+    promotions: &[Promotion],
     program: &Program,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> FlowsReport {
-    let experiments = summarize(runs, |flow, experiment| {
+    let latest = |flow: &str, experiment: &str| {
+        promotions
+            .iter()
+            .filter(|p| p.flow == flow && p.experiment == experiment)
+            .max_by_key(|p| p.promoted_at)
+    };
+    let mut experiments = summarize(runs, |flow, experiment| {
         program
             .flow(flow)
             .and_then(|f| f.experiment.as_ref())
-            .filter(|e| e.id == experiment)
+            .filter(|e| e.id == experiment && latest(flow, experiment).is_none())
             .map(|e| e.shares())
     });
+    for e in &mut experiments {
+        e.promoted = latest(&e.flow, &e.experiment).cloned();
+    }
     FlowsReport {
         from,
         to,
@@ -90,6 +103,14 @@ pub fn report_table(r: &FlowsReport) -> String {
     }
     for e in &r.experiments {
         out.push_str(&format!("\n{} / {}\n", e.flow, e.experiment));
+        if let Some(p) = &e.promoted {
+            out.push_str(&format!(
+                "  promoted: {} since {} ({}); new runs not held out take it\n",
+                p.variant,
+                p.promoted_at.format("%Y-%m-%d %H:%M"),
+                p.source
+            ));
+        }
         out.push_str(&format!(
             "  {:<12} {:>8} {:>9} {:>8} {:>9} {:>8}  {:<17} revenue\n",
             "group", "entered", "messaged", "clicked", "converted", "rate", "95% interval"

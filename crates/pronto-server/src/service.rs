@@ -223,9 +223,10 @@ impl Service {
     pub async fn reload(&self) -> Result<Vec<String>, ApiError> {
         let settings = Settings::load(self.overrides.clone())
             .map_err(|e| Invalid::one("config", e.to_string()))?;
-        let program = settings
+        let mut program = settings
             .program(self.link_secret.clone())
             .map_err(|e| Invalid::one("config", e.to_string()))?;
+        program.apply_promotions(&self.store.promotions(self.default_workspace).await?);
         let codes = settings
             .offer_codes()
             .map_err(|e| Invalid::one("config", e.to_string()))?;
@@ -234,6 +235,33 @@ impl Service {
         self.store.shared().set_program(Arc::new(program));
         tracing::info!(flows = ?ids, "configuration reloaded");
         Ok(ids)
+    }
+
+    /// Promotes `variant` as the winner of `flow`'s experiment `experiment`: recorded, then applied on this
+    /// node at once (to the flows as loaded); other nodes apply it at their next reload or start. Errors name
+    /// the field: no such flow, not its running experiment, not one of its variants.
+    pub async fn promote(
+        &self,
+        ws: WorkspaceId,
+        flow: &str,
+        experiment: &str,
+        variant: &str,
+        source: &str,
+    ) -> Result<pronto_domain::experiment::Promotion, ApiError> {
+        let mut next = (*self.store.shared().program()).clone();
+        next.promote(flow, experiment, variant)
+            .map_err(|(field, m)| Invalid::one(field, m))?;
+        let promotion = pronto_domain::experiment::Promotion {
+            flow: flow.to_string(),
+            experiment: experiment.to_string(),
+            variant: variant.to_string(),
+            promoted_at: self.clock.now(),
+            source: source.to_string(),
+        };
+        self.store.record_promotion(ws, &promotion).await?;
+        self.store.shared().set_program(Arc::new(next));
+        tracing::info!(flow, experiment, variant, "variant promoted");
+        Ok(promotion)
     }
 
     /// Adds the codes read from offer pools' files (a code already in its pool is left as it is).

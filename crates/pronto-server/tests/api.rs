@@ -658,6 +658,7 @@ async fn every_route_in_the_openapi_document_exists(s: Server) {
         "/c/{workspace}/{lead}/{rep}/{token}",
         "/v1/reports/speed-to-lead",
         "/v1/reports/flows",
+        "/v1/admin/experiments/promote",
         "/v1/inbound/sms",
         "/v1/inbound/voice",
         "/v1/inbound/email",

@@ -589,5 +589,73 @@ async fn each_variant_waits_its_own_time_and_a_click_on_its_tracked_link_is_cred
         table.contains("checkout-recovery,timing,2,ten-min,,1,1,1,"),
         "{table}"
     );
+
+    // Promote the winner: every new run not held out takes it; the holdout stays as it was.
+    let promote = |body: Value| {
+        s.http
+            .post(format!("{}/v1/admin/experiments/promote", s.base))
+            .bearer_auth(common::ADMIN)
+            .json(&body)
+            .send()
+    };
+    let bad =
+        promote(json!({"flow": "checkout-recovery", "experiment": "timing", "variant": "fast"}))
+            .await
+            .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let bad: Value = bad.json().await.unwrap();
+    assert_eq!(bad["errors"][0]["field"], "variant", "{bad}");
+    let stale =
+        promote(json!({"flow": "checkout-recovery", "experiment": "old", "variant": "ten-min"}))
+            .await
+            .unwrap();
+    assert_eq!(stale.status(), StatusCode::BAD_REQUEST);
+    let done =
+        promote(json!({"flow": "checkout-recovery", "experiment": "timing", "variant": "ten-min"}))
+            .await
+            .unwrap();
+    assert_eq!(done.status(), StatusCode::OK);
+    let done: Value = done.json().await.unwrap();
+    assert_eq!(
+        (done["variant"].as_str(), done["source"].as_str()),
+        (Some("ten-min"), Some("api"))
+    );
+    let slow2 = (1..)
+        .map(|i| format!("chk_{i}"))
+        .find(|k| assign("checkout-recovery", &e, k) == Arm::Variant("tiers".into()) && *k != slow)
+        .unwrap();
+    let held2 = (1..)
+        .map(|i| format!("chk_{i}"))
+        .find(|k| assign("checkout-recovery", &e, k) == Arm::Holdout && *k != held)
+        .unwrap();
+    s.identify(json!({"userId": "di", "traits": {"email": "di@example.com"}}))
+        .await;
+    s.identify(json!({"userId": "ed", "traits": {"email": "ed@example.com"}}))
+        .await;
+    s.track(checkout(&slow2, "di", "Di")).await;
+    s.track(checkout(&held2, "ed", "Ed")).await;
+    let arm_of = |c: Value| c["runs"][0]["arm"].as_str().unwrap_or_default().to_string();
+    assert_eq!(
+        arm_of(s.admin("/v1/contacts?user_id=di").await),
+        "ten-min",
+        "drawn tiers, promoted"
+    );
+    assert_eq!(
+        arm_of(s.admin("/v1/contacts?user_id=ed").await),
+        "holdout",
+        "the holdout goes on"
+    );
+    assert_eq!(
+        arm_of(s.admin("/v1/contacts?user_id=bo").await),
+        "tiers",
+        "runs under way keep their group"
+    );
+    let report = s.admin("/v1/reports/flows").await;
+    let x = &report["experiments"][0];
+    assert_eq!(x["promoted"]["variant"], "ten-min", "{report}");
+    assert!(
+        x["sample_ratio"].is_null(),
+        "the split changed within the period: {report}"
+    );
     s.stop().await;
 }

@@ -723,6 +723,19 @@ pub trait Store: Send + Sync + 'static {
     /// Unused and used codes per offer pool.
     async fn offer_stock(&self, workspace: WorkspaceId) -> Result<Vec<OfferStock>, StoreError>;
 
+    /// Records a variant promoted as its experiment's winner.
+    async fn record_promotion(
+        &self,
+        workspace: WorkspaceId,
+        promotion: &pronto_domain::experiment::Promotion,
+    ) -> Result<(), StoreError>;
+
+    /// Every recorded promotion of the workspace, oldest first.
+    async fn promotions(
+        &self,
+        workspace: WorkspaceId,
+    ) -> Result<Vec<pronto_domain::experiment::Promotion>, StoreError>;
+
     /// A random secret generated once per database under `name` (32 bytes, hex).
     async fn secret(&self, name: &str) -> Result<String, StoreError>;
 

@@ -525,3 +525,20 @@ pub(crate) fn experiment_outcomes(
     }
     out
 }
+
+/// The columns [`promotion`] reads, from `promotions`.
+pub(crate) const PROMOTION_COLUMNS: &str = "flow_id, experiment, variant, promoted_at, source";
+
+/// A recorded promotion, from [`PROMOTION_COLUMNS`].
+pub(crate) fn promotion<R: Cols>(r: &R) -> Result<pronto_domain::experiment::Promotion, StoreError>
+where
+    usize: ColumnIndex<R>,
+{
+    Ok(pronto_domain::experiment::Promotion {
+        flow: r.text(0)?,
+        experiment: r.text(1)?,
+        variant: r.text(2)?,
+        promoted_at: r.at(3)?,
+        source: r.text(4)?,
+    })
+}

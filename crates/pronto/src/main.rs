@@ -70,6 +70,9 @@ enum Command {
     /// Offer pools' unique codes: how many are left, add codes from a file, generate codes.
     #[command(subcommand)]
     Offers(OffersCommand),
+    /// Flow experiments: promote a winner.
+    #[command(subcommand)]
+    Experiments(ExperimentsCommand),
     /// Apply database migrations and exit.
     Migrate {
         #[arg(long, env = "DATABASE_URL", default_value = pronto_server::config::DEFAULT_DATABASE_URL)]
@@ -91,6 +94,20 @@ enum ImportCommand {
         /// platform; with none configured, the catalog of carts sent through the Segment API).
         #[arg(long)]
         shop: Option<String>,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExperimentsCommand {
+    /// Records VARIANT as the winner of FLOW's experiment EXPERIMENT: new runs not held out take it (the
+    /// holdout goes on). Running servers apply it at their next reload (kill -HUP, POST /v1/admin/reload)
+    /// or start; POST /v1/admin/experiments/promote applies it at once on the node that answers.
+    Promote {
+        flow: String,
+        experiment: String,
+        variant: String,
         #[command(flatten)]
         args: ServeArgs,
     },
@@ -262,6 +279,12 @@ async fn main() -> std::process::ExitCode {
             import_products(&file, shop.as_deref(), args).await
         }
         Command::Offers(cmd) => offers(cmd).await,
+        Command::Experiments(ExperimentsCommand::Promote {
+            flow,
+            experiment,
+            variant,
+            args,
+        }) => promote(&flow, &experiment, &variant, args).await,
         Command::Messages { args, limit, full } => messages(args, limit, full).await,
         Command::Bench(cmd) => bench::run(cmd).await,
         Command::Report(ReportCommand::SpeedToLead { args, days, csv }) => {
@@ -512,6 +535,35 @@ async fn import_products(
     Ok(())
 }
 
+async fn promote(
+    flow: &str,
+    experiment: &str,
+    variant: &str,
+    args: ServeArgs,
+) -> anyhow::Result<()> {
+    let settings = Settings::load(args.clone().into()).context("invalid configuration")?;
+    let mut program = settings.program(Vec::new())?;
+    program
+        .promote(flow, experiment, variant)
+        .map_err(|(field, m)| anyhow::anyhow!("{field}: {m}"))?;
+    let store = open_store(args).await?;
+    let ws = store.default_workspace().await?.id;
+    let promotion = pronto_domain::experiment::Promotion {
+        flow: flow.to_string(),
+        experiment: experiment.to_string(),
+        variant: variant.to_string(),
+        promoted_at: chrono::Utc::now(),
+        source: "cli".into(),
+    };
+    store.record_promotion(ws, &promotion).await?;
+    store.close().await;
+    println!(
+        "promoted `{variant}` in {flow} / {experiment}; running servers apply it at their next reload \
+         (kill -HUP <pid>, or POST /v1/admin/reload) or start"
+    );
+    Ok(())
+}
+
 async fn offers(cmd: OffersCommand) -> anyhow::Result<()> {
     let args = match &cmd {
         OffersCommand::List { args }
@@ -613,7 +665,8 @@ async fn flows_report(args: ServeArgs, days: u32, csv: bool) -> anyhow::Result<(
     let to = chrono::Utc::now();
     let from = to - chrono::Duration::days(i64::from(days));
     let runs = store.experiment_runs(ws, from, to).await?;
-    let r = pronto_server::experiments::build_report(&runs, &program, from, to);
+    let promotions = store.promotions(ws).await?;
+    let r = pronto_server::experiments::build_report(&runs, &promotions, &program, from, to);
     if csv {
         print!("{}", pronto_server::experiments::report_csv(&r));
     } else {

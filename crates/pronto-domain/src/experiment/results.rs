@@ -166,8 +166,11 @@ pub struct ExperimentResult {
     pub groups: Vec<GroupResult>,
     /// Per step and group, in step order.
     pub steps: Vec<StepResult>,
-    /// Absent when the flow's experiment is no longer configured (the expected split is unknown).
+    /// Absent when the flow's experiment is no longer configured or a variant was promoted (the expected
+    /// split is then unknown, or changed within the period).
     pub sample_ratio: Option<SampleRatio>,
+    /// The latest promotion of a winner, if any.
+    pub promoted: Option<super::Promotion>,
 }
 
 /// The revenue and currency of a converting event.
@@ -460,6 +463,7 @@ pub fn summarize(
                 groups,
                 steps,
                 sample_ratio,
+                promoted: None,
             }
         })
         .collect()

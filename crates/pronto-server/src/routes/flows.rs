@@ -4,7 +4,7 @@ use super::pages::{escape, page};
 use super::sales::{report_response, ReportQuery};
 use crate::error::{ApiError, ErrorBody};
 use crate::experiments::FlowsReport;
-use crate::extract::Admin;
+use crate::extract::{Admin, Body};
 use crate::state::AppState;
 pub use crate::views::{FlowView, LogView, RunResponse};
 use axum::extract::rejection::QueryRejection;
@@ -12,6 +12,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::{Html, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
+use pronto_domain::experiment::Promotion;
 use pronto_domain::{Invalid, RunId};
 use pronto_store::MessageView;
 use serde::{Deserialize, Serialize};
@@ -219,6 +220,35 @@ pub async fn unsubscribe(
                 Html(page("Unsubscribe", &format!("<p>{text}</p>"))),
             )
         })
+}
+
+/// The variant to promote as its experiment's winner.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PromoteRequest {
+    pub flow: String,
+    /// The experiment's id, as configured on the flow (a guard against promoting into a newer experiment).
+    pub experiment: String,
+    pub variant: String,
+}
+
+/// Promotes a variant as the winner of a flow's experiment: recorded, and applied on this node at once:
+/// every new run not held out takes the variant, the holdout goes on measuring what the flow earns, runs
+/// under way keep their group. Other nodes apply it at their next reload or start.
+#[utoipa::path(post, path = "/v1/admin/experiments/promote", tag = "admin", request_body = PromoteRequest,
+    responses((status = 200, body = Promotion), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("adminKey" = [])))]
+pub async fn promote(
+    State(s): State<AppState>,
+    Admin(ws): Admin,
+    body: Body,
+) -> Result<Json<Promotion>, ApiError> {
+    let r: PromoteRequest = super::sales::json_body(&body.0)?;
+    Ok(Json(
+        s.service
+            .promote(ws, &r.flow, &r.experiment, &r.variant, "api")
+            .await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -55,6 +55,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(sales::claim_page, sales::claim_by_link))
         .routes(routes!(sales::speed_to_lead))
         .routes(routes!(flows::flows_report))
+        .routes(routes!(flows::promote))
         .routes(routes!(sales::inbound_sms))
         .routes(routes!(sales::inbound_voice))
         .routes(routes!(sales::inbound_email))

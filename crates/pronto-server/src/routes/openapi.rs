@@ -13,6 +13,8 @@ use serde_json::{json, Map, Value};
 pub struct Configured {
     pub reps: Vec<String>,
     pub forms: Vec<String>,
+    /// `(flow, experiment, variants)` of each flow whose experiment has variants: what may be promoted.
+    pub experiments: Vec<(String, String, Vec<String>)>,
 }
 
 /// Operations that read a request body through `extract::Body` (413 over the limit, 415 for an unknown
@@ -34,6 +36,7 @@ const READS_BODY: &[(&str, &str)] = &[
     ("post", "/v1/inbound/voice"),
     ("post", "/v1/inbound/email"),
     ("post", "/v1/admin/keys"),
+    ("post", "/v1/admin/experiments/promote"),
 ];
 
 /// Operations that never touch the store (no 500/503).
@@ -470,6 +473,28 @@ fn links(paths: &mut Map<String, Value>) {
 }
 
 /// Adds the responses and content types every operation shares, and the configured ids.
+/// A promotion names a configured flow, its experiment and one of its variants: one alternative per
+/// experiment (none configured: nothing can be promoted).
+fn promotable(schemas: &mut serde_json::Map<String, Value>, configured: &Configured) {
+    let alternatives: Vec<Value> = configured
+        .experiments
+        .iter()
+        .map(|(flow, experiment, variants)| {
+            json!({"type": "object", "required": ["flow", "experiment", "variant"],
+                   "additionalProperties": false,
+                   "properties": {"flow": {"const": flow}, "experiment": {"const": experiment},
+                                  "variant": {"type": "string", "enum": variants}}})
+        })
+        .collect();
+    let schema = if alternatives.is_empty() {
+        json!({"not": {}, "description": "No configured experiment has variants to promote."})
+    } else {
+        json!({"oneOf": alternatives,
+               "description": "A configured flow, its running experiment and one of that experiment's variants."})
+    };
+    schemas.insert("PromoteRequest".into(), schema);
+}
+
 pub fn finish(doc: &mut Value, configured: &Configured) {
     if let Some(schemes) = doc
         .pointer_mut("/components/securitySchemes")
@@ -489,6 +514,7 @@ pub fn finish(doc: &mut Value, configured: &Configured) {
         message_schemas(schemas);
         form_schemas(schemas);
         enums(schemas, configured);
+        promotable(schemas, configured);
     }
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return;

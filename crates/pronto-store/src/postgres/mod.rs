@@ -10,7 +10,8 @@ mod sales;
 use crate::contacts::{EventRow, IngestTx};
 use crate::rows::{
     api_key, experiment_outcomes, experiment_run, experiment_touch, ingested, log_entry,
-    message_view, run_view, stored_event, unmapped_delivery, UNMAPPED_COLUMNS,
+    message_view, promotion, run_view, stored_event, unmapped_delivery, PROMOTION_COLUMNS,
+    UNMAPPED_COLUMNS,
 };
 use crate::tx::Commit;
 use crate::tx::ItemError;
@@ -890,6 +891,39 @@ impl Store for PostgresStore {
         workspace: WorkspaceId,
     ) -> Result<Vec<crate::OfferStock>, StoreError> {
         crate::offers::stock(&*self.pool, workspace).await
+    }
+
+    async fn record_promotion(
+        &self,
+        workspace: WorkspaceId,
+        promotion: &pronto_domain::experiment::Promotion,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO promotions (workspace_id, flow_id, experiment, variant, promoted_at, source) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(workspace.0)
+        .bind(&promotion.flow)
+        .bind(&promotion.experiment)
+        .bind(&promotion.variant)
+        .bind(promotion.promoted_at)
+        .bind(&promotion.source)
+        .execute(&self.pool.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn promotions(
+        &self,
+        workspace: WorkspaceId,
+    ) -> Result<Vec<pronto_domain::experiment::Promotion>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {PROMOTION_COLUMNS} FROM promotions WHERE workspace_id = $1 ORDER BY promoted_at"
+        ))
+        .bind(workspace.0)
+        .fetch_all(&self.pool.0)
+        .await?;
+        rows.iter().map(promotion).collect()
     }
 
     async fn secret(&self, name: &str) -> Result<String, StoreError> {

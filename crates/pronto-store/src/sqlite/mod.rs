@@ -9,7 +9,8 @@ mod sales;
 use crate::contacts::{EventRow, IngestTx};
 use crate::rows::{
     api_key, experiment_outcomes, experiment_run, experiment_touch, ingested, log_entry,
-    message_view, parse_ts, run_view, stored_event, unmapped_delivery, Cols, UNMAPPED_COLUMNS,
+    message_view, parse_ts, promotion, run_view, stored_event, unmapped_delivery, Cols,
+    PROMOTION_COLUMNS, UNMAPPED_COLUMNS,
 };
 use crate::tx::Commit;
 use crate::tx::ItemError;
@@ -1014,6 +1015,39 @@ impl Store for SqliteStore {
         workspace: WorkspaceId,
     ) -> Result<Vec<crate::OfferStock>, StoreError> {
         crate::offers::stock(&*self.write, workspace).await
+    }
+
+    async fn record_promotion(
+        &self,
+        workspace: WorkspaceId,
+        promotion: &pronto_domain::experiment::Promotion,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO promotions (workspace_id, flow_id, experiment, variant, promoted_at, source) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .bind(workspace.to_string())
+        .bind(&promotion.flow)
+        .bind(&promotion.experiment)
+        .bind(&promotion.variant)
+        .bind(ts(promotion.promoted_at))
+        .bind(&promotion.source)
+        .execute(&self.write.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn promotions(
+        &self,
+        workspace: WorkspaceId,
+    ) -> Result<Vec<pronto_domain::experiment::Promotion>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {PROMOTION_COLUMNS} FROM promotions WHERE workspace_id = ?1 ORDER BY promoted_at"
+        ))
+        .bind(workspace.to_string())
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(promotion).collect()
     }
 
     async fn secret(&self, name: &str) -> Result<String, StoreError> {
