@@ -28,6 +28,8 @@ pub enum BenchCommand {
     Leads(crate::bench_leads::LeadsArgs),
     /// Shops: signed Shopify checkout deliveries into recovery runs, and delivery → recovery email at SMTP.
     Shops(crate::bench_shops::ShopsArgs),
+    /// The flows report over many experiment runs, orders and clicks.
+    Report(crate::bench_report::ReportArgs),
 }
 
 #[derive(Args, Clone)]
@@ -84,6 +86,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Timers(a) => crate::bench_timers::timers(a).await,
         BenchCommand::Leads(a) => crate::bench_leads::leads(a).await,
         BenchCommand::Shops(a) => crate::bench_shops::shops(a).await,
+        BenchCommand::Report(a) => crate::bench_report::report(a).await,
     }
 }
 

@@ -55,6 +55,10 @@ pub struct TimersArgs {
     /// second sending another template; measures what assignment adds.
     #[arg(long)]
     experiment: bool,
+    /// The send shows a unique code from an offer pool stocked with one code per timer (code allocation in
+    /// the timer transaction).
+    #[arg(long)]
+    offers: bool,
 }
 
 /// The real clock shifted by a settable amount: the scheduler lives in "virtual" time in which the timers
@@ -67,7 +71,7 @@ impl Clock for Shifted {
     }
 }
 
-fn program(window: u64, experiment: bool) -> anyhow::Result<Program> {
+fn program(window: u64, experiment: bool, offers: bool) -> anyhow::Result<Program> {
     // One tier per 100 ms of the window: due times spread evenly, not in whole-second bursts.
     let tiers: Vec<String> = (0..window.max(1) * 10)
         .map(|t| format!("[{t}, \"{}ms\"]", 1000 + t * 100))
@@ -83,13 +87,13 @@ exit = [{{ event = "Order Completed", same = "key" }}]
 [[flow.step]]
 wait = {{ by = "properties.value", tiers = [{}] }}
 [[flow.step]]
-send = {{ channel = "email", template = "t" }}
+send = {{ channel = "email", template = "t"{} }}
 {}
 
 [[template]]
 name = "t"
 subject = "{{{{ cart.id }}}}"
-text = "{{{{ cart.total }}}}"
+text = "{{{{ cart.total }}}} {{{{ offer.code }}}}"
 
 [[template]]
 name = "t2"
@@ -102,6 +106,7 @@ text = "{{{{ cart.total }}}}"
             ""
         },
         tiers.join(", "),
+        if offers { r#", offer = "bench""# } else { "" },
         if experiment {
             r#"variants = { b = { send = { channel = "email", template = "t2" } } }"#
         } else {
@@ -114,8 +119,19 @@ text = "{{{{ cart.total }}}}"
         template: Vec<TemplateConfig>,
     }
     let f: File = toml::from_str(&text)?;
-    Program::build(&f.flow, &f.template, MessageSettings::default())
-        .map_err(|e| anyhow::anyhow!(e.join("; ")))
+    let mut p = Program::build(&f.flow, &f.template, MessageSettings::default())
+        .map_err(|e| anyhow::anyhow!(e.join("; ")))?;
+    if offers {
+        let pool: Vec<pronto_domain::offer::OfferConfig> =
+            toml::from_str::<std::collections::HashMap<String, Vec<_>>>(
+                "offer = [{ id = \"bench\" }]",
+            )?
+            .remove("offer")
+            .unwrap_or_default();
+        p.offers =
+            pronto_domain::offer::Offers::check(&pool).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    }
+    Ok(p)
 }
 
 fn track(event: &str, key: &str, value: u64) -> anyhow::Result<IngestItem> {
@@ -142,11 +158,11 @@ fn rss_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-type Make = Arc<dyn Fn(usize) -> anyhow::Result<IngestItem> + Send + Sync>;
+pub(crate) type Make = Arc<dyn Fn(usize) -> anyhow::Result<IngestItem> + Send + Sync>;
 
 /// Ingests the item `make(i)` for every `i` in `ids`, in batches of 1,000 through 4 concurrent requests, as
 /// clients would; items are built per batch so the bench's own memory stays small.
-async fn ingest_all(
+pub(crate) async fn ingest_all(
     store: &Arc<dyn Store>,
     ws: WorkspaceId,
     ids: Vec<usize>,
@@ -179,13 +195,16 @@ async fn ingest_all(
     Ok(n as f64 / started.elapsed().as_secs_f64())
 }
 
-/// Fire times (virtual, µs since the epoch) of the messages whose run keys start with `prefix`, by key.
+/// Fire times (virtual, µs since the epoch) of the runs whose keys start with `prefix`, by key: when their
+/// message was written, or for a held-out run (`--experiment`), when its send was skipped.
 async fn fires(url: &str, prefix: &str) -> anyhow::Result<Vec<(String, i64)>> {
     let like = format!("{prefix}%");
     if url.starts_with("sqlite:") {
         let pool = sqlx::SqlitePool::connect(url).await?;
         let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT r.run_key, m.created_at FROM messages m JOIN runs r ON r.id = m.run_id WHERE r.run_key LIKE ?1",
+            "SELECT r.run_key, m.created_at FROM messages m JOIN runs r ON r.id = m.run_id WHERE r.run_key LIKE ?1 \
+             UNION ALL SELECT r.run_key, l.at FROM run_log l JOIN runs r ON r.id = l.run_id \
+             WHERE l.kind = 'skipped' AND l.reason = 'holdout' AND r.run_key LIKE ?1",
         )
         .bind(&like)
         .fetch_all(&pool)
@@ -196,7 +215,9 @@ async fn fires(url: &str, prefix: &str) -> anyhow::Result<Vec<(String, i64)>> {
     } else {
         let pool = sqlx::PgPool::connect(url).await?;
         let rows: Vec<(String, DateTime<Utc>)> = sqlx::query_as(
-            "SELECT r.run_key, m.created_at FROM messages m JOIN runs r ON r.id = m.run_id WHERE r.run_key LIKE $1",
+            "SELECT r.run_key, m.created_at FROM messages m JOIN runs r ON r.id = m.run_id WHERE r.run_key LIKE $1 \
+             UNION ALL SELECT r.run_key, l.at FROM run_log l JOIN runs r ON r.id = l.run_id \
+             WHERE l.kind = 'skipped' AND l.reason = 'holdout' AND r.run_key LIKE $1",
         )
         .bind(&like)
         .fetch_all(&pool)
@@ -282,7 +303,15 @@ pub async fn timers(a: TimersArgs) -> anyhow::Result<()> {
     let ws = store.default_workspace().await?.id;
     store
         .shared()
-        .set_program(Arc::new(program(a.window, a.experiment)?));
+        .set_program(Arc::new(program(a.window, a.experiment, a.offers)?));
+    if a.offers {
+        let codes: Vec<String> = (0..a.timers + a.burst)
+            .map(|i| format!("BENCH-{i:08}"))
+            .collect();
+        store
+            .add_offer_codes(ws, "bench", &codes, Utc::now())
+            .await?;
+    }
     println!(
         "pronto bench timers: {} timers over {} s on {} ({}), {} cancelled; burst {}",
         a.timers,

@@ -13,6 +13,7 @@
 
 mod bench;
 mod bench_leads;
+mod bench_report;
 mod bench_shops;
 mod bench_support;
 mod bench_timers;
