@@ -1,6 +1,6 @@
 //! Speed-to-lead report maths: how fast leads were first contacted by a human, in the buckets the industry
 //! studies use (within 5 minutes, 5-60 minutes, 1-24 hours, over 24 hours, never), with mean, median and p90
-//! response times and the won-rate per bucket. Pure, so it is tested on a known data set; the store supplies
+//! response times, the won-rate and the won revenue (by currency, never converted) per bucket. Pure, so it is tested on a known data set; the store supplies
 //! the leads and the API and CLI present the result (groundwork for the speed-to-lead issue).
 //!
 //! A lead with no contact yet is "never" only once it is older than 24 hours; before that it is `open` and kept
@@ -8,6 +8,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// One lead as the report needs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,6 +17,8 @@ pub struct LeadTiming {
     /// The first logged human contact attempt.
     pub first_contact: Option<DateTime<Utc>>,
     pub won: bool,
+    /// What the win was worth, when the rep logged a value with it: `(currency, amount)` (`""`: none named).
+    pub won_value: Option<(String, f64)>,
     /// The SLA deadline, when the lead had one.
     pub deadline: Option<DateTime<Utc>>,
     /// What stopped the SLA clock first: a claim or the first contact.
@@ -126,6 +129,8 @@ pub struct BucketRow {
     pub share: f64,
     /// Won leads / leads in this bucket.
     pub won_rate: f64,
+    /// The value of its won leads, by currency.
+    pub won_revenue: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -139,6 +144,17 @@ pub struct SpeedReport {
     pub p90_response_secs: Option<f64>,
     /// Leads whose SLA was missed (see [`LeadTiming::breached`]).
     pub sla_breaches: usize,
+    /// The value of the won leads, by currency.
+    pub won_revenue: BTreeMap<String, f64>,
+}
+
+/// The won leads' values summed by currency.
+fn revenue<'a>(leads: impl Iterator<Item = &'a LeadTiming>) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for (currency, amount) in leads.filter(|l| l.won).filter_map(|l| l.won_value.as_ref()) {
+        *out.entry(currency.clone()).or_insert(0.0) += amount;
+    }
+    out
 }
 
 /// The nearest-rank percentile of sorted values (`q` in 0..=1).
@@ -176,6 +192,7 @@ pub fn speed_report(leads: &[LeadTiming], now: DateTime<Utc>) -> SpeedReport {
                 } else {
                     won as f64 / members.len() as f64
                 },
+                won_revenue: revenue(members.iter().copied()),
             }
         })
         .collect();
@@ -195,6 +212,7 @@ pub fn speed_report(leads: &[LeadTiming], now: DateTime<Utc>) -> SpeedReport {
         median_response_secs: percentile(&waits, 0.5),
         p90_response_secs: percentile(&waits, 0.9),
         sla_breaches: leads.iter().filter(|l| l.breached(now)).count(),
+        won_revenue: revenue(leads.iter()),
     }
 }
 
@@ -262,6 +280,7 @@ mod tests {
             created,
             first_contact: after_secs.map(|s| created + Duration::seconds(s)),
             won,
+            won_value: won.then(|| ("EUR".to_string(), 100.0 + after_secs.unwrap_or(0) as f64)),
             deadline: Some(created + Duration::minutes(5)),
             responded: after_secs.map(|s| created + Duration::seconds(s)),
         };
@@ -277,6 +296,7 @@ mod tests {
                 created: now - Duration::minutes(2),
                 first_contact: None,
                 won: false,
+                won_value: None,
                 deadline: Some(now + Duration::minutes(3)),
                 responded: None,
             }, // open, its SLA still running
@@ -300,6 +320,11 @@ mod tests {
         );
         assert_eq!(r.buckets[0].won_rate, 1.0);
         assert_eq!(r.buckets[1].won_rate, 0.0);
+        // Won values (100 + the wait in seconds, EUR): 160 and 400 within 5 min, 7,300 within 24 h.
+        assert_eq!(r.buckets[0].won_revenue["EUR"], 560.0);
+        assert!(r.buckets[1].won_revenue.is_empty());
+        assert_eq!(r.buckets[2].won_revenue["EUR"], 7_300.0);
+        assert_eq!(r.won_revenue["EUR"], 7_860.0);
         assert_eq!(r.buckets[5].share, 0.0);
         // Waits: 60, 300, 301, 3600, 7200, 90000.
         assert_eq!(

@@ -80,14 +80,6 @@ pub fn build_report(
     }
 }
 
-/// Amounts by currency as `12.50 EUR, 3.00 USD`.
-fn amounts(by: &BTreeMap<String, f64>) -> String {
-    by.iter()
-        .map(|(c, v)| format!("{v:.2} {c}").trim().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// The report as a terminal table.
 pub fn report_table(r: &FlowsReport) -> String {
     let mut out = format!(
@@ -126,7 +118,7 @@ pub fn report_table(r: &FlowsReport) -> String {
                 100.0 * g.conversion_rate,
                 100.0 * g.conversion_rate_interval[0],
                 100.0 * g.conversion_rate_interval[1],
-                amounts(&g.revenue)
+                crate::views::amounts(&g.revenue)
             ));
         }
         let control = e.control.as_deref().unwrap_or("-");
@@ -153,7 +145,7 @@ pub fn report_table(r: &FlowsReport) -> String {
                 out.push_str(&format!(
                     "  {} incremental revenue over {control}: {}\n",
                     g.arm,
-                    amounts(&g.incremental_revenue)
+                    crate::views::amounts(&g.incremental_revenue)
                 ));
             }
         }
@@ -171,7 +163,7 @@ pub fn report_table(r: &FlowsReport) -> String {
                     st.clicked,
                     100.0 * st.click_rate,
                     st.attributed_conversions,
-                    amounts(&st.attributed_revenue)
+                    crate::views::amounts(&st.attributed_revenue)
                 ));
             }
         }
@@ -223,7 +215,7 @@ pub fn report_csv(r: &FlowsReport) -> String {
                 u.map_or(String::new(), |u| format!("{:.4}", u.probability_better)),
                 srm.map_or(String::new(), |s| format!("{:.6}", s.p_value)),
                 srm.map_or(String::new(), |s| s.mismatch.to_string()),
-                field(&amounts(&g.revenue)),
+                field(&crate::views::amounts(&g.revenue)),
             ));
         }
         for st in &e.steps {
@@ -236,7 +228,7 @@ pub fn report_csv(r: &FlowsReport) -> String {
                 st.messaged,
                 st.clicked,
                 st.attributed_conversions,
-                field(&amounts(&st.attributed_revenue)),
+                field(&crate::views::amounts(&st.attributed_revenue)),
             ));
         }
     }

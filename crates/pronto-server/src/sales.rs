@@ -12,6 +12,7 @@ use pronto_domain::{EventType, Identity, Invalid, LeadId, NewEvent, WorkspaceId}
 use pronto_store::{IngestItem, LeadAction, LeadState, LeadView};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use std::collections::HashMap;
 use utoipa::ToSchema;
 
 /// A rep as configured, with its live state.
@@ -63,6 +64,11 @@ pub struct AttemptRequest {
     pub note: Option<String>,
     /// When it happened (default now); RFC 3339.
     pub at: Option<DateTime<Utc>>,
+    /// With a `won` outcome: what the win is worth (recorded on the `Lead Won` event as `value`; the
+    /// speed-to-lead report sums it per bucket and rep, the flows report counts it as a cadence's revenue).
+    pub value: Option<f64>,
+    /// The value's ISO 4217 currency (`EUR`), with `value`.
+    pub currency: Option<String>,
 }
 
 /// The speed-to-lead report for a period.
@@ -122,7 +128,7 @@ fn track(name: &str, identities: Vec<Identity>, properties: Map<String, Value>) 
     }
 }
 
-fn timing(l: &LeadState) -> LeadTiming {
+fn timing(l: &LeadState, wins: &HashMap<LeadId, (String, f64)>) -> LeadTiming {
     let responded = match (l.claimed_at, l.first_contact_at) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -131,6 +137,7 @@ fn timing(l: &LeadState) -> LeadTiming {
         created: l.created_at,
         first_contact: l.first_contact_at,
         won: l.status == pronto_domain::sales::lead::LeadStatus::Won,
+        won_value: wins.get(&l.id).cloned(),
         deadline: l.sla_deadline,
         responded,
     }
@@ -358,6 +365,34 @@ impl Service {
                 "must be at most 10000 characters",
             ));
         }
+        if req.value.is_some() && outcome != Some(Outcome::Won) {
+            errors.push(pronto_domain::FieldError::new(
+                "value",
+                "only a won attempt has a value",
+            ));
+        }
+        if req.value.is_some_and(|v| !v.is_finite() || v < 0.0) {
+            errors.push(pronto_domain::FieldError::new(
+                "value",
+                "must be a number of at least 0",
+            ));
+        }
+        let currency = req
+            .currency
+            .as_deref()
+            .map(|c| c.trim().to_ascii_uppercase());
+        match (&currency, req.value) {
+            (Some(c), _) if c.len() != 3 || !c.chars().all(|ch| ch.is_ascii_alphabetic()) => errors
+                .push(pronto_domain::FieldError::new(
+                    "currency",
+                    "must be a three-letter ISO 4217 code like EUR",
+                )),
+            (Some(_), None) => errors.push(pronto_domain::FieldError::new(
+                "currency",
+                "comes with a value",
+            )),
+            _ => {}
+        }
         let now = self.clock.now();
         let at = req.at.unwrap_or(now);
         if at > now + chrono::Duration::minutes(5) {
@@ -387,6 +422,12 @@ impl Service {
         props.insert("rep".into(), json!(req.rep));
         props.insert("channel".into(), json!(req.channel));
         props.insert("outcome".into(), json!(outcome.as_str()));
+        if let Some(v) = req.value {
+            props.insert("value".into(), json!(v));
+        }
+        if let Some(c) = &currency {
+            props.insert("currency".into(), json!(c));
+        }
         let action = LeadAction::Attempt {
             lead: view.lead.id,
             rep: req.rep,
@@ -634,9 +675,11 @@ impl Service {
         let (from, to) = self.period(from, to)?;
         let leads = self.store.leads_between(ws, from, to).await?;
         let owners = self.store.ownership_between(ws, from, to).await?;
+        let wins = self.store.lead_wins(ws, from).await?;
         Ok(build_report(
             &leads,
             &owners,
+            &wins,
             from,
             to,
             self.clock.now(),
@@ -648,15 +691,21 @@ impl Service {
 /// The report over `leads` (those that arrived in `[from, to)`), as of `now`; hour of week in `tz`.
 /// `owners` is their ownership history (`Store::ownership_between`): in the by-rep rows, a breach counts
 /// against the rep who held the lead when its SLA clock ran out, not whoever owns it now.
+/// `wins` are the values logged with won attempts (`Store::lead_wins`), the latest per lead counting.
 pub fn build_report(
     leads: &[LeadState],
     owners: &[(pronto_domain::LeadId, DateTime<Utc>, String)],
+    wins: &[(LeadId, String, f64)],
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     now: DateTime<Utc>,
     tz: pronto_domain::sales::Tz,
 ) -> SpeedToLead {
-    let all: Vec<LeadTiming> = leads.iter().map(timing).collect();
+    let wins: HashMap<LeadId, (String, f64)> = wins
+        .iter()
+        .map(|(lead, currency, value)| (*lead, (currency.clone(), *value)))
+        .collect();
+    let all: Vec<LeadTiming> = leads.iter().map(|l| timing(l, &wins)).collect();
     let mut history: std::collections::HashMap<
         pronto_domain::LeadId,
         Vec<(DateTime<Utc>, String)>,
@@ -698,8 +747,10 @@ pub fn build_report(
         }),
     ];
     for (by, key) in dims {
-        let mut keyed: Vec<((u32, String), LeadTiming)> =
-            leads.iter().map(|l| (key(l, tz), timing(l))).collect();
+        let mut keyed: Vec<((u32, String), LeadTiming)> = leads
+            .iter()
+            .map(|l| (key(l, tz), timing(l, &wins)))
+            .collect();
         keyed.sort_by(|a, b| a.0.cmp(&b.0));
         let mut i = 0;
         while i < keyed.len() {
@@ -758,20 +809,34 @@ pub fn report_csv(r: &SpeedToLead) -> String {
             .unwrap_or_default();
         out.push_str(&format!(",{name},{name}_share,{name}_won_rate"));
     }
-    out.push_str(",mean_secs,median_secs,p90_secs,sla_breaches\n");
+    for b in Bucket::ALL {
+        let name = serde_json::to_value(b)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        out.push_str(&format!(",{name}_won_revenue"));
+    }
+    out.push_str(",mean_secs,median_secs,p90_secs,sla_breaches,won_revenue\n");
     let row = |out: &mut String, by: &str, key: &str, rep: &SpeedReport| {
         let field = crate::views::csv_field;
         out.push_str(&format!("{},{},{}", field(by), field(key), rep.leads));
         for b in &rep.buckets {
             out.push_str(&format!(",{},{:.4},{:.4}", b.leads, b.share, b.won_rate));
         }
+        for b in &rep.buckets {
+            out.push_str(&format!(
+                ",{}",
+                field(&crate::views::amounts(&b.won_revenue))
+            ));
+        }
         let num = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_default();
         out.push_str(&format!(
-            ",{},{},{},{}\n",
+            ",{},{},{},{},{}\n",
             num(rep.mean_response_secs),
             num(rep.median_response_secs),
             num(rep.p90_response_secs),
-            rep.sla_breaches
+            rep.sla_breaches,
+            field(&crate::views::amounts(&rep.won_revenue))
         ));
     };
     row(&mut out, "overall", "", &r.overall);
@@ -840,5 +905,37 @@ pub fn report_table(r: &SpeedToLead) -> String {
             won.join(", ")
         }
     ));
+    let revenue: Vec<String> = r
+        .overall
+        .buckets
+        .iter()
+        .filter(|b| !b.won_revenue.is_empty())
+        .map(|b| {
+            format!(
+                "{}: {}",
+                serde_json::to_value(b.bucket)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                crate::views::amounts(&b.won_revenue)
+            )
+        })
+        .collect();
+    if !revenue.is_empty() {
+        out.push_str(&format!("won revenue by bucket: {}\n", revenue.join("; ")));
+        let by_rep: Vec<String> = r
+            .groups
+            .iter()
+            .filter(|g| g.by == "rep" && !g.report.won_revenue.is_empty())
+            .map(|g| {
+                format!(
+                    "{}: {}",
+                    g.key,
+                    crate::views::amounts(&g.report.won_revenue)
+                )
+            })
+            .collect();
+        out.push_str(&format!("won revenue by rep: {}\n", by_rep.join("; ")));
+    }
     out
 }

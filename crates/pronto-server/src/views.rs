@@ -110,3 +110,12 @@ pub fn csv_field(s: &str) -> String {
         s.to_string()
     }
 }
+
+/// Amounts by currency as the reports print them: `1200.00 EUR, 30.00 USD` (an amount with no currency named
+/// has none after it).
+pub fn amounts(by: &std::collections::BTreeMap<String, f64>) -> String {
+    by.iter()
+        .map(|(c, v)| format!("{v:.2} {c}").trim().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

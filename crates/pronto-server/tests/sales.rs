@@ -965,6 +965,61 @@ async fn an_attempt_dated_before_its_lead_is_refused_and_report_periods_take_dat
         (status, body["errors"][0]["field"].as_str()),
         (StatusCode::BAD_REQUEST, Some("from"))
     );
+
+    // A win with its value: refused where it makes no sense, then summed per bucket and rep.
+    let attempts = format!("/v1/leads/{id}/attempts");
+    for (body, field) in [
+        (
+            json!({"rep": "ann", "channel": "call", "outcome": "reached", "value": 10}),
+            "value",
+        ),
+        (
+            json!({"rep": "ann", "channel": "call", "outcome": "won", "value": -1}),
+            "value",
+        ),
+        (
+            json!({"rep": "ann", "channel": "call", "outcome": "won", "value": 10, "currency": "EURO"}),
+            "currency",
+        ),
+        (
+            json!({"rep": "ann", "channel": "call", "outcome": "won", "currency": "EUR"}),
+            "currency",
+        ),
+    ] {
+        let (status, got) = s
+            .admin_send(reqwest::Method::POST, &attempts, body.clone())
+            .await;
+        assert_eq!(
+            (status, got["errors"][0]["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(field)),
+            "{body}: {got}"
+        );
+    }
+    let (status, got) = s
+        .admin_send(
+            reqwest::Method::POST,
+            &attempts,
+            json!({"rep": "ann", "channel": "call", "outcome": "won", "value": 1200, "currency": "eur"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{got}");
+    let r = s.admin("/v1/reports/speed-to-lead?from=2026-11-24").await;
+    assert_eq!(r["overall"]["won_revenue"]["EUR"], 1200.0, "{r}");
+    let rep_total: f64 = r["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["by"] == "rep")
+        .filter_map(|g| g["report"]["won_revenue"]["EUR"].as_f64())
+        .sum();
+    assert_eq!(rep_total, 1200.0, "{r}");
+    let bucket_total: f64 = r["overall"]["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["won_revenue"]["EUR"].as_f64())
+        .sum();
+    assert_eq!(bucket_total, 1200.0, "{r}");
     s.stop().await;
 }
 

@@ -754,6 +754,14 @@ pub trait Store: Send + Sync + 'static {
         to: DateTime<Utc>,
     ) -> Result<Vec<LeadState>, StoreError>;
 
+    /// The values logged with won attempts since `since` (`Lead Won` events carrying `value`), as
+    /// `(lead, currency, value)`, oldest first (so a later win of a lead replaces an earlier one).
+    async fn lead_wins(
+        &self,
+        workspace: WorkspaceId,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(LeadId, String, f64)>, StoreError>;
+
     /// Who owned each lead that arrived in `[from, to)` from when: every routing, reassignment and claim, in
     /// order, as `(lead, at, rep)`.
     async fn ownership_between(

@@ -542,3 +542,27 @@ where
         source: r.text(4)?,
     })
 }
+
+/// A won attempt's value from a `Lead Won` event's payload (column 0): `None` when it names no lead or no
+/// value (a win logged without one).
+pub(crate) fn lead_win<R: Cols>(r: &R) -> Result<Option<(LeadId, String, f64)>, StoreError>
+where
+    usize: ColumnIndex<R>,
+{
+    let payload: serde_json::Value = r.json(0)?;
+    let p = payload.get("properties");
+    let lead = p
+        .and_then(|p| p.get("lead_id"))
+        .and_then(serde_json::Value::as_str)
+        .and_then(|s| s.parse().ok())
+        .map(LeadId);
+    let value = p
+        .and_then(|p| p.get("value"))
+        .and_then(serde_json::Value::as_f64);
+    let currency = p
+        .and_then(|p| p.get("currency"))
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    Ok(lead.zip(value).map(|(l, v)| (l, currency, v)))
+}

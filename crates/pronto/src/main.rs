@@ -686,7 +686,8 @@ async fn speed_to_lead(args: ServeArgs, days: u32, csv: bool) -> anyhow::Result<
     let from = to - chrono::Duration::days(i64::from(days));
     let leads = store.leads_between(ws, from, to).await?;
     let owners = store.ownership_between(ws, from, to).await?;
-    let r = pronto_server::sales::build_report(&leads, &owners, from, to, to, tz);
+    let wins = store.lead_wins(ws, from).await?;
+    let r = pronto_server::sales::build_report(&leads, &owners, &wins, from, to, to, tz);
     if csv {
         print!("{}", pronto_server::sales::report_csv(&r));
     } else {

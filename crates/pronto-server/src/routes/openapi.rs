@@ -346,6 +346,19 @@ fn enums(schemas: &mut Map<String, Value>, configured: &Configured) {
         *p = json!({"anyOf": [{"type": "string", "enum": reps}, {"type": "null"}],
                     "description": "The rep who made it (a configured rep id)."});
     }
+    if let Some(a) = schemas.get_mut("AttemptRequest") {
+        a["properties"]["value"] = json!({"anyOf": [{"type": "number", "minimum": 0}, {"type": "null"}],
+            "description": "With a `won` outcome: what the win is worth."});
+        a["properties"]["currency"] = json!({"anyOf": [{"type": "string", "pattern": "^[A-Za-z]{3}$"}, {"type": "null"}],
+            "description": "The value's ISO 4217 currency (`EUR`); only with a value."});
+        // A value only with a win; a currency only with a value.
+        a["allOf"] = json!([
+            {"if": {"required": ["value"], "properties": {"value": {"type": "number"}}},
+             "then": {"properties": {"outcome": {"const": "won"}}}},
+            {"if": {"required": ["currency"], "properties": {"currency": {"type": "string"}}},
+             "then": {"required": ["value"], "properties": {"value": {"type": "number"}}}}
+        ]);
+    }
     if let Some(p) = schemas
         .get_mut("AttemptRequest")
         .and_then(|s| s.pointer_mut("/properties/note"))

@@ -9,7 +9,7 @@ mod sales;
 
 use crate::contacts::{EventRow, IngestTx};
 use crate::rows::{
-    api_key, experiment_outcomes, experiment_run, experiment_touch, ingested, log_entry,
+    api_key, experiment_outcomes, experiment_run, experiment_touch, ingested, lead_win, log_entry,
     message_view, promotion, run_view, stored_event, unmapped_delivery, PROMOTION_COLUMNS,
     UNMAPPED_COLUMNS,
 };
@@ -739,6 +739,28 @@ impl Store for PostgresStore {
     ) -> Result<Option<crate::LeadView>, StoreError> {
         let mut c = self.pool.0.acquire().await?;
         sales::lead_view(&mut c, workspace, id).await
+    }
+
+    async fn lead_wins(
+        &self,
+        workspace: WorkspaceId,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(LeadId, String, f64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT payload FROM events WHERE workspace_id = $1 AND name = 'Lead Won' AND received_at >= $2 \
+             ORDER BY seq",
+        )
+        .bind(workspace.0)
+        .bind(since)
+        .fetch_all(&self.pool.0)
+        .await?;
+        let mut out = Vec::new();
+        for r in &rows {
+            if let Some(w) = lead_win(r)? {
+                out.push(w);
+            }
+        }
+        Ok(out)
     }
 
     async fn leads_between(

@@ -8,7 +8,7 @@ mod sales;
 
 use crate::contacts::{EventRow, IngestTx};
 use crate::rows::{
-    api_key, experiment_outcomes, experiment_run, experiment_touch, ingested, log_entry,
+    api_key, experiment_outcomes, experiment_run, experiment_touch, ingested, lead_win, log_entry,
     message_view, parse_ts, promotion, run_view, stored_event, unmapped_delivery, Cols,
     PROMOTION_COLUMNS, UNMAPPED_COLUMNS,
 };
@@ -864,6 +864,28 @@ impl Store for SqliteStore {
     ) -> Result<Option<crate::LeadView>, StoreError> {
         let mut c = self.read.acquire().await?;
         sales::lead_view(&mut c, workspace, id).await
+    }
+
+    async fn lead_wins(
+        &self,
+        workspace: WorkspaceId,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(LeadId, String, f64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT payload FROM events WHERE workspace_id = ?1 AND name = 'Lead Won' AND received_at >= ?2 \
+             ORDER BY seq",
+        )
+        .bind(workspace.to_string())
+        .bind(ts(since))
+        .fetch_all(&self.read)
+        .await?;
+        let mut out = Vec::new();
+        for r in &rows {
+            if let Some(w) = lead_win(r)? {
+                out.push(w);
+            }
+        }
+        Ok(out)
     }
 
     async fn leads_between(
