@@ -7,7 +7,6 @@
 
 use crate::ecommerce::{EcommerceEvent, Order};
 use crate::flow::{Channel, Flow, Step};
-use crate::message::links::click_url;
 use crate::template::{cart_context, Rendered, TemplateError, Templates};
 use serde_json::{json, Map, Value};
 use std::time::Duration;
@@ -269,9 +268,9 @@ pub struct Subject<'a> {
     pub rep: Option<&'a crate::sales::Rep>,
     /// The outbox key (tracking links carry it).
     pub message_id: &'a str,
-    /// The run's workspace and the time the message is written, for its tracked links; `None`: links as
-    /// they are.
-    pub tracking: Option<(&'a str, i64)>,
+    /// Wraps a link the message shows in its tracked redirect ([`crate::message::links::click_url`] for this
+    /// message); `None`: links as they are.
+    pub tracking: Option<&'a dyn Fn(&str) -> String>,
     /// The offer code this message shows (`offer.code`): a pool's unused code or a literal one, as
     /// [`crate::offer::Offers::pick`] chose it; `None`: no code.
     pub offer: Option<&'a str>,
@@ -440,17 +439,15 @@ fn context(
     if let (Some(c), Value::Object(e)) = (ctx.as_object_mut(), extra) {
         c.extend(e);
     }
-    if let Some((ws, now)) = subject.tracking.filter(|_| program.messages.track_clicks) {
-        track_links(&mut ctx, |u| {
-            click_url(&program.messages, ws, subject.message_id, u, now)
-        });
+    if let Some(track) = subject.tracking.filter(|_| program.messages.track_clicks) {
+        track_links(&mut ctx, track);
     }
     ctx
 }
 
 /// Puts the links a flow message shows (the cart's restore link, its products' and the recommendations'
 /// pages) through `track`; the unsubscribe link stays as it is (a click on it must not count as interest).
-fn track_links(ctx: &mut Value, track: impl Fn(&str) -> String) {
+fn track_links(ctx: &mut Value, track: &dyn Fn(&str) -> String) {
     let wrap = |v: Option<&mut Value>| {
         if let Some(v) = v {
             if let Some(u) = v.as_str() {

@@ -100,6 +100,18 @@ impl Bucket {
         Bucket::Open,
     ];
 
+    /// The name reports print, as serialized (`within5_min`, …, `open`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bucket::Within5Min => "within5_min",
+            Bucket::Within1Hour => "within1_hour",
+            Bucket::Within24Hours => "within24_hours",
+            Bucket::Over24Hours => "over24_hours",
+            Bucket::Never => "never",
+            Bucket::Open => "open",
+        }
+    }
+
     pub fn of(lead: &LeadTiming, now: DateTime<Utc>) -> Bucket {
         match lead.first_contact {
             Some(t) => {
@@ -269,6 +281,13 @@ mod tests_period {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_buckets_printed_name_is_its_serialized_name() {
+        for b in Bucket::ALL {
+            assert_eq!(serde_json::to_value(b).unwrap(), b.as_str());
+        }
+    }
 
     #[test]
     fn a_known_data_set_gives_the_expected_buckets_and_statistics() {

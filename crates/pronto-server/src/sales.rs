@@ -803,18 +803,11 @@ pub fn report_csv(r: &SpeedToLead) -> String {
     use pronto_domain::report::Bucket;
     let mut out = String::from("by,key,leads");
     for b in Bucket::ALL {
-        let name = serde_json::to_value(b)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
+        let name = b.as_str();
         out.push_str(&format!(",{name},{name}_share,{name}_won_rate"));
     }
     for b in Bucket::ALL {
-        let name = serde_json::to_value(b)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        out.push_str(&format!(",{name}_won_revenue"));
+        out.push_str(&format!(",{}_won_revenue", b.as_str()));
     }
     out.push_str(",mean_secs,median_secs,p90_secs,sla_breaches,won_revenue\n");
     let row = |out: &mut String, by: &str, key: &str, rep: &SpeedReport| {
@@ -886,16 +879,7 @@ pub fn report_table(r: &SpeedToLead) -> String {
         .buckets
         .iter()
         .filter(|b| b.leads > 0)
-        .map(|b| {
-            format!(
-                "{}: {}",
-                serde_json::to_value(b.bucket)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
-                pct(b.won_rate)
-            )
-        })
+        .map(|b| format!("{}: {}", b.bucket.as_str(), pct(b.won_rate)))
         .collect();
     out.push_str(&format!(
         "\nwon-rate by bucket: {}\n",
@@ -913,10 +897,7 @@ pub fn report_table(r: &SpeedToLead) -> String {
         .map(|b| {
             format!(
                 "{}: {}",
-                serde_json::to_value(b.bucket)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
+                b.bucket.as_str(),
                 crate::views::amounts(&b.won_revenue)
             )
         })

@@ -1,6 +1,6 @@
-//! Offer pools' codes in the store ([`OffersTx`]): added in bulk (a file, `pronto offers generate`), claimed
-//! by a timer batch for the sends it may make, and marked used with the message that shows each, in the
-//! transaction that writes the message.
+//! Offer pools' codes in the store ([`OffersTx`]): added in bulk (a file, `pronto offers generate`;
+//! `apply::offers`), claimed by a timer batch for the sends it may make, and marked used with the message that
+//! shows each, in the transaction that writes the message (`apply::timers`).
 //!
 //! Why a code is never given twice: a batch claims unused codes (`message_key IS NULL`; PostgreSQL locks them
 //! `FOR UPDATE SKIP LOCKED`, so two processes never claim the same code; SQLite has one writer), and marks
@@ -8,16 +8,12 @@
 //! gives a message at most one code even if its step fired twice. Codes claimed but not used are only
 //! unlocked at commit.
 
-use crate::tx::{Commit, ItemError};
-use crate::writer::Begin;
-use crate::{OfferStock, StoreError};
+use crate::tx::ItemError;
+use crate::OfferStock;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use pronto_domain::engine::fire::CodeUse;
 use pronto_domain::WorkspaceId;
-
-/// Codes per insert statement when adding many.
-const CHUNK: usize = 5_000;
 
 /// The offer statements each backend implements.
 #[async_trait]
@@ -41,38 +37,4 @@ pub(crate) trait OffersTx: Send {
     async fn use_codes(&mut self, uses: &[CodeUse], now: DateTime<Utc>) -> Result<u64, ItemError>;
     /// Unused and used codes per pool of the workspace.
     async fn offer_stock(&mut self, ws: WorkspaceId) -> Result<Vec<OfferStock>, ItemError>;
-}
-
-/// Adds `codes` to a pool in one transaction.
-pub(crate) async fn add_codes<B: Begin>(
-    db: &B,
-    ws: WorkspaceId,
-    offer: &str,
-    codes: &[String],
-    now: DateTime<Utc>,
-) -> Result<u64, StoreError> {
-    let mut tx = db.begin().await?;
-    let mut added = 0;
-    for chunk in codes.chunks(CHUNK) {
-        match tx.insert_codes(ws, offer, chunk, now).await {
-            Ok(n) => added += n,
-            Err(e) => {
-                tx.rollback().await;
-                return Err(e.into_store());
-            }
-        }
-    }
-    tx.commit().await?;
-    Ok(added)
-}
-
-/// The pools' stock, read in a transaction of its own.
-pub(crate) async fn stock<B: Begin>(
-    db: &B,
-    ws: WorkspaceId,
-) -> Result<Vec<OfferStock>, StoreError> {
-    let mut tx = db.begin().await?;
-    let got = tx.offer_stock(ws).await;
-    tx.rollback().await;
-    got.map_err(ItemError::into_store)
 }

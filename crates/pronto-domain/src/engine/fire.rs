@@ -34,7 +34,8 @@ use super::{advance, context, Action};
 use crate::catalog::{self, Product, Related, MAX_RECOMMENDATIONS};
 use crate::experiment::Arm;
 use crate::flow::{Channel, Step};
-use crate::message::{links::unsubscribe_url, Outgoing};
+use crate::message::links::{click_url, unsubscribe_url};
+use crate::message::Outgoing;
 use crate::offer::Pick;
 use crate::program::{compose, compose_call, sms_refusal, NotSent, Program, Recipient, Subject};
 use crate::sales::lead::LeadState;
@@ -460,9 +461,10 @@ fn fire_one(
                     Pick::Literal(code) => (code, None),
                     Pick::Code { pool, code } => (Some(code.clone()), Some((pool, code))),
                 };
+                let track = |u: &str| click_url(&program.messages, &ws, &key, u, now.timestamp());
                 let subject = Subject {
                     message_id: &key,
-                    tracking: Some((&ws, now.timestamp())),
+                    tracking: Some(&track),
                     offer: code.as_deref(),
                     ..about
                 };

@@ -1,11 +1,13 @@
 //! The top of the store: each function applies one unit of work end to end — load what it needs in bulk, let
 //! the domain decide, write the effects in bulk — over the per-concern statements of the leaves
-//! (`contacts`, `flows`, `sales`, `catalog`). Nothing below imports this module except the group-commit writer.
+//! (`contacts`, `flows`, `sales`, `catalog`, `offers`). Nothing below imports this module except the group-commit writer.
 //!
 //! - [`catalog`]: product changes to a shop's catalog, in their own transaction.
 //! - [`ingest`]: one group of requests (inside the writer's transaction).
+//! - [`offers`]: codes added to an offer pool, and the pools' stock.
 //! - [`timers`]: one timer batch (due runs, then due escalation steps), in its own transaction.
 
 pub(crate) mod catalog;
 pub(crate) mod ingest;
+pub(crate) mod offers;
 pub(crate) mod timers;

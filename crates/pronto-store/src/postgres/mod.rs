@@ -905,14 +905,14 @@ impl Store for PostgresStore {
         codes: &[String],
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        crate::offers::add_codes(&*self.pool, workspace, offer, codes, now).await
+        crate::apply::offers::add_codes(&*self.pool, workspace, offer, codes, now).await
     }
 
     async fn offer_stock(
         &self,
         workspace: WorkspaceId,
     ) -> Result<Vec<crate::OfferStock>, StoreError> {
-        crate::offers::stock(&*self.pool, workspace).await
+        crate::apply::offers::stock(&*self.pool, workspace).await
     }
 
     async fn record_promotion(

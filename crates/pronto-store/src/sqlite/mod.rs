@@ -1029,14 +1029,14 @@ impl Store for SqliteStore {
         codes: &[String],
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        crate::offers::add_codes(&*self.write, workspace, offer, codes, now).await
+        crate::apply::offers::add_codes(&*self.write, workspace, offer, codes, now).await
     }
 
     async fn offer_stock(
         &self,
         workspace: WorkspaceId,
     ) -> Result<Vec<crate::OfferStock>, StoreError> {
-        crate::offers::stock(&*self.write, workspace).await
+        crate::apply::offers::stock(&*self.write, workspace).await
     }
 
     async fn record_promotion(
