@@ -319,6 +319,7 @@ impl Service {
     }
 
     /// Follows a tracked link from a flow message: where to redirect. A valid link records the click first
+    /// (unless `record` is false: a HEAD from a link scanner)
     /// (a click that cannot be recorded is logged and the person still reaches the page: their cart matters
     /// more than the count); an expired one goes to its site's root and records nothing.
     /// Errors: the link was not made for this message and address (`NotFound`: redirecting would make pronto
@@ -329,6 +330,7 @@ impl Service {
         message: &str,
         token: &str,
         to: &str,
+        record: bool,
     ) -> Result<String, ApiError> {
         use pronto_domain::claim::ClaimError;
         use pronto_domain::message::links::{check_click, click_fallback};
@@ -337,6 +339,7 @@ impl Service {
         let checked = check_click(&program.messages, ws, message, to, token, now.timestamp());
         let workspace: Result<WorkspaceId, _> = ws.parse();
         match (checked, workspace) {
+            (Ok(()), Ok(_)) if !record => Ok(to.to_string()),
             (Ok(()), Ok(workspace)) => {
                 match self.store.record_click(workspace, message, to, now).await {
                     Ok(()) => metrics::counter!("pronto_clicks_total").increment(1),

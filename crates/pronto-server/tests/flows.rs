@@ -520,6 +520,9 @@ async fn each_variant_waits_its_own_time_and_a_click_on_its_tracked_link_is_cred
     let r = raw.get(forged.as_str()).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND, "never an open redirect");
     assert!(r.headers().get("location").is_none());
+    // A link scanner's HEAD is answered but not counted (the report below counts one click).
+    let r = raw.head(&link).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
 
     s.advance_and_settle(Duration::minutes(50)).await;
     assert_eq!(
@@ -657,5 +660,10 @@ async fn each_variant_waits_its_own_time_and_a_click_on_its_tracked_link_is_cred
         x["sample_ratio"].is_null(),
         "the split changed within the period: {report}"
     );
+    // Three months on, the link still redirects, to the shop's home, and counts nothing.
+    s.advance(Duration::days(91));
+    let r = raw.get(&link).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    assert_eq!(r.headers()["location"], "https://shop.example/");
     s.stop().await;
 }

@@ -260,7 +260,7 @@ pub struct ClickQuery {
 
 /// A tracked link from a flow message: records the click and redirects (302) to `to`; an expired link
 /// redirects to the root of `to`'s site and records nothing; a link not made for this message and address is
-/// refused (404), so pronto is never an open redirect.
+/// refused (404), so pronto is never an open redirect. A HEAD (a link scanner) is answered alike, uncounted.
 #[utoipa::path(get, path = "/r/{workspace}/{message}/{token}", tag = "ingest",
     params(("workspace" = String, Path), ("message" = String, Path, description = "The message's outbox key"),
            ("token" = String, Path), ClickQuery),
@@ -269,6 +269,7 @@ pub struct ClickQuery {
               (status = 404, description = "The link is not valid", content_type = "text/html")))]
 pub async fn follow_click(
     State(s): State<AppState>,
+    method: axum::http::Method,
     Path((ws, message, token)): Path<(String, String, String)>,
     q: Result<Query<ClickQuery>, QueryRejection>,
 ) -> Result<Response, Response> {
@@ -276,7 +277,13 @@ pub async fn follow_click(
     use axum::response::IntoResponse;
     let Query(q) =
         q.map_err(|e| ApiError::from(Invalid::one("to", e.body_text())).into_response())?;
-    match s.service.follow_click(&ws, &message, &token, &q.to).await {
+    // A HEAD is a link scanner checking the address, not a person: it is answered but not counted.
+    let record = method != axum::http::Method::HEAD;
+    match s
+        .service
+        .follow_click(&ws, &message, &token, &q.to, record)
+        .await
+    {
         Ok(to) => Ok((
             StatusCode::FOUND,
             [
