@@ -63,6 +63,35 @@ pub struct FlowConfig {
     pub send_to: Option<String>,
     /// A holdout: `{ id = "…", holdout = "10%" }` (see [`crate::experiment`]).
     pub experiment: Option<crate::experiment::ExperimentConfig>,
+    /// What counts as this flow's conversion in the flows report: `{ event = "…", within = "3d" }` (default:
+    /// an `Order Completed` or `Lead Won` within 7 days of the run's start).
+    pub conversion: Option<ConversionConfig>,
+}
+
+/// `conversion = { event = "Subscription Started", within = "3d" }` on a flow, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConversionConfig {
+    /// One or more of the flow's exit events (conversions are found among what ends a run).
+    pub event: Option<OneOrMany>,
+    /// How long after the run's start it counts: 1 hour to 90 days.
+    pub within: Option<String>,
+}
+
+/// What counts as a flow's conversion, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conversion {
+    pub events: Vec<String>,
+    pub within: chrono::Duration,
+}
+
+impl Default for Conversion {
+    fn default() -> Self {
+        Self {
+            events: vec!["Order Completed".into(), "Lead Won".into()],
+            within: chrono::Duration::days(crate::experiment::results::WINDOW_DAYS),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -421,6 +450,8 @@ pub struct Flow {
     pub send_to: SendTo,
     /// Its holdout, if it runs one.
     pub experiment: Option<crate::experiment::Experiment>,
+    /// What the flows report counts as its conversion.
+    pub conversion: Conversion,
 }
 
 /// Who a flow's messages go to.
@@ -652,6 +683,47 @@ impl Flow {
                 None
             }
         };
+        let mut conversion = Conversion::default();
+        if let Some(cv) = &c.conversion {
+            if let Some(e) = &cv.event {
+                let events = match e {
+                    OneOrMany::One(e) => vec![e.clone()],
+                    OneOrMany::Many(es) => es.clone(),
+                };
+                if events.is_empty() {
+                    err(
+                        None,
+                        "conversion.event",
+                        "must name at least one event".into(),
+                    );
+                }
+                for e in &events {
+                    if !c.exit.iter().any(|x| x.event == *e) {
+                        err(
+                            None,
+                            "conversion.event",
+                            format!(
+                                "`{e}` is not one of the flow's exit events (conversions are found among \
+                                 what ends a run)"
+                            ),
+                        );
+                    }
+                }
+                conversion.events = events;
+            }
+            if let Some(w) = &cv.within {
+                match humantime::parse_duration(w.trim()) {
+                    Ok(d) if (3_600..=90 * 86_400).contains(&d.as_secs()) => {
+                        conversion.within = chrono::Duration::seconds(d.as_secs() as i64)
+                    }
+                    _ => err(
+                        None,
+                        "conversion.within",
+                        format!("`{w}` is not a duration from 1h to 90d"),
+                    ),
+                }
+            }
+        }
         let send_to = match c.send_to.as_deref() {
             None | Some("everyone") => SendTo::Everyone,
             Some("subscribers") => SendTo::Subscribers,
@@ -869,6 +941,7 @@ impl Flow {
                 sms_allowed,
                 send_to,
                 experiment,
+                conversion,
             })
         } else {
             Err(errors)
@@ -944,6 +1017,21 @@ send = { channel = "email", template = "checkout-offer", offer = "FREESHIP" }
 "#;
 
     #[test]
+    fn a_flows_conversion_defaults_to_an_order_or_a_won_lead_within_seven_days_and_can_be_named() {
+        let f = &flows(CHECKOUT).unwrap()[0];
+        assert_eq!(f.conversion, Conversion::default());
+        assert_eq!(f.conversion.events, ["Order Completed", "Lead Won"]);
+        let custom = CHECKOUT.replacen(
+            "[[flow.step]]",
+            "conversion = { event = \"Order Completed\", within = \"3d\" }\n[[flow.step]]",
+            1,
+        );
+        let f = &flows(&custom).unwrap()[0];
+        assert_eq!(f.conversion.events, ["Order Completed"]);
+        assert_eq!(f.conversion.within, chrono::Duration::days(3));
+    }
+
+    #[test]
     fn the_checkout_recovery_flow_checks_and_waits_by_cart_value() {
         let f = &flows(CHECKOUT).unwrap()[0];
         assert_eq!(f.triggers, vec!["Checkout Started"]);
@@ -998,6 +1086,8 @@ send = { channel = "email", template = "checkout-offer", offer = "FREESHIP" }
             ("id = \"f\"\ntrigger = { event = \"X\" }\nexperiment = { id = \"e\", holdout = \"0%\", variants = [{ id = \"a\" }, { id = \"b\" }] }\n[[flow.step]]\nwait = \"1h\"\nvariants = { b = { wait = \"soon\" } }", "step 1, variants.b.wait: `soon` is not a duration"),
             ("id = \"f\"\ntrigger = { event = \"X\" }\nexperiment = { id = \"e\", holdout = \"0%\", variants = [{ id = \"a\" }, { id = \"b\" }] }\n[[flow.step]]\nsend = { channel = \"email\", template = \"checkout-reminder\" }\nvariants = { b = { send = { channel = \"email\", template = \"nope\" } } }", "step 1, variants.b.send.template: unknown template `nope`"),
             ("id = \"f\"\ntrigger = { event = \"X\" }\nexperiment = { id = \"e\", holdout = \"0%\", variants = [{ id = \"a\" }, { id = \"b\" }] }\n[[flow.step]]\nexit = true\nvariants = { b = { wait = \"1h\" } }", "step 1, variants.b: only wait and send steps have variants"),
+            ("id = \"f\"\ntrigger = { event = \"X\" }\nexit = [{ event = \"Order Completed\", same = \"contact\" }]\nconversion = { event = \"Subscription Started\" }\n[[flow.step]]\nexit = true", "flow `f`, conversion.event: `Subscription Started` is not one of the flow's exit events"),
+            ("id = \"f\"\ntrigger = { event = \"X\" }\nexit = [{ event = \"Order Completed\", same = \"contact\" }]\nconversion = { within = \"10m\" }\n[[flow.step]]\nexit = true", "flow `f`, conversion.within: `10m` is not a duration from 1h to 90d"),
             ("id = \"f\"\ntrigger = { event = \"X\" }\nsms_quiet_hours = \"21:00-21:00\"\n[[flow.step]]\nexit = true", "sms_quiet_hours: must be a window like 21:00-08:00, not empty"),
             ("id = \"f\"\ntrigger = { event = \"X\" }\n[[flow.step]]\nwait = { by = \"properties.value\", tiers = [[50, \"1h\"], [10, \"2h\"]] }", "step 1, wait.tiers[1]: thresholds must increase"),
             ("id = \"f\"\ntrigger = { event = \"X\" }\n[[flow.step]]\nexit = true\n[[flow.step]]\nwait = \"1h\"", "step 2, step: is unreachable"),

@@ -6,8 +6,9 @@
 use crate::error::ApiError;
 use crate::service::Service;
 use chrono::{DateTime, Utc};
-use pronto_domain::experiment::results::{summarize, ExperimentResult, RunOutcome};
+use pronto_domain::experiment::results::{summarize, ConversionRule, ExperimentResult, RunOutcome};
 use pronto_domain::experiment::Promotion;
+use pronto_domain::flow::Conversion;
 use pronto_domain::program::Program;
 use pronto_domain::WorkspaceId;
 use serde::Serialize;
@@ -18,7 +19,8 @@ use std::collections::BTreeMap;
 pub struct FlowsReport {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
-    /// Days after a run starts in which an order counts as its conversion.
+    /// Days after a run starts in which an order counts as its conversion, unless the flow names its own
+    /// (each experiment says what counted).
     pub conversion_window_days: i64,
     /// Days after a message's send or click in which a conversion is credited to it (last touch).
     pub attribution_window_days: i64,
@@ -34,16 +36,33 @@ impl Service {
         to: Option<&str>,
     ) -> Result<FlowsReport, ApiError> {
         let (from, to) = self.period(from, to)?;
-        let runs = self.store.experiment_runs(ws, from, to).await?;
+        let program = self.store.shared().program();
+        let runs = self
+            .store
+            .experiment_runs(ws, from, to, &conversion_rules(&program))
+            .await?;
         let promotions = self.store.promotions(ws).await?;
-        Ok(build_report(
-            &runs,
-            &promotions,
-            &self.store.shared().program(),
-            from,
-            to,
-        ))
+        Ok(build_report(&runs, &promotions, &program, from, to))
     }
+}
+
+/// What the store looks for as each configured flow's conversion, and the default for any other flow's runs.
+pub fn conversion_rules(program: &Program) -> Vec<ConversionRule> {
+    let rule = |flow: &str, c: &Conversion| {
+        c.events
+            .iter()
+            .map(|e| ConversionRule {
+                flow: flow.to_string(),
+                event: e.clone(),
+                within_secs: c.within.num_seconds(),
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut out = rule("", &Conversion::default());
+    for f in &program.flows {
+        out.extend(rule(&f.id, &f.conversion));
+    }
+    out
 }
 
 /// The report over `runs` (those started in `[from, to)`), with the split each flow's experiment is
@@ -70,6 +89,10 @@ pub fn build_report(
     });
     for e in &mut experiments {
         e.promoted = latest(&e.flow, &e.experiment).cloned();
+        if let Some(f) = program.flow(&e.flow) {
+            e.conversion_events = f.conversion.events.clone();
+            e.conversion_window_hours = f.conversion.within.num_hours();
+        }
     }
     FlowsReport {
         from,
@@ -83,7 +106,7 @@ pub fn build_report(
 /// The report as a terminal table.
 pub fn report_table(r: &FlowsReport) -> String {
     let mut out = format!(
-        "Flows' experiments, runs started {} to {} (conversion: an order within {} days; \
+        "Flows' experiments, runs started {} to {} (conversion by default: an order within {} days; \
          a step is credited when its message was the last touch within {} days)\n",
         r.from.format("%Y-%m-%d %H:%M"),
         r.to.format("%Y-%m-%d %H:%M"),
@@ -94,7 +117,13 @@ pub fn report_table(r: &FlowsReport) -> String {
         out.push_str("no runs of a flow with an experiment in this period\n");
     }
     for e in &r.experiments {
-        out.push_str(&format!("\n{} / {}\n", e.flow, e.experiment));
+        out.push_str(&format!(
+            "\n{} / {} (conversion: {} within {} h)\n",
+            e.flow,
+            e.experiment,
+            e.conversion_events.join(" or "),
+            e.conversion_window_hours
+        ));
         if let Some(p) = &e.promoted {
             out.push_str(&format!(
                 "  promoted: {} since {} ({}); new runs not held out take it\n",

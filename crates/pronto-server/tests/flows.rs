@@ -72,6 +72,67 @@ mod holdout {
     );
 }
 
+/// The shipped config with a holdout and a one-hour conversion window on the checkout flow.
+async fn with_short_conversion(backend: &str) -> Server {
+    let config = EXAMPLE_CONFIG.replacen(
+        "id = \"checkout-recovery\"",
+        "id = \"checkout-recovery\"\nexperiment = { id = \"window\", holdout = \"50%\" }\n\
+         conversion = { event = \"Order Completed\", within = \"1h\" }",
+        1,
+    );
+    common::start_stepped(backend, true, &config, t0()).await
+}
+
+mod conversion {
+    use super::*;
+    pronto_store::for_each_backend!(with_short_conversion;
+        a_flows_own_conversion_window_decides_which_orders_count,
+    );
+}
+
+async fn a_flows_own_conversion_window_decides_which_orders_count(s: Server) {
+    for (who, chk) in [("ann", "chk-a"), ("bo", "chk-b")] {
+        s.identify(json!({"userId": who, "traits": {"email": format!("{who}@example.com")}}))
+            .await;
+        s.track(checkout(chk, who, who)).await;
+    }
+    // Ann buys within the hour; Bo two hours on.
+    s.advance_and_settle(Duration::minutes(30)).await;
+    s.track(json!({"userId": "ann", "event": "Order Completed",
+                   "properties": {"order_id": "o-a", "checkout_id": "chk-a", "total": 10, "currency": "EUR"}}))
+        .await;
+    s.advance_and_settle(Duration::minutes(90)).await;
+    s.track(json!({"userId": "bo", "event": "Order Completed",
+                   "properties": {"order_id": "o-b", "checkout_id": "chk-b", "total": 20, "currency": "EUR"}}))
+        .await;
+    let report = s.admin("/v1/reports/flows").await;
+    let x = &report["experiments"][0];
+    assert_eq!(x["conversion_window_hours"], 1, "{report}");
+    assert_eq!(
+        x["conversion_events"],
+        json!(["Order Completed"]),
+        "{report}"
+    );
+    let converted: u64 = x["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["converted"].as_u64().unwrap())
+        .sum();
+    let revenue: f64 = x["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|g| g["revenue"]["EUR"].as_f64())
+        .sum();
+    assert_eq!(
+        (converted, revenue),
+        (1, 10.0),
+        "only Ann's order, inside the hour: {report}"
+    );
+    s.stop().await;
+}
+
 /// The shipped config with a holdout and two timing variants on the checkout flow: its first wait as
 /// written (by cart value) or ten minutes for everyone.
 async fn with_variants(backend: &str) -> Server {

@@ -818,15 +818,16 @@ pub trait Store: Send + Sync + 'static {
     /// The latest unmapped deliveries (at most 100), newest first.
     async fn unmapped(&self, workspace: WorkspaceId) -> Result<Vec<UnmappedDelivery>, StoreError>;
 
-    /// The runs of flows' experiments started in `[from, to)`, each with its group, whether it was messaged,
-    /// and the payload of its conversion: the first `Order Completed` or `Lead Won` meeting one of the flow's
-    /// exit rules (its key whenever it happened, or its contact after the run started) within
-    /// `pronto_domain::experiment::results::WINDOW_DAYS` of its start.
+    /// The runs of flows' experiments started in `[from, to)`, each with its group, its messages (with their
+    /// first click) and its conversion: the first exit mark of one of `rules`' events for its flow (the rules of
+    /// flow `""` for a flow none names) within that rule's window of its start, meeting one of the flow's exit
+    /// rules (its key whenever it happened, or its contact after the run started).
     async fn experiment_runs(
         &self,
         workspace: WorkspaceId,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
+        rules: &[pronto_domain::experiment::results::ConversionRule],
     ) -> Result<Vec<pronto_domain::experiment::results::RunOutcome>, StoreError>;
 
     /// Applies product changes (a product webhook, an import) to the catalog of `shop`, in one

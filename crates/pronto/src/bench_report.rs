@@ -152,10 +152,11 @@ pub async fn report(a: ReportArgs) -> anyhow::Result<()> {
 
     let program = store.shared().program();
     let (from, to) = (now - Duration::days(30), now + Duration::minutes(5));
+    let rules = pronto_server::experiments::conversion_rules(&program);
     let mut times = Vec::new();
     for _ in 0..a.repeats {
         let t = Instant::now();
-        let outcomes = store.experiment_runs(ws, from, to).await?;
+        let outcomes = store.experiment_runs(ws, from, to, &rules).await?;
         let promotions = store.promotions(ws).await?;
         let r =
             pronto_server::experiments::build_report(&outcomes, &promotions, &program, from, to);

@@ -2,8 +2,10 @@
 //! messaged, clicked and converted, revenue, and each group's uplift over the control, with intervals that stay
 //! valid however often they are looked at; and per step and group, which message earned the conversions.
 //!
-//! **A conversion** is an `Order Completed` (or `Lead Won`) that meets one of the flow's exit rules (the same key
-//! whenever it happened, or the same contact after the run started), within [`WINDOW_DAYS`] of the run's start;
+//! **A conversion** is an exit mark of one of the flow's conversion events (by default `Order Completed` or
+//! `Lead Won`; a flow's `conversion = { event, within }` names others) that meets one of its exit rules (the same
+//! key whenever it happened, or the same contact after the run started), within the flow's window (by default
+//! [`WINDOW_DAYS`]) of the run's start;
 //! its revenue is the event's `revenue`, else `total`, else `value`, kept per currency (no conversion between
 //! currencies). The store finds them; this module only counts.
 //!
@@ -52,6 +54,16 @@ const ALPHA: f64 = 0.05;
 const Z95: f64 = 1.959_963_984_540_054;
 /// Below this p-value the observed split is flagged as a sample-ratio mismatch.
 pub const SRM_P: f64 = 0.001;
+
+/// One event that converts the runs of a flow, as the store looks for it: an exit mark named `event` within
+/// `within_secs` of the run's start. `flow` empty: every flow no rule names (runs of flows no longer configured
+/// count by the default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversionRule {
+    pub flow: String,
+    pub event: String,
+    pub within_secs: i64,
+}
 
 /// A message a run got, as the store read it.
 #[derive(Debug, Clone, PartialEq)]
@@ -171,6 +183,9 @@ pub struct ExperimentResult {
     pub sample_ratio: Option<SampleRatio>,
     /// The latest promotion of a winner, if any.
     pub promoted: Option<super::Promotion>,
+    /// What counted as a conversion: these events, within this many hours of a run's start.
+    pub conversion_events: Vec<String>,
+    pub conversion_window_hours: i64,
 }
 
 /// The revenue and currency of a converting event.
@@ -464,6 +479,8 @@ pub fn summarize(
                 steps,
                 sample_ratio,
                 promoted: None,
+                conversion_events: vec!["Order Completed".into(), "Lead Won".into()],
+                conversion_window_hours: WINDOW_DAYS * 24,
             }
         })
         .collect()

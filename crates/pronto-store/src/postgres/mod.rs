@@ -1058,26 +1058,33 @@ impl Store for PostgresStore {
         workspace: WorkspaceId,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
+        rules: &[pronto_domain::experiment::results::ConversionRule],
     ) -> Result<Vec<pronto_domain::experiment::results::RunOutcome>, StoreError> {
         // The runs' filter, shared by both statements.
         const RUNS: &str = "r.workspace_id = $1 AND r.arm IS NOT NULL \
              AND r.experiment IS NOT NULL AND r.started_at >= $2 AND r.started_at < $3";
+        let flows: Vec<&str> = rules.iter().map(|r| r.flow.as_str()).collect();
+        let events: Vec<&str> = rules.iter().map(|r| r.event.as_str()).collect();
+        let secs: Vec<f64> = rules.iter().map(|r| r.within_secs as f64).collect();
         let runs = sqlx::query(&format!(
-            "SELECT r.id, r.flow_id, r.experiment, r.arm, c.happened_at, c.payload FROM runs r \
+            "WITH cv AS (SELECT * FROM UNNEST($4::text[], $5::text[], $6::float8[]) AS cv(flow, event, secs)) \
+             SELECT r.id, r.flow_id, r.experiment, r.arm, c.happened_at, c.payload FROM runs r \
              LEFT JOIN LATERAL (SELECT x.happened_at, e.payload::text AS payload \
-              FROM exit_marks x JOIN events e ON e.id = x.event_id \
+              FROM exit_marks x JOIN events e ON e.id = x.event_id JOIN cv ON cv.event = x.name \
+              AND cv.flow = COALESCE((SELECT c2.flow FROM cv c2 WHERE c2.flow = r.flow_id LIMIT 1), '') \
               WHERE x.workspace_id = r.workspace_id AND x.flow_id = r.flow_id \
-              AND x.name IN ('Order Completed', 'Lead Won') \
               AND (x.run_key = r.run_key OR (x.run_key IS NULL AND x.contact_id = r.contact_id \
                    AND x.happened_at >= r.started_at)) \
-              AND x.happened_at <= r.started_at + make_interval(days => $4) \
+              AND x.happened_at <= r.started_at + make_interval(secs => cv.secs) \
               ORDER BY x.happened_at LIMIT 1) c ON true \
              WHERE {RUNS}"
         ))
         .bind(workspace.0)
         .bind(from)
         .bind(to)
-        .bind(pronto_domain::experiment::results::WINDOW_DAYS as i32)
+        .bind(&flows)
+        .bind(&events)
+        .bind(&secs)
         .fetch_all(&self.pool.0)
         .await?;
         let touches = sqlx::query(&format!(

@@ -1153,18 +1153,25 @@ impl Store for SqliteStore {
         workspace: WorkspaceId,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
+        rules: &[pronto_domain::experiment::results::ConversionRule],
     ) -> Result<Vec<pronto_domain::experiment::results::RunOutcome>, StoreError> {
         // The runs' filter, shared by both statements.
         const RUNS: &str = "r.workspace_id = ?1 AND r.arm IS NOT NULL \
              AND r.experiment IS NOT NULL AND r.started_at >= ?2 AND r.started_at < ?3";
+        let rules: Vec<(&str, &str, i64)> = rules
+            .iter()
+            .map(|r| (r.flow.as_str(), r.event.as_str(), r.within_secs))
+            .collect();
         let runs = sqlx::query(&format!(
-            "WITH rr AS (SELECT r.id, r.flow_id, r.experiment, r.arm, \
-             (SELECT x.rowid FROM exit_marks x \
+            "WITH cv AS (SELECT value ->> 0 AS flow, value ->> 1 AS event, value ->> 2 AS secs \
+             FROM json_each(?4)), \
+             rr AS (SELECT r.id, r.flow_id, r.experiment, r.arm, \
+             (SELECT x.rowid FROM exit_marks x JOIN cv ON cv.event = x.name \
+              AND cv.flow = COALESCE((SELECT c2.flow FROM cv c2 WHERE c2.flow = r.flow_id LIMIT 1), '') \
               WHERE x.workspace_id = r.workspace_id AND x.flow_id = r.flow_id \
-              AND x.name IN ('Order Completed', 'Lead Won') \
               AND (x.run_key = r.run_key OR (x.run_key IS NULL AND x.contact_id = r.contact_id \
                    AND x.happened_at >= r.started_at)) \
-              AND x.happened_at <= strftime('%Y-%m-%dT%H:%M:%fZ', r.started_at, ?4) \
+              AND x.happened_at <= strftime('%Y-%m-%dT%H:%M:%fZ', r.started_at, '+' || cv.secs || ' seconds') \
               ORDER BY x.happened_at LIMIT 1) AS mark FROM runs r WHERE {RUNS}) \
              SELECT rr.id, rr.flow_id, rr.experiment, rr.arm, x.happened_at, e.payload FROM rr \
              LEFT JOIN exit_marks x ON x.rowid = rr.mark LEFT JOIN events e ON e.id = x.event_id"
@@ -1172,10 +1179,7 @@ impl Store for SqliteStore {
         .bind(workspace.to_string())
         .bind(ts(from))
         .bind(ts(to))
-        .bind(format!(
-            "+{} days",
-            pronto_domain::experiment::results::WINDOW_DAYS
-        ))
+        .bind(json_rows(&rules)?)
         .fetch_all(&self.read)
         .await?;
         let touches = sqlx::query(&format!(
