@@ -1069,9 +1069,11 @@ impl Store for PostgresStore {
         let runs = sqlx::query(&format!(
             "WITH cv AS (SELECT * FROM UNNEST($4::text[], $5::text[], $6::float8[]) AS cv(flow, event, secs)) \
              SELECT r.id, r.flow_id, r.experiment, r.arm, c.happened_at, c.payload FROM runs r \
+             CROSS JOIN LATERAL (SELECT COALESCE((SELECT c2.flow FROM cv c2 WHERE c2.flow = r.flow_id LIMIT 1), '') \
+              AS rules) f \
              LEFT JOIN LATERAL (SELECT x.happened_at, e.payload::text AS payload \
               FROM exit_marks x JOIN events e ON e.id = x.event_id JOIN cv ON cv.event = x.name \
-              AND cv.flow = COALESCE((SELECT c2.flow FROM cv c2 WHERE c2.flow = r.flow_id LIMIT 1), '') \
+              AND cv.flow = f.rules \
               WHERE x.workspace_id = r.workspace_id AND x.flow_id = r.flow_id \
               AND (x.run_key = r.run_key OR (x.run_key IS NULL AND x.contact_id = r.contact_id \
                    AND x.happened_at >= r.started_at)) \

@@ -1165,14 +1165,15 @@ impl Store for SqliteStore {
         let runs = sqlx::query(&format!(
             "WITH cv AS (SELECT value ->> 0 AS flow, value ->> 1 AS event, value ->> 2 AS secs \
              FROM json_each(?4)), \
+             r AS (SELECT r.*, COALESCE((SELECT c2.flow FROM cv c2 WHERE c2.flow = r.flow_id LIMIT 1), '') \
+             AS rules FROM runs r WHERE {RUNS}), \
              rr AS (SELECT r.id, r.flow_id, r.experiment, r.arm, \
-             (SELECT x.rowid FROM exit_marks x JOIN cv ON cv.event = x.name \
-              AND cv.flow = COALESCE((SELECT c2.flow FROM cv c2 WHERE c2.flow = r.flow_id LIMIT 1), '') \
+             (SELECT x.rowid FROM exit_marks x JOIN cv ON cv.event = x.name AND cv.flow = r.rules \
               WHERE x.workspace_id = r.workspace_id AND x.flow_id = r.flow_id \
               AND (x.run_key = r.run_key OR (x.run_key IS NULL AND x.contact_id = r.contact_id \
                    AND x.happened_at >= r.started_at)) \
               AND x.happened_at <= strftime('%Y-%m-%dT%H:%M:%fZ', r.started_at, '+' || cv.secs || ' seconds') \
-              ORDER BY x.happened_at LIMIT 1) AS mark FROM runs r WHERE {RUNS}) \
+              ORDER BY x.happened_at LIMIT 1) AS mark FROM r) \
              SELECT rr.id, rr.flow_id, rr.experiment, rr.arm, x.happened_at, e.payload FROM rr \
              LEFT JOIN exit_marks x ON x.rowid = rr.mark LEFT JOIN events e ON e.id = x.event_id"
         ))
