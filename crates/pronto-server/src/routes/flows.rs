@@ -303,8 +303,8 @@ pub async fn follow_click(
 }
 
 /// Flows' experiments for a period: per flow, experiment and group (the holdout, the treatment or each
-/// variant) — runs entered, messaged, clicked and converted (an `Order Completed`/`Lead Won` meeting the flow's
-/// exit rules within 7 days), the conversion rate with its Wilson 95% interval, revenue and revenue per run by
+/// variant) — runs entered, messaged, clicked and converted (by default an `Order Completed`/`Lead Won` meeting
+/// the flow's exit rules within 7 days; a flow's `conversion` names its own events and window), the conversion rate with its Wilson 95% interval, revenue and revenue per run by
 /// currency; each group's uplift over the control (the holdout, else the first variant) with a 95% asymptotic
 /// confidence sequence (valid however often it is looked at), the incremental revenue, and a sample-ratio
 /// mismatch check (chi-square, flagged below p = 0.001); and per step and group, runs messaged and clicked and

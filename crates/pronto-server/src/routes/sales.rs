@@ -272,7 +272,8 @@ pub struct ReportQuery {
 
 /// Speed to lead for a period, overall and by source, rep, team and hour of week: leads, the share first
 /// contacted within 5 min, 5-60 min, 1-24 h, over 24 h and never (leads under 24 h old and not yet
-/// contacted are `open`, kept apart), mean/median/p90 response time, SLA breaches, won-rate per bucket.
+/// contacted are `open`, kept apart), mean/median/p90 response time, SLA breaches, won-rate and won revenue
+/// (by currency) per bucket.
 #[utoipa::path(get, path = "/v1/reports/speed-to-lead", tag = "leads", params(ReportQuery),
     responses((status = 200, description = "The report: JSON by default, CSV with `format=csv`",
                content((SpeedToLead = "application/json"), (String = "text/csv"))),
