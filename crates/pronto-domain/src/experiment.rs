@@ -43,7 +43,34 @@ pub struct ExperimentConfig {
     /// The variants the runs not held out are split between; none: they all get the flow as written.
     #[serde(default)]
     pub variants: Vec<VariantConfig>,
+    /// Promote the best variant by itself once the evidence is clear (see [`AutoPromote`]).
+    pub auto_promote: Option<AutoPromoteConfig>,
 }
+
+/// `auto_promote = { probability = "95%", min_runs = 1000 }`, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoPromoteConfig {
+    /// How sure the best variant must be of beating each other one: `"80%"` to `"99.99%"`.
+    pub probability: String,
+    /// Runs every group (the holdout too) must have first; at least 100.
+    pub min_runs: u64,
+}
+
+/// When the best variant is promoted by itself (checked by the counter worker about once a minute): every
+/// group has at least `min_runs` runs, the split shows no sample-ratio mismatch, and against each other
+/// variant the best one's conversion rate is higher with probability at least `probability_bp` **and** the
+/// always-valid 95% interval of the difference excludes zero. The second condition is what makes it safe to
+/// look every minute: the probability alone, read that often, would crown a variant that is only ahead by
+/// chance (see [`results`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutoPromote {
+    pub probability_bp: u32,
+    pub min_runs: u64,
+}
+
+/// The fewest runs per group an automatic promotion may be decided on.
+const MIN_AUTO_RUNS: u64 = 100;
 
 /// `{ id = "ten-min", weight = 2 }`, as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -73,6 +100,7 @@ pub struct Experiment {
     /// The variant promoted as the winner ([`Experiment::promote`]): every new run not held out takes it;
     /// the holdout goes on measuring what the flow earns.
     pub promoted: Option<String>,
+    pub auto_promote: Option<AutoPromote>,
 }
 
 /// The most variants one experiment may have: each needs its share of the traffic to show anything.
@@ -150,11 +178,44 @@ impl Experiment {
         if variants.len() > MAX_VARIANTS {
             return Err(("variants", format!("at most {MAX_VARIANTS} variants")));
         }
+        let auto_promote = match &c.auto_promote {
+            None => None,
+            Some(_) if variants.is_empty() => {
+                return Err((
+                    "auto_promote",
+                    "needs variants to choose from (a holdout is never promoted)".into(),
+                ))
+            }
+            Some(a) => {
+                let probability_bp = share_bp(&a.probability)
+                    .filter(|bp| (8_000..10_000).contains(bp))
+                    .ok_or((
+                        "auto_promote",
+                        format!(
+                            "probability `{}` must be a share from \"80%\" to \"99.99%\"",
+                            a.probability
+                        ),
+                    ))?;
+                if a.min_runs < MIN_AUTO_RUNS {
+                    return Err((
+                        "auto_promote",
+                        format!(
+                            "min_runs must be at least {MIN_AUTO_RUNS}: fewer runs decide nothing"
+                        ),
+                    ));
+                }
+                Some(AutoPromote {
+                    probability_bp,
+                    min_runs: a.min_runs,
+                })
+            }
+        };
         Ok(Self {
             id: id.to_string(),
             holdout_bp,
             variants,
             promoted: None,
+            auto_promote,
         })
     }
 
@@ -207,7 +268,7 @@ pub struct Promotion {
     pub experiment: String,
     pub variant: String,
     pub promoted_at: chrono::DateTime<chrono::Utc>,
-    /// Who promoted it: `api` or `cli`.
+    /// Who promoted it: `api`, `cli` or `auto` (the experiment's `auto_promote` rule).
     pub source: String,
 }
 
@@ -315,6 +376,7 @@ mod tests {
             id: id.into(),
             holdout: holdout.into(),
             variants: vec![],
+            auto_promote: None,
         })
         .unwrap()
     }
@@ -341,6 +403,7 @@ mod tests {
                 id: "e".into(),
                 holdout: written.into(),
                 variants: vec![],
+                auto_promote: None,
             });
             match (got, want) {
                 (Ok(e), Ok(bp)) => assert_eq!(e.holdout_bp, bp, "{written}"),
@@ -355,6 +418,7 @@ mod tests {
             id: " ".into(),
             holdout: "10%".into(),
             variants: vec![],
+            auto_promote: None,
         });
         assert_eq!(blank.unwrap_err().0, "id");
     }
@@ -424,7 +488,67 @@ mod tests {
                     weight: *weight,
                 })
                 .collect(),
+            auto_promote: None,
         })
+    }
+
+    #[test]
+    fn automatic_promotion_needs_variants_a_high_bar_and_enough_runs() {
+        let two = || {
+            vec![
+                VariantConfig {
+                    id: "a".into(),
+                    weight: None,
+                },
+                VariantConfig {
+                    id: "b".into(),
+                    weight: None,
+                },
+            ]
+        };
+        // (variants, probability, min_runs, the checked rule or part of the error)
+        type Case = (
+            Vec<VariantConfig>,
+            &'static str,
+            u64,
+            Result<(u32, u64), &'static str>,
+        );
+        let cases: Vec<Case> = vec![
+            (two(), "95%", 1_000, Ok((9_500, 1_000))),
+            (two(), "99.9%", 100, Ok((9_990, 100))),
+            (two(), "80%", 500, Ok((8_000, 500))),
+            (two(), "79.99%", 500, Err("from \"80%\"")),
+            (two(), "100%", 500, Err("from \"80%\"")),
+            (two(), "0.95", 500, Err("must be a share")),
+            (two(), "95%", 99, Err("at least 100")),
+            (vec![], "95%", 1_000, Err("needs variants")),
+        ];
+        for (variants, probability, min_runs, want) in cases {
+            let got = Experiment::check(&ExperimentConfig {
+                id: "e".into(),
+                holdout: "10%".into(),
+                variants,
+                auto_promote: Some(AutoPromoteConfig {
+                    probability: probability.into(),
+                    min_runs,
+                }),
+            });
+            match (got, want) {
+                (Ok(e), Ok((bp, n))) => assert_eq!(
+                    e.auto_promote,
+                    Some(AutoPromote {
+                        probability_bp: bp,
+                        min_runs: n
+                    }),
+                    "{probability}"
+                ),
+                (Err((field, m)), Err(part)) => {
+                    assert_eq!(field, "auto_promote");
+                    assert!(m.contains(part), "{probability} {min_runs}: {m}");
+                }
+                (got, want) => panic!("{probability} {min_runs}: got {got:?}, want {want:?}"),
+            }
+        }
     }
 
     #[test]

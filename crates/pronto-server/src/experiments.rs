@@ -3,16 +3,18 @@
 //! `pronto_domain::experiment::results` counts them, attributes and computes the intervals; this file only picks
 //! the period and the configured shares, and lays the report out as a table or CSV.
 
-use crate::error::ApiError;
-use crate::service::Service;
 use chrono::{DateTime, Utc};
-use pronto_domain::experiment::results::{summarize, ConversionRule, ExperimentResult, RunOutcome};
+use pronto_domain::experiment::results::{
+    hour_of, results, winner, ConversionRule, Counts, ExperimentResult, RunOutcome, RunSummary,
+};
 use pronto_domain::experiment::Promotion;
 use pronto_domain::flow::Conversion;
 use pronto_domain::program::Program;
 use pronto_domain::WorkspaceId;
+use pronto_store::{Store, StoreError};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The flows' experiments over a period.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -28,22 +30,164 @@ pub struct FlowsReport {
     pub experiments: Vec<ExperimentResult>,
 }
 
-impl Service {
-    pub async fn flows_report(
-        &self,
-        ws: WorkspaceId,
-        from: Option<&str>,
-        to: Option<&str>,
-    ) -> Result<FlowsReport, ApiError> {
-        let (from, to) = self.period(from, to)?;
-        let program = self.store.shared().program();
-        let runs = self
-            .store
-            .experiment_runs(ws, from, to, &conversion_rules(&program))
-            .await?;
-        let promotions = self.store.promotions(ws).await?;
-        Ok(build_report(&runs, &promotions, &program, from, to))
+/// Steps of [`Store::fold_reports`] a report runs to catch the counts up before it gives up on them and
+/// reads every run (the counts are being made again: after an upgrade or changed conversion rules).
+const CATCH_UP_STEPS: usize = 20;
+/// Rows of each table one step reads.
+pub const FOLD_BATCH: i64 = 2_000;
+
+/// The flows report over the runs started in `[from, to)`, as the endpoint and `pronto report flows` give it.
+pub async fn flows_report(
+    store: &dyn Store,
+    program: &Program,
+    ws: WorkspaceId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<FlowsReport, StoreError> {
+    let counts = counts_between(store, ws, from, to, &conversion_rules(program)).await?;
+    let promotions = store.promotions(ws).await?;
+    Ok(build_report(counts, &promotions, program, from, to))
+}
+
+/// Each flow's experiment's counts over the runs started in `[from, to)`: the kept counts of the whole hours
+/// in it, and the runs of the partial hours at its ends read as they are. The kept counts are caught up
+/// first, so the answer is exact as of now; when they are far behind (being made again) every run is read.
+pub async fn counts_between(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    rules: &[ConversionRule],
+) -> Result<BTreeMap<(String, String), Counts>, StoreError> {
+    let mut by: BTreeMap<(String, String), Counts> = BTreeMap::new();
+    let add_runs = |runs: Vec<RunOutcome>, by: &mut BTreeMap<(String, String), Counts>| {
+        for r in runs {
+            by.entry((r.flow.clone(), r.experiment.clone()))
+                .or_default()
+                .add(&RunSummary::of(&r), 1);
+        }
+    };
+    let mut caught_up = false;
+    for _ in 0..CATCH_UP_STEPS {
+        if !store.fold_reports(rules, FOLD_BATCH).await?.more {
+            caught_up = true;
+            break;
+        }
     }
+    let first = {
+        let h = hour_of(from);
+        if h == from {
+            h
+        } else {
+            h + chrono::Duration::hours(1)
+        }
+    };
+    let last = hour_of(to);
+    if !caught_up || first >= last {
+        add_runs(store.experiment_runs(ws, from, to, rules).await?, &mut by);
+        return Ok(by);
+    }
+    for (b, c) in store.report_counts(ws, first, last).await? {
+        by.entry((b.flow, b.experiment)).or_default().merge(&c);
+    }
+    if from < first {
+        add_runs(
+            store.experiment_runs(ws, from, first, rules).await?,
+            &mut by,
+        );
+    }
+    if last < to {
+        add_runs(store.experiment_runs(ws, last, to, rules).await?, &mut by);
+    }
+    Ok(by)
+}
+
+/// Records `variant` as the winner of `flow`'s `experiment` and applies it to the loaded flows; the error
+/// names the field at fault (no such flow, another experiment, not a variant).
+pub async fn promote(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    (flow, experiment, variant): (&str, &str, &str),
+    source: &str,
+    now: DateTime<Utc>,
+) -> Result<Result<Promotion, (&'static str, String)>, StoreError> {
+    let mut next = (*store.shared().program()).clone();
+    if let Err(e) = next.promote(flow, experiment, variant) {
+        return Ok(Err(e));
+    }
+    let promotion = Promotion {
+        flow: flow.to_string(),
+        experiment: experiment.to_string(),
+        variant: variant.to_string(),
+        promoted_at: now,
+        source: source.to_string(),
+    };
+    store.record_promotion(ws, &promotion).await?;
+    store.shared().set_program(Arc::new(next));
+    tracing::info!(flow, experiment, variant, source, "variant promoted");
+    Ok(Ok(promotion))
+}
+
+/// The counter worker's look at the experiments (about once a minute): applies the promotions other
+/// processes recorded since this one loaded its flows, then promotes the best variant of each experiment
+/// whose `auto_promote` rule is met over all its runs so far
+/// (`pronto_domain::experiment::results::winner`). Answers the promotions it made.
+pub async fn promote_step(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    now: DateTime<Utc>,
+) -> Result<Vec<Promotion>, StoreError> {
+    let recorded = store.promotions(ws).await?;
+    let program = store.shared().program();
+    let mut synced = (*program).clone();
+    synced.apply_promotions(&recorded);
+    let program = if experiments_of(&synced) != experiments_of(&program) {
+        tracing::info!("applied promotions recorded by another process");
+        let synced = Arc::new(synced);
+        store.shared().set_program(synced.clone());
+        synced
+    } else {
+        program
+    };
+    let candidates: Vec<(String, pronto_domain::experiment::Experiment)> = program
+        .flows
+        .iter()
+        .filter_map(|f| {
+            f.experiment
+                .as_ref()
+                .filter(|e| e.auto_promote.is_some() && e.promoted.is_none())
+                .map(|e| (f.id.clone(), e.clone()))
+        })
+        .collect();
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let since = DateTime::<Utc>::UNIX_EPOCH;
+    let report = flows_report(store, &program, ws, since, now).await?;
+    let mut made = Vec::new();
+    for (flow, e) in candidates {
+        let (Some(rule), Some(result)) = (
+            e.auto_promote.as_ref(),
+            report
+                .experiments
+                .iter()
+                .find(|r| r.flow == flow && r.experiment == e.id),
+        ) else {
+            continue;
+        };
+        let variants: Vec<String> = e.variants.iter().map(|v| v.id.clone()).collect();
+        if let Some(v) = winner(result, &variants, rule) {
+            if let Ok(p) = promote(store, ws, (&flow, &e.id, &v), "auto", now).await? {
+                made.push(p);
+            }
+        }
+    }
+    Ok(made)
+}
+
+/// Each flow's experiment as loaded, to tell whether promotions changed any.
+fn experiments_of(p: &Program) -> Vec<Option<&pronto_domain::experiment::Experiment>> {
+    p.flows.iter().map(|f| f.experiment.as_ref()).collect()
 }
 
 /// What the store looks for as each configured flow's conversion, and the default for any other flow's runs.
@@ -65,10 +209,10 @@ pub fn conversion_rules(program: &Program) -> Vec<ConversionRule> {
     out
 }
 
-/// The report over `runs` (those started in `[from, to)`), with the split each flow's experiment is
+/// The report from the counts of the runs started in `[from, to)`, with the split each flow's experiment is
 /// configured with now (none for an experiment no longer configured).
 pub fn build_report(
-    runs: &[RunOutcome],
+    counts: BTreeMap<(String, String), Counts>,
     promotions: &[Promotion],
     program: &Program,
     from: DateTime<Utc>,
@@ -80,7 +224,7 @@ pub fn build_report(
             .filter(|p| p.flow == flow && p.experiment == experiment)
             .max_by_key(|p| p.promoted_at)
     };
-    let mut experiments = summarize(runs, |flow, experiment| {
+    let mut experiments = results(counts, |flow, experiment| {
         program
             .flow(flow)
             .and_then(|f| f.experiment.as_ref())

@@ -238,7 +238,8 @@ impl Service {
     }
 
     /// Promotes `variant` as the winner of `flow`'s experiment `experiment`: recorded, then applied on this
-    /// node at once (to the flows as loaded); other nodes apply it at their next reload or start. Errors name
+    /// node at once (to the flows as loaded); other nodes apply it within about a minute (their counter
+    /// worker's look, `experiments::promote_step`), or at their next reload or start. Errors name
     /// the field: no such flow, not its running experiment, not one of its variants.
     pub async fn promote(
         &self,
@@ -248,20 +249,15 @@ impl Service {
         variant: &str,
         source: &str,
     ) -> Result<pronto_domain::experiment::Promotion, ApiError> {
-        let mut next = (*self.store.shared().program()).clone();
-        next.promote(flow, experiment, variant)
-            .map_err(|(field, m)| Invalid::one(field, m))?;
-        let promotion = pronto_domain::experiment::Promotion {
-            flow: flow.to_string(),
-            experiment: experiment.to_string(),
-            variant: variant.to_string(),
-            promoted_at: self.clock.now(),
-            source: source.to_string(),
-        };
-        self.store.record_promotion(ws, &promotion).await?;
-        self.store.shared().set_program(Arc::new(next));
-        tracing::info!(flow, experiment, variant, "variant promoted");
-        Ok(promotion)
+        crate::experiments::promote(
+            &*self.store,
+            ws,
+            (flow, experiment, variant),
+            source,
+            self.clock.now(),
+        )
+        .await?
+        .map_err(|(field, m)| Invalid::one(field, m).into())
     }
 
     /// Adds the codes read from offer pools' files (a code already in its pool is left as it is).
@@ -790,5 +786,19 @@ impl Service {
             .find_contact(ws, &identity)
             .await?
             .ok_or(ApiError::NotFound("contact"))
+    }
+}
+
+impl Service {
+    /// The flows' experiments over the period (`crate::experiments` builds it).
+    pub async fn flows_report(
+        &self,
+        ws: WorkspaceId,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<crate::experiments::FlowsReport, ApiError> {
+        let (from, to) = self.period(from, to)?;
+        let program = self.store.shared().program();
+        Ok(crate::experiments::flows_report(&*self.store, &program, ws, from, to).await?)
     }
 }

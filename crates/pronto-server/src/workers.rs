@@ -1,5 +1,5 @@
-//! The background workers of `pronto serve`: the scheduler, which fires due timers, and the delivery worker,
-//! which sends the outbox.
+//! The background workers of `pronto serve`: the scheduler, which fires due timers, the delivery worker,
+//! which sends the outbox, and the counter, which keeps the flows report's counts up to date.
 //!
 //! Neither polls on a fixed beat. Each sleeps until the earliest due time it knows of, or until it is rung: by
 //! a commit of this process (a timer scheduled, messages queued) or, on PostgreSQL, by another process's
@@ -69,6 +69,11 @@ impl Workers {
         let mut tasks: Vec<_> = (0..schedulers)
             .map(|_| tokio::spawn(scheduler(store.clone(), clock.clone(), stopped.clone())))
             .collect();
+        tasks.push(tokio::spawn(counter(
+            store.clone(),
+            clock.clone(),
+            stopped.clone(),
+        )));
         tasks.push(tokio::spawn(delivery(store, clock, channels, stopped)));
         Self { stop, tasks }
     }
@@ -178,6 +183,13 @@ impl Stepper {
 
     /// Fires every timer due at the clock's now and delivers every message due then (those the firing
     /// queued included), until both workers are idle; answers when the next timer falls due.
+    /// The counter's look at the experiments ([`crate::experiments::promote_step`]) in the default
+    /// workspace, now.
+    pub async fn promote(&self) -> Result<Vec<pronto_domain::experiment::Promotion>, StoreError> {
+        let ws = self.store.default_workspace().await?.id;
+        crate::experiments::promote_step(&*self.store, ws, self.clock.now()).await
+    }
+
     pub async fn settle(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         loop {
             let now = self.clock.now();
@@ -280,6 +292,67 @@ async fn scheduler(store: Arc<dyn Store>, clock: Arc<dyn Clock>, mut stop: watch
                 }
                 _ => break,
             }
+        }
+    }
+}
+
+/// The counting worker's step: brings the flows report's counts up to date by one batch (see
+/// [`Store::fold_reports`]). Nothing to do while no flow has an experiment: a report, or the first step
+/// after one is configured, catches up with what happened meanwhile.
+pub async fn count_step(store: &dyn Store) -> Result<Step, StoreError> {
+    let program = store.shared().program();
+    if program.flows.iter().all(|f| f.experiment.is_none()) {
+        return Ok(Step::Idle { next: None });
+    }
+    let rules = crate::experiments::conversion_rules(&program);
+    let f = store
+        .fold_reports(&rules, crate::experiments::FOLD_BATCH)
+        .await?;
+    Ok(if f.more {
+        Step::More
+    } else {
+        Step::Idle { next: None }
+    })
+}
+
+/// How often the counter applies promotions other processes recorded and checks `auto_promote` rules.
+pub const PROMOTE_EVERY: Duration = Duration::from_secs(60);
+
+/// Keeps the flows report's counts up to date: catches up, then looks again every [`IDLE`]; about every
+/// [`PROMOTE_EVERY`] it also runs [`crate::experiments::promote_step`].
+async fn counter(store: Arc<dyn Store>, clock: Arc<dyn Clock>, mut stop: watch::Receiver<bool>) {
+    let mut backoff = Backoff::new("counting the flows report");
+    let mut looked: Option<std::time::Instant> = None;
+    loop {
+        let wait = match count_step(&*store).await {
+            Ok(Step::More) => {
+                backoff.ok();
+                Duration::ZERO
+            }
+            Ok(Step::Idle { .. }) => {
+                backoff.ok();
+                if looked.is_none_or(|t| t.elapsed() >= PROMOTE_EVERY) {
+                    looked = Some(std::time::Instant::now());
+                    let promoted = match store.default_workspace().await {
+                        Ok(ws) => {
+                            crate::experiments::promote_step(&*store, ws.id, clock.now()).await
+                        }
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = promoted {
+                        tracing::warn!(error = %e, "checking experiments for promotion failed");
+                    }
+                }
+                IDLE
+            }
+            Err(e) => backoff.failed(&e),
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
         }
     }
 }

@@ -17,6 +17,24 @@ fn t0() -> DateTime<Utc> {
 mod common;
 use common::Server;
 
+/// An experiment as a flow's config writes it, checked (to know which group a key lands in).
+fn experiment(id: &str, holdout: &str, variants: &[&str]) -> pronto_domain::experiment::Experiment {
+    use pronto_domain::experiment::{Experiment, ExperimentConfig, VariantConfig};
+    Experiment::check(&ExperimentConfig {
+        id: id.into(),
+        holdout: holdout.into(),
+        variants: variants
+            .iter()
+            .map(|id| VariantConfig {
+                id: (*id).into(),
+                weight: None,
+            })
+            .collect(),
+        auto_promote: None,
+    })
+    .unwrap()
+}
+
 async fn start(backend: &str, smtp: bool) -> Server {
     common::start_stepped(backend, smtp, EXAMPLE_CONFIG, t0()).await
 }
@@ -70,6 +88,95 @@ mod holdout {
     pronto_store::for_each_backend!(with_holdout;
         a_held_out_checkout_gets_no_email_but_is_tracked_and_ended_by_its_order_like_the_others,
     );
+}
+
+/// The shipped config with two variants and a rule to promote the better one by itself.
+const AUTO_PROMOTE: &str = "experiment = { id = \"subject\", holdout = \"10%\", \
+     variants = [{ id = \"plain\" }, { id = \"warm\" }], \
+     auto_promote = { probability = \"95%\", min_runs = 100 } }";
+
+async fn with_auto_promote(backend: &str) -> Server {
+    let config = EXAMPLE_CONFIG.replacen(
+        "id = \"checkout-recovery\"",
+        &format!("id = \"checkout-recovery\"\n{AUTO_PROMOTE}"),
+        1,
+    );
+    common::start_stepped(backend, false, &config, t0()).await
+}
+
+mod auto_promote {
+    use super::*;
+    pronto_store::for_each_backend!(with_auto_promote;
+        the_clearly_better_variant_is_promoted_by_itself_and_another_process_takes_it_up,
+    );
+}
+
+async fn the_clearly_better_variant_is_promoted_by_itself_and_another_process_takes_it_up(
+    s: Server,
+) {
+    use pronto_domain::experiment::{assign, Arm};
+    let e = experiment("subject", "10%", &["plain", "warm"]);
+    // A second process on the same database, started before anything is promoted.
+    let config = EXAMPLE_CONFIG.replacen(
+        "id = \"checkout-recovery\"",
+        &format!("id = \"checkout-recovery\"\n{AUTO_PROMOTE}"),
+        1,
+    );
+    let other = common::start_stepped_on(&s.db_url, false, &config, t0()).await;
+    let carts: Vec<String> = (0..1_500).map(|i| format!("chk_{i}")).collect();
+    let events: Vec<Value> = carts
+        .iter()
+        .map(|c| json!({"userId": format!("u-{c}"), "event": "Checkout Started", "timestamp": t0().to_rfc3339(),
+                        "properties": {"checkout_id": c, "value": 20, "currency": "EUR"}}))
+        .collect();
+    s.track_all(events).await;
+    s.advance(Duration::hours(1));
+    assert_eq!(
+        s.stepper.promote().await.unwrap(),
+        vec![],
+        "no orders yet: nothing to choose"
+    );
+
+    // Warm converts half its carts; plain and the holdout one in twenty.
+    let buys = |c: &String, i: usize| match assign("checkout-recovery", &e, c) {
+        Arm::Variant(v) if v == "warm" => i.is_multiple_of(2),
+        _ => i.is_multiple_of(20),
+    };
+    let orders: Vec<Value> = carts
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| buys(c, *i))
+        .map(|(_, c)| json!({"userId": format!("u-{c}"), "event": "Order Completed",
+                             "timestamp": (t0() + Duration::minutes(30)).to_rfc3339(),
+                             "properties": {"order_id": format!("o-{c}"), "checkout_id": c, "total": 20, "currency": "EUR"}}))
+        .collect();
+    s.track_all(orders).await;
+    let made = s.stepper.promote().await.unwrap();
+    assert_eq!(
+        made.iter()
+            .map(|p| (p.experiment.as_str(), p.variant.as_str(), p.source.as_str()))
+            .collect::<Vec<_>>(),
+        [("subject", "warm", "auto")]
+    );
+    assert_eq!(s.stepper.promote().await.unwrap(), vec![], "promoted once");
+    let report = s.admin("/v1/reports/flows").await;
+    assert_eq!(
+        report["experiments"][0]["promoted"]["source"], "auto",
+        "{report}"
+    );
+
+    // The other process takes the promotion up at its next look: a new cart there, not held out, gets warm.
+    assert_eq!(other.stepper.promote().await.unwrap(), vec![]);
+    let fresh = (1_500..)
+        .map(|i| format!("chk_{i}"))
+        .find(|k| assign("checkout-recovery", &e, k) == Arm::Variant("plain".into()))
+        .unwrap();
+    other.track(json!({"userId": "late", "event": "Checkout Started", "properties": {"checkout_id": fresh}}))
+        .await;
+    let runs = other.admin("/v1/contacts?user_id=late").await;
+    assert_eq!(runs["runs"][0]["arm"], "warm", "{runs}");
+    other.stop().await;
+    s.stop().await;
 }
 
 /// The shipped config with a holdout and a one-hour conversion window on the checkout flow.
@@ -360,13 +467,8 @@ async fn without_smtp_emails_land_in_the_dev_mailbox(s: Server) {
 async fn a_held_out_checkout_gets_no_email_but_is_tracked_and_ended_by_its_order_like_the_others(
     s: Server,
 ) {
-    use pronto_domain::experiment::{assign, Arm, Experiment, ExperimentConfig};
-    let e = Experiment::check(&ExperimentConfig {
-        id: "recovery-test".into(),
-        holdout: "50%".into(),
-        variants: vec![],
-    })
-    .unwrap();
+    use pronto_domain::experiment::{assign, Arm};
+    let e = experiment("recovery-test", "50%", &[]);
     // Checkout ids the assignment puts in each group (it is a fixed function of flow, experiment and key).
     let pick = |arm: Arm, skip: usize| {
         (0..)
@@ -521,18 +623,8 @@ async fn a_held_out_checkout_gets_no_email_but_is_tracked_and_ended_by_its_order
 async fn each_variant_waits_its_own_time_and_a_click_on_its_tracked_link_is_credited_to_its_step(
     s: Server,
 ) {
-    use pronto_domain::experiment::{assign, Arm, Experiment, ExperimentConfig, VariantConfig};
-    let e = Experiment::check(&ExperimentConfig {
-        id: "timing".into(),
-        holdout: "20%".into(),
-        variants: ["tiers", "ten-min"]
-            .map(|id| VariantConfig {
-                id: id.into(),
-                weight: None,
-            })
-            .to_vec(),
-    })
-    .unwrap();
+    use pronto_domain::experiment::{assign, Arm};
+    let e = experiment("timing", "20%", &["tiers", "ten-min"]);
     let pick = |arm: Arm| {
         (0..)
             .map(|i| format!("chk_{i}"))

@@ -27,7 +27,9 @@ use pronto_domain::{ContactId, EventId, RunId, WorkspaceId};
 
 /// The flow statements each backend implements.
 #[async_trait]
-pub(crate) trait FlowTx: crate::catalog::CatalogTx + crate::offers::OffersTx + Send {
+pub(crate) trait FlowTx:
+    crate::catalog::CatalogTx + crate::offers::OffersTx + crate::reports::ReportsTx + Send
+{
     /// Rows this transaction could not decode so far.
     fn bad_rows(&mut self) -> &mut Vec<BadRow>;
     /// Records the rows in `quarantine` and clears their timers; answers those not quarantined before.

@@ -12,14 +12,16 @@
 //! - `apply/`: one unit of work end to end, written once for both backends: `apply::ingest` one group (dedupe,
 //!   resolve identities, merge, append, then the group's events through the flows and its leads through
 //!   sales), `apply::timers` one timer batch (due runs with the guard re-checked in the transaction that
-//!   writes the outbox, then due escalation steps). Each loads in bulk, lets the domain decide, writes in bulk.
+//!   writes the outbox, then due escalation steps), `apply::reports` one step of keeping the flows report's
+//!   counts (the runs changed since the cursor re-counted by the domain). Each loads in bulk, lets the domain decide, writes in bulk.
 //! - The leaves, what a backend implements per concern: `contacts` (contacts, identities, events:
 //!   `IngestTx`), `catalog` (products, their terms, what orders bought together: `CatalogTx`), `offers`
-//!   (offer pools' codes, claimed and marked used with their messages: `OffersTx`), `sales` (leads, routing
+//!   (offer pools' codes, claimed and marked used with their messages: `OffersTx`), `reports` (the flows
+//!   report's counts kept per hour, with the cursor that says how far they have read: `ReportsTx`), `sales` (leads, routing
 //!   rows, tasks, attempts: `SalesTx`; it loads what a lead action,
 //!   a new lead or an escalation step needs, lets `pronto_domain::sales::{lead, routing, sla, alerts}` decide,
 //!   and writes what they answer), `flows` (runs, exit marks, timers, the outbox: `FlowTx`). Their traits
-//!   stack (`IngestTx: SalesTx: FlowTx: CatalogTx + OffersTx`). No product decision is made here: the guard, the frequency cap,
+//!   stack (`IngestTx: SalesTx: FlowTx: CatalogTx + OffersTx + ReportsTx`). No product decision is made here: the guard, the frequency cap,
 //!   the SMS skip rule, a lead's initial state and transitions, routing counters, acknowledgements and SLA
 //!   steps are the domain's (`engine::fire`, `engine::group`, `sales::*`).
 //! - `tx`: the bottom: transaction errors, what a write touched, outbox and quarantine rows, a queued
@@ -33,11 +35,13 @@
 //! - `tests/conformance.rs`: ONE suite, run against both backends.
 
 mod apply;
+pub use apply::reports::Folded;
 mod catalog;
 mod contacts;
 mod flows;
 mod offers;
 mod postgres;
+mod reports;
 mod rows;
 mod sales;
 mod sqlite;
@@ -829,6 +833,31 @@ pub trait Store: Send + Sync + 'static {
         to: DateTime<Utc>,
         rules: &[pronto_domain::experiment::results::ConversionRule],
     ) -> Result<Vec<pronto_domain::experiment::results::RunOutcome>, StoreError>;
+
+    /// One step of keeping the flows report's counts: re-counts the experiment runs changed since the last
+    /// step (reading at most about `batch` rows of each table), in one transaction. `rules` are the flows'
+    /// conversion rules; counts made with other rules are made again from the start. Run until
+    /// [`Folded::more`] is false to catch up.
+    async fn fold_reports(
+        &self,
+        rules: &[pronto_domain::experiment::results::ConversionRule],
+        batch: i64,
+    ) -> Result<Folded, StoreError>;
+
+    /// The flows report's counts of the runs started in the whole hours of `[from, to)` (both on the hour),
+    /// per hour, flow and experiment, as of the last [`Store::fold_reports`] step.
+    async fn report_counts(
+        &self,
+        workspace: WorkspaceId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<
+        Vec<(
+            pronto_domain::experiment::results::BucketKey,
+            pronto_domain::experiment::results::Counts,
+        )>,
+        StoreError,
+    >;
 
     /// Applies product changes (a product webhook, an import) to the catalog of `shop`, in one
     /// transaction; a change older than the stored product is not applied.

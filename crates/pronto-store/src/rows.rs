@@ -11,6 +11,7 @@
 //! that read many rows quarantine the bad one ([`bad_row`]) and go on.
 
 use crate::flows::{DueRun, LiveRun, Mark};
+use crate::reports::{Bucket, Cursor, OutcomeRow};
 use crate::sales::LeadState;
 use crate::tx::BadRow;
 use crate::{
@@ -19,7 +20,7 @@ use crate::{
 };
 use chrono::{DateTime, Utc};
 use pronto_domain::catalog::Product;
-use pronto_domain::experiment::results::{Conversion, RunOutcome, Touch};
+use pronto_domain::experiment::results::{BucketKey, Conversion, Counts, RunOutcome, Touch};
 use pronto_domain::experiment::Arm;
 use pronto_domain::{ContactId, EventId, LeadId, MessageId, RunId, WorkspaceId};
 use serde::de::DeserializeOwned;
@@ -468,8 +469,9 @@ where
 }
 
 /// A run of an experiment for its report, from `id, flow_id, experiment, arm, conversion time, conversion
-/// payload` (the last two null without a conversion); its touches are added by [`experiment_outcomes`].
-pub(crate) fn experiment_run<R: Cols>(r: &R) -> Result<(RunId, RunOutcome), StoreError>
+/// payload, workspace_id, started_at` (the conversion's two null without one); its touches are added by
+/// [`experiment_outcomes`].
+pub(crate) fn experiment_run<R: Cols>(r: &R) -> Result<OutcomeRow, StoreError>
 where
     usize: ColumnIndex<R>,
 {
@@ -480,16 +482,18 @@ where
         }),
         _ => None,
     };
-    Ok((
-        RunId(r.id(0)?),
-        RunOutcome {
+    Ok(OutcomeRow {
+        run: RunId(r.id(0)?),
+        workspace: WorkspaceId(r.id(6)?),
+        started: r.at(7)?,
+        outcome: RunOutcome {
             flow: r.text(1)?,
             experiment: r.text(2)?,
             arm: Arm::parse(&r.text(3)?),
             touches: Vec::new(),
             conversion,
         },
-    ))
+    })
 }
 
 /// A message of an experiment run, from `run_id, step, created_at, first click time`.
@@ -509,21 +513,52 @@ where
 
 /// The runs with their touches attached (a touch of a run not among `runs` is dropped).
 pub(crate) fn experiment_outcomes(
-    runs: Vec<(RunId, RunOutcome)>,
+    mut runs: Vec<OutcomeRow>,
     touches: Vec<(RunId, Touch)>,
-) -> Vec<RunOutcome> {
-    let at: std::collections::HashMap<RunId, usize> = runs
-        .iter()
-        .enumerate()
-        .map(|(i, (id, _))| (*id, i))
-        .collect();
-    let mut out: Vec<RunOutcome> = runs.into_iter().map(|(_, r)| r).collect();
+) -> Vec<OutcomeRow> {
+    let at: std::collections::HashMap<RunId, usize> =
+        runs.iter().enumerate().map(|(i, r)| (r.run, i)).collect();
     for (run, t) in touches {
         if let Some(&i) = at.get(&run) {
-            out[i].touches.push(t);
+            runs[i].outcome.touches.push(t);
         }
     }
-    out
+    runs
+}
+
+/// The columns [`report_cursor`] reads, from `report_cursor`.
+pub(crate) const CURSOR_COLUMNS: &str = "rules, runs, messages, clicks, marks";
+
+/// How far the flows report's counts have read, from [`CURSOR_COLUMNS`].
+pub(crate) fn report_cursor<R: Cols>(r: &R) -> Result<Cursor, StoreError>
+where
+    usize: ColumnIndex<R>,
+{
+    Ok(Cursor {
+        rules: r.text(0)?,
+        runs: r.int(1)?,
+        messages: r.int(2)?,
+        clicks: r.int(3)?,
+        marks: r.int(4)?,
+    })
+}
+
+/// A bucket of the flows report's counts, from `workspace_id, hour, flow_id, experiment, counts`.
+pub(crate) fn report_bucket<R: Cols>(r: &R) -> Result<(Bucket, Counts), StoreError>
+where
+    usize: ColumnIndex<R>,
+{
+    Ok((
+        (
+            WorkspaceId(r.id(0)?),
+            BucketKey {
+                flow: r.text(2)?,
+                experiment: r.text(3)?,
+                hour: r.at(1)?,
+            },
+        ),
+        r.json(4)?,
+    ))
 }
 
 /// The columns [`promotion`] reads, from `promotions`.

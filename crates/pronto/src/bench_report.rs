@@ -6,8 +6,11 @@
 //! 3. `--orders` orders for as many of the checkouts are ingested (conversions, an hour after the checkout).
 //! 4. One message in eight gets a click (written with one statement: the clicks table has no other
 //!    writer to go through).
-//! 5. The report over the last 30 days is built `--repeats` times as the endpoint builds it (the store's
-//!    two statements, then the domain's counting); the time of each is reported.
+//! 5. After each of those, the counts the report reads are caught up as the counter worker keeps them (its
+//!    time is reported: what keeping them costs, per run, message, order and click).
+//! 6. The report over the last 30 days is built `--repeats` times as the endpoint builds it (catch up, sum
+//!    the whole hours' counts, read the runs of the partial hours at the ends); and, for comparison, by
+//!    reading every run as it did before the counts were kept (`--scans` times).
 
 use crate::bench_timers::{ingest_all, Make};
 use anyhow::Context;
@@ -34,8 +37,11 @@ pub struct ReportArgs {
     #[arg(long, default_value_t = 200_000)]
     orders: usize,
     /// Times the report is built.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 20)]
     repeats: usize,
+    /// Times the report is built by reading every run instead (0: not at all).
+    #[arg(long, default_value_t = 2)]
+    scans: usize,
 }
 
 const CONFIG: &str = r#"
@@ -119,6 +125,8 @@ pub async fn report(a: ReportArgs) -> anyhow::Result<()> {
         a.runs,
         t.elapsed().as_secs_f64()
     );
+    let rules = pronto_server::experiments::conversion_rules(&store.shared().program());
+    catch_up(&*store, &rules, "the runs").await?;
 
     let t = Instant::now();
     let (mut fired, mut messages) = (0, 0);
@@ -134,6 +142,7 @@ pub async fn report(a: ReportArgs) -> anyhow::Result<()> {
         "  fired {fired} runs ({messages} messages) in {:.1} s",
         t.elapsed().as_secs_f64()
     );
+    catch_up(&*store, &rules, "the messages").await?;
 
     let t = Instant::now();
     let step = (a.runs / a.orders.max(1)).max(1);
@@ -146,39 +155,103 @@ pub async fn report(a: ReportArgs) -> anyhow::Result<()> {
         a.orders,
         t.elapsed().as_secs_f64()
     );
+    catch_up(&*store, &rules, "the orders").await?;
 
     let clicks = add_clicks(&url).await?;
     println!("  {clicks} clicks");
+    catch_up(&*store, &rules, "the clicks").await?;
 
     let program = store.shared().program();
     let (from, to) = (now - Duration::days(30), now + Duration::minutes(5));
-    let rules = pronto_server::experiments::conversion_rules(&program);
-    let mut times = Vec::new();
-    for _ in 0..a.repeats {
+    let entered = |r: &pronto_server::experiments::FlowsReport| {
+        r.experiments
+            .first()
+            .map(|e| e.groups.iter().map(|g| g.entered).sum::<u64>())
+    };
+    let mut scanned = None;
+    let mut scans = Vec::new();
+    for _ in 0..a.scans {
         let t = Instant::now();
         let outcomes = store.experiment_runs(ws, from, to, &rules).await?;
         let promotions = store.promotions(ws).await?;
-        let r =
-            pronto_server::experiments::build_report(&outcomes, &promotions, &program, from, to);
+        let mut counts = std::collections::BTreeMap::new();
+        for o in &outcomes {
+            counts
+                .entry((o.flow.clone(), o.experiment.clone()))
+                .or_insert_with(pronto_domain::experiment::results::Counts::default)
+                .add(&pronto_domain::experiment::results::RunSummary::of(o), 1);
+        }
+        let r = pronto_server::experiments::build_report(counts, &promotions, &program, from, to);
+        scans.push(t.elapsed().as_secs_f64() * 1000.0);
+        scanned = Some(r);
+    }
+    let mut times = Vec::new();
+    for _ in 0..a.repeats {
+        let t = Instant::now();
+        let r = pronto_server::experiments::flows_report(&*store, &program, ws, from, to).await?;
         times.push(t.elapsed().as_secs_f64() * 1000.0);
         anyhow::ensure!(
-            r.experiments
-                .first()
-                .map(|e| e.groups.iter().map(|g| g.entered).sum::<u64>())
-                == Some(a.runs as u64),
+            entered(&r) == Some(a.runs as u64),
             "the report did not count every run"
         );
+        if let Some(s) = &scanned {
+            anyhow::ensure!(
+                format!("{:.6?}", s.experiments) == format!("{:.6?}", r.experiments),
+                "the kept counts and a read of every run disagree"
+            );
+        }
     }
     times.sort_by(f64::total_cmp);
+    scans.sort_by(f64::total_cmp);
+    if !scans.is_empty() {
+        println!(
+            "  report over {} runs reading every run: p50 {:.0} ms, max {:.0} ms ({} builds)",
+            a.runs,
+            scans[scans.len() / 2],
+            scans[scans.len() - 1],
+            scans.len()
+        );
+    }
     println!(
-        "  report over {} runs: p50 {:.0} ms, max {:.0} ms ({} builds; the report's time is the store's two \
-         statements and the counting)",
+        "  report over {} runs from the kept counts: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} builds; \
+         each catches the counts up, sums the whole hours and reads the runs of the partial hours){}",
         a.runs,
         times[times.len() / 2],
+        times[(times.len() * 99).div_ceil(100).saturating_sub(1)],
         times[times.len() - 1],
-        times.len()
+        times.len(),
+        if scanned.is_some() {
+            "; equal to reading every run"
+        } else {
+            ""
+        }
     );
     store.close().await;
+    Ok(())
+}
+
+/// Brings the kept counts up to date as the counter worker does, and says how long it took.
+async fn catch_up(
+    store: &dyn pronto_store::Store,
+    rules: &[pronto_domain::experiment::results::ConversionRule],
+    what: &str,
+) -> anyhow::Result<()> {
+    let t = Instant::now();
+    let mut runs = 0;
+    loop {
+        let f = store
+            .fold_reports(rules, pronto_server::experiments::FOLD_BATCH)
+            .await?;
+        runs += f.runs;
+        if !f.more {
+            break;
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "  counted {what}: {runs} runs re-read in {secs:.1} s ({:.0} runs/s)",
+        runs as f64 / secs.max(1e-9)
+    );
     Ok(())
 }
 

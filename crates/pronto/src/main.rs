@@ -665,10 +665,7 @@ async fn flows_report(args: ServeArgs, days: u32, csv: bool) -> anyhow::Result<(
     let ws = store.default_workspace().await?.id;
     let to = chrono::Utc::now();
     let from = to - chrono::Duration::days(i64::from(days));
-    let rules = pronto_server::experiments::conversion_rules(&program);
-    let runs = store.experiment_runs(ws, from, to, &rules).await?;
-    let promotions = store.promotions(ws).await?;
-    let r = pronto_server::experiments::build_report(&runs, &promotions, &program, from, to);
+    let r = pronto_server::experiments::flows_report(&*store, &program, ws, from, to).await?;
     if csv {
         print!("{}", pronto_server::experiments::report_csv(&r));
     } else {

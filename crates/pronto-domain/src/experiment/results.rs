@@ -38,7 +38,7 @@
 
 use super::Arm;
 use chrono::{DateTime, Duration, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -315,22 +315,222 @@ pub fn sample_ratio(counts: &[(String, u64, f64)]) -> SampleRatio {
     }
 }
 
-#[derive(Default)]
-struct Tally {
-    entered: u64,
-    messaged: u64,
-    clicked: u64,
-    converted: u64,
-    /// Per currency: sum and sum of squares of revenue per run (runs without a conversion count as 0).
-    revenue: BTreeMap<String, (f64, f64)>,
+/// A run's share of its experiment's counts: what it is counted as, kept per run so that when it changes (a
+/// message, a click, a conversion) its old share can be taken back and the new one added ([`Counts::add`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub arm: String,
+    /// The steps (0-based) that sent it a message, ascending, each once.
+    pub messaged: Vec<i64>,
+    /// The steps whose message it clicked, ascending, each once.
+    pub clicked: Vec<i64>,
+    pub conversion: Option<Converted>,
 }
 
-#[derive(Default)]
-struct StepTally {
-    messaged: u64,
-    clicked: u64,
-    conversions: u64,
-    revenue: BTreeMap<String, f64>,
+/// A run's conversion as counted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Converted {
+    pub currency: String,
+    pub amount: f64,
+    /// The step credited by last touch, if any.
+    pub step: Option<i64>,
+}
+
+impl RunSummary {
+    pub fn of(r: &RunOutcome) -> Self {
+        let steps = |clicked_only: bool| {
+            let mut v: Vec<i64> = r
+                .touches
+                .iter()
+                .filter(|t| !clicked_only || t.clicked.is_some())
+                .map(|t| t.step)
+                .collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        Self {
+            arm: r.arm.as_str().to_string(),
+            messaged: steps(false),
+            clicked: steps(true),
+            conversion: r.conversion.as_ref().map(|c| {
+                let (currency, amount) = revenue_of(&c.event);
+                Converted {
+                    currency,
+                    amount,
+                    step: last_touch(&r.touches, c.at),
+                }
+            }),
+        }
+    }
+}
+
+/// Revenue of some conversions in one currency.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Revenue {
+    pub conversions: i64,
+    pub sum: f64,
+    /// Sum of squares (the revenue-per-run variance needs it).
+    pub squares: f64,
+}
+
+/// One group's counts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroupCounts {
+    pub entered: i64,
+    /// Runs with at least one message.
+    pub messaged: i64,
+    /// Runs with at least one tracked click.
+    pub clicked: i64,
+    pub converted: i64,
+    /// By currency.
+    pub revenue: BTreeMap<String, Revenue>,
+}
+
+/// One step's counts in one group.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepCounts {
+    pub messaged: i64,
+    pub clicked: i64,
+    /// Conversions whose last touch was this step, and their revenue by currency.
+    pub revenue: BTreeMap<String, Revenue>,
+}
+
+/// An experiment's counts over some runs: additive, so the store keeps them per hour of the runs' start
+/// and a report over any whole hours only sums them (see `pronto_store`'s report folding). Entries that fall
+/// back to zero are removed, so counts built in any order compare equal.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    /// By group.
+    pub groups: BTreeMap<String, GroupCounts>,
+    /// By step (0-based), then group.
+    pub steps: BTreeMap<i64, BTreeMap<String, StepCounts>>,
+}
+
+fn add_revenue(m: &mut BTreeMap<String, Revenue>, currency: &str, amount: f64, sign: i64) {
+    let r = m.entry(currency.to_string()).or_default();
+    r.conversions += sign;
+    r.sum += sign as f64 * amount;
+    r.squares += sign as f64 * amount * amount;
+    if r.conversions == 0 {
+        m.remove(currency);
+    }
+}
+
+impl Counts {
+    /// Adds a run's share (`sign` 1), or takes it back (`sign` -1).
+    pub fn add(&mut self, s: &RunSummary, sign: i64) {
+        let g = self.groups.entry(s.arm.clone()).or_default();
+        g.entered += sign;
+        g.messaged += sign * i64::from(!s.messaged.is_empty());
+        g.clicked += sign * i64::from(!s.clicked.is_empty());
+        if let Some(c) = &s.conversion {
+            g.converted += sign;
+            add_revenue(&mut g.revenue, &c.currency, c.amount, sign);
+        }
+        if g.entered == 0 && g.revenue.is_empty() {
+            self.groups.remove(&s.arm);
+        }
+        let credited = s.conversion.as_ref().and_then(|c| c.step);
+        let steps: std::collections::BTreeSet<i64> =
+            s.messaged.iter().copied().chain(credited).collect();
+        for step in steps {
+            let per = self.steps.entry(step).or_default();
+            let st = per.entry(s.arm.clone()).or_default();
+            st.messaged += sign * i64::from(s.messaged.contains(&step));
+            st.clicked += sign * i64::from(s.clicked.contains(&step));
+            if let Some(c) = s.conversion.as_ref().filter(|c| c.step == Some(step)) {
+                add_revenue(&mut st.revenue, &c.currency, c.amount, sign);
+            }
+            if st.messaged == 0 && st.clicked == 0 && st.revenue.is_empty() {
+                per.remove(&s.arm);
+            }
+            if per.is_empty() {
+                self.steps.remove(&step);
+            }
+        }
+    }
+
+    /// Adds other counts (of other hours).
+    pub fn merge(&mut self, other: &Counts) {
+        for (arm, o) in &other.groups {
+            let g = self.groups.entry(arm.clone()).or_default();
+            g.entered += o.entered;
+            g.messaged += o.messaged;
+            g.clicked += o.clicked;
+            g.converted += o.converted;
+            merge_revenue(&mut g.revenue, &o.revenue);
+        }
+        for (step, per) in &other.steps {
+            for (arm, o) in per {
+                let st = self
+                    .steps
+                    .entry(*step)
+                    .or_default()
+                    .entry(arm.clone())
+                    .or_default();
+                st.messaged += o.messaged;
+                st.clicked += o.clicked;
+                merge_revenue(&mut st.revenue, &o.revenue);
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty() && self.steps.is_empty()
+    }
+}
+
+fn merge_revenue(m: &mut BTreeMap<String, Revenue>, other: &BTreeMap<String, Revenue>) {
+    for (c, o) in other {
+        let r = m.entry(c.clone()).or_default();
+        r.conversions += o.conversions;
+        r.sum += o.sum;
+        r.squares += o.squares;
+    }
+}
+
+/// Which bucket of counts a run is in: its flow, experiment and the hour it started.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BucketKey {
+    pub flow: String,
+    pub experiment: String,
+    pub hour: DateTime<Utc>,
+}
+
+/// A run re-read after a change: its bucket, the summary it was counted as (none the first time) and the one
+/// it is counted as now.
+#[derive(Debug, Clone)]
+pub struct Recount<K> {
+    pub bucket: K,
+    pub was: Option<RunSummary>,
+    pub now: RunSummary,
+}
+
+/// Applies re-read runs to their buckets' counts (those loaded; a bucket not loaded starts empty): each run's
+/// old share is taken back and its new one added. Answers the buckets changed.
+pub fn recount<K: Ord + Clone>(
+    mut buckets: BTreeMap<K, Counts>,
+    runs: &[Recount<K>],
+) -> BTreeMap<K, Counts> {
+    let mut changed = std::collections::BTreeSet::new();
+    for r in runs.iter().filter(|r| r.was.as_ref() != Some(&r.now)) {
+        let c = buckets.entry(r.bucket.clone()).or_default();
+        if let Some(was) = &r.was {
+            c.add(was, -1);
+        }
+        c.add(&r.now, 1);
+        changed.insert(r.bucket.clone());
+    }
+    buckets
+        .into_iter()
+        .filter(|(k, _)| changed.contains(k))
+        .collect()
+}
+
+/// The hour a run started in, its bucket's.
+pub fn hour_of(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.timestamp().div_euclid(3600) * 3600, 0).unwrap_or(t)
 }
 
 /// The step whose message was the run's last touch before its conversion, if any (see the module docs).
@@ -358,55 +558,29 @@ pub fn summarize(
     runs: &[RunOutcome],
     shares: impl Fn(&str, &str) -> Option<Vec<(Arm, f64)>>,
 ) -> Vec<ExperimentResult> {
-    type Key = (String, String);
-    let mut by: BTreeMap<Key, BTreeMap<Arm, Tally>> = BTreeMap::new();
-    let mut steps: BTreeMap<Key, BTreeMap<(i64, Arm), StepTally>> = BTreeMap::new();
+    let mut by: BTreeMap<(String, String), Counts> = BTreeMap::new();
     for r in runs {
-        let key = (r.flow.clone(), r.experiment.clone());
-        let t = by
-            .entry(key.clone())
+        by.entry((r.flow.clone(), r.experiment.clone()))
             .or_default()
-            .entry(r.arm.clone())
-            .or_default();
-        t.entered += 1;
-        t.messaged += u64::from(!r.touches.is_empty());
-        t.clicked += u64::from(r.touches.iter().any(|x| x.clicked.is_some()));
-        let credited = r
-            .conversion
-            .as_ref()
-            .and_then(|c| last_touch(&r.touches, c.at));
-        let revenue = r.conversion.as_ref().map(|c| revenue_of(&c.event));
-        if let Some((currency, amount)) = &revenue {
-            t.converted += 1;
-            let s = t.revenue.entry(currency.clone()).or_default();
-            s.0 += amount;
-            s.1 += amount * amount;
-        }
-        let per_step = steps.entry(key).or_default();
-        let mut seen: Vec<i64> = Vec::new();
-        for x in &r.touches {
-            // A step counts a run once, however many messages it wrote (a refreshed run re-sends nothing, but
-            // a row from a later version might).
-            if seen.contains(&x.step) {
-                continue;
-            }
-            seen.push(x.step);
-            let st = per_step.entry((x.step, r.arm.clone())).or_default();
-            st.messaged += 1;
-            st.clicked += u64::from(
-                r.touches
-                    .iter()
-                    .any(|y| y.step == x.step && y.clicked.is_some()),
-            );
-        }
-        if let (Some(step), Some((currency, amount))) = (credited, revenue) {
-            let st = per_step.entry((step, r.arm.clone())).or_default();
-            st.conversions += 1;
-            *st.revenue.entry(currency).or_default() += amount;
-        }
+            .add(&RunSummary::of(r), 1);
     }
-    by.into_iter()
-        .map(|(key, tallies)| {
+    results(by, shares)
+}
+
+/// The results of each flow's experiment from its counts (see [`summarize`]).
+pub fn results(
+    counts: BTreeMap<(String, String), Counts>,
+    shares: impl Fn(&str, &str) -> Option<Vec<(Arm, f64)>>,
+) -> Vec<ExperimentResult> {
+    counts
+        .into_iter()
+        .filter(|(_, c)| !c.is_empty())
+        .map(|(key, counts)| {
+            let tallies: BTreeMap<Arm, GroupCounts> = counts
+                .groups
+                .iter()
+                .map(|(a, g)| (Arm::parse(a), g.clone()))
+                .collect();
             let configured = shares(&key.0, &key.1);
             // The groups in configured order, then any no longer configured.
             let mut order: Vec<Arm> = configured
@@ -424,7 +598,7 @@ pub fn summarize(
             } else {
                 order.first().cloned()
             };
-            let empty = Tally::default();
+            let empty = GroupCounts::default();
             let c = control
                 .as_ref()
                 .and_then(|a| tallies.get(a))
@@ -446,29 +620,37 @@ pub fn summarize(
                     .map(|(a, share)| {
                         (
                             a.as_str().to_string(),
-                            tallies.get(a).map_or(0, |t| t.entered),
+                            tallies.get(a).map_or(0, |t| count(t.entered)),
                             *share,
                         )
                     })
                     .collect();
                 sample_ratio(&counts)
             });
+            let mut steps: Vec<((i64, Arm), &StepCounts)> = counts
+                .steps
+                .iter()
+                .flat_map(|(step, per)| per.iter().map(|(a, st)| ((*step, Arm::parse(a)), st)))
+                .collect();
+            steps.sort_by(|a, b| a.0.cmp(&b.0));
             let steps = steps
-                .remove(&key)
-                .unwrap_or_default()
                 .into_iter()
                 .map(|((step, arm), st)| StepResult {
                     step: step + 1,
                     arm: arm.as_str().to_string(),
-                    messaged: st.messaged,
-                    clicked: st.clicked,
-                    click_rate: if st.messaged == 0 {
+                    messaged: count(st.messaged),
+                    clicked: count(st.clicked),
+                    click_rate: if st.messaged <= 0 {
                         0.0
                     } else {
                         st.clicked as f64 / st.messaged as f64
                     },
-                    attributed_conversions: st.conversions,
-                    attributed_revenue: st.revenue,
+                    attributed_conversions: count(st.revenue.values().map(|r| r.conversions).sum()),
+                    attributed_revenue: st
+                        .revenue
+                        .iter()
+                        .map(|(c, r)| (c.clone(), r.sum))
+                        .collect(),
                 })
                 .collect();
             ExperimentResult {
@@ -486,10 +668,54 @@ pub fn summarize(
         .collect()
 }
 
+/// A count as reported (never below zero).
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// The variant `rule` promotes in `result`, if any (see [`super::AutoPromote`]): the one with the highest
+/// conversion rate among `variants`, when every configured group has at least `min_runs` runs, the split
+/// shows no sample-ratio mismatch, and against each other variant its rate is higher with probability at
+/// least the rule's and the always-valid 95% interval of the difference is above zero.
+pub fn winner(
+    result: &ExperimentResult,
+    variants: &[String],
+    rule: &super::AutoPromote,
+) -> Option<String> {
+    if result.promoted.is_some() || result.sample_ratio.as_ref().is_none_or(|s| s.mismatch) {
+        return None;
+    }
+    let enough = result.sample_ratio.as_ref().is_some_and(|s| {
+        s.expected.keys().all(|arm| {
+            result
+                .groups
+                .iter()
+                .any(|g| &g.arm == arm && g.entered >= rule.min_runs)
+        })
+    });
+    if !enough {
+        return None;
+    }
+    let groups: Vec<&GroupResult> = result
+        .groups
+        .iter()
+        .filter(|g| variants.contains(&g.arm))
+        .collect();
+    let best = groups
+        .iter()
+        .max_by(|a, b| a.conversion_rate.total_cmp(&b.conversion_rate))?;
+    let bar = f64::from(rule.probability_bp) / 10_000.0;
+    let beats_all = groups.iter().filter(|g| g.arm != best.arm).all(|g| {
+        rate_uplift((best.converted, best.entered), (g.converted, g.entered))
+            .is_some_and(|u| u.probability_better >= bar && u.interval[0] > 0.0)
+    });
+    (beats_all && groups.len() >= 2).then(|| best.arm.clone())
+}
+
 /// A group's own figures.
-fn group(arm: &Arm, x: &Tally) -> GroupResult {
+fn group(arm: &Arm, x: &GroupCounts) -> GroupResult {
     let per_run = |s: f64| {
-        if x.entered == 0 {
+        if x.entered <= 0 {
             0.0
         } else {
             s / x.entered as f64
@@ -497,21 +723,17 @@ fn group(arm: &Arm, x: &Tally) -> GroupResult {
     };
     GroupResult {
         arm: arm.as_str().to_string(),
-        entered: x.entered,
-        messaged: x.messaged,
-        clicked: x.clicked,
-        converted: x.converted,
+        entered: count(x.entered),
+        messaged: count(x.messaged),
+        clicked: count(x.clicked),
+        converted: count(x.converted),
         conversion_rate: per_run(x.converted as f64),
-        conversion_rate_interval: wilson(x.converted, x.entered),
-        revenue: x
-            .revenue
-            .iter()
-            .map(|(c, (s, _))| (c.clone(), *s))
-            .collect(),
+        conversion_rate_interval: wilson(count(x.converted), count(x.entered)),
+        revenue: x.revenue.iter().map(|(c, r)| (c.clone(), r.sum)).collect(),
         revenue_per_run: x
             .revenue
             .iter()
-            .map(|(c, (s, _))| (c.clone(), per_run(*s)))
+            .map(|(c, r)| (c.clone(), per_run(r.sum)))
             .collect(),
         conversion_uplift: None,
         revenue_per_run_uplift: BTreeMap::new(),
@@ -532,17 +754,22 @@ pub fn rate_uplift(group: (u64, u64), control: (u64, u64)) -> Option<Uplift> {
 }
 
 /// Fills `g`'s uplifts over the control `c`, once both have runs.
-fn compare(g: &mut GroupResult, t: &Tally, c: &Tally) {
-    if t.entered == 0 || c.entered == 0 {
+fn compare(g: &mut GroupResult, t: &GroupCounts, c: &GroupCounts) {
+    if t.entered <= 0 || c.entered <= 0 {
         return;
     }
     let n = (t.entered + c.entered) as f64;
-    g.conversion_uplift = rate_uplift((t.converted, t.entered), (c.converted, c.entered));
+    g.conversion_uplift = rate_uplift(
+        (count(t.converted), count(t.entered)),
+        (count(c.converted), count(c.entered)),
+    );
     let currencies: std::collections::BTreeSet<&String> =
         t.revenue.keys().chain(c.revenue.keys()).collect();
     for cur in currencies {
-        let moments = |x: &Tally| {
-            let (s, q) = x.revenue.get(cur).copied().unwrap_or_default();
+        let moments = |x: &GroupCounts| {
+            let Revenue {
+                sum: s, squares: q, ..
+            } = x.revenue.get(cur).copied().unwrap_or_default();
             let m = s / x.entered as f64;
             // The variance of the mean revenue per run.
             let var = (q / x.entered as f64 - m * m).max(0.0) / x.entered as f64;

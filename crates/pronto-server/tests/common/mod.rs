@@ -53,6 +53,11 @@ pub async fn start_on(url: &str, smtp: bool, config: &str, t0: DateTime<Utc>) ->
     launch(url, smtp, config, t0, true).await
 }
 
+/// A second node on an existing database whose workers run only when the test says so.
+pub async fn start_stepped_on(url: &str, smtp: bool, config: &str, t0: DateTime<Utc>) -> Server {
+    launch(url, smtp, config, t0, false).await
+}
+
 async fn launch(
     url: &str,
     smtp: bool,
@@ -121,6 +126,29 @@ impl Server {
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    }
+
+    /// Sends track calls through `/v1/batch`, 200 at a time.
+    pub async fn track_all(&self, events: Vec<Value>) {
+        for chunk in events.chunks(200) {
+            let batch: Vec<Value> = chunk
+                .iter()
+                .map(|e| {
+                    let mut e = e.clone();
+                    e["type"] = "track".into();
+                    e
+                })
+                .collect();
+            let r = self
+                .http
+                .post(format!("{}/v1/batch", self.base))
+                .basic_auth(WRITE, Some(""))
+                .json(&serde_json::json!({ "batch": batch }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+        }
     }
 
     pub async fn identify(&self, body: Value) {

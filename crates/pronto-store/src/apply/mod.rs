@@ -5,9 +5,11 @@
 //! - [`catalog`]: product changes to a shop's catalog, in their own transaction.
 //! - [`ingest`]: one group of requests (inside the writer's transaction).
 //! - [`offers`]: codes added to an offer pool, and the pools' stock.
+//! - [`reports`]: one step of keeping the flows report's counts.
 //! - [`timers`]: one timer batch (due runs, then due escalation steps), in its own transaction.
 
 pub(crate) mod catalog;
 pub(crate) mod ingest;
 pub(crate) mod offers;
+pub(crate) mod reports;
 pub(crate) mod timers;

@@ -5,13 +5,13 @@
 mod catalog;
 mod flows;
 mod offers;
+mod reports;
 mod sales;
 
 use crate::contacts::{EventRow, IngestTx};
 use crate::rows::{
-    api_key, experiment_outcomes, experiment_run, experiment_touch, ingested, lead_win, log_entry,
-    message_view, promotion, run_view, stored_event, unmapped_delivery, PROMOTION_COLUMNS,
-    UNMAPPED_COLUMNS,
+    api_key, ingested, lead_win, log_entry, message_view, promotion, run_view, stored_event,
+    unmapped_delivery, PROMOTION_COLUMNS, UNMAPPED_COLUMNS,
 };
 use crate::tx::Commit;
 use crate::tx::ItemError;
@@ -1060,52 +1060,51 @@ impl Store for PostgresStore {
         to: DateTime<Utc>,
         rules: &[pronto_domain::experiment::results::ConversionRule],
     ) -> Result<Vec<pronto_domain::experiment::results::RunOutcome>, StoreError> {
-        // The runs' filter, shared by both statements.
-        const RUNS: &str = "r.workspace_id = $1 AND r.arm IS NOT NULL \
-             AND r.experiment IS NOT NULL AND r.started_at >= $2 AND r.started_at < $3";
-        let flows: Vec<&str> = rules.iter().map(|r| r.flow.as_str()).collect();
-        let events: Vec<&str> = rules.iter().map(|r| r.event.as_str()).collect();
-        let secs: Vec<f64> = rules.iter().map(|r| r.within_secs as f64).collect();
-        let runs = sqlx::query(&format!(
-            "WITH cv AS (SELECT * FROM UNNEST($4::text[], $5::text[], $6::float8[]) AS cv(flow, event, secs)) \
-             SELECT r.id, r.flow_id, r.experiment, r.arm, c.happened_at, c.payload FROM runs r \
-             CROSS JOIN LATERAL (SELECT COALESCE((SELECT c2.flow FROM cv c2 WHERE c2.flow = r.flow_id LIMIT 1), '') \
-              AS rules) f \
-             LEFT JOIN LATERAL (SELECT x.happened_at, e.payload::text AS payload \
-              FROM exit_marks x JOIN events e ON e.id = x.event_id JOIN cv ON cv.event = x.name \
-              AND cv.flow = f.rules \
-              WHERE x.workspace_id = r.workspace_id AND x.flow_id = r.flow_id \
-              AND (x.run_key = r.run_key OR (x.run_key IS NULL AND x.contact_id = r.contact_id \
-                   AND x.happened_at >= r.started_at)) \
-              AND x.happened_at <= r.started_at + make_interval(secs => cv.secs) \
-              ORDER BY x.happened_at LIMIT 1) c ON true \
-             WHERE {RUNS}"
-        ))
+        let mut conn = self.pool.0.acquire().await?;
+        let runs = crate::reports::Runs::Started {
+            workspace,
+            from,
+            to,
+        };
+        Ok(reports::outcomes(&mut conn, runs, rules)
+            .await?
+            .into_iter()
+            .map(|r| r.outcome)
+            .collect())
+    }
+
+    async fn fold_reports(
+        &self,
+        rules: &[pronto_domain::experiment::results::ConversionRule],
+        batch: i64,
+    ) -> Result<crate::Folded, StoreError> {
+        crate::apply::reports::fold(&*self.pool, rules, batch).await
+    }
+
+    async fn report_counts(
+        &self,
+        workspace: WorkspaceId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<
+        Vec<(
+            pronto_domain::experiment::results::BucketKey,
+            pronto_domain::experiment::results::Counts,
+        )>,
+        StoreError,
+    > {
+        let rows = sqlx::query(
+            "SELECT workspace_id, hour, flow_id, experiment, counts FROM report_counts \
+             WHERE workspace_id = $1 AND hour >= $2 AND hour < $3",
+        )
         .bind(workspace.0)
         .bind(from)
         .bind(to)
-        .bind(&flows)
-        .bind(&events)
-        .bind(&secs)
         .fetch_all(&self.pool.0)
         .await?;
-        let touches = sqlx::query(&format!(
-            "SELECT m.run_id, m.step, m.created_at, \
-             (SELECT MIN(c.clicked_at) FROM clicks c WHERE c.message_key = m.idempotency_key) \
-             FROM messages m WHERE m.run_id IN (SELECT r.id FROM runs r WHERE {RUNS})"
-        ))
-        .bind(workspace.0)
-        .bind(from)
-        .bind(to)
-        .fetch_all(&self.pool.0)
-        .await?;
-        Ok(experiment_outcomes(
-            runs.iter().map(experiment_run).collect::<Result<_, _>>()?,
-            touches
-                .iter()
-                .map(experiment_touch)
-                .collect::<Result<_, _>>()?,
-        ))
+        rows.iter()
+            .map(|r| crate::rows::report_bucket(r).map(|((_, b), c)| (b, c)))
+            .collect()
     }
 
     async fn apply_catalog(

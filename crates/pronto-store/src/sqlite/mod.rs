@@ -4,13 +4,13 @@
 mod catalog;
 mod flows;
 mod offers;
+mod reports;
 mod sales;
 
 use crate::contacts::{EventRow, IngestTx};
 use crate::rows::{
-    api_key, experiment_outcomes, experiment_run, experiment_touch, ingested, lead_win, log_entry,
-    message_view, parse_ts, promotion, run_view, stored_event, unmapped_delivery, Cols,
-    PROMOTION_COLUMNS, UNMAPPED_COLUMNS,
+    api_key, ingested, lead_win, log_entry, message_view, parse_ts, promotion, run_view,
+    stored_event, unmapped_delivery, Cols, PROMOTION_COLUMNS, UNMAPPED_COLUMNS,
 };
 use crate::tx::Commit;
 use crate::tx::ItemError;
@@ -1155,51 +1155,51 @@ impl Store for SqliteStore {
         to: DateTime<Utc>,
         rules: &[pronto_domain::experiment::results::ConversionRule],
     ) -> Result<Vec<pronto_domain::experiment::results::RunOutcome>, StoreError> {
-        // The runs' filter, shared by both statements.
-        const RUNS: &str = "r.workspace_id = ?1 AND r.arm IS NOT NULL \
-             AND r.experiment IS NOT NULL AND r.started_at >= ?2 AND r.started_at < ?3";
-        let rules: Vec<(&str, &str, i64)> = rules
-            .iter()
-            .map(|r| (r.flow.as_str(), r.event.as_str(), r.within_secs))
-            .collect();
-        let runs = sqlx::query(&format!(
-            "WITH cv AS (SELECT value ->> 0 AS flow, value ->> 1 AS event, value ->> 2 AS secs \
-             FROM json_each(?4)), \
-             r AS (SELECT r.*, COALESCE((SELECT c2.flow FROM cv c2 WHERE c2.flow = r.flow_id LIMIT 1), '') \
-             AS rules FROM runs r WHERE {RUNS}), \
-             rr AS (SELECT r.id, r.flow_id, r.experiment, r.arm, \
-             (SELECT x.rowid FROM exit_marks x JOIN cv ON cv.event = x.name AND cv.flow = r.rules \
-              WHERE x.workspace_id = r.workspace_id AND x.flow_id = r.flow_id \
-              AND (x.run_key = r.run_key OR (x.run_key IS NULL AND x.contact_id = r.contact_id \
-                   AND x.happened_at >= r.started_at)) \
-              AND x.happened_at <= strftime('%Y-%m-%dT%H:%M:%fZ', r.started_at, '+' || cv.secs || ' seconds') \
-              ORDER BY x.happened_at LIMIT 1) AS mark FROM r) \
-             SELECT rr.id, rr.flow_id, rr.experiment, rr.arm, x.happened_at, e.payload FROM rr \
-             LEFT JOIN exit_marks x ON x.rowid = rr.mark LEFT JOIN events e ON e.id = x.event_id"
-        ))
+        let mut conn = self.read.acquire().await?;
+        let runs = crate::reports::Runs::Started {
+            workspace,
+            from,
+            to,
+        };
+        Ok(reports::outcomes(&mut conn, runs, rules)
+            .await?
+            .into_iter()
+            .map(|r| r.outcome)
+            .collect())
+    }
+
+    async fn fold_reports(
+        &self,
+        rules: &[pronto_domain::experiment::results::ConversionRule],
+        batch: i64,
+    ) -> Result<crate::Folded, StoreError> {
+        crate::apply::reports::fold(&*self.write, rules, batch).await
+    }
+
+    async fn report_counts(
+        &self,
+        workspace: WorkspaceId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<
+        Vec<(
+            pronto_domain::experiment::results::BucketKey,
+            pronto_domain::experiment::results::Counts,
+        )>,
+        StoreError,
+    > {
+        let rows = sqlx::query(
+            "SELECT workspace_id, hour, flow_id, experiment, counts FROM report_counts \
+             WHERE workspace_id = ?1 AND hour >= ?2 AND hour < ?3",
+        )
         .bind(workspace.to_string())
         .bind(ts(from))
         .bind(ts(to))
-        .bind(json_rows(&rules)?)
         .fetch_all(&self.read)
         .await?;
-        let touches = sqlx::query(&format!(
-            "SELECT m.run_id, m.step, m.created_at, \
-             (SELECT MIN(c.clicked_at) FROM clicks c WHERE c.message_key = m.idempotency_key) \
-             FROM messages m WHERE m.run_id IN (SELECT r.id FROM runs r WHERE {RUNS})"
-        ))
-        .bind(workspace.to_string())
-        .bind(ts(from))
-        .bind(ts(to))
-        .fetch_all(&self.read)
-        .await?;
-        Ok(experiment_outcomes(
-            runs.iter().map(experiment_run).collect::<Result<_, _>>()?,
-            touches
-                .iter()
-                .map(experiment_touch)
-                .collect::<Result<_, _>>()?,
-        ))
+        rows.iter()
+            .map(|r| crate::rows::report_bucket(r).map(|((_, b), c)| (b, c)))
+            .collect()
     }
 
     async fn apply_catalog(

@@ -449,3 +449,155 @@ mod simulated {
         );
     }
 }
+
+mod recounted {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn summary() -> impl Strategy<Value = RunSummary> {
+        (
+            prop::sample::select(vec!["holdout", "a", "b"]),
+            prop::collection::btree_set(0i64..3, 0..3),
+            prop::collection::btree_set(0i64..3, 0..2),
+            prop::option::of((
+                prop::sample::select(vec!["EUR", "USD", ""]),
+                0u32..500,
+                prop::option::of(0i64..3),
+            )),
+        )
+            .prop_map(|(arm, messaged, clicked, conversion)| RunSummary {
+                arm: arm.into(),
+                messaged: messaged.into_iter().collect(),
+                clicked: clicked.into_iter().collect(),
+                conversion: conversion.map(|(c, cents, step)| Converted {
+                    currency: c.into(),
+                    amount: f64::from(cents) / 4.0,
+                    step,
+                }),
+            })
+    }
+
+    fn bucket(hour: i64) -> BucketKey {
+        BucketKey {
+            flow: "f".into(),
+            experiment: "e".into(),
+            hour: at(60 * hour),
+        }
+    }
+
+    proptest! {
+        /// Each run is re-read several times as it changes (the store re-reads a run on every message, click
+        /// and order); whatever the sequence, the buckets end as if each run were counted once as it ends.
+        #[test]
+        fn counts_kept_by_taking_back_and_adding_equal_counts_of_the_final_runs(
+            histories in prop::collection::vec((0i64..3, prop::collection::vec(summary(), 1..5)), 1..25)
+        ) {
+            let mut buckets: BTreeMap<BucketKey, Counts> = BTreeMap::new();
+            let mut last: Vec<Option<RunSummary>> = vec![None; histories.len()];
+            let longest = histories.iter().map(|h| h.1.len()).max().unwrap_or(0);
+            for round in 0..longest {
+                let batch: Vec<Recount<BucketKey>> = histories
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, (hour, steps))| {
+                        steps.get(round).map(|now| Recount {
+                            bucket: bucket(*hour),
+                            was: last[i].replace(now.clone()),
+                            now: now.clone(),
+                        })
+                    })
+                    .collect();
+                let loaded = buckets.clone();
+                for (k, c) in recount(loaded, &batch) {
+                    buckets.insert(k, c);
+                }
+            }
+            let mut want: BTreeMap<BucketKey, Counts> = BTreeMap::new();
+            for (i, (hour, _)) in histories.iter().enumerate() {
+                want.entry(bucket(*hour)).or_default().add(last[i].as_ref().unwrap(), 1);
+            }
+            let rounded = |m: &BTreeMap<BucketKey, Counts>| format!("{:.6?}", m.values().filter(|c| !c.is_empty()).collect::<Vec<_>>());
+            prop_assert_eq!(rounded(&buckets), rounded(&want));
+        }
+    }
+}
+
+#[test]
+fn a_variant_is_promoted_automatically_only_on_enough_runs_and_a_difference_that_survives_peeking()
+{
+    let rule = crate::experiment::AutoPromote {
+        probability_bp: 9_500,
+        min_runs: 1_000,
+    };
+    let shares = vec![
+        (Arm::Holdout, 0.1),
+        (Arm::Variant("a".into()), 0.45),
+        (Arm::Variant("b".into()), 0.45),
+    ];
+    // (holdout, a, b) as (entered, converted); what is promoted.
+    type Case = (
+        (u64, u64),
+        (u64, u64),
+        (u64, u64),
+        Option<&'static str>,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            (1_000, 50),
+            (4_500, 225),
+            (4_500, 405),
+            Some("b"),
+            "9% against 5% over 4,500 each",
+        ),
+        (
+            (1_000, 50),
+            (4_500, 405),
+            (4_500, 225),
+            Some("a"),
+            "the best, whichever it is",
+        ),
+        (
+            (999, 50),
+            (4_500, 225),
+            (4_500, 405),
+            None,
+            "the holdout is short of min_runs",
+        ),
+        (
+            (1_000, 50),
+            (4_500, 225),
+            (4_500, 250),
+            None,
+            "5.6% against 5%: ahead, not clearly",
+        ),
+        ((1_000, 50), (4_500, 225), (4_500, 225), None, "a tie"),
+        (
+            (1_000, 50),
+            (6_000, 300),
+            (3_000, 270),
+            None,
+            "6,000 against 3,000 where 45/45 is configured: broken split",
+        ),
+    ];
+    for (h, a, b, want, why) in cases {
+        let mut runs = Vec::new();
+        for (arm, (n, k)) in [
+            (Arm::Holdout, h),
+            (Arm::Variant("a".into()), a),
+            (Arm::Variant("b".into()), b),
+        ] {
+            for i in 0..n {
+                runs.push(run(
+                    "f",
+                    arm.clone(),
+                    arm != Arm::Holdout,
+                    (i < k).then(|| json!({"properties": {"total": 10.0}})),
+                ));
+            }
+        }
+        let r = &summarize(&runs, |_, _| Some(shares.clone()))[0];
+        let got = winner(r, &["a".into(), "b".into()], &rule);
+        assert_eq!(got.as_deref(), want, "{why}");
+    }
+}

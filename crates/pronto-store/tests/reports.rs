@@ -1,0 +1,302 @@
+//! The flows report's kept counts against SQLite and PostgreSQL alike: however runs change (messages,
+//! clicks, orders by key and by contact, an order that arrives late with an earlier time) and whatever the
+//! conversion rules, the counts kept step by step equal the counts of reading every run; and on PostgreSQL a
+//! row whose transaction commits after a step has read past its neighbours is still counted.
+
+use chrono::{DateTime, Duration, Utc};
+use pronto_domain::event::parse_message;
+use pronto_domain::experiment::results::{hour_of, ConversionRule, Counts, RunSummary};
+use pronto_domain::flow::FlowConfig;
+use pronto_domain::program::{MessageSettings, Program};
+use pronto_domain::template::TemplateConfig;
+use pronto_domain::{EventType, NewEvent, ParseOptions, WorkspaceId};
+use pronto_store::testing::TestDb;
+use pronto_store::{connect, Options, Store};
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-24T12:20:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+const CONFIG: &str = r#"
+[[flow]]
+id = "checkout-recovery"
+trigger = { event = "Checkout Started" }
+key = "properties.checkout_id"
+exit = [{ event = "Order Completed", same = "key" }, { event = "Order Completed", same = "contact" }]
+experiment = { id = "timing", holdout = "30%", variants = [{ id = "a" }, { id = "b" }] }
+[[flow.step]]
+wait = "10m"
+[[flow.step]]
+send = { channel = "email", template = "t" }
+[[flow.step]]
+wait = "1h"
+[[flow.step]]
+send = { channel = "email", template = "t" }
+
+[[template]]
+name = "t"
+subject = "Your cart"
+text = "{{ cart.total }}"
+"#;
+
+fn program() -> Arc<Program> {
+    #[derive(Deserialize)]
+    struct File {
+        flow: Vec<FlowConfig>,
+        template: Vec<TemplateConfig>,
+    }
+    let f: File = toml::from_str(CONFIG).unwrap();
+    Arc::new(Program::build(&f.flow, &f.template, MessageSettings::default()).unwrap())
+}
+
+fn rules(within_days: i64) -> Vec<ConversionRule> {
+    ["", "checkout-recovery"]
+        .iter()
+        .map(|flow| ConversionRule {
+            flow: flow.to_string(),
+            event: "Order Completed".into(),
+            within_secs: within_days * 86_400,
+        })
+        .collect()
+}
+
+struct Env {
+    store: Arc<dyn Store>,
+    ws: WorkspaceId,
+    db: TestDb,
+}
+
+async fn env(backend: &str) -> Env {
+    let db = TestDb::of(backend).await;
+    let store = connect(&db.url, Options::default()).await.unwrap();
+    store.shared().set_program(program());
+    let ws = store.default_workspace().await.unwrap().id;
+    Env { store, ws, db }
+}
+
+fn event(name: &str, user: usize, checkout: usize, at: DateTime<Utc>, total: f64) -> NewEvent {
+    parse_message(
+        json!({"userId": format!("u{user}"), "event": name, "timestamp": at.to_rfc3339(),
+               "context": {"traits": {"email": format!("u{user}@example.com")}},
+               "properties": {"checkout_id": format!("c{checkout}"), "total": total, "currency": "EUR"}}),
+        Some(EventType::Track),
+        None,
+        ParseOptions::default(),
+    )
+    .unwrap()
+}
+
+async fn fire_all(store: &dyn Store, now: DateTime<Utc>) -> usize {
+    let mut n = 0;
+    loop {
+        let f = store.fire_due(now, 7).await.unwrap();
+        n += f.messages;
+        if f.runs == 0 {
+            return n;
+        }
+    }
+}
+
+/// Catches the kept counts up in small steps and answers how many runs were re-read.
+async fn fold(store: &dyn Store, rules: &[ConversionRule]) -> usize {
+    let mut runs = 0;
+    loop {
+        let f = store.fold_reports(rules, 5).await.unwrap();
+        runs += f.runs;
+        if !f.more {
+            return runs;
+        }
+    }
+}
+
+fn shown(m: &BTreeMap<(String, String), Counts>) -> String {
+    format!("{m:.6?}")
+}
+
+/// The kept counts (after catching up) and the counts of every run read as it is now, over the test's day.
+async fn kept_and_read(e: &Env, rules: &[ConversionRule]) -> (String, String) {
+    fold(&*e.store, rules).await;
+    let (from, to) = (
+        hour_of(t0()) - Duration::hours(1),
+        hour_of(t0()) + Duration::days(1),
+    );
+    let mut kept: BTreeMap<(String, String), Counts> = BTreeMap::new();
+    for (b, c) in e.store.report_counts(e.ws, from, to).await.unwrap() {
+        assert!(b.hour >= from && b.hour < to && hour_of(b.hour) == b.hour);
+        kept.entry((b.flow, b.experiment)).or_default().merge(&c);
+    }
+    let mut read: BTreeMap<(String, String), Counts> = BTreeMap::new();
+    for r in e
+        .store
+        .experiment_runs(e.ws, from, to, rules)
+        .await
+        .unwrap()
+    {
+        read.entry((r.flow.clone(), r.experiment.clone()))
+            .or_default()
+            .add(&RunSummary::of(&r), 1);
+    }
+    (shown(&kept), shown(&read))
+}
+
+pronto_store::for_each_backend!(env;
+    kept_counts_equal_a_read_of_every_run_however_the_runs_change,
+);
+
+async fn kept_counts_equal_a_read_of_every_run_however_the_runs_change(e: Env) {
+    let week = rules(7);
+    // 40 checkouts, one every 3 minutes: two hours' buckets.
+    let carts: Vec<_> = (0..40)
+        .map(|i| {
+            event(
+                "Checkout Started",
+                i,
+                i,
+                t0() + Duration::minutes(3 * i as i64),
+                30.0,
+            )
+            .into()
+        })
+        .collect();
+    e.store.ingest(e.ws, carts, t0()).await.unwrap();
+    let (kept, read) = kept_and_read(&e, &week).await;
+    assert_eq!(kept, read, "entered");
+    assert!(kept.contains("holdout") && kept.contains("\"a\""), "{kept}");
+    assert_eq!(
+        fold(&*e.store, &week).await,
+        0,
+        "nothing changed, nothing re-read"
+    );
+
+    let now = t0() + Duration::hours(3);
+    assert!(fire_all(&*e.store, now).await > 0);
+    let (kept, read) = kept_and_read(&e, &week).await;
+    assert_eq!(kept, read, "messaged");
+
+    // Clicks on every third message.
+    let messages = e.store.messages(e.ws, 1_000).await.unwrap();
+    for m in messages.iter().step_by(3) {
+        e.store
+            .record_click(
+                e.ws,
+                &m.idempotency_key,
+                "https://shop.example/",
+                m.created_at + Duration::minutes(5),
+            )
+            .await
+            .unwrap();
+    }
+    let (kept, read) = kept_and_read(&e, &week).await;
+    assert_eq!(kept, read, "clicked");
+
+    // Orders: by key for every fourth cart; by contact (another checkout id) for cart 5.
+    let mut orders: Vec<_> = (0..40)
+        .step_by(4)
+        .map(|i| {
+            event(
+                "Order Completed",
+                i,
+                i,
+                t0() + Duration::minutes(3 * i as i64 + 50),
+                80.0,
+            )
+            .into()
+        })
+        .collect();
+    orders.push(event("Order Completed", 5, 999, t0() + Duration::hours(2), 12.5).into());
+    e.store.ingest(e.ws, orders, now).await.unwrap();
+    let (kept, read) = kept_and_read(&e, &week).await;
+    assert_eq!(kept, read, "converted");
+    assert!(kept.contains("EUR"), "{kept}");
+    let before_late = kept;
+
+    // An order that arrives late, placed before cart 8's counted order: it becomes that run's conversion
+    // (another amount, another touch), so the run's old share is taken back.
+    let late = event(
+        "Order Completed",
+        8,
+        8,
+        t0() + Duration::minutes(3 * 8 + 12),
+        55.0,
+    );
+    e.store.ingest(e.ws, vec![late.into()], now).await.unwrap();
+    let (kept, read) = kept_and_read(&e, &week).await;
+    assert_eq!(kept, read, "an earlier conversion replaces a later one");
+    assert_ne!(kept, before_late, "cart 8 now counts 55, not 80");
+
+    // Changed rules (a 1-minute window converts nothing): the counts are made again.
+    let minute = vec![ConversionRule {
+        within_secs: 60,
+        ..week[1].clone()
+    }];
+    let (kept, read) = kept_and_read(&e, &minute).await;
+    assert_eq!(kept, read, "other rules");
+    assert!(
+        !kept.contains("EUR"),
+        "nothing converts within a minute: {kept}"
+    );
+    let (kept, read) = kept_and_read(&e, &week).await;
+    assert_eq!(kept, read, "back to the week");
+    assert!(kept.contains("EUR"));
+}
+
+/// PostgreSQL: a step reads only below the oldest transaction still running, so a click whose transaction
+/// commits after a later click's (and after a step) is counted by the next step, not skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_that_commits_after_a_step_read_past_its_neighbours_is_still_counted() {
+    let e = env("postgres").await;
+    let week = rules(7);
+    let carts: Vec<_> = (0..10)
+        .map(|i| event("Checkout Started", i, i, t0(), 30.0).into())
+        .collect();
+    e.store.ingest(e.ws, carts, t0()).await.unwrap();
+    let now = t0() + Duration::minutes(20);
+    fire_all(&*e.store, now).await;
+    let messages = e.store.messages(e.ws, 10).await.unwrap();
+    assert!(
+        messages.len() >= 2,
+        "the fixed assignment messages most of ten carts"
+    );
+    fold(&*e.store, &week).await;
+
+    // A click in a transaction that stays open while a later click commits and a step runs.
+    let pool = sqlx::PgPool::connect(&e.db.url).await.unwrap();
+    let mut slow = pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO clicks (workspace_id, message_key, url, clicked_at) VALUES ($1, $2, 'https://a/', $3)",
+    )
+    .bind(e.ws.0)
+    .bind(&messages[0].idempotency_key)
+    .bind(now)
+    .execute(&mut *slow)
+    .await
+    .unwrap();
+    e.store
+        .record_click(e.ws, &messages[1].idempotency_key, "https://b/", now)
+        .await
+        .unwrap();
+    fold(&*e.store, &week).await;
+    slow.commit().await.unwrap();
+    let (kept, read) = kept_and_read(&e, &week).await;
+    assert_eq!(kept, read);
+    let clicked: usize = ["a", "b"]
+        .iter()
+        .map(|arm| {
+            let at = kept.find(&format!("\"{arm}\": GroupCounts")).unwrap();
+            let rest = &kept[at..];
+            let n = rest["clicked: ".len() + rest.find("clicked: ").unwrap()..]
+                .split(',')
+                .next()
+                .unwrap();
+            n.parse::<usize>().unwrap()
+        })
+        .sum();
+    assert_eq!(clicked, 2, "{kept}");
+    pool.close().await;
+}
