@@ -8,10 +8,13 @@ ALTER TABLE runs ADD COLUMN seq BIGINT NOT NULL DEFAULT (pg_current_xact_id()::t
 ALTER TABLE messages ADD COLUMN seq BIGINT NOT NULL DEFAULT (pg_current_xact_id()::text::bigint);
 ALTER TABLE clicks ADD COLUMN seq BIGINT NOT NULL DEFAULT (pg_current_xact_id()::text::bigint);
 ALTER TABLE exit_marks ADD COLUMN seq BIGINT NOT NULL DEFAULT (pg_current_xact_id()::text::bigint);
+-- Experiment runs and clicks are few: B-trees. Every flow message and exit mark gets a seq, so theirs are BRIN
+-- indexes (a summary per range of pages, next to free to keep up on insert): a step reads the newest rows, in
+-- the last pages, which BRIN always scans.
 CREATE INDEX runs_by_seq ON runs (seq) WHERE arm IS NOT NULL;
-CREATE INDEX messages_by_seq ON messages (seq) WHERE run_id IS NOT NULL;
+CREATE INDEX messages_by_seq ON messages USING brin (seq);
 CREATE INDEX clicks_by_seq ON clicks (seq);
-CREATE INDEX exit_marks_by_seq ON exit_marks (seq);
+CREATE INDEX exit_marks_by_seq ON exit_marks USING brin (seq);
 
 -- A report reads the runs of the partial hours at its period's ends as they are; a new exit mark names the
 -- experiment runs of its key (runs_one_active has only those in progress).

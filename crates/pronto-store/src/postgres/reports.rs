@@ -109,7 +109,7 @@ pub(super) async fn outcomes(
     ))
 }
 
-/// Per source table: its name, the filter its `seq` index has, and the experiment runs its rows with `seq` in
+/// Per source table: its name, which of its rows can name a run, and the experiment runs its rows with `seq` in
 /// `[$1, $2)` name.
 const SOURCES: [(&str, &str, &str); 4] = [
     (
