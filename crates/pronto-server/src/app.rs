@@ -29,7 +29,9 @@ pub enum StartError {
     Keys(#[from] crate::keys::BootstrapError),
     #[error("{0}")]
     Smtp(#[from] pronto_channels::email::SmtpUrlError),
-    #[error("cannot listen on {addr}: {source}")]
+    /// The address is taken (another `pronto serve`?) or not ours to take; the OS's reason follows as the
+    /// error's source, printed once by the caller.
+    #[error("cannot listen on {addr} (choose another address with --listen or PRONTO_LISTEN)")]
     Listen {
         addr: SocketAddr,
         source: std::io::Error,

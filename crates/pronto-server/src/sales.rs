@@ -143,6 +143,25 @@ fn timing(l: &LeadState, wins: &HashMap<LeadId, (String, f64)>) -> LeadTiming {
     }
 }
 
+/// One page of leads, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LeadPage {
+    pub leads: Vec<LeadState>,
+    /// Pass as `before` for the next, older page; absent on the last page.
+    #[schema(format = Uuid)]
+    pub next_before: Option<String>,
+}
+
+/// What `GET /v1/leads` was asked for, as written (each field checked by [`Service::leads`]).
+#[derive(Debug, Default)]
+pub struct LeadListing<'a> {
+    pub status: Option<&'a str>,
+    pub owner: Option<&'a str>,
+    pub team: Option<&'a str>,
+    pub before: Option<&'a str>,
+    pub limit: u32,
+}
+
 impl Service {
     fn sales(&self) -> std::sync::Arc<pronto_domain::program::Program> {
         self.store.shared().program()
@@ -259,6 +278,45 @@ impl Service {
             })
             .collect();
         Ok(TaskList { tasks })
+    }
+
+    /// A page of leads, newest first; a status or `before` that is not one names its field.
+    pub async fn leads(&self, ws: WorkspaceId, q: LeadListing<'_>) -> Result<LeadPage, ApiError> {
+        let status = q
+            .status
+            .map(|s| {
+                s.parse::<pronto_domain::sales::lead::LeadStatus>()
+                    .map_err(|_| {
+                        Invalid::one(
+                            "status",
+                            format!("is `{s}`; use open, claimed, contacted, won or lost"),
+                        )
+                    })
+            })
+            .transpose()?;
+        let before = q
+            .before
+            .map(|b| {
+                b.parse::<LeadId>()
+                    .map_err(|_| Invalid::one("before", "is not a lead id (a UUID)"))
+            })
+            .transpose()?;
+        for (field, text) in [("owner", q.owner), ("team", q.team)] {
+            if let Some(t) = text {
+                pronto_domain::check_text(field, t)?;
+            }
+        }
+        let filter = pronto_store::LeadFilter {
+            status,
+            owner: q.owner.map(str::to_string),
+            team: q.team.map(str::to_string),
+            before,
+        };
+        let leads = self.store.leads(ws, &filter, i64::from(q.limit)).await?;
+        let next_before = (leads.len() == q.limit as usize)
+            .then(|| leads.last().map(|l| l.id.to_string()))
+            .flatten();
+        Ok(LeadPage { leads, next_before })
     }
 
     pub async fn lead_view(&self, ws: WorkspaceId, id: &str) -> Result<LeadView, ApiError> {

@@ -29,6 +29,7 @@ pronto_store::for_each_backend!(start;
     a_promise_names_a_time_the_lead_can_read_and_none_when_nobody_can_take_the_lead,
     an_escalation_reassigns_only_to_a_rep_on_duty_else_tells_the_manager_and_alerts_say_overdue,
     an_attempt_dated_before_its_lead_is_refused_and_report_periods_take_dates,
+    leads_are_listed_newest_first_by_state_and_owner_a_page_at_a_time,
 );
 
 mod quiet_hours {
@@ -1082,5 +1083,91 @@ async fn a_leads_own_zone_or_its_phones_country_sets_its_sms_quiet_hours(backend
         texts.is_empty(),
         "no cadence text at 22:50 Berlin: {texts:?}"
     );
+    s.stop().await;
+}
+
+async fn leads_are_listed_newest_first_by_state_and_owner_a_page_at_a_time(s: Server) {
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(
+            s.post_lead(
+                json!({"name": format!("Lead {i}"), "email": format!("lead{i}@example.com"),
+                               "message": "Do you ship to Norway?"}),
+            )
+            .await,
+        );
+    }
+    let claimed = s
+        .http
+        .post(format!("{}/v1/leads/{}/claim", s.base, ids[1]))
+        .bearer_auth(common::ADMIN)
+        .json(&json!({"rep": "ann"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(claimed.status(), StatusCode::OK);
+
+    // Pages of two, newest first, until next_before is absent.
+    let mut seen = Vec::new();
+    let mut path = "/v1/leads?limit=2".to_string();
+    loop {
+        let page = s.admin(&path).await;
+        let leads = page["leads"].as_array().unwrap();
+        seen.extend(leads.iter().map(|l| l["id"].as_str().unwrap().to_string()));
+        match page["next_before"].as_str() {
+            Some(b) => path = format!("/v1/leads?limit=2&before={b}"),
+            None => break,
+        }
+    }
+    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+    assert_eq!(seen, newest_first);
+
+    let by_state = s.admin("/v1/leads?status=claimed").await;
+    let only: Vec<(&str, &str)> = by_state["leads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["id"].as_str().unwrap(), l["owner"].as_str().unwrap()))
+        .collect();
+    assert_eq!(only, [(ids[1].as_str(), "ann")]);
+    let anns = s.admin("/v1/leads?owner=ann").await;
+    assert!(anns["leads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|l| l["owner"] == "ann"));
+    assert!(anns["leads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l["id"] == ids[1].as_str()));
+    assert_eq!(s.admin("/v1/leads?status=won").await["leads"], json!([]));
+
+    for (query, field) in [
+        ("status=done", "status"),
+        ("before=lead-1", "before"),
+        ("limit=0", "limit"),
+        ("limit=201", "limit"),
+        ("limit=many", "query"),
+        ("owner=a%00b", "owner"),
+    ] {
+        let r = s
+            .http
+            .get(format!("{}/v1/leads?{query}", s.base))
+            .bearer_auth(common::ADMIN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{query}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["errors"][0]["field"], field, "{query}: {body}");
+    }
+    let anonymous = s
+        .http
+        .get(format!("{}/v1/leads", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     s.stop().await;
 }

@@ -416,6 +416,17 @@ pub struct LeadView {
     pub attempts: Vec<AttemptRow>,
 }
 
+/// Which leads [`Store::leads`] lists (every condition given must hold).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LeadFilter {
+    pub status: Option<pronto_domain::sales::lead::LeadStatus>,
+    /// The rep who owns it now.
+    pub owner: Option<String>,
+    pub team: Option<String>,
+    /// Only leads older than this one (the previous page's last).
+    pub before: Option<LeadId>,
+}
+
 /// Reps' run-time state.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RepStatus {
@@ -749,6 +760,14 @@ pub trait Store: Send + Sync + 'static {
         workspace: WorkspaceId,
         id: LeadId,
     ) -> Result<Option<LeadView>, StoreError>;
+
+    /// One page of leads, newest first (by id: UUID v7, so in arrival order), at most `limit`.
+    async fn leads(
+        &self,
+        workspace: WorkspaceId,
+        filter: &LeadFilter,
+        limit: i64,
+    ) -> Result<Vec<LeadState>, StoreError>;
 
     /// Leads that arrived in `[from, to)`, oldest first: the speed-to-lead report's input.
     async fn leads_between(

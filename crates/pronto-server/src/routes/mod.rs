@@ -48,6 +48,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(flows::follow_click))
         .routes(routes!(sales::list_reps))
         .routes(routes!(sales::patch_rep))
+        .routes(routes!(sales::list_leads))
         .routes(routes!(sales::get_lead))
         .routes(routes!(sales::claim_lead))
         .routes(routes!(sales::log_attempt))

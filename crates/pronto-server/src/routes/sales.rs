@@ -71,6 +71,45 @@ pub async fn patch_rep(
     Ok(Json(s.service.reps(ws).await?))
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LeadQuery {
+    /// Only leads in this state.
+    #[param(value_type = Option<String>, pattern = "^(open|claimed|contacted|won|lost)$")]
+    pub status: Option<String>,
+    /// Only leads this rep owns now.
+    pub owner: Option<String>,
+    /// Only leads of this team.
+    pub team: Option<String>,
+    /// Only leads older than this one (the previous page's `next_before`).
+    #[param(format = Uuid)]
+    pub before: Option<String>,
+    /// Leads per page, 1-200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+}
+
+/// Leads, newest first, optionally only those in a state, of an owner or of a team; paged with `before`.
+#[utoipa::path(get, path = "/v1/leads", tag = "leads", params(LeadQuery),
+    responses((status = 200, body = crate::sales::LeadPage), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody)),
+    security(("adminKey" = [])))]
+pub async fn list_leads(
+    State(s): State<AppState>,
+    Admin(ws): Admin,
+    q: Result<Query<LeadQuery>, QueryRejection>,
+) -> Result<Json<crate::sales::LeadPage>, ApiError> {
+    let Query(q) = q.map_err(|e| Invalid::one("query", e.body_text()))?;
+    let listing = crate::sales::LeadListing {
+        status: q.status.as_deref(),
+        owner: q.owner.as_deref(),
+        team: q.team.as_deref(),
+        before: q.before.as_deref(),
+        limit: super::contacts::page_size(q.limit, 200)?,
+    };
+    Ok(Json(s.service.leads(ws, listing).await?))
+}
+
 /// A lead with its owner, SLA state, every step taken on it (routed, alerted, acknowledged, escalated,
 /// claimed, attempts, replies) and its contact attempts.
 #[utoipa::path(get, path = "/v1/leads/{id}", tag = "leads",

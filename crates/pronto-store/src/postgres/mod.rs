@@ -763,6 +763,16 @@ impl Store for PostgresStore {
         Ok(out)
     }
 
+    async fn leads(
+        &self,
+        workspace: WorkspaceId,
+        filter: &crate::LeadFilter,
+        limit: i64,
+    ) -> Result<Vec<crate::LeadState>, StoreError> {
+        let mut c = self.pool.0.acquire().await?;
+        sales::leads(&mut c, workspace, filter, limit).await
+    }
+
     async fn leads_between(
         &self,
         workspace: WorkspaceId,

@@ -888,6 +888,16 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    async fn leads(
+        &self,
+        workspace: WorkspaceId,
+        filter: &crate::LeadFilter,
+        limit: i64,
+    ) -> Result<Vec<crate::LeadState>, StoreError> {
+        let mut c = self.read.acquire().await?;
+        sales::leads(&mut c, workspace, filter, limit).await
+    }
+
     async fn leads_between(
         &self,
         workspace: WorkspaceId,
