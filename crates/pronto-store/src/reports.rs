@@ -13,10 +13,13 @@
 //! back its old summary and adds the new one (`pronto_domain::experiment::results::recount`), and moves the
 //! cursor, in one transaction. Re-reading a run twice changes nothing, so a step may overlap another.
 //! "Since the cursor" must not miss a row that commits late: SQLite has one writer, so rowids are in commit
-//! order; PostgreSQL rows carry the id of the transaction that inserted them, and a step reads every row it
+//! order; PostgreSQL rows carry the id of the transaction that inserted them (an experiment run: that last
+//! changed it, which is also the one that wrote its messages), and a step reads every row it
 //! can see from the cursor on but moves the cursor only up to the oldest transaction still running, so a
 //! transaction that commits late is read by a later step. (So a step is exact as of its start unless more
 //! than a batch of rows sit above a transaction still running; those are read as soon as it ends.)
+//! A contact merge moves runs and exit marks to one contact without inserting a row, so it lists the
+//! contact's experiment runs in `report_dirty`, which the next step re-reads and empties.
 //! The cursor row is locked for the step, so two processes never count one change twice. Changed conversion
 //! rules (a flow's `conversion`) start the counts again from nothing.
 
@@ -28,7 +31,8 @@ use pronto_domain::experiment::results::{
 };
 use pronto_domain::{RunId, WorkspaceId};
 
-/// How far the counts have read each table: the next rowid (SQLite) or transaction id (PostgreSQL) to read.
+/// How far the counts have read each table: the next rowid (SQLite) or transaction id (PostgreSQL, which
+/// reads no messages table and leaves `messages` at 0) to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Cursor {
     /// The conversion rules the counts were made with ([`rules_key`]).
@@ -104,7 +108,7 @@ pub(crate) trait ReportsTx: Send {
     /// Forgets every summary and count; the cursor starts again with `rules`.
     async fn reset_reports(&mut self, rules: &str) -> Result<(), ItemError>;
     /// The runs of experiments that rows inserted since `from` name, reading at most about `batch` rows of
-    /// each table (all rows of one PostgreSQL transaction together).
+    /// each table (all rows of one PostgreSQL transaction together), and those listed dirty (taken off).
     async fn changed_runs(&mut self, from: &Cursor, batch: i64) -> Result<Changed, ItemError>;
     /// The runs' outcomes as they are now (see `Store::experiment_runs` for what converts a run).
     async fn run_outcomes(

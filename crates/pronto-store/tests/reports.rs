@@ -230,6 +230,41 @@ async fn kept_counts_equal_a_read_of_every_run_however_the_runs_change(e: Env) {
     assert_eq!(kept, read, "an earlier conversion replaces a later one");
     assert_ne!(kept, before_late, "cart 8 now counts 55, not 80");
 
+    // A merge: an order placed anonymously (another contact) becomes cart 50's buyer's when an identify
+    // ties the two together. No row about the run is inserted; the merge lists it for re-reading.
+    let anon = |body: serde_json::Value, kind: EventType| -> NewEvent {
+        parse_message(body, Some(kind), None, ParseOptions::default()).unwrap()
+    };
+    let cart = event(
+        "Checkout Started",
+        50,
+        50,
+        t0() + Duration::minutes(1),
+        30.0,
+    );
+    e.store.ingest(e.ws, vec![cart.into()], now).await.unwrap();
+    let order = anon(
+        json!({"anonymousId": "anon-50", "event": "Order Completed",
+               "timestamp": (t0() + Duration::minutes(40)).to_rfc3339(),
+               "properties": {"checkout_id": "elsewhere", "total": 70.0, "currency": "EUR"}}),
+        EventType::Track,
+    );
+    e.store.ingest(e.ws, vec![order.into()], now).await.unwrap();
+    let (kept, read) = kept_and_read(&e, &week).await;
+    assert_eq!(kept, read, "before the merge");
+    let before_merge = kept;
+    let tie = anon(
+        json!({"userId": "u50", "anonymousId": "anon-50", "traits": {"email": "u50@example.com"}}),
+        EventType::Identify,
+    );
+    e.store.ingest(e.ws, vec![tie.into()], now).await.unwrap();
+    let (kept, read) = kept_and_read(&e, &week).await;
+    assert_eq!(kept, read, "after the merge");
+    assert_ne!(
+        kept, before_merge,
+        "cart 50 converts by the merged contact's order"
+    );
+
     // Changed rules (a 1-minute window converts nothing): the counts are made again.
     let minute = vec![ConversionRule {
         within_secs: 60,

@@ -1,21 +1,19 @@
 -- The flows report's counts, kept up to date as runs change, so a report sums hours instead of reading every
 -- run (pronto_store's `reports` module says how).
 --
--- Each row of the tables the counts read carries the transaction that inserted it. Every transaction below
--- the oldest one still running has ended, so the counts read up to that point and never miss a row that
--- commits late (an id or a timestamp would). Existing rows get the migration's transaction.
+-- Each row of the tables the counts read carries the transaction that inserted it (an experiment run: that
+-- last changed it, which is also the transaction that wrote its messages, so messages need none). Every
+-- transaction below the oldest one still running has ended, so the counts read up to that point and never miss
+-- a row that commits late (an id or a timestamp would). Existing rows get the migration's transaction.
 ALTER TABLE runs ADD COLUMN seq BIGINT NOT NULL DEFAULT (pg_current_xact_id()::text::bigint);
-ALTER TABLE messages ADD COLUMN seq BIGINT NOT NULL DEFAULT (pg_current_xact_id()::text::bigint);
 ALTER TABLE clicks ADD COLUMN seq BIGINT NOT NULL DEFAULT (pg_current_xact_id()::text::bigint);
 ALTER TABLE exit_marks ADD COLUMN seq BIGINT NOT NULL DEFAULT (pg_current_xact_id()::text::bigint);
--- Experiment runs and clicks are few: B-trees. Every flow message and exit mark gets a seq, so theirs are BRIN
--- indexes (a summary per range of pages, next to free to keep up on insert): a step reads the newest rows, in
--- the last pages, which BRIN always scans.
+-- Experiment runs and clicks are few: B-trees. Every exit mark gets a seq, so its index is BRIN (a summary per
+-- range of pages, next to free to keep up on insert): a step reads the newest rows, in the last pages, which
+-- BRIN always scans.
 CREATE INDEX runs_by_seq ON runs (seq) WHERE arm IS NOT NULL;
-CREATE INDEX messages_by_seq ON messages USING brin (seq);
 CREATE INDEX clicks_by_seq ON clicks (seq);
 CREATE INDEX exit_marks_by_seq ON exit_marks USING brin (seq);
-
 -- A report reads the runs of the partial hours at its period's ends as they are; a new exit mark names the
 -- experiment runs of its key (runs_one_active has only those in progress).
 CREATE INDEX runs_by_start ON runs (workspace_id, started_at) WHERE arm IS NOT NULL;
@@ -25,6 +23,11 @@ CREATE INDEX runs_by_key ON runs (run_key, flow_id, workspace_id) WHERE arm IS N
 CREATE TABLE run_summaries (
     run_id  UUID PRIMARY KEY,
     summary JSONB NOT NULL
+);
+-- Experiment runs to re-read whatever the cursor says: those of two contacts just merged (a run may now convert
+-- by the other contact's orders, and no row about it was inserted).
+CREATE TABLE report_dirty (
+    run_id UUID NOT NULL
 );
 -- Per workspace, hour of the runs' start, flow and experiment: their counts (results::Counts).
 CREATE TABLE report_counts (

@@ -11,6 +11,11 @@ CREATE TABLE run_summaries (
     run_id  TEXT PRIMARY KEY,
     summary TEXT NOT NULL
 );
+-- Experiment runs to re-read whatever the cursor says: those of two contacts just merged (a run may now convert
+-- by the other contact's orders, and no row about it was inserted).
+CREATE TABLE report_dirty (
+    run_id TEXT NOT NULL
+);
 -- Per workspace, hour of the runs' start, flow and experiment: their counts (results::Counts, as JSON).
 CREATE TABLE report_counts (
     workspace_id TEXT NOT NULL,

@@ -1,4 +1,5 @@
-//! PostgreSQL's report statements. The cursor is a transaction id per table (each row's `seq`): a step reads
+//! PostgreSQL's report statements. The cursor is a transaction id per table (each row's `seq`; an experiment
+//! run's is that of the transaction that last changed it, which wrote its messages too): a step reads
 //! every row it can see from the cursor on, but moves the cursor only up to the oldest transaction still
 //! running, so a row that commits late is read by a later step, never skipped (a row read twice changes
 //! nothing). The cursor row is locked for the step, so processes sharing the database never count a change
@@ -110,18 +111,13 @@ pub(super) async fn outcomes(
 }
 
 /// Per source table: its name, which of its rows can name a run, and the experiment runs its rows with `seq` in
-/// `[$1, $2)` name.
-const SOURCES: [(&str, &str, &str); 4] = [
+/// `[$1, $2)` name. No messages: an experiment run's `seq` is moved by the transaction that writes its messages
+/// (`write_runs`), so the runs source brings them.
+const SOURCES: [(&str, &str, &str); 3] = [
     (
         "runs",
         "arm IS NOT NULL",
         "SELECT r.id FROM runs r WHERE r.seq >= $1 AND r.seq < $2 AND r.arm IS NOT NULL",
-    ),
-    (
-        "messages",
-        "run_id IS NOT NULL",
-        "SELECT r.id FROM messages m JOIN runs r ON r.id = m.run_id \
-         WHERE m.seq >= $1 AND m.seq < $2 AND m.run_id IS NOT NULL AND r.arm IS NOT NULL",
     ),
     (
         "clicks",
@@ -173,12 +169,7 @@ impl ReportsTx for PgTx {
         let mut next = from.clone();
         let mut runs = Vec::new();
         let mut more = false;
-        let positions = [
-            &mut next.runs,
-            &mut next.messages,
-            &mut next.clicks,
-            &mut next.marks,
-        ];
+        let positions = [&mut next.runs, &mut next.clicks, &mut next.marks];
         for ((table, indexed, source), at) in SOURCES.into_iter().zip(positions) {
             // Rows from here to the `batch`-th, or all: those of transactions still running are not there
             // yet, but every row that is can be read (so a step is exact as of now); the cursor only moves
@@ -201,6 +192,10 @@ impl ReportsTx for PgTx {
             more |= cut.is_some() && end <= below;
             *at = end.min(below).max(*at);
         }
+        let dirty: Vec<Uuid> = sqlx::query_scalar("DELETE FROM report_dirty RETURNING run_id")
+            .fetch_all(&mut *self.0)
+            .await?;
+        runs.extend(dirty.into_iter().map(RunId));
         runs.sort_unstable();
         runs.dedup();
         Ok(Changed { runs, next, more })

@@ -186,6 +186,12 @@ impl ReportsTx for SqliteTx {
             }
             *at = upto;
         }
+        let dirty: Vec<String> = sqlx::query_scalar("DELETE FROM report_dirty RETURNING run_id")
+            .fetch_all(&mut **self)
+            .await?;
+        for id in dirty {
+            runs.push(super::uuid(&id)?);
+        }
         runs.sort_unstable();
         runs.dedup();
         Ok(Changed { runs, next, more })
