@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use pronto_domain::experiment::results::{
-    hour_of, results, winner, ConversionRule, Counts, ExperimentResult, RunOutcome, RunSummary,
+    counts_of, hour_of, results, winner, ConversionRule, Counts, ExperimentResult, RunOutcome,
 };
 use pronto_domain::experiment::Promotion;
 use pronto_domain::flow::Conversion;
@@ -66,10 +66,8 @@ pub async fn counts_between(
 ) -> Result<BTreeMap<(String, String), Counts>, StoreError> {
     let mut by: BTreeMap<(String, String), Counts> = BTreeMap::new();
     let add_runs = |runs: Vec<RunOutcome>, by: &mut BTreeMap<(String, String), Counts>| {
-        for r in runs {
-            by.entry((r.flow.clone(), r.experiment.clone()))
-                .or_default()
-                .add(&RunSummary::of(&r), 1);
+        for (k, c) in counts_of(&runs) {
+            by.entry(k).or_default().merge(&c);
         }
     };
     let mut caught_up = false;

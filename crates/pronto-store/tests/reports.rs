@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use pronto_domain::event::parse_message;
-use pronto_domain::experiment::results::{hour_of, ConversionRule, Counts, RunSummary};
+use pronto_domain::experiment::results::{counts_of, hour_of, ConversionRule, Counts};
 use pronto_domain::flow::FlowConfig;
 use pronto_domain::program::{MessageSettings, Program};
 use pronto_domain::template::TemplateConfig;
@@ -131,17 +131,12 @@ async fn kept_and_read(e: &Env, rules: &[ConversionRule]) -> (String, String) {
         assert!(b.hour >= from && b.hour < to && hour_of(b.hour) == b.hour);
         kept.entry((b.flow, b.experiment)).or_default().merge(&c);
     }
-    let mut read: BTreeMap<(String, String), Counts> = BTreeMap::new();
-    for r in e
-        .store
-        .experiment_runs(e.ws, from, to, rules)
-        .await
-        .unwrap()
-    {
-        read.entry((r.flow.clone(), r.experiment.clone()))
-            .or_default()
-            .add(&RunSummary::of(&r), 1);
-    }
+    let read = counts_of(
+        &e.store
+            .experiment_runs(e.ws, from, to, rules)
+            .await
+            .unwrap(),
+    );
     (shown(&kept), shown(&read))
 }
 

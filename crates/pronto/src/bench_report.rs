@@ -189,13 +189,7 @@ pub async fn report(a: ReportArgs) -> anyhow::Result<()> {
         let t = Instant::now();
         let outcomes = store.experiment_runs(ws, from, to, &rules).await?;
         let promotions = store.promotions(ws).await?;
-        let mut counts = std::collections::BTreeMap::new();
-        for o in &outcomes {
-            counts
-                .entry((o.flow.clone(), o.experiment.clone()))
-                .or_insert_with(pronto_domain::experiment::results::Counts::default)
-                .add(&pronto_domain::experiment::results::RunSummary::of(o), 1);
-        }
+        let counts = pronto_domain::experiment::results::counts_of(&outcomes);
         let r = pronto_server::experiments::build_report(counts, &promotions, &program, from, to);
         scans.push(t.elapsed().as_secs_f64() * 1000.0);
         if let Some(k) = &kept {

@@ -558,13 +558,18 @@ pub fn summarize(
     runs: &[RunOutcome],
     shares: impl Fn(&str, &str) -> Option<Vec<(Arm, f64)>>,
 ) -> Vec<ExperimentResult> {
+    results(counts_of(runs), shares)
+}
+
+/// The counts of each flow's experiment over `runs`, keyed by flow and experiment.
+pub fn counts_of(runs: &[RunOutcome]) -> BTreeMap<(String, String), Counts> {
     let mut by: BTreeMap<(String, String), Counts> = BTreeMap::new();
     for r in runs {
         by.entry((r.flow.clone(), r.experiment.clone()))
             .or_default()
             .add(&RunSummary::of(r), 1);
     }
-    results(by, shares)
+    by
 }
 
 /// The results of each flow's experiment from its counts (see [`summarize`]).

@@ -62,7 +62,8 @@ async fn fold_in<T: ReportsTx>(
     } else {
         tx.run_summaries(&changed.runs).await?.into_iter().collect()
     };
-    let recounts: Vec<(pronto_domain::RunId, Recount<Bucket>)> = outcomes
+    // A run whose summary did not change is left out: its counts and summary stay as they are.
+    let (ids, runs): (Vec<pronto_domain::RunId>, Vec<Recount<Bucket>>) = outcomes
         .iter()
         .map(|o| {
             let bucket = (
@@ -83,22 +84,20 @@ async fn fold_in<T: ReportsTx>(
             )
         })
         .filter(|(_, r)| r.was.as_ref() != Some(&r.now))
-        .collect();
-    let buckets: Vec<Bucket> = {
-        let mut b: Vec<Bucket> = recounts.iter().map(|(_, r)| r.bucket.clone()).collect();
-        b.sort();
-        b.dedup();
-        b
-    };
+        .unzip();
+    let mut buckets: Vec<Bucket> = runs.iter().map(|r| r.bucket.clone()).collect();
+    buckets.sort();
+    buckets.dedup();
     let loaded: BTreeMap<Bucket, Counts> = if buckets.is_empty() {
         BTreeMap::new()
     } else {
         tx.bucket_counts(&buckets).await?.into_iter().collect()
     };
-    let runs: Vec<Recount<Bucket>> = recounts.iter().map(|(_, r)| r.clone()).collect();
     let counts: Vec<(Bucket, Counts)> = recount(loaded, &runs).into_iter().collect();
-    let summaries: Vec<(pronto_domain::RunId, RunSummary)> =
-        recounts.into_iter().map(|(id, r)| (id, r.now)).collect();
+    let summaries: Vec<(pronto_domain::RunId, RunSummary)> = ids
+        .into_iter()
+        .zip(runs.into_iter().map(|r| r.now))
+        .collect();
     if summaries.is_empty() && changed.next == cursor {
         return Ok(Folded::default());
     }
