@@ -3,6 +3,8 @@
 //! storage and HTTP layers stay thin.
 //!
 //! # Layout
+//! - [`access`]: who may sign in to the web app (reps, `[[user]]`s, the admin key), their roles, and the one
+//!   rule deciding which leads each sees.
 //! - [`error`]: [`FieldError`] and [`Invalid`], the one way every layer reports bad input (a JSON path and a reason).
 //! - [`identity`]: checked identifiers: [`Email`], [`Phone`] (E.164), [`Identity`] and its kinds.
 //! - [`event`]: Segment tracking-API messages (identify, track, page, screen, group, alias) parsed into [`NewEvent`].
@@ -36,6 +38,7 @@
 //! - [`clock`]: the injected [`Clock`], so time-dependent code is tested without sleeping.
 //! - [`ids`]: typed ids (UUID v7, so ids sort by creation time).
 
+pub mod access;
 pub mod calendar;
 pub mod catalog;
 pub mod claim;

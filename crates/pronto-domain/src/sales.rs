@@ -1093,6 +1093,8 @@ pub(crate) fn from_toml(text: &str) -> Sales {
 
 /// Events pronto records on a lead's contact as the lead is worked, for flows to exit on.
 pub const LEAD_CLAIMED: &str = "Lead Claimed";
+/// A manager handed a lead to another rep by hand.
+pub const LEAD_REASSIGNED: &str = "Lead Reassigned";
 pub const LEAD_ATTEMPTED: &str = "Lead Contact Attempted";
 pub const LEAD_REACHED: &str = "Lead Reached";
 pub const LEAD_WON: &str = "Lead Won";

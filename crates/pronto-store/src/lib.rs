@@ -24,6 +24,8 @@
 //!   stack (`IngestTx: SalesTx: FlowTx: CatalogTx + OffersTx + ReportsTx`). No product decision is made here: the guard, the frequency cap,
 //!   the SMS skip rule, a lead's initial state and transitions, routing counters, acknowledgements and SLA
 //!   steps are the domain's (`engine::fire`, `engine::group`, `sales::*`).
+//! - `sessions`: the web app's sign-in links and browser sessions (only tokens' hashes are kept) and the
+//!   mark an open inbox watches for lead changes.
 //! - `tx`: the bottom: transaction errors, what a write touched, outbox and quarantine rows, a queued
 //!   request, `Commit`.
 //! - `rows`: row decoding, written once: a column codec (`Cols`, for SQLite's TEXT ids/timestamps/JSON and
@@ -44,6 +46,7 @@ mod postgres;
 mod reports;
 mod rows;
 mod sales;
+mod sessions;
 mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -66,6 +69,7 @@ use tokio::sync::Notify;
 pub use apply::timers::Fired;
 pub use postgres::PostgresStore;
 pub use sales::{AttemptRow, LeadAction, LeadLog, LeadState, Task, TaskLead};
+pub use sessions::{LeadMark, NewSession, Session, Sessions};
 pub use sqlite::{SqliteStore, SqliteSync};
 
 #[derive(Debug, thiserror::Error)]
@@ -565,9 +569,10 @@ pub struct FlowStats {
     pub messages: BTreeMap<String, i64>,
 }
 
-/// Everything pronto persists goes through this trait; the server never sees SQL.
+/// Everything pronto persists goes through this trait (and [`Sessions`], the web app's sign-in, which each
+/// backend implements in its own file); the server never sees SQL.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Sessions + Send + Sync + 'static {
     /// Which backend this is (`sqlite`, `postgres`), for logs and `/readyz`.
     fn backend(&self) -> &'static str;
 

@@ -601,3 +601,20 @@ where
         .to_string();
     Ok(lead.zip(value).map(|(l, v)| (l, currency, v)))
 }
+
+/// A web app session.
+pub(crate) fn session<R: Cols>(r: &R) -> Result<crate::Session, StoreError>
+where
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    Ok(crate::Session {
+        id: r.text("id")?,
+        workspace_id: pronto_domain::WorkspaceId(r.id("workspace_id")?),
+        user: r.text("user_id")?,
+        method: r.text("method")?,
+        agent: r.opt_text("agent")?,
+        created_at: r.at("created_at")?,
+        expires_at: r.at("expires_at")?,
+        revoked_at: r.opt_at("revoked_at")?,
+    })
+}

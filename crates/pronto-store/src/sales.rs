@@ -97,6 +97,12 @@ pub enum LeadAction {
     },
     /// The lead answered (SMS or email): recorded on their latest lead and forwarded to its owner.
     Reply { channel: String, body: String },
+    /// A manager (`by`, a user id) hands the lead to `rep` by hand; the rep is alerted.
+    Reassign {
+        lead: LeadId,
+        rep: String,
+        by: String,
+    },
 }
 
 /// The statements speed to lead needs from a backend.
@@ -398,6 +404,29 @@ pub(crate) async fn on_action<T: SalesTx + ?Sized>(
             )
             .await?;
             work.fx.logs.push(done.log);
+        }
+        LeadAction::Reassign { lead, rep, by } => {
+            let Some(mut l) = tx.lead_for_update(ws, *lead).await? else {
+                return Ok(());
+            };
+            let Some(to) = program.sales.rep(rep) else {
+                return Ok(());
+            };
+            if let Some(log) = lead::reassign(&mut l, rep, by, now) {
+                tx.save_lead(&l).await?;
+                work.fx.logs.push(log);
+                // Above any escalation step's number, so the alert's key is its own.
+                let n = 100 + l.tried.len() as i64;
+                alerts::alert_rep(
+                    program,
+                    &mut work.fx,
+                    &l,
+                    to,
+                    alerts::Alert::Reassigned,
+                    n,
+                    now,
+                );
+            }
         }
         LeadAction::Reply { channel, body } => {
             let Some(mut l) = tx.latest_lead(ws, contact, None).await? else {

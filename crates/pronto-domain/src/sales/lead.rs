@@ -226,6 +226,22 @@ pub fn claim(lead: &mut LeadState, rep: &str, now: DateTime<Utc>) -> Option<Lead
     Some(lead.log(now, "claimed", Some(rep), detail))
 }
 
+/// A manager hands the lead to `to` by hand. A closed lead, or one `to` owns already, is left as it is
+/// (`None`). The lead's state and clock go on: a running SLA now runs against `to` (who is alerted by the
+/// caller), and a claimed lead stays claimed, by whoever claimed it.
+pub fn reassign(lead: &mut LeadState, to: &str, by: &str, now: DateTime<Utc>) -> Option<LeadLog> {
+    if !lead.is_open() || lead.owner.as_deref() == Some(to) {
+        return None;
+    }
+    let from = lead
+        .owner
+        .replace(to.to_string())
+        .unwrap_or_else(|| "nobody".into());
+    lead.tried.push(to.to_string());
+    let detail = format!("reassigned by {by} from {from} to {to}");
+    Some(lead.log(now, "reassigned", Some(to), detail))
+}
+
 /// A contact attempt by a human, as logged.
 #[derive(Debug, Clone, Copy)]
 pub struct Attempt<'a> {

@@ -7,6 +7,7 @@ mod flows;
 mod offers;
 mod reports;
 mod sales;
+mod sessions;
 
 use crate::contacts::{EventRow, IngestTx};
 use crate::rows::{

@@ -377,3 +377,40 @@ fn only_the_first_reply_is_timed() {
     assert!(!reply(&mut l, at(9)));
     assert_eq!(l.replied_at, Some(at(4)));
 }
+
+#[test]
+fn a_manager_reassigns_an_open_lead_by_hand_but_not_a_closed_one_nor_to_its_owner() {
+    // (lead, to, changes, owner after)
+    let cases = [
+        (open(), "bo", true, "bo"),
+        (open(), "ann", false, "ann"),
+        (with(|l| l.owner = None), "bo", true, "bo"),
+        (with(|l| l.status = LeadStatus::Won), "bo", false, "ann"),
+        (with(|l| l.status = LeadStatus::Claimed), "bo", true, "bo"),
+    ];
+    for (mut l, to, changes, owner) in cases {
+        let before = l.clone();
+        let log = reassign(&mut l, to, "mia@example.com", at(3));
+        assert_eq!(log.is_some(), changes, "{:?} to {to}", before.status);
+        assert_eq!(l.owner.as_deref(), Some(owner));
+        if let Some(log) = log {
+            assert_eq!(
+                (log.kind.as_str(), log.rep.as_deref()),
+                ("reassigned", Some(to))
+            );
+            assert!(
+                log.detail
+                    .starts_with("reassigned by mia@example.com from "),
+                "{}",
+                log.detail
+            );
+            assert_eq!(l.tried.last().map(String::as_str), Some(to));
+            assert_eq!(
+                (l.status, l.due_at, l.claimed_at),
+                (before.status, before.due_at, before.claimed_at)
+            );
+        } else {
+            assert_eq!(l, before);
+        }
+    }
+}

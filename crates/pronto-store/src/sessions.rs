@@ -1,0 +1,108 @@
+//! The web app's sign-in links and sessions, as the store keeps them: only tokens' hashes, never a token.
+//! A leaf: the backends write the SQL (`sqlite/sessions.rs`, `postgres/sessions.rs`); `rows::session`
+//! decodes a row for both.
+
+use crate::StoreError;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use pronto_domain::WorkspaceId;
+
+/// A browser signed in as a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Public (the first 16 characters of the token's hash): what an admin revokes by.
+    pub id: String,
+    pub workspace_id: WorkspaceId,
+    /// The user's id (an email, or `admin-key`).
+    pub user: String,
+    /// How it began: `link`, `password` or `admin-key`.
+    pub method: String,
+    /// The browser's User-Agent, to tell sessions apart in the list.
+    pub agent: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A session to open.
+#[derive(Debug, Clone)]
+pub struct NewSession<'a> {
+    /// The SHA-256 (hex) of the cookie's token.
+    pub token_hash: &'a str,
+    pub method: &'a str,
+    pub agent: Option<&'a str>,
+    pub now: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Where the workspace's leads stand: the newest lead and the newest step logged on any lead. Two equal
+/// marks mean no lead arrived or changed in between, so an open inbox need not be drawn again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeadMark {
+    pub newest_lead: Option<DateTime<Utc>>,
+    pub newest_log: Option<i64>,
+}
+
+/// What the web app's sign-in needs from a backend (a supertrait of [`crate::Store`]).
+#[async_trait]
+pub trait Sessions {
+    /// Keeps a sign-in link (its token's hash) for `user` until `expires_at`; expired links go here.
+    async fn add_sign_in(
+        &self,
+        workspace: WorkspaceId,
+        user: &str,
+        token_hash: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// The workspace and user of a live (unused, unexpired) sign-in link, without using it: a link scanner
+    /// that opens the page signs nobody in.
+    async fn sign_in_user(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(WorkspaceId, String)>, StoreError>;
+
+    /// Uses a live sign-in link and opens a session for its user, in one transaction: of two browsers
+    /// racing with one link, exactly one gets a session. `None` for a used, expired or unknown link.
+    async fn redeem_sign_in(
+        &self,
+        token_hash: &str,
+        session: NewSession<'_>,
+    ) -> Result<Option<Session>, StoreError>;
+
+    /// Opens a session for a user who proved who they are otherwise (a password, the admin key).
+    async fn start_session(
+        &self,
+        workspace: WorkspaceId,
+        user: &str,
+        session: NewSession<'_>,
+    ) -> Result<Session, StoreError>;
+
+    /// The live (unrevoked, unexpired) session with this token hash.
+    async fn session(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Session>, StoreError>;
+
+    /// The workspace's live sessions, newest first.
+    async fn sessions(
+        &self,
+        workspace: WorkspaceId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Session>, StoreError>;
+
+    /// Ends a session (sign-out, or an admin's revocation) at once, for every process. Answers it as it
+    /// is now; `None` when there is no such session.
+    async fn end_session(
+        &self,
+        workspace: WorkspaceId,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Session>, StoreError>;
+
+    /// Where the workspace's leads stand (two reads of an index's end): open inboxes redraw when it moves.
+    async fn lead_mark(&self, workspace: WorkspaceId) -> Result<LeadMark, StoreError>;
+}
