@@ -203,6 +203,46 @@ pub enum WaitConfig {
     },
 }
 
+impl WaitConfig {
+    /// The wait `factor` times shorter, never under 10 s: `pronto serve --demo` shows a day's flows in
+    /// minutes. Local times (`until`, `within`) stay as they are; a duration that does not parse is left for
+    /// the flow's check to name.
+    pub fn shortened(&self, factor: u32) -> WaitConfig {
+        let short = |text: &str| match humantime::parse_duration(text.trim()) {
+            Ok(d) => {
+                let secs = (d.as_secs() / u64::from(factor.max(1))).max(10);
+                humantime::format_duration(std::time::Duration::from_secs(secs)).to_string()
+            }
+            Err(_) => text.to_string(),
+        };
+        match self {
+            Self::Fixed(t) => Self::Fixed(short(t)),
+            Self::Tiered { by, tiers } => Self::Tiered {
+                by: by.clone(),
+                tiers: tiers.iter().map(|(v, t)| (*v, short(t))).collect(),
+            },
+            other => other.clone(),
+        }
+    }
+}
+
+impl FlowConfig {
+    /// Every wait of the flow (its variants' too) `factor` times shorter ([`WaitConfig::shortened`]).
+    pub fn shortened(mut self, factor: u32) -> Self {
+        for step in &mut self.steps {
+            if let Some(w) = &step.wait {
+                step.wait = Some(w.shortened(factor));
+            }
+            for v in step.variants.values_mut() {
+                if let Some(w) = &v.wait {
+                    v.wait = Some(w.shortened(factor));
+                }
+            }
+        }
+        self
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SendConfig {
@@ -988,6 +1028,44 @@ impl Flow {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_demo_shortens_durations_sixty_times_but_never_below_ten_seconds_nor_local_times() {
+        let cases = [
+            (WaitConfig::Fixed("1h".into()), "1m"),
+            (WaitConfig::Fixed("1d".into()), "24m"),
+            (WaitConfig::Fixed("5m".into()), "10s"),
+            (WaitConfig::Fixed("soon".into()), "soon"),
+        ];
+        for (wait, want) in cases {
+            match wait.shortened(60) {
+                WaitConfig::Fixed(t) => assert_eq!(t, want),
+                other => panic!("{other:?}"),
+            }
+        }
+        match (WaitConfig::Tiered {
+            by: "properties.value".into(),
+            tiers: vec![
+                (0.0, "10m".into()),
+                (50.0, "1h".into()),
+                (500.0, "4h".into()),
+            ],
+        })
+        .shortened(60)
+        {
+            WaitConfig::Tiered { tiers, .. } => assert_eq!(
+                tiers.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>(),
+                ["10s", "1m", "4m"]
+            ),
+            other => panic!("{other:?}"),
+        }
+        let until = WaitConfig::Until {
+            until: "09:00".into(),
+            days: vec![],
+        };
+        assert!(matches!(until.shortened(60), WaitConfig::Until { until, .. } if until == "09:00"));
+    }
+
     use super::*;
     use serde_json::json;
 

@@ -162,9 +162,15 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let store = self.state.service.store.clone();
+        let service = self.state.service.clone();
         let app = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
+        // Open live streams end with the server, or the graceful shutdown would wait for them forever.
+        let shutdown = async move {
+            shutdown.await;
+            service.live.close();
+        };
         let result = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await;

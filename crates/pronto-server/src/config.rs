@@ -7,6 +7,7 @@
 //! The file is parsed strictly (unknown keys are errors), so a typo is reported at start instead of being
 //! silently ignored.
 
+use pronto_domain::access::{UserConfig, Users};
 use pronto_domain::flow::FlowConfig;
 use pronto_domain::offer::{OfferConfig, Offers};
 use pronto_domain::program::{MessageSettings, Program};
@@ -22,6 +23,10 @@ use std::path::{Path, PathBuf};
 pub const EXAMPLE_CONFIG: &str = include_str!("../../../pronto.example.toml");
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://pronto.db";
+/// Where `pronto serve --demo` keeps its data unless told otherwise: never the real database.
+pub const DEMO_DATABASE_URL: &str = "sqlite://pronto-demo.db";
+/// How many times shorter a demo's flow waits are: an hour is a minute.
+pub const DEMO_SPEEDUP: u32 = 60;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +83,29 @@ pub struct FileConfig {
     pub shops: Vec<ShopConfig>,
     #[serde(default, rename = "offer")]
     pub offers: Vec<OfferConfig>,
+    #[serde(default, rename = "user")]
+    pub users: Vec<UserConfig>,
+    #[serde(default)]
+    pub app: AppSection,
+}
+
+/// `[app]`: the web app's sign-in.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppSection {
+    /// How long a browser stays signed in (`30d`); signing out or an admin's revocation ends it sooner.
+    pub session: String,
+    /// How long a mailed sign-in link works (`15m`); it works once.
+    pub sign_in_link: String,
+}
+
+impl Default for AppSection {
+    fn default() -> Self {
+        Self {
+            session: "30d".into(),
+            sign_in_link: "15m".into(),
+        }
+    }
 }
 
 /// `[[shop]]`: a Shopify or WooCommerce store whose webhooks pronto takes (`POST /v1/webhooks/shopify`,
@@ -324,6 +352,8 @@ pub struct Overrides {
     pub sqlite_sync: Option<String>,
     pub sms_auth_token: Option<String>,
     pub inbound_email_secret: Option<String>,
+    /// `--demo`: flow waits [`DEMO_SPEEDUP`] times shorter, and its own database by default.
+    pub demo: bool,
 }
 
 /// The resolved, checked settings the server runs with.
@@ -359,6 +389,14 @@ pub struct Settings {
     pub shops: Vec<ShopSettings>,
     /// Message settings; the link secret is filled in from the database at start.
     pub messages: MessageSettings,
+    /// `[[user]]`: the web app's managers and admins (reps with an email are users too).
+    pub users: Vec<UserConfig>,
+    /// How long a web app session lasts.
+    pub session_ttl: std::time::Duration,
+    /// How long a mailed sign-in link works.
+    pub sign_in_ttl: std::time::Duration,
+    /// Running as `pronto serve --demo` (flow waits shortened, its own database).
+    pub demo: bool,
     /// What this was loaded with, so a reload loads the same way.
     pub overrides: Overrides,
     /// Where the configuration came from, for the start-up message.
@@ -408,9 +446,15 @@ impl Settings {
             );
             SocketAddr::from(([127, 0, 0, 1], 8080))
         });
+        // A demo keeps its data apart from the configured database unless told where to put it.
+        let file_database = if o.demo {
+            Some(DEMO_DATABASE_URL.to_string())
+        } else {
+            file.server.database_url
+        };
         let database_url = o
             .database_url
-            .or(file.server.database_url)
+            .or(file_database)
             .unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
         if !["sqlite:", "postgres:", "postgresql:"]
             .iter()
@@ -426,6 +470,24 @@ impl Settings {
             bad("storage.sqlite_sync / PRONTO_SQLITE_SYNC", m);
             SqliteSync::Full
         });
+        let mut app_duration = |field: &str, text: &str, min: u64, max: u64| {
+            humantime::parse_duration(text)
+                .ok()
+                .filter(|d| d.as_secs() >= min && d.as_secs() <= max)
+                .unwrap_or_else(|| {
+                    bad(
+                        field,
+                        format!(
+                            "`{text}` is not a duration between {} and {}",
+                            humantime::format_duration(std::time::Duration::from_secs(min)),
+                            humantime::format_duration(std::time::Duration::from_secs(max))
+                        ),
+                    );
+                    std::time::Duration::from_secs(min)
+                })
+        };
+        let session_ttl = app_duration("app.session", &file.app.session, 3600, 400 * 86_400);
+        let sign_in_ttl = app_duration("app.sign_in_link", &file.app.sign_in_link, 60, 86_400);
         let pg_acquire_timeout = humantime::parse_duration(&file.storage.pg_acquire_timeout)
             .ok()
             .filter(|d| {
@@ -640,7 +702,14 @@ impl Settings {
             max_batch_bytes: file.ingest.max_batch_bytes,
             forms: file.forms,
             form_list: file.forms_list,
-            flows: file.flows,
+            flows: if o.demo {
+                file.flows
+                    .into_iter()
+                    .map(|f| f.shortened(DEMO_SPEEDUP))
+                    .collect()
+            } else {
+                file.flows
+            },
             templates: file.templates,
             offers: file.offers,
             reps: file.reps,
@@ -652,11 +721,21 @@ impl Settings {
             limits: file.limits,
             shops,
             messages,
+            users: file.users,
+            session_ttl,
+            sign_in_ttl,
+            demo: o.demo,
             overrides,
             source,
         };
-        if let Err(ConfigError::Problems(more)) = settings.program(Vec::new()) {
-            problems.extend(more);
+        match settings.program(Vec::new()) {
+            Err(ConfigError::Problems(more)) => problems.extend(more),
+            Ok(program) => {
+                if let Err(ConfigError::Problems(more)) = settings.users(&program.sales) {
+                    problems.extend(more);
+                }
+            }
+            Err(_) => {}
         }
         if let Err(ConfigError::Problems(more)) = settings.offer_codes() {
             problems.extend(more);
@@ -713,6 +792,18 @@ impl Settings {
         }
     }
 
+    /// Everyone who may sign in to the web app: the reps with an email and the `[[user]]`s, checked
+    /// against the reps and teams.
+    pub fn users(&self, sales: &Sales) -> Result<Users, ConfigError> {
+        Users::build(&self.users, sales).map_err(|e| {
+            ConfigError::Problems(
+                e.0.into_iter()
+                    .map(|f| format!("{}: {}", f.field, f.message))
+                    .collect(),
+            )
+        })
+    }
+
     /// The codes of each `[[offer]]` with a `codes_file`, read and checked (a path is relative to the
     /// working directory); every unreadable file or bad line at once.
     pub fn offer_codes(&self) -> Result<Vec<(String, Vec<String>)>, ConfigError> {
@@ -742,6 +833,30 @@ fn read(path: &Path) -> Result<FileConfig, ConfigError> {
         source,
     })?;
     FileConfig::parse(&text, &path.display().to_string())
+}
+
+/// The web app's sign-in settings, as the service holds them.
+pub struct AppAuth {
+    /// Where sign-in links are mailed through; without it the sign-in page says so.
+    pub smtp: Option<pronto_channels::email::SmtpSender>,
+    pub session_ttl: chrono::Duration,
+    pub sign_in_ttl: chrono::Duration,
+}
+
+impl AppAuth {
+    pub fn new(settings: &Settings) -> Self {
+        let dur = |d: std::time::Duration| {
+            chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(1))
+        };
+        Self {
+            smtp: settings
+                .smtp_url
+                .as_deref()
+                .and_then(|u| pronto_channels::email::SmtpSender::from_url(u).ok()),
+            session_ttl: dur(settings.session_ttl),
+            sign_in_ttl: dur(settings.sign_in_ttl),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -820,6 +935,45 @@ mod tests {
         let s = Settings::resolve(file, o, "t".into()).unwrap();
         assert_eq!(s.listen.to_string(), "0.0.0.0:7000");
         assert_eq!(s.database_url, "sqlite://a.db");
+    }
+
+    #[test]
+    fn a_demo_shortens_every_flow_wait_and_keeps_its_own_database_unless_told() {
+        let demo = |database_url: Option<&str>| {
+            let o = Overrides {
+                demo: true,
+                database_url: database_url.map(str::to_string),
+                ..Default::default()
+            };
+            Settings::resolve(
+                FileConfig::parse(EXAMPLE_CONFIG, "t").unwrap(),
+                o,
+                "t".into(),
+            )
+            .unwrap()
+        };
+        let s = demo(None);
+        assert_eq!(
+            s.database_url, DEMO_DATABASE_URL,
+            "not the example's sqlite://pronto.db"
+        );
+        assert!(s.demo);
+        let checkout = s
+            .flows
+            .iter()
+            .find(|f| f.id == "checkout-recovery")
+            .unwrap();
+        match &checkout.steps[0].wait {
+            Some(pronto_domain::flow::WaitConfig::Tiered { tiers, .. }) => assert_eq!(
+                tiers.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>(),
+                ["10s", "1m", "4m"]
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            demo(Some("sqlite://mine.db")).database_url,
+            "sqlite://mine.db"
+        );
     }
 
     #[test]

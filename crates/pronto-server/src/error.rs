@@ -32,6 +32,9 @@ pub enum ApiError {
         header: &'static str,
         message: String,
     },
+    /// Signed in, but not allowed (another team's lead, an admin's page).
+    #[error("{0}")]
+    Forbidden(&'static str),
     #[error("{0} not found")]
     NotFound(&'static str),
     /// The request conflicts with the current state (the message says how).
@@ -97,6 +100,7 @@ impl ApiError {
             | Self::BadInboundAuth
             | Self::ShopAuth { .. } => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::BadSignature => (StatusCode::FORBIDDEN, "bad_signature"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::IdempotencyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),

@@ -8,7 +8,7 @@
 //! # Layout
 //! - [`config`]: `pronto.toml` + environment + flags → checked [`config::Settings`].
 //! - [`app`]: open the store, bootstrap keys, build the router, serve, shut down gracefully.
-//! - [`routes`]: one module per area (ingest, leads and forms, contacts, flows/runs/messages and the
+//! - [`routes`]: one module per area (the web app under `/app`, ingest, leads and forms, contacts, flows/runs/messages and the
 //!   unsubscribe link, speed to lead: reps, leads, claims, attempts, the report, inbound SMS/voice/email
 //!   webhooks, ops) and the OpenAPI frame (`docs`).
 //! - [`workers`]: the scheduler (fires due timers and SLA steps) and the delivery worker (sends the outbox over
@@ -18,6 +18,11 @@
 //! - [`sales`]: the speed-to-lead service: reps' status, claims and attempts as events with the action
 //!   attached, STOP/START/HELP (STOP also an `SMS Opted Out` event cadences exit on), reps' task queues, the
 //!   report (JSON, CSV, terminal table).
+//! - [`auth`]: the web app's sign-in (mailed link, password, admin key), sessions and CSRF tokens.
+//! - [`inbox`]: what a signed-in person works with: their inbox, a lead's story, actions as themselves;
+//!   every lead passes the domain's visibility rule (`access::User::may_see`).
+//! - [`live`]: one watcher per process that tells open inboxes when leads change (server-sent events).
+//! - [`web`]: the app's pages rendered from what the service answers (no request, no store).
 //! - [`experiments`]: flows' experiments over a period (`GET /v1/reports/flows`, `pronto report flows`).
 //! - [`extract`]: write key (HTTP Basic), admin key (Bearer), Idempotency-Key, client IP, size-limited body.
 //! - [`service`]: authenticate, parse, store, count.
@@ -28,11 +33,14 @@
 //! - [`error`]: the API's error type.
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod experiments;
 pub mod extract;
+pub mod inbox;
 pub mod keys;
+pub mod live;
 pub mod routes;
 pub mod sales;
 pub mod service;
@@ -40,6 +48,7 @@ pub mod shops;
 pub mod state;
 pub mod telemetry;
 pub mod views;
+pub mod web;
 pub mod workers;
 
 pub use app::App;

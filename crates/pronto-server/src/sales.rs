@@ -77,13 +77,13 @@ pub struct SpeedToLead {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
     pub overall: SpeedReport,
-    /// Grouped by source, rep, team and hour of week (in the business's time zone).
+    /// Grouped by source, rep, team, week and hour of week (weeks and hours in the business's time zone).
     pub groups: Vec<Group>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Group {
-    /// source, rep, team or hour_of_week.
+    /// source, rep, team, week (keyed by its Monday, in the business's time zone) or hour_of_week.
     pub by: String,
     pub key: String,
     pub report: SpeedReport,
@@ -330,7 +330,7 @@ impl Service {
     }
 
     /// Records an action on a lead as an event on its contact, with the action attached.
-    async fn act(
+    pub(crate) async fn act(
         &self,
         ws: WorkspaceId,
         lead: &LeadState,
@@ -731,7 +731,19 @@ impl Service {
         to: Option<&str>,
     ) -> Result<SpeedToLead, ApiError> {
         let (from, to) = self.period(from, to)?;
-        let leads = self.store.leads_between(ws, from, to).await?;
+        self.speed_to_lead_of(ws, from, to, |_| true).await
+    }
+
+    /// The report over the leads of `[from, to)` that `keep` keeps (a manager's teams' leads).
+    pub async fn speed_to_lead_of(
+        &self,
+        ws: WorkspaceId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        keep: impl Fn(&LeadState) -> bool,
+    ) -> Result<SpeedToLead, ApiError> {
+        let mut leads = self.store.leads_between(ws, from, to).await?;
+        leads.retain(|l| keep(l));
         let owners = self.store.ownership_between(ws, from, to).await?;
         let wins = self.store.lead_wins(ws, from).await?;
         Ok(build_report(
@@ -786,7 +798,7 @@ pub fn build_report(
     }
     let mut groups = Vec::new();
     type KeyFn = fn(&LeadState, pronto_domain::sales::Tz) -> (u32, String);
-    let dims: [(&str, KeyFn); 4] = [
+    let dims: [(&str, KeyFn); 5] = [
         ("source", |l, _| {
             (0, l.source.clone().unwrap_or_else(|| "(none)".into()))
         }),
@@ -795,6 +807,15 @@ pub fn build_report(
         }),
         ("team", |l, _| {
             (0, l.team.clone().unwrap_or_else(|| "(none)".into()))
+        }),
+        ("week", |l, tz| {
+            let day = l.created_at.with_timezone(&tz).date_naive();
+            let monday =
+                day - chrono::Duration::days(i64::from(day.weekday().num_days_from_monday()));
+            (
+                monday.num_days_from_ce().unsigned_abs(),
+                monday.format("%Y-%m-%d").to_string(),
+            )
         }),
         ("hour_of_week", |l, tz| {
             let t = l.created_at.with_timezone(&tz);

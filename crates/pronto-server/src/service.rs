@@ -44,6 +44,12 @@ pub struct Service {
     link_secret: Vec<u8>,
     /// The shops whose webhooks are taken, with their signing secrets.
     pub(crate) shops: Vec<crate::config::ShopSettings>,
+    /// Who may sign in to the web app; rebuilt on a reload.
+    pub(crate) users: std::sync::RwLock<Arc<pronto_domain::access::Users>>,
+    /// The web app's sign-in settings.
+    pub(crate) app: crate::config::AppAuth,
+    /// Tells open inboxes when leads change.
+    pub live: crate::live::Live,
 }
 
 /// How a contact is looked up on `GET /v1/contacts`.
@@ -144,7 +150,6 @@ impl Service {
         link_secret: Vec<u8>,
     ) -> Self {
         Self {
-            store,
             clock,
             default_workspace,
             keys: KeyCache::default(),
@@ -159,6 +164,14 @@ impl Service {
             overrides: settings.overrides.clone(),
             link_secret,
             shops: settings.shops.clone(),
+            users: std::sync::RwLock::new(Arc::new(
+                settings
+                    .users(&store.shared().program().sales)
+                    .unwrap_or_default(),
+            )),
+            app: crate::config::AppAuth::new(settings),
+            live: crate::live::Live::default(),
+            store,
         }
     }
 
@@ -231,8 +244,12 @@ impl Service {
             .offer_codes()
             .map_err(|e| Invalid::one("config", e.to_string()))?;
         self.add_offer_codes(&codes).await?;
+        let users = settings
+            .users(&program.sales)
+            .map_err(|e| Invalid::one("config", e.to_string()))?;
         let ids = program.flows.iter().map(|f| f.id.clone()).collect();
         self.store.shared().set_program(Arc::new(program));
+        *self.users.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(users);
         tracing::info!(flows = ?ids, "configuration reloaded");
         Ok(ids)
     }
@@ -566,7 +583,7 @@ impl Service {
     /// Counts one hit on each `(bucket, window, limit)`; 429 with the seconds until the window ends when one
     /// is over. Counted before anything is stored, so refused attempts count too (a client that hammers
     /// stays refused).
-    async fn admit(
+    pub(crate) async fn admit(
         &self,
         buckets: Vec<(String, std::time::Duration, u32)>,
     ) -> Result<(), ApiError> {

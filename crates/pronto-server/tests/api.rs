@@ -406,6 +406,20 @@ async fn an_html_form_post_redirects_drops_bots_and_is_rate_limited_per_ip(s: Se
         "Call me"
     );
 
+    // A client asking for JSON learns the lead's id (the same form, the same path).
+    let (status, body) = send(
+        form("10.0.0.7", "/f/quote", "name=Jo+Id&email=jo%40ma.example")
+            .header("accept", "application/json"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let lead_id = body["lead_id"].as_str().expect("the lead's id").to_string();
+    let (_, jo) = s.contact("email=jo%40ma.example").await;
+    assert_eq!(
+        jo["events"][0]["payload"]["properties"]["lead_id"],
+        lead_id.as_str()
+    );
+
     let res = form("10.0.0.2", "/f/quote", "email=q%40ma.example")
         .send()
         .await
@@ -668,6 +682,23 @@ async fn every_route_in_the_openapi_document_exists(s: Server) {
         "/",
         "/assets/pronto.css",
         "/assets/dashboard.js",
+        "/assets/app.js",
+        "/app",
+        "/app/sign-in",
+        "/app/sign-in/admin-key",
+        "/app/sign-in/{token}",
+        "/app/sign-out",
+        "/app/inbox",
+        "/app/leads/{id}",
+        "/app/leads/{id}/claim",
+        "/app/leads/{id}/calls",
+        "/app/leads/{id}/reassign",
+        "/app/away",
+        "/app/board",
+        "/app/board.csv",
+        "/app/live",
+        "/app/sessions",
+        "/app/sessions/{id}/revoke",
         "/healthz",
         "/readyz",
         "/metrics",

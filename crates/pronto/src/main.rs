@@ -74,6 +74,16 @@ enum Command {
     /// Flow experiments: promote a winner.
     #[command(subcommand)]
     Experiments(ExperimentsCommand),
+    /// Print a one-time link that signs USER (a configured rep's or [[user]]'s email) in to the web app:
+    /// for a server that cannot mail links (no SMTP server configured). It works once, within
+    /// `[app] sign_in_link`.
+    SignInLink {
+        email: String,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
+    /// Read a password from standard input and print its argon2 hash, for `[[user]] password_hash`.
+    PasswordHash,
     /// Apply database migrations and exit.
     Migrate {
         #[arg(long, env = "DATABASE_URL", default_value = pronto_server::config::DEFAULT_DATABASE_URL)]
@@ -233,6 +243,10 @@ struct ServeArgs {
     /// The secret inbound-email webhooks are signed with ([inbound] email_secret).
     #[arg(long, env = "PRONTO_INBOUND_EMAIL_SECRET", hide_env_values = true)]
     inbound_email_secret: Option<String>,
+    /// A demo: every flow wait 60 times shorter (a checkout is mailed within a minute), its own database
+    /// (sqlite://pronto-demo.db unless DATABASE_URL says otherwise), and a sign-in link for a rep printed.
+    #[arg(long)]
+    demo: bool,
 }
 
 impl From<ServeArgs> for Overrides {
@@ -247,6 +261,7 @@ impl From<ServeArgs> for Overrides {
             sqlite_sync: a.sqlite_sync,
             sms_auth_token: a.sms_auth_token,
             inbound_email_secret: a.inbound_email_secret,
+            demo: a.demo,
         }
     }
 }
@@ -276,6 +291,8 @@ async fn main() -> std::process::ExitCode {
         Command::Check { file, args } => check(file, args),
         Command::Keys(cmd) => keys(cmd).await,
         Command::Migrate { database_url } => migrate(&database_url).await,
+        Command::SignInLink { email, args } => sign_in_link(&email, args).await,
+        Command::PasswordHash => password_hash(),
         Command::Import(ImportCommand::Products { file, shop, args }) => {
             import_products(&file, shop.as_deref(), args).await
         }
@@ -313,10 +330,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .smtp_url
         .as_deref()
         .map(pronto_channels::email::redact);
+    let demo = settings.demo;
     let app = App::build(settings, Arc::new(pronto_domain::SystemClock)).await?;
     let listener = pronto_server::app::bind(listen).await?;
     let url = format!("http://{}", listener.local_addr()?);
     println!("pronto {} is running at {url}", env!("CARGO_PKG_VERSION"));
+    println!("  app:      {url}/app  (reps sign in by a mailed link; admins with the admin key)");
     println!("  dashboard: {url}/  (paste the admin key)");
     println!(
         "  database: {database} ({})",
@@ -347,6 +366,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         if let Some(k) = &app.new_keys.admin {
             println!("    admin key (Authorization: Bearer …):            {k}");
+        }
+    }
+    if demo {
+        println!(
+            "  demo:     every flow wait {}x shorter: a checkout under 50 is mailed after 10 s, up to 500 after a minute",
+            pronto_server::config::DEMO_SPEEDUP
+        );
+        let service = &app.state.service;
+        let users = service.users();
+        if let Some(rep) = users.all().iter().find(|u| u.rep.is_some()) {
+            let link = service.sign_in_link(rep).await?;
+            println!(
+                "  sign in as {} (rep), once, within minutes: {link}",
+                rep.name
+            );
         }
     }
     #[cfg(unix)]
@@ -414,6 +448,51 @@ async fn messages(args: ServeArgs, limit: u32, full: bool) -> anyhow::Result<()>
         }
     }
     store.close().await;
+    Ok(())
+}
+
+async fn sign_in_link(email: &str, args: ServeArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(args.clone().into()).context("invalid configuration")?;
+    let program = settings.program(Vec::new())?;
+    let users = settings.users(&program.sales)?;
+    let Some(user) = users.get(email) else {
+        anyhow::bail!(
+            "`{email}` is no user: sign-in is for [[rep]]s with an email and [[user]]s of {}",
+            settings.source
+        );
+    };
+    let store = open_store(args).await?;
+    let ws = store.default_workspace().await?.id;
+    let ttl = chrono::Duration::from_std(settings.sign_in_ttl)?;
+    let link = pronto_server::auth::new_sign_in_link(
+        &*store,
+        ws,
+        &user,
+        &settings.messages.public_url,
+        ttl,
+        chrono::Utc::now(),
+    )
+    .await?;
+    eprintln!(
+        "A link that signs {} in once, within {}:",
+        user.name,
+        humantime::format_duration(settings.sign_in_ttl)
+    );
+    println!("{link}");
+    store.close().await;
+    Ok(())
+}
+
+fn password_hash() -> anyhow::Result<()> {
+    let mut password = String::new();
+    std::io::stdin().read_line(&mut password)?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    anyhow::ensure!(
+        password.chars().count() >= 12,
+        "use a password of at least 12 characters"
+    );
+    let hash = pronto_server::auth::hash_password(password).map_err(anyhow::Error::msg)?;
+    println!("{hash}");
     Ok(())
 }
 

@@ -19,6 +19,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
         (name = "ingest", description = "Events in: Segment tracking API, leads, HTML forms (write key)"),
         (name = "admin", description = "Contacts and their timelines (admin key)"),
         (name = "shops", description = "Shopify and WooCommerce webhooks (signed by the shop), and the deliveries that could not be mapped (admin key)"),
+        (name = "app", description = "The web app for reps, managers and admins: HTML pages and forms under /app, signed in by a session cookie; every form post carries its CSRF token"),
         (name = "ops", description = "Health, readiness, metrics, this document")
     ),
     components(schemas(SegmentMessage, Batch, Success, LeadRequest, crate::error::ErrorBody, crate::error::FieldErrorBody))

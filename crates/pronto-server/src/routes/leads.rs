@@ -47,6 +47,7 @@ pub async fn create_lead(
     params(("form" = String, Path, description = "A form declared in the config ([[form]] name)")),
     request_body(content = std::collections::HashMap<String, String>, content_type = "application/x-www-form-urlencoded"),
     responses(
+        (status = 201, description = "Stored, and the client accepts JSON (`Accept: application/json`): the lead's ids", body = LeadAccepted),
         (status = 303, description = "Stored; redirect to the form's thank-you URL"),
         (status = 200, description = "Stored; a plain thank-you page", content_type = "text/html"),
         (status = 400, description = "A field is wrong; an HTML page (JSON if the client accepts it) names it"),
@@ -66,6 +67,11 @@ pub async fn post_form(
         pronto_domain::Invalid::one("body", format!("is not an urlencoded form: {e}"))
     })?;
     match s.service.lead_form(form, pairs).await {
+        // A client that asks for JSON (a site's own script, `curl -H 'Accept: application/json'`) learns the
+        // lead's id, to look it up or act on it.
+        Ok(Some(done)) if wants_json(&headers) => {
+            Ok((StatusCode::CREATED, Json(done)).into_response())
+        }
         Ok(_) => Ok(match &form.redirect {
             Some(url) => Redirect::to(url).into_response(),
             None => Html(thank_you()).into_response(),

@@ -1,6 +1,7 @@
 //! The HTTP surface. Every route is registered through utoipa-axum's `routes!`, so a route cannot exist
 //! without its entry in `/openapi.json`.
 
+pub mod app;
 pub mod contacts;
 pub mod docs;
 pub mod flows;
@@ -66,6 +67,23 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(ops::dashboard))
         .routes(routes!(pages::stylesheet))
         .routes(routes!(pages::dashboard_script))
+        .routes(routes!(pages::app_script))
+        .routes(routes!(app::home))
+        .routes(routes!(app::sign_in_page, app::sign_in))
+        .routes(routes!(app::sign_in_with_admin_key))
+        .routes(routes!(app::link_page, app::use_link))
+        .routes(routes!(app::sign_out))
+        .routes(routes!(app::inbox_page))
+        .routes(routes!(app::lead_page))
+        .routes(routes!(app::claim))
+        .routes(routes!(app::log_call))
+        .routes(routes!(app::away))
+        .routes(routes!(app::board))
+        .routes(routes!(app::board_csv))
+        .routes(routes!(app::reassign))
+        .routes(routes!(app::live))
+        .routes(routes!(app::sessions))
+        .routes(routes!(app::revoke_session))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

@@ -335,7 +335,7 @@ fn enums(schemas: &mut Map<String, Value>, configured: &Configured) {
         schemas,
         "Group",
         "by",
-        &["source", "rep", "team", "hour_of_week"],
+        &["source", "rep", "team", "week", "hour_of_week"],
     );
     let reps: Vec<&str> = configured.reps.iter().map(String::as_str).collect();
     set(schemas, "ClaimRequest", "rep", &reps);

@@ -34,9 +34,18 @@ pub fn page(title: &str, body: &str) -> String {
     )
 }
 
-/// Adds the security headers: every response is `nosniff`, sends no `Referer` and cannot be framed; HTML
+/// Adds the security headers: every response is `nosniff`, sends no `Referer` (the app's pages: only to
+/// pronto) and cannot be framed; HTML
 /// responses also get [`CONTENT_SECURITY_POLICY`].
 pub async fn security_headers(req: Request, next: Next) -> Response {
+    // The web app's forms are checked by their `Origin`, which browsers send as `null` under `no-referrer`:
+    // its pages send the referrer to pronto itself only (their one token in a URL, a sign-in link's, stays
+    // on this server either way).
+    let policy = if req.uri().path().starts_with("/app") {
+        "same-origin"
+    } else {
+        "no-referrer"
+    };
     let mut res = next.run(req).await;
     let html = res
         .headers()
@@ -48,10 +57,7 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static(policy));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if html {
         h.insert(
@@ -90,6 +96,16 @@ pub async fn dashboard_script() -> Response {
     asset(
         "text/javascript; charset=utf-8",
         include_str!("../../assets/dashboard.js"),
+    )
+}
+
+/// The web app's script: live inbox, SLA countdowns, times in the browser's zone.
+#[utoipa::path(get, path = "/assets/app.js", tag = "ops",
+    responses((status = 200, description = "The web app's script", content_type = "text/javascript")))]
+pub async fn app_script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/app.js"),
     )
 }
 
