@@ -472,3 +472,34 @@ pub(crate) async fn fire<T: SalesTx + ?Sized>(
     work.flush(tx).await?;
     Ok((n, queued))
 }
+
+/// A lead listing's SQL after `FROM leads`: only the conditions given, so the planner can walk the index that
+/// fits (`leads_by_team`, `leads_by_status`, `leads_by_owner_status`) instead of testing `? IS NULL OR …` on
+/// every row, newest first. `p(n)` writes the n-th placeholder (`?n`, `$n`); `$1` is the workspace. Answers the
+/// SQL, the text values to bind after the workspace (status, owner, team, as given), and whether `before`
+/// follows them (then the limit).
+pub(crate) fn lead_listing_sql(
+    f: &crate::LeadFilter,
+    p: impl Fn(usize) -> String,
+) -> (String, Vec<String>, bool) {
+    let mut sql = format!("WHERE workspace_id = {}", p(1));
+    let mut texts = Vec::new();
+    let given = [
+        ("status", f.status.map(|s| s.as_str().to_string())),
+        ("owner", f.owner.clone()),
+        ("team", f.team.clone()),
+    ];
+    for (column, value) in given {
+        if let Some(v) = value {
+            texts.push(v);
+            sql.push_str(&format!(" AND {column} = {}", p(texts.len() + 1)));
+        }
+    }
+    let mut next = texts.len() + 2;
+    if f.before.is_some() {
+        sql.push_str(&format!(" AND id < {}", p(next)));
+        next += 1;
+    }
+    sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", p(next)));
+    (sql, texts, f.before.is_some())
+}

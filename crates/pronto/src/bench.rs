@@ -30,6 +30,8 @@ pub enum BenchCommand {
     Shops(crate::bench_shops::ShopsArgs),
     /// The flows report over many experiment runs, orders and clicks.
     Report(crate::bench_report::ReportArgs),
+    /// The web app over many leads: inbox, board and report page times; live inboxes, lead → shown.
+    App(crate::bench_app::AppArgs),
 }
 
 #[derive(Args, Clone)]
@@ -87,6 +89,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Leads(a) => crate::bench_leads::leads(a).await,
         BenchCommand::Shops(a) => crate::bench_shops::shops(a).await,
         BenchCommand::Report(a) => crate::bench_report::report(a).await,
+        BenchCommand::App(a) => crate::bench_app::app(a).await,
     }
 }
 

@@ -12,6 +12,7 @@
 //!   (the database's own insert limit at the same durability, for the ratio).
 
 mod bench;
+mod bench_app;
 mod bench_leads;
 mod bench_report;
 mod bench_shops;

@@ -442,19 +442,16 @@ pub(super) async fn leads(
     f: &crate::LeadFilter,
     limit: i64,
 ) -> Result<Vec<LeadState>, StoreError> {
-    let rows = sqlx::query(&format!(
-        "SELECT {LEAD_COLUMNS} FROM leads WHERE workspace_id = $1 AND ($2::text IS NULL OR status = $2) \
-         AND ($3::text IS NULL OR owner = $3) AND ($4::text IS NULL OR team = $4) \
-         AND ($5::uuid IS NULL OR id < $5) ORDER BY id DESC LIMIT $6"
-    ))
-    .bind(ws.0)
-    .bind(f.status.map(|s| s.as_str()))
-    .bind(f.owner.as_deref())
-    .bind(f.team.as_deref())
-    .bind(f.before.map(|id| id.0))
-    .bind(limit)
-    .fetch_all(c)
-    .await?;
+    let (filter, texts, before) = crate::sales::lead_listing_sql(f, |n| format!("${n}"));
+    let sql = format!("SELECT {LEAD_COLUMNS} FROM leads {filter}");
+    let mut q = sqlx::query(&sql).bind(ws.0);
+    for t in &texts {
+        q = q.bind(t.as_str());
+    }
+    if before {
+        q = q.bind(f.before.map(|id| id.0));
+    }
+    let rows = q.bind(limit).fetch_all(c).await?;
     rows.iter().map(lead_state).collect()
 }
 

@@ -430,19 +430,16 @@ pub(super) async fn leads(
     f: &crate::LeadFilter,
     limit: i64,
 ) -> Result<Vec<LeadState>, StoreError> {
-    let rows = sqlx::query(&format!(
-        "SELECT {LEAD_COLUMNS} FROM leads WHERE workspace_id = ?1 AND (?2 IS NULL OR status = ?2) \
-         AND (?3 IS NULL OR owner = ?3) AND (?4 IS NULL OR team = ?4) AND (?5 IS NULL OR id < ?5) \
-         ORDER BY id DESC LIMIT ?6"
-    ))
-    .bind(ws.to_string())
-    .bind(f.status.map(|s| s.as_str()))
-    .bind(f.owner.as_deref())
-    .bind(f.team.as_deref())
-    .bind(f.before.map(|id| id.to_string()))
-    .bind(limit)
-    .fetch_all(c)
-    .await?;
+    let (filter, texts, before) = crate::sales::lead_listing_sql(f, |n| format!("?{n}"));
+    let sql = format!("SELECT {LEAD_COLUMNS} FROM leads {filter}");
+    let mut q = sqlx::query(&sql).bind(ws.to_string());
+    for t in &texts {
+        q = q.bind(t.as_str());
+    }
+    if before {
+        q = q.bind(f.before.map(|id| id.to_string()));
+    }
+    let rows = q.bind(limit).fetch_all(c).await?;
     rows.iter().map(lead_state).collect()
 }
 
