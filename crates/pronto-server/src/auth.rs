@@ -17,7 +17,6 @@ use base64::Engine;
 use pronto_domain::access::{User, Users};
 use pronto_domain::{Email, Invalid};
 use pronto_store::{NewSession, Session};
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 /// The session cookie's name.
@@ -57,12 +56,9 @@ pub fn new_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }
 
-/// What the store keeps of a token.
+/// What the store keeps of a token: its SHA-256, as API keys are kept ([`crate::keys::hash`]).
 pub fn token_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::keys::hash(token)
 }
 
 /// The CSRF token of the session whose cookie holds `token`.
@@ -70,13 +66,9 @@ pub fn csrf_of(token: &str) -> String {
     token_hash(&format!("csrf\0{token}"))[..32].to_string()
 }
 
-/// Compares secrets in time that depends only on their lengths.
+/// Compares secrets in time that depends only on their lengths (the service's comparison).
 pub fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    crate::service::constant_time_eq(a.as_bytes(), b.as_bytes())
 }
 
 /// Makes a sign-in link for `user`, valid from `now` for `ttl`, under `public_url`: the store keeps its
