@@ -181,15 +181,22 @@ impl ReportsTx for PgTx {
             .bind(batch)
             .fetch_optional(&mut *self.0)
             .await?;
-            // A transaction's rows are read together, however many.
-            let end = cut.map_or(i64::MAX, |c| c.max(*at + 1));
+            // A transaction's rows are read together, however many. When the batch's end lies past a
+            // transaction still running (anywhere in the cluster: the snapshot's xmin is not per database),
+            // the cursor cannot move that far, so the step reads every row there is instead: stopping at
+            // the batch's end would leave the rows after it unread and the counts short until that
+            // transaction ends.
+            let end = match cut.map(|c| c.max(*at + 1)) {
+                Some(end) if end <= below => end,
+                _ => i64::MAX,
+            };
             let ids: Vec<Uuid> = sqlx::query_scalar(source)
                 .bind(*at)
                 .bind(end)
                 .fetch_all(&mut *self.0)
                 .await?;
             runs.extend(ids.into_iter().map(RunId));
-            more |= cut.is_some() && end <= below;
+            more |= end != i64::MAX;
             *at = end.min(below).max(*at);
         }
         let dirty: Vec<Uuid> = sqlx::query_scalar("DELETE FROM report_dirty RETURNING run_id")
