@@ -95,7 +95,12 @@ pub async fn counts_between(
     };
     let last = hour_of(to);
     if !caught_up || first >= last {
-        add_runs(store.experiment_runs(ws, from, to, rules).await?, &mut by);
+        add_runs(
+            store
+                .run_outcomes(ws, pronto_store::RunsOf::Experiments, from, to, rules)
+                .await?,
+            &mut by,
+        );
         return Ok(by);
     }
     for (b, c) in store.report_counts(ws, first, last).await? {
@@ -103,12 +108,19 @@ pub async fn counts_between(
     }
     if from < first {
         add_runs(
-            store.experiment_runs(ws, from, first, rules).await?,
+            store
+                .run_outcomes(ws, pronto_store::RunsOf::Experiments, from, first, rules)
+                .await?,
             &mut by,
         );
     }
     if last < to {
-        add_runs(store.experiment_runs(ws, last, to, rules).await?, &mut by);
+        add_runs(
+            store
+                .run_outcomes(ws, pronto_store::RunsOf::Experiments, last, to, rules)
+                .await?,
+            &mut by,
+        );
     }
     Ok(by)
 }

@@ -134,3 +134,54 @@ pub(crate) fn assemble_stats(
     }
     out.into_values().collect()
 }
+
+/// A message listing's SQL after `FROM messages`: only the conditions given, newest first (by the
+/// `messages_by_workspace` or `messages_by_recipient` index). `p(n)` writes the n-th placeholder (`?n`,
+/// `$n`); `$1` is the workspace. Answers the SQL and, in order, what to bind after the workspace (the limit
+/// last).
+pub(crate) fn message_listing_sql(
+    q: &crate::MessageQuery,
+    p: impl Fn(usize) -> String,
+) -> (String, Vec<MessageBind>) {
+    let mut sql = format!("WHERE workspace_id = {}", p(1));
+    let mut binds = Vec::new();
+    let texts = [
+        ("to_addr", &q.to),
+        ("flow_id", &q.flow),
+        ("state", &q.state),
+    ];
+    for (column, value) in texts {
+        if let Some(v) = value {
+            binds.push(MessageBind::Text(v.clone()));
+            sql.push_str(&format!(" AND {column} = {}", p(binds.len() + 1)));
+        }
+    }
+    if let Some(c) = q.contact {
+        binds.push(MessageBind::Id(c.0));
+        sql.push_str(&format!(" AND contact_id = {}", p(binds.len() + 1)));
+    }
+    if let Some(id) = q.id {
+        binds.push(MessageBind::Id(id.0));
+        sql.push_str(&format!(" AND id = {}", p(binds.len() + 1)));
+    }
+    if let Some(before) = q.before {
+        binds.push(MessageBind::Id(before.0));
+        let n = p(binds.len() + 1);
+        sql.push_str(&format!(
+            " AND (created_at, id) < (SELECT created_at, id FROM messages WHERE id = {n})"
+        ));
+    }
+    binds.push(MessageBind::Limit(i64::from(q.limit)));
+    sql.push_str(&format!(
+        " ORDER BY created_at DESC, id DESC LIMIT {}",
+        p(binds.len() + 1)
+    ));
+    (sql, binds)
+}
+
+/// A value [`message_listing_sql`] asks to bind.
+pub(crate) enum MessageBind {
+    Text(String),
+    Id(uuid::Uuid),
+    Limit(i64),
+}

@@ -68,6 +68,7 @@ use tokio::sync::Notify;
 
 pub use apply::timers::Fired;
 pub use postgres::PostgresStore;
+pub use reports::RunsOf;
 pub use sales::{AttemptRow, LeadAction, LeadLog, LeadState, Task, TaskLead};
 pub use sessions::{LeadMark, NewSession, Session, Sessions};
 pub use sqlite::{SqliteStore, SqliteSync};
@@ -431,6 +432,37 @@ pub struct LeadFilter {
     pub before: Option<LeadId>,
 }
 
+/// Which messages [`Store::find_messages`] lists, newest first (every condition given must hold).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageQuery {
+    /// The address or phone number it went to, exactly as sent.
+    pub to: Option<String>,
+    pub flow: Option<String>,
+    /// `queued`, `sent` or `failed`.
+    pub state: Option<String>,
+    pub contact: Option<ContactId>,
+    /// This one message.
+    pub id: Option<MessageId>,
+    /// Only messages older than this one (the previous page's last).
+    pub before: Option<MessageId>,
+    pub limit: u32,
+}
+
+impl MessageQuery {
+    /// The newest `limit` messages of the workspace, whatever they are.
+    pub fn newest(limit: u32) -> Self {
+        Self {
+            to: None,
+            flow: None,
+            state: None,
+            contact: None,
+            id: None,
+            before: None,
+            limit,
+        }
+    }
+}
+
 /// Reps' run-time state.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RepStatus {
@@ -697,6 +729,16 @@ pub trait Store: Sessions + Send + Sync + 'static {
         &self,
         workspace: WorkspaceId,
         limit: u32,
+    ) -> Result<Vec<MessageView>, StoreError> {
+        self.find_messages(workspace, &MessageQuery::newest(limit))
+            .await
+    }
+
+    /// The workspace's messages that meet `q`, newest first.
+    async fn find_messages(
+        &self,
+        workspace: WorkspaceId,
+        q: &MessageQuery,
     ) -> Result<Vec<MessageView>, StoreError>;
 
     /// Live counts for every flow that has runs.
@@ -846,13 +888,15 @@ pub trait Store: Sessions + Send + Sync + 'static {
     /// The latest unmapped deliveries (at most 100), newest first.
     async fn unmapped(&self, workspace: WorkspaceId) -> Result<Vec<UnmappedDelivery>, StoreError>;
 
-    /// The runs of flows' experiments started in `[from, to)`, each with its group, its messages (with their
+    /// The runs started in `[from, to)` (`of`: those of flows' experiments, or of every flow, a run without an
+    /// experiment read as experiment `""` in group `treatment`), each with its group, its messages (with their
     /// first click) and its conversion: the first exit mark of one of `rules`' events for its flow (the rules of
     /// flow `""` for a flow none names) within that rule's window of its start, meeting one of the flow's exit
     /// rules (its key whenever it happened, or its contact after the run started).
-    async fn experiment_runs(
+    async fn run_outcomes(
         &self,
         workspace: WorkspaceId,
+        of: RunsOf,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         rules: &[pronto_domain::experiment::results::ConversionRule],

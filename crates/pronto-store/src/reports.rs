@@ -84,14 +84,25 @@ pub(crate) struct OutcomeRow {
     pub outcome: RunOutcome,
 }
 
+/// Whose runs [`Store::run_outcomes`](crate::Store::run_outcomes) reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunsOf {
+    /// The flows' experiments' (what the flows report counts).
+    Experiments,
+    /// Every flow's (the owner's recovery page).
+    EveryFlow,
+}
+
 /// Which runs' outcomes to read.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Runs<'a> {
-    /// Of one workspace, started in `[from, to)`.
+    /// Of one workspace, started in `[from, to)`: experiments' runs only, or (`every_flow`) every run, those
+    /// of a flow without an experiment read as experiment `""`, group `treatment`.
     Started {
         workspace: WorkspaceId,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
+        every_flow: bool,
     },
     /// These (those of an experiment).
     Ids(&'a [RunId]),
@@ -110,7 +121,7 @@ pub(crate) trait ReportsTx: Send {
     /// The runs of experiments that rows inserted since `from` name, reading at most about `batch` rows of
     /// each table (all rows of one PostgreSQL transaction together), and those listed dirty (taken off).
     async fn changed_runs(&mut self, from: &Cursor, batch: i64) -> Result<Changed, ItemError>;
-    /// The runs' outcomes as they are now (see `Store::experiment_runs` for what converts a run).
+    /// The runs' outcomes as they are now (see `Store::run_outcomes` for what converts a run).
     async fn run_outcomes(
         &mut self,
         runs: Runs<'_>,

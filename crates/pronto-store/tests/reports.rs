@@ -1,7 +1,8 @@
 //! The flows report's kept counts against SQLite and PostgreSQL alike: however runs change (messages,
 //! clicks, orders by key and by contact, an order that arrives late with an earlier time) and whatever the
 //! conversion rules, the counts kept step by step equal the counts of reading every run; and on PostgreSQL a
-//! row whose transaction commits after a step has read past its neighbours is still counted.
+//! row whose transaction commits after a step has read past its neighbours is still counted. Also the owner's
+//! reads beside them: every flow's runs over a period, and the messages explorer's listing.
 
 use chrono::{DateTime, Duration, Utc};
 use pronto_domain::event::parse_message;
@@ -133,7 +134,7 @@ async fn kept_and_read(e: &Env, rules: &[ConversionRule]) -> (String, String) {
     }
     let read = counts_of(
         &e.store
-            .experiment_runs(e.ws, from, to, rules)
+            .run_outcomes(e.ws, pronto_store::RunsOf::Experiments, from, to, rules)
             .await
             .unwrap(),
     );
@@ -142,6 +143,8 @@ async fn kept_and_read(e: &Env, rules: &[ConversionRule]) -> (String, String) {
 
 pronto_store::for_each_backend!(env;
     kept_counts_equal_a_read_of_every_run_however_the_runs_change,
+    every_flow_reads_runs_without_an_experiment_as_group_treatment,
+    messages_are_found_by_recipient_flow_state_contact_and_page,
 );
 
 async fn kept_counts_equal_a_read_of_every_run_however_the_runs_change(e: Env) {
@@ -368,4 +371,134 @@ async fn counts_stay_exact_while_an_older_transaction_holds_the_cursor_back() {
     assert_eq!(kept_after, read);
     assert_eq!(kept_after, kept, "nothing was missing before it ended");
     pool.close().await;
+}
+
+/// The owner's recovery page reads every flow's runs: a flow without an experiment is experiment `""`, group
+/// `treatment`, converted and messaged like any other; the experiments' read leaves it out.
+async fn every_flow_reads_runs_without_an_experiment_as_group_treatment(e: Env) {
+    let plain = CONFIG.replace(
+        "experiment = { id = \"timing\", holdout = \"30%\", variants = [{ id = \"a\" }, { id = \"b\" }] }\n",
+        "",
+    );
+    assert_ne!(plain, CONFIG);
+    #[derive(Deserialize)]
+    struct File {
+        flow: Vec<FlowConfig>,
+        template: Vec<TemplateConfig>,
+    }
+    let f: File = toml::from_str(&plain).unwrap();
+    e.store.shared().set_program(Arc::new(
+        Program::build(&f.flow, &f.template, MessageSettings::default()).unwrap(),
+    ));
+    let carts: Vec<_> = (0..4)
+        .map(|i| event("Checkout Started", i, i, t0(), 30.0).into())
+        .collect();
+    e.store.ingest(e.ws, carts, t0()).await.unwrap();
+    fire_all(&*e.store, t0() + Duration::minutes(20)).await;
+    let order = event("Order Completed", 1, 1, t0() + Duration::minutes(30), 42.0);
+    e.store
+        .ingest(e.ws, vec![order.into()], t0())
+        .await
+        .unwrap();
+
+    let (from, to) = (t0() - Duration::hours(1), t0() + Duration::hours(1));
+    let week = rules(7);
+    let every = e
+        .store
+        .run_outcomes(e.ws, pronto_store::RunsOf::EveryFlow, from, to, &week)
+        .await
+        .unwrap();
+    assert_eq!(every.len(), 4);
+    assert!(every.iter().all(|r| r.flow == "checkout-recovery"
+        && r.experiment.is_empty()
+        && r.arm.as_str() == "treatment"));
+    let counts = counts_of(&every);
+    let g = &counts[&("checkout-recovery".to_string(), String::new())].groups["treatment"];
+    assert_eq!((g.entered, g.messaged, g.converted), (4, 4, 1));
+    assert_eq!(g.revenue["EUR"].sum, 42.0);
+    let experiments = e
+        .store
+        .run_outcomes(e.ws, pronto_store::RunsOf::Experiments, from, to, &week)
+        .await
+        .unwrap();
+    assert!(experiments.is_empty());
+}
+
+/// The owner's messages explorer: each condition narrows the list, pages follow one another without gaps or
+/// repeats, and one message is found by its id.
+async fn messages_are_found_by_recipient_flow_state_contact_and_page(e: Env) {
+    let carts: Vec<_> = (0..16)
+        .map(|i| event("Checkout Started", i, i, t0(), 30.0).into())
+        .collect();
+    e.store.ingest(e.ws, carts, t0()).await.unwrap();
+    fire_all(&*e.store, t0() + Duration::hours(3)).await;
+    let all = e.store.messages(e.ws, 1_000).await.unwrap();
+    assert!(all.len() >= 4, "the test needs messages: {}", all.len());
+    let q = pronto_store::MessageQuery::newest;
+    let find = |q: pronto_store::MessageQuery| {
+        let store = e.store.clone();
+        async move { store.find_messages(e.ws, &q).await.unwrap() }
+    };
+
+    let first = &all[0];
+    let to = find(pronto_store::MessageQuery {
+        to: Some(first.to.clone()),
+        ..q(100)
+    })
+    .await;
+    assert!(!to.is_empty() && to.iter().all(|m| m.to == first.to));
+    assert_eq!(to.len(), all.iter().filter(|m| m.to == first.to).count());
+    let contact = find(pronto_store::MessageQuery {
+        contact: Some(first.contact_id),
+        ..q(100)
+    })
+    .await;
+    assert_eq!(contact, to, "one contact, one address");
+
+    let flow = find(pronto_store::MessageQuery {
+        flow: Some("checkout-recovery".into()),
+        ..q(100)
+    })
+    .await;
+    assert_eq!(flow, all);
+    let none = find(pronto_store::MessageQuery {
+        flow: Some("no-such-flow".into()),
+        ..q(100)
+    })
+    .await;
+    assert!(none.is_empty());
+    let queued = find(pronto_store::MessageQuery {
+        state: Some("queued".into()),
+        ..q(100)
+    })
+    .await;
+    assert_eq!(queued, all, "nothing was delivered");
+    let sent = find(pronto_store::MessageQuery {
+        state: Some("sent".into()),
+        ..q(100)
+    })
+    .await;
+    assert!(sent.is_empty());
+
+    let one = find(pronto_store::MessageQuery {
+        id: Some(all[2].id),
+        ..q(100)
+    })
+    .await;
+    assert_eq!(one, vec![all[2].clone()]);
+
+    let mut paged = Vec::new();
+    let mut before = None;
+    loop {
+        let page = find(pronto_store::MessageQuery { before, ..q(3) }).await;
+        if page.is_empty() {
+            break;
+        }
+        before = page.last().map(|m| m.id);
+        paged.extend(page);
+    }
+    assert_eq!(
+        paged, all,
+        "pages of 3 in order, nothing repeated or skipped"
+    );
 }

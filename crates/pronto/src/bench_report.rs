@@ -187,7 +187,9 @@ pub async fn report(a: ReportArgs) -> anyhow::Result<()> {
     let mut scans = Vec::new();
     for _ in 0..a.scans {
         let t = Instant::now();
-        let outcomes = store.experiment_runs(ws, from, to, &rules).await?;
+        let outcomes = store
+            .run_outcomes(ws, pronto_store::RunsOf::Experiments, from, to, &rules)
+            .await?;
         let promotions = store.promotions(ws).await?;
         let counts = pronto_domain::experiment::results::counts_of(&outcomes);
         let r = pronto_server::experiments::build_report(counts, &promotions, &program, from, to);

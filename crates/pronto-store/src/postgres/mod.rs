@@ -698,18 +698,22 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn messages(
+    async fn find_messages(
         &self,
         workspace: WorkspaceId,
-        limit: u32,
+        q: &crate::MessageQuery,
     ) -> Result<Vec<MessageView>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT * FROM messages WHERE workspace_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
-        )
-        .bind(workspace.0)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool.0)
-        .await?;
+        let (filter, binds) = crate::flows::message_listing_sql(q, |n| format!("${n}"));
+        let sql = format!("SELECT * FROM messages {filter}");
+        let mut query = sqlx::query(&sql).bind(workspace.0);
+        for b in &binds {
+            query = match b {
+                crate::flows::MessageBind::Text(t) => query.bind(t.as_str()),
+                crate::flows::MessageBind::Id(id) => query.bind(*id),
+                crate::flows::MessageBind::Limit(n) => query.bind(*n),
+            };
+        }
+        let rows = query.fetch_all(&self.pool.0).await?;
         rows.iter().map(message_view).collect()
     }
 
@@ -1068,9 +1072,10 @@ impl Store for PostgresStore {
         rows.iter().map(unmapped_delivery).collect()
     }
 
-    async fn experiment_runs(
+    async fn run_outcomes(
         &self,
         workspace: WorkspaceId,
+        of: crate::RunsOf,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         rules: &[pronto_domain::experiment::results::ConversionRule],
@@ -1080,6 +1085,7 @@ impl Store for PostgresStore {
             workspace,
             from,
             to,
+            every_flow: of == crate::RunsOf::EveryFlow,
         };
         Ok(reports::outcomes(&mut conn, runs, rules)
             .await?

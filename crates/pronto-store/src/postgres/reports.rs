@@ -35,7 +35,18 @@ pub(super) async fn outcomes(
         ),
         Runs::Ids(_) => ("r.id = ANY($1::uuid[])", 2),
     };
-    let runs_of = format!("r.arm IS NOT NULL AND r.experiment IS NOT NULL AND {filter}");
+    let every_flow = matches!(
+        runs,
+        Runs::Started {
+            every_flow: true,
+            ..
+        }
+    );
+    let runs_of = if every_flow {
+        filter.to_string()
+    } else {
+        format!("r.arm IS NOT NULL AND r.experiment IS NOT NULL AND {filter}")
+    };
     let flows: Vec<&str> = rules.iter().map(|r| r.flow.as_str()).collect();
     let events: Vec<&str> = rules.iter().map(|r| r.event.as_str()).collect();
     let secs: Vec<f64> = rules.iter().map(|r| r.within_secs as f64).collect();
@@ -43,7 +54,7 @@ pub(super) async fn outcomes(
     let sql = format!(
         "WITH cv AS (SELECT * FROM UNNEST(${rules_at}::text[], ${e}::text[], ${s}::float8[]) \
          AS cv(flow, event, secs)) \
-         SELECT r.id, r.flow_id, r.experiment, r.arm, c.happened_at, c.payload, r.workspace_id, r.started_at \
+         SELECT r.id, r.flow_id, COALESCE(r.experiment, ''), COALESCE(r.arm, 'treatment'), c.happened_at, c.payload, r.workspace_id, r.started_at \
          FROM runs r \
          CROSS JOIN LATERAL (SELECT COALESCE((SELECT c2.flow FROM cv c2 WHERE c2.flow = r.flow_id LIMIT 1), '') \
           AS rules) f \
@@ -67,6 +78,7 @@ pub(super) async fn outcomes(
             workspace,
             from,
             to,
+            ..
         } => {
             let found = sqlx::query(&sql)
                 .bind(workspace.0)

@@ -28,7 +28,18 @@ pub(super) async fn outcomes(
         ),
         Runs::Ids(_) => ("r.id IN (SELECT value FROM json_each(?1))", 2),
     };
-    let runs_of = format!("r.arm IS NOT NULL AND r.experiment IS NOT NULL AND {filter}");
+    let every_flow = matches!(
+        runs,
+        Runs::Started {
+            every_flow: true,
+            ..
+        }
+    );
+    let runs_of = if every_flow {
+        filter.to_string()
+    } else {
+        format!("r.arm IS NOT NULL AND r.experiment IS NOT NULL AND {filter}")
+    };
     let rules: Vec<(&str, &str, i64)> = rules
         .iter()
         .map(|r| (r.flow.as_str(), r.event.as_str(), r.within_secs))
@@ -45,7 +56,7 @@ pub(super) async fn outcomes(
                AND x.happened_at >= r.started_at)) \
           AND x.happened_at <= strftime('%Y-%m-%dT%H:%M:%fZ', r.started_at, '+' || cv.secs || ' seconds') \
           ORDER BY x.happened_at LIMIT 1) AS mark FROM r) \
-         SELECT rr.id, rr.flow_id, rr.experiment, rr.arm, x.happened_at, e.payload, rr.workspace_id, \
+         SELECT rr.id, rr.flow_id, COALESCE(rr.experiment, ''), COALESCE(rr.arm, 'treatment'), x.happened_at, e.payload, rr.workspace_id, \
          rr.started_at FROM rr \
          LEFT JOIN exit_marks x ON x.rowid = rr.mark LEFT JOIN events e ON e.id = x.event_id"
     );
@@ -60,6 +71,7 @@ pub(super) async fn outcomes(
             workspace,
             from,
             to,
+            ..
         } => {
             let (ws, from, to) = (workspace.to_string(), ts(from), ts(to));
             let found = sqlx::query(&sql)
