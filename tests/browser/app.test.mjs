@@ -4,7 +4,8 @@
 // the rep claims it and logs a call in two taps, cannot open another team's lead, and a post without the
 // CSRF token is refused. axe-core checks every page (no serious or critical violation), every page fits
 // 390 px without scrolling sideways, and each page is saved as a screenshot at 390 and 1366 px
-// (target/screenshots, kept by CI).
+// (target/screenshots, kept by CI). An admin lands on the recovery page, sees a checkout mailed and bought,
+// finds the message by its recipient, opens it and its contact's timeline.
 //
 // Run by scripts/browser-tests.sh (after `cargo build -p pronto`); PRONTO_BIN names the binary.
 
@@ -71,6 +72,20 @@ timezone = "America/New_York"
 [leads.sla]
 within = "5m"
 clock = "wall"
+
+[[flow]]
+id = "checkout-recovery"
+trigger = { event = "Checkout Started" }
+key = "properties.checkout_id"
+exit = [{ event = "Order Completed", same = "key" }]
+[[flow.step]]
+send = { channel = "email", template = "checkout-1" }
+
+[[template]]
+name = "checkout-1"
+subject = "{{ contact.first_name }}, your cart is waiting"
+text = "Your cart: {{ cart.total }}"
+html = "<p>Your cart: {{ cart.total }}</p>"
 `;
 
 function freePort() {
@@ -148,6 +163,15 @@ async function postLead(fields) {
   assert.ok(r.status < 400, `form post answered ${r.status}`);
 }
 
+async function track(body, kind = 'track') {
+  const r = await fetch(`${base}/v1/${kind}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Authorization: `Basic ${Buffer.from(`${WRITE}:`).toString('base64')}` },
+    body: JSON.stringify(body),
+  });
+  assert.equal(r.status, 200, await r.text());
+}
+
 async function apiLeads() {
   const r = await fetch(`${base}/v1/leads`, { headers: { Authorization: `Bearer ${ADMIN}` } });
   return (await r.json()).leads;
@@ -216,8 +240,8 @@ test('a rep signs in on a phone by the mailed link, sees a form lead arrive live
   await board.getByText('Use a password instead').click();
   await board.getByLabel('Password').fill(MANAGER_PASSWORD);
   await board.getByRole('button', { name: 'Sign in', exact: true }).click();
-  await board.waitForURL(/\/app\/inbox/);
-  await board.getByRole('link', { name: 'Board' }).click();
+  // A manager who is not a rep lands on the board.
+  await board.waitForURL(/\/app\/board/);
   await board.getByRole('heading', { name: 'Team board' }).waitFor();
   const summaryBefore = await board.locator('#speed-summary').textContent();
   const weekBefore = await board.locator('table:has(caption:text("Per week")) tbody tr').first().textContent();
@@ -278,16 +302,42 @@ test('a rep signs in on a phone by the mailed link, sees a form lead arrive live
   await phone.close();
 });
 
-test('an admin signs in with the admin key, which the browser does not keep, and sees the sessions', async () => {
+test('an admin signs in with the admin key, which the browser does not keep, sees what a flow recovered, opens the message and its contact, and sees the sessions', async () => {
+  // A checkout, mailed at once by the flow below; then its order.
+  await track({ userId: 'shopper-1', traits: { email: 'shopper@example.com', first_name: 'Sam' } }, 'identify');
+  await track({ userId: 'shopper-1', event: 'Checkout Started',
+    properties: { checkout_id: 'c-1', total: 42, currency: 'EUR' } });
   const desk = await browser.newContext({ viewport: { width: 1366, height: 900 } });
   const page = await desk.newPage();
   await page.goto(`${base}/app/sign-in`);
   await page.getByLabel(/Admin key/).fill(ADMIN);
   await page.getByRole('button', { name: 'Sign in with the admin key' }).click();
-  await page.waitForURL(/\/app\/inbox/);
+  // An admin who is not a rep lands on the recovery page.
+  await page.waitForURL(/\/app\/recovery/);
   const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }) + document.cookie);
   assert.ok(!stored.includes(ADMIN));
   assert.ok(!(await desk.cookies()).some((c) => c.value.includes(ADMIN)));
+  for (let i = 0; i < 100; i++) {
+    if ((await page.locator('#recovery-summary').textContent()).includes('1 got messages')) break;
+    await new Promise((r) => setTimeout(r, 100));
+    await page.reload();
+  }
+  await track({ userId: 'shopper-1', event: 'Order Completed', properties: { checkout_id: 'c-1', total: 42, currency: 'EUR' } });
+  await page.reload();
+  assert.match(await page.locator('#recovery-summary').textContent(), /1 got messages, 0 clicked, 1 bought for EUR 42\.00/);
+  await capture(page, 'recovery');
+  await page.getByRole('link', { name: 'Messages', exact: true }).click();
+  await page.getByLabel('Recipient').fill('Shopper@Example.com');
+  await page.getByRole('button', { name: 'Search' }).click();
+  await page.getByRole('link', { name: 'Sam, your cart is waiting' }).waitFor();
+  await capture(page, 'messages');
+  await page.getByRole('link', { name: 'Sam, your cart is waiting' }).click();
+  await page.getByRole('heading', { name: 'Sam, your cart is waiting' }).waitFor();
+  await capture(page, 'message');
+  await page.getByRole('link', { name: 'shopper@example.com' }).click();
+  await page.getByText('entered flow').first().waitFor();
+  assert.ok((await page.content()).includes('Order Completed'));
+  await capture(page, 'contact');
   await page.getByRole('link', { name: 'Sessions' }).click();
   await page.getByText('Everyone signed in now').waitFor();
   await capture(page, 'sessions');

@@ -26,7 +26,10 @@
 //! # Layout
 //! - this file: [`ExperimentConfig`] as written, [`Experiment`] checked, [`Arm`], [`assign`].
 //! - [`results`]: counting an experiment's runs into groups, rates, revenue and the uplift's intervals.
+//! - [`recovery`]: every flow's funnel over a period (entered → messaged → clicked → bought), its holdout
+//!   and its message steps, for the owner's page; built on the same counts.
 
+pub mod recovery;
 pub mod results;
 
 use serde::Deserialize;

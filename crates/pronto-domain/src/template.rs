@@ -83,6 +83,15 @@ impl Templates {
                 AutoEscape::None
             }
         });
+        // A value that is absent (`contact.first_name` of someone who never gave one) prints nothing, not
+        // `none`: "none, your cart is waiting" is worse than ", your cart is waiting" (`or` gives a fallback).
+        env.set_formatter(|out, state, value| {
+            if value.is_none() {
+                Ok(())
+            } else {
+                minijinja::escape_formatter(out, state, value)
+            }
+        });
         env.add_filter("money", money);
         let mut errors = Vec::new();
         for (i, d) in defs.iter().enumerate() {
@@ -388,6 +397,30 @@ mod tests {
             assert!(
                 text.iter().any(|t| t.starts_with(want)),
                 "{text:?} should start with {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_absent_value_prints_nothing_and_or_gives_its_fallback() {
+        let t = Templates::compile(&[def(
+            "t",
+            "{{ contact.first_name }}, your cart",
+            "Hi {{ contact.first_name or 'there' }}",
+            Some("<p>{{ contact.first_name }}</p>"),
+        )])
+        .unwrap();
+        let cases = [
+            (json!("Ann"), ("Ann, your cart", "Hi Ann", "<p>Ann</p>")),
+            (json!(null), (", your cart", "Hi there", "<p></p>")),
+        ];
+        for (first_name, (subject, text, html)) in cases {
+            let mut ctx = sample_context();
+            ctx["contact"]["first_name"] = first_name;
+            let r = t.render("t", &ctx).unwrap();
+            assert_eq!(
+                (r.subject.as_str(), r.text.as_str(), r.html.as_deref()),
+                (subject, text, Some(html))
             );
         }
     }

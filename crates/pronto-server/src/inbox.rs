@@ -143,7 +143,7 @@ impl Service {
         })
     }
 
-    fn zone_of(&self, user: &User) -> Tz {
+    pub(crate) fn zone_of(&self, user: &User) -> Tz {
         user.rep
             .as_deref()
             .and_then(|r| {

@@ -21,6 +21,8 @@
 //! - [`auth`]: the web app's sign-in (mailed link, password, admin key), sessions and CSRF tokens.
 //! - [`inbox`]: what a signed-in person works with: their inbox, a lead's story, actions as themselves;
 //!   every lead passes the domain's visibility rule (`access::User::may_see`).
+//! - [`owner`]: what a shop owner (an admin) works with: every flow's recovery over a period, the messages
+//!   explorer, a message as sent, a contact's timeline.
 //! - [`live`]: one watcher per process that tells open inboxes when leads change (server-sent events).
 //! - [`web`]: the app's pages rendered from what the service answers (no request, no store).
 //! - [`experiments`]: flows' experiments over a period (`GET /v1/reports/flows`, `pronto report flows`).
@@ -41,6 +43,7 @@ pub mod extract;
 pub mod inbox;
 pub mod keys;
 pub mod live;
+pub mod owner;
 pub mod routes;
 pub mod sales;
 pub mod service;

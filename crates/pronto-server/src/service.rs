@@ -482,13 +482,14 @@ impl Service {
             .ok_or(ApiError::NotFound("run"))
     }
 
-    /// The outbox, newest first, at most `limit` messages.
+    /// The outbox's messages that meet `search`, newest first, at most `limit`.
     pub async fn messages(
         &self,
         ws: WorkspaceId,
+        search: &crate::owner::MessageSearch,
         limit: u32,
     ) -> Result<Vec<pronto_store::MessageView>, ApiError> {
-        Ok(self.store.messages(ws, limit).await?)
+        Ok(self.store.find_messages(ws, &search.query(limit)?).await?)
     }
 
     /// `sqlite` or `postgres`.

@@ -9,8 +9,11 @@
 //!   SVG chart, tables and a CSV.
 //! - [`inbox`]: a rep's inbox (new leads first, SLA countdowns, call, claim, log a call, today's tasks,
 //!   away/back) and a lead's whole story.
+//! - [`owner`]: a shop owner's recovery at a glance (funnels per flow and step, holdout, experiments), the
+//!   messages explorer, a message as sent, a contact's timeline.
 
 pub mod board;
 pub mod html;
 pub mod inbox;
+pub mod owner;
 pub mod sign_in;

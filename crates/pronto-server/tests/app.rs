@@ -1,7 +1,8 @@
 //! The web app over real HTTP on SQLite and PostgreSQL, sign-in links mailed over a real SMTP
 //! conversation: a rep signs in by the mailed link (once), sees only their team's leads, claims and logs a
 //! call as themselves, goes away; forged posts change nothing; admins sign in with the admin key or a
-//! password and revoke sessions; an open live stream hears of a new lead. The browser's side (the page
+//! password and revoke sessions; an open live stream hears of a new lead; the owner sees what a flow
+//! recovered (agreeing with the flows report), finds messages and opens one as sent, and a contact's timeline. The browser's side (the page
 //! redrawn live, axe-core, screenshots) is `tests/browser/app.spec.mjs`.
 
 use chrono::{DateTime, Utc};
@@ -76,6 +77,23 @@ email = "mia@example.com"
 name = "Mia Manager"
 role = "manager"
 teams = ["north"]
+
+[[flow]]
+id = "checkout-recovery"
+trigger = {{ event = "Checkout Started" }}
+key = "properties.checkout_id"
+exit = [{{ event = "Order Completed", same = "key" }}]
+experiment = {{ id = "holdout-1", holdout = "30%" }}
+[[flow.step]]
+wait = "10m"
+[[flow.step]]
+send = {{ channel = "email", template = "checkout-1" }}
+
+[[template]]
+name = "checkout-1"
+subject = "You left something"
+text = "Your cart: {{{{ cart.total }}}}"
+html = "<p style=\"color:#333\">Your cart: {{{{ cart.total }}}}</p>"
 "#
     )
 }
@@ -90,6 +108,7 @@ pronto_store::for_each_backend!(start;
     admins_sign_in_with_the_admin_key_or_a_password_and_a_revoked_session_stops_at_once,
     an_open_live_stream_hears_of_a_new_lead,
     a_manager_sees_their_teams_board_hands_a_lead_over_and_downloads_the_report,
+    the_owner_sees_what_each_flow_recovered_explores_the_messages_and_opens_a_contact,
 );
 
 /// A browser signed in by the link mailed to `email`.
@@ -729,5 +748,187 @@ async fn a_manager_sees_their_teams_board_hands_a_lead_over_and_downloads_the_re
     );
     let (status, _, _) = mia.get("/app/board?from=yesterday").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    s.stop().await;
+}
+
+async fn the_owner_sees_what_each_flow_recovered_explores_the_messages_and_opens_a_contact(
+    s: Server,
+) {
+    // Ten checkouts; ten minutes later the treated ones are mailed; three of all ten buy.
+    for i in 0..10 {
+        s.track(json!({"userId": format!("u{i}"), "event": "Checkout Started",
+                       "context": {"traits": {"email": format!("u{i}@example.com")}},
+                       "properties": {"checkout_id": format!("c{i}"), "total": 30.0, "currency": "EUR"}}))
+            .await;
+    }
+    s.advance(chrono::Duration::minutes(11));
+    let report = |r: Value, arm: &str, field: &str| -> i64 {
+        r["experiments"][0]["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["arm"] == arm)
+            .map(|g| g[field].as_i64().unwrap())
+            .unwrap_or(0)
+    };
+    let period = "from=2026-11-24&to=2026-11-25";
+    let treated = report(
+        s.admin(&format!("/v1/reports/flows?{period}")).await,
+        "treatment",
+        "entered",
+    );
+    assert!(
+        treated > 0 && treated < 10,
+        "the 30% holdout splits ten runs: {treated}"
+    );
+    s.messages_until("the treated carts are mailed", |m| {
+        m.len() == treated as usize
+    })
+    .await;
+    for i in 0..3 {
+        s.track(json!({"userId": format!("u{i}"), "event": "Order Completed",
+                       "properties": {"checkout_id": format!("c{i}"), "total": 80.0, "currency": "EUR"}}))
+            .await;
+    }
+    let json = s.admin(&format!("/v1/reports/flows?{period}")).await;
+    let (held, held_bought) = (
+        report(json.clone(), "holdout", "entered"),
+        report(json.clone(), "holdout", "converted"),
+    );
+    let bought = report(json, "treatment", "converted");
+    assert_eq!(held + treated, 10);
+    assert_eq!(held_bought + bought, 3);
+
+    let mut owner = Browser::new(&s);
+    let origin = owner.origin();
+    let (_, page, _) = owner.get("/app/sign-in").await;
+    let csrf = Browser::csrf(&page);
+    owner
+        .post(
+            "/app/sign-in",
+            &[
+                ("csrf", &csrf),
+                ("email", "owner@example.com"),
+                ("password", "correct horse battery"),
+            ],
+            Some(&origin),
+        )
+        .await;
+    let (status, _, headers) = owner.get("/app").await;
+    assert_eq!(
+        (status, location(&headers)),
+        (StatusCode::SEE_OTHER, "/app/recovery")
+    );
+
+    let (status, page, _) = owner.get(&format!("/app/recovery?{period}")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains(&format!(
+            "<strong>{treated}</strong> got messages, <strong>0</strong> clicked, <strong>{bought}</strong> bought for"
+        )),
+        "the summary agrees with the flows report: {page}"
+    );
+    if bought > 0 {
+        assert!(
+            page.contains(&format!("EUR {:.2}", 80.0 * bought as f64)),
+            "{page}"
+        );
+    }
+    assert!(
+        page.contains(&format!(
+            "Held out (sent nothing): <strong>{held}</strong> runs, <strong>{held_bought}</strong> bought"
+        )),
+        "{page}"
+    );
+    assert!(
+        page.contains("2 · email · checkout-1"),
+        "the message step by name: {page}"
+    );
+    assert!(
+        page.contains("experiment holdout-1"),
+        "the experiment's table: {page}"
+    );
+    let (status, page, _) = owner.get("/app/recovery?from=yesterday").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("from"), "{page}");
+
+    // The explorer: by recipient, flow and state; a bad state is named.
+    let mailed = s.admin("/v1/messages?limit=100").await["messages"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let first = &mailed[0];
+    let to = first["to"].as_str().unwrap();
+    let (status, page, _) = owner
+        .get(&format!("/app/messages?to={}", to.to_uppercase()))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        page.matches("<tr><td>").count(),
+        1,
+        "one message to {to}: {page}"
+    );
+    assert!(page.contains(to));
+    let (_, page, _) = owner
+        .get("/app/messages?flow=checkout-recovery&state=queued")
+        .await;
+    let queued = mailed.iter().filter(|m| m["state"] == "queued").count();
+    assert_eq!(page.matches("<tr><td>").count(), queued, "{page}");
+    let (_, page, _) = owner.get("/app/messages?flow=checkout-recovery").await;
+    assert_eq!(page.matches("<tr><td>").count(), treated as usize);
+    let (status, page, _) = owner.get("/app/messages?state=lost").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        page.contains("state: is not one of queued, sent, failed"),
+        "{page}"
+    );
+
+    // A message as sent, its HTML under its own policy, and its contact's timeline.
+    let id = first["id"].as_str().unwrap();
+    let (status, page, _) = owner.get(&format!("/app/messages/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("You left something") && page.contains("Your cart: 30"),
+        "{page}"
+    );
+    let (status, html, headers) = owner.get(&format!("/app/messages/{id}/html")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("<p style=\"color:#333\">Your cart: 30"),
+        "{html}"
+    );
+    let policy = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        policy.contains("sandbox") && policy.starts_with("default-src 'none'"),
+        "{policy}"
+    );
+    let (status, _, _) = owner.get("/app/messages/not-an-id").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _, _) = owner
+        .get(&format!("/app/messages/{}", uuid::Uuid::now_v7()))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let contact = first["contact_id"].as_str().unwrap();
+    let (status, page, _) = owner.get(&format!("/app/contacts/{contact}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("Checkout Started")
+            && page.contains("entered flow <strong>checkout-recovery</strong>")
+            && page.contains(&format!("/app/messages/{id}")),
+        "{page}"
+    );
+
+    // Nobody but an admin sees any of it.
+    let mut ann = signed_in(&s, "ann@example.com").await;
+    for path in [
+        "/app/recovery",
+        "/app/messages",
+        &format!("/app/messages/{id}"),
+        &format!("/app/contacts/{contact}"),
+    ] {
+        let (status, page, _) = ann.get(path).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+        assert!(!page.contains("You left something"));
+    }
     s.stop().await;
 }

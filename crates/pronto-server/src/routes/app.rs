@@ -39,7 +39,7 @@ impl From<ApiError> for WebError {
 }
 
 impl WebError {
-    fn with(viewer: &Viewer) -> impl FnOnce(ApiError) -> WebError + '_ {
+    pub(crate) fn with(viewer: &Viewer) -> impl FnOnce(ApiError) -> WebError + '_ {
         move |e| WebError::Api(e, Some(Box::new(viewer.clone())))
     }
 }
@@ -92,7 +92,7 @@ impl IntoResponse for WebError {
 }
 
 /// The signed-in person, from the session cookie.
-async fn viewer(state: &AppState, jar: &CookieJar) -> Result<Viewer, WebError> {
+pub(crate) async fn viewer(state: &AppState, jar: &CookieJar) -> Result<Viewer, WebError> {
     let token = jar.get(SESSION_COOKIE).map(|c| c.value().to_string());
     state
         .service
@@ -206,7 +206,7 @@ fn start(jar: CookieJar, signed_in: SignedIn) -> Response {
             "/",
             signed_in.max_age,
         ));
-    (jar, Redirect::to("/app/inbox")).into_response()
+    (jar, Redirect::to("/app")).into_response()
 }
 
 fn agent(headers: &HeaderMap) -> Option<String> {
@@ -216,12 +216,20 @@ fn agent(headers: &HeaderMap) -> Option<String> {
         .map(|a| a.chars().take(200).collect())
 }
 
-/// The app's front door: the inbox when signed in, else the sign-in page.
+/// The app's front door when signed in: a rep's inbox; for someone who is not a rep, a manager's board or an
+/// admin's recovery page. Else the sign-in page.
 #[utoipa::path(get, path = "/app", tag = "app",
-    responses((status = 303, description = "To the inbox, or to the sign-in page")))]
+    responses((status = 303, description = "To the inbox, board or recovery page, or to the sign-in page")))]
 pub async fn home(State(state): State<AppState>, jar: CookieJar) -> Response {
+    use pronto_domain::access::Role;
     match viewer(&state, &jar).await {
-        Ok(_) => Redirect::to("/app/inbox").into_response(),
+        Ok(v) => Redirect::to(match (&v.user.rep, v.user.role) {
+            (Some(_), _) => "/app/inbox",
+            (None, Role::Admin) => "/app/recovery",
+            (None, Role::Manager) => "/app/board",
+            (None, Role::Rep) => "/app/inbox",
+        })
+        .into_response(),
         Err(e) => e.into_response(),
     }
 }

@@ -31,6 +31,11 @@ pub struct MessageBody {
     pub idempotency_key: String,
     pub run_id: Option<String>,
     pub flow: Option<String>,
+    /// The flow step that wrote it (0-based, as stored; `pronto check` counts from 1).
+    pub step: Option<i64>,
+    /// Whom it went to (`GET /v1/contacts/{id}`).
+    #[schema(format = Uuid)]
+    pub contact_id: String,
     pub channel: String,
     pub to: String,
     pub from: String,
@@ -57,6 +62,8 @@ impl From<MessageView> for MessageBody {
             idempotency_key: m.idempotency_key,
             run_id: m.run_id.map(|r| r.to_string()),
             flow: m.flow,
+            step: m.step,
+            contact_id: m.contact_id.to_string(),
             channel: m.channel,
             to: m.to,
             from: m.from,
@@ -127,19 +134,21 @@ pub async fn get_run(
 }
 
 /// The outbox, newest first. With no SMTP server configured this is the dev mailbox: every email lands here
-/// (transport `mailbox`) instead of leaving the machine.
+/// (transport `mailbox`) instead of leaving the machine. `to`, `flow` and `state` narrow it; `before` pages.
 #[utoipa::path(get, path = "/v1/messages", tag = "admin",
-    params(Limit),
+    params(Limit, crate::owner::MessageSearch),
     responses((status = 200, body = MessageList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("adminKey" = [])))]
 pub async fn list_messages(
     State(s): State<AppState>,
     Admin(ws): Admin,
     limit: Result<Query<Limit>, QueryRejection>,
+    search: Result<Query<crate::owner::MessageSearch>, QueryRejection>,
 ) -> Result<Json<MessageList>, ApiError> {
     let Query(l) = limit.map_err(|e| Invalid::one("query", e.body_text()))?;
+    let Query(search) = search.map_err(|e| Invalid::one("query", e.body_text()))?;
     let limit = super::contacts::page_size(l.limit, 1000)?;
-    let messages = s.service.messages(ws, limit).await?;
+    let messages = s.service.messages(ws, &search, limit).await?;
     Ok(Json(MessageList {
         messages: messages.into_iter().map(Into::into).collect(),
     }))

@@ -10,6 +10,7 @@ pub mod keys;
 pub mod leads;
 pub mod openapi;
 pub mod ops;
+pub mod owner;
 pub mod pages;
 pub mod sales;
 pub mod shops;
@@ -84,6 +85,11 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(app::live))
         .routes(routes!(app::sessions))
         .routes(routes!(app::revoke_session))
+        .routes(routes!(owner::recovery))
+        .routes(routes!(owner::messages))
+        .routes(routes!(owner::message))
+        .routes(routes!(owner::message_html))
+        .routes(routes!(owner::contact))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

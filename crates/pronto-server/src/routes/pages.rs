@@ -59,7 +59,8 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
     );
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static(policy));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    if html {
+    // A response that set its own policy (a message's HTML as sent) keeps it.
+    if html && !h.contains_key(header::CONTENT_SECURITY_POLICY) {
         h.insert(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CONTENT_SECURITY_POLICY),

@@ -31,6 +31,8 @@ pub fn layout(shell: &Shell<'_>, body: &str) -> String {
                 nav.push(("board", "/app/board", "Board"));
             }
             if v.user.role == Role::Admin {
+                nav.push(("recovery", "/app/recovery", "Recovery"));
+                nav.push(("messages", "/app/messages", "Messages"));
                 nav.push(("sessions", "/app/sessions", "Sessions"));
             }
             let links: String = nav
