@@ -344,9 +344,12 @@ async fn a_rep_signs_in_by_the_mailed_link_once_and_works_only_their_teams_leads
     }
     assert!(!ann.cookies.contains_key("pronto_session"));
     let (status, _, h) = ann.post(&link, &[("csrf", &csrf)], Some(&origin)).await;
+    assert_eq!((status, location(&h)), (StatusCode::SEE_OTHER, "/app"));
+    let (status, _, h) = ann.get("/app").await;
     assert_eq!(
         (status, location(&h)),
-        (StatusCode::SEE_OTHER, "/app/inbox")
+        (StatusCode::SEE_OTHER, "/app/inbox"),
+        "a rep's app opens on the inbox"
     );
     let session_cookie = ann
         .set_cookies
