@@ -19,6 +19,29 @@ pub const MESSAGES_PAGE: u32 = 50;
 /// The states a message can be in, as the explorer offers them.
 pub const MESSAGE_STATES: [&str; 3] = ["queued", "sent", "failed"];
 
+/// A message's state as a filter: `""` (what a form's "any" sends) is no filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StateFilter {
+    #[default]
+    #[serde(rename = "")]
+    Any,
+    Queued,
+    Sent,
+    Failed,
+}
+
+impl StateFilter {
+    pub fn as_str(self) -> Option<&'static str> {
+        match self {
+            Self::Any => None,
+            Self::Queued => Some("queued"),
+            Self::Sent => Some("sent"),
+            Self::Failed => Some("failed"),
+        }
+    }
+}
+
 /// Every flow's recovery over a period.
 #[derive(Debug)]
 pub struct Recovery {
@@ -40,9 +63,10 @@ pub struct MessageSearch {
     /// digits).
     pub to: Option<String>,
     pub flow: Option<String>,
-    /// `queued`, `sent` or `failed`.
-    pub state: Option<String>,
+    /// `queued`, `sent` or `failed` (empty: any).
+    pub state: Option<StateFilter>,
     /// The previous page's last message.
+    #[param(format = Uuid)]
     pub before: Option<String>,
 }
 
@@ -80,13 +104,10 @@ fn given(v: &Option<String>) -> Option<String> {
 impl MessageSearch {
     /// The store's query for this search, `limit` a page, or which field cannot be read.
     pub fn query(&self, limit: u32) -> Result<MessageQuery, ApiError> {
-        let state = given(&self.state);
-        if let Some(s) = &state {
-            if !MESSAGE_STATES.contains(&s.as_str()) {
-                return Err(Invalid::one("state", "is not one of queued, sent, failed").into());
-            }
-        }
-        let before = given(&self.before)
+        let state = self.state.and_then(StateFilter::as_str).map(str::to_string);
+        let before = self
+            .before
+            .as_deref()
             .map(|b| b.parse::<MessageId>())
             .transpose()
             .map_err(|_| Invalid::one("before", "is not a message id"))?;

@@ -2,13 +2,16 @@
 //! only (nothing here changes anything, so there is no form to protect).
 
 use super::app::{viewer, Period, WebError};
-use crate::owner::MessageSearch;
+use crate::error::ApiError;
+use crate::owner::{MessageSearch, MESSAGES_PAGE};
 use crate::state::AppState;
 use crate::web::owner;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
+use pronto_domain::Invalid;
 
 /// A message's HTML may style itself and show images, and nothing else: no script, no form, no frame, no
 /// request to pronto; `sandbox` gives it an origin of its own.
@@ -46,8 +49,12 @@ pub async fn recovery(
 pub async fn messages(
     State(state): State<AppState>,
     jar: CookieJar,
-    Query(search): Query<MessageSearch>,
+    search: Result<Query<MessageSearch>, QueryRejection>,
 ) -> Result<Response, WebError> {
+    // A query that cannot be read is refused as such, signed in or not.
+    let Query(search) =
+        search.map_err(|e| WebError::from(ApiError::from(Invalid::one("query", e.body_text()))))?;
+    search.query(MESSAGES_PAGE)?;
     let v = viewer(&state, &jar).await?;
     let m = state
         .service
@@ -99,9 +106,7 @@ pub async fn message_html(
         .await
         .map_err(WebError::with(&v))?;
     let Some(html) = m.html else {
-        return Err(WebError::with(&v)(crate::error::ApiError::NotFound(
-            "message HTML",
-        )));
+        return Err(WebError::with(&v)(ApiError::NotFound("message HTML")));
     };
     Ok((
         [

@@ -320,7 +320,7 @@ fn message_table(caption: &str, messages: &[MessageView], zone: Tz) -> String {
 pub fn messages_page(viewer: &Viewer, m: &Messages) -> String {
     let s = &m.search;
     let flow = s.flow.as_deref().unwrap_or("");
-    let state = s.state.as_deref().unwrap_or("");
+    let state = s.state.and_then(|st| st.as_str()).unwrap_or("");
     let flows: String = std::iter::once(option("", "any", flow.is_empty()))
         .chain(m.flows.iter().map(|f| option(f, f, f == flow)))
         .collect();
@@ -340,7 +340,10 @@ pub fn messages_page(viewer: &Viewer, m: &Messages) -> String {
                 "<p><a href=\"/app/messages?before={id}{}{}{}\">Older messages</a></p>",
                 keep("to", &s.to),
                 keep("flow", &s.flow),
-                keep("state", &s.state)
+                keep(
+                    "state",
+                    &s.state.and_then(|st| st.as_str()).map(str::to_string)
+                )
             )
         })
         .unwrap_or_default();
