@@ -5,6 +5,13 @@
 //!
 //! A lead with no contact yet is "never" only once it is older than 24 hours; before that it is `open` and kept
 //! apart, so a report run at 10:00 does not count the lead that arrived at 09:58 as a failure.
+//!
+//! # Layout
+//! - this file: the speed-to-lead buckets and their statistics, a report period's bounds.
+//! - [`business`]: where business comes from per week (leads by channel beside checkouts and orders) and the
+//!   words leads use most.
+
+pub mod business;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;

@@ -9,11 +9,15 @@ use crate::service::Service;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use pronto_domain::access::User;
+use pronto_domain::report::business::{by_week, common_words, Channel};
 use pronto_domain::sales::lead::LeadStatus;
 use pronto_store::{LeadFilter, LeadState, LeadView, RunView};
 
 /// How many leads of each state an inbox lists.
 pub const INBOX_LIMIT: u32 = 50;
+
+/// How many of the leads' most common words the board shows.
+pub const WORDS: usize = 20;
 
 /// The outcomes a rep logs for a call, in the order the buttons show them.
 pub const CALL_OUTCOMES: [(&str, &str); 5] = [
@@ -67,6 +71,10 @@ pub struct Board {
     pub teams: Vec<(String, Vec<(String, String)>)>,
     /// Speed to lead over the chosen period, of the viewer's teams' leads.
     pub report: SpeedToLead,
+    /// Per week of the period: those leads by channel, beside the shop's checkouts and orders.
+    pub business: Vec<pronto_domain::report::business::Week>,
+    /// The words those leads used most in their messages, with how many leads used each.
+    pub words: Vec<(String, u64)>,
     /// The period as the form shows it (dates in the business's time zone).
     pub from: String,
     pub to: String,
@@ -121,9 +129,27 @@ impl Service {
                 (t.id.clone(), members)
             })
             .collect();
-        let report = self
-            .speed_to_lead_of(ws, from_at, to_at, |l| user.may_see(l))
+        let (leads, report) = self
+            .leads_and_report(ws, from_at, to_at, |l| user.may_see(l))
             .await?;
+        let channels: Vec<_> = leads
+            .iter()
+            .map(|l| {
+                (
+                    l.created_at,
+                    Channel::of(l.form.as_deref(), l.source.as_deref()),
+                )
+            })
+            .collect();
+        let commerce: Vec<(DateTime<Utc>, String, u64)> = self
+            .store
+            .commerce_by_hour(ws, from_at, to_at)
+            .await?
+            .into_iter()
+            .map(|(hour, name, n)| (hour, name, n.unsigned_abs()))
+            .collect();
+        let business = by_week(&channels, &commerce, sales.timezone);
+        let words = common_words(leads.iter().filter_map(|l| l.message.as_deref()), WORDS);
         let day = |t: DateTime<Utc>| {
             t.with_timezone(&sales.timezone)
                 .format("%Y-%m-%d")
@@ -137,6 +163,8 @@ impl Service {
             unclaimed,
             teams,
             report,
+            business,
+            words,
             from: day(from_at),
             // The form's `to` is the last day included.
             to: day(to_at - chrono::Duration::seconds(1)),

@@ -659,7 +659,10 @@ impl Service {
     ) -> Result<String, ApiError> {
         let mut obj = Map::new();
         obj.insert("phone".into(), json!(from));
-        obj.insert("source".into(), json!("web phone"));
+        obj.insert(
+            "source".into(),
+            json!(pronto_domain::report::business::WEB_PHONE_SOURCE),
+        );
         if let Some(to) = to {
             obj.insert("called".into(), json!(to));
         }
@@ -742,11 +745,22 @@ impl Service {
         to: DateTime<Utc>,
         keep: impl Fn(&LeadState) -> bool,
     ) -> Result<SpeedToLead, ApiError> {
+        Ok(self.leads_and_report(ws, from, to, keep).await?.1)
+    }
+
+    /// The leads that arrived in `[from, to)` and pass `keep`, with the speed-to-lead report over them.
+    pub async fn leads_and_report(
+        &self,
+        ws: WorkspaceId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        keep: impl Fn(&LeadState) -> bool,
+    ) -> Result<(Vec<LeadState>, SpeedToLead), ApiError> {
         let mut leads = self.store.leads_between(ws, from, to).await?;
         leads.retain(|l| keep(l));
         let owners = self.store.ownership_between(ws, from, to).await?;
         let wins = self.store.lead_wins(ws, from).await?;
-        Ok(build_report(
+        let report = build_report(
             &leads,
             &owners,
             &wins,
@@ -754,7 +768,8 @@ impl Service {
             to,
             self.clock.now(),
             self.sales().sales.timezone,
-        ))
+        );
+        Ok((leads, report))
     }
 }
 

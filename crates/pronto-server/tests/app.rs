@@ -643,6 +643,15 @@ async fn a_manager_sees_their_teams_board_hands_a_lead_over_and_downloads_the_re
         .unwrap()
         .to_string();
     let other = if owner == "ann" { "al" } else { "ann" };
+    // The shop's side of the same week: two checkouts and an order.
+    for (event, id) in [
+        ("Checkout Started", "c1"),
+        ("Checkout Started", "c2"),
+        ("Order Completed", "c1"),
+    ] {
+        s.track(json!({"userId": "buyer", "event": event, "properties": {"checkout_id": id, "total": 10}}))
+            .await;
+    }
     // The report covers up to now, and the leads arrived at this very instant: a minute later they are in.
     s.clock.advance(chrono::Duration::minutes(1));
     let mut mia = signed_in(&s, "mia@example.com").await;
@@ -665,6 +674,21 @@ async fn a_manager_sees_their_teams_board_hands_a_lead_over_and_downloads_the_re
     assert!(
         board.contains("1 leads: 0% answered within 5 min"),
         "{board}"
+    );
+    assert!(
+        board
+            .contains("1 leads (0 by form, 0 by phone, 1 by API) beside 2 checkouts and 1 orders."),
+        "where business comes from, of her team's leads and the shop's events: {board}"
+    );
+    assert!(
+        board.contains("<th scope=\"row\">2026-11-23</th><td>0</td><td>0</td><td>1</td><td>1</td><td>2</td><td>1</td>"),
+        "the week of Monday 23 November: {board}"
+    );
+    assert!(
+        board.contains("<li>call <span class=\"muted\">(1 lead)</span></li>")
+            && board.contains("<li>north ")
+            && !board.contains("<li>would "),
+        "what leads ask about: {board}"
     );
 
     // The clock runs past the SLA: the lead shows as late.

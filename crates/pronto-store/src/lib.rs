@@ -824,6 +824,15 @@ pub trait Store: Sessions + Send + Sync + 'static {
         to: DateTime<Utc>,
     ) -> Result<Vec<LeadState>, StoreError>;
 
+    /// Checkouts and orders (`Checkout Started` and `Order Completed` events) per hour of their time (the
+    /// client's, else when pronto received them) in `[from, to)`: `(hour, event name, how many)`, by hour.
+    async fn commerce_by_hour(
+        &self,
+        workspace: WorkspaceId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, String, i64)>, StoreError>;
+
     /// The values logged with won attempts since `since` (`Lead Won` events carrying `value`), as
     /// `(lead, currency, value)`, oldest first (so a later win of a lead replaces an earlier one).
     async fn lead_wins(

@@ -618,3 +618,10 @@ where
         revoked_at: r.opt_at("revoked_at")?,
     })
 }
+
+/// An hour written by a statement as `YYYY-MM-DDTHH:00:00Z` (the same text on both backends).
+pub(crate) fn parse_hour(text: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("an hour that does not read: {text:?}: {e}")))
+}

@@ -145,6 +145,7 @@ pronto_store::for_each_backend!(env;
     kept_counts_equal_a_read_of_every_run_however_the_runs_change,
     every_flow_reads_runs_without_an_experiment_as_group_treatment,
     messages_are_found_by_recipient_flow_state_contact_and_page,
+    checkouts_and_orders_are_counted_per_hour_of_their_time,
 );
 
 async fn kept_counts_equal_a_read_of_every_run_however_the_runs_change(e: Env) {
@@ -500,5 +501,40 @@ async fn messages_are_found_by_recipient_flow_state_contact_and_page(e: Env) {
     assert_eq!(
         paged, all,
         "pages of 3 in order, nothing repeated or skipped"
+    );
+}
+
+/// The team board's checkouts and orders: counted per hour of the time the client gave (else when pronto got
+/// them), in the period only, other events left out.
+async fn checkouts_and_orders_are_counted_per_hour_of_their_time(e: Env) {
+    let h = |hours: i64, minutes: i64| t0() + Duration::hours(hours) + Duration::minutes(minutes);
+    let events = vec![
+        event("Checkout Started", 1, 1, h(0, 1), 10.0),
+        event("Checkout Started", 2, 2, h(0, 50), 10.0),
+        event("Order Completed", 1, 1, h(0, 55), 10.0),
+        event("Checkout Started", 3, 3, h(2, 0), 10.0),
+        event("Product Viewed", 4, 4, h(0, 5), 10.0),
+        // Before the period.
+        event("Checkout Started", 5, 5, h(-3, 0), 10.0),
+    ];
+    e.store
+        .ingest(e.ws, events.into_iter().map(Into::into).collect(), t0())
+        .await
+        .unwrap();
+    let got = e
+        .store
+        .commerce_by_hour(e.ws, t0() - Duration::hours(1), t0() + Duration::hours(3))
+        .await
+        .unwrap();
+    let hour = |hours: i64| hour_of(t0()) + Duration::hours(hours);
+    assert_eq!(
+        got,
+        vec![
+            (hour(0), "Checkout Started".to_string(), 1),
+            (hour(1), "Checkout Started".to_string(), 1),
+            (hour(1), "Order Completed".to_string(), 1),
+            (hour(2), "Checkout Started".to_string(), 1),
+        ],
+        "t0 is 12:20: 12:21 is in the 12:00 hour, 13:10 and 13:15 in the 13:00 hour"
     );
 }

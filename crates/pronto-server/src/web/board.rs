@@ -1,5 +1,6 @@
 //! A manager's team board: who can take leads now, the leads nobody has taken (past their SLA first) with a
-//! hand-off to a rep of the team, and speed to lead over a chosen period as a chart, two tables and a CSV.
+//! hand-off to a rep of the team, speed to lead over a chosen period as a chart, two tables and a CSV, and where
+//! business comes from (leads by channel beside checkouts and orders per week; the words leads use most).
 //!
 //! The chart is SVG drawn here rather than a vendored chart library: a stacked bar per week is a few
 //! rectangles, it needs no script (so it prints, and shows with scripts off), and it keeps the pages under the
@@ -10,6 +11,7 @@ use super::html::{csrf_field, escape, layout, scroll, span, time, Shell};
 use crate::auth::Viewer;
 use crate::inbox::Board;
 use crate::sales::Group;
+use pronto_domain::report::business::Week;
 use pronto_domain::report::{Bucket, SpeedReport};
 
 /// The buckets a chart stacks, with their colours (each at least 3:1 against white, WCAG 1.4.11) and names.
@@ -152,6 +154,67 @@ fn chart(weeks: &[&Group]) -> String {
     )
 }
 
+/// Leads by channel beside checkouts and orders, per week, and what leads ask about.
+fn business(board: &Board) -> String {
+    let w = &board.business;
+    let total = |f: fn(&Week) -> u64| w.iter().map(f).sum::<u64>();
+    let (form, phone, api) = (total(|w| w.form), total(|w| w.phone), total(|w| w.api));
+    let (checkouts, orders) = (total(|w| w.checkouts), total(|w| w.orders));
+    let summary = format!(
+        "<p id=\"business-summary\">{} leads ({form} by form, {phone} by phone, {api} by API) beside {checkouts} checkouts and {orders} orders.</p>",
+        form + phone + api
+    );
+    let table = if w.is_empty() {
+        "<p class=\"muted\">No leads, checkouts or orders in this period.</p>".to_string()
+    } else {
+        let rows: String = w
+            .iter()
+            .map(|w| {
+                format!(
+                    "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    w.week.format("%Y-%m-%d"),
+                    w.form,
+                    w.phone,
+                    w.api,
+                    w.form + w.phone + w.api,
+                    w.checkouts,
+                    w.orders
+                )
+            })
+            .collect();
+        scroll(
+            "Leads by channel, checkouts and orders, per week",
+            &format!(
+                "<table><caption>Leads by channel, checkouts and orders, per week (by the Monday it starts)</caption>\
+                 <thead><tr><th scope=\"col\">Week</th><th scope=\"col\">Form</th><th scope=\"col\">Web phone</th>\
+                 <th scope=\"col\">API</th><th scope=\"col\">All leads</th><th scope=\"col\">Checkouts</th>\
+                 <th scope=\"col\">Orders</th></tr></thead><tbody>{rows}</tbody></table>"
+            ),
+        )
+    };
+    let words = if board.words.is_empty() {
+        "<p class=\"muted\">No lead wrote a message in this period.</p>".to_string()
+    } else {
+        let items: String = board
+            .words
+            .iter()
+            .map(|(word, n)| {
+                format!(
+                    "<li>{} <span class=\"muted\">({n} {})</span></li>",
+                    escape(word),
+                    if *n == 1 { "lead" } else { "leads" }
+                )
+            })
+            .collect();
+        format!("<ol class=\"words\">{items}</ol>")
+    };
+    format!(
+        "<section aria-labelledby=\"business\"><h2 id=\"business\">Where business comes from</h2>{summary}{table}\
+         <h3>What leads ask about</h3><p class=\"meta\">The words most leads used in their messages: what the \
+         website may not say.</p>{words}</section>"
+    )
+}
+
 /// The board page.
 pub fn board_page(viewer: &Viewer, board: &Board) -> String {
     let now = board.now;
@@ -258,7 +321,7 @@ pub fn board_page(viewer: &Viewer, board: &Board) -> String {
          <input id=\"to\" name=\"to\" type=\"date\" value=\"{}\"><button type=\"submit\">Show</button></form>\
          <p id=\"speed-summary\">{} leads: {} answered within 5 min, {} within 1 h, {} within 24 h, {} never; median {}, p90 {}; \
          {} missed their SLA.</p>\
-         {}{}{}<p><a href=\"/app/board.csv?{query}\" download>Download as CSV</a></p></section>",
+         {}{}{}<p><a href=\"/app/board.csv?{query}\" download>Download as CSV</a></p></section>{}",
         board.unclaimed.len(),
         scroll(
             "Reps",
@@ -281,6 +344,7 @@ pub fn board_page(viewer: &Viewer, board: &Board) -> String {
         chart(&weeks),
         table("Per week (by the Monday it starts)", "Week", &weeks),
         table("Per rep (SLA misses count against who held the lead)", "Rep", &by_rep),
+        business(board),
     );
     layout(
         &Shell {

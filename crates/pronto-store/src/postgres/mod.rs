@@ -782,6 +782,29 @@ impl Store for PostgresStore {
         sales::leads(&mut c, workspace, filter, limit).await
     }
 
+    async fn commerce_by_hour(
+        &self,
+        workspace: WorkspaceId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, String, i64)>, StoreError> {
+        // The predicate on `name` is `events_commerce`'s, word for word, so the partial index serves it.
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT to_char(date_trunc('hour', COALESCE(client_ts, received_at) AT TIME ZONE 'UTC'), 'YYYY-MM-DD\"T\"HH24:00:00\"Z\"'), name, COUNT(*) \
+             FROM events WHERE workspace_id = $1 AND name IN ('Checkout Started', 'Order Completed') \
+             AND COALESCE(client_ts, received_at) >= $2 AND COALESCE(client_ts, received_at) < $3 \
+             GROUP BY 1, 2 ORDER BY 1, 2",
+        )
+        .bind(workspace.0)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool.0)
+        .await?;
+        rows.into_iter()
+            .map(|(hour, name, n)| Ok((crate::rows::parse_hour(&hour)?, name, n)))
+            .collect()
+    }
+
     async fn leads_between(
         &self,
         workspace: WorkspaceId,
