@@ -220,6 +220,9 @@ test('a rep signs in on a phone by the mailed link, sees a form lead arrive live
   // The live stream is open before the lead is posted.
   await page.locator('#live[data-connected="true"]').waitFor({ state: 'attached' });
   await page.evaluate(() => { window.notReloaded = true; });
+  // The card arrives in the live event itself: the page is not fetched again.
+  let refetched = 0;
+  page.on('request', (r) => { if (r.method() === 'GET' && new URL(r.url()).pathname === '/app/inbox') refetched += 1; });
 
   const posted = Date.now();
   await postLead({ name: 'Nora North', email: 'nora@client.example', phone: '+12125550123', message: 'Do you deliver to Boston?' });
@@ -227,6 +230,8 @@ test('a rep signs in on a phone by the mailed link, sees a form lead arrive live
   const shown = Date.now() - posted;
   assert.equal(await page.evaluate(() => window.notReloaded), true, 'the lead appeared without a reload');
   assert.equal(await page.title(), '(1) Inbox — pronto');
+  assert.equal(refetched, 0, 'the card came with the event');
+  assert.equal(await page.locator('#new-count').textContent(), '1');
   await page.getByText(/left to call/).waitFor();
   assert.equal(await page.locator('a[href="tel:+12125550123"]').count(), 1);
   console.log(`# form lead on the open inbox ${shown} ms after the post (one run; BENCHMARKS.md measures it)`);

@@ -1,5 +1,5 @@
 // pronto's web app, enhanced: the pages work without this script (plain forms and links); with it,
-// an open inbox redraws itself when a lead arrives or changes (server-sent events from /app/live), SLA
+// an open inbox puts in place the cards of leads that arrive or change (server-sent events from /app/live), SLA
 // countdowns tick, and times are shown in the browser's own zone with the zone named.
 'use strict';
 
@@ -70,10 +70,47 @@ async function redraw() {
 document.addEventListener('focusout', () => setTimeout(() => { if (pending) redraw(); }, 0));
 document.addEventListener('toggle', () => { if (pending) redraw(); }, true);
 
+// Puts the cards a live update sent in place: each replaces the lead's card wherever it is, in its list
+// (newest first, as the page orders them); a lead won or lost leaves the inbox. The counts and the tab title
+// follow. While the person is typing or has a form open, the page is drawn again once they are done instead.
+function place(cards) {
+  if (busy()) { pending = true; return; }
+  for (const c of cards) {
+    const old = document.getElementById('lead-' + c.id);
+    if (old) old.remove();
+    const section = document.querySelector(`main section[aria-labelledby="${c.section}"]`);
+    if (!section || !c.html) continue;
+    let list = section.querySelector('ul.cards');
+    if (!list) {
+      list = document.createElement('ul');
+      list.className = 'cards';
+      const empty = section.querySelector('p.muted');
+      if (empty) empty.replaceWith(list); else section.append(list);
+    }
+    const card = new DOMParser().parseFromString(`<ul>${c.html}</ul>`, 'text/html').querySelector('li');
+    if (!card) continue;
+    const after = [...list.children].find((li) => li.id && li.id.slice(5) < c.id);
+    list.insertBefore(card, after || null);
+  }
+  for (const [id, count] of [['new', 'new-count'], ['working', 'working-count']]) {
+    const n = document.querySelectorAll(`main section[aria-labelledby="${id}"] ul.cards > li`).length;
+    const el = document.getElementById(count);
+    if (el) el.textContent = String(n);
+  }
+  const waiting = Number((document.getElementById('new-count') || {}).textContent || 0);
+  document.title = (waiting > 0 ? `(${waiting}) ` : '') + document.title.replace(/^\(\d+\) /, '');
+  if (navigator.setAppBadge) navigator.setAppBadge(waiting).catch(() => {});
+  localTimes(document);
+  tick();
+  const live = document.getElementById('live');
+  if (live) live.dataset.updated = String(Date.now());
+}
+
 function listen() {
   const el = document.getElementById('live');
   if (!el || !window.EventSource) return;
   const source = new EventSource(el.dataset.live);
+  source.addEventListener('cards', (e) => place(JSON.parse(e.data)));
   source.addEventListener('leads', () => redraw());
   source.addEventListener('open', () => { el.dataset.connected = 'true'; });
 }

@@ -602,15 +602,14 @@ async fn admins_sign_in_with_the_admin_key_or_a_password_and_a_revoked_session_s
 }
 
 async fn an_open_live_stream_hears_of_a_new_lead(s: Server) {
-    let mut admin = Browser::new(&s);
-    assert_eq!(
-        admin.sign_in_with_admin_key(ADMIN).await,
-        StatusCode::SEE_OTHER
-    );
-    let mut stream = admin
+    // Ann (team north) listens; a lead for team south arrives first, then one for north.
+    let mut ann = signed_in(&s, "ann@example.com").await;
+    let (_, inbox, _) = ann.get("/app/inbox").await;
+    let csrf = Browser::csrf(&inbox);
+    let mut stream = ann
         .http
         .get(format!("{}/app/live", s.base))
-        .header(COOKIE, admin.cookie_header())
+        .header(COOKIE, ann.cookie_header())
         .send()
         .await
         .unwrap();
@@ -618,12 +617,14 @@ async fn an_open_live_stream_hears_of_a_new_lead(s: Server) {
     assert_eq!(stream.headers()["content-type"], "text/event-stream");
     // The watcher has taken its first look once the stream is open; give it that one poll.
     tokio::time::sleep(pronto_server::live::POLL * 2).await;
-    post_lead(&s, "Lena Live", "web").await;
+    post_lead(&s, "Stan South", "south").await;
+    tokio::time::sleep(pronto_server::live::POLL * 2).await;
+    let north = post_lead(&s, "Lena Live", "web").await;
     let heard = tokio::time::timeout(std::time::Duration::from_secs(5), async {
         let mut seen = String::new();
         while let Some(chunk) = stream.chunk().await.unwrap() {
             seen.push_str(&String::from_utf8_lossy(&chunk));
-            if seen.contains("event: leads") {
+            if seen.contains("Lena Live") {
                 return seen;
             }
         }
@@ -631,7 +632,27 @@ async fn an_open_live_stream_hears_of_a_new_lead(s: Server) {
     })
     .await
     .expect("no live event within 5 s");
-    assert!(heard.contains("event: leads"), "{heard}");
+    // The event carries Ann's card of the lead, in the new list, with her form's CSRF token.
+    let data = heard
+        .lines()
+        .find(|l| l.starts_with("data: ") && l.contains("Lena Live"))
+        .expect("a data line");
+    assert!(heard.contains("event: cards"), "{heard}");
+    let cards: Value = serde_json::from_str(&data["data: ".len()..]).unwrap();
+    let card = &cards.as_array().unwrap()[0];
+    assert_eq!(card["id"], north.as_str());
+    assert_eq!(card["section"], "new");
+    let html = card["html"].as_str().unwrap();
+    assert!(
+        html.starts_with(&format!("<li class=\"card\" id=\"lead-{north}\">"))
+            && html.contains("I'm on it")
+            && html.contains(&format!("value=\"{csrf}\"")),
+        "{html}"
+    );
+    assert!(
+        !heard.contains("Stan South"),
+        "another team's lead is not sent: {heard}"
+    );
     s.stop().await;
 }
 

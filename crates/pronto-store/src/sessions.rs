@@ -105,4 +105,29 @@ pub trait Sessions {
 
     /// Where the workspace's leads stand (two reads of an index's end): open inboxes redraw when it moves.
     async fn lead_mark(&self, workspace: WorkspaceId) -> Result<LeadMark, StoreError>;
+
+    /// The workspace's leads that arrived or changed after `since` (created after its newest lead, or with a
+    /// step logged after its newest step), newest first, at most `limit`: what open inboxes are sent when the
+    /// mark moves.
+    async fn leads_since(
+        &self,
+        workspace: WorkspaceId,
+        since: &LeadMark,
+        limit: i64,
+    ) -> Result<Vec<crate::LeadState>, StoreError>;
+}
+
+/// [`Sessions::leads_since`]'s statement (`p(n)` writes the n-th placeholder): `$1` the workspace, `$2` the
+/// newest lead's time, `$3` the newest step's id, `$4` the limit.
+pub(crate) fn leads_since_sql(p: impl Fn(usize) -> String) -> String {
+    format!(
+        "SELECT {cols} FROM leads WHERE workspace_id = {ws} AND id IN (\
+         SELECT id FROM leads WHERE workspace_id = {ws} AND created_at > {at} \
+         UNION SELECT lead_id FROM lead_log WHERE id > {log}) ORDER BY id DESC LIMIT {limit}",
+        cols = crate::rows::LEAD_COLUMNS,
+        ws = p(1),
+        at = p(2),
+        log = p(3),
+        limit = p(4)
+    )
 }

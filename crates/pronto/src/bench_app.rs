@@ -5,8 +5,9 @@
 //! database in this process and the bench times, over real HTTP with real session cookies:
 //! - a rep's inbox (`/app/inbox`), a manager's board (`/app/board`: reps, unclaimed leads and the 30-day
 //!   speed-to-lead report) and a lead's page, each `--repeats` times;
-//! - `--inboxes` open inboxes on live updates: each holds `/app/live` open and, on an event, fetches its inbox
-//!   again, as the browser does; the time from a lead's 2xx to each inbox showing it is recorded.
+//! - `--inboxes` open inboxes on live updates: each holds `/app/live` open and, as the page does, takes the
+//!   cards a `cards` event carries or, on a `leads` event, fetches its inbox again; the time from a lead's 2xx
+//!   to each inbox showing it is recorded.
 //!
 //! Memory: the process's resident set before and after the live connections open (client and server share
 //! this process, so per connection it is an upper bound).
@@ -243,27 +244,30 @@ pub async fn app(a: AppArgs) -> anyhow::Result<()> {
                 seen.push_str(&String::from_utf8_lossy(&chunk));
                 while let Some(end) = seen.find("\n\n") {
                     let event: String = seen.drain(..end + 2).collect();
-                    if !event.contains("event: leads") {
+                    // As the page does: put the cards sent in place, or fetch the inbox again.
+                    let body = if event.contains("event: cards") {
+                        event
+                    } else if event.contains("event: leads") {
+                        let Ok(r) = http
+                            .get(format!("{base}/app/inbox"))
+                            .header("cookie", &cookie)
+                            .send()
+                            .await
+                        else {
+                            continue;
+                        };
+                        r.text().await.unwrap_or_default()
+                    } else {
                         continue;
-                    }
-                    // As the page does: fetch the inbox again.
-                    if let Ok(r) = http
-                        .get(format!("{base}/app/inbox"))
-                        .header("cookie", &cookie)
-                        .send()
-                        .await
-                    {
-                        if let Ok(body) = r.text().await {
-                            for n in body.match_indices("Live lead ").map(|(at, _)| {
-                                body[at + 10..]
-                                    .chars()
-                                    .take_while(char::is_ascii_digit)
-                                    .collect::<String>()
-                            }) {
-                                if let Ok(n) = n.parse::<usize>() {
-                                    let _ = tx.send((i * 1_000_000 + n, Instant::now()));
-                                }
-                            }
+                    };
+                    for n in body.match_indices("Live lead ").map(|(at, _)| {
+                        body[at + 10..]
+                            .chars()
+                            .take_while(char::is_ascii_digit)
+                            .collect::<String>()
+                    }) {
+                        if let Ok(n) = n.parse::<usize>() {
+                            let _ = tx.send((i * 1_000_000 + n, Instant::now()));
                         }
                     }
                 }

@@ -654,27 +654,58 @@ pub async fn reassign(
     Ok(Redirect::to("/app/board").into_response())
 }
 
-/// Live updates for an open inbox (server-sent events): a `leads` event whenever a lead arrives or
-/// changes, after which the page fetches itself again.
+/// Live updates for an open inbox (server-sent events): when leads arrive or change, a `cards` event with the
+/// viewer's cards of those they may see (`[{id, section, html}]`, `section` being `new`, `working` or `gone`),
+/// which the page puts in place; a `leads` event when it should draw itself again instead (a change it
+/// missed, or too many at once).
 #[utoipa::path(get, path = "/app/live", tag = "app",
     responses((status = 200, description = "An event stream", content_type = "text/event-stream"),
               (status = 303, description = "Not signed in: to the sign-in page")))]
 pub async fn live(State(state): State<AppState>, jar: CookieJar) -> Result<Response, WebError> {
     let v = viewer(&state, &jar).await?;
-    let rx = state
-        .service
+    let service = state.service.clone();
+    let rx = service
         .live
-        .subscribe(&state.service.store, v.session.workspace_id);
-    let closed = Box::pin(state.service.live.closed());
-    let stream = futures_util::stream::unfold((rx, closed), |(mut rx, mut closed)| async move {
-        tokio::select! {
-            changed = rx.changed() => changed.ok()?,
-            _ = &mut closed => return None,
-        }
-        let version = *rx.borrow_and_update();
-        let event = Event::default().event("leads").data(version.to_string());
-        Some((Ok::<_, std::convert::Infallible>(event), (rx, closed)))
-    });
+        .subscribe(&service.store, v.session.workspace_id);
+    let seen = rx.borrow().version;
+    let closed = Box::pin(service.live.closed());
+    let zone = service.zone_of(&v.user);
+    let stream =
+        futures_util::stream::unfold((rx, closed, seen), move |(mut rx, mut closed, mut seen)| {
+            let (v, service) = (v.clone(), service.clone());
+            async move {
+                loop {
+                    tokio::select! {
+                        changed = rx.changed() => changed.ok()?,
+                        _ = &mut closed => return None,
+                    }
+                    let change = rx.borrow_and_update().clone();
+                    let skipped = change.version != seen + 1;
+                    seen = change.version;
+                    let event = match (&change.leads, skipped) {
+                        (Some(leads), false) => {
+                            let now = service.clock.now();
+                            let cards: Vec<inbox::LiveCard> = leads
+                                .iter()
+                                .filter(|l| v.user.may_see(l))
+                                .map(|l| inbox::live_card(l, &v, zone, now))
+                                .collect();
+                            if cards.is_empty() {
+                                continue;
+                            }
+                            Event::default()
+                                .event("cards")
+                                .json_data(&cards)
+                                .unwrap_or_else(|_| {
+                                    Event::default().event("leads").data(seen.to_string())
+                                })
+                        }
+                        _ => Event::default().event("leads").data(seen.to_string()),
+                    };
+                    return Some((Ok::<_, std::convert::Infallible>(event), (rx, closed, seen)));
+                }
+            }
+        });
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())

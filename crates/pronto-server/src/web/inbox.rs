@@ -118,6 +118,35 @@ fn card(l: &LeadState, viewer: &Viewer, zone: Tz, now: DateTime<Utc>) -> String 
     )
 }
 
+/// One lead as a live update sends it to an open inbox: its card and the list it belongs in.
+#[derive(Debug, serde::Serialize)]
+pub struct LiveCard {
+    pub id: String,
+    /// `new` (open), `working` (claimed or contacted) or `gone` (won or lost: off the inbox).
+    pub section: &'static str,
+    /// The card as the inbox draws it (empty when gone).
+    pub html: String,
+}
+
+/// The live update of `l` for `viewer`'s inbox.
+pub fn live_card(l: &LeadState, viewer: &Viewer, zone: Tz, now: DateTime<Utc>) -> LiveCard {
+    use pronto_domain::sales::lead::LeadStatus;
+    let section = match l.status {
+        LeadStatus::Open => "new",
+        LeadStatus::Claimed | LeadStatus::Contacted => "working",
+        _ => "gone",
+    };
+    LiveCard {
+        id: l.id.to_string(),
+        section,
+        html: if section == "gone" {
+            String::new()
+        } else {
+            card(l, viewer, zone, now)
+        },
+    }
+}
+
 fn cards(
     leads: &[LeadState],
     viewer: &Viewer,
@@ -191,7 +220,7 @@ pub fn inbox_page(viewer: &Viewer, inbox: &Inbox) -> String {
          <div id=\"live\" data-live=\"/app/live\" aria-live=\"polite\"></div>\
          <section aria-labelledby=\"new\"><h2 id=\"new\">New leads <span class=\"count\" id=\"new-count\">{}</span></h2>{}</section>\
          {tasks}\
-         <section aria-labelledby=\"working\"><h2 id=\"working\">Being worked <span class=\"count\">{}</span></h2>{}</section>\
+         <section aria-labelledby=\"working\"><h2 id=\"working\">Being worked <span class=\"count\" id=\"working-count\">{}</span></h2>{}</section>\
          <p class=\"muted\">Times in <span data-zone>{}</span>. {}</p>",
         inbox.new.len(),
         cards(&inbox.new, viewer, inbox.zone, inbox.now, "No new leads. New ones appear here as they arrive."),

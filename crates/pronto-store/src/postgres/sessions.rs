@@ -160,6 +160,22 @@ impl Sessions for PostgresStore {
             newest_log: log,
         })
     }
+
+    async fn leads_since(
+        &self,
+        ws: WorkspaceId,
+        since: &LeadMark,
+        limit: i64,
+    ) -> Result<Vec<crate::LeadState>, StoreError> {
+        let rows = sqlx::query(&crate::sessions::leads_since_sql(|n| format!("${n}")))
+            .bind(ws.0)
+            .bind(since.newest_lead.unwrap_or(DateTime::UNIX_EPOCH))
+            .bind(since.newest_log.unwrap_or(0))
+            .bind(limit)
+            .fetch_all(&self.pool.0)
+            .await?;
+        rows.iter().map(crate::rows::lead_state).collect()
+    }
 }
 
 async fn insert_session(

@@ -163,6 +163,22 @@ impl Sessions for SqliteStore {
             newest_log: log,
         })
     }
+
+    async fn leads_since(
+        &self,
+        ws: WorkspaceId,
+        since: &LeadMark,
+        limit: i64,
+    ) -> Result<Vec<crate::LeadState>, StoreError> {
+        let rows = sqlx::query(&crate::sessions::leads_since_sql(|n| format!("?{n}")))
+            .bind(ws.to_string())
+            .bind(super::ts(since.newest_lead.unwrap_or(DateTime::UNIX_EPOCH)))
+            .bind(since.newest_log.unwrap_or(0))
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(crate::rows::lead_state).collect()
+    }
 }
 
 async fn insert_session(
