@@ -1,8 +1,8 @@
 //! Live updates for open inboxes. One watcher per process reads the store's [`LeadMark`] (two index
 //! reads) every [`POLL`] while any browser listens; when it moves, the watcher reads the leads that arrived or
 //! changed since the previous mark (one indexed read) and hands them to every listener, which sends its
-//! browser the cards of those it may see, drawn for that person. So a change costs one read per process, not
-//! one page fetch per open inbox. Reading the store, not this process's own writes, is what makes a lead
+//! browser the cards of those it may see, drawn once per person (their tabs share them). So a change costs
+//! one read per process and one drawing per person, not one page fetch per open inbox. Reading the store, not this process's own writes, is what makes a lead
 //! taken by another node (PostgreSQL) appear too. With nobody listening, nothing is read.
 //!
 //! [`LeadMark`]: pronto_store::LeadMark
@@ -19,6 +19,13 @@ pub const POLL: std::time::Duration = std::time::Duration::from_millis(250);
 /// The most leads one change carries; past it (a burst, an import) every listener draws its page again.
 pub const BATCH: i64 = 200;
 
+/// The most cards one person is sent for one change; past it their pages draw themselves again (one fetch
+/// each, rather than every tab receiving a long stream of cards).
+pub const CARDS: usize = 50;
+
+/// Stands for the session's CSRF token in cards drawn once per person: each stream puts its own in.
+pub const CSRF_PLACEHOLDER: &str = "pronto-live-csrf";
+
 /// What the watcher saw change.
 #[derive(Debug, Default)]
 pub struct Change {
@@ -27,6 +34,20 @@ pub struct Change {
     /// The leads that arrived or changed, newest first; `None` when there were more than [`BATCH`] or they
     /// could not be read (every listener then draws its page again).
     pub leads: Option<Vec<LeadState>>,
+    /// The cards drawn for each person (by user id), shared by all their open tabs; `None`: too many for
+    /// them ([`CARDS`]), or none they may see is empty.
+    drawn: Mutex<std::collections::HashMap<String, Option<Arc<str>>>>,
+}
+
+impl Change {
+    /// `user`'s cards of this change, drawn by `draw` the first time one of their streams asks.
+    pub fn drawn_for(&self, user: &str, draw: impl FnOnce() -> Option<String>) -> Option<Arc<str>> {
+        let mut drawn = self.drawn.lock().unwrap_or_else(|p| p.into_inner());
+        drawn
+            .entry(user.to_string())
+            .or_insert_with(|| draw().map(Arc::from))
+            .clone()
+    }
 }
 
 /// The watchers of this process, one per workspace that has listeners.
@@ -106,7 +127,11 @@ async fn watch_leads(store: Arc<dyn Store>, ws: WorkspaceId, tx: watch::Sender<A
                 .ok()
                 .filter(|l| l.len() <= BATCH as usize);
             let version = tx.borrow().version + 1;
-            tx.send_replace(Arc::new(Change { version, leads }));
+            tx.send_replace(Arc::new(Change {
+                version,
+                leads,
+                drawn: Mutex::default(),
+            }));
         }
         last = Some(mark);
     }

@@ -9,6 +9,7 @@
 use crate::auth::{same_secret, LinkSent, SignedIn, Viewer, PRE_SESSION_COOKIE, SESSION_COOKIE};
 use crate::error::ApiError;
 use crate::extract::ClientIp;
+use crate::live;
 use crate::state::AppState;
 use crate::web::{inbox, sign_in};
 use axum::body::Bytes;
@@ -682,25 +683,37 @@ pub async fn live(State(state): State<AppState>, jar: CookieJar) -> Result<Respo
                     let change = rx.borrow_and_update().clone();
                     let skipped = change.version != seen + 1;
                     seen = change.version;
+                    let redraw = Event::default().event("leads").data(seen.to_string());
                     let event = match (&change.leads, skipped) {
                         (Some(leads), false) => {
-                            let now = service.clock.now();
-                            let cards: Vec<inbox::LiveCard> = leads
-                                .iter()
-                                .filter(|l| v.user.may_see(l))
-                                .map(|l| inbox::live_card(l, &v, zone, now))
-                                .collect();
-                            if cards.is_empty() {
+                            let visible: Vec<_> =
+                                leads.iter().filter(|l| v.user.may_see(l)).collect();
+                            if visible.is_empty() {
                                 continue;
                             }
-                            Event::default()
-                                .event("cards")
-                                .json_data(&cards)
-                                .unwrap_or_else(|_| {
-                                    Event::default().event("leads").data(seen.to_string())
-                                })
+                            let cards = change.drawn_for(&v.user.id, || {
+                                if visible.len() > live::CARDS {
+                                    return None;
+                                }
+                                let now = service.clock.now();
+                                let anyone = Viewer {
+                                    csrf: live::CSRF_PLACEHOLDER.into(),
+                                    ..v.clone()
+                                };
+                                let cards: Vec<inbox::LiveCard> = visible
+                                    .iter()
+                                    .map(|l| inbox::live_card(l, &anyone, zone, now))
+                                    .collect();
+                                serde_json::to_string(&cards).ok()
+                            });
+                            match cards {
+                                Some(json) => Event::default()
+                                    .event("cards")
+                                    .data(json.replace(live::CSRF_PLACEHOLDER, &v.csrf)),
+                                None => redraw,
+                            }
                         }
-                        _ => Event::default().event("leads").data(seen.to_string()),
+                        _ => redraw,
                     };
                     return Some((Ok::<_, std::convert::Infallible>(event), (rx, closed, seen)));
                 }
