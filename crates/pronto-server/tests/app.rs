@@ -693,6 +693,13 @@ async fn a_manager_sees_their_teams_board_hands_a_lead_over_and_downloads_the_re
     );
     assert!(board.contains("<svg viewBox"), "the weekly chart");
     assert!(
+        board.contains("<title id=\"rep-chart-title\">Share of leads answered, per rep</title>")
+            && board.contains(&format!(
+                "<desc id=\"rep-chart-desc\">rep {owner}: 0% within 5 min"
+            )),
+        "the per-rep chart: {board}"
+    );
+    assert!(
         board.contains("1 leads: 0% answered within 5 min"),
         "{board}"
     );

@@ -94,8 +94,9 @@ fn table(caption: &str, first: &str, rows: &[&Group]) -> String {
     scroll(caption, &table)
 }
 
-/// Weekly shares as stacked bars (SVG), one row per week.
-fn chart(weeks: &[&Group]) -> String {
+/// Shares as stacked bars (SVG), one row per group (a week, a rep); `id` names the chart's title and
+/// description (unique on the page), `of` says what a row is in the description ("week of", "rep").
+fn chart(id: &str, title: &str, of: &str, weeks: &[&Group]) -> String {
     if weeks.is_empty() {
         return String::new();
     }
@@ -115,7 +116,7 @@ fn chart(weeks: &[&Group]) -> String {
             if w > 0.0 {
                 bars.push_str(&format!(
                     "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{:.1}\" fill=\"{colour}\">\
-                     <title>week of {}: {} {name}</title></rect>",
+                     <title>{of} {}: {} {name}</title></rect>",
                     row_h - 6.0,
                     escape(&g.key),
                     pct(share(&g.report, bucket))
@@ -135,7 +136,7 @@ fn chart(weeks: &[&Group]) -> String {
         .map(|g| {
             let [a, b, _, never] = cumulative(&g.report);
             format!(
-                "week of {}: {} within 5 min, {} within 1 h, {} never",
+                "{of} {}: {} within 5 min, {} within 1 h, {} never",
                 g.key,
                 pct(a),
                 pct(b),
@@ -145,11 +146,12 @@ fn chart(weeks: &[&Group]) -> String {
         .collect::<Vec<_>>()
         .join("; ");
     format!(
-        "<figure class=\"chart\"><svg viewBox=\"0 0 {:.0} {height:.0}\" role=\"img\" aria-labelledby=\"chart-title chart-desc\" \
-         preserveAspectRatio=\"xMinYMin meet\"><title id=\"chart-title\">Share of leads answered, per week</title>\
-         <desc id=\"chart-desc\">{}</desc>{bars}</svg>\
+        "<figure class=\"chart\"><svg viewBox=\"0 0 {:.0} {height:.0}\" role=\"img\" aria-labelledby=\"{id}-title {id}-desc\" \
+         preserveAspectRatio=\"xMinYMin meet\"><title id=\"{id}-title\">{}</title>\
+         <desc id=\"{id}-desc\">{}</desc>{bars}</svg>\
          <figcaption><ul class=\"legend\">{legend}</ul></figcaption></figure>",
         label_w + bar_w,
+        escape(title),
         escape(&summary)
     )
 }
@@ -321,7 +323,7 @@ pub fn board_page(viewer: &Viewer, board: &Board) -> String {
          <input id=\"to\" name=\"to\" type=\"date\" value=\"{}\"><button type=\"submit\">Show</button></form>\
          <p id=\"speed-summary\">{} leads: {} answered within 5 min, {} within 1 h, {} within 24 h, {} never; median {}, p90 {}; \
          {} missed their SLA.</p>\
-         {}{}{}<p><a href=\"/app/board.csv?{query}\" download>Download as CSV</a></p></section>{}",
+         {}{}{}{}<p><a href=\"/app/board.csv?{query}\" download>Download as CSV</a></p></section>{}",
         board.unclaimed.len(),
         scroll(
             "Reps",
@@ -341,8 +343,9 @@ pub fn board_page(viewer: &Viewer, board: &Board) -> String {
         secs(r.overall.median_response_secs),
         secs(r.overall.p90_response_secs),
         r.overall.sla_breaches,
-        chart(&weeks),
+        chart("chart", "Share of leads answered, per week", "week of", &weeks),
         table("Per week (by the Monday it starts)", "Week", &weeks),
+        chart("rep-chart", "Share of leads answered, per rep", "rep", &by_rep),
         table("Per rep (SLA misses count against who held the lead)", "Rep", &by_rep),
         business(board),
     );
