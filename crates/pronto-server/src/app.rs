@@ -76,6 +76,7 @@ impl App {
             sqlite_sync: settings.sqlite_sync,
             pg_writers: settings.pg_writers,
             pg_acquire_timeout: settings.pg_acquire_timeout,
+            pg_read_url: settings.database_read_url.clone(),
             ..Options::default()
         };
         let url = settings.database_url.clone();

@@ -252,6 +252,8 @@ pub struct ServerSection {
     /// The URL people reach this server at, for links in messages (unsubscribe); default `http://<listen>`.
     pub public_url: Option<String>,
     pub database_url: Option<String>,
+    /// PostgreSQL: a read replica for the reports and the app's report pages.
+    pub database_read_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -345,6 +347,7 @@ fn default_honeypot() -> String {
 pub struct Overrides {
     pub config: Option<PathBuf>,
     pub database_url: Option<String>,
+    pub database_read_url: Option<String>,
     pub listen: Option<String>,
     pub write_key: Option<String>,
     pub admin_key: Option<String>,
@@ -361,6 +364,8 @@ pub struct Overrides {
 pub struct Settings {
     pub listen: SocketAddr,
     pub database_url: String,
+    /// PostgreSQL: where the reports read (`DATABASE_READ_URL`); none: the primary.
+    pub database_read_url: Option<String>,
     pub write_key: Option<String>,
     pub admin_key: Option<String>,
     pub smtp_url: Option<String>,
@@ -464,6 +469,16 @@ impl Settings {
                 "server.database_url / DATABASE_URL",
                 "must start with sqlite:// or postgres://".into(),
             );
+        }
+        let database_read_url = o.database_read_url.or(file.server.database_read_url);
+        if let Some(read) = &database_read_url {
+            let postgres = |u: &str| u.starts_with("postgres:") || u.starts_with("postgresql:");
+            if !postgres(read) || !postgres(&database_url) {
+                bad(
+                    "server.database_read_url / DATABASE_READ_URL",
+                    "is a PostgreSQL read replica, for a PostgreSQL database_url".into(),
+                );
+            }
         }
         let sync_text = o.sqlite_sync.unwrap_or(file.storage.sqlite_sync);
         let sqlite_sync = sync_text.parse().unwrap_or_else(|m| {
@@ -691,6 +706,7 @@ impl Settings {
         let settings = Self {
             listen,
             database_url,
+            database_read_url,
             write_key: o.write_key,
             admin_key: o.admin_key,
             smtp_url: o.smtp_url.or(file.smtp.url),
@@ -988,6 +1004,19 @@ mod tests {
                 "[server]\ndatabase_url = \"mysql://x\"",
                 Overrides::default(),
                 "server.database_url",
+            ),
+            (
+                "[server]\ndatabase_read_url = \"postgres://replica/pronto\"",
+                Overrides::default(),
+                "server.database_read_url",
+            ),
+            (
+                "[server]\ndatabase_url = \"postgres://primary/pronto\"",
+                Overrides {
+                    database_read_url: Some("sqlite://copy.db".into()),
+                    ..Overrides::default()
+                },
+                "server.database_read_url",
             ),
             (
                 "[storage]\nsqlite_sync = \"off\"",

@@ -964,7 +964,7 @@ pub trait Store: Sessions + Send + Sync + 'static {
 }
 
 /// Connection options that are not in the URL.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// SQLite only: what a commit waits for. See [`SqliteSync`].
     pub sqlite_sync: SqliteSync,
@@ -975,6 +975,10 @@ pub struct Options {
     pub pg_writers: usize,
     /// Most events one group commit takes.
     pub max_group_events: usize,
+    /// PostgreSQL only: a read replica (`DATABASE_READ_URL`) for the reports' reads (the speed-to-lead report,
+    /// the board, the recovery page, the flows report's partial hours), so a busy team's screens never slow
+    /// ingestion. What they read may then lag the primary by the replica's delay.
+    pub pg_read_url: Option<String>,
 }
 
 impl Default for Options {
@@ -984,6 +988,7 @@ impl Default for Options {
             pg_acquire_timeout: std::time::Duration::from_secs(3),
             pg_writers: 2,
             max_group_events: 2000,
+            pg_read_url: None,
         }
     }
 }

@@ -538,3 +538,63 @@ async fn checkouts_and_orders_are_counted_per_hour_of_their_time(e: Env) {
         "t0 is 12:20: 12:21 is in the 12:00 hour, 13:10 and 13:15 in the 13:00 hour"
     );
 }
+
+/// PostgreSQL with a read replica (`DATABASE_READ_URL`): the reports read there, everything else on the
+/// primary. A second database stands in for the replica, holding other data, so the test sees which one
+/// answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_read_from_the_replica_when_one_is_named() {
+    let primary = TestDb::of("postgres").await;
+    let replica = TestDb::of("postgres").await;
+    let cart = |n: usize| event("Checkout Started", n, n, t0(), 30.0).into();
+    // The "replica" holds two checkouts; the primary, one.
+    let on_replica = connect(&replica.url, Options::default()).await.unwrap();
+    let ws_r = on_replica.default_workspace().await.unwrap().id;
+    on_replica
+        .ingest(ws_r, vec![cart(1), cart(2)], t0())
+        .await
+        .unwrap();
+    let store = connect(
+        &primary.url,
+        Options {
+            pg_read_url: Some(replica.url.clone()),
+            ..Options::default()
+        },
+    )
+    .await
+    .unwrap();
+    let ws = store.default_workspace().await.unwrap().id;
+    store.ingest(ws, vec![cart(3)], t0()).await.unwrap();
+    let period = (t0() - Duration::hours(1), t0() + Duration::hours(1));
+    let counted = |store: Arc<dyn Store>, ws| async move {
+        store
+            .commerce_by_hour(ws, period.0, period.1)
+            .await
+            .unwrap()
+            .iter()
+            .map(|(_, _, n)| *n)
+            .sum::<i64>()
+    };
+    assert_eq!(
+        counted(store.clone(), ws_r).await,
+        2,
+        "the report read the replica"
+    );
+    assert_eq!(
+        counted(connect(&primary.url, Options::default()).await.unwrap(), ws).await,
+        1,
+        "without a replica it reads the primary"
+    );
+    let buyer = |n: usize| {
+        pronto_domain::Identity::email(
+            &pronto_domain::Email::parse(&format!("u{n}@example.com")).unwrap(),
+        )
+    };
+    assert!(
+        store.find_contact(ws, &buyer(3)).await.unwrap().is_some()
+            && store.find_contact(ws, &buyer(1)).await.unwrap().is_none(),
+        "other reads stay on the primary"
+    );
+    on_replica.close().await;
+    store.close().await;
+}

@@ -223,6 +223,9 @@ struct ServeArgs {
     /// sqlite://FILE or postgres://… (default sqlite://pronto.db).
     #[arg(long, env = "DATABASE_URL")]
     database_url: Option<String>,
+    /// PostgreSQL: a read replica the reports and the app's report pages read from.
+    #[arg(long, env = "DATABASE_READ_URL")]
+    database_read_url: Option<String>,
     /// Address to listen on (default 127.0.0.1:8080).
     #[arg(long, env = "PRONTO_LISTEN")]
     listen: Option<String>,
@@ -255,6 +258,7 @@ impl From<ServeArgs> for Overrides {
         Overrides {
             config: a.config,
             database_url: a.database_url,
+            database_read_url: a.database_read_url,
             listen: a.listen,
             write_key: a.write_key,
             admin_key: a.admin_key,

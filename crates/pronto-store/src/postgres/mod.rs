@@ -37,6 +37,8 @@ use uuid::Uuid;
 
 pub struct PostgresStore {
     pool: Arc<PgDb>,
+    /// Where the reports read: the replica named by [`Options::pg_read_url`], else the primary's pool.
+    reports: PgPool,
     writers: Writers,
     shared: Arc<Shared>,
     listener: tokio::task::JoinHandle<()>,
@@ -66,10 +68,25 @@ impl PostgresStore {
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         let shared = Arc::new(Shared::new());
         let listener = tokio::spawn(listen(pool.clone(), shared.clone()));
+        let reports = match &opts.pg_read_url {
+            // A replica is read-only and follows the primary's schema: no migrations there.
+            Some(read) => {
+                PgPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(opts.pg_acquire_timeout)
+                    .connect_with(
+                        PgConnectOptions::from_str(read)?
+                            .options([("plan_cache_mode", "force_custom_plan")]),
+                    )
+                    .await?
+            }
+            None => pool.clone(),
+        };
         let pool = Arc::new(PgDb(pool));
         let writers = Writers::start(pool.clone(), writers, opts.max_group_events, shared.clone());
         Ok(Self {
             pool,
+            reports,
             writers,
             shared,
             listener,
@@ -761,7 +778,7 @@ impl Store for PostgresStore {
         )
         .bind(workspace.0)
         .bind(since)
-        .fetch_all(&self.pool.0)
+        .fetch_all(&self.reports)
         .await?;
         let mut out = Vec::new();
         for r in &rows {
@@ -798,7 +815,7 @@ impl Store for PostgresStore {
         .bind(workspace.0)
         .bind(from)
         .bind(to)
-        .fetch_all(&self.pool.0)
+        .fetch_all(&self.reports)
         .await?;
         rows.into_iter()
             .map(|(hour, name, n)| Ok((crate::rows::parse_hour(&hour)?, name, n)))
@@ -811,7 +828,7 @@ impl Store for PostgresStore {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<crate::LeadState>, StoreError> {
-        let mut c = self.pool.0.acquire().await?;
+        let mut c = self.reports.acquire().await?;
         sales::leads_between(&mut c, workspace, from, to).await
     }
 
@@ -829,7 +846,7 @@ impl Store for PostgresStore {
         .bind(workspace.0)
         .bind(from)
         .bind(to)
-        .fetch_all(&self.pool.0)
+        .fetch_all(&self.reports)
         .await?;
         Ok(rows
             .into_iter()
@@ -1103,7 +1120,7 @@ impl Store for PostgresStore {
         to: DateTime<Utc>,
         rules: &[pronto_domain::experiment::results::ConversionRule],
     ) -> Result<Vec<pronto_domain::experiment::results::RunOutcome>, StoreError> {
-        let mut conn = self.pool.0.acquire().await?;
+        let mut conn = self.reports.acquire().await?;
         let runs = crate::reports::Runs::Started {
             workspace,
             from,
