@@ -273,7 +273,8 @@ test('a rep signs in on a phone by the mailed link, sees a form lead arrive live
   const weekAfter = await board.locator('table:has(caption:text("Per week")) tbody tr').first().textContent();
   assert.match(summaryAfter, /^1 leads: 100% answered within 5 min/);
   assert.notEqual(weekAfter, weekBefore);
-  assert.equal(await board.locator('figure.chart svg[role=img] rect').count(), 1, 'one bar segment: all within 5 min');
+  assert.equal(await board.locator('figure.chart svg[aria-labelledby="chart-title chart-desc"] rect').count(), 1, 'one weekly bar segment: all within 5 min');
+  assert.equal(await board.locator('figure.chart svg[aria-labelledby="rep-chart-title rep-chart-desc"] rect').count(), 1, 'one bar for Ann: all within 5 min');
   await desk.close();
 
   await page.getByRole('link', { name: 'Nora North' }).first().click();
