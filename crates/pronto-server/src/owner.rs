@@ -5,6 +5,7 @@
 use crate::auth::Viewer;
 use crate::error::ApiError;
 use crate::service::{ContactPage, Service};
+pub use crate::views::{MessageSearch, StateFilter, MESSAGE_STATES};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use pronto_domain::access::{Role, User};
@@ -15,32 +16,6 @@ use pronto_store::{MessageQuery, MessageView, RunsOf};
 
 /// How many messages one page of the explorer lists.
 pub const MESSAGES_PAGE: u32 = 50;
-
-/// The states a message can be in, as the explorer offers them.
-pub const MESSAGE_STATES: [&str; 3] = ["queued", "sent", "failed"];
-
-/// A message's state as a filter: `""` (what a form's "any" sends) is no filter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum StateFilter {
-    #[default]
-    #[serde(rename = "")]
-    Any,
-    Queued,
-    Sent,
-    Failed,
-}
-
-impl StateFilter {
-    pub fn as_str(self) -> Option<&'static str> {
-        match self {
-            Self::Any => None,
-            Self::Queued => Some("queued"),
-            Self::Sent => Some("sent"),
-            Self::Failed => Some("failed"),
-        }
-    }
-}
 
 /// Every flow's recovery over a period.
 #[derive(Debug)]
@@ -53,21 +28,6 @@ pub struct Recovery {
     /// The period as the form shows it (dates in the business's time zone).
     pub from: String,
     pub to: String,
-}
-
-/// What the explorer was asked for, as given in the query string.
-#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct MessageSearch {
-    /// The address or phone number it went to (an email address in any case; a phone as sent, `+` and
-    /// digits).
-    pub to: Option<String>,
-    pub flow: Option<String>,
-    /// `queued`, `sent` or `failed` (empty: any).
-    pub state: Option<StateFilter>,
-    /// The previous page's last message.
-    #[param(format = Uuid)]
-    pub before: Option<String>,
 }
 
 /// One page of the explorer.
@@ -91,35 +51,6 @@ pub struct ContactStory {
     pub page: ContactPage,
     /// The newest messages to it.
     pub messages: Vec<MessageView>,
-}
-
-/// A blank filter field is no filter.
-fn given(v: &Option<String>) -> Option<String> {
-    v.as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-}
-
-impl MessageSearch {
-    /// The store's query for this search, `limit` a page, or which field cannot be read.
-    pub fn query(&self, limit: u32) -> Result<MessageQuery, ApiError> {
-        let state = self.state.and_then(StateFilter::as_str).map(str::to_string);
-        let before = self
-            .before
-            .as_deref()
-            .map(|b| b.parse::<MessageId>())
-            .transpose()
-            .map_err(|_| Invalid::one("before", "is not a message id"))?;
-        Ok(MessageQuery {
-            // Email addresses are kept lower-cased; a phone number has no case.
-            to: given(&self.to).map(|t| t.to_lowercase()),
-            flow: given(&self.flow),
-            state,
-            before,
-            ..MessageQuery::newest(limit)
-        })
-    }
 }
 
 impl Service {

@@ -486,7 +486,7 @@ impl Service {
     pub async fn messages(
         &self,
         ws: WorkspaceId,
-        search: &crate::owner::MessageSearch,
+        search: &crate::views::MessageSearch,
         limit: u32,
     ) -> Result<Vec<pronto_store::MessageView>, ApiError> {
         Ok(self.store.find_messages(ws, &search.query(limit)?).await?)

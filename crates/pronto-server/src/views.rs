@@ -1,8 +1,10 @@
-//! What the API answers that the service assembles (below the service and the routes, so both may use it;
-//! it imports neither).
+//! What the API answers that the service assembles, and what a message search asks (below the service and
+//! the routes, so both may use it; it imports neither).
 
+use crate::error::ApiError;
 use chrono::{DateTime, Utc};
-use pronto_store::{LogEntry, RunView};
+use pronto_domain::{Invalid, MessageId};
+use pronto_store::{LogEntry, MessageQuery, RunView};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -118,4 +120,74 @@ pub fn amounts(by: &std::collections::BTreeMap<String, f64>) -> String {
         .map(|(c, v)| format!("{v:.2} {c}").trim().to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The states a message can be in, as the explorer offers them.
+pub const MESSAGE_STATES: [&str; 3] = ["queued", "sent", "failed"];
+
+/// A message's state as a filter: `""` (what a form's "any" sends) is no filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StateFilter {
+    #[default]
+    #[serde(rename = "")]
+    Any,
+    Queued,
+    Sent,
+    Failed,
+}
+
+impl StateFilter {
+    pub fn as_str(self) -> Option<&'static str> {
+        match self {
+            Self::Any => None,
+            Self::Queued => Some("queued"),
+            Self::Sent => Some("sent"),
+            Self::Failed => Some("failed"),
+        }
+    }
+}
+
+/// What the explorer was asked for, as given in the query string.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MessageSearch {
+    /// The address or phone number it went to (an email address in any case; a phone as sent, `+` and
+    /// digits).
+    pub to: Option<String>,
+    pub flow: Option<String>,
+    /// `queued`, `sent` or `failed` (empty: any).
+    pub state: Option<StateFilter>,
+    /// The previous page's last message.
+    #[param(format = Uuid)]
+    pub before: Option<String>,
+}
+
+/// A blank filter field is no filter.
+fn given(v: &Option<String>) -> Option<String> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+impl MessageSearch {
+    /// The store's query for this search, `limit` a page, or which field cannot be read.
+    pub fn query(&self, limit: u32) -> Result<MessageQuery, ApiError> {
+        let state = self.state.and_then(StateFilter::as_str).map(str::to_string);
+        let before = self
+            .before
+            .as_deref()
+            .map(|b| b.parse::<MessageId>())
+            .transpose()
+            .map_err(|_| Invalid::one("before", "is not a message id"))?;
+        Ok(MessageQuery {
+            // Email addresses are kept lower-cased; a phone number has no case.
+            to: given(&self.to).map(|t| t.to_lowercase()),
+            flow: given(&self.flow),
+            state,
+            before,
+            ..MessageQuery::newest(limit)
+        })
+    }
 }

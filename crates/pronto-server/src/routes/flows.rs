@@ -136,14 +136,14 @@ pub async fn get_run(
 /// The outbox, newest first. With no SMTP server configured this is the dev mailbox: every email lands here
 /// (transport `mailbox`) instead of leaving the machine. `to`, `flow` and `state` narrow it; `before` pages.
 #[utoipa::path(get, path = "/v1/messages", tag = "admin",
-    params(Limit, crate::owner::MessageSearch),
+    params(Limit, crate::views::MessageSearch),
     responses((status = 200, body = MessageList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("adminKey" = [])))]
 pub async fn list_messages(
     State(s): State<AppState>,
     Admin(ws): Admin,
     limit: Result<Query<Limit>, QueryRejection>,
-    search: Result<Query<crate::owner::MessageSearch>, QueryRejection>,
+    search: Result<Query<crate::views::MessageSearch>, QueryRejection>,
 ) -> Result<Json<MessageList>, ApiError> {
     let Query(l) = limit.map_err(|e| Invalid::one("query", e.body_text()))?;
     let Query(search) = search.map_err(|e| Invalid::one("query", e.body_text()))?;
