@@ -39,8 +39,11 @@ pub struct Inbox {
     pub new: Vec<LeadState>,
     /// Claimed or contacted, not yet won or lost, newest first.
     pub working: Vec<LeadState>,
-    /// The rep's open call tasks due by the end of today (in their zone), earliest first.
+    /// The rep's open call tasks due by the end of today (in their zone), earliest first: the first
+    /// [`INBOX_LIMIT`].
     pub tasks: Vec<TaskItem>,
+    /// How many more are due today beyond those (a backlog shows as a number, not a page of cards).
+    pub more_tasks: usize,
     /// The rep's away flag (`None` for someone who is not a rep).
     pub away: Option<bool>,
 }
@@ -276,6 +279,9 @@ impl Service {
             }
             None => (Vec::new(), None),
         };
+        let mut tasks = tasks;
+        let more_tasks = tasks.len().saturating_sub(INBOX_LIMIT as usize);
+        tasks.truncate(INBOX_LIMIT as usize);
         Ok(Inbox {
             user: viewer.user.clone(),
             zone,
@@ -283,6 +289,7 @@ impl Service {
             new,
             working,
             tasks,
+            more_tasks,
             away,
         })
     }

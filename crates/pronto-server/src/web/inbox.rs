@@ -208,9 +208,17 @@ pub fn inbox_page(viewer: &Viewer, inbox: &Inbox) -> String {
         } else {
             format!("<ul class=\"cards\">{items}</ul>")
         };
+        let more = if inbox.more_tasks > 0 {
+            format!(
+                "<p class=\"notice\" id=\"more-tasks\">And {} more due: the most overdue are above.</p>",
+                inbox.more_tasks
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "<section aria-labelledby=\"tasks\"><h2 id=\"tasks\">Today's calls <span class=\"count\">{}</span></h2>{list}</section>",
-            inbox.tasks.len()
+            "<section aria-labelledby=\"tasks\"><h2 id=\"tasks\">Today's calls <span class=\"count\">{}</span></h2>{list}{more}</section>",
+            inbox.tasks.len() + inbox.more_tasks
         )
     } else {
         String::new()
