@@ -487,13 +487,22 @@ pub(super) async fn tasks(
     rep: Option<&str>,
     open_only: bool,
 ) -> Result<Vec<Task>, StoreError> {
-    let rows = sqlx::query(
+    // One rep's open tasks (the inbox's): start from the rep's leads (`leads_by_owner_status`) and probe
+    // their open tasks (`tasks_open_by_lead`), in that order (CROSS JOIN keeps it). Walking every task of the
+    // workspace by due date instead read all of them, done ones too, for a rep with few: 124 ms at 200,000.
+    let from = if rep.is_some() && open_only {
+        "FROM leads l CROSS JOIN tasks t ON t.lead_id = l.id \
+         WHERE l.workspace_id = ?1 AND l.owner = ?2 AND t.workspace_id = ?1 AND t.done_at IS NULL \
+         AND (?3 = 0 OR t.done_at IS NULL)"
+    } else {
+        "FROM tasks t JOIN leads l ON l.id = t.lead_id \
+         WHERE t.workspace_id = ?1 AND (?2 IS NULL OR l.owner = ?2) AND (?3 = 0 OR t.done_at IS NULL)"
+    };
+    let rows = sqlx::query(&format!(
         "SELECT t.id, t.kind, t.title, t.script, t.due_at, t.created_at, t.done_at, t.done_by, t.outcome, \
          t.flow_id, t.step, l.owner, l.id, l.name, l.email, l.phone, l.company, l.status \
-         FROM tasks t JOIN leads l ON l.id = t.lead_id \
-         WHERE t.workspace_id = ?1 AND (?2 IS NULL OR l.owner = ?2) AND (?3 = 0 OR t.done_at IS NULL) \
-         ORDER BY t.due_at, t.id LIMIT 1000",
-    )
+         {from} ORDER BY t.due_at, t.id LIMIT 1000"
+    ))
     .bind(ws.to_string())
     .bind(rep)
     .bind(open_only)
