@@ -89,6 +89,22 @@ wait = "10m"
 [[flow.step]]
 send = {{ channel = "email", template = "checkout-1" }}
 
+[[flow]]
+id = "lead-cadence"
+trigger = {{ event = "Lead Submitted" }}
+key = "properties.lead_id"
+[[flow.step]]
+call = {{ script = "call-first" }}
+
+[[template]]
+name = "call-first"
+subject = "Call {{{{ lead.name }}}}"
+text = "Ask what they need."
+
+[limits]
+leads_per_ip_per_minute = 0
+leads_per_recipient_per_hour = 0
+
 [[template]]
 name = "checkout-1"
 subject = "You left something"
@@ -109,6 +125,7 @@ pronto_store::for_each_backend!(start;
     an_open_live_stream_hears_of_a_new_lead,
     a_manager_sees_their_teams_board_hands_a_lead_over_and_downloads_the_report,
     the_owner_sees_what_each_flow_recovered_explores_the_messages_and_opens_a_contact,
+    a_backlog_of_call_tasks_shows_the_fifty_most_overdue_and_counts_the_rest,
 );
 
 /// A browser signed in by the link mailed to `email`.
@@ -985,5 +1002,38 @@ async fn the_owner_sees_what_each_flow_recovered_explores_the_messages_and_opens
         assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
         assert!(!page.contains("You left something"));
     }
+    s.stop().await;
+}
+
+async fn a_backlog_of_call_tasks_shows_the_fifty_most_overdue_and_counts_the_rest(s: Server) {
+    // Every lead opens a call task for its owner; 51 of them for Ann.
+    let mut ann_leads = 0;
+    let mut n = 0;
+    while ann_leads < 51 {
+        let id = post_lead(&s, &format!("Backlog {n}"), "web").await;
+        n += 1;
+        if s.admin(&format!("/v1/leads/{id}")).await["owner"] == "ann" {
+            ann_leads += 1;
+        }
+    }
+    let mut ann = signed_in(&s, "ann@example.com").await;
+    let mut inbox = String::new();
+    for _ in 0..200 {
+        inbox = ann.get("/app/inbox").await.1;
+        if inbox.contains("Today's calls <span class=\"count\">51</span>") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(
+        inbox.contains("Today's calls <span class=\"count\">51</span>"),
+        "{inbox}"
+    );
+    assert_eq!(
+        inbox.matches("class=\"card task").count(),
+        50,
+        "the fifty most overdue as cards"
+    );
+    assert!(inbox.contains("And 1 more due"), "{inbox}");
     s.stop().await;
 }
