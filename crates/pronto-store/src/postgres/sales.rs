@@ -499,13 +499,19 @@ pub(super) async fn tasks(
     rep: Option<&str>,
     open_only: bool,
 ) -> Result<Vec<Task>, StoreError> {
-    let rows = sqlx::query(
+    // One rep's open tasks (the inbox's): only the conditions that hold, so the planner can start from the
+    // rep's leads (`leads_by_owner_status`) and their open tasks (`tasks_open_by_lead`), as on SQLite.
+    let filter = if rep.is_some() && open_only {
+        "l.workspace_id = $1 AND l.owner = $2 AND t.workspace_id = $1 AND t.done_at IS NULL AND $3"
+    } else {
+        "t.workspace_id = $1 AND ($2::text IS NULL OR l.owner = $2) AND (NOT $3 OR t.done_at IS NULL)"
+    };
+    let rows = sqlx::query(&format!(
         "SELECT t.id, t.kind, t.title, t.script, t.due_at, t.created_at, t.done_at, t.done_by, t.outcome, \
          t.flow_id, t.step, l.owner, l.id, l.name, l.email, l.phone, l.company, l.status \
-         FROM tasks t JOIN leads l ON l.id = t.lead_id \
-         WHERE t.workspace_id = $1 AND ($2::text IS NULL OR l.owner = $2) AND (NOT $3 OR t.done_at IS NULL) \
-         ORDER BY t.due_at, t.id LIMIT 1000",
-    )
+         FROM tasks t JOIN leads l ON l.id = t.lead_id WHERE {filter} \
+         ORDER BY t.due_at, t.id LIMIT 1000"
+    ))
     .bind(ws.0)
     .bind(rep)
     .bind(open_only)
