@@ -108,6 +108,19 @@ pub(crate) enum Runs<'a> {
     Ids(&'a [RunId]),
 }
 
+impl Runs<'_> {
+    /// The runs' condition (`filter`: the backend's own for their ids or start), with experiments' runs only
+    /// unless every flow's were asked for.
+    pub(crate) fn of(&self, filter: &str) -> String {
+        match self {
+            Runs::Started {
+                every_flow: true, ..
+            } => filter.to_string(),
+            _ => format!("r.arm IS NOT NULL AND r.experiment IS NOT NULL AND {filter}"),
+        }
+    }
+}
+
 /// A bucket of counts: its workspace, flow, experiment and hour.
 pub(crate) type Bucket = (WorkspaceId, BucketKey);
 

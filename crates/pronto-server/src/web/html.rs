@@ -78,6 +78,25 @@ pub fn scroll(label: &str, table: &str) -> String {
     )
 }
 
+/// A JSON object's entries as a definition list (`dt` the key, `dd` the value: a string as it is, anything
+/// else as JSON); empty for none.
+pub fn fields(m: &serde_json::Map<String, serde_json::Value>) -> String {
+    if m.is_empty() {
+        return String::new();
+    }
+    let rows: String = m
+        .iter()
+        .map(|(k, v)| {
+            let v = v
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string());
+            format!("<dt>{}</dt><dd>{}</dd>", escape(k), escape(&v))
+        })
+        .collect();
+    format!("<dl class=\"fields\">{rows}</dl>")
+}
+
 /// The hidden field every form of a signed-in page sends back.
 pub fn csrf_field(csrf: &str) -> String {
     format!(

@@ -1,7 +1,7 @@
 //! A rep's inbox and a lead's story, phone first: one column of cards, big targets, a call link and
 //! "I'm on it" on every new lead, a call logged in two taps (open, pick the outcome).
 
-use super::html::{csrf_field, escape, layout, span, time, Shell};
+use super::html::{csrf_field, escape, fields, layout, span, time, Shell};
 use crate::auth::Viewer;
 use crate::inbox::{Inbox, LeadStory, CALL_OUTCOMES};
 use chrono::{DateTime, Utc};
@@ -315,24 +315,7 @@ pub fn lead_page(viewer: &Viewer, story: &LeadStory) -> String {
         .iter()
         .map(|(at, text)| format!("<li>{} — {text}</li>", time(*at, zone)))
         .collect();
-    let fields = l
-        .fields
-        .as_object()
-        .filter(|m| !m.is_empty())
-        .map(|m| {
-            let rows: String = m
-                .iter()
-                .map(|(k, v)| {
-                    let v = v
-                        .as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| v.to_string());
-                    format!("<dt>{}</dt><dd>{}</dd>", escape(k), escape(&v))
-                })
-                .collect();
-            format!("<dl class=\"fields\">{rows}</dl>")
-        })
-        .unwrap_or_default();
+    let fields = l.fields.as_object().map(fields).unwrap_or_default();
     let contact: String = [l
         .email
         .as_ref()

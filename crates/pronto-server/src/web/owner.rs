@@ -2,7 +2,7 @@
 //! table, the holdout beside it, the message steps; the experiments' results with their intervals), the
 //! messages explorer, a message as sent, and a contact's timeline.
 
-use super::html::{escape, layout, scroll, time, Shell};
+use super::html::{escape, fields, layout, scroll, time, Shell};
 use crate::auth::Viewer;
 use crate::owner::{ContactStory, Messages, Recovery, MESSAGE_STATES};
 use chrono::{DateTime, Utc};
@@ -443,17 +443,7 @@ pub fn contact_page(viewer: &Viewer, c: &ContactStory) -> String {
         .iter()
         .map(|i| format!("<li>{}: {}</li>", escape(i.kind.as_str()), escape(&i.value)))
         .collect();
-    let traits: String = contact
-        .traits
-        .iter()
-        .map(|(k, v)| {
-            let v = v
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| v.to_string());
-            format!("<dt>{}</dt><dd>{}</dd>", escape(k), escape(&v))
-        })
-        .collect();
+    let traits = fields(&contact.traits);
     let mut timeline: Vec<(DateTime<Utc>, String)> = Vec::new();
     for e in &c.page.events {
         let what = e.name.clone().unwrap_or_else(|| e.kind.clone());
@@ -527,7 +517,7 @@ pub fn contact_page(viewer: &Viewer, c: &ContactStory) -> String {
     };
     let body = format!(
         "<p><a href=\"/app/messages\">← Messages</a></p><h1>{}</h1>\
-         <p class=\"meta\">Known since {}</p><ul>{identities}</ul><dl class=\"fields\">{traits}</dl>\
+         <p class=\"meta\">Known since {}</p><ul>{identities}</ul>{traits}\
          <section aria-labelledby=\"timeline\"><h2 id=\"timeline\">Timeline, newest first</h2>\
          <ol class=\"story\">{items}</ol>{more}</section>",
         escape(&name),

@@ -35,18 +35,7 @@ pub(super) async fn outcomes(
         ),
         Runs::Ids(_) => ("r.id = ANY($1::uuid[])", 2),
     };
-    let every_flow = matches!(
-        runs,
-        Runs::Started {
-            every_flow: true,
-            ..
-        }
-    );
-    let runs_of = if every_flow {
-        filter.to_string()
-    } else {
-        format!("r.arm IS NOT NULL AND r.experiment IS NOT NULL AND {filter}")
-    };
+    let runs_of = runs.of(filter);
     let flows: Vec<&str> = rules.iter().map(|r| r.flow.as_str()).collect();
     let events: Vec<&str> = rules.iter().map(|r| r.event.as_str()).collect();
     let secs: Vec<f64> = rules.iter().map(|r| r.within_secs as f64).collect();

@@ -28,18 +28,7 @@ pub(super) async fn outcomes(
         ),
         Runs::Ids(_) => ("r.id IN (SELECT value FROM json_each(?1))", 2),
     };
-    let every_flow = matches!(
-        runs,
-        Runs::Started {
-            every_flow: true,
-            ..
-        }
-    );
-    let runs_of = if every_flow {
-        filter.to_string()
-    } else {
-        format!("r.arm IS NOT NULL AND r.experiment IS NOT NULL AND {filter}")
-    };
+    let runs_of = runs.of(filter);
     let rules: Vec<(&str, &str, i64)> = rules
         .iter()
         .map(|r| (r.flow.as_str(), r.event.as_str(), r.within_secs))
