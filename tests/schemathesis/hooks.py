@@ -46,6 +46,17 @@ def before_call(context, case, kwargs):
             body.pop("at")
         if path == "/v1/inbound/email" and isinstance(body.get("from"), str) and body["from"].strip():
             body["from"] = "Lee <lee@client.example>"
+    # A suppression's address must parse for its medium, which a JSON Schema cannot say: a positive case gets
+    # one that does.
+    if path == "/v1/suppressions" and case.method.upper() == "POST" and isinstance(body, dict):
+        if isinstance(body.get("address"), str) and body["address"]:
+            n = len(body["address"])
+            body["address"] = PHONES[n % len(PHONES)] if body.get("medium") == "sms" else f"s{n}@example.com"
+    if path == "/v1/suppressions/import" and isinstance(body, str):
+        csv = f"address,reason\ns{len(body)}@example.com,manual\n"
+        case.body = csv
+        if "data" in kwargs:
+            kwargs["data"] = csv
     if path == "/v1/contacts" and isinstance(case.query, dict):
         value = case.query.get("phone")
         if isinstance(value, str) and value.strip():

@@ -143,7 +143,10 @@ impl SmtpSender {
             self.pool.give_back(lease);
             match sent {
                 Ok(_) => Ok(()),
-                Err(e) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
+                Err(e) if e.is_permanent() => Err(SendError::Permanent {
+                    code: e.status().map(|c| c.to_string()),
+                    reply: e.to_string(),
+                }),
                 Err(e) => Err(SendError::Temporary(e.to_string())),
             }
         };

@@ -32,9 +32,11 @@ pub enum SendError {
     /// be set up: TLS or login refused).
     #[error("temporary failure: {0}")]
     Temporary(String),
-    /// Do not try again; the text is the server's reply (a 5xx: no such mailbox, rejected as spam, …).
-    #[error("permanent failure: {0}")]
-    Permanent(String),
+    /// Do not try again: the server refused (a 5xx: no such mailbox, rejected as spam, …). `code` is its
+    /// reply code (SMTP's `550`, the SMS provider's error code `21610`, a webhook's HTTP status) and `reply`
+    /// its words, so the caller can tell a mailbox that does not exist from a message refused as spam.
+    #[error("permanent failure: {reply}")]
+    Permanent { code: Option<String>, reply: String },
     /// The message itself is unusable (an address that does not parse); retrying cannot help.
     #[error("invalid message: {0}")]
     Invalid(String),

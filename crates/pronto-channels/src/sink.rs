@@ -2,7 +2,7 @@
 //! dot-stuffing, RSET, NOOP, QUIT) and keeps what it receives in memory. For tests and `pronto bench`: a real
 //! SMTP conversation on a local port, in plain text or over TLS (STARTTLS, or TLS from the first byte), which
 //! can be told to refuse MAIL FROM with scripted replies (`451 …` temporary, `550 …` permanent) before it
-//! accepts.
+//! accepts, or to refuse one recipient at RCPT TO every time (a mailbox that does not exist).
 
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
@@ -12,6 +12,10 @@ use tokio_rustls::TlsAcceptor;
 #[derive(Default)]
 struct State {
     replies: Vec<String>,
+    /// Recipients (lower-cased) refused at RCPT TO, with the reply.
+    refused_rcpt: std::collections::HashMap<String, String>,
+    /// Every RCPT TO address, lower-cased, in order.
+    rcpts: Vec<String>,
     received: Vec<String>,
     /// When each of `received` was accepted.
     at: Vec<std::time::Instant>,
@@ -123,6 +127,20 @@ impl SmtpSink {
     /// The next MAIL FROM commands get these replies, in order; later ones are accepted.
     pub fn refuse(&self, replies: &[&str]) {
         self.lock().replies = replies.iter().map(|r| r.to_string()).collect();
+    }
+
+    /// Every RCPT TO naming `address` (any case) gets `reply`, as a server does for a mailbox that does not
+    /// exist.
+    pub fn refuse_recipient(&self, address: &str, reply: &str) {
+        self.lock()
+            .refused_rcpt
+            .insert(address.to_lowercase(), reply.to_string());
+    }
+
+    /// How many times `address` (any case) was named in RCPT TO, refused or not.
+    pub fn rcpt_attempts(&self, address: &str) -> usize {
+        let a = address.to_lowercase();
+        self.lock().rcpts.iter().filter(|r| **r == a).count()
     }
 
     /// Each message takes this long to be accepted.
@@ -238,7 +256,21 @@ impl Session {
                 } else {
                     s.replies.remove(0)
                 }
-            } else if upper.starts_with("RCPT TO") || upper == "RSET" || upper == "NOOP" {
+            } else if upper.starts_with("RCPT TO") {
+                let address = line[7..]
+                    .trim_start_matches([':', ' '])
+                    .split('>')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches('<')
+                    .to_lowercase();
+                let mut s = self.lock();
+                s.rcpts.push(address.clone());
+                s.refused_rcpt
+                    .get(&address)
+                    .cloned()
+                    .unwrap_or_else(|| "250 OK".into())
+            } else if upper == "RSET" || upper == "NOOP" {
                 "250 OK".into()
             } else if upper == "DATA" {
                 if say(&mut io, "354 go ahead").await.is_err() {

@@ -90,19 +90,28 @@ impl SmsSender {
                     SendError::Temporary(format!("unreadable answer from the SMS provider: {e}"))
                 });
         }
-        let detail = match serde_json::from_str::<ApiError>(&text) {
+        let (code, detail) = match serde_json::from_str::<ApiError>(&text) {
             Ok(ApiError {
                 code: Some(code),
                 message,
-            }) => format!("{status} {code}: {}", message.unwrap_or_default()),
-            _ => format!("{status}: {}", text.chars().take(200).collect::<String>()),
+            }) => (
+                Some(code.to_string()),
+                format!("{status} {code}: {}", message.unwrap_or_default()),
+            ),
+            _ => (
+                None,
+                format!("{status}: {}", text.chars().take(200).collect::<String>()),
+            ),
         };
         // 429 and 5xx: the provider is busy or down; any other 4xx (bad number, unsubscribed recipient, bad
         // credentials) will fail the same way again.
         if status.as_u16() == 429 || status.is_server_error() {
             Err(SendError::Temporary(detail))
         } else {
-            Err(SendError::Permanent(detail))
+            Err(SendError::Permanent {
+                code,
+                reply: detail,
+            })
         }
     }
 }

@@ -128,7 +128,10 @@ impl WebhookSender {
         if status.as_u16() == 408 || status.as_u16() == 429 || status.is_server_error() {
             Err(SendError::Temporary(detail))
         } else {
-            Err(SendError::Permanent(detail))
+            Err(SendError::Permanent {
+                code: Some(status.as_u16().to_string()),
+                reply: detail,
+            })
         }
     }
 }

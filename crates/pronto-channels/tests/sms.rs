@@ -116,7 +116,8 @@ async fn provider_errors_are_classified_with_twilios_code_and_message() {
             .await;
         let got = SmsSender::new(config(&server)).send(&sms()).await;
         match (got, temporary) {
-            (Err(SendError::Temporary(m)), true) | (Err(SendError::Permanent(m)), false) => {
+            (Err(SendError::Temporary(m)), true)
+            | (Err(SendError::Permanent { reply: m, .. }), false) => {
                 assert!(m.contains(needle), "{status}: {m}")
             }
             (other, _) => panic!("{status}: unexpected {other:?}"),

@@ -55,7 +55,10 @@ async fn a_4xx_reply_is_temporary_and_a_5xx_reply_is_permanent_with_the_servers_
         other => panic!("expected temporary, got {other:?}"),
     }
     match sender.send(&email("b")).await {
-        Err(SendError::Permanent(m)) => assert!(m.contains("mailbox unavailable"), "{m}"),
+        Err(SendError::Permanent { code, reply }) => {
+            assert!(reply.contains("mailbox unavailable"), "{reply}");
+            assert_eq!(code.as_deref(), Some("550"));
+        }
         other => panic!("expected permanent, got {other:?}"),
     }
     sender

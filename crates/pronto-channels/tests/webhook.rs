@@ -100,7 +100,7 @@ async fn answers_are_classified_and_a_wrong_secret_is_refused_by_the_receiver() 
             .unwrap_err();
         let classified = match &err {
             SendError::Temporary(_) => temporary,
-            SendError::Permanent(_) => !temporary,
+            SendError::Permanent { .. } => !temporary,
             SendError::Invalid(_) => false,
         };
         assert!(
@@ -113,7 +113,7 @@ async fn answers_are_classified_and_a_wrong_secret_is_refused_by_the_receiver() 
         .await
         .unwrap_err();
     assert!(
-        matches!(forged, SendError::Permanent(ref m) if m.contains("401")),
+        matches!(forged, SendError::Permanent { ref code, .. } if code.as_deref() == Some("401")),
         "{forged}"
     );
     assert!(state.lock().unwrap().verified.is_empty());

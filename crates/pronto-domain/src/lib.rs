@@ -27,6 +27,8 @@
 //!   its escalation chain, the promise an acknowledgement makes.
 //! - [`shop`]: Shopify's and WooCommerce's webhooks: the signature check and each topic's payload as the
 //!   Segment messages the flows speak (checkouts, orders, refunds, customers).
+//! - [`suppression`]: the suppression list: which refusals list an address (hard bounces at once, soft
+//!   bounces past a limit), one spelling per address, which queued messages to skip.
 //! - [`resolve`]: identity resolution: which contact an event belongs to, and which contacts merge.
 //! - [`template`]: minijinja message templates checked at load (errors name template and part), the cart
 //!   as a template sees it, money formatting and tracked links. Not yet used by the server.
@@ -61,6 +63,7 @@ pub mod report;
 pub mod resolve;
 pub mod sales;
 pub mod shop;
+pub mod suppression;
 pub mod template;
 
 mod fields;

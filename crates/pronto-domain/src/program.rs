@@ -29,6 +29,8 @@ pub struct MessageSettings {
     /// Flow messages' links go through the signed, click-recording redirect
     /// ([`crate::message::links::click_url`]).
     pub track_clicks: bool,
+    /// How many soft bounces list an address, and for how long.
+    pub soft_bounces: crate::suppression::SoftBounces,
 }
 
 impl Default for MessageSettings {
@@ -41,6 +43,7 @@ impl Default for MessageSettings {
             link_secret: Vec::new(),
             sms: false,
             track_clicks: true,
+            soft_bounces: crate::suppression::SoftBounces::default(),
         }
     }
 }

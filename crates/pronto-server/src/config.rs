@@ -236,6 +236,18 @@ pub struct MessagesSection {
     /// Links in flow messages (the cart's restore link, product and recommendation links) go through
     /// pronto's signed redirect `/r/…`, which records the click for the flows report; default true.
     pub track_clicks: Option<bool>,
+    /// `{ max = 3, within = "7d", suppress_for = "7d" }` (the default): that many soft bounces of one
+    /// address (a full mailbox) within the window put it on the suppression list for `suppress_for`;
+    /// `max = 0` turns the rule off.
+    pub soft_bounces: Option<SoftBouncesConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SoftBouncesConfig {
+    pub max: u32,
+    pub within: String,
+    pub suppress_for: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -607,6 +619,30 @@ impl Settings {
                     "must be at least 1 (remove the cap to have none)".into(),
                 ),
                 Ok(per) => messages.email_cap = Some((cap.max, per)),
+            }
+        }
+        if let Some(soft) = file.messages.soft_bounces {
+            let mut span = |field: &str, text: &str| match humantime::parse_duration(text)
+                .ok()
+                .and_then(|d| chrono::Duration::from_std(d).ok())
+            {
+                Some(d) if d > chrono::Duration::zero() => Some(d),
+                _ => {
+                    bad(
+                        &format!("messages.soft_bounces.{field}"),
+                        format!("`{text}` is not a duration like 7d or 36h"),
+                    );
+                    None
+                }
+            };
+            let within = span("within", &soft.within);
+            let suppress_for = span("suppress_for", &soft.suppress_for);
+            if let (Some(within), Some(suppress_for)) = (within, suppress_for) {
+                messages.soft_bounces = pronto_domain::suppression::SoftBounces {
+                    max: soft.max,
+                    within,
+                    suppress_for,
+                };
             }
         }
         let sms = match (
@@ -1072,6 +1108,16 @@ mod tests {
                 },
                 "PRONTO_WRITE_KEY",
             ),
+            (
+                "[messages]\nsoft_bounces = { max = 3, within = \"a week\", suppress_for = \"7d\" }",
+                Overrides::default(),
+                "messages.soft_bounces.within",
+            ),
+            (
+                "[messages]\nsoft_bounces = { max = 3, within = \"7d\", suppress_for = \"0s\" }",
+                Overrides::default(),
+                "messages.soft_bounces.suppress_for",
+            ),
         ];
         for (text, o, field) in cases {
             let file = FileConfig::parse(text, "t").unwrap();
@@ -1080,6 +1126,40 @@ mod tests {
                 .to_string();
             assert!(err.contains(field), "{text:?}: {err}");
         }
+    }
+
+    #[test]
+    fn the_soft_bounce_rule_is_read_from_the_example_and_defaults_to_three_in_a_week() {
+        let example = Settings::resolve(
+            FileConfig::parse(EXAMPLE_CONFIG, "t").unwrap(),
+            Overrides::default(),
+            "t".into(),
+        )
+        .unwrap();
+        let program = example.program(Vec::new()).unwrap();
+        assert_eq!(
+            program.messages.soft_bounces,
+            pronto_domain::suppression::SoftBounces::default()
+        );
+        let off = Settings::resolve(
+            FileConfig::parse(
+                "[messages]\nsoft_bounces = { max = 0, within = \"36h\", suppress_for = \"2d\" }",
+                "t",
+            )
+            .unwrap(),
+            Overrides::default(),
+            "t".into(),
+        )
+        .unwrap();
+        let soft = off.program(Vec::new()).unwrap().messages.soft_bounces;
+        assert_eq!(
+            (
+                soft.max,
+                soft.within.num_hours(),
+                soft.suppress_for.num_hours()
+            ),
+            (0, 36, 48)
+        );
     }
 
     #[test]

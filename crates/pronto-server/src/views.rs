@@ -123,7 +123,7 @@ pub fn amounts(by: &std::collections::BTreeMap<String, f64>) -> String {
 }
 
 /// The states a message can be in, as the explorer offers them.
-pub const MESSAGE_STATES: [&str; 3] = ["queued", "sent", "failed"];
+pub const MESSAGE_STATES: [&str; 4] = ["queued", "sent", "failed", "suppressed"];
 
 /// A message's state as a filter: `""` (what a form's "any" sends) is no filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, utoipa::ToSchema)]
@@ -135,6 +135,7 @@ pub enum StateFilter {
     Queued,
     Sent,
     Failed,
+    Suppressed,
 }
 
 impl StateFilter {
@@ -144,6 +145,7 @@ impl StateFilter {
             Self::Queued => Some("queued"),
             Self::Sent => Some("sent"),
             Self::Failed => Some("failed"),
+            Self::Suppressed => Some("suppressed"),
         }
     }
 }
@@ -156,7 +158,7 @@ pub struct MessageSearch {
     /// digits).
     pub to: Option<String>,
     pub flow: Option<String>,
-    /// `queued`, `sent` or `failed` (empty: any).
+    /// `queued`, `sent`, `failed` or `suppressed` (empty: any).
     pub state: Option<StateFilter>,
     /// The previous page's last message.
     #[param(format = Uuid)]

@@ -18,9 +18,10 @@ use pronto_channels::email::{Email, SmtpSender};
 use pronto_channels::sms::{Sms, SmsSender};
 use pronto_channels::webhook::{Webhook, WebhookSender};
 use pronto_channels::SendError;
+use pronto_domain::suppression::{self, Medium, Verdict};
 use pronto_domain::Clock;
 use pronto_domain::MessageId;
-use pronto_store::{Delivery, OutMessage, Store, StoreError};
+use pronto_store::{Bounce, Delivery, OutMessage, Store, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
@@ -547,6 +548,7 @@ async fn deliver(m: &OutMessage, channels: &Channels, now: DateTime<Utc>) -> Del
             let Some(sms) = &channels.sms else {
                 return Delivery::Failed {
                     error: "no SMS provider is configured ([sms])".into(),
+                    bounce: None,
                 };
             };
             let text = Sms {
@@ -559,6 +561,7 @@ async fn deliver(m: &OutMessage, channels: &Channels, now: DateTime<Utc>) -> Del
             let Some(hooks) = &channels.webhook else {
                 return Delivery::Failed {
                     error: "webhooks are not configured".into(),
+                    bounce: None,
                 };
             };
             let body =
@@ -573,6 +576,7 @@ async fn deliver(m: &OutMessage, channels: &Channels, now: DateTime<Utc>) -> Del
         other => {
             return Delivery::Failed {
                 error: format!("no {other} channel exists"),
+                bounce: None,
             }
         }
     };
@@ -582,11 +586,43 @@ async fn deliver(m: &OutMessage, channels: &Channels, now: DateTime<Utc>) -> Del
             at: now + chrono::Duration::from_std(backoff(m.attempts)).unwrap_or_default(),
             error: e,
         },
+        // Not a soft bounce: temporary failures include our own relay being down, which says nothing
+        // about the address.
         Err(SendError::Temporary(e)) => Delivery::Failed {
             error: format!("gave up after {} attempts: {e}", m.attempts),
+            bounce: None,
         },
-        Err(SendError::Permanent(e)) | Err(SendError::Invalid(e)) => Delivery::Failed { error: e },
+        Err(SendError::Permanent { code, reply }) => Delivery::Failed {
+            bounce: Medium::of_channel(&m.channel).and_then(|medium| {
+                bounce(
+                    m,
+                    transport,
+                    suppression::after_refusal(medium, code.as_deref(), &reply),
+                )
+            }),
+            error: reply,
+        },
+        Err(SendError::Invalid(e)) => Delivery::Failed {
+            error: e,
+            bounce: None,
+        },
     }
+}
+
+/// What a failure means for the message's address, as the domain judged it (`None`: nothing, or the
+/// address cannot be listed: a webhook, or one that does not parse).
+fn bounce(m: &OutMessage, source: &'static str, verdict: Verdict) -> Option<Bounce> {
+    if verdict == Verdict::Keep {
+        return None;
+    }
+    let (medium, address) = suppression::key_of(&m.channel, &m.to)?;
+    Some(Bounce {
+        workspace: m.workspace,
+        medium,
+        address,
+        verdict,
+        source,
+    })
 }
 
 /// Exponential backoff with jitter: 30 s, 1 min, 2 min, … capped at 1 h, each ±25% at random so that

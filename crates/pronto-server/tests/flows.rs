@@ -69,6 +69,7 @@ mod over_smtp {
         a_checkout_gets_its_recovery_email_with_the_exact_cart_and_a_buyer_gets_nothing,
         an_smtp_server_that_refuses_for_a_while_gets_every_message_once,
         the_unsubscribe_link_stops_further_flows,
+        a_mailbox_that_does_not_exist_is_tried_once_then_skipped_for_flows_and_acknowledgements,
     );
 }
 
@@ -275,6 +276,7 @@ mod dev_mailbox {
     use super::*;
     pronto_store::for_each_backend!(without_smtp;
         without_smtp_emails_land_in_the_dev_mailbox,
+        admins_keep_the_suppression_list_over_the_api_and_as_csv,
     );
 }
 
@@ -447,6 +449,234 @@ async fn the_unsubscribe_link_stops_further_flows(s: Server) {
     let flow = s.flow("checkout-recovery").await;
     assert_eq!(flow["exited"]["unsubscribed"], 1, "{flow}");
     assert_eq!(s.sink.as_ref().unwrap().received().len(), 1);
+    s.stop().await;
+}
+
+async fn a_mailbox_that_does_not_exist_is_tried_once_then_skipped_for_flows_and_acknowledgements(
+    s: Server,
+) {
+    let sink = s.sink.clone().unwrap();
+    sink.refuse_recipient(
+        "gone@example.com",
+        "550 5.1.1 <gone@example.com>: Recipient address rejected: User unknown",
+    );
+    for who in ["gone", "ann"] {
+        s.identify(json!({"userId": who, "traits": {"email": format!("{who}@example.com")}}))
+            .await;
+        s.track(checkout(&format!("c-{who}"), who, "Hi")).await;
+    }
+    s.advance_and_settle(Duration::hours(1)).await;
+    let listed = s.admin("/v1/suppressions").await;
+    let entries = listed["suppressions"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{listed}");
+    assert_eq!(entries[0]["address"], "gone@example.com");
+    assert_eq!(entries[0]["medium"], "email");
+    assert_eq!(entries[0]["reason"], "hard_bounce");
+    assert_eq!(entries[0]["source"], "smtp");
+    assert!(
+        entries[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("User unknown"),
+        "{listed}"
+    );
+    // The flow's next email (the offer a day later) and an acknowledgement of a lead from the same address
+    // are skipped with the reason; the rep is still alerted, and Ann gets both of her emails.
+    let lead = s
+        .http
+        .post(format!("{}/v1/leads", s.base))
+        .basic_auth(common::WRITE, Some(""))
+        .json(
+            &json!({"email": "Gone@Example.com", "name": "Gone", "message": "Please call me back"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(lead.status().is_success(), "{}", lead.text().await.unwrap());
+    s.advance_and_settle(Duration::days(1)).await;
+    assert_eq!(
+        sink.rcpt_attempts("gone@example.com"),
+        1,
+        "tried once, never again"
+    );
+    let all = s.admin("/v1/messages?limit=50").await;
+    let all = all["messages"].as_array().unwrap();
+    let brief: Vec<(String, String, String)> = all
+        .iter()
+        .map(|m| {
+            (
+                m["to"].to_string(),
+                m["state"].to_string(),
+                m["subject"].to_string(),
+            )
+        })
+        .collect();
+    let to_gone: Vec<&Value> = all
+        .iter()
+        .filter(|m| m["to"] == "gone@example.com")
+        .collect();
+    // The checkout's first email (refused), then its offer, the lead's acknowledgement and the lead
+    // cadence's email (all skipped).
+    assert_eq!(to_gone.len(), 4, "{brief:?}");
+    let failed: Vec<&&Value> = to_gone.iter().filter(|m| m["state"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{brief:?}");
+    assert_eq!(failed[0]["subject"], "Hi, your order is waiting");
+    for m in to_gone.iter().filter(|m| m["state"] != "failed") {
+        assert_eq!(m["state"], "suppressed", "{brief:?}");
+        assert!(
+            m["last_error"]
+                .as_str()
+                .unwrap()
+                .starts_with("suppressed: hard bounce"),
+            "{}",
+            m["last_error"]
+        );
+        assert_eq!(m["attempts"], 0);
+    }
+    assert!(
+        to_gone.iter().any(|m| m["idempotency_key"]
+            .as_str()
+            .unwrap()
+            .ends_with(".ack.email")),
+        "the acknowledgement is among them: {brief:?}"
+    );
+    let suppressed = s.admin("/v1/messages?state=suppressed").await;
+    assert_eq!(
+        suppressed["messages"].as_array().unwrap().len(),
+        3,
+        "{brief:?}"
+    );
+    assert_eq!(
+        sink.rcpt_attempts("ann@example.com"),
+        2,
+        "Ann's reminder and offer"
+    );
+    assert!(
+        all.iter().any(|m| m["to"] == "bo@example.com"
+            && m["subject"] == "New lead: Gone"
+            && m["state"] == "sent"),
+        "the rep was alerted: {brief:?}"
+    );
+    s.stop().await;
+}
+
+async fn admins_keep_the_suppression_list_over_the_api_and_as_csv(s: Server) {
+    let url = |p: &str| format!("{}{p}", s.base);
+    let post = |path: &str, body: Value| {
+        s.http
+            .post(url(path))
+            .bearer_auth(common::ADMIN)
+            .json(&body)
+            .send()
+    };
+    // Added as given, spelt as the list spells it; the medium follows the address.
+    let r = post(
+        "/v1/suppressions",
+        json!({"address": " Ann@Example.com ", "detail": "asked by phone"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let added: Value = r.json().await.unwrap();
+    assert_eq!(added["changed"], true);
+    assert_eq!(added["suppression"]["address"], "ann@example.com");
+    assert_eq!(added["suppression"]["medium"], "email");
+    assert_eq!(added["suppression"]["reason"], "manual");
+    assert_eq!(added["suppression"]["source"], "api");
+    let r = post(
+        "/v1/suppressions",
+        json!({"address": "(415) 555-2671", "reason": "complaint"}),
+    )
+    .await
+    .unwrap();
+    let phone: Value = r.json().await.unwrap();
+    assert_eq!(phone["suppression"]["address"], "+14155552671");
+    assert_eq!(phone["suppression"]["medium"], "sms");
+    // Bad input is a 400 naming the field; nothing is listed.
+    for (body, field) in [
+        (json!({"address": "not an address"}), "address"),
+        (json!({"address": "a@b.co", "reason": "bounced"}), "body"),
+        (json!({"address": "a@b.co", "medium": "sms"}), "address"),
+        (
+            json!({"address": "a@b.co", "detail": "x".repeat(501)}),
+            "detail",
+        ),
+        (json!({"address": "a@b.co", "extra": 1}), "body"),
+    ] {
+        let r = post("/v1/suppressions", body.clone()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{body}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["errors"][0]["field"], field, "{body}: {e}");
+    }
+    let list = s.admin("/v1/suppressions?medium=email").await;
+    assert_eq!(list["suppressions"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(
+        s.admin("/v1/suppressions?address=ANN@example.com").await["suppressions"][0]["detail"],
+        "asked by phone"
+    );
+    // Exported as CSV, taken off, imported back: the same list.
+    let csv = s
+        .http
+        .get(url("/v1/suppressions?format=csv"))
+        .bearer_auth(common::ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert!(csv.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let csv = csv.text().await.unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    let before = s.admin("/v1/suppressions").await;
+    let delete = |path: &str| s.http.delete(url(path)).bearer_auth(common::ADMIN).send();
+    for path in [
+        "/v1/suppressions/email/Ann%40Example.com",
+        "/v1/suppressions/sms/+14155552671",
+    ] {
+        let r = delete(path).await.unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT, "{path}");
+        let again = delete(path).await.unwrap();
+        assert_eq!(again.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    assert_eq!(s.admin("/v1/suppressions").await["suppressions"], json!([]));
+    let import = |body: String| {
+        s.http
+            .post(url("/v1/suppressions/import"))
+            .bearer_auth(common::ADMIN)
+            .header("content-type", "text/csv")
+            .body(body)
+            .send()
+    };
+    let r = import(csv.clone()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap()["listed"], 2);
+    assert_eq!(s.admin("/v1/suppressions").await, before);
+    // A bad row refuses the whole file, naming its line and field.
+    let r = import("address,reason\nbob@example.com,manual\ncarol,manual\n".into())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["errors"][0]["field"], "line 3: address", "{e}");
+    assert!(
+        s.admin("/v1/suppressions?address=bob@example.com").await["suppressions"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    // A listed address gets nothing from the flows (the dev mailbox shows it skipped).
+    s.identify(json!({"userId": "ann", "traits": {"email": "ann@example.com"}}))
+        .await;
+    s.track(json!({"userId": "ann", "event": "Signup Started"}))
+        .await;
+    s.advance_and_settle(Duration::minutes(30)).await;
+    let m = s.admin("/v1/messages").await;
+    assert_eq!(m["messages"][0]["state"], "suppressed", "{m}");
+    assert!(m["messages"][0]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("asked by phone"));
     s.stop().await;
 }
 

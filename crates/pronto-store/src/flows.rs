@@ -28,7 +28,11 @@ use pronto_domain::{ContactId, EventId, RunId, WorkspaceId};
 /// The flow statements each backend implements.
 #[async_trait]
 pub(crate) trait FlowTx:
-    crate::catalog::CatalogTx + crate::offers::OffersTx + crate::reports::ReportsTx + Send
+    crate::catalog::CatalogTx
+    + crate::offers::OffersTx
+    + crate::reports::ReportsTx
+    + crate::outbox::OutboxTx
+    + Send
 {
     /// Rows this transaction could not decode so far.
     fn bad_rows(&mut self) -> &mut Vec<BadRow>;

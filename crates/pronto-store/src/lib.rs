@@ -13,15 +13,18 @@
 //!   resolve identities, merge, append, then the group's events through the flows and its leads through
 //!   sales), `apply::timers` one timer batch (due runs with the guard re-checked in the transaction that
 //!   writes the outbox, then due escalation steps), `apply::reports` one step of keeping the flows report's
-//!   counts (the runs changed since the cursor re-counted by the domain). Each loads in bulk, lets the domain decide, writes in bulk.
+//!   counts (the runs changed since the cursor re-counted by the domain), `apply::outbox` a claim of due
+//!   messages (those to a listed address become `suppressed`) and a batch of delivery outcomes (their bounces
+//!   listed or counted). Each loads in bulk, lets the domain decide, writes in bulk.
 //! - The leaves, what a backend implements per concern: `contacts` (contacts, identities, events:
 //!   `IngestTx`), `catalog` (products, their terms, what orders bought together: `CatalogTx`), `offers`
 //!   (offer pools' codes, claimed and marked used with their messages: `OffersTx`), `reports` (the flows
-//!   report's counts kept per hour, with the cursor that says how far they have read: `ReportsTx`), `sales` (leads, routing
+//!   report's counts kept per hour, with the cursor that says how far they have read: `ReportsTx`), `outbox`
+//!   (claims, outcomes, the suppression list and soft bounces: `OutboxTx`), `sales` (leads, routing
 //!   rows, tasks, attempts: `SalesTx`; it loads what a lead action,
 //!   a new lead or an escalation step needs, lets `pronto_domain::sales::{lead, routing, sla, alerts}` decide,
 //!   and writes what they answer), `flows` (runs, exit marks, timers, the outbox: `FlowTx`). Their traits
-//!   stack (`IngestTx: SalesTx: FlowTx: CatalogTx + OffersTx + ReportsTx`). No product decision is made here: the guard, the frequency cap,
+//!   stack (`IngestTx: SalesTx: FlowTx: CatalogTx + OffersTx + ReportsTx + OutboxTx`). No product decision is made here: the guard, the frequency cap,
 //!   the SMS skip rule, a lead's initial state and transitions, routing counters, acknowledgements and SLA
 //!   steps are the domain's (`engine::fire`, `engine::group`, `sales::*`).
 //! - `sessions`: the web app's sign-in links and browser sessions (only tokens' hashes are kept) and the
@@ -42,6 +45,7 @@ mod catalog;
 mod contacts;
 mod flows;
 mod offers;
+mod outbox;
 mod postgres;
 mod reports;
 mod rows;
@@ -508,6 +512,8 @@ pub struct LogEntry {
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutMessage {
     pub id: MessageId,
+    /// Whose suppression list applies.
+    pub workspace: WorkspaceId,
     pub idempotency_key: String,
     pub channel: String,
     pub to: String,
@@ -540,7 +546,8 @@ pub struct MessageView {
     pub subject: String,
     pub text: String,
     pub html: Option<String>,
-    /// `queued`, `sent` or `failed`.
+    /// `queued`, `sent`, `failed`, or `suppressed` (never attempted: the address is on the suppression list;
+    /// `last_error` says why).
     pub state: String,
     pub attempts: i64,
     pub next_attempt_at: Option<DateTime<Utc>>,
@@ -562,10 +569,37 @@ pub enum Delivery {
         at: DateTime<Utc>,
         error: String,
     },
-    /// Permanent: the server's words.
+    /// Permanent: the server's words; `bounce`, when the failure says something about the address.
     Failed {
         error: String,
+        bounce: Option<Bounce>,
     },
+}
+
+/// What a failed delivery means for its address (`pronto_domain::suppression::after_refusal` decided it):
+/// listed now, or one more soft bounce.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bounce {
+    pub workspace: WorkspaceId,
+    pub medium: pronto_domain::suppression::Medium,
+    /// As `pronto_domain::suppression::address` spells it.
+    pub address: String,
+    /// `Suppress` or `SoftBounce` (`Keep` records nothing).
+    pub verdict: pronto_domain::suppression::Verdict,
+    /// Where it was learnt: `smtp`, `sms`, `outbox`.
+    pub source: &'static str,
+}
+
+/// Which suppression-list entries to read, newest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SuppressionQuery {
+    pub medium: Option<pronto_domain::suppression::Medium>,
+    /// One address (as `pronto_domain::suppression::address` spells it).
+    pub address: Option<String>,
+    pub reason: Option<pronto_domain::suppression::Reason>,
+    /// At most this many (`None`: all).
+    pub limit: Option<i64>,
+    pub offset: i64,
 }
 
 impl Delivery {
@@ -581,7 +615,7 @@ impl Delivery {
         match self {
             Self::Sent { transport } => ("sent", Some(transport), None, None),
             Self::Retry { at, error } => ("queued", None, Some(*at), Some(error.clone())),
-            Self::Failed { error } => ("failed", None, None, Some(error.clone())),
+            Self::Failed { error, .. } => ("failed", None, None, Some(error.clone())),
         }
     }
 }
@@ -699,7 +733,9 @@ pub trait Store: Sessions + Send + Sync + 'static {
     async fn fire_due(&self, now: DateTime<Utc>, limit: i64) -> Result<Fired, StoreError>;
 
     /// Claims up to `limit` queued messages due at `now`: each gets one more attempt and is leased until
-    /// `lease_until` (a worker that dies mid-send leaves it to be retried then).
+    /// `lease_until` (a worker that dies mid-send leaves it to be retried then). Those whose address is on
+    /// their workspace's suppression list are not answered: they become `suppressed`, with the reason, in
+    /// the same transaction.
     async fn claim_messages(
         &self,
         now: DateTime<Utc>,
@@ -717,12 +753,36 @@ pub trait Store: Sessions + Send + Sync + 'static {
     async fn next_message_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
 
     /// Records attempts' outcomes, in one transaction (one commit for a whole batch of sends). A message
-    /// already sent stays sent.
+    /// already sent stays sent. A failure's bounce lists its address, or counts a soft bounce (and lists
+    /// the address for a while when the program's `soft_bounces` rule says so), in the same transaction.
     async fn record_deliveries(
         &self,
         outcomes: &[(MessageId, Delivery)],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+
+    /// The workspace's suppression list, newest first.
+    async fn suppressions(
+        &self,
+        workspace: WorkspaceId,
+        query: &SuppressionQuery,
+    ) -> Result<Vec<pronto_domain::suppression::Suppression>, StoreError>;
+
+    /// Lists addresses (an entry already there is kept or replaced as
+    /// `pronto_domain::suppression::merge` says); answers how many entries were added or changed.
+    async fn suppress(
+        &self,
+        workspace: WorkspaceId,
+        entries: &[pronto_domain::suppression::Suppression],
+    ) -> Result<u64, StoreError>;
+
+    /// Takes an address off the list (its soft bounces too); answers whether it was listed.
+    async fn unsuppress(
+        &self,
+        workspace: WorkspaceId,
+        medium: pronto_domain::suppression::Medium,
+        address: &str,
+    ) -> Result<bool, StoreError>;
 
     /// The workspace's messages, newest first.
     async fn messages(

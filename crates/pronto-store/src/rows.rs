@@ -259,6 +259,7 @@ where
 {
     Ok(OutMessage {
         id: MessageId(r.id("id")?),
+        workspace: WorkspaceId(r.id("workspace_id")?),
         idempotency_key: r.text("idempotency_key")?,
         channel: r.text("channel")?,
         to: r.text("to_addr")?,
@@ -271,6 +272,36 @@ where
         attempts: r.int("attempts")?,
         taken_over,
     })
+}
+
+/// A suppression-list entry with its workspace (`SELECT *` of `suppressions`).
+pub(crate) fn suppression<R: Cols>(
+    r: &R,
+) -> Result<(WorkspaceId, pronto_domain::suppression::Suppression), StoreError>
+where
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    use pronto_domain::suppression::{Medium, Reason, Suppression};
+    let medium = match r.text("medium")?.as_str() {
+        "email" => Medium::Email,
+        "sms" => Medium::Sms,
+        other => return Err(StoreError::Corrupt(format!("unknown medium `{other}`"))),
+    };
+    let reason = r.text("reason")?;
+    let reason = Reason::parse(&reason)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown suppression reason `{reason}`")))?;
+    Ok((
+        WorkspaceId(r.id("workspace_id")?),
+        Suppression {
+            medium,
+            address: r.text("address")?,
+            reason,
+            source: r.text("source")?,
+            detail: r.opt_text("detail")?,
+            since: r.at("since")?,
+            until: r.opt_at("until")?,
+        },
+    ))
 }
 
 pub(crate) fn message_view<R: Cols>(r: &R) -> Result<MessageView, StoreError>

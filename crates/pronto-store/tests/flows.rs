@@ -6,10 +6,11 @@ use chrono::{DateTime, Duration, Utc};
 use pronto_domain::event::parse_message;
 use pronto_domain::flow::FlowConfig;
 use pronto_domain::program::{MessageSettings, Program};
+use pronto_domain::suppression::{Medium, Reason, Suppression, Verdict};
 use pronto_domain::template::TemplateConfig;
 use pronto_domain::{EventType, NewEvent, ParseOptions, WorkspaceId};
 use pronto_store::testing::TestDb;
-use pronto_store::{connect, Delivery, Options, Store};
+use pronto_store::{connect, Bounce, Delivery, Options, Store, SuppressionQuery};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -54,6 +55,7 @@ fn program(cap: Option<u32>) -> Arc<Program> {
         link_secret: b"secret".to_vec(),
         sms: false,
         track_clicks: true,
+        soft_bounces: Default::default(),
     };
     Arc::new(Program::build(&f.flow, &f.template, settings).unwrap())
 }
@@ -131,6 +133,9 @@ pronto_store::for_each_backend!(env;
     a_cart_update_refreshes_the_snapshot_and_pushes_the_timer_out,
     unsubscribed_and_do_not_contact_people_get_nothing_and_the_cap_skips_with_its_reason,
     delivery_bookkeeping_leases_retries_and_never_resends_a_sent_message,
+    a_hard_bounce_lists_the_address_and_its_queued_messages_are_suppressed_not_claimed,
+    the_third_soft_bounce_within_the_window_lists_the_address_for_a_while,
+    admins_list_filter_and_remove_entries_and_a_lasting_entry_is_not_shortened,
     ten_thousand_carts_racing_their_orders_get_zero_mails_if_the_order_was_committed_first_and_one_otherwise,
 );
 
@@ -348,6 +353,7 @@ async fn delivery_bookkeeping_leases_retries_and_never_resends_a_sent_message(e:
                 a.id,
                 Delivery::Failed {
                     error: "late".into(),
+                    bounce: None,
                 },
             )],
             due,
@@ -360,6 +366,7 @@ async fn delivery_bookkeeping_leases_retries_and_never_resends_a_sent_message(e:
                 b.id,
                 Delivery::Failed {
                     error: "550 no such user".into(),
+                    bounce: None,
                 },
             )],
             due,
@@ -486,5 +493,274 @@ async fn ten_thousand_carts_racing_their_orders_get_zero_mails_if_the_order_was_
         stored.len(),
         mailed.len(),
         "the outbox holds exactly what the batches reported"
+    );
+}
+
+fn bounce(e: &Env, address: &str, verdict: Verdict) -> Option<Bounce> {
+    Some(Bounce {
+        workspace: e.ws,
+        medium: Medium::Email,
+        address: address.into(),
+        verdict,
+        source: "smtp",
+    })
+}
+
+async fn a_hard_bounce_lists_the_address_and_its_queued_messages_are_suppressed_not_claimed(
+    e: Env,
+) {
+    e.send(
+        vec![
+            checkout("c1", "gone", 20.0, t0()),
+            checkout("c2", "gone", 20.0, t0()),
+            checkout("c3", "ann", 20.0, t0()),
+        ],
+        t0(),
+    )
+    .await;
+    let due = t0() + Duration::minutes(10);
+    assert_eq!(e.fire_all(due).await, 3);
+    let lease = due + Duration::minutes(5);
+    let first = e.store.claim_messages(due, 1, lease).await.unwrap();
+    assert_eq!(first.len(), 1);
+    let gone = first
+        .iter()
+        .find(|m| m.to == "gone@example.com")
+        .cloned()
+        .unwrap_or_else(|| panic!("the first due is one of gone's: {first:?}"));
+    assert_eq!(gone.workspace, e.ws);
+    let refusal = "permanent error (550): 5.1.1 no such user";
+    e.store
+        .record_deliveries(
+            &[(
+                gone.id,
+                Delivery::Failed {
+                    error: refusal.into(),
+                    bounce: bounce(
+                        &e,
+                        "gone@example.com",
+                        Verdict::Suppress {
+                            reason: Reason::HardBounce,
+                            detail: refusal.into(),
+                        },
+                    ),
+                },
+            )],
+            due,
+        )
+        .await
+        .unwrap();
+    let listed = e
+        .store
+        .suppressions(e.ws, &SuppressionQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(
+        (
+            listed[0].address.as_str(),
+            listed[0].reason,
+            listed[0].source.as_str(),
+            listed[0].since,
+            listed[0].until
+        ),
+        ("gone@example.com", Reason::HardBounce, "smtp", due, None)
+    );
+    // The rest: gone's second message is suppressed in the claim, ann's is sent.
+    let rest = e.store.claim_messages(due, 10, lease).await.unwrap();
+    assert_eq!(
+        rest.iter().map(|m| m.to.as_str()).collect::<Vec<_>>(),
+        ["ann@example.com"]
+    );
+    let views = e.store.messages(e.ws, 10).await.unwrap();
+    let suppressed: Vec<_> = views.iter().filter(|m| m.state == "suppressed").collect();
+    assert_eq!(suppressed.len(), 1, "{views:?}");
+    let s = suppressed[0];
+    assert_eq!(
+        (s.to.as_str(), s.attempts),
+        ("gone@example.com", 0),
+        "never attempted"
+    );
+    let why = s.last_error.as_deref().unwrap_or("");
+    assert!(
+        why.starts_with("suppressed: hard bounce") && why.contains("5.1.1 no such user"),
+        "{why}"
+    );
+    e.store
+        .record_deliveries(&[(rest[0].id, Delivery::Sent { transport: "smtp" })], due)
+        .await
+        .unwrap();
+    assert!(
+        e.store
+            .claim_messages(due + Duration::days(1), 10, lease + Duration::days(1))
+            .await
+            .unwrap()
+            .is_empty(),
+        "a suppressed message is never claimed again"
+    );
+    let stats = e.store.flow_stats(e.ws).await.unwrap();
+    assert_eq!(stats[0].messages.get("suppressed"), Some(&1));
+}
+
+async fn the_third_soft_bounce_within_the_window_lists_the_address_for_a_while(e: Env) {
+    let soft = |e: &Env, at: DateTime<Utc>| {
+        let outcome = Delivery::Failed {
+            error: "552 5.2.2 mailbox full".into(),
+            bounce: bounce(
+                e,
+                "full@example.com",
+                Verdict::SoftBounce {
+                    detail: "552 5.2.2 mailbox full".into(),
+                },
+            ),
+        };
+        let store = e.store.clone();
+        async move {
+            store
+                .record_deliveries(&[(pronto_domain::MessageId::new(), outcome)], at)
+                .await
+                .unwrap()
+        }
+    };
+    let listed = |e: &Env| {
+        let store = e.store.clone();
+        let ws = e.ws;
+        async move {
+            store
+                .suppressions(ws, &SuppressionQuery::default())
+                .await
+                .unwrap()
+        }
+    };
+    // Two long ago, outside the 7-day window; then two within it: not yet.
+    soft(&e, t0() - Duration::days(20)).await;
+    soft(&e, t0() - Duration::days(19)).await;
+    soft(&e, t0() - Duration::days(2)).await;
+    soft(&e, t0()).await;
+    assert!(listed(&e).await.is_empty());
+    soft(&e, t0() + Duration::hours(1)).await;
+    let l = listed(&e).await;
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert_eq!(l[0].reason, Reason::SoftBounces);
+    assert_eq!(l[0].source, "outbox");
+    assert_eq!(
+        l[0].until,
+        Some(t0() + Duration::hours(1) + Duration::days(7))
+    );
+    assert!(
+        l[0].detail
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("3 soft bounces within 168 h"),
+        "{l:?}"
+    );
+}
+
+async fn admins_list_filter_and_remove_entries_and_a_lasting_entry_is_not_shortened(e: Env) {
+    let entry = |address: &str, medium, reason, h: i64| Suppression {
+        medium,
+        address: address.into(),
+        reason,
+        source: "api".into(),
+        detail: None,
+        since: t0() + Duration::hours(h),
+        until: None,
+    };
+    let entries = [
+        entry("a@example.com", Medium::Email, Reason::Manual, 1),
+        entry("b@example.com", Medium::Email, Reason::Complaint, 2),
+        entry("+14155552671", Medium::Sms, Reason::Unsubscribed, 3),
+    ];
+    assert_eq!(e.store.suppress(e.ws, &entries).await.unwrap(), 3);
+    assert_eq!(
+        e.store.suppress(e.ws, &entries).await.unwrap(),
+        0,
+        "the same again changes nothing"
+    );
+    let q = |medium, address: Option<&str>, reason, limit, offset| SuppressionQuery {
+        medium,
+        address: address.map(str::to_string),
+        reason,
+        limit,
+        offset,
+    };
+    let cases = [
+        (
+            "all, newest first",
+            q(None, None, None, None, 0),
+            vec!["+14155552671", "b@example.com", "a@example.com"],
+        ),
+        (
+            "by medium",
+            q(Some(Medium::Email), None, None, None, 0),
+            vec!["b@example.com", "a@example.com"],
+        ),
+        (
+            "by address",
+            q(Some(Medium::Email), Some("a@example.com"), None, None, 0),
+            vec!["a@example.com"],
+        ),
+        (
+            "by reason",
+            q(None, None, Some(Reason::Complaint), None, 0),
+            vec!["b@example.com"],
+        ),
+        (
+            "a page",
+            q(None, None, None, Some(1), 1),
+            vec!["b@example.com"],
+        ),
+    ];
+    for (name, query, want) in cases {
+        let got: Vec<String> = e
+            .store
+            .suppressions(e.ws, &query)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.address)
+            .collect();
+        assert_eq!(got, want, "{name}");
+    }
+    // Soft bounces do not shorten a lasting entry.
+    let temporary = Suppression {
+        reason: Reason::SoftBounces,
+        until: Some(t0() + Duration::days(7)),
+        ..entry("a@example.com", Medium::Email, Reason::SoftBounces, 5)
+    };
+    assert_eq!(e.store.suppress(e.ws, &[temporary]).await.unwrap(), 0);
+    let a = e
+        .store
+        .suppressions(e.ws, &q(None, Some("a@example.com"), None, None, 0))
+        .await
+        .unwrap();
+    assert_eq!((a[0].reason, a[0].until), (Reason::Manual, None));
+    assert!(e
+        .store
+        .unsuppress(e.ws, Medium::Email, "a@example.com")
+        .await
+        .unwrap());
+    assert!(
+        !e.store
+            .unsuppress(e.ws, Medium::Email, "a@example.com")
+            .await
+            .unwrap(),
+        "gone already"
+    );
+    assert!(
+        !e.store
+            .unsuppress(e.ws, Medium::Sms, "b@example.com")
+            .await
+            .unwrap(),
+        "another medium"
+    );
+    let other = WorkspaceId(uuid::Uuid::now_v7());
+    assert!(
+        e.store
+            .suppressions(other, &SuppressionQuery::default())
+            .await
+            .unwrap()
+            .is_empty(),
+        "lists are per workspace"
     );
 }

@@ -72,6 +72,10 @@ enum Command {
     /// Offer pools' unique codes: how many are left, add codes from a file, generate codes.
     #[command(subcommand)]
     Offers(OffersCommand),
+    /// The suppression list: addresses and numbers nothing is sent to (hard bounces, complaints, carrier
+    /// opt-outs, repeated soft bounces, and what admins list).
+    #[command(subcommand)]
+    Suppressions(SuppressionsCommand),
     /// Flow experiments: promote a winner.
     #[command(subcommand)]
     Experiments(ExperimentsCommand),
@@ -150,6 +154,43 @@ enum OffersCommand {
         pattern: String,
         #[arg(long)]
         count: usize,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum SuppressionsCommand {
+    /// The list, newest first: medium, address, reason, source, since, until, detail.
+    List {
+        /// Print the whole list as CSV (the columns `import` reads).
+        #[arg(long)]
+        csv: bool,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
+    /// Lists ADDRESS (an email address, or a phone number) so nothing more is sent to it.
+    Add {
+        address: String,
+        /// hard_bounce, soft_bounces, complaint, unsubscribed or manual (default).
+        #[arg(long)]
+        reason: Option<String>,
+        /// A note.
+        #[arg(long)]
+        detail: Option<String>,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
+    /// Takes ADDRESS off the list (and forgets its soft bounces).
+    Remove {
+        address: String,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
+    /// Lists every row of a CSV file (a header naming at least `address`; the columns `list --csv`
+    /// prints): all rows or none.
+    Import {
+        file: PathBuf,
         #[command(flatten)]
         args: ServeArgs,
     },
@@ -302,6 +343,7 @@ async fn main() -> std::process::ExitCode {
             import_products(&file, shop.as_deref(), args).await
         }
         Command::Offers(cmd) => offers(cmd).await,
+        Command::Suppressions(cmd) => suppressions(cmd).await,
         Command::Experiments(ExperimentsCommand::Promote {
             flow,
             experiment,
@@ -733,6 +775,125 @@ async fn offers(cmd: OffersCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+async fn suppressions(cmd: SuppressionsCommand) -> anyhow::Result<()> {
+    use pronto_domain::suppression::{self, Medium, Reason};
+    let args = match &cmd {
+        SuppressionsCommand::List { args, .. }
+        | SuppressionsCommand::Add { args, .. }
+        | SuppressionsCommand::Remove { args, .. }
+        | SuppressionsCommand::Import { args, .. } => args.clone(),
+    };
+    let now = chrono::Utc::now();
+    let field_errors = |e: pronto_domain::Invalid| {
+        anyhow::anyhow!(e
+            .0
+            .iter()
+            .map(|f| format!("{}: {}", f.field, f.message))
+            .collect::<Vec<_>>()
+            .join("; "))
+    };
+    // Checked before the store is opened, so a mistake costs no connection.
+    let entries = match &cmd {
+        SuppressionsCommand::Add {
+            address,
+            reason,
+            detail,
+            ..
+        } => {
+            let reason = reason
+                .as_deref()
+                .map(|r| {
+                    Reason::parse(r).ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "--reason: `{r}` is not one of {}",
+                            Reason::ALL.map(Reason::as_str).join(", ")
+                        )
+                    })
+                })
+                .transpose()?;
+            vec![
+                suppression::given(address, None, reason, detail.as_deref(), "cli", None, now)
+                    .map_err(field_errors)?,
+            ]
+        }
+        SuppressionsCommand::Import { file, .. } => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            suppression::from_csv(&text, "csv", now)
+                .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), field_errors(e)))?
+        }
+        _ => Vec::new(),
+    };
+    let removal = match &cmd {
+        SuppressionsCommand::Remove { address, .. } => {
+            let medium = if address.contains('@') {
+                Medium::Email
+            } else {
+                Medium::Sms
+            };
+            let spelt = suppression::address(medium, address)
+                .map_err(|m| anyhow::anyhow!("`{address}` {m}"))?;
+            Some((medium, spelt))
+        }
+        _ => None,
+    };
+    let store = open_store(args).await?;
+    let ws = store.default_workspace().await?.id;
+    let done = match cmd {
+        SuppressionsCommand::List { csv, .. } => {
+            let all = store
+                .suppressions(ws, &pronto_store::SuppressionQuery::default())
+                .await;
+            all.map(|all| {
+                if csv {
+                    print!("{}", suppression::to_csv(&all));
+                } else {
+                    println!(
+                        "{:<6} {:<32} {:<13} {:<8} {:<17} {:<17} detail",
+                        "medium", "address", "reason", "source", "since", "until"
+                    );
+                    let t =
+                        |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M").to_string();
+                    for s in &all {
+                        println!(
+                            "{:<6} {:<32} {:<13} {:<8} {:<17} {:<17} {}",
+                            s.medium.as_str(),
+                            s.address,
+                            s.reason.as_str(),
+                            s.source,
+                            t(s.since),
+                            s.until.map(t).unwrap_or_default(),
+                            s.detail.as_deref().unwrap_or("")
+                        );
+                    }
+                    eprintln!("{} listed", all.len());
+                }
+            })
+        }
+        SuppressionsCommand::Add { .. } | SuppressionsCommand::Import { .. } => {
+            store.suppress(ws, &entries).await.map(|n| {
+                println!(
+                    "{} read, {n} added or changed ({} already listed as they are)",
+                    entries.len(),
+                    entries.len() as u64 - n
+                )
+            })
+        }
+        SuppressionsCommand::Remove { .. } => {
+            let (medium, a) = removal.unwrap_or((Medium::Email, String::new()));
+            store.unsuppress(ws, medium, &a).await.map(|was| {
+                if was {
+                    println!("{a} taken off the list");
+                } else {
+                    println!("{a} was not listed");
+                }
+            })
+        }
+    };
+    store.close().await;
+    Ok(done?)
 }
 
 async fn migrate(url: &str) -> anyhow::Result<()> {

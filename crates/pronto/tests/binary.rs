@@ -472,3 +472,69 @@ async fn importing_a_shops_product_export_fills_its_catalog_in_place_and_a_bad_f
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn the_suppression_list_is_kept_from_the_command_line_and_a_bad_row_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/pronto.db", dir.path().display());
+    let pronto = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_pronto"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("PRONTO_CONFIG")
+            .env("DATABASE_URL", &db)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, out, err) = pronto(&["migrate"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let (code, out, err) = pronto(&[
+        "suppressions",
+        "add",
+        "Gone@Example.com",
+        "--reason",
+        "hard_bounce",
+        "--detail",
+        "bounced at the old provider",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("1 added or changed"), "{out}");
+    let file = dir.path().join("list.csv");
+    std::fs::write(
+        &file,
+        "address,reason\n+1 415 555 2671,complaint\nann@example.com,\n",
+    )
+    .unwrap();
+    let (code, out, err) = pronto(&["suppressions", "import", file.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("2 read, 2 added"), "{out}");
+    let (code, out, _) = pronto(&["suppressions", "list", "--csv"]);
+    assert_eq!(code, Some(0));
+    let rows: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(rows.len(), 3, "{out}");
+    assert!(
+        out.contains("email,gone@example.com,hard_bounce,cli,bounced at the old provider,"),
+        "{out}"
+    );
+    assert!(out.contains("sms,+14155552671,complaint,csv,,"), "{out}");
+    assert!(out.contains("email,ann@example.com,manual,csv,,"), "{out}");
+    // A bad row is named and nothing of its file is listed.
+    std::fs::write(&file, "address\nbob@example.com\nnobody\n").unwrap();
+    let (code, _, err) = pronto(&["suppressions", "import", file.to_str().unwrap()]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("line 3: address"), "{err}");
+    let (code, out, _) = pronto(&["suppressions", "remove", "ANN@example.com"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("ann@example.com taken off the list"), "{out}");
+    let (_, out, _) = pronto(&["suppressions", "list", "--csv"]);
+    assert_eq!(
+        out.lines().count(),
+        3,
+        "bob was never listed, ann is off: {out}"
+    );
+}

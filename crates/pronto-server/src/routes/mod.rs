@@ -14,6 +14,7 @@ pub mod owner;
 pub mod pages;
 pub mod sales;
 pub mod shops;
+pub mod suppressions;
 
 use crate::state::AppState;
 use axum::Router;
@@ -46,6 +47,12 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(keys::list_keys, keys::create_key))
         .routes(routes!(keys::revoke_key))
         .routes(routes!(keys::quarantine))
+        .routes(routes!(
+            suppressions::list_suppressions,
+            suppressions::add_suppression
+        ))
+        .routes(routes!(suppressions::import_suppressions))
+        .routes(routes!(suppressions::remove_suppression))
         .routes(routes!(flows::unsubscribe_page, flows::unsubscribe))
         .routes(routes!(flows::follow_click))
         .routes(routes!(sales::list_reps))

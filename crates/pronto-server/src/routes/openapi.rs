@@ -37,6 +37,8 @@ const READS_BODY: &[(&str, &str)] = &[
     ("post", "/v1/inbound/email"),
     ("post", "/v1/admin/keys"),
     ("post", "/v1/admin/experiments/promote"),
+    ("post", "/v1/suppressions"),
+    ("post", "/v1/suppressions/import"),
 ];
 
 /// Operations that never touch the store (no 500/503).
@@ -296,7 +298,7 @@ fn enums(schemas: &mut Map<String, Value>, configured: &Configured) {
         schemas,
         "MessageBody",
         "state",
-        &["queued", "sent", "failed"],
+        &["queued", "sent", "failed", "suppressed"],
     );
     set(
         schemas,
@@ -426,6 +428,9 @@ fn operation_params(path: &str, method: &str, op: &mut Value, configured: &Confi
             p["schema"] = json!({"type": "string", "enum": ["open", "all"]});
         }
         let report = path == "/v1/reports/speed-to-lead" || path == "/v1/reports/flows";
+        if p["name"] == "format" && path == "/v1/suppressions" {
+            p["schema"] = json!({"type": "string", "enum": ["json", "csv"]});
+        }
         if p["name"] == "format" && report {
             p["schema"] = json!({"type": "string", "enum": ["json", "csv"]});
         }

@@ -4,6 +4,8 @@
 //!
 //! - [`catalog`]: product changes to a shop's catalog, in their own transaction.
 //! - [`ingest`]: one group of requests (inside the writer's transaction).
+//! - [`outbox`]: a claim of due messages (less the suppressed), a batch of outcomes with their bounces,
+//!   the suppression list's changes.
 //! - [`offers`]: codes added to an offer pool, and the pools' stock.
 //! - [`reports`]: one step of keeping the flows report's counts.
 //! - [`timers`]: one timer batch (due runs, then due escalation steps), in its own transaction.
@@ -11,5 +13,6 @@
 pub(crate) mod catalog;
 pub(crate) mod ingest;
 pub(crate) mod offers;
+pub(crate) mod outbox;
 pub(crate) mod reports;
 pub(crate) mod timers;

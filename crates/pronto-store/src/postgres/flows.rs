@@ -6,11 +6,9 @@
 
 use super::PgTx;
 use crate::flows::{Addressee, DueRun, FlowTx, LiveRun, LogRow, Mark, RunRow, RunUpdate};
-use crate::rows::{
-    bad_row, due_run, live_run, mark, out_message, Cols, LIVE_RUN_COLUMNS, MARK_COLUMNS,
-};
+use crate::rows::{bad_row, due_run, live_run, mark, LIVE_RUN_COLUMNS, MARK_COLUMNS};
 use crate::tx::{BadRow, ItemError, MessageRow};
-use crate::{FlowStats, OutMessage, StoreError};
+use crate::{FlowStats, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use pronto_domain::program::Recipient;
@@ -439,41 +437,6 @@ impl FlowTx for PgTx {
             .await?;
         Ok(())
     }
-}
-
-pub(super) async fn claim_messages(
-    c: &mut PgConnection,
-    now: DateTime<Utc>,
-    limit: i64,
-    lease_until: DateTime<Utc>,
-) -> Result<Vec<OutMessage>, StoreError> {
-    // `taken_over`: the message was still leased (claimed_at set) by a worker whose lease ran out — a process
-    // that died or hung mid-send.
-    let rows = sqlx::query(
-        "WITH due AS (SELECT id, claimed_at IS NOT NULL AS taken_over FROM messages \
-           WHERE state = 'queued' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
-         UPDATE messages m SET attempts = m.attempts + 1, next_attempt_at = $3, claimed_at = $1 FROM due \
-         WHERE m.id = due.id RETURNING m.*, due.taken_over",
-    )
-    .bind(now)
-    .bind(limit)
-    .bind(lease_until)
-    .fetch_all(&mut *c)
-    .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    let mut bad = Vec::new();
-    for r in &rows {
-        match out_message(r, r.flag("taken_over")?) {
-            Ok(m) => out.push(m),
-            Err(e) => bad.push(bad_row("message", r, e)),
-        }
-    }
-    if !bad.is_empty() {
-        for r in quarantine(c, &bad, now).await? {
-            crate::quarantined(&r);
-        }
-    }
-    Ok(out)
 }
 
 pub(super) async fn flow_stats(

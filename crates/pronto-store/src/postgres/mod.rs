@@ -5,6 +5,7 @@
 mod catalog;
 mod flows;
 mod offers;
+mod outbox;
 mod reports;
 mod sales;
 mod sessions;
@@ -658,8 +659,7 @@ impl Store for PostgresStore {
         limit: i64,
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<OutMessage>, StoreError> {
-        let mut c = self.pool.0.acquire().await?;
-        flows::claim_messages(&mut c, now, limit, lease_until).await
+        crate::apply::outbox::claim(&*self.pool, now, limit, lease_until).await
     }
 
     async fn release_claims(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
@@ -685,34 +685,33 @@ impl Store for PostgresStore {
         outcomes: &[(MessageId, Delivery)],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut ids = Vec::with_capacity(outcomes.len());
-        let (mut states, mut transports, mut nexts, mut errors) = (vec![], vec![], vec![], vec![]);
-        for (id, outcome) in outcomes {
-            let (state, transport, next, error) = outcome.columns();
-            ids.push(id.0);
-            states.push(state);
-            transports.push(transport);
-            nexts.push(next);
-            errors.push(error);
-        }
-        // One statement for the whole group: a state change only from `queued`, so a message recorded
-        // twice (a lease that ran out) keeps its first outcome.
-        sqlx::query(
-            "UPDATE messages m SET state = q.state, claimed_at = NULL, transport = coalesce(q.transport, m.transport), \
-             sent_at = CASE WHEN q.state = 'sent' THEN $6 ELSE m.sent_at END, next_attempt_at = q.next_at, \
-             last_error = coalesce(q.err, m.last_error) \
-             FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]) AS q(id, state, transport, next_at, err) \
-             WHERE m.id = q.id AND m.state = 'queued'",
-        )
-        .bind(&ids)
-        .bind(&states)
-        .bind(&transports)
-        .bind(&nexts)
-        .bind(&errors)
-        .bind(now)
-        .execute(&self.pool.0)
-        .await?;
-        Ok(())
+        let policy = self.shared.program().messages.soft_bounces;
+        crate::apply::outbox::record(&*self.pool, outcomes, now, policy).await
+    }
+
+    async fn suppressions(
+        &self,
+        workspace: WorkspaceId,
+        query: &crate::SuppressionQuery,
+    ) -> Result<Vec<pronto_domain::suppression::Suppression>, StoreError> {
+        crate::apply::outbox::list(&*self.pool, workspace, query).await
+    }
+
+    async fn suppress(
+        &self,
+        workspace: WorkspaceId,
+        entries: &[pronto_domain::suppression::Suppression],
+    ) -> Result<u64, StoreError> {
+        crate::apply::outbox::suppress(&*self.pool, workspace, entries).await
+    }
+
+    async fn unsuppress(
+        &self,
+        workspace: WorkspaceId,
+        medium: pronto_domain::suppression::Medium,
+        address: &str,
+    ) -> Result<bool, StoreError> {
+        crate::apply::outbox::unsuppress(&*self.pool, workspace, medium, address).await
     }
 
     async fn find_messages(

@@ -4,9 +4,9 @@
 
 use super::{json_rows, parse_ts, ts, uuid, SqliteTx};
 use crate::flows::{Addressee, DueRun, FlowTx, LiveRun, LogRow, Mark, RunRow, RunUpdate};
-use crate::rows::{bad_row, due_run, live_run, mark, out_message, LIVE_RUN_COLUMNS, MARK_COLUMNS};
+use crate::rows::{bad_row, due_run, live_run, mark, LIVE_RUN_COLUMNS, MARK_COLUMNS};
 use crate::tx::{BadRow, ItemError, MessageRow};
-use crate::{FlowStats, OutMessage, StoreError};
+use crate::{FlowStats, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use pronto_domain::program::Recipient;
@@ -418,69 +418,6 @@ impl FlowTx for SqliteTx {
     async fn notify(&mut self, _channel: &'static str, _payload: &str) -> Result<(), ItemError> {
         Ok(())
     }
-}
-
-pub(super) async fn claim_messages(
-    c: &mut SqliteConnection,
-    now: DateTime<Utc>,
-    limit: i64,
-    lease_until: DateTime<Utc>,
-) -> Result<Vec<OutMessage>, StoreError> {
-    // Two statements on the one writer connection (nothing else writes between them): RETURNING sees only the
-    // new values, and whether a message was still leased (taken over from a worker whose lease ran out) is
-    // in the old ones.
-    let due: Vec<(String, bool)> = sqlx::query_as(
-        "SELECT id, claimed_at IS NOT NULL FROM messages WHERE state = 'queued' AND next_attempt_at <= ?1 \
-         ORDER BY next_attempt_at LIMIT ?2",
-    )
-    .bind(ts(now))
-    .bind(limit)
-    .fetch_all(&mut *c)
-    .await?;
-    if due.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids: Vec<&str> = due.iter().map(|(id, _)| id.as_str()).collect();
-    let rows = sqlx::query(
-        "UPDATE messages SET attempts = attempts + 1, next_attempt_at = ?3, claimed_at = ?1 \
-         WHERE id IN (SELECT value FROM json_each(?2)) RETURNING *",
-    )
-    .bind(ts(now))
-    .bind(json_rows(&ids).map_err(StoreError::from)?)
-    .bind(ts(lease_until))
-    .fetch_all(&mut *c)
-    .await?;
-    let leased: std::collections::HashSet<&str> = due
-        .iter()
-        .filter(|(_, leased)| *leased)
-        .map(|(id, _)| id.as_str())
-        .collect();
-    let mut out = Vec::with_capacity(rows.len());
-    let mut bad = Vec::new();
-    for r in &rows {
-        match out_message(r, false) {
-            Ok(mut m) => {
-                m.taken_over = leased.contains(m.id.to_string().as_str());
-                out.push(m)
-            }
-            Err(e) => bad.push(bad_row("message", r, e)),
-        }
-    }
-    // The claim order is the due order.
-    let order: std::collections::HashMap<&str, usize> =
-        ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-    out.sort_by_key(|m| {
-        order
-            .get(m.id.to_string().as_str())
-            .copied()
-            .unwrap_or(usize::MAX)
-    });
-    if !bad.is_empty() {
-        for r in quarantine(c, &bad, now).await? {
-            crate::quarantined(&r);
-        }
-    }
-    Ok(out)
 }
 
 /// Counts per flow from the runs, their logs and the outbox.

@@ -4,6 +4,7 @@
 mod catalog;
 mod flows;
 mod offers;
+mod outbox;
 mod reports;
 mod sales;
 mod sessions;
@@ -774,8 +775,7 @@ impl Store for SqliteStore {
         limit: i64,
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<OutMessage>, StoreError> {
-        let mut c = self.write.0.acquire().await?;
-        flows::claim_messages(&mut c, now, limit, lease_until).await
+        crate::apply::outbox::claim(&*self.write, now, limit, lease_until).await
     }
 
     async fn release_claims(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
@@ -801,26 +801,33 @@ impl Store for SqliteStore {
         outcomes: &[(MessageId, Delivery)],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let rows = outcomes
-            .iter()
-            .map(|(id, outcome)| {
-                let (state, transport, next, error) = outcome.columns();
-                (id.to_string(), state, transport, next.map(ts), error)
-            })
-            .collect::<Vec<_>>();
-        // One statement for the whole group: a state change only from `queued`, so a message recorded
-        // twice (a lease that ran out) keeps its first outcome.
-        sqlx::query(
-            "UPDATE messages SET state = q.value ->> 1, claimed_at = NULL, transport = coalesce(q.value ->> 2, transport), \
-             sent_at = CASE WHEN q.value ->> 1 = 'sent' THEN ?2 ELSE sent_at END, next_attempt_at = q.value ->> 3, \
-             last_error = coalesce(q.value ->> 4, last_error) FROM json_each(?1) q \
-             WHERE messages.id = q.value ->> 0 AND messages.state = 'queued'",
-        )
-        .bind(serde_json::to_string(&rows).map_err(|e| StoreError::Corrupt(e.to_string()))?)
-        .bind(ts(now))
-        .execute(&self.write.0)
-        .await?;
-        Ok(())
+        let policy = self.shared.program().messages.soft_bounces;
+        crate::apply::outbox::record(&*self.write, outcomes, now, policy).await
+    }
+
+    async fn suppressions(
+        &self,
+        workspace: WorkspaceId,
+        query: &crate::SuppressionQuery,
+    ) -> Result<Vec<pronto_domain::suppression::Suppression>, StoreError> {
+        crate::apply::outbox::list(&*self.write, workspace, query).await
+    }
+
+    async fn suppress(
+        &self,
+        workspace: WorkspaceId,
+        entries: &[pronto_domain::suppression::Suppression],
+    ) -> Result<u64, StoreError> {
+        crate::apply::outbox::suppress(&*self.write, workspace, entries).await
+    }
+
+    async fn unsuppress(
+        &self,
+        workspace: WorkspaceId,
+        medium: pronto_domain::suppression::Medium,
+        address: &str,
+    ) -> Result<bool, StoreError> {
+        crate::apply::outbox::unsuppress(&*self.write, workspace, medium, address).await
     }
 
     async fn find_messages(

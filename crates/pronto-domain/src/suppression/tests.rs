@@ -1,0 +1,321 @@
+use super::*;
+use chrono::TimeZone;
+
+fn at(h: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 7, h, 0, 0).unwrap()
+}
+
+#[test]
+fn a_refusal_lists_the_address_only_when_it_is_about_the_mailbox() {
+    use Verdict::*;
+    let hard = |t: &str| Suppress {
+        reason: Reason::HardBounce,
+        detail: t.to_string(),
+    };
+    let soft = |t: &str| SoftBounce {
+        detail: t.to_string(),
+    };
+    let cases: [(&str, Medium, Option<&str>, &str, Verdict); 14] = [
+        (
+            "a bare 550 is a hard bounce",
+            Medium::Email,
+            Some("550"),
+            "mailbox unavailable",
+            hard("mailbox unavailable"),
+        ),
+        (
+            "5.1.1 no such user",
+            Medium::Email,
+            Some("550"),
+            "5.1.1 <x@example.com>: Recipient address rejected",
+            hard("5.1.1 <x@example.com>: Recipient address rejected"),
+        ),
+        (
+            "5.2.1 disabled mailbox",
+            Medium::Email,
+            Some("550"),
+            "5.2.1 The email account that you tried to reach is disabled",
+            hard("5.2.1 The email account that you tried to reach is disabled"),
+        ),
+        (
+            "5.4.4 no route to the domain",
+            Medium::Email,
+            Some("550"),
+            "5.4.4 Unable to route",
+            hard("5.4.4 Unable to route"),
+        ),
+        (
+            "551 user not local",
+            Medium::Email,
+            Some("551"),
+            "user not local",
+            hard("user not local"),
+        ),
+        (
+            "553 mailbox name not allowed",
+            Medium::Email,
+            Some("553"),
+            "mailbox name not allowed",
+            hard("mailbox name not allowed"),
+        ),
+        (
+            "5.2.2 mailbox full is soft",
+            Medium::Email,
+            Some("552"),
+            "5.2.2 mailbox full",
+            soft("5.2.2 mailbox full"),
+        ),
+        (
+            "a bare 552 is soft",
+            Medium::Email,
+            Some("552"),
+            "exceeded storage allocation",
+            soft("exceeded storage allocation"),
+        ),
+        (
+            "5.7.1 spam is our problem, not the address's",
+            Medium::Email,
+            Some("550"),
+            "5.7.1 Message rejected as spam",
+            Keep,
+        ),
+        (
+            "5.1.8 is about the sender's domain",
+            Medium::Email,
+            Some("553"),
+            "5.1.8 Sender address rejected: Domain not found",
+            Keep,
+        ),
+        (
+            "554 without a code keeps the address",
+            Medium::Email,
+            Some("554"),
+            "transaction failed",
+            Keep,
+        ),
+        (
+            "Twilio 21610: STOP at the carrier",
+            Medium::Sms,
+            Some("21610"),
+            "400 21610: Attempt to send to unsubscribed recipient",
+            Suppress {
+                reason: Reason::Unsubscribed,
+                detail: "400 21610: Attempt to send to unsubscribed recipient".into(),
+            },
+        ),
+        (
+            "Twilio 21614: not a mobile number",
+            Medium::Sms,
+            Some("21614"),
+            "400 21614: 'To' number is not a valid mobile number",
+            hard("400 21614: 'To' number is not a valid mobile number"),
+        ),
+        (
+            "Twilio 20003: our credentials",
+            Medium::Sms,
+            Some("20003"),
+            "401 20003: Authenticate",
+            Keep,
+        ),
+    ];
+    for (name, medium, code, text, want) in cases {
+        assert_eq!(after_refusal(medium, code, text), want, "{name}");
+    }
+}
+
+#[test]
+fn an_address_is_listed_under_one_spelling() {
+    let cases = [
+        (Medium::Email, " Ann@Example.COM ", Ok("ann@example.com")),
+        (
+            Medium::Email,
+            "Ann Lee <Ann@Example.com>",
+            Ok("ann@example.com"),
+        ),
+        (Medium::Email, "not an address", Err(())),
+        (Medium::Sms, "+1 (415) 555-2671", Ok("+14155552671")),
+        (Medium::Sms, "415 555 2671", Ok("+14155552671")),
+        (Medium::Sms, "12", Err(())),
+    ];
+    for (medium, raw, want) in cases {
+        assert_eq!(
+            address(medium, raw).map_err(|_| ()),
+            want.map(str::to_string),
+            "{raw}"
+        );
+    }
+}
+
+#[test]
+fn soft_bounces_list_an_address_for_a_while_once_they_reach_the_limit() {
+    let policy = SoftBounces::default();
+    assert_eq!(
+        policy.suppression(Medium::Email, "a@b.co", 2, "4.2.2 full", at(9)),
+        None
+    );
+    let listed = policy
+        .suppression(Medium::Email, "a@b.co", 3, "4.2.2 full", at(9))
+        .expect("the third soft bounce lists it");
+    assert_eq!(listed.reason, Reason::SoftBounces);
+    assert_eq!(listed.until, Some(at(9) + Duration::days(7)));
+    assert!(listed.active_at(at(10)));
+    assert!(!listed.active_at(at(9) + Duration::days(7)));
+    let off = SoftBounces { max: 0, ..policy };
+    assert_eq!(
+        off.suppression(Medium::Email, "a@b.co", 9, "x", at(9)),
+        None,
+        "0 turns the rule off"
+    );
+}
+
+#[test]
+fn a_batch_skips_the_messages_whose_address_is_listed_and_active() {
+    let entry = |address: &str, until: Option<DateTime<Utc>>| Suppression {
+        medium: Medium::Email,
+        address: address.into(),
+        reason: Reason::HardBounce,
+        source: "smtp".into(),
+        detail: Some("550 no such user".into()),
+        since: at(8),
+        until,
+    };
+    let listed: HashMap<(u8, Medium, String), Suppression> = [
+        entry("gone@example.com", None),
+        entry("full@example.com", Some(at(9))),
+    ]
+    .into_iter()
+    .map(|s| ((1, s.medium, s.address.clone()), s))
+    .collect();
+    let batch = [
+        (&1, "email", "Gone@Example.com"),
+        (&1, "email", "full@example.com"),
+        (&1, "email", "ok@example.com"),
+        (&1, "webhook", "gone@example.com"),
+        (&1, "sms", "gone@example.com"),
+        (&2, "email", "gone@example.com"),
+    ];
+    let skipped = suppressed(batch, &listed, at(10));
+    assert!(
+        skipped[0].as_deref().is_some_and(
+            |w| w.starts_with("suppressed: hard bounce") && w.contains("550 no such user")
+        ),
+        "{skipped:?}"
+    );
+    assert_eq!(
+        skipped[1..],
+        [None, None, None, None, None],
+        "an expired entry, an unlisted address, a webhook, another medium, another workspace's list"
+    );
+}
+
+#[test]
+fn a_lasting_entry_is_never_shortened_by_one_that_runs_out() {
+    let entry = |reason, until: Option<DateTime<Utc>>, h| Suppression {
+        medium: Medium::Email,
+        address: "a@b.co".into(),
+        reason,
+        source: "smtp".into(),
+        detail: None,
+        since: at(h),
+        until,
+    };
+    let hard = entry(Reason::HardBounce, None, 8);
+    let soft = entry(Reason::SoftBounces, Some(at(20)), 9);
+    let manual = entry(Reason::Manual, None, 10);
+    let cases = [
+        (
+            "nothing listed: the new entry",
+            None,
+            soft.clone(),
+            Some(soft.clone()),
+        ),
+        (
+            "soft bounces do not shorten a hard bounce",
+            Some(&hard),
+            soft.clone(),
+            None,
+        ),
+        (
+            "a hard bounce replaces soft bounces",
+            Some(&soft),
+            hard.clone(),
+            Some(hard.clone()),
+        ),
+        (
+            "a newer lasting entry replaces a lasting one",
+            Some(&hard),
+            manual.clone(),
+            Some(manual.clone()),
+        ),
+        (
+            "the same entry again changes nothing",
+            Some(&hard),
+            hard.clone(),
+            None,
+        ),
+    ];
+    for (name, old, new, want) in cases {
+        assert_eq!(merge(old, new), want, "{name}");
+    }
+}
+
+#[test]
+fn the_list_goes_out_as_csv_and_comes_back_the_same() {
+    let entries = vec![
+        given(
+            "Gone@Example.com",
+            None,
+            Some(Reason::HardBounce),
+            Some("550 5.1.1, no such user"),
+            "smtp",
+            Some(at(8)),
+            at(9),
+        )
+        .unwrap(),
+        given("+1 415 555 2671", None, None, None, "api", None, at(9)).unwrap(),
+    ];
+    assert_eq!(entries[0].address, "gone@example.com");
+    assert_eq!(
+        (entries[1].medium, entries[1].reason, entries[1].since),
+        (Medium::Sms, Reason::Manual, at(9))
+    );
+    let text = to_csv(&entries);
+    assert!(
+        text.starts_with("medium,address,reason,source,detail,since,until\n"),
+        "{text}"
+    );
+    assert_eq!(from_csv(&text, "csv", at(12)).unwrap(), entries);
+}
+
+#[test]
+fn a_csv_import_names_the_line_and_field_it_cannot_take() {
+    let cases = [
+        (
+            "address\nann@example.com\nnot an address\n",
+            "line 3: address",
+        ),
+        (
+            "address,reason\nann@example.com,bounced\n",
+            "line 2: reason",
+        ),
+        ("address,medium\nann@example.com,fax\n", "line 2: medium"),
+        (
+            "address,since\nann@example.com,yesterday\n",
+            "line 2: since",
+        ),
+        ("email\nann@example.com\n", "body"),
+        ("reason\nmanual\n", "body"),
+        ("address,detail\nann@example.com\n", "line 2: row"),
+    ];
+    for (text, field) in cases {
+        let e = from_csv(text, "csv", at(9)).expect_err(text);
+        assert_eq!(e.0[0].field, field, "{text}: {e:?}");
+    }
+    let ok = from_csv("Address\nann@example.com\n+14155552671\n", "csv", at(9)).unwrap();
+    assert_eq!(
+        ok.iter()
+            .map(|s| (s.medium, s.source.as_str()))
+            .collect::<Vec<_>>(),
+        [(Medium::Email, "csv"), (Medium::Sms, "csv")]
+    );
+}
