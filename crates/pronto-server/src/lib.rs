@@ -25,6 +25,7 @@
 //!   explorer, a message as sent, a contact's timeline.
 //! - [`live`]: one watcher per process that tells open inboxes when leads change (server-sent events).
 //! - [`web`]: the app's pages rendered from what the service answers (no request, no store).
+//! - [`privacy`]: everything held on one person, for their access request (the export).
 //! - [`suppressions`]: the suppression list as admins manage it (list, add, CSV import and export, remove).
 //! - [`experiments`]: flows' experiments over a period (`GET /v1/reports/flows`, `pronto report flows`).
 //! - [`extract`]: write key (HTTP Basic), admin key (Bearer), Idempotency-Key, client IP, size-limited body.
@@ -45,6 +46,7 @@ pub mod inbox;
 pub mod keys;
 pub mod live;
 pub mod owner;
+pub mod privacy;
 pub mod routes;
 pub mod sales;
 pub mod service;

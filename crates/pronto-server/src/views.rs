@@ -4,7 +4,7 @@
 use crate::error::ApiError;
 use chrono::{DateTime, Utc};
 use pronto_domain::{Invalid, MessageId};
-use pronto_store::{LogEntry, MessageQuery, RunView};
+use pronto_store::{LogEntry, MessageQuery, MessageView, RunView};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -191,5 +191,65 @@ impl MessageSearch {
             before,
             ..MessageQuery::newest(limit)
         })
+    }
+}
+
+/// A message as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageBody {
+    #[schema(format = Uuid)]
+    pub id: String,
+    /// Unique per run and step; also the SMTP Message-ID (`<key@from-domain>`).
+    pub idempotency_key: String,
+    pub run_id: Option<String>,
+    pub flow: Option<String>,
+    /// The flow step that wrote it (0-based, as stored; `pronto check` counts from 1).
+    pub step: Option<i64>,
+    /// Whom it went to (`GET /v1/contacts/{id}`).
+    #[schema(format = Uuid)]
+    pub contact_id: String,
+    pub channel: String,
+    pub to: String,
+    pub from: String,
+    pub reply_to: Option<String>,
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+    /// queued, sent, failed or suppressed (never attempted: its address is on the suppression list).
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The last failure, in the server's words.
+    pub last_error: Option<String>,
+    /// smtp, or mailbox (the built-in dev mailbox, when no SMTP server is configured).
+    pub transport: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+impl From<MessageView> for MessageBody {
+    fn from(m: MessageView) -> Self {
+        Self {
+            id: m.id.to_string(),
+            idempotency_key: m.idempotency_key,
+            run_id: m.run_id.map(|r| r.to_string()),
+            flow: m.flow,
+            step: m.step,
+            contact_id: m.contact_id.to_string(),
+            channel: m.channel,
+            to: m.to,
+            from: m.from,
+            reply_to: m.reply_to,
+            subject: m.subject,
+            text: m.text,
+            html: m.html,
+            state: m.state,
+            attempts: m.attempts,
+            next_attempt_at: m.next_attempt_at,
+            last_error: m.last_error,
+            transport: m.transport,
+            created_at: m.created_at,
+            sent_at: m.sent_at,
+        }
     }
 }

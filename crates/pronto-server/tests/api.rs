@@ -661,6 +661,7 @@ async fn every_route_in_the_openapi_document_exists(s: Server) {
         "/v1/admin/keys",
         "/v1/admin/keys/{id}",
         "/v1/admin/quarantine",
+        "/v1/contacts/{id}/export",
         "/v1/suppressions",
         "/v1/suppressions/import",
         "/v1/suppressions/{medium}/{address}",

@@ -70,6 +70,7 @@ mod over_smtp {
         an_smtp_server_that_refuses_for_a_while_gets_every_message_once,
         the_unsubscribe_link_stops_further_flows,
         a_mailbox_that_does_not_exist_is_tried_once_then_skipped_for_flows_and_acknowledgements,
+        an_export_holds_everything_kept_on_the_person_and_nothing_of_anyone_else,
     );
 }
 
@@ -677,6 +678,120 @@ async fn admins_keep_the_suppression_list_over_the_api_and_as_csv(s: Server) {
         .as_str()
         .unwrap()
         .contains("asked by phone"));
+    s.stop().await;
+}
+
+async fn an_export_holds_everything_kept_on_the_person_and_nothing_of_anyone_else(s: Server) {
+    for who in ["ann", "bob"] {
+        s.identify(json!({"userId": who, "traits": {"email": format!("{who}@example.com"), "first_name": who}}))
+            .await;
+        s.track(checkout(&format!("c-{who}"), who, who)).await;
+    }
+    // More events than one page of the export's reads.
+    let ticks: Vec<Value> = (0..1100)
+        .map(|i| json!({"userId": "ann", "event": "Viewed Page", "messageId": format!("tick-{i}")}))
+        .collect();
+    s.track_all(ticks).await;
+    let lead: Value = s
+        .http
+        .post(format!("{}/v1/leads", s.base))
+        .basic_auth(common::WRITE, Some(""))
+        .json(
+            &json!({"email": "ann@example.com", "name": "Ann", "message": "A quote for 40 mugs?"}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let lead_id = lead["lead_id"].as_str().unwrap().to_string();
+    let contact = lead["contact_id"].as_str().unwrap().to_string();
+    let attempt = s
+        .http
+        .post(format!("{}/v1/leads/{lead_id}/attempts", s.base))
+        .bearer_auth(common::ADMIN)
+        .json(&json!({"rep": "bo", "channel": "call", "outcome": "reached", "note": "wants a quote by Friday"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        attempt.status().is_success(),
+        "{}",
+        attempt.text().await.unwrap()
+    );
+    let listed = s
+        .http
+        .post(format!("{}/v1/suppressions", s.base))
+        .bearer_auth(common::ADMIN)
+        .json(&json!({"address": "ann@example.com", "reason": "complaint"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), StatusCode::OK);
+    s.advance_and_settle(Duration::hours(1)).await;
+
+    let e = s.admin(&format!("/v1/contacts/{contact}/export")).await;
+    assert_eq!(e["contact"]["id"], contact.as_str());
+    assert!(e["contact"]["next_before"].is_null());
+    let identities: Vec<&str> = e["contact"]["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["value"].as_str().unwrap())
+        .collect();
+    assert!(
+        identities.contains(&"ann@example.com") && identities.contains(&"ann"),
+        "{identities:?}"
+    );
+    let events = e["contact"]["events"].as_array().unwrap();
+    let ticks = events
+        .iter()
+        .filter(|ev| ev["name"] == "Viewed Page")
+        .count();
+    assert_eq!(ticks, 1100, "every event, across pages");
+    assert!(events.iter().any(|ev| ev["name"] == "Checkout Started"));
+    assert!(events.iter().any(|ev| ev["name"] == "Lead Submitted"));
+    assert!(
+        events
+            .iter()
+            .all(|ev| !ev["payload"].to_string().contains("bob")),
+        "nothing of anyone else"
+    );
+    assert!(!e["contact"]["runs"].as_array().unwrap().is_empty());
+    let messages = e["messages"].as_array().unwrap();
+    assert!(!messages.is_empty());
+    assert!(
+        messages.iter().all(|m| m["contact_id"] == contact.as_str()),
+        "{messages:?}"
+    );
+    let leads = e["leads"].as_array().unwrap();
+    assert_eq!(leads.len(), 1);
+    assert_eq!(leads[0]["id"], lead_id.as_str());
+    assert_eq!(leads[0]["message"], "A quote for 40 mugs?");
+    assert_eq!(leads[0]["attempts"][0]["note"], "wants a quote by Friday");
+    assert_eq!(e["suppressions"][0]["reason"], "complaint");
+    assert!(e["exported_at"].is_string());
+    // A merged-away or unknown contact, and an id that is not one.
+    let missing = s
+        .http
+        .get(format!(
+            "{}/v1/contacts/0195f6f0-0000-7000-8000-000000000000/export",
+            s.base
+        ))
+        .bearer_auth(common::ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let bad = s
+        .http
+        .get(format!("{}/v1/contacts/ann/export", s.base))
+        .bearer_auth(common::ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
     s.stop().await;
 }
 

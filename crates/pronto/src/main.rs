@@ -76,6 +76,9 @@ enum Command {
     /// opt-outs, repeated soft bounces, and what admins list).
     #[command(subcommand)]
     Suppressions(SuppressionsCommand),
+    /// Contacts: everything held on one person.
+    #[command(subcommand)]
+    Contacts(ContactsCommand),
     /// Flow experiments: promote a winner.
     #[command(subcommand)]
     Experiments(ExperimentsCommand),
@@ -154,6 +157,17 @@ enum OffersCommand {
         pattern: String,
         #[arg(long)]
         count: usize,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ContactsCommand {
+    /// Prints everything held on contact ID as JSON (as GET /v1/contacts/{id}/export answers): identities,
+    /// traits, every event, flow runs, messages, leads with their history, suppression-list entries.
+    Export {
+        id: String,
         #[command(flatten)]
         args: ServeArgs,
     },
@@ -344,6 +358,7 @@ async fn main() -> std::process::ExitCode {
         }
         Command::Offers(cmd) => offers(cmd).await,
         Command::Suppressions(cmd) => suppressions(cmd).await,
+        Command::Contacts(ContactsCommand::Export { id, args }) => export_contact(&id, args).await,
         Command::Experiments(ExperimentsCommand::Promote {
             flow,
             experiment,
@@ -894,6 +909,23 @@ async fn suppressions(cmd: SuppressionsCommand) -> anyhow::Result<()> {
     };
     store.close().await;
     Ok(done?)
+}
+
+async fn export_contact(id: &str, args: ServeArgs) -> anyhow::Result<()> {
+    let id: pronto_domain::ContactId = id
+        .parse()
+        .map_err(|_| anyhow::anyhow!("`{id}` is not a contact id (a UUID)"))?;
+    let store = open_store(args).await?;
+    let ws = store.default_workspace().await?.id;
+    let got = pronto_server::privacy::export(&*store, ws, id, chrono::Utc::now()).await;
+    store.close().await;
+    let export: pronto_server::routes::contacts::ContactExport = match got {
+        Ok(e) => e.into(),
+        Err(pronto_server::error::ApiError::NotFound(_)) => anyhow::bail!("no contact {id}"),
+        Err(e) => return Err(e.into()),
+    };
+    println!("{}", serde_json::to_string_pretty(&export)?);
+    Ok(())
 }
 
 async fn migrate(url: &str) -> anyhow::Result<()> {

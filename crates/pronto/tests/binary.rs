@@ -474,7 +474,7 @@ async fn importing_a_shops_product_export_fills_its_catalog_in_place_and_a_bad_f
 }
 
 #[test]
-fn the_suppression_list_is_kept_from_the_command_line_and_a_bad_row_changes_nothing() {
+fn the_suppression_list_and_the_export_work_from_the_command_line_and_a_bad_row_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}/pronto.db", dir.path().display());
     let pronto = |args: &[&str]| {
@@ -537,4 +537,11 @@ fn the_suppression_list_is_kept_from_the_command_line_and_a_bad_row_changes_noth
         3,
         "bob was never listed, ann is off: {out}"
     );
+    // The export (its content is tested over the API, which answers from the same function).
+    let (code, _, err) = pronto(&["contacts", "export", "0195f6f0-0000-7000-8000-000000000000"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no contact 0195f6f0"), "{err}");
+    let (code, _, err) = pronto(&["contacts", "export", "ann"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("is not a contact id"), "{err}");
 }

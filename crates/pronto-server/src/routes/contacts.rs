@@ -183,3 +183,47 @@ pub async fn find_contact(
         .await?;
     Ok(Json(page.into()))
 }
+
+/// Everything pronto holds on one person, as JSON (an access request: GDPR art. 15).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContactExport {
+    pub exported_at: DateTime<Utc>,
+    /// The contact, every identity and trait, all of its events (newest first; `next_before` is absent) and
+    /// its flow runs.
+    pub contact: ContactResponse,
+    /// Every message sent or queued to it, newest first.
+    pub messages: Vec<crate::views::MessageBody>,
+    /// The leads it sent, each with its history (reps' notes included).
+    pub leads: Vec<pronto_store::LeadView>,
+    /// Suppression-list entries for its email addresses and phone numbers.
+    pub suppressions: Vec<pronto_domain::suppression::Suppression>,
+}
+
+/// Everything held on a contact (a merged contact's id answers as the contact it became): identities,
+/// traits, every event, flow runs, messages, leads with their history, suppression-list entries.
+#[utoipa::path(get, path = "/v1/contacts/{id}/export", tag = "admin",
+    params(("id" = String, Path, format = Uuid)),
+    responses(
+        (status = 200, body = ContactExport),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)
+    ),
+    security(("adminKey" = [])))]
+pub async fn export_contact(
+    State(s): State<AppState>,
+    Admin(ws): Admin,
+    Path(id): Path<String>,
+) -> Result<Json<ContactExport>, ApiError> {
+    Ok(Json(s.service.export_contact(ws, &id).await?.into()))
+}
+
+impl From<crate::privacy::Export> for ContactExport {
+    fn from(e: crate::privacy::Export) -> Self {
+        Self {
+            exported_at: e.exported_at,
+            contact: e.page.into(),
+            messages: e.messages.into_iter().map(Into::into).collect(),
+            leads: e.leads,
+            suppressions: e.suppressions,
+        }
+    }
+}

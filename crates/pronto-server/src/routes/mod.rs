@@ -40,6 +40,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(ingest)
         .routes(routes!(contacts::get_contact))
         .routes(routes!(contacts::find_contact))
+        .routes(routes!(contacts::export_contact))
         .routes(routes!(flows::list_flows))
         .routes(routes!(flows::get_run))
         .routes(routes!(flows::list_messages))
