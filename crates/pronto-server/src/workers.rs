@@ -611,11 +611,17 @@ async fn deliver(m: &OutMessage, channels: &Channels, now: DateTime<Utc>) -> Del
 
 /// What a failure means for the message's address, as the domain judged it (`None`: nothing, or the
 /// address cannot be listed: a webhook, or one that does not parse).
+/// Counted in `pronto_bounces_total{medium, kind}` (`hard`: listed at once; `soft`), so a bounce rate per
+/// period is `rate()` of it over `pronto_deliveries_total`.
 fn bounce(m: &OutMessage, source: &'static str, verdict: Verdict) -> Option<Bounce> {
-    if verdict == Verdict::Keep {
-        return None;
-    }
+    let kind = match verdict {
+        Verdict::Keep => return None,
+        Verdict::Suppress { .. } => "hard",
+        Verdict::SoftBounce { .. } => "soft",
+    };
     let (medium, address) = suppression::key_of(&m.channel, &m.to)?;
+    metrics::counter!("pronto_bounces_total", "medium" => medium.as_str(), "kind" => kind)
+        .increment(1);
     Some(Bounce {
         workspace: m.workspace,
         medium,

@@ -552,6 +552,23 @@ async fn a_mailbox_that_does_not_exist_is_tried_once_then_skipped_for_flows_and_
         2,
         "Ann's reminder and offer"
     );
+    let metrics = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // The recorder is the process's: other tests running beside this one count too.
+    let hard: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"pronto_bounces_total{medium="email",kind="hard"} "#))
+        .unwrap_or_else(|| panic!("no hard bounce count in\n{metrics}"))
+        .parse()
+        .unwrap();
+    assert!(hard >= 1.0, "{metrics}");
     assert!(
         all.iter().any(|m| m["to"] == "bo@example.com"
             && m["subject"] == "New lead: Gone"
