@@ -14,7 +14,11 @@
 //!
 //! # Layout
 //! - this file: [`Medium`], [`Reason`], [`Suppression`]; [`address`] (the one spelling a list entry is
-//!   kept and matched under); [`after_refusal`] (what a refused delivery means for its address); [`SoftBounces`] and its rule; [`suppressed`] (which of a batch of messages to skip).
+//!   kept and matched under); [`after_refusal`] (what a refused delivery means for its address); [`SoftBounces`] and its rule; [`suppressed`] (which of a batch of messages to skip); [`merge`]; the
+//!   list as CSV ([`to_csv`], [`from_csv`]).
+//! - [`report`]: bounces and complaints that arrive by mail (RFC 3464 DSNs, RFC 5965 feedback reports).
+
+pub mod report;
 
 use crate::identity::{Email, Phone, Region};
 use chrono::{DateTime, Duration, Utc};

@@ -117,3 +117,104 @@ impl Service {
         }
     }
 }
+
+/// What a bounce or complaint that arrived by mail changed.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct InboundReport {
+    /// `dsn` (a delivery status notification), `feedback` (a feedback report), or `none`.
+    pub report: &'static str,
+    /// Addresses put on the suppression list (hard bounces, complaints).
+    pub listed: Vec<String>,
+    /// Addresses a soft bounce was counted for.
+    pub soft_bounces: Vec<String>,
+    /// Contacts unsubscribed from all marketing by a complaint.
+    pub unsubscribed: usize,
+    /// The Message-ID of the message it is about, when the report carries it (pronto's are
+    /// `<run.step@domain>` or `<lead.….ack.email@domain>`: the run and step that sent it).
+    pub original_message_id: Option<String>,
+}
+
+impl Service {
+    /// A bounce or complaint posted raw by a mailbox forwarder (authenticated as inbound email is): what it
+    /// reports is judged by `pronto_domain::suppression::report`; hard bounces and complaints are listed at
+    /// once, soft bounces counted; a complaint also unsubscribes the contact with that address from all
+    /// marketing (`unsubscribed: true`, as the unsubscribe link does). Anything else is answered `none`
+    /// and changes nothing.
+    pub async fn inbound_report(&self, raw: &[u8]) -> Result<InboundReport, ApiError> {
+        use pronto_domain::suppression::report::{read, verdicts, Report};
+        use pronto_domain::suppression::Verdict;
+        let ws = self.default_workspace;
+        let now = self.clock.now();
+        let report = read(raw);
+        let source = match report {
+            Report::Feedback { .. } => "arf",
+            _ => "dsn",
+        };
+        let mut out = InboundReport {
+            report: report.kind(),
+            listed: Vec::new(),
+            soft_bounces: Vec::new(),
+            unsubscribed: 0,
+            original_message_id: match &report {
+                Report::Delivery {
+                    original_message_id,
+                    ..
+                }
+                | Report::Feedback {
+                    original_message_id,
+                    ..
+                } => original_message_id.clone(),
+                Report::Other => None,
+            },
+        };
+        let mut bounces = Vec::new();
+        let mut complained = Vec::new();
+        for (raw_address, verdict) in verdicts(&report) {
+            let Ok(address) = suppression::address(Medium::Email, &raw_address) else {
+                continue;
+            };
+            match &verdict {
+                Verdict::Suppress {
+                    reason: Reason::Complaint,
+                    ..
+                } => {
+                    complained.push(address.clone());
+                    out.listed.push(address.clone());
+                }
+                Verdict::Suppress { .. } => out.listed.push(address.clone()),
+                Verdict::SoftBounce { .. } => out.soft_bounces.push(address.clone()),
+                Verdict::Keep => continue,
+            }
+            metrics::counter!("pronto_bounces_total", "medium" => "email", "kind" => match &verdict {
+                Verdict::Suppress { reason: Reason::Complaint, .. } => "complaint",
+                Verdict::Suppress { .. } => "hard",
+                _ => "soft",
+            })
+            .increment(1);
+            bounces.push(pronto_store::Bounce {
+                workspace: ws,
+                medium: Medium::Email,
+                address,
+                verdict,
+                source,
+            });
+        }
+        if !bounces.is_empty() {
+            self.store.record_bounces(&bounces, now).await?;
+        }
+        let mut patch = serde_json::Map::new();
+        patch.insert("unsubscribed".into(), serde_json::Value::Bool(true));
+        for address in complained {
+            let Ok(email) = pronto_domain::Email::parse(&address) else {
+                continue;
+            };
+            let identity = pronto_domain::Identity::email(&email);
+            if let Some(contact) = self.store.find_contact(ws, &identity).await? {
+                if self.store.patch_traits(ws, contact, &patch, now).await? {
+                    out.unsubscribed += 1;
+                }
+            }
+        }
+        Ok(out)
+    }
+}

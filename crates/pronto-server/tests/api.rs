@@ -680,6 +680,7 @@ async fn every_route_in_the_openapi_document_exists(s: Server) {
         "/v1/inbound/sms",
         "/v1/inbound/voice",
         "/v1/inbound/email",
+        "/v1/inbound/bounces",
         "/v1/webhooks/shopify",
         "/v1/webhooks/woocommerce",
         "/v1/webhooks/unmapped",

@@ -74,6 +74,21 @@ mod over_smtp {
     );
 }
 
+/// The shipped config with an inbound-mail secret, which bounces and complaints are posted with.
+async fn with_inbound(backend: &str) -> Server {
+    let config = format!("{EXAMPLE_CONFIG}\n[inbound]\nemail_secret = \"{INBOUND_SECRET}\"\n");
+    common::start_stepped(backend, false, &config, t0()).await
+}
+
+const INBOUND_SECRET: &str = "bounces-forwarder-secret-0001";
+
+mod by_mail {
+    use super::*;
+    pronto_store::for_each_backend!(with_inbound;
+        bounces_and_complaints_posted_by_a_forwarder_list_their_addresses_and_a_complaint_unsubscribes,
+    );
+}
+
 /// The shipped config with a 50% holdout on the checkout flow.
 async fn with_holdout(backend: &str) -> Server {
     let config = EXAMPLE_CONFIG.replacen(
@@ -809,6 +824,124 @@ async fn an_export_holds_everything_kept_on_the_person_and_nothing_of_anyone_els
         .await
         .unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    s.stop().await;
+}
+
+async fn bounces_and_complaints_posted_by_a_forwarder_list_their_addresses_and_a_complaint_unsubscribes(
+    s: Server,
+) {
+    let fixture = |name: &str| {
+        std::fs::read(format!(
+            "{}/../../tests/fixtures/bounces/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    };
+    let post = |raw: Vec<u8>, secret: &str| {
+        s.http
+            .post(format!("{}/v1/inbound/bounces", s.base))
+            .basic_auth("forwarder", Some(secret))
+            .header("content-type", "message/rfc822")
+            .body(raw)
+            .send()
+    };
+    s.identify(json!({"userId": "u1", "traits": {"email": "user@example.com"}}))
+        .await;
+    let refused = post(fixture("mail-auth-arf-002.eml"), "not the secret")
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(s.admin("/v1/suppressions").await["suppressions"], json!([]));
+    let cases: [(&str, &str, Value, Value, u64); 5] = [
+        // RFC 5965's example abuse report: a complaint, the contact unsubscribed from marketing.
+        (
+            "mail-auth-arf-002.eml",
+            "feedback",
+            json!(["user@example.com"]),
+            json!([]),
+            1,
+        ),
+        // An authentication-failure report is not a complaint.
+        ("mail-auth-arf-003.eml", "feedback", json!([]), json!([]), 0),
+        // Office 365: 5.1.10, recipient not found.
+        (
+            "flanker-office365.eml",
+            "dsn",
+            json!(["noname@example.com"]),
+            json!([]),
+            0,
+        ),
+        // A warning (delayed, 4.4.4) is not a bounce.
+        ("flanker-no-mx.eml", "dsn", json!([]), json!([]), 0),
+        // AOL: 5.2.2, mailbox full, counted.
+        (
+            "flanker-mailbox-full.eml",
+            "dsn",
+            json!([]),
+            json!(["user@aol.com"]),
+            0,
+        ),
+    ];
+    for (name, report, listed, soft, unsubscribed) in cases {
+        let r = post(fixture(name), INBOUND_SECRET).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{name}");
+        let got: Value = r.json().await.unwrap();
+        assert_eq!(got["report"], report, "{name}: {got}");
+        assert_eq!(got["listed"], listed, "{name}: {got}");
+        assert_eq!(got["soft_bounces"], soft, "{name}: {got}");
+        assert_eq!(got["unsubscribed"], unsubscribed, "{name}: {got}");
+    }
+    let contact = s.admin("/v1/contacts?email=user@example.com").await;
+    assert_eq!(contact["traits"]["unsubscribed"], true, "{contact}");
+    let list = s.admin("/v1/suppressions").await;
+    let entries: Vec<(String, String, String)> = list["suppressions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["address"].to_string(),
+                e["reason"].to_string(),
+                e["source"].to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(entries.len(), 2, "{list}");
+    assert!(
+        entries.contains(&(
+            "\"user@example.com\"".into(),
+            "\"complaint\"".into(),
+            "\"arf\"".into()
+        )),
+        "{entries:?}"
+    );
+    assert!(
+        entries.contains(&(
+            "\"noname@example.com\"".into(),
+            "\"hard_bounce\"".into(),
+            "\"dsn\"".into()
+        )),
+        "{entries:?}"
+    );
+    // Two more "mailbox full" reports make three within the week: listed for a while.
+    for _ in 0..2 {
+        post(fixture("flanker-mailbox-full.eml"), INBOUND_SECRET)
+            .await
+            .unwrap();
+    }
+    let aol = s.admin("/v1/suppressions?address=user@aol.com").await;
+    assert_eq!(aol["suppressions"][0]["reason"], "soft_bounces", "{aol}");
+    assert!(aol["suppressions"][0]["until"].is_string(), "{aol}");
+    // A message that reports nothing changes nothing.
+    let reply = post(
+        b"From: a@b.co\r\nSubject: thanks\r\n\r\nSee you soon\r\n".to_vec(),
+        INBOUND_SECRET,
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.json::<Value>().await.unwrap()["report"], "none");
+    let empty = post(b" \r\n".to_vec(), INBOUND_SECRET).await.unwrap();
+    assert_eq!(empty.status(), StatusCode::BAD_REQUEST);
     s.stop().await;
 }
 

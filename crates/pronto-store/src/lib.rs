@@ -761,6 +761,14 @@ pub trait Store: Sessions + Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
+    /// Lists or counts what bounces learnt outside a delivery attempt say (a delivery status notification,
+    /// a feedback report), as `record_deliveries` does with its failures' bounces, in one transaction.
+    async fn record_bounces(
+        &self,
+        bounces: &[Bounce],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
     /// The workspace's suppression list, newest first.
     async fn suppressions(
         &self,

@@ -319,3 +319,83 @@ fn a_csv_import_names_the_line_and_field_it_cannot_take() {
         [(Medium::Email, "csv"), (Medium::Sms, "csv")]
     );
 }
+
+#[test]
+fn bounces_and_complaints_that_arrive_by_mail_are_read_from_public_samples() {
+    use report::{read, verdicts};
+    let fixture = |name: &str| {
+        let path = format!(
+            "{}/../../tests/fixtures/bounces/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    let hard = |detail: &str| Verdict::Suppress {
+        reason: Reason::HardBounce,
+        detail: detail.into(),
+    };
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, Verdict)>);
+    let cases: [Case; 5] = [
+        (
+            "flanker-mailbox-full.eml",
+            "dsn",
+            vec![(
+                "user@aol.com",
+                Verdict::SoftBounce {
+                    detail: "5.2.2 smtp; 552 5.2.2 E4.12 user MAILBOX FULL".into(),
+                },
+            )],
+        ),
+        ("flanker-no-mx.eml", "dsn", vec![]),
+        (
+            "flanker-office365.eml",
+            "dsn",
+            vec![(
+                "noname@example.com",
+                hard("5.1.10 smtp;550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient noname@example.com not found by SMTP address lookup"),
+            )],
+        ),
+        (
+            "mail-auth-arf-002.eml",
+            "feedback",
+            vec![(
+                "user@example.com",
+                Verdict::Suppress {
+                    reason: Reason::Complaint,
+                    detail: "reported as spam (feedback report)".into(),
+                },
+            )],
+        ),
+        ("mail-auth-arf-003.eml", "feedback", vec![]),
+    ];
+    for (name, kind, want) in cases {
+        let report = read(&fixture(name));
+        assert_eq!(report.kind(), kind, "{name}: {report:?}");
+        let got = verdicts(&report);
+        let want: Vec<(String, Verdict)> =
+            want.into_iter().map(|(a, v)| (a.to_string(), v)).collect();
+        assert_eq!(got, want, "{name}: {report:?}");
+    }
+    // The delayed one still names its recipient and status; the reported messages' ids are found.
+    match read(&fixture("flanker-no-mx.eml")) {
+        report::Report::Delivery {
+            recipients,
+            original_message_id,
+        } => {
+            assert_eq!(
+                (recipients[0].action.as_str(), recipients[0].status.as_str()),
+                ("delayed", "4.4.4")
+            );
+            assert_eq!(
+                original_message_id.as_deref(),
+                Some("19E44CA63F984902B7D654F8FF40F89D@bo")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        read(b"From: a@b.co\r\nSubject: hi\r\n\r\nthanks!\r\n"),
+        report::Report::Other
+    );
+    assert_eq!(read(b""), report::Report::Other);
+}

@@ -54,6 +54,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(suppressions::import_suppressions))
         .routes(routes!(suppressions::remove_suppression))
+        .routes(routes!(suppressions::inbound_bounce))
         .routes(routes!(flows::unsubscribe_page, flows::unsubscribe))
         .routes(routes!(flows::follow_click))
         .routes(routes!(sales::list_reps))

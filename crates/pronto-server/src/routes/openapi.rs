@@ -35,6 +35,7 @@ const READS_BODY: &[(&str, &str)] = &[
     ("post", "/v1/inbound/sms"),
     ("post", "/v1/inbound/voice"),
     ("post", "/v1/inbound/email"),
+    ("post", "/v1/inbound/bounces"),
     ("post", "/v1/admin/keys"),
     ("post", "/v1/admin/experiments/promote"),
     ("post", "/v1/suppressions"),
@@ -659,6 +660,11 @@ pub fn finish(doc: &mut Value, configured: &Configured) {
             }
             if path.starts_with("/v1/inbound/sms") || path.starts_with("/v1/inbound/voice") {
                 post["security"] = json!([{"twilioSignature": []}]);
+            }
+            if path == "/v1/inbound/bounces" {
+                post["requestBody"] = json!({"required": true, "content": {
+                    "text/plain": {"schema": {"type": "string", "pattern": "\\S"}}
+                }});
             }
             if path == "/v1/inbound/email" {
                 let schema = schema_ref("InboundEmail");

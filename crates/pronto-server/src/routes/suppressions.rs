@@ -176,3 +176,31 @@ pub async fn remove_suppression(
     s.service.unsuppress(ws, medium, &address).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// A bounce or a complaint that arrived by mail, posted raw (the whole message, as the mailbox received it,
+/// whatever the request's Content-Type says: `text/plain`, `message/rfc822`) by a mailbox forwarder: an
+/// RFC 3464 delivery status notification or an RFC 5965 feedback report. An empty body is a 400.
+/// Authenticated as inbound email is (`[inbound] email_secret`: a Standard Webhooks signature or the HTTP
+/// Basic password). A failed recipient is judged by its status (`5.1.1` is listed, `5.2.2` is a soft
+/// bounce, `5.7.x` keeps the address); an abuse report lists the address as a complaint and unsubscribes
+/// its contact from all marketing. Any other message changes nothing (`report: none`).
+#[utoipa::path(post, path = "/v1/inbound/bounces", tag = "inbound",
+    request_body(content = String, content_type = "text/plain"),
+    responses((status = 200, body = crate::suppressions::InboundReport), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody)),
+    security(("inboundSignature" = []), ("inboundBasic" = [])))]
+pub async fn inbound_bounce(
+    State(s): State<AppState>,
+    auth: crate::extract::InboundAuth,
+    body: Body,
+) -> Result<Json<crate::suppressions::InboundReport>, ApiError> {
+    s.service.inbound_email_auth(&auth, &body.0)?;
+    // Whitespace as the document's pattern (`\S`, ECMAScript's) counts it: Unicode's, and the BOM.
+    if String::from_utf8_lossy(&body.0)
+        .chars()
+        .all(|c| c.is_whitespace() || c == '\u{feff}')
+    {
+        return Err(Invalid::one("body", "is empty: post the whole message as received").into());
+    }
+    Ok(Json(s.service.inbound_report(&body.0).await?))
+}

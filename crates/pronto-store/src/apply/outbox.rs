@@ -121,13 +121,36 @@ async fn record_in<T: OutboxTx>(
             _ => None,
         })
         .collect();
+    bounces_in(tx, &bounces, now, policy).await
+}
+
+/// Bounces learnt elsewhere (a delivery status notification, a feedback report), in one transaction.
+pub(crate) async fn bounces<B: Begin>(
+    db: &B,
+    bounces: &[Bounce],
+    now: DateTime<Utc>,
+    policy: SoftBounces,
+) -> Result<(), StoreError> {
+    let refs: Vec<&Bounce> = bounces.iter().collect();
+    let mut tx = db.begin().await?;
+    let result = bounces_in(&mut tx, &refs, now, policy).await;
+    finish(tx, result).await
+}
+
+/// Lists what the bounces say to list, and counts their soft bounces (listing those past the rule).
+async fn bounces_in<T: OutboxTx>(
+    tx: &mut T,
+    bounces: &[&Bounce],
+    now: DateTime<Utc>,
+    policy: SoftBounces,
+) -> Result<(), ItemError> {
     if bounces.is_empty() {
         return Ok(());
     }
     let key = |b: &Bounce| (b.workspace, b.medium, b.address.clone());
     let mut entries: Vec<(WorkspaceId, Suppression)> = Vec::new();
     let mut soft: Vec<(ListKey, String)> = Vec::new();
-    for b in &bounces {
+    for b in bounces {
         match &b.verdict {
             Verdict::Suppress { reason, detail } => entries.push((
                 b.workspace,

@@ -689,6 +689,15 @@ impl Store for PostgresStore {
         crate::apply::outbox::record(&*self.pool, outcomes, now, policy).await
     }
 
+    async fn record_bounces(
+        &self,
+        bounces: &[crate::Bounce],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let policy = self.shared.program().messages.soft_bounces;
+        crate::apply::outbox::bounces(&*self.pool, bounces, now, policy).await
+    }
+
     async fn suppressions(
         &self,
         workspace: WorkspaceId,

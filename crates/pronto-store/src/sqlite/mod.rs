@@ -805,6 +805,15 @@ impl Store for SqliteStore {
         crate::apply::outbox::record(&*self.write, outcomes, now, policy).await
     }
 
+    async fn record_bounces(
+        &self,
+        bounces: &[crate::Bounce],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let policy = self.shared.program().messages.soft_bounces;
+        crate::apply::outbox::bounces(&*self.write, bounces, now, policy).await
+    }
+
     async fn suppressions(
         &self,
         workspace: WorkspaceId,
