@@ -42,6 +42,15 @@ impl Medium {
         }
     }
 
+    /// The medium an address given without one is read in: email when it has an `@`, else SMS.
+    pub fn of_address(address: &str) -> Self {
+        if address.contains('@') {
+            Self::Email
+        } else {
+            Self::Sms
+        }
+    }
+
     /// The medium of an outbox channel (`email`, `sms`); webhooks have none.
     pub fn of_channel(channel: &str) -> Option<Self> {
         match channel {
@@ -163,11 +172,7 @@ pub fn given(
     since: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Result<Suppression, crate::Invalid> {
-    let medium = medium.unwrap_or(if address.contains('@') {
-        Medium::Email
-    } else {
-        Medium::Sms
-    });
+    let medium = medium.unwrap_or_else(|| Medium::of_address(address));
     let address = self::address(medium, address).map_err(|m| {
         crate::Invalid::one(
             "address",

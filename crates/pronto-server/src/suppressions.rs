@@ -35,11 +35,7 @@ impl Service {
         let (medium, address) = match address {
             None => (medium, None),
             Some(a) => {
-                let m = medium.unwrap_or(if a.contains('@') {
-                    Medium::Email
-                } else {
-                    Medium::Sms
-                });
+                let m = medium.unwrap_or_else(|| Medium::of_address(a));
                 // An address that cannot be listed lists nothing.
                 let Ok(a) = suppression::address(m, a) else {
                     return Ok(Vec::new());

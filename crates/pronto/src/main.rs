@@ -843,11 +843,7 @@ async fn suppressions(cmd: SuppressionsCommand) -> anyhow::Result<()> {
     };
     let removal = match &cmd {
         SuppressionsCommand::Remove { address, .. } => {
-            let medium = if address.contains('@') {
-                Medium::Email
-            } else {
-                Medium::Sms
-            };
+            let medium = Medium::of_address(address);
             let spelt = suppression::address(medium, address)
                 .map_err(|m| anyhow::anyhow!("`{address}` {m}"))?;
             Some((medium, spelt))
