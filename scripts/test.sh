@@ -17,7 +17,7 @@ fi
 command -v node >/dev/null || { echo "scripts/test.sh: node is required for the Segment Node client test" >&2; exit 1; }
 [[ -x "${CHROMIUM:-/usr/bin/chromium}" ]] || { echo "scripts/test.sh: Debian's chromium is required for the browser tests (apt-get install chromium)" >&2; exit 1; }
 npm ci --prefix tests/clients/node --no-audit --no-fund --loglevel=error
-python3 -m pip install --quiet --disable-pip-version-check -r tests/clients/python/requirements.txt
+python3 -m pip install --quiet --disable-pip-version-check -r tests/clients/python/requirements.txt -r tests/dkim/requirements.txt
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

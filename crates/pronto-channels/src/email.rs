@@ -4,6 +4,7 @@
 //! `?tls=required` for STARTTLS), `smtps://user:pass@host:465` (TLS from the first byte). Credentials in the URL
 //! are percent-decoded; TLS certificates are checked against the Mozilla roots (webpki-roots).
 
+use crate::dkim::DkimKey;
 use crate::smtp::{Endpoint, Pool};
 use crate::SendError;
 use lettre::message::header::ContentType;
@@ -102,6 +103,8 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct SmtpSender {
     pool: Arc<Pool>,
+    /// Every message is signed with each of these (none: unsigned).
+    dkim: Arc<[DkimKey]>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,7 +129,14 @@ impl SmtpSender {
         })?;
         Ok(Self {
             pool: Arc::new(Pool::new(endpoint, IDLE_CONNECTIONS as usize)),
+            dkim: Arc::new([]),
         })
+    }
+
+    /// Signs every message with each key (RFC 8463 advises Ed25519 beside RSA).
+    pub fn with_dkim(mut self, keys: Arc<[DkimKey]>) -> Self {
+        self.dkim = keys;
+        self
     }
 
     /// Delivers one email. 4xx replies and connection trouble are temporary; 5xx replies to the message are
@@ -134,12 +144,16 @@ impl SmtpSender {
     /// (a refused login included): fixing the configuration lets the queued messages go out.
     pub async fn send(&self, email: &Email) -> Result<(), SendError> {
         let message = email.build()?;
+        let envelope = message.envelope().clone();
+        // Signing is CPU work (RSA most of it): done before a connection is taken, not while holding one.
+        let bytes = if self.dkim.is_empty() {
+            message.formatted()
+        } else {
+            crate::dkim::signed(message, &self.dkim)
+        };
         let conversation = async {
             let mut lease = self.pool.take().await.map_err(SendError::Temporary)?;
-            let sent = lease
-                .conn
-                .send(message.envelope(), &message.formatted())
-                .await;
+            let sent = lease.conn.send(&envelope, &bytes).await;
             self.pool.give_back(lease);
             match sent {
                 Ok(_) => Ok(()),

@@ -6,12 +6,16 @@
 //! # Layout
 //! - [`email`]: [`email::Email`] and [`email::SmtpSender`] (`smtp://`, `smtps://`, STARTTLS modes, auth), with the
 //!   idempotency key as the Message-ID.
+//! - [`dkim`]: DKIM signing keys (RSA, Ed25519; the file formats OpenSSL and dkimpy write) and signing with
+//!   several at once.
 //! - `smtp`: the SMTP connections under it: lettre's conversation over our own sockets (`TCP_NODELAY`) and pool.
 //! - [`sms`]: [`sms::SmsSender`] for Twilio-compatible REST APIs (the documented wire format) and
 //!   `X-Twilio-Signature` checks for inbound webhooks.
 //! - [`sink`]: a minimal SMTP receiver (real protocol, plain or TLS: STARTTLS or from the first byte, scriptable
 //!   refusals) for tests and `pronto bench`.
 //! - [`webhook`]: signed webhooks (Standard Webhooks headers, HMAC-SHA256) and Slack-style incoming webhooks.
+//! - `tests/dkim.rs`: signed mail through the SMTP sink, checked by dkimpy (`tests/dkim/verify.py`), an
+//!   independent verifier.
 //! - `tests/webhook.rs`: deliveries to a real axum receiver that verifies the signatures.
 //! - `tests/sms.rs`: against a local HTTP server (wiremock) that checks the exact request Twilio documents; the
 //!   one fake allowed, as no SMS provider is reachable from here.
@@ -19,6 +23,7 @@
 //!   replies, to hang up, or to speak TLS with the test CA's certificate from `tests/tls/`, made by its
 //!   `make.sh`).
 
+pub mod dkim;
 pub mod email;
 pub mod sink;
 pub mod sms;

@@ -99,11 +99,7 @@ impl App {
         let mut program = settings.program(secret.clone())?;
         program.apply_promotions(&store.promotions(ws).await.map_err(fail)?);
         store.shared().set_program(Arc::new(program));
-        let smtp = settings
-            .smtp_url
-            .as_deref()
-            .map(pronto_channels::email::SmtpSender::from_url)
-            .transpose()?;
+        let smtp = settings.smtp_sender()?;
         let webhook_secret = store.secret("webhooks").await.map_err(fail)?;
         let channels = crate::workers::Channels {
             smtp,

@@ -18,6 +18,7 @@ use pronto_store::SqliteSync;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The example configuration shipped in the binary; used when no `pronto.toml` is present.
 pub const EXAMPLE_CONFIG: &str = include_str!("../../../pronto.example.toml");
@@ -334,6 +335,19 @@ impl Default for FormsSection {
 pub struct SmtpSection {
     /// lettre URL form, e.g. `smtps://user:pass@smtp.example.com`.
     pub url: Option<String>,
+    /// `[[smtp.dkim]]`: every message is signed with each key (RSA and Ed25519 may sign together).
+    #[serde(default)]
+    pub dkim: Vec<DkimFileConfig>,
+}
+
+/// One DKIM key: its public half is published at `selector._domainkey.domain`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkimFileConfig {
+    pub domain: String,
+    pub selector: String,
+    /// The private key's file (relative to the working directory), as OpenSSL or dkimpy wrote it.
+    pub key_file: String,
 }
 
 /// A public HTML form, posted to `/f/{name}`.
@@ -381,6 +395,8 @@ pub struct Settings {
     pub write_key: Option<String>,
     pub admin_key: Option<String>,
     pub smtp_url: Option<String>,
+    /// The keys every outgoing email is signed with.
+    pub dkim: Arc<[pronto_channels::dkim::DkimKey]>,
     pub sqlite_sync: SqliteSync,
     pub pg_writers: usize,
     pub pg_acquire_timeout: std::time::Duration,
@@ -611,6 +627,7 @@ impl Settings {
                 }
             }
         }
+        let dkim = dkim_keys(&file.smtp.dkim, &messages.from, &mut bad);
         if let Some(cap) = file.messages.email_cap {
             match humantime::parse_duration(&cap.per) {
                 Err(e) => bad("messages.email_cap.per", format!("`{}`: {e}", cap.per)),
@@ -746,6 +763,7 @@ impl Settings {
             write_key: o.write_key,
             admin_key: o.admin_key,
             smtp_url: o.smtp_url.or(file.smtp.url),
+            dkim: dkim.into(),
             sqlite_sync,
             pg_writers: file.storage.pg_writers.clamp(1, 64),
             pg_acquire_timeout,
@@ -879,12 +897,71 @@ impl Settings {
     }
 }
 
+/// Reads each `[[smtp.dkim]]` key, and checks that one of them signs for the From domain: DMARC passes on a
+/// DKIM signature only when its domain is the From domain or shares its parent (relaxed alignment).
+fn dkim_keys(
+    keys: &[DkimFileConfig],
+    from: &str,
+    bad: &mut impl FnMut(&str, String),
+) -> Vec<pronto_channels::dkim::DkimKey> {
+    let mut out = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        let field = format!("smtp.dkim[{i}]");
+        match std::fs::read_to_string(&k.key_file) {
+            Err(e) => bad(
+                &format!("{field}.key_file"),
+                format!("cannot read {}: {e}", k.key_file),
+            ),
+            Ok(text) => match pronto_channels::dkim::DkimKey::new(&k.domain, &k.selector, &text) {
+                Ok(key) => out.push(key),
+                Err(e) => bad(&field, format!("{}: {e}", k.key_file)),
+            },
+        }
+    }
+    let from_domain = from
+        .rsplit_once('@')
+        .map(|(_, d)| d.trim_end_matches('>').trim().to_ascii_lowercase());
+    if let (Some(from_domain), false) = (from_domain, out.is_empty()) {
+        let aligned = |d: &str| {
+            d == from_domain
+                || from_domain.ends_with(&format!(".{d}"))
+                || d.ends_with(&format!(".{from_domain}"))
+        };
+        if !out.iter().any(|k| aligned(k.domain())) {
+            bad(
+                "smtp.dkim",
+                format!(
+                    "no key signs for `{from_domain}`, the domain of messages.from: receivers' DMARC checks \
+                     pass only on a signature for that domain or one under the same parent"
+                ),
+            );
+        }
+    }
+    out
+}
+
 fn read(path: &Path) -> Result<FileConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
     FileConfig::parse(&text, &path.display().to_string())
+}
+
+impl Settings {
+    /// The SMTP sender for `smtp_url`, signing with the DKIM keys; none without a URL.
+    pub fn smtp_sender(
+        &self,
+    ) -> Result<Option<pronto_channels::email::SmtpSender>, pronto_channels::email::SmtpUrlError>
+    {
+        self.smtp_url
+            .as_deref()
+            .map(|u| {
+                pronto_channels::email::SmtpSender::from_url(u)
+                    .map(|s| s.with_dkim(self.dkim.clone()))
+            })
+            .transpose()
+    }
 }
 
 /// The web app's sign-in settings, as the service holds them.
@@ -901,10 +978,7 @@ impl AppAuth {
             chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(1))
         };
         Self {
-            smtp: settings
-                .smtp_url
-                .as_deref()
-                .and_then(|u| pronto_channels::email::SmtpSender::from_url(u).ok()),
+            smtp: settings.smtp_sender().ok().flatten(),
             session_ttl: dur(settings.session_ttl),
             sign_in_ttl: dur(settings.sign_in_ttl),
         }
@@ -1160,6 +1234,59 @@ mod tests {
             ),
             (0, 36, 48)
         );
+    }
+
+    #[test]
+    fn dkim_keys_are_read_at_start_and_each_problem_names_its_key() {
+        let fixture = |f: &str| {
+            format!(
+                "{}/../pronto-channels/tests/fixtures/dkim/{f}",
+                env!("CARGO_MANIFEST_DIR")
+            )
+        };
+        let config = |from: &str, keys: &[(&str, &str)]| {
+            let mut t = format!("[messages]\nfrom = \"Shop <{from}>\"\n");
+            for (domain, file) in keys {
+                t += &format!(
+                    "[[smtp.dkim]]\ndomain = \"{domain}\"\nselector = \"s1\"\nkey_file = \"{}\"\n",
+                    fixture(file)
+                );
+            }
+            Settings::resolve(
+                FileConfig::parse(&t, "t").unwrap(),
+                Overrides::default(),
+                "t".into(),
+            )
+        };
+        let both = config(
+            "shop@mail.example.com",
+            &[
+                ("example.com", "ed25519.pem"),
+                ("example.com", "rsa-pkcs8.pem"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(both.dkim.len(), 2);
+        assert!(!format!("{both:?}").contains("PRIVATE KEY"));
+        let cases = [
+            (
+                "example.com",
+                "missing.pem",
+                "smtp.dkim[0].key_file: cannot read",
+            ),
+            ("example.com", "rsa.dns", "smtp.dkim[0]: "),
+            (
+                "sendgrid.net",
+                "rsa-pkcs1.pem",
+                "smtp.dkim: no key signs for `example.com`",
+            ),
+        ];
+        for (domain, file, want) in cases {
+            let err = config("shop@example.com", &[(domain, file)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{domain} {file}: {err}");
+        }
     }
 
     #[test]

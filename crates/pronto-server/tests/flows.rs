@@ -74,6 +74,59 @@ mod over_smtp {
     );
 }
 
+/// The shipped config signing with an Ed25519 and an RSA key for the From domain (the channel's tests check
+/// these signatures with dkimpy; here, that every email the server sends carries them).
+async fn with_dkim(backend: &str) -> Server {
+    let key = |f: &str| {
+        format!(
+            "{}/../pronto-channels/tests/fixtures/dkim/{f}",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    };
+    let config = format!(
+        "{EXAMPLE_CONFIG}\n[[smtp.dkim]]\ndomain = \"example.com\"\nselector = \"ed\"\nkey_file = \"{}\"\n\
+         [[smtp.dkim]]\ndomain = \"example.com\"\nselector = \"rsa\"\nkey_file = \"{}\"\n",
+        key("ed25519.pem"),
+        key("rsa-pkcs8.pem")
+    );
+    common::start_stepped(backend, true, &config, t0()).await
+}
+
+mod signed {
+    use super::*;
+    pronto_store::for_each_backend!(with_dkim;
+        a_recovery_email_carries_a_signature_from_each_configured_key,
+    );
+}
+
+async fn a_recovery_email_carries_a_signature_from_each_configured_key(s: Server) {
+    s.identify(json!({"userId": "ann", "traits": {"email": "ann@example.com"}}))
+        .await;
+    s.track(checkout("chk-1", "ann", "Ann")).await;
+    s.advance_and_settle(Duration::minutes(60)).await;
+    s.messages_until("the reminder is sent", |m| {
+        m.iter().any(|x| x["state"] == "sent")
+    })
+    .await;
+    let mails = s.sink.as_ref().unwrap().received();
+    assert_eq!(mails.len(), 1);
+    let headers = &mails[0][..mails[0].find("\n\n").unwrap()];
+    let signatures: Vec<String> = headers
+        .replace("\n ", " ")
+        .lines()
+        .filter(|l| l.starts_with("DKIM-Signature:"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(signatures.len(), 2, "{headers}");
+    for (sig, want) in signatures.iter().zip([
+        "a=ed25519-sha256; d=example.com; s=ed;",
+        "a=rsa-sha256; d=example.com; s=rsa;",
+    ]) {
+        assert!(sig.contains(want), "{sig}");
+        assert!(sig.contains("list-unsubscribe-post"), "{sig}");
+    }
+}
+
 /// The shipped config with an inbound-mail secret, which bounces and complaints are posted with.
 async fn with_inbound(backend: &str) -> Server {
     let config = format!("{EXAMPLE_CONFIG}\n[inbound]\nemail_secret = \"{INBOUND_SECRET}\"\n");
