@@ -26,6 +26,14 @@ export PRONTO_SMS_AUTH_TOKEN=schemathesis-sms-token
 export PRONTO_SHOPIFY_SECRET=schemathesis-shopify-secret
 export PRONTO_WOO_SECRET=schemathesis-woo-secret
 
+export PRONTO_MAILGUN_SIGNING_KEY=schemathesis-mailgun-key
+# SendGrid signs its events with a P-256 key only it holds; here a key of our own, which hooks.py signs with.
+keys=$(mktemp -d)
+export SENDGRID_TEST_KEY="$keys/sendgrid.pem"
+openssl ecparam -name prime256v1 -genkey -noout -out "$SENDGRID_TEST_KEY"
+sendgrid_public=$(openssl ec -in "$SENDGRID_TEST_KEY" -pubout -outform DER 2>/dev/null | base64 -w0)
+trap 'rm -rf "$keys"' EXIT
+
 status=0
 for backend in sqlite postgres; do
   work=$(mktemp -d)
@@ -35,6 +43,7 @@ for backend in sqlite postgres; do
   # webhooks are signed and reach their logic) that nothing listens for, and the lead limits raised for a fuzzer
   # posting hundreds of leads from one address.
   { cat pronto.example.toml
+    printf '\n[inbound]\nsendgrid_public_key = "%s"\n' "$sendgrid_public"
     printf '\n[sms]\nbase_url = "http://127.0.0.1:9"\naccount_sid = "AC0001"\nfrom = "+15005550006"\n'
     printf '\n[[shop]]\nplatform = "shopify"\nshop = "schemathesis.myshopify.com"\nsecret_env = "PRONTO_SHOPIFY_SECRET"\n'
     printf '\n[[shop]]\nplatform = "woocommerce"\nshop = "https://schemathesis.example/"\nsecret_env = "PRONTO_WOO_SECRET"\n'

@@ -17,7 +17,10 @@
 //!   kept and matched under); [`after_refusal`] (what a refused delivery means for its address); [`SoftBounces`] and its rule; [`suppressed`] (which of a batch of messages to skip); [`merge`]; the
 //!   list as CSV ([`to_csv`], [`from_csv`]).
 //! - [`report`]: bounces and complaints that arrive by mail (RFC 3464 DSNs, RFC 5965 feedback reports).
+//! - [`provider`]: those a sending service's event webhook reports (SendGrid, Mailgun), with each one's
+//!   signature check.
 
+pub mod provider;
 pub mod report;
 
 use crate::identity::{Email, Phone, Region};

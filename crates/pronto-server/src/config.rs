@@ -208,6 +208,12 @@ pub struct InboundSection {
     /// Postmark, SendGrid and Mailgun inbound routes take: `https://pronto:SECRET@host/v1/inbound/email`).
     /// Better in `PRONTO_INBOUND_EMAIL_SECRET` than in the file. Without it the endpoint answers 401.
     pub email_secret: Option<String>,
+    /// SendGrid's verification key (public; Mail Settings → Event Webhook → Signed Event Webhook), which
+    /// `POST /v1/inbound/events/sendgrid` checks signatures with. Without it the endpoint answers 401.
+    pub sendgrid_public_key: Option<String>,
+    /// Mailgun's HTTP webhook signing key, which `POST /v1/inbound/events/mailgun` checks signatures with.
+    /// Better in `PRONTO_MAILGUN_SIGNING_KEY`. Without it the endpoint answers 401.
+    pub mailgun_signing_key: Option<String>,
 }
 
 /// `[sms]`: a Twilio-compatible REST API. Without `account_sid`, no SMS is sent (and none is queued).
@@ -381,6 +387,7 @@ pub struct Overrides {
     pub sqlite_sync: Option<String>,
     pub sms_auth_token: Option<String>,
     pub inbound_email_secret: Option<String>,
+    pub mailgun_signing_key: Option<String>,
     /// `--demo`: flow waits [`DEMO_SPEEDUP`] times shorter, and its own database by default.
     pub demo: bool,
 }
@@ -417,6 +424,10 @@ pub struct Settings {
     pub sms: Option<pronto_channels::sms::TwilioConfig>,
     /// What `POST /v1/inbound/email` is authenticated with.
     pub inbound_email_secret: Option<String>,
+    /// SendGrid's verification key, read: the P-256 point its event webhook signatures are checked with.
+    pub sendgrid_key: Option<Vec<u8>>,
+    /// What Mailgun's webhook signatures are checked with.
+    pub mailgun_signing_key: Option<String>,
     pub limits: LimitsSection,
     /// The shops whose webhooks are taken.
     pub shops: Vec<ShopSettings>,
@@ -698,6 +709,21 @@ impl Settings {
                 "must be at least 16 characters".into(),
             );
         }
+        let sendgrid_key = file.inbound.sendgrid_public_key.as_deref().and_then(|k| {
+            pronto_domain::suppression::provider::sendgrid_public_key(k)
+                .map_err(|e| bad("inbound.sendgrid_public_key", e))
+                .ok()
+        });
+        let mailgun_signing_key = o.mailgun_signing_key.or(file.inbound.mailgun_signing_key);
+        if mailgun_signing_key
+            .as_ref()
+            .is_some_and(|s| s.trim().is_empty())
+        {
+            bad(
+                "inbound.mailgun_signing_key / PRONTO_MAILGUN_SIGNING_KEY",
+                "is empty".into(),
+            );
+        }
         let mut shops: Vec<ShopSettings> = Vec::new();
         for (i, c) in file.shops.iter().enumerate() {
             let field = |name: &str| format!("shop[{i}].{name}");
@@ -788,6 +814,8 @@ impl Settings {
             leads: file.leads,
             sms,
             inbound_email_secret,
+            sendgrid_key,
+            mailgun_signing_key,
             limits: file.limits,
             shops,
             messages,

@@ -32,6 +32,12 @@ pub enum ApiError {
         header: &'static str,
         message: String,
     },
+    /// A sending service's event webhook that is not signed with its configured key (or none is configured).
+    #[error("{message}")]
+    ProviderAuth {
+        provider: &'static str,
+        message: String,
+    },
     /// Signed in, but not allowed (another team's lead, an admin's page).
     #[error("{0}")]
     Forbidden(&'static str),
@@ -98,7 +104,8 @@ impl ApiError {
             Self::BadWriteKey
             | Self::BadAdminKey
             | Self::BadInboundAuth
-            | Self::ShopAuth { .. } => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            | Self::ShopAuth { .. }
+            | Self::ProviderAuth { .. } => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::BadSignature => (StatusCode::FORBIDDEN, "bad_signature"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
@@ -122,6 +129,12 @@ impl ApiError {
         let errors = match self {
             Self::Invalid(inv) => inv.0.clone(),
             Self::ShopAuth { header, message } => vec![FieldError::new(*header, message.clone())],
+            Self::ProviderAuth { provider, message } => {
+                vec![FieldError::new(
+                    format!("{provider} signature"),
+                    message.clone(),
+                )]
+            }
             Self::IdempotencyReused => vec![FieldError::new(
                 "Idempotency-Key",
                 "was used before with a different request body",

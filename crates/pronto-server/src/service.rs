@@ -15,6 +15,13 @@ use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
 
+/// The keys sending services' event webhooks are checked with (none: that provider's endpoint answers 401).
+pub(crate) struct ProviderKeys {
+    /// SendGrid's verification key's P-256 point.
+    pub sendgrid: Option<Vec<u8>>,
+    pub mailgun: Option<String>,
+}
+
 /// How an inbound webhook authenticated itself: Standard Webhooks headers (`webhook-id`,
 /// `webhook-timestamp`, `webhook-signature`) and/or an HTTP Basic password. Read by its extractor (`crate::extract`), checked here.
 #[derive(Debug, Default)]
@@ -36,6 +43,8 @@ pub struct Service {
     pub(crate) sms_token: Option<String>,
     /// What inbound-email webhooks are authenticated with.
     inbound_email_secret: Option<String>,
+    /// What sending services' event webhooks are checked with.
+    pub(crate) provider_keys: ProviderKeys,
     max_event_bytes: usize,
     limits: crate::config::LimitsSection,
     form_limit_per_minute: u32,
@@ -158,6 +167,10 @@ impl Service {
             },
             sms_token: settings.sms.as_ref().map(|c| c.auth_token.clone()),
             inbound_email_secret: settings.inbound_email_secret.clone(),
+            provider_keys: ProviderKeys {
+                sendgrid: settings.sendgrid_key.clone(),
+                mailgun: settings.mailgun_signing_key.clone(),
+            },
             max_event_bytes: settings.max_event_bytes,
             limits: settings.limits.clone(),
             form_limit_per_minute: settings.forms.rate_limit_per_minute,

@@ -5,9 +5,11 @@
 
 use crate::error::ApiError;
 use crate::service::Service;
+use pronto_domain::suppression::provider::{self, Action, ProviderError, ProviderEvent};
+use pronto_domain::suppression::Verdict;
 use pronto_domain::suppression::{self, Medium, Reason, Suppression};
 use pronto_domain::{Invalid, WorkspaceId};
-use pronto_store::SuppressionQuery;
+use pronto_store::{MessageQuery, SuppressionQuery};
 
 /// The most entries one page lists.
 pub const MAX_PAGE: i64 = 1000;
@@ -138,9 +140,6 @@ impl Service {
     /// and changes nothing.
     pub async fn inbound_report(&self, raw: &[u8]) -> Result<InboundReport, ApiError> {
         use pronto_domain::suppression::report::{read, verdicts, Report};
-        use pronto_domain::suppression::Verdict;
-        let ws = self.default_workspace;
-        let now = self.clock.now();
         let report = read(raw);
         let source = match report {
             Report::Feedback { .. } => "arf",
@@ -163,30 +162,120 @@ impl Service {
                 Report::Other => None,
             },
         };
+        let applied = self
+            .apply_reported(
+                source,
+                verdicts(&report)
+                    .into_iter()
+                    .map(|(a, v)| (a, Action::Judge(v)))
+                    .collect(),
+            )
+            .await?;
+        out.listed = applied.listed;
+        out.soft_bounces = applied.soft_bounces;
+        out.unsubscribed = applied.unsubscribed;
+        Ok(out)
+    }
+}
+
+/// What [`Service::apply_reported`] changed.
+struct Applied {
+    listed: Vec<String>,
+    soft_bounces: Vec<String>,
+    unsubscribed: usize,
+}
+
+/// What a sending service's event webhook changed.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ProviderReport {
+    /// Events that said something about their address (bounces, drops, complaints, unsubscribes); deliveries,
+    /// opens and clicks are left out.
+    pub events: usize,
+    /// Addresses put on the suppression list (hard bounces, complaints).
+    pub listed: Vec<String>,
+    /// Addresses a soft bounce was counted for.
+    pub soft_bounces: Vec<String>,
+    /// Contacts unsubscribed from all marketing (by a complaint or the provider's unsubscribe link).
+    pub unsubscribed: usize,
+    /// The messages the events are about that pronto sent, found by their Message-ID.
+    pub matched: Vec<MatchedMessage>,
+}
+
+/// A message an event is about, and what sent it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct MatchedMessage {
+    /// As the event gave it, with angle brackets.
+    pub message_id: String,
+    /// The outbox message (`GET /v1/messages`).
+    #[schema(value_type = String, format = Uuid)]
+    pub id: pronto_domain::MessageId,
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub run_id: Option<pronto_domain::RunId>,
+    pub flow: Option<String>,
+    pub step: Option<i64>,
+}
+
+/// How a provider's webhook authenticated itself.
+pub enum ProviderAuth<'a> {
+    /// `X-Twilio-Email-Event-Webhook-Timestamp` and `-Signature`.
+    SendGrid {
+        timestamp: Option<&'a str>,
+        signature: Option<&'a str>,
+    },
+    /// Inside the body.
+    Mailgun,
+}
+
+impl Service {
+    /// Lists, counts and unsubscribes as reported bounces and complaints say, in one store transaction for
+    /// the list; a complaint or an unsubscribe also sets `unsubscribed: true` on the contact with that address
+    /// (as the unsubscribe link does), so all marketing to them stops at once.
+    async fn apply_reported(
+        &self,
+        source: &'static str,
+        items: Vec<(String, Action)>,
+    ) -> Result<Applied, ApiError> {
+        let ws = self.default_workspace;
+        let now = self.clock.now();
+        let mut out = Applied {
+            listed: Vec::new(),
+            soft_bounces: Vec::new(),
+            unsubscribed: 0,
+        };
         let mut bounces = Vec::new();
-        let mut complained = Vec::new();
-        for (raw_address, verdict) in verdicts(&report) {
+        let mut unsubscribe = Vec::new();
+        for (raw_address, action) in items {
             let Ok(address) = suppression::address(Medium::Email, &raw_address) else {
                 continue;
             };
-            match &verdict {
+            let verdict = match action {
+                Action::Unsubscribe => {
+                    unsubscribe.push(address);
+                    continue;
+                }
+                Action::Judge(Verdict::Keep) => continue,
+                Action::Judge(v) => v,
+            };
+            let kind = match &verdict {
                 Verdict::Suppress {
                     reason: Reason::Complaint,
                     ..
                 } => {
-                    complained.push(address.clone());
+                    unsubscribe.push(address.clone());
                     out.listed.push(address.clone());
+                    "complaint"
                 }
-                Verdict::Suppress { .. } => out.listed.push(address.clone()),
-                Verdict::SoftBounce { .. } => out.soft_bounces.push(address.clone()),
-                Verdict::Keep => continue,
-            }
-            metrics::counter!("pronto_bounces_total", "medium" => "email", "kind" => match &verdict {
-                Verdict::Suppress { reason: Reason::Complaint, .. } => "complaint",
-                Verdict::Suppress { .. } => "hard",
-                _ => "soft",
-            })
-            .increment(1);
+                Verdict::Suppress { .. } => {
+                    out.listed.push(address.clone());
+                    "hard"
+                }
+                _ => {
+                    out.soft_bounces.push(address.clone());
+                    "soft"
+                }
+            };
+            metrics::counter!("pronto_bounces_total", "medium" => "email", "kind" => kind)
+                .increment(1);
             bounces.push(pronto_store::Bounce {
                 workspace: ws,
                 medium: Medium::Email,
@@ -200,7 +289,9 @@ impl Service {
         }
         let mut patch = serde_json::Map::new();
         patch.insert("unsubscribed".into(), serde_json::Value::Bool(true));
-        for address in complained {
+        unsubscribe.sort();
+        unsubscribe.dedup();
+        for address in unsubscribe {
             let Ok(email) = pronto_domain::Email::parse(&address) else {
                 continue;
             };
@@ -212,5 +303,114 @@ impl Service {
             }
         }
         Ok(out)
+    }
+
+    /// A sending service's event webhook (`sendgrid`, `mailgun`): the signature is checked with the
+    /// configured key before the body is read (401 without a key or with a wrong signature), then each
+    /// bounce, complaint and unsubscribe is applied as one that came by mail is, and the messages they are
+    /// about are found by Message-ID (pronto's are `<idempotency key@domain>`).
+    pub async fn provider_events(
+        &self,
+        auth: ProviderAuth<'_>,
+        body: &[u8],
+    ) -> Result<ProviderReport, ApiError> {
+        let unauthorized =
+            |provider: &'static str, message: String| ApiError::ProviderAuth { provider, message };
+        let (source, events) = match auth {
+            ProviderAuth::SendGrid {
+                timestamp,
+                signature,
+            } => {
+                let Some(key) = self.provider_keys.sendgrid.as_deref() else {
+                    return Err(unauthorized(
+                        "sendgrid",
+                        "SendGrid events are not taken: set [inbound] sendgrid_public_key".into(),
+                    ));
+                };
+                provider::sendgrid_signature(key, timestamp, signature, body)
+                    .map_err(|e| unauthorized("sendgrid", e.to_string()))?;
+                (
+                    "sendgrid",
+                    provider::sendgrid_events(body).map_err(invalid)?,
+                )
+            }
+            ProviderAuth::Mailgun => {
+                let Some(key) = self.provider_keys.mailgun.as_deref() else {
+                    return Err(unauthorized(
+                        "mailgun",
+                        "Mailgun events are not taken: set PRONTO_MAILGUN_SIGNING_KEY".into(),
+                    ));
+                };
+                let hook = provider::mailgun_webhook(body).map_err(|e| match e {
+                    ProviderError::Signature(m) => unauthorized("mailgun", m),
+                    other => invalid(other),
+                })?;
+                provider::mailgun_signature(key, &hook.timestamp, &hook.token, &hook.signature)
+                    .map_err(|e| unauthorized("mailgun", e.to_string()))?;
+                let event = provider::mailgun_event(&hook.event_data).map_err(invalid)?;
+                ("mailgun", event.into_iter().collect())
+            }
+        };
+        self.apply_events(source, events).await
+    }
+
+    async fn apply_events(
+        &self,
+        source: &'static str,
+        events: Vec<ProviderEvent>,
+    ) -> Result<ProviderReport, ApiError> {
+        let ws = self.default_workspace;
+        let mut matched = Vec::new();
+        for message_id in events.iter().filter_map(|e| e.message_id.as_deref()) {
+            let Some(key) = message_id
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .rsplit_once('@')
+                .map(|(key, _)| key.to_string())
+            else {
+                continue;
+            };
+            if matched
+                .iter()
+                .any(|m: &MatchedMessage| m.message_id == message_id)
+            {
+                continue;
+            }
+            let q = MessageQuery {
+                key: Some(key),
+                ..MessageQuery::newest(1)
+            };
+            if let Some(m) = self.store.find_messages(ws, &q).await?.pop() {
+                matched.push(MatchedMessage {
+                    message_id: message_id.to_string(),
+                    id: m.id,
+                    run_id: m.run_id,
+                    flow: m.flow,
+                    step: m.step,
+                });
+            }
+        }
+        let count = events.len();
+        let applied = self
+            .apply_reported(
+                source,
+                events.into_iter().map(|e| (e.address, e.action)).collect(),
+            )
+            .await?;
+        Ok(ProviderReport {
+            events: count,
+            listed: applied.listed,
+            soft_bounces: applied.soft_bounces,
+            unsubscribed: applied.unsubscribed,
+            matched,
+        })
+    }
+}
+
+/// A signed payload that is not the provider's documented shape: a 400 naming the field.
+fn invalid(e: ProviderError) -> ApiError {
+    match e {
+        ProviderError::Payload { field, message } => Invalid::one(field, message).into(),
+        ProviderError::Signature(m) => Invalid::one("body", m).into(),
     }
 }

@@ -142,6 +142,195 @@ mod by_mail {
     );
 }
 
+/// The shipped config taking SendGrid's and Mailgun's event webhooks, with the keys of their SDKs' published
+/// test vectors (tests/fixtures/providers).
+async fn with_providers(backend: &str) -> Server {
+    let sendgrid = provider_fixture_json("sendgrid/signed-vector.json");
+    let mailgun = provider_fixture_json("mailgun/signature-vector.json");
+    let config = format!(
+        "{EXAMPLE_CONFIG}\n[inbound]\nsendgrid_public_key = \"{}\"\nmailgun_signing_key = \"{}\"\n",
+        sendgrid["public_key"].as_str().unwrap(),
+        mailgun["signing_key"].as_str().unwrap()
+    );
+    common::start_stepped(backend, false, &config, t0()).await
+}
+
+fn provider_fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/../../tests/fixtures/providers/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+fn provider_fixture_json(name: &str) -> Value {
+    serde_json::from_slice(&provider_fixture(name)).unwrap()
+}
+
+mod providers {
+    use super::*;
+    pronto_store::for_each_backend!(with_providers;
+        sendgrid_and_mailgun_events_are_checked_by_their_signatures_then_list_and_unsubscribe,
+    );
+}
+
+async fn sendgrid_and_mailgun_events_are_checked_by_their_signatures_then_list_and_unsubscribe(
+    s: Server,
+) {
+    // SendGrid's published vector: `dropped` for hello@world.com, an address SendGrid saw bounce.
+    let vector = provider_fixture_json("sendgrid/signed-vector.json");
+    let body = provider_fixture("sendgrid/signed-vector.payload.bin");
+    let sendgrid = |body: Vec<u8>, signature: &str| {
+        s.http
+            .post(format!("{}/v1/inbound/events/sendgrid", s.base))
+            .header("content-type", "application/json")
+            .header(
+                "X-Twilio-Email-Event-Webhook-Timestamp",
+                vector["timestamp"].as_str().unwrap(),
+            )
+            .header("X-Twilio-Email-Event-Webhook-Signature", signature)
+            .body(body)
+            .send()
+    };
+    let signature = vector["signature"].as_str().unwrap();
+    let forged = String::from_utf8(body.clone())
+        .unwrap()
+        .replace("hello@world.com", "ann@example.com");
+    for (body, sig) in [
+        (forged.into_bytes(), signature),
+        (
+            body.clone(),
+            vector["negative"]["bad_signature"].as_str().unwrap(),
+        ),
+    ] {
+        let r = sendgrid(body, sig).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let err: Value = r.json().await.unwrap();
+        assert_eq!(err["errors"][0]["field"], "sendgrid signature", "{err}");
+    }
+    assert_eq!(s.admin("/v1/suppressions").await["suppressions"], json!([]));
+    let r = sendgrid(body, signature).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let got: Value = r.json().await.unwrap();
+    assert_eq!(got["events"], 1, "{got}");
+    assert_eq!(got["listed"], json!(["hello@world.com"]), "{got}");
+    assert_eq!(
+        got["matched"],
+        json!([]),
+        "SendGrid's own message is not one of ours"
+    );
+
+    // Mailgun signs the timestamp and token, not the event: the SDK's published signature opens the door
+    // for the documented events. A permanent failure of a recovery email pronto sent to Ann is matched back
+    // to the flow and step that sent it by its Message-ID.
+    s.identify(json!({"userId": "ann", "traits": {"email": "ann@example.com"}}))
+        .await;
+    s.identify(json!({"userId": "foo", "traits": {"email": "foo@example.com"}}))
+        .await;
+    s.track(checkout("chk-1", "ann", "Ann")).await;
+    s.advance_and_settle(Duration::minutes(60)).await;
+    let sent = s
+        .messages_until("the reminder is in the dev mailbox", |m| {
+            m.iter().any(|x| x["state"] == "sent")
+        })
+        .await;
+    let key = sent[0]["idempotency_key"].as_str().unwrap().to_string();
+    let sig = provider_fixture_json("mailgun/signature-vector.json");
+    let signed = |event: Value| {
+        json!({
+            "signature": {"timestamp": sig["timestamp"], "token": sig["token"], "signature": sig["signature"]},
+            "event-data": event,
+        })
+    };
+    let mut failed = provider_fixture_json("mailgun/failed-permanent.json");
+    failed["recipient"] = json!("ann@example.com");
+    failed["message"]["headers"]["message-id"] = json!(format!("{key}@example.com"));
+    let complained: Value = serde_json::from_str(
+        &String::from_utf8(provider_fixture("mailgun/complained.rst-snippet.txt"))
+            .unwrap()
+            .replace("},\n    }", "}\n    }"),
+    )
+    .unwrap();
+    let mailgun = |body: Value| {
+        s.http
+            .post(format!("{}/v1/inbound/events/mailgun", s.base))
+            .json(&body)
+            .send()
+    };
+    let mut wrong = signed(failed.clone());
+    wrong["signature"]["token"] = sig["negative"]["token"].clone();
+    assert_eq!(
+        mailgun(wrong).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let r = mailgun(signed(failed)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let got: Value = r.json().await.unwrap();
+    assert_eq!(got["listed"], json!(["ann@example.com"]), "{got}");
+    assert_eq!(got["matched"][0]["flow"], "checkout-recovery", "{got}");
+    assert_eq!(got["matched"][0]["id"], sent[0]["id"], "{got}");
+    assert_eq!(got["matched"][0]["step"], sent[0]["step"], "{got}");
+    let r = mailgun(signed(complained)).await.unwrap();
+    let got: Value = r.json().await.unwrap();
+    assert_eq!(got["listed"], json!(["foo@example.com"]), "{got}");
+    assert_eq!(got["unsubscribed"], 1, "{got}");
+    let complainer = s.admin("/v1/contacts?email=foo@example.com").await;
+    assert_eq!(complainer["traits"]["unsubscribed"], true, "{complainer}");
+    // The documented temporary failure (Mailgun retries it) changes nothing.
+    let r = mailgun(signed(provider_fixture_json(
+        "mailgun/failed-temporary.json",
+    )))
+    .await
+    .unwrap();
+    let got: Value = r.json().await.unwrap();
+    assert_eq!(
+        (got["events"].clone(), got["listed"].clone()),
+        (json!(0), json!([])),
+        "{got}"
+    );
+    // A signed event without its recipient is a 400 naming the field.
+    let r = mailgun(signed(json!({"event": "complained"})))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let err: Value = r.json().await.unwrap();
+    assert_eq!(err["errors"][0]["field"], "event-data.recipient", "{err}");
+    let list = s.admin("/v1/suppressions").await;
+    let mut entries: Vec<(String, String, String)> = list["suppressions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["address"].as_str().unwrap().to_string(),
+                e["reason"].as_str().unwrap().to_string(),
+                e["source"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    entries.sort();
+    assert_eq!(
+        entries,
+        [
+            (
+                "ann@example.com".into(),
+                "hard_bounce".into(),
+                "mailgun".into()
+            ),
+            (
+                "foo@example.com".into(),
+                "complaint".into(),
+                "mailgun".into()
+            ),
+            (
+                "hello@world.com".into(),
+                "hard_bounce".into(),
+                "sendgrid".into()
+            ),
+        ]
+    );
+}
+
 /// The shipped config with a 50% holdout on the checkout flow.
 async fn with_holdout(backend: &str) -> Server {
     let config = EXAMPLE_CONFIG.replacen(

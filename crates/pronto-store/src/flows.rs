@@ -153,6 +153,7 @@ pub(crate) fn message_listing_sql(
         ("to_addr", &q.to),
         ("flow_id", &q.flow),
         ("state", &q.state),
+        ("idempotency_key", &q.key),
     ];
     for (column, value) in texts {
         if let Some(v) = value {

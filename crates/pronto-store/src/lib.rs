@@ -447,6 +447,8 @@ pub struct MessageQuery {
     pub contact: Option<ContactId>,
     /// This one message.
     pub id: Option<MessageId>,
+    /// The message with this idempotency key (its Message-ID's local part).
+    pub key: Option<String>,
     /// Only messages older than this one (the previous page's last).
     pub before: Option<MessageId>,
     pub limit: u32,
@@ -461,6 +463,7 @@ impl MessageQuery {
             state: None,
             contact: None,
             id: None,
+            key: None,
             before: None,
             limit,
         }

@@ -487,6 +487,12 @@ async fn messages_are_found_by_recipient_flow_state_contact_and_page(e: Env) {
     })
     .await;
     assert_eq!(one, vec![all[2].clone()]);
+    let by_key = find(pronto_store::MessageQuery {
+        key: Some(all[2].idempotency_key.clone()),
+        ..q(100)
+    })
+    .await;
+    assert_eq!(by_key, vec![all[2].clone()]);
 
     let mut paged = Vec::new();
     let mut before = None;

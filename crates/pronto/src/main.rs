@@ -302,6 +302,9 @@ struct ServeArgs {
     /// The secret inbound-email webhooks are signed with ([inbound] email_secret).
     #[arg(long, env = "PRONTO_INBOUND_EMAIL_SECRET", hide_env_values = true)]
     inbound_email_secret: Option<String>,
+    /// Mailgun's HTTP webhook signing key ([inbound] mailgun_signing_key).
+    #[arg(long, env = "PRONTO_MAILGUN_SIGNING_KEY", hide_env_values = true)]
+    mailgun_signing_key: Option<String>,
     /// A demo: every flow wait 60 times shorter (a checkout is mailed within a minute), its own database
     /// (sqlite://pronto-demo.db unless DATABASE_URL says otherwise), and a sign-in link for a rep printed.
     #[arg(long)]
@@ -321,6 +324,7 @@ impl From<ServeArgs> for Overrides {
             sqlite_sync: a.sqlite_sync,
             sms_auth_token: a.sms_auth_token,
             inbound_email_secret: a.inbound_email_secret,
+            mailgun_signing_key: a.mailgun_signing_key,
             demo: a.demo,
         }
     }

@@ -71,6 +71,14 @@ impl Modify for Security {
             );
         }
         components.add_security_scheme(
+            "sendgridSignature",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Twilio-Email-Event-Webhook-Signature",
+                "SendGrid's base64 DER ECDSA P-256 signature of `X-Twilio-Email-Event-Webhook-Timestamp` followed \
+                 by the raw body, checked with [inbound] sendgrid_public_key.",
+            ))),
+        );
+        components.add_security_scheme(
             "inboundBasic",
             SecurityScheme::Http(
                 HttpBuilder::new()

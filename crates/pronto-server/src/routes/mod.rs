@@ -55,6 +55,8 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(suppressions::import_suppressions))
         .routes(routes!(suppressions::remove_suppression))
         .routes(routes!(suppressions::inbound_bounce))
+        .routes(routes!(suppressions::sendgrid_events))
+        .routes(routes!(suppressions::mailgun_events))
         .routes(routes!(flows::unsubscribe_page, flows::unsubscribe))
         .routes(routes!(flows::follow_click))
         .routes(routes!(sales::list_reps))

@@ -36,6 +36,8 @@ const READS_BODY: &[(&str, &str)] = &[
     ("post", "/v1/inbound/voice"),
     ("post", "/v1/inbound/email"),
     ("post", "/v1/inbound/bounces"),
+    ("post", "/v1/inbound/events/sendgrid"),
+    ("post", "/v1/inbound/events/mailgun"),
     ("post", "/v1/admin/keys"),
     ("post", "/v1/admin/experiments/promote"),
     ("post", "/v1/suppressions"),

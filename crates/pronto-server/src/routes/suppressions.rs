@@ -204,3 +204,97 @@ pub async fn inbound_bounce(
     }
     Ok(Json(s.service.inbound_report(&body.0).await?))
 }
+
+/// SendGrid's Event Webhook (Settings → Mail Settings → Event Webhook, with "Signed Event Webhook" on): a JSON
+/// array of events, signed with ECDSA P-256 over `X-Twilio-Email-Event-Webhook-Timestamp` and the raw body,
+/// checked with `[inbound] sendgrid_public_key` before anything is read (401 without the key or with a wrong
+/// signature). A bounce is judged by its status (SendGrid's permanent bounce lists the address unless it is a
+/// 5.7.x; a `blocked` one as a refusal at send time), a drop of a bounced or invalid address lists it, a spam
+/// report is a complaint (listed, and the contact unsubscribed), an unsubscribe unsubscribes the contact
+/// without listing the address; other events are left out. Every event must name its `event` and `email`.
+#[utoipa::path(post, path = "/v1/inbound/events/sendgrid", tag = "inbound",
+    request_body(content = Vec<SendGridEvent>, description = "The events, exactly as SendGrid sent them"),
+    params(
+        ("X-Twilio-Email-Event-Webhook-Timestamp" = Option<String>, Header,
+         description = "The Unix time SendGrid signed at, part of what is signed"),
+    ),
+    responses((status = 200, body = crate::suppressions::ProviderReport),
+              (status = 400, description = "Signed, but not SendGrid's event array", body = ErrorBody),
+              (status = 401, description = "Not signed with the configured verification key, or none configured", body = ErrorBody)),
+    security(("sendgridSignature" = [])))]
+pub async fn sendgrid_events(
+    State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: Body,
+) -> Result<Json<crate::suppressions::ProviderReport>, ApiError> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let auth = crate::suppressions::ProviderAuth::SendGrid {
+        timestamp: header("x-twilio-email-event-webhook-timestamp"),
+        signature: header("x-twilio-email-event-webhook-signature"),
+    };
+    Ok(Json(s.service.provider_events(auth, &body.0).await?))
+}
+
+/// Mailgun's webhooks (Sending → Webhooks: permanent failure, spam complaints, unsubscribes): one event per
+/// request, `{"signature": {timestamp, token, signature}, "event-data": {…}}`, where `signature` is the hex
+/// HMAC-SHA256 of `timestamp` followed by `token` under the HTTP webhook signing key
+/// (`PRONTO_MAILGUN_SIGNING_KEY`), checked before the event is read (401 without the key or with a wrong
+/// signature). A permanent failure is judged by its delivery status (Mailgun's `suppress-bounce` lists, its
+/// `suppress-complaint` is a complaint); a temporary one, which Mailgun retries, changes nothing; a complaint
+/// lists the address and unsubscribes the contact; an unsubscribe unsubscribes without listing.
+#[utoipa::path(post, path = "/v1/inbound/events/mailgun", tag = "inbound",
+    request_body(content = MailgunWebhookBody, description = "The webhook's JSON body, exactly as Mailgun sent it"),
+    responses((status = 200, body = crate::suppressions::ProviderReport),
+              (status = 400, description = "Signed, but not Mailgun's event shape", body = ErrorBody),
+              (status = 401, description = "Not signed with the configured signing key, or none configured", body = ErrorBody)))]
+pub async fn mailgun_events(
+    State(s): State<AppState>,
+    body: Body,
+) -> Result<Json<crate::suppressions::ProviderReport>, ApiError> {
+    let auth = crate::suppressions::ProviderAuth::Mailgun;
+    Ok(Json(s.service.provider_events(auth, &body.0).await?))
+}
+
+/// One SendGrid event; the other fields SendGrid sends (`reason`, `status`, `type`, `smtp-id`, …) are read
+/// when present.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SendGridEvent {
+    /// `bounce`, `dropped`, `spamreport`, `unsubscribe`, `group_unsubscribe`, or another (left out).
+    #[schema(min_length = 1)]
+    pub event: String,
+    /// The recipient.
+    #[schema(min_length = 1)]
+    pub email: String,
+}
+
+/// A Mailgun webhook body.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MailgunWebhookBody {
+    pub signature: MailgunSignature,
+    #[serde(rename = "event-data")]
+    #[schema(rename = "event-data")]
+    pub event_data: MailgunEventData,
+}
+
+/// Mailgun's signature of a webhook.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MailgunSignature {
+    #[schema(min_length = 1)]
+    pub timestamp: String,
+    #[schema(min_length = 1)]
+    pub token: String,
+    /// Hex HMAC-SHA256 of `timestamp` + `token` under the signing key.
+    #[schema(min_length = 1)]
+    pub signature: String,
+}
+
+/// One Mailgun event; the other fields Mailgun sends (`severity`, `reason`, `delivery-status`, `message`) are
+/// read when present.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MailgunEventData {
+    /// `failed`, `complained`, `unsubscribed`, or another (left out).
+    #[schema(min_length = 1)]
+    pub event: String,
+    #[schema(min_length = 1)]
+    pub recipient: String,
+}
