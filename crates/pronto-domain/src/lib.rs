@@ -29,6 +29,7 @@
 //!   Segment messages the flows speak (checkouts, orders, refunds, customers).
 //! - [`suppression`]: the suppression list: which refusals list an address (hard bounces at once, soft
 //!   bounces past a limit), one spelling per address, which queued messages to skip.
+//! - [`erasure`]: erasing a person: their identifiers, and text and JSON cleaned of them.
 //! - [`resolve`]: identity resolution: which contact an event belongs to, and which contacts merge.
 //! - [`template`]: minijinja message templates checked at load (errors name template and part), the cart
 //!   as a template sees it, money formatting and tracked links. Not yet used by the server.
@@ -47,6 +48,7 @@ pub mod claim;
 pub mod clock;
 pub mod ecommerce;
 pub mod engine;
+pub mod erasure;
 pub mod error;
 pub mod event;
 pub mod experiment;

@@ -114,7 +114,8 @@ pub struct Suppression {
     pub address: String,
     pub reason: Reason,
     /// Where it came from: `smtp` (a refusal at send time), `sms` (the provider's refusal), `outbox` (soft
-    /// bounces counted), `api`, `csv`.
+    /// bounces counted), `api`, `csv`, `dsn`, `arf`, `sendgrid`, `mailgun`, `erasure` (an erased person, listed
+    /// by [`hashed`] address).
     pub source: String,
     /// The server's words, or a note.
     pub detail: Option<String>,
@@ -445,9 +446,22 @@ pub fn key_of(channel: &str, to: &str) -> Option<(Medium, String)> {
     Some((medium, address(medium, to).ok()?))
 }
 
+/// How an erased person's address stays on the list without being kept: `sha256:` and the hex SHA-256 of
+/// its one spelling ([`address`]). A message to it is matched by hashing its address too ([`suppressed`]).
+pub fn hashed(address: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(address.as_bytes());
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256:");
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
 /// Of a batch of outgoing messages (`(scope, channel, to)` each: the scope is whose list applies, a
 /// workspace), which are to be skipped and why, given the entries listed for their addresses (`listed`, keyed
-/// by scope, medium and [`address`]).
+/// by scope, medium and [`address`] or its [`hashed`] form, for an erased person).
 pub fn suppressed<'a, S: Eq + std::hash::Hash + Clone + 'a>(
     messages: impl IntoIterator<Item = (&'a S, &'a str, &'a str)>,
     listed: &HashMap<(S, Medium, String), Suppression>,
@@ -457,8 +471,10 @@ pub fn suppressed<'a, S: Eq + std::hash::Hash + Clone + 'a>(
         .into_iter()
         .map(|(scope, channel, to)| {
             let (medium, address) = key_of(channel, to)?;
-            listed
-                .get(&(scope.clone(), medium, address))
+            let hash = hashed(&address);
+            [address, hash]
+                .into_iter()
+                .find_map(|a| listed.get(&(scope.clone(), medium, a)))
                 .filter(|s| s.active_at(now))
                 .map(Suppression::why)
         })

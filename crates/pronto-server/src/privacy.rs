@@ -2,6 +2,11 @@
 //! contact with every identity and trait, every event, every flow run, every message sent or queued to
 //! them, every lead they sent with its history (reps' notes included), and the suppression-list entries for
 //! their addresses. `GET /v1/contacts/{id}/export` and `pronto contacts export ID` answer it as JSON.
+//!
+//! And erasing them (GDPR art. 17, CCPA deletion): `DELETE /v1/contacts/{id}` and `pronto contacts erase ID`
+//! clean every row of theirs (`pronto_store::Store::erase_contact`; what is personal is decided by
+//! `pronto_domain::erasure`), keep their addresses on the suppression list as hashes only, and record the
+//! erasure in the audit log (`GET /v1/erasures`).
 
 use crate::error::ApiError;
 use crate::service::{ContactPage, Service};
@@ -35,6 +40,54 @@ impl Service {
             .map_err(|_| Invalid::one("id", "is not a contact id (a UUID)"))?;
         export(&*self.store, ws, id, self.clock.now()).await
     }
+}
+
+impl Service {
+    /// Erases the contact `id` (a merged contact's id erases the contact it became); `by` says who asked.
+    pub async fn erase_contact(
+        &self,
+        ws: WorkspaceId,
+        id: &str,
+        by: &str,
+    ) -> Result<pronto_store::Erasure, ApiError> {
+        let id: ContactId = id
+            .parse()
+            .map_err(|_| Invalid::one("id", "is not a contact id (a UUID)"))?;
+        erase(&*self.store, ws, id, by, self.clock.now()).await
+    }
+}
+
+impl Service {
+    /// The erasure audit log, newest first (`limit` 1-1000, default 100).
+    pub async fn erasures(
+        &self,
+        ws: WorkspaceId,
+        limit: Option<i64>,
+    ) -> Result<Vec<pronto_store::ErasureRecord>, ApiError> {
+        let limit = limit.unwrap_or(100);
+        if !(1..=1000).contains(&limit) {
+            return Err(Invalid::one("limit", "must be 1-1000").into());
+        }
+        Ok(self.store.erasures(ws, limit).await?)
+    }
+}
+
+/// Erases the contact `id` in `store` (the API and the CLI).
+pub async fn erase(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    id: ContactId,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<pronto_store::Erasure, ApiError> {
+    let contact = store
+        .contact(ws, id)
+        .await?
+        .ok_or(ApiError::NotFound("contact"))?;
+    store
+        .erase_contact(ws, contact.id, by, now)
+        .await?
+        .ok_or(ApiError::NotFound("contact"))
 }
 
 /// Everything held on the contact `id`, read from `store` (the API and the CLI).

@@ -683,6 +683,7 @@ async fn every_route_in_the_openapi_document_exists(s: Server) {
         "/v1/inbound/bounces",
         "/v1/inbound/events/sendgrid",
         "/v1/inbound/events/mailgun",
+        "/v1/erasures",
         "/v1/webhooks/shopify",
         "/v1/webhooks/woocommerce",
         "/v1/webhooks/unmapped",

@@ -331,6 +331,166 @@ async fn sendgrid_and_mailgun_events_are_checked_by_their_signatures_then_list_a
     );
 }
 
+mod erasure {
+    use super::*;
+    pronto_store::for_each_backend!(without_smtp;
+        an_erased_person_is_in_no_column_of_any_table_and_the_reports_add_up_as_before,
+    );
+}
+
+async fn an_erased_person_is_in_no_column_of_any_table_and_the_reports_add_up_as_before(s: Server) {
+    let (email, phone) = ("annika.erase@example.com", "+14155550101");
+    s.identify(
+        json!({"userId": "u-annika", "traits": {"email": email, "phone": phone,
+                      "first_name": "Annika", "last_name": "Zyxwort"}}),
+    )
+    .await;
+    s.identify(json!({"userId": "u-bob", "traits": {"email": "bob.keep@example.com", "first_name": "Bobby"}}))
+        .await;
+    let lead = |body: Value| {
+        s.http
+            .post(format!("{}/v1/leads", s.base))
+            .basic_auth(common::WRITE, Some(""))
+            .json(&body)
+            .send()
+    };
+    for body in [
+        json!({"name": "Annika Zyxwort", "email": email, "phone": phone,
+               "message": "Please ask for Annika Zyxwort, or text 14155550101."}),
+        json!({"name": "Bobby Keep", "email": "bob.keep@example.com", "message": "Bobby here."}),
+    ] {
+        assert_eq!(lead(body).await.unwrap().status(), StatusCode::CREATED);
+    }
+    s.track(checkout("chk-a", "u-annika", "Annika")).await;
+    s.track(checkout("chk-b", "u-bob", "Bobby")).await;
+    s.advance_and_settle(Duration::minutes(60)).await;
+    s.messages_until("both reminders are in the dev mailbox", |m| {
+        m.iter()
+            .filter(|x| x["flow"] == "checkout-recovery" && x["state"] == "sent")
+            .count()
+            == 2
+    })
+    .await;
+    let r = s
+        .http
+        .post(format!("{}/v1/suppressions", s.base))
+        .bearer_auth(common::ADMIN)
+        .json(&json!({"address": email, "reason": "manual", "detail": "asked by Annika Zyxwort"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let reports = || async {
+        (
+            s.admin("/v1/reports/flows").await,
+            s.admin("/v1/reports/speed-to-lead").await,
+        )
+    };
+    let before = reports().await;
+    let needles = [email, "14155550101", "Annika", "Zyxwort"];
+    assert!(
+        !pronto_store::testing::columns_containing(&s.db_url, &needles)
+            .await
+            .is_empty()
+    );
+
+    let id = s.admin(&format!("/v1/contacts?email={email}")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = s
+        .http
+        .delete(format!("{}/v1/contacts/{id}", s.base))
+        .bearer_auth(common::ADMIN)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let erased: Value = r.json().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{erased}");
+    assert_eq!(erased["contact"], id.as_str(), "{erased}");
+    for table in [
+        "events",
+        "leads",
+        "messages",
+        "runs",
+        "identities",
+        "contacts",
+        "suppressions",
+    ] {
+        assert!(
+            erased["rows"][table].as_u64().unwrap_or(0) > 0,
+            "{table}: {erased}"
+        );
+    }
+    assert_eq!(
+        erased["listed"].as_array().unwrap().len(),
+        2,
+        "email and phone: {erased}"
+    );
+
+    // Not in any text of any column of any table (the search reads every column as text).
+    let left = pronto_store::testing::columns_containing(&s.db_url, &needles).await;
+    assert_eq!(left, Vec::<String>::new());
+    // Bob is untouched.
+    let bob =
+        pronto_store::testing::columns_containing(&s.db_url, &["bob.keep@example.com", "Bobby"])
+            .await;
+    for column in [
+        "identities.value (bob.keep@example.com)",
+        "leads.message (Bobby)",
+        "events.payload (Bobby)",
+    ] {
+        assert!(bob.iter().any(|c| c == column), "{column} in {bob:?}");
+    }
+    // The reports count the same.
+    assert_eq!(reports().await, before);
+    // The audit log says who erased whom and when, and nothing personal.
+    let log = s.admin("/v1/erasures").await;
+    assert_eq!(log[0]["contact"], id.as_str(), "{log}");
+    assert_eq!(log[0]["by"], "admin key", "{log}");
+    // The address stays listed, as its hash: a new lead from it is stored, its acknowledgement not sent.
+    let list = s.admin("/v1/suppressions").await;
+    assert!(
+        list["suppressions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["address"] != email),
+        "{list}"
+    );
+    assert!(lead(json!({"name": "A. Z.", "email": email}))
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+    s.settle().await;
+    let messages = s.admin(&format!("/v1/messages?to={email}")).await;
+    let states: Vec<&Value> = messages["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["state"])
+        .collect();
+    assert!(
+        !states.is_empty() && states.iter().all(|s| *s == "suppressed"),
+        "{messages}"
+    );
+    // A second erasure of a contact that is not there is a 404.
+    let r = s
+        .http
+        .delete(format!("{}/v1/contacts/{}", s.base, uuid_like()))
+        .bearer_auth(common::ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+fn uuid_like() -> &'static str {
+    "0193a4a0-0000-7000-8000-000000000000"
+}
+
 /// The shipped config with a 50% holdout on the checkout flow.
 async fn with_holdout(backend: &str) -> Server {
     let config = EXAMPLE_CONFIG.replacen(

@@ -15,12 +15,15 @@
 //!   writes the outbox, then due escalation steps), `apply::reports` one step of keeping the flows report's
 //!   counts (the runs changed since the cursor re-counted by the domain), `apply::outbox` a claim of due
 //!   messages (those to a listed address become `suppressed`) and a batch of delivery outcomes (their bounces
-//!   listed or counted). Each loads in bulk, lets the domain decide, writes in bulk.
+//!   listed or counted), `apply::erase` a person erased (every row of theirs cleaned as
+//!   `pronto_domain::erasure` says, their addresses listed as hashes, the audit log). Each loads in bulk, lets
+//!   the domain decide, writes in bulk.
 //! - The leaves, what a backend implements per concern: `contacts` (contacts, identities, events:
 //!   `IngestTx`), `catalog` (products, their terms, what orders bought together: `CatalogTx`), `offers`
 //!   (offer pools' codes, claimed and marked used with their messages: `OffersTx`), `reports` (the flows
 //!   report's counts kept per hour, with the cursor that says how far they have read: `ReportsTx`), `outbox`
-//!   (claims, outcomes, the suppression list and soft bounces: `OutboxTx`), `sales` (leads, routing
+//!   (claims, outcomes, the suppression list and soft bounces: `OutboxTx`), `erase` (an erasure's
+//!   statements as text in either dialect, every bind a string cast in SQL: `EraseTx`), `sales` (leads, routing
 //!   rows, tasks, attempts: `SalesTx`; it loads what a lead action,
 //!   a new lead or an escalation step needs, lets `pronto_domain::sales::{lead, routing, sla, alerts}` decide,
 //!   and writes what they answer), `flows` (runs, exit marks, timers, the outbox: `FlowTx`). Their traits
@@ -40,9 +43,11 @@
 //! - `tests/conformance.rs`: ONE suite, run against both backends.
 
 mod apply;
+pub use apply::erase::{Erasure, ErasureRecord};
 pub use apply::reports::Folded;
 mod catalog;
 mod contacts;
+mod erase;
 mod flows;
 mod offers;
 mod outbox;
@@ -763,6 +768,24 @@ pub trait Store: Sessions + Send + Sync + 'static {
         outcomes: &[(MessageId, Delivery)],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+
+    /// Erases a person: every row of theirs cleaned of their personal data, their identities deleted, their
+    /// queued messages stopped, their addresses kept on the suppression list as hashes only, all in one
+    /// transaction, and recorded in the audit log. `None`: no such contact.
+    async fn erase_contact(
+        &self,
+        workspace: WorkspaceId,
+        contact: ContactId,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Erasure>, StoreError>;
+
+    /// The audit log of erasures, newest first.
+    async fn erasures(
+        &self,
+        workspace: WorkspaceId,
+        limit: i64,
+    ) -> Result<Vec<ErasureRecord>, StoreError>;
 
     /// Lists or counts what bounces learnt outside a delivery attempt say (a delivery status notification,
     /// a feedback report), as `record_deliveries` does with its failures' bounces, in one transaction.

@@ -79,6 +79,71 @@ impl Drop for TestDb {
     }
 }
 
+/// Every `table.column` of the database at `url` (SQLite or PostgreSQL) whose text holds one of `needles`,
+/// case-insensitive: each column of each table is read as text, so nothing the schema adds later escapes.
+pub async fn columns_containing(url: &str, needles: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url)
+            .await
+            .expect("open SQLite");
+        let tables: Vec<(String,)> = sqlx::query_as(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+             AND name NOT LIKE '_sqlx%'",
+        )
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+        for (table,) in tables {
+            let columns: Vec<(String,)> =
+                sqlx::query_as(&format!("SELECT name FROM pragma_table_info('{table}')"))
+                    .fetch_all(&mut c)
+                    .await
+                    .unwrap();
+            for (column,) in columns {
+                for n in needles {
+                    let (hits,): (i64,) = sqlx::query_as(&format!(
+                        "SELECT count(*) FROM \"{table}\" WHERE lower(CAST(\"{column}\" AS TEXT)) LIKE ?1"
+                    ))
+                    .bind(format!("%{}%", n.to_lowercase()))
+                    .fetch_one(&mut c)
+                    .await
+                    .unwrap();
+                    if hits > 0 {
+                        found.push(format!("{table}.{column} ({n})"));
+                    }
+                }
+            }
+        }
+    } else {
+        let mut c = sqlx::PgConnection::connect(url)
+            .await
+            .expect("open PostgreSQL");
+        let columns: Vec<(String, String)> = sqlx::query_as(
+            "SELECT table_name::text, column_name::text FROM information_schema.columns \
+             WHERE table_schema = 'public' AND table_name NOT LIKE '\\_sqlx%'",
+        )
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+        for (table, column) in columns {
+            for n in needles {
+                let (hits,): (i64,) = sqlx::query_as(&format!(
+                    "SELECT count(*) FROM \"{table}\" WHERE lower(\"{column}\"::text) LIKE $1"
+                ))
+                .bind(format!("%{}%", n.to_lowercase()))
+                .fetch_one(&mut c)
+                .await
+                .unwrap();
+                if hits > 0 {
+                    found.push(format!("{table}.{column} ({n})"));
+                }
+            }
+        }
+    }
+    found
+}
+
 /// Runs each named async case once against SQLite and once against PostgreSQL. `$env` is an async fn in the
 /// calling module taking the backend name (`"sqlite"`, `"postgres"`) and returning what the cases take.
 #[macro_export]

@@ -171,6 +171,13 @@ enum ContactsCommand {
         #[command(flatten)]
         args: ServeArgs,
     },
+    /// Erases contact ID (as DELETE /v1/contacts/{id} does): their personal data cleaned from every row, their
+    /// addresses kept on the suppression list as hashes only, recorded in the audit log. Prints what it did.
+    Erase {
+        id: String,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -363,6 +370,7 @@ async fn main() -> std::process::ExitCode {
         Command::Offers(cmd) => offers(cmd).await,
         Command::Suppressions(cmd) => suppressions(cmd).await,
         Command::Contacts(ContactsCommand::Export { id, args }) => export_contact(&id, args).await,
+        Command::Contacts(ContactsCommand::Erase { id, args }) => erase_contact(&id, args).await,
         Command::Experiments(ExperimentsCommand::Promote {
             flow,
             experiment,
@@ -925,6 +933,23 @@ async fn export_contact(id: &str, args: ServeArgs) -> anyhow::Result<()> {
         Err(e) => return Err(e.into()),
     };
     println!("{}", serde_json::to_string_pretty(&export)?);
+    Ok(())
+}
+
+async fn erase_contact(id: &str, args: ServeArgs) -> anyhow::Result<()> {
+    let id: pronto_domain::ContactId = id
+        .parse()
+        .map_err(|_| anyhow::anyhow!("`{id}` is not a contact id (a UUID)"))?;
+    let store = open_store(args).await?;
+    let ws = store.default_workspace().await?.id;
+    let got = pronto_server::privacy::erase(&*store, ws, id, "cli", chrono::Utc::now()).await;
+    store.close().await;
+    let erased: pronto_server::routes::contacts::ErasureBody = match got {
+        Ok(e) => e.into(),
+        Err(pronto_server::error::ApiError::NotFound(_)) => anyhow::bail!("no contact {id}"),
+        Err(e) => return Err(e.into()),
+    };
+    println!("{}", serde_json::to_string_pretty(&erased)?);
     Ok(())
 }
 

@@ -209,6 +209,36 @@ fn a_batch_skips_the_messages_whose_address_is_listed_and_active() {
 }
 
 #[test]
+fn an_erased_persons_address_is_matched_by_its_hash_alone() {
+    let hash = hashed("erased@example.com");
+    assert!(
+        hash.starts_with("sha256:") && hash.len() == 7 + 64,
+        "{hash}"
+    );
+    assert!(!hash.contains("erased"));
+    let entry = Suppression {
+        medium: Medium::Email,
+        address: hash.clone(),
+        reason: Reason::Manual,
+        source: "erasure".into(),
+        detail: None,
+        since: at(0),
+        until: None,
+    };
+    let listed: HashMap<_, _> = [((1, Medium::Email, hash), entry)].into_iter().collect();
+    let skipped = suppressed(
+        [
+            (&1, "email", "Erased@Example.com"),
+            (&1, "email", "kept@example.com"),
+        ],
+        &listed,
+        at(1),
+    );
+    assert!(skipped[0].is_some(), "{skipped:?}");
+    assert_eq!(skipped[1], None);
+}
+
+#[test]
 fn a_lasting_entry_is_never_shortened_by_one_that_runs_out() {
     let entry = |reason, until: Option<DateTime<Utc>>, h| Suppression {
         medium: Medium::Email,

@@ -227,3 +227,94 @@ impl From<crate::privacy::Export> for ContactExport {
         }
     }
 }
+
+/// What an erasure did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErasureBody {
+    #[schema(value_type = String, format = Uuid)]
+    pub contact: pronto_domain::ContactId,
+    pub erased_at: DateTime<Utc>,
+    /// Who asked (`admin key`, `cli`).
+    pub by: String,
+    /// Rows cleaned, deleted or stopped, by table.
+    pub rows: std::collections::BTreeMap<String, u64>,
+    /// The suppression-list entries the person's addresses now stand under (`sha256:…`).
+    pub listed: Vec<String>,
+}
+
+impl From<pronto_store::Erasure> for ErasureBody {
+    fn from(e: pronto_store::Erasure) -> Self {
+        Self {
+            contact: e.contact,
+            erased_at: e.erased_at,
+            by: e.by,
+            rows: e.rows,
+            listed: e.listed,
+        }
+    }
+}
+
+/// Erases a person (GDPR art. 17): their personal data is cleaned from every row of theirs (contact traits,
+/// identities, event payloads, runs, messages, leads and their history, tasks) and from kept webhook bodies
+/// that name them; rows stay, cleaned, so reports' counts are unchanged; queued messages to them are not
+/// sent; their addresses stay on the suppression list as SHA-256 hashes only; the erasure is recorded in
+/// the audit log (`GET /v1/erasures`). A merged contact's id erases the contact it became.
+#[utoipa::path(delete, path = "/v1/contacts/{id}", tag = "admin",
+    params(("id" = String, Path, format = Uuid)),
+    responses(
+        (status = 200, body = ErasureBody),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)
+    ),
+    security(("adminKey" = [])))]
+pub async fn erase_contact(
+    State(s): State<AppState>,
+    Admin(ws): Admin,
+    Path(id): Path<String>,
+) -> Result<Json<ErasureBody>, ApiError> {
+    Ok(Json(
+        s.service.erase_contact(ws, &id, "admin key").await?.into(),
+    ))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ErasuresQuery {
+    /// At most this many (1-1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+}
+
+/// One entry of the erasure audit log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErasureEntry {
+    #[schema(value_type = String, format = Uuid)]
+    pub contact: pronto_domain::ContactId,
+    pub erased_at: DateTime<Utc>,
+    pub by: String,
+    /// `{rows: {table: count}, listed: [hash]}`.
+    pub summary: serde_json::Value,
+}
+
+/// The erasure audit log, newest first: which contact, when, who asked, how many rows of each table.
+#[utoipa::path(get, path = "/v1/erasures", tag = "admin",
+    params(ErasuresQuery),
+    responses((status = 200, body = Vec<ErasureEntry>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("adminKey" = [])))]
+pub async fn list_erasures(
+    State(s): State<AppState>,
+    Admin(ws): Admin,
+    q: Result<Query<ErasuresQuery>, QueryRejection>,
+) -> Result<Json<Vec<ErasureEntry>>, ApiError> {
+    let Query(q) = q.map_err(|e| Invalid::one("query", e.body_text()))?;
+    let rows = s.service.erasures(ws, q.limit).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|r| ErasureEntry {
+                contact: r.contact,
+                erased_at: r.erased_at,
+                by: r.by,
+                summary: r.summary,
+            })
+            .collect(),
+    ))
+}

@@ -38,7 +38,8 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .layer(tower_http::cors::CorsLayer::permissive());
     let (router, api) = OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
         .merge(ingest)
-        .routes(routes!(contacts::get_contact))
+        .routes(routes!(contacts::get_contact, contacts::erase_contact))
+        .routes(routes!(contacts::list_erasures))
         .routes(routes!(contacts::find_contact))
         .routes(routes!(contacts::export_contact))
         .routes(routes!(flows::list_flows))

@@ -2,6 +2,7 @@
 //! the domain decide, write the effects in bulk — over the per-concern statements of the leaves
 //! (`contacts`, `flows`, `sales`, `catalog`, `offers`). Nothing below imports this module except the group-commit writer.
 //!
+//! - [`erase`]: erasing a person (every row of theirs cleaned, their addresses kept as hashes), audited.
 //! - [`catalog`]: product changes to a shop's catalog, in their own transaction.
 //! - [`ingest`]: one group of requests (inside the writer's transaction).
 //! - [`outbox`]: a claim of due messages (less the suppressed), a batch of outcomes with their bounces,
@@ -11,6 +12,7 @@
 //! - [`timers`]: one timer batch (due runs, then due escalation steps), in its own transaction.
 
 pub(crate) mod catalog;
+pub(crate) mod erase;
 pub(crate) mod ingest;
 pub(crate) mod offers;
 pub(crate) mod outbox;

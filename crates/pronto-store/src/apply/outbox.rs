@@ -64,9 +64,14 @@ async fn claim_in<T: OutboxTx>(
     lease_until: DateTime<Utc>,
 ) -> Result<Vec<OutMessage>, ItemError> {
     let claimed = tx.claim_messages_due(now, limit, lease_until).await?;
+    // Each address is looked up as itself and hashed (an erased person stays listed by the hash alone).
     let keys = claimed
         .iter()
         .filter_map(|m| suppression::key_of(&m.channel, &m.to).map(|(md, a)| (m.workspace, md, a)))
+        .flat_map(|(ws, md, a)| {
+            let hash = suppression::hashed(&a);
+            [(ws, md, a), (ws, md, hash)]
+        })
         .collect();
     let listed = listed(tx, keys).await?;
     if listed.is_empty() {

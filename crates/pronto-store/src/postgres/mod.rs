@@ -3,6 +3,7 @@
 //! processes stay correct (a lost race is a conflict, rolled back to the item's savepoint and retried).
 
 mod catalog;
+mod erase;
 mod flows;
 mod offers;
 mod outbox;
@@ -687,6 +688,24 @@ impl Store for PostgresStore {
     ) -> Result<(), StoreError> {
         let policy = self.shared.program().messages.soft_bounces;
         crate::apply::outbox::record(&*self.pool, outcomes, now, policy).await
+    }
+
+    async fn erase_contact(
+        &self,
+        workspace: WorkspaceId,
+        contact: ContactId,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<crate::Erasure>, StoreError> {
+        crate::apply::erase::erase(&*self.pool, workspace, contact, by, now).await
+    }
+
+    async fn erasures(
+        &self,
+        workspace: WorkspaceId,
+        limit: i64,
+    ) -> Result<Vec<crate::ErasureRecord>, StoreError> {
+        crate::apply::erase::list(&*self.pool, workspace, limit).await
     }
 
     async fn record_bounces(

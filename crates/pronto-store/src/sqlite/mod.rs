@@ -2,6 +2,7 @@
 //! the group-commit writer is that one writer), a small pool of read-only connections beside it.
 
 mod catalog;
+mod erase;
 mod flows;
 mod offers;
 mod outbox;
@@ -803,6 +804,24 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let policy = self.shared.program().messages.soft_bounces;
         crate::apply::outbox::record(&*self.write, outcomes, now, policy).await
+    }
+
+    async fn erase_contact(
+        &self,
+        workspace: WorkspaceId,
+        contact: ContactId,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<crate::Erasure>, StoreError> {
+        crate::apply::erase::erase(&*self.write, workspace, contact, by, now).await
+    }
+
+    async fn erasures(
+        &self,
+        workspace: WorkspaceId,
+        limit: i64,
+    ) -> Result<Vec<crate::ErasureRecord>, StoreError> {
+        crate::apply::erase::list(&*self.write, workspace, limit).await
     }
 
     async fn record_bounces(
