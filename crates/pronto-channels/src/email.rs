@@ -31,6 +31,9 @@ pub struct Email {
     /// A one-click unsubscribe URL, sent as `List-Unsubscribe` with `List-Unsubscribe-Post` (RFC 8058), which
     /// the large mailbox providers expect of marketing mail.
     pub list_unsubscribe: Option<String>,
+    /// The same as a `mailto:` (an email to a mailbox that reaches pronto), listed after the URL for mail
+    /// clients that do not do one-click.
+    pub list_unsubscribe_mailto: Option<String>,
 }
 
 /// Whether `text` is an address an email can be sent from or to (`Shop <shop@example.com>`).
@@ -70,7 +73,10 @@ impl Email {
             b = b
                 .raw_header(HeaderValue::new(
                     HeaderName::new_from_ascii_str("List-Unsubscribe"),
-                    format!("<{u}>"),
+                    match &self.list_unsubscribe_mailto {
+                        Some(m) => format!("<{u}>, <{m}>"),
+                        None => format!("<{u}>"),
+                    },
                 ))
                 .raw_header(HeaderValue::new(
                     HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
@@ -198,6 +204,7 @@ mod tests {
             html: None,
             idempotency_key: "run-1.step-2".into(),
             list_unsubscribe: None,
+            list_unsubscribe_mailto: None,
         };
         assert_eq!(e.message_id().unwrap(), "<run-1.step-2@shop.example>");
     }
@@ -213,6 +220,7 @@ mod tests {
             html: None,
             idempotency_key: "k".into(),
             list_unsubscribe: None,
+            list_unsubscribe_mailto: None,
         };
         assert!(matches!(e.build(), Err(SendError::Invalid(m)) if m.contains("from")));
     }

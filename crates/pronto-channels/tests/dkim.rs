@@ -31,6 +31,9 @@ fn email() -> Email {
         html: Some("<p>Your <b>Mug</b> is still in your cart.</p>".into()),
         idempotency_key: "run-7.step-2".into(),
         list_unsubscribe: Some("https://pronto.example/u/w/c/t".into()),
+        list_unsubscribe_mailto: Some(
+            "mailto:unsubscribe@in.shop.example?subject=unsubscribe%20w%2Fc%2Ft".into(),
+        ),
     }
 }
 

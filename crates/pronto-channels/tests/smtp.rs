@@ -15,6 +15,9 @@ fn email(key: &str) -> Email {
         html: Some("<p>Your <b>Mug</b> is still in your cart.</p>".into()),
         idempotency_key: key.into(),
         list_unsubscribe: Some("https://pronto.example/u/w/c/t".into()),
+        list_unsubscribe_mailto: Some(
+            "mailto:unsubscribe@in.shop.example?subject=unsubscribe%20w%2Fc%2Ft".into(),
+        ),
     }
 }
 
@@ -35,7 +38,8 @@ async fn an_email_is_delivered_with_its_key_as_message_id_reply_to_and_both_part
         "text/plain",
         "text/html",
         ".A line that starts with a dot.",
-        "List-Unsubscribe: <https://pronto.example/u/w/c/t>",
+        "List-Unsubscribe: <https://pronto.example/u/w/c/t>,",
+        "<mailto:unsubscribe@in.shop.example?subject=unsubscribe%20w%2Fc%2Ft>",
         "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
     ] {
         assert!(m.contains(needle), "missing {needle:?} in\n{m}");

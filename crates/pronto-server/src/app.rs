@@ -110,6 +110,7 @@ impl App {
             webhook: Some(pronto_channels::webhook::WebhookSender::new(
                 &webhook_secret,
             )),
+            unsubscribe_mailbox: settings.unsubscribe_address.clone(),
         };
         let stepper = Stepper::new(store.clone(), clock.clone(), channels.clone());
         let workers = background.then(|| Workers::start(store.clone(), clock.clone(), channels));

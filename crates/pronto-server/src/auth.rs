@@ -216,6 +216,7 @@ impl Service {
             html: None,
             idempotency_key: uuid::Uuid::now_v7().to_string(),
             list_unsubscribe: None,
+            list_unsubscribe_mailto: None,
         };
         smtp.send(&mail).await.map_err(|e| {
             tracing::warn!(error = %e, "a sign-in link could not be mailed");

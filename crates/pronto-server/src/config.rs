@@ -214,6 +214,9 @@ pub struct InboundSection {
     /// Mailgun's HTTP webhook signing key, which `POST /v1/inbound/events/mailgun` checks signatures with.
     /// Better in `PRONTO_MAILGUN_SIGNING_KEY`. Without it the endpoint answers 401.
     pub mailgun_signing_key: Option<String>,
+    /// A mailbox whose mail reaches `POST /v1/inbound/email` (through the same forwarder as replies): named
+    /// as a `mailto:` in marketing mail's `List-Unsubscribe`, beside the one-click URL.
+    pub unsubscribe_address: Option<String>,
 }
 
 /// `[sms]`: a Twilio-compatible REST API. Without `account_sid`, no SMS is sent (and none is queued).
@@ -428,6 +431,8 @@ pub struct Settings {
     pub sendgrid_key: Option<Vec<u8>>,
     /// What Mailgun's webhook signatures are checked with.
     pub mailgun_signing_key: Option<String>,
+    /// `List-Unsubscribe`'s `mailto:` mailbox.
+    pub unsubscribe_address: Option<String>,
     pub limits: LimitsSection,
     /// The shops whose webhooks are taken.
     pub shops: Vec<ShopSettings>,
@@ -724,6 +729,23 @@ impl Settings {
                 "is empty".into(),
             );
         }
+        let unsubscribe_address = file.inbound.unsubscribe_address.clone();
+        if let Some(a) = &unsubscribe_address {
+            if pronto_domain::Email::parse(a).is_err() {
+                bad(
+                    "inbound.unsubscribe_address",
+                    format!("`{a}` is not a bare email address like unsubscribe@in.example.com"),
+                );
+            }
+            if inbound_email_secret.is_none() {
+                bad(
+                    "inbound.unsubscribe_address",
+                    "needs inbound.email_secret (PRONTO_INBOUND_EMAIL_SECRET): its mail reaches pronto \
+                     at POST /v1/inbound/email"
+                        .into(),
+                );
+            }
+        }
         let mut shops: Vec<ShopSettings> = Vec::new();
         for (i, c) in file.shops.iter().enumerate() {
             let field = |name: &str| format!("shop[{i}].{name}");
@@ -816,6 +838,7 @@ impl Settings {
             inbound_email_secret,
             sendgrid_key,
             mailgun_signing_key,
+            unsubscribe_address,
             limits: file.limits,
             shops,
             messages,
@@ -1180,6 +1203,26 @@ mod tests {
                 "[[form]]\nname = \"a\"\nredirect = \"javascript:x\"",
                 Overrides::default(),
                 "form[0].redirect",
+            ),
+            (
+                "[inbound]\nunsubscribe_address = \"unsubscribe@in.example.com\"",
+                Overrides::default(),
+                "inbound.unsubscribe_address: needs inbound.email_secret",
+            ),
+            (
+                "[inbound]\nemail_secret = \"0123456789abcdef\"\nunsubscribe_address = \"Shop <u@x.example>\"",
+                Overrides::default(),
+                "inbound.unsubscribe_address: `Shop",
+            ),
+            (
+                "[inbound]\nsendgrid_public_key = \"AAAA\"",
+                Overrides::default(),
+                "inbound.sendgrid_public_key: not a public key",
+            ),
+            (
+                "[inbound]\nmailgun_signing_key = \" \"",
+                Overrides::default(),
+                "inbound.mailgun_signing_key / PRONTO_MAILGUN_SIGNING_KEY: is empty",
             ),
             (
                 "[[shop]]\nplatform = \"magento\"\nshop = \"a\"\nsecret = \"s\"",

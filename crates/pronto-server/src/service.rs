@@ -344,6 +344,21 @@ impl Service {
         }
     }
 
+    /// An email to the `List-Unsubscribe` mailbox (`[inbound] unsubscribe_address`), as
+    /// `POST /v1/inbound/email` receives it: when its subject or text names a valid unsubscribe link, the
+    /// contact is unsubscribed as the link would and `true` answered; otherwise `false` (it is a reply).
+    pub async fn unsubscribe_by_mail(&self, text: &str) -> Result<bool, ApiError> {
+        let Some((ws, contact, token)) = pronto_domain::message::links::unsubscribe_request(text)
+        else {
+            return Ok(false);
+        };
+        match self.unsubscribe(&ws, &contact, &token).await {
+            Ok(()) => Ok(true),
+            Err(ApiError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Follows a tracked link from a flow message: where to redirect. A valid link records the click first
     /// (unless `record` is false: a HEAD from a link scanner)
     /// (a click that cannot be recorded is logged and the person still reaches the page: their cart matters

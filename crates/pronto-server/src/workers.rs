@@ -51,6 +51,8 @@ pub struct Channels {
     pub sms: Option<SmsSender>,
     /// Signs webhooks (Standard Webhooks headers; Slack ignores them).
     pub webhook: Option<WebhookSender>,
+    /// `[inbound] unsubscribe_address`: marketing mail's `List-Unsubscribe` also names it as a `mailto:`.
+    pub unsubscribe_mailbox: Option<String>,
 }
 
 /// The running workers; [`Workers::stop`] lets each finish what it is doing and waits for them.
@@ -541,6 +543,12 @@ async fn deliver(m: &OutMessage, channels: &Channels, now: DateTime<Utc>) -> Del
                 html: m.html.clone(),
                 idempotency_key: m.idempotency_key.clone(),
                 list_unsubscribe: m.unsubscribe_url.clone(),
+                list_unsubscribe_mailto: channels.unsubscribe_mailbox.as_deref().and_then(
+                    |mailbox| {
+                        let url = m.unsubscribe_url.as_deref()?;
+                        pronto_domain::message::links::unsubscribe_mailto(mailbox, url)
+                    },
+                ),
             };
             (smtp.send(&email).await, "smtp")
         }

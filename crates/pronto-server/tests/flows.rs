@@ -331,6 +331,64 @@ async fn sendgrid_and_mailgun_events_are_checked_by_their_signatures_then_list_a
     );
 }
 
+/// The shipped config with a `List-Unsubscribe` mailbox (its mail reaches pronto as inbound email).
+async fn with_unsubscribe_mailbox(backend: &str) -> Server {
+    let config = format!(
+        "{EXAMPLE_CONFIG}\n[inbound]\nemail_secret = \"{INBOUND_SECRET}\"\nunsubscribe_address = \"unsubscribe@in.example.com\"\n"
+    );
+    common::start_stepped(backend, true, &config, t0()).await
+}
+
+mod unsubscribe_by_mail {
+    use super::*;
+    pronto_store::for_each_backend!(with_unsubscribe_mailbox;
+        an_email_to_the_list_unsubscribe_mailbox_unsubscribes_as_the_link_does,
+    );
+}
+
+async fn an_email_to_the_list_unsubscribe_mailbox_unsubscribes_as_the_link_does(s: Server) {
+    s.identify(json!({"userId": "ann", "traits": {"email": "ann@example.com"}}))
+        .await;
+    s.track(checkout("chk-1", "ann", "Ann")).await;
+    s.advance_and_settle(Duration::minutes(60)).await;
+    s.messages_until("the reminder is sent", |m| {
+        m.iter().any(|x| x["state"] == "sent")
+    })
+    .await;
+    let mail = s.sink.as_ref().unwrap().received().pop().unwrap();
+    let header = mail
+        .replace("\n ", " ")
+        .lines()
+        .find(|l| l.starts_with("List-Unsubscribe:"))
+        .unwrap()
+        .to_string();
+    assert!(header.contains("<http://127.0.0.1:"), "{header}");
+    let mailto = header
+        .split("<mailto:unsubscribe@in.example.com?subject=")
+        .nth(1)
+        .and_then(|r| r.split('>').next())
+        .unwrap_or_else(|| panic!("no mailto in {header}"));
+    // What the person's mail client sends: the subject decoded, perhaps with a prefix.
+    let subject = format!("Re: {}", mailto.replace("%20", " ").replace("%2F", "/"));
+    let post = |subject: String| {
+        s.http
+            .post(format!("{}/v1/inbound/email", s.base))
+            .basic_auth("forwarder", Some(INBOUND_SECRET))
+            .json(&json!({"from": "Ann <ann@example.com>", "subject": subject, "text": ""}))
+            .send()
+    };
+    let forged = subject.replace("unsubscribe ", "unsubscribe x");
+    assert_eq!(post(forged).await.unwrap().status(), StatusCode::ACCEPTED);
+    let ann = s.admin("/v1/contacts?email=ann@example.com").await;
+    assert_ne!(
+        ann["traits"]["unsubscribed"], true,
+        "a forged token is a reply, not an unsubscribe"
+    );
+    assert_eq!(post(subject).await.unwrap().status(), StatusCode::ACCEPTED);
+    let ann = s.admin("/v1/contacts?email=ann@example.com").await;
+    assert_eq!(ann["traits"]["unsubscribed"], true, "{ann}");
+}
+
 mod erasure {
     use super::*;
     pronto_store::for_each_backend!(without_smtp;

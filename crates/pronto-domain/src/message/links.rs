@@ -39,6 +39,32 @@ pub fn unsubscribe_url(
     format!("{}/u/{workspace}/{contact}/{token}", base(settings))
 }
 
+/// The `mailto:` form of an unsubscribe link, for `List-Unsubscribe` beside the one-click URL (mail clients
+/// without RFC 8058 send an email instead): a message to `mailbox` whose subject carries the link's
+/// workspace, contact and token. Mail to `mailbox` must reach `POST /v1/inbound/email`, which reads the
+/// subject back with [`unsubscribe_request`]. `None` when `url` is not an unsubscribe link.
+pub fn unsubscribe_mailto(mailbox: &str, url: &str) -> Option<String> {
+    let mut parts = url.trim_end_matches('/').rsplit('/');
+    let (token, contact, workspace, u) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    (u == "u").then(|| {
+        format!("mailto:{mailbox}?subject=unsubscribe%20{workspace}%2F{contact}%2F{token}")
+    })
+}
+
+/// The workspace, contact and token an unsubscribe email names (`unsubscribe <workspace>/<contact>/<token>`
+/// anywhere in its subject or text, as [`unsubscribe_mailto`] wrote it; a client's `Re:` or a forwarder's
+/// prefix does not matter). Checked with [`check_unsubscribe`] before anything is done.
+pub fn unsubscribe_request(text: &str) -> Option<(String, String, String)> {
+    let lower = text.to_ascii_lowercase();
+    let at = lower.find("unsubscribe ")? + "unsubscribe ".len();
+    let word = text[at..].split_whitespace().next()?;
+    let mut parts = word.split('/');
+    let (ws, contact, token) = (parts.next()?, parts.next()?, parts.next()?);
+    (parts.next().is_none() && !ws.is_empty() && !contact.is_empty() && !token.is_empty())
+        .then(|| (ws.to_string(), contact.to_string(), token.to_string()))
+}
+
 /// Checks an unsubscribe link's token for this workspace and contact.
 pub fn check_unsubscribe(
     settings: &MessageSettings,
@@ -179,6 +205,44 @@ mod tests {
 
     fn token(url: &str) -> &str {
         url.rsplit('/').next().unwrap_or_default()
+    }
+
+    #[test]
+    fn the_mailto_form_carries_the_link_and_the_email_it_brings_back_reads_as_the_link() {
+        let s = settings(b"secret");
+        let url = unsubscribe_url(&s, "w1", "c1", 1_800_000_000);
+        let mailto = unsubscribe_mailto("unsubscribe@in.example", &url).unwrap();
+        let subject = mailto.split_once("?subject=").unwrap().1;
+        assert!(
+            mailto.starts_with("mailto:unsubscribe@in.example?subject=unsubscribe%20w1%2Fc1%2F")
+        );
+        // What a mail client puts in the subject, decoded; a reply prefix or a forwarded body changes nothing.
+        let decoded = subject.replace("%20", " ").replace("%2F", "/");
+        let want = Some(("w1".into(), "c1".into(), token(&url).to_string()));
+        for text in [
+            decoded.clone(),
+            format!("Re: {decoded}"),
+            format!(
+                "Fwd: hello\n\n> {}",
+                decoded.replace("unsubscribe", "UNSUBSCRIBE")
+            ),
+        ] {
+            assert_eq!(unsubscribe_request(&text), want, "{text}");
+            let (ws, contact, t) = unsubscribe_request(&text).unwrap();
+            assert!(check_unsubscribe(&s, &ws, &contact, &t, 1_800_000_000).is_ok());
+        }
+        for text in [
+            "unsubscribe",
+            "please unsubscribe me",
+            "unsubscribe w1/c1",
+            "unsubscribe a/b/c/d",
+        ] {
+            assert_eq!(unsubscribe_request(text), None, "{text}");
+        }
+        assert_eq!(
+            unsubscribe_mailto("m@x.example", "https://pronto.example/c/w/l/r/t"),
+            None
+        );
     }
 
     #[test]

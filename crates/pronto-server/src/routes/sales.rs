@@ -448,7 +448,9 @@ pub struct InboundEmail {
 /// urlencoded). Authenticated with `[inbound] email_secret`: a Standard Webhooks signature
 /// (`webhook-id`, `webhook-timestamp`, `webhook-signature`; a redelivery of the same `webhook-id` is a no-op)
 /// or the secret as the HTTP Basic password; never the write key. Recorded on the sender's latest lead,
-/// forwarded to its owner; automated follow-up stops.
+/// forwarded to its owner; automated follow-up stops. An email to the `List-Unsubscribe` mailbox
+/// (`unsubscribe <workspace>/<contact>/<token>` in its subject, as the header's `mailto:` wrote it)
+/// unsubscribes that contact instead.
 #[utoipa::path(post, path = "/v1/inbound/email", tag = "inbound", request_body = InboundEmail,
     responses((status = 202, description = "Recorded"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("inboundSignature" = []), ("inboundBasic" = [])))]
@@ -487,6 +489,9 @@ pub async fn inbound_email(
         (None, Some(t)) => t.clone(),
         (None, None) => String::new(),
     };
+    if s.service.unsubscribe_by_mail(&text).await? {
+        return Ok(StatusCode::ACCEPTED);
+    }
     let delivery = delivery.map(|id| crate::service::Keyed::delivery("inbound-email", id));
     s.service
         .reply(ws, Identity::email(&email), "email", &text, delivery)
