@@ -44,7 +44,8 @@ pub enum Action {
     Send { step: usize },
     /// Sleep until `at`, then continue after step `step`.
     Wait { step: usize, at: DateTime<Utc> },
-    /// Step `step` may not run before `at` (an SMS in the contact's quiet hours): sleep, then run it.
+    /// Step `step` may not run before `at` (an SMS in the contact's quiet hours, a marketing email outside the
+    /// flow's send window): sleep, then run it.
     Defer { step: usize, at: DateTime<Utc> },
     /// Open the call task of step `step` for the lead's owner.
     Call { step: usize },
@@ -89,6 +90,23 @@ pub fn advance(
                 ..
             } => {
                 let allowed = flow.sms_allowed.due(ctx, zone(flow, ctx), now);
+                if allowed > now {
+                    out.push(Action::Defer {
+                        step: i,
+                        at: allowed,
+                    });
+                    return out;
+                }
+                out.push(Action::Send { step: i });
+            }
+            Step::Send {
+                channel: Channel::Email,
+                ..
+            } if flow.email_allowed.is_some() => {
+                let allowed = flow
+                    .email_allowed
+                    .as_ref()
+                    .map_or(now, |w| w.due(ctx, zone(flow, ctx), now));
                 if allowed > now {
                     out.push(Action::Defer {
                         step: i,
@@ -490,6 +508,83 @@ send = { channel = "sms", template = "t" }
         assert_eq!(
             advance(&f, None, 1, &json!({}), at("2026-11-24T21:30:00Z")),
             vec![Action::Send { step: 1 }, Action::Finish]
+        );
+    }
+
+    #[test]
+    fn a_marketing_email_outside_the_send_window_waits_for_it_and_a_transactional_flow_has_none() {
+        let flow = |extra: &str| {
+            let text = format!(
+                "id = \"f\"\ntrigger = {{ event = \"X\" }}\n{extra}\n[[step]]\nsend = {{ channel = \"email\", template = \"t\" }}\n"
+            );
+            let c: FlowConfig = toml::from_str(&text).unwrap();
+            Flow::check(&c, &["t"])
+        };
+        let windowed = flow("email_send_window = \"08:00-21:00\"").unwrap();
+        let ctx = |tz: &str| json!({"contact": {"timezone": tz}});
+        // (contact zone, now UTC, held until UTC or None = sends now)
+        let cases = [
+            ("Europe/Berlin", "2026-11-24T12:00:00Z", None),
+            (
+                "Europe/Berlin",
+                "2026-11-24T21:30:00Z",
+                Some("2026-11-25T07:00:00Z"),
+            ), // 22:30 → 08:00 CET
+            (
+                "America/New_York",
+                "2026-11-24T12:00:00Z",
+                Some("2026-11-24T13:00:00Z"),
+            ), // 07:00 → 08:00
+            ("America/New_York", "2026-11-24T14:00:00Z", None),
+        ];
+        for (tz, now, held) in cases {
+            let want = match held {
+                None => vec![Action::Send { step: 0 }, Action::Finish],
+                Some(t) => vec![Action::Defer { step: 0, at: at(t) }],
+            };
+            assert_eq!(
+                advance(&windowed, None, 0, &ctx(tz), at(now)),
+                want,
+                "{tz} at {now}"
+            );
+        }
+        let none = flow("").unwrap();
+        assert_eq!(
+            advance(
+                &none,
+                None,
+                0,
+                &ctx("Europe/Berlin"),
+                at("2026-11-24T23:00:00Z")
+            ),
+            vec![Action::Send { step: 0 }, Action::Finish],
+            "no window: any hour"
+        );
+        let problems = [
+            (
+                "purpose = \"transactional\"\nemail_send_window = \"08:00-21:00\"",
+                "email_send_window: a transactional flow",
+            ),
+            (
+                "email_send_window = \"08:00-08:00\"",
+                "email_send_window: must be a window",
+            ),
+            ("email_send_window = \"8am\"", "email_send_window: `8am`"),
+            (
+                "purpose = \"newsletter\"",
+                "purpose: `newsletter` is not marketing or transactional",
+            ),
+        ];
+        for (extra, want) in problems {
+            let err = flow(extra).unwrap_err();
+            assert!(
+                err.iter().any(|e| e.to_string().contains(want)),
+                "{extra}: {err:?}"
+            );
+        }
+        assert_eq!(
+            flow("purpose = \"transactional\"").unwrap().purpose,
+            crate::flow::Purpose::Transactional
         );
     }
 

@@ -61,6 +61,13 @@ pub struct FlowConfig {
     /// Who the flow's messages go to: `everyone` (default) or `subscribers`, the contacts whose
     /// `accepts_marketing` trait is true (Shopify's "send to: email subscribers only").
     pub send_to: Option<String>,
+    /// `marketing` (default: recovery, cadences, win-back) or `transactional` (what the person asked for:
+    /// a receipt, a booking): marketing needs consent as `[consent]` says and keeps to the send window;
+    /// transactional mail goes to anyone not marked do-not-contact, at any hour.
+    pub purpose: Option<String>,
+    /// Local hours (the contact's time zone) in which this marketing flow's emails may send, e.g.
+    /// `08:00-21:00`: an email due outside them waits until they open. Default: any hour.
+    pub email_send_window: Option<String>,
     /// A holdout: `{ id = "…", holdout = "10%" }` (see [`crate::experiment`]).
     pub experiment: Option<crate::experiment::ExperimentConfig>,
     /// What counts as this flow's conversion in the flows report: `{ event = "…", within = "3d" }` (default:
@@ -487,7 +494,10 @@ pub struct Flow {
     pub timezone: Tz,
     /// The local hours in which SMS steps may send (the complement of the configured quiet hours).
     pub sms_allowed: Wait,
+    /// The local hours in which email steps may send (`email_send_window`); none: any hour.
+    pub email_allowed: Option<Wait>,
     pub send_to: SendTo,
+    pub purpose: Purpose,
     /// Its holdout, if it runs one.
     pub experiment: Option<crate::experiment::Experiment>,
     /// What the flows report counts as its conversion.
@@ -503,6 +513,27 @@ pub enum SendTo {
     /// Only contacts whose `accepts_marketing` trait is true, as a shop's marketing consent sets it; checked
     /// when each message is due, so consent withdrawn meanwhile is honoured.
     Subscribers,
+}
+
+/// Why a flow writes to people, which decides the consent it needs and whether it keeps to a send window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Purpose {
+    /// Recovery, cadences, win-back: needs consent (`[consent]`), stops at an unsubscribe, keeps to the
+    /// flow's send window.
+    #[default]
+    Marketing,
+    /// What the person asked for (a receipt, a booking confirmation): goes to anyone not marked
+    /// do-not-contact, unsubscribed or not, at any hour.
+    Transactional,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Marketing => "marketing",
+            Purpose::Transactional => "transactional",
+        }
+    }
 }
 
 /// The quiet hours when a flow names none.
@@ -776,6 +807,48 @@ impl Flow {
                 SendTo::Everyone
             }
         };
+        let purpose = match c.purpose.as_deref() {
+            None | Some("marketing") => Purpose::Marketing,
+            Some("transactional") => Purpose::Transactional,
+            Some(other) => {
+                err(
+                    None,
+                    "purpose",
+                    format!("`{other}` is not marketing or transactional"),
+                );
+                Purpose::Marketing
+            }
+        };
+        let email_allowed = match (&c.email_send_window, purpose) {
+            (None, _) => None,
+            (Some(_), Purpose::Transactional) => {
+                err(
+                    None,
+                    "email_send_window",
+                    "a transactional flow sends at any hour; remove the window or make it marketing".into(),
+                );
+                None
+            }
+            (Some(w), Purpose::Marketing) => match hours(w) {
+                Ok((start, end)) if start != end => Some(Wait::Within {
+                    start,
+                    end,
+                    days: Days::ALL,
+                }),
+                Ok(_) => {
+                    err(
+                        None,
+                        "email_send_window",
+                        "must be a window like 08:00-21:00, not empty".into(),
+                    );
+                    None
+                }
+                Err(m) => {
+                    err(None, "email_send_window", m);
+                    None
+                }
+            },
+        };
         let labels: Vec<Option<&str>> = c.steps.iter().map(|s| s.id.as_deref()).collect();
         for (i, l) in labels.iter().enumerate() {
             if let Some(l) = l {
@@ -979,7 +1052,9 @@ impl Flow {
                 filter: c.trigger.filter.clone(),
                 timezone,
                 sms_allowed,
+                email_allowed,
                 send_to,
+                purpose,
                 experiment,
                 conversion,
             })

@@ -29,6 +29,8 @@
 //!   Segment messages the flows speak (checkouts, orders, refunds, customers).
 //! - [`suppression`]: the suppression list: which refusals list an address (hard bounces at once, soft
 //!   bounces past a limit), one spelling per address, which queued messages to skip.
+//! - [`consent`]: consent by rule: marketing needs recorded consent in opt-in countries, transactional
+//!   mail none; where a person is.
 //! - [`erasure`]: erasing a person: their identifiers, and text and JSON cleaned of them.
 //! - [`resolve`]: identity resolution: which contact an event belongs to, and which contacts merge.
 //! - [`template`]: minijinja message templates checked at load (errors name template and part), the cart
@@ -46,6 +48,7 @@ pub mod calendar;
 pub mod catalog;
 pub mod claim;
 pub mod clock;
+pub mod consent;
 pub mod ecommerce;
 pub mod engine;
 pub mod erasure;

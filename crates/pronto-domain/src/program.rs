@@ -58,6 +58,8 @@ pub struct Program {
     pub sales: crate::sales::Sales,
     /// Pools of unique codes (`[[offer]]`); a step's `offer` naming none is a literal code.
     pub offers: crate::offer::Offers,
+    /// Where marketing needs recorded consent (`[consent]`).
+    pub consent: crate::consent::Policy,
 }
 
 impl Program {
@@ -77,6 +79,7 @@ impl Program {
             messages: MessageSettings::default(),
             sales: crate::sales::Sales::default(),
             offers: crate::offer::Offers::default(),
+            consent: crate::consent::Policy::default(),
         }
     }
 
@@ -109,6 +112,7 @@ impl Program {
                 messages,
                 sales: crate::sales::Sales::default(),
                 offers: crate::offer::Offers::default(),
+                consent: crate::consent::Policy::default(),
             }),
             _ => Err(errors),
         }

@@ -80,6 +80,9 @@ pub struct FileConfig {
     pub inbound: InboundSection,
     #[serde(default)]
     pub limits: LimitsSection,
+    /// `[consent]`: where marketing needs recorded consent.
+    #[serde(default)]
+    pub consent: pronto_domain::consent::ConsentConfig,
     #[serde(default, rename = "shop")]
     pub shops: Vec<ShopConfig>,
     #[serde(default, rename = "offer")]
@@ -419,6 +422,8 @@ pub struct Settings {
     pub templates: Vec<TemplateConfig>,
     /// `[[offer]]`: pools of unique codes.
     pub offers: Vec<OfferConfig>,
+    /// `[consent]`, checked with the flows.
+    pub consent: pronto_domain::consent::ConsentConfig,
     pub reps: Vec<RepConfig>,
     pub teams: Vec<TeamConfig>,
     pub routes: Vec<RouteConfig>,
@@ -830,6 +835,7 @@ impl Settings {
             },
             templates: file.templates,
             offers: file.offers,
+            consent: file.consent,
             reps: file.reps,
             teams: file.teams,
             routes: file.routes,
@@ -895,19 +901,26 @@ impl Settings {
                 .map(|(field, m)| format!("{field}: {m}"))
                 .collect::<Vec<_>>()
         });
-        match (built, sales, offers) {
-            (Ok(mut program), Ok(sales), Ok(offers)) => {
+        let consent = pronto_domain::consent::Policy::check(&self.consent).map_err(|es| {
+            es.into_iter()
+                .map(|(field, m)| format!("{field}: {m}"))
+                .collect::<Vec<_>>()
+        });
+        match (built, sales, offers, consent) {
+            (Ok(mut program), Ok(sales), Ok(offers), Ok(consent)) => {
                 program.sales = sales;
                 program.offers = offers;
+                program.consent = consent;
                 Ok(program)
             }
-            (built, sales, offers) => Err(ConfigError::Problems(
+            (built, sales, offers, consent) => Err(ConfigError::Problems(
                 built
                     .err()
                     .unwrap_or_default()
                     .into_iter()
                     .chain(sales.err().unwrap_or_default())
                     .chain(offers.err().unwrap_or_default())
+                    .chain(consent.err().unwrap_or_default())
                     .collect(),
             )),
         }

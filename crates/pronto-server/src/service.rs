@@ -217,6 +217,13 @@ impl Service {
                     })
                     .collect(),
                 steps: f.steps.len(),
+                purpose: Some(f.purpose.as_str().to_string()),
+                email_send_window: match &f.email_allowed {
+                    Some(pronto_domain::flow::Wait::Within { start, end, .. }) => {
+                        Some(format!("{}-{}", start.format("%H:%M"), end.format("%H:%M")))
+                    }
+                    _ => None,
+                },
                 active: st.active,
                 finished: st.finished,
                 exited: st.exited,
@@ -232,6 +239,8 @@ impl Service {
                 key: None,
                 exits: Vec::new(),
                 steps: 0,
+                purpose: None,
+                email_send_window: None,
                 active: st.active,
                 finished: st.finished,
                 exited: st.exited,

@@ -21,6 +21,11 @@ pub struct FlowView {
     /// Exit rules as `event (same key|contact)`.
     pub exits: Vec<String>,
     pub steps: usize,
+    /// `marketing` (needs consent, keeps to its send window) or `transactional`; absent for a flow no
+    /// longer configured.
+    pub purpose: Option<String>,
+    /// Local hours in which its emails may send (`08:00-21:00`); absent: any hour.
+    pub email_send_window: Option<String>,
     /// Runs in progress (each waits for its timer).
     pub active: i64,
     pub finished: i64,

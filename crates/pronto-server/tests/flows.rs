@@ -389,6 +389,76 @@ async fn an_email_to_the_list_unsubscribe_mailbox_unsubscribes_as_the_link_does(
     assert_eq!(ann["traits"]["unsubscribed"], true, "{ann}");
 }
 
+/// The shipped config with EU opt-in consent and a send window on the checkout flow's emails.
+async fn with_consent_rules(backend: &str) -> Server {
+    let config = EXAMPLE_CONFIG.replacen(
+        "id = \"checkout-recovery\"",
+        "id = \"checkout-recovery\"\nemail_send_window = \"08:00-21:00\"",
+        1,
+    ) + "\n[consent]\nopt_in = [\"EU\"]\nunknown_country = \"opt_out\"\n";
+    common::start_stepped(backend, false, &config, t0()).await
+}
+
+mod consent {
+    use super::*;
+    pronto_store::for_each_backend!(with_consent_rules;
+        marketing_waits_for_the_send_window_in_the_persons_zone_and_needs_consent_where_the_rule_says,
+    );
+}
+
+async fn marketing_waits_for_the_send_window_in_the_persons_zone_and_needs_consent_where_the_rule_says(
+    s: Server,
+) {
+    for (who, traits) in [
+        (
+            "ann",
+            json!({"email": "ann@example.com", "country": "DE", "accepts_marketing": true, "timezone": "Asia/Tokyo"}),
+        ),
+        ("bo", json!({"email": "bo@example.com", "country": "DE"})),
+        (
+            "cy",
+            json!({"email": "cy@example.com", "phone": "+14155550101"}),
+        ),
+    ] {
+        s.identify(json!({"userId": who, "traits": traits})).await;
+        s.track(checkout(&format!("chk-{who}"), who, who)).await;
+    }
+    // 13:00 UTC: Cy (a US number, opt-out) is mailed; Bo (Germany, no consent) is not; for Ann (Germany,
+    // consent) it is 22:00 in Tokyo, so her email waits for 08:00 there.
+    s.advance_and_settle(Duration::minutes(60)).await;
+    let to = |m: &[Value]| -> Vec<String> {
+        m.iter()
+            .filter(|x| x["flow"] == "checkout-recovery" && x["state"] == "sent")
+            .map(|x| x["to"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let sent = s
+        .messages_until("Cy's reminder", |m| !to(m).is_empty())
+        .await;
+    assert_eq!(to(&sent), ["cy@example.com"]);
+    let flow = s.flow("checkout-recovery").await;
+    assert_eq!(flow["exited"]["no marketing consent"], 1, "{flow}");
+    assert_eq!(flow["purpose"], "marketing", "{flow}");
+    assert_eq!(flow["email_send_window"], "08:00-21:00", "{flow}");
+    // 22:59 UTC is 07:59 in Tokyo: still held. 23:00 UTC is 08:00: sent.
+    s.advance_and_settle(Duration::minutes(9 * 60 + 59)).await;
+    assert_eq!(
+        to(&s.admin("/v1/messages").await["messages"]
+            .as_array()
+            .unwrap()
+            .clone())
+        .len(),
+        1
+    );
+    s.advance_and_settle(Duration::minutes(1)).await;
+    let sent = s
+        .messages_until("Ann's reminder at 08:00 in Tokyo", |m| to(m).len() == 2)
+        .await;
+    let mut got = to(&sent);
+    got.sort();
+    assert_eq!(got, ["ann@example.com", "cy@example.com"]);
+}
+
 mod erasure {
     use super::*;
     pronto_store::for_each_backend!(without_smtp;

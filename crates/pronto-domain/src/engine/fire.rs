@@ -11,8 +11,9 @@
 //! 2. **The guard.** An exit mark for the run's key (whenever it happened: an order for this checkout is final)
 //!    or for its contact at or after the run started: the step is skipped and the run exits, with the rule as
 //!    its outcome.
-//! 3. The contact no longer exists, is unsubscribed or is marked do-not-contact, or the flow sends to
-//!    subscribers only and the contact does not accept marketing: the run exits.
+//! 3. The contact no longer exists, or [`crate::consent::Policy::refusal`] refuses the message: marked
+//!    do-not-contact, or (marketing flows) unsubscribed, not a subscriber of a subscribers-only flow, or
+//!    without recorded consent where `[consent]` requires opt-in: the run exits.
 //! 4. The steps after the one it waited at are walked ([`super::advance`]). An SMS the quiet hours would hold
 //!    but that cannot be sent at all (no provider, STOP, no phone) is skipped at once, so the steps after it
 //!    are not held until morning for nothing.
@@ -330,12 +331,11 @@ fn fire_one(
         log(None, "exited", Some(why), why.into());
         return (end(why.into()), false);
     };
-    if let Some(why) = to
-        .recipient
-        .refusal()
-        .or_else(|| to.recipient.unsubscribed_from(flow.send_to))
+    if let Some((why, detail)) = program
+        .consent
+        .refusal(&to.recipient, flow.purpose, flow.send_to)
     {
-        log(Some(run.step), "skipped", Some(why), why.to_string());
+        log(Some(run.step), "skipped", Some(why), detail);
         return (end(why.to_string()), false);
     }
 
@@ -343,8 +343,20 @@ fn fire_one(
     let from = usize::try_from(run.step + 1).unwrap_or(0);
     let arm = run.arm.as_ref();
     let mut actions = advance(flow, arm, from, &ctx, now);
+    // An SMS that could never be sent is skipped now rather than waited for (an email held for its window
+    // is waited for: nothing about the person stops it).
     while let Some(&Action::Defer { step, .. }) = actions.last() {
-        let Some(why) = sms_refusal(program, &to.recipient) else {
+        let is_sms = matches!(
+            flow.step(step, arm),
+            Some(crate::flow::Step::Send {
+                channel: crate::flow::Channel::Sms,
+                ..
+            })
+        );
+        let Some(why) = is_sms
+            .then(|| sms_refusal(program, &to.recipient))
+            .flatten()
+        else {
             break;
         };
         actions.pop();
@@ -567,11 +579,22 @@ fn fire_one(
                 }
             }
             Action::Defer { step, at } => {
+                let sms = matches!(
+                    flow.step(step, arm),
+                    Some(crate::flow::Step::Send {
+                        channel: crate::flow::Channel::Sms,
+                        ..
+                    })
+                );
+                let (what, why) = match sms {
+                    true => ("SMS held for the contact's quiet hours", "quiet hours"),
+                    false => ("email held for the flow's send window", "send window"),
+                };
                 let detail = format!(
-                    "SMS held for the contact's quiet hours until {}",
+                    "{what} until {}",
                     at.to_rfc3339_opts(SecondsFormat::Secs, true)
                 );
-                log(Some(step as i64), "deferred", Some("quiet hours"), detail);
+                log(Some(step as i64), "deferred", Some(why), detail);
                 next = RunUpdate {
                     id: run.id,
                     state: RunState::Active,
