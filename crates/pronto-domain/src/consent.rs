@@ -5,6 +5,9 @@
 //! opt-out (it goes until they unsubscribe). Transactional mail needs no consent and ignores an unsubscribe
 //! from marketing; nobody marked do-not-contact gets anything.
 //!
+//! Every change of a consent trait ([`KEYS`]) is recorded on the contact, with its source and time
+//! ([`record_changes`]), in the `consent_history` trait.
+//!
 //! Where a person is: their `country` trait (or `country_code`, or `address.country` /
 //! `address.country_code`), as an ISO 3166 two-letter code; else their phone number's country. Unknown:
 //! as `unknown_country` says (default: opt-in, the safe side).
@@ -121,6 +124,71 @@ impl Policy {
             )),
             _ => None,
         }
+    }
+}
+
+/// The traits that say what a person agreed to.
+pub const KEYS: [&str; 3] = ["accepts_marketing", "unsubscribed", "do_not_contact"];
+
+/// The trait the changes are kept in, newest last.
+pub const HISTORY: &str = "consent_history";
+
+/// How many changes are kept per person (the oldest go first).
+const HISTORY_LIMIT: usize = 50;
+
+/// The consent traits' values before a change, to compare with after it ([`record_changes`]).
+pub fn snapshot(traits: &serde_json::Map<String, Value>) -> [Option<Value>; 3] {
+    KEYS.map(|k| traits.get(k).cloned())
+}
+
+/// Appends to `traits`' [`HISTORY`] one entry per consent trait whose value differs from `before`
+/// (`{trait, value, source, at}`; `value` null when it was removed). `source` says what changed it: `identify`,
+/// a shop (`shopify`), `unsubscribe link`, `complaint`, …
+pub fn record_changes(
+    before: &[Option<Value>; 3],
+    traits: &mut serde_json::Map<String, Value>,
+    source: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) {
+    let changes: Vec<Value> = KEYS
+        .iter()
+        .zip(before)
+        .filter(|(k, old)| traits.get(**k) != old.as_ref())
+        .map(|(k, _)| {
+            serde_json::json!({
+                "trait": k,
+                "value": traits.get(*k).cloned().unwrap_or(Value::Null),
+                "source": source,
+                "at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            })
+        })
+        .collect();
+    if changes.is_empty() {
+        return;
+    }
+    let mut history = match traits.remove(HISTORY) {
+        Some(Value::Array(h)) => h,
+        _ => Vec::new(),
+    };
+    history.extend(changes);
+    let excess = history.len().saturating_sub(HISTORY_LIMIT);
+    history.drain(..excess);
+    traits.insert(HISTORY.into(), Value::Array(history));
+}
+
+/// What changed a contact's traits through ingestion, for [`record_changes`]: the shop whose webhook it was
+/// (`shopify`, `woocommerce`), a lead (`lead`), else the message's type (`identify`).
+pub fn source_of(event: &crate::NewEvent) -> String {
+    if let Some(platform) = event
+        .payload
+        .pointer("/context/shop/platform")
+        .and_then(Value::as_str)
+    {
+        return platform.to_string();
+    }
+    match event.name.as_deref() {
+        Some("Lead Submitted") => "lead".into(),
+        _ => event.kind.as_str().into(),
     }
 }
 
@@ -299,6 +367,42 @@ mod tests {
             let got = p.refusal(&person(traits, None), purpose, send_to);
             assert_eq!(got.as_ref().map(|(c, _)| *c), want, "{what}: {got:?}");
         }
+    }
+
+    #[test]
+    fn each_consent_change_is_recorded_with_its_source_and_time_and_nothing_else_is() {
+        let at = |h: u32| {
+            chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 12, 7, h, 0, 0).unwrap()
+        };
+        let mut traits = json!({"email": "a@b.co"}).as_object().cloned().unwrap();
+        let steps: [(Value, &str); 4] = [
+            (json!({"accepts_marketing": true, "plan": "pro"}), "shopify"),
+            (json!({"plan": "team"}), "identify"),
+            (json!({"accepts_marketing": true}), "identify"),
+            (
+                json!({"unsubscribed": true, "accepts_marketing": null}),
+                "unsubscribe link",
+            ),
+        ];
+        for (h, (patch, source)) in steps.into_iter().enumerate() {
+            let before = snapshot(&traits);
+            for (k, v) in patch.as_object().unwrap() {
+                if v.is_null() {
+                    traits.remove(k);
+                } else {
+                    traits.insert(k.clone(), v.clone());
+                }
+            }
+            record_changes(&before, &mut traits, source, at(h as u32 + 8));
+        }
+        assert_eq!(
+            traits[HISTORY],
+            json!([
+                {"trait": "accepts_marketing", "value": true, "source": "shopify", "at": "2026-12-07T08:00:00Z"},
+                {"trait": "accepts_marketing", "value": null, "source": "unsubscribe link", "at": "2026-12-07T11:00:00Z"},
+                {"trait": "unsubscribed", "value": true, "source": "unsubscribe link", "at": "2026-12-07T11:00:00Z"},
+            ])
+        );
     }
 
     #[test]

@@ -338,7 +338,13 @@ impl Service {
 
     /// Marks the contact unsubscribed (trait `unsubscribed: true`, with the time), honoured by every guard.
     /// Errors: the link is not valid (`NotFound`), or the database is not answering (a retryable 503).
-    pub async fn unsubscribe(&self, ws: &str, contact: &str, token: &str) -> Result<(), ApiError> {
+    pub async fn unsubscribe(
+        &self,
+        ws: &str,
+        contact: &str,
+        token: &str,
+        source: &str,
+    ) -> Result<(), ApiError> {
         let (ws, contact) = self
             .check_unsubscribe(ws, contact, token)
             .map_err(|_| ApiError::NotFound("unsubscribe link"))?;
@@ -347,7 +353,11 @@ impl Service {
         let Value::Object(patch) = patch else {
             unreachable!("a JSON object literal")
         };
-        match self.store.patch_traits(ws, contact, &patch, now).await? {
+        match self
+            .store
+            .patch_traits(ws, contact, &patch, source, now)
+            .await?
+        {
             true => Ok(()),
             false => Err(ApiError::NotFound("unsubscribe link")),
         }
@@ -361,7 +371,10 @@ impl Service {
         else {
             return Ok(false);
         };
-        match self.unsubscribe(&ws, &contact, &token).await {
+        match self
+            .unsubscribe(&ws, &contact, &token, "unsubscribe email")
+            .await
+        {
             Ok(()) => Ok(true),
             Err(ApiError::NotFound(_)) => Ok(false),
             Err(e) => Err(e),

@@ -297,7 +297,11 @@ impl Service {
             };
             let identity = pronto_domain::Identity::email(&email);
             if let Some(contact) = self.store.find_contact(ws, &identity).await? {
-                if self.store.patch_traits(ws, contact, &patch, now).await? {
+                if self
+                    .store
+                    .patch_traits(ws, contact, &patch, &format!("{source} report"), now)
+                    .await?
+                {
                     out.unsubscribed += 1;
                 }
             }

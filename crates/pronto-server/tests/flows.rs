@@ -387,6 +387,12 @@ async fn an_email_to_the_list_unsubscribe_mailbox_unsubscribes_as_the_link_does(
     assert_eq!(post(subject).await.unwrap().status(), StatusCode::ACCEPTED);
     let ann = s.admin("/v1/contacts?email=ann@example.com").await;
     assert_eq!(ann["traits"]["unsubscribed"], true, "{ann}");
+    // The change is on the contact, with where it came from and when.
+    let history = &ann["traits"]["consent_history"];
+    assert_eq!(history[0]["trait"], "unsubscribed", "{ann}");
+    assert_eq!(history[0]["value"], true, "{ann}");
+    assert_eq!(history[0]["source"], "unsubscribe email", "{ann}");
+    assert_eq!(history[0]["at"], "2026-11-24T13:00:00Z", "{ann}");
 }
 
 /// The shipped config with EU opt-in consent and a send window on the checkout flow's emails.
@@ -438,6 +444,12 @@ async fn marketing_waits_for_the_send_window_in_the_persons_zone_and_needs_conse
     assert_eq!(to(&sent), ["cy@example.com"]);
     let flow = s.flow("checkout-recovery").await;
     assert_eq!(flow["exited"]["no marketing consent"], 1, "{flow}");
+    let ann = s.admin("/v1/contacts?email=ann@example.com").await;
+    assert_eq!(
+        ann["traits"]["consent_history"],
+        json!([{"trait": "accepts_marketing", "value": true, "source": "identify", "at": "2026-11-24T12:00:00Z"}]),
+        "{ann}"
+    );
     assert_eq!(flow["purpose"], "marketing", "{flow}");
     assert_eq!(flow["email_send_window"], "08:00-21:00", "{flow}");
     // 22:59 UTC is 07:59 in Tokyo: still held. 23:00 UTC is 08:00: sent.

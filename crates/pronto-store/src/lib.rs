@@ -848,12 +848,14 @@ pub trait Store: Sessions + Send + Sync + 'static {
         contact: ContactId,
     ) -> Result<Vec<RunView>, StoreError>;
 
-    /// Merges `patch` into the contact's traits (`null` removes one), as the unsubscribe link does.
+    /// Merges `patch` into the contact's traits (`null` removes one), as the unsubscribe link does; a change
+    /// of a consent trait is recorded in its history with `source` (`pronto_domain::consent`).
     async fn patch_traits(
         &self,
         workspace: WorkspaceId,
         contact: ContactId,
         patch: &Map<String, Value>,
+        source: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 

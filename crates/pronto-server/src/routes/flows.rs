@@ -150,7 +150,7 @@ pub async fn unsubscribe(
     Path((ws, contact, token)): Path<(String, String, String)>,
 ) -> Result<Html<String>, (axum::http::StatusCode, Html<String>)> {
     s.service
-        .unsubscribe(&ws, &contact, &token)
+        .unsubscribe(&ws, &contact, &token, "unsubscribe link")
         .await
         .map(|_| {
             Html(page(

@@ -205,7 +205,7 @@ async fn ingest_workspace<T: IngestTx + ?Sized>(
     let mut merges: Vec<(ContactId, ContactId, EventId, DateTime<Utc>)> = Vec::new();
     let mut rows: Vec<EventRow<'_>> = Vec::new();
     let mut leads: Vec<(LeadRow<'_>, ContactId, EventId, DateTime<Utc>)> = Vec::new();
-    let mut trait_updates: Vec<(ContactId, &Map<String, Value>, DateTime<Utc>)> = Vec::new();
+    let mut trait_updates: Vec<(ContactId, &NewEvent, DateTime<Utc>)> = Vec::new();
     let mut first_in_group: HashMap<(&str, &str), usize> = HashMap::new();
     let mut sales_work: Vec<SalesItem<'_>> = Vec::new();
     let mut plan: Vec<(usize, Answer)> = Vec::with_capacity(items.len());
@@ -251,7 +251,7 @@ async fn ingest_workspace<T: IngestTx + ?Sized>(
             received_at: *received_at,
         });
         if !ev.traits.is_empty() {
-            trait_updates.push((contact, &ev.traits, *received_at));
+            trait_updates.push((contact, ev, *received_at));
         }
         let lead = item.lead.as_ref().map(|l| {
             let row = LeadRow::new(l);
@@ -319,9 +319,20 @@ async fn ingest_workspace<T: IngestTx + ?Sized>(
     };
     // Each updated contact, as of its latest update in the group.
     let mut updated: HashMap<ContactId, DateTime<Utc>> = HashMap::new();
-    for (contact, newer, at) in trait_updates {
+    for (contact, ev, at) in trait_updates {
         let live = pic.live(contact);
-        let merged = merge_traits(traits.remove(&live).unwrap_or_default(), newer);
+        let old = traits.remove(&live).unwrap_or_default();
+        // Consent changes are recorded on the contact with their source (only looked at when the update
+        // names a consent trait: most identifies do not).
+        let before = pronto_domain::consent::KEYS
+            .iter()
+            .any(|k| ev.traits.contains_key(*k))
+            .then(|| pronto_domain::consent::snapshot(&old));
+        let mut merged = merge_traits(old, &ev.traits);
+        if let Some(before) = before {
+            let source = pronto_domain::consent::source_of(ev);
+            pronto_domain::consent::record_changes(&before, &mut merged, &source, at);
+        }
         traits.insert(live, merged);
         updated.insert(live, at);
     }

@@ -940,6 +940,7 @@ impl Store for PostgresStore {
         workspace: WorkspaceId,
         contact: ContactId,
         patch: &Map<String, Value>,
+        source: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.0.begin().await?;
@@ -954,7 +955,10 @@ impl Store for PostgresStore {
         let Some((live, Json(traits))) = row else {
             return Ok(false);
         };
-        let merged = crate::contacts::merge_traits(traits, patch);
+        let old = traits;
+        let before = pronto_domain::consent::snapshot(&old);
+        let mut merged = crate::contacts::merge_traits(old, patch);
+        pronto_domain::consent::record_changes(&before, &mut merged, source, now);
         sqlx::query("UPDATE contacts SET traits = $2, updated_at = $3 WHERE id = $1")
             .bind(live)
             .bind(Json(Value::Object(merged)))

@@ -1055,6 +1055,7 @@ impl Store for SqliteStore {
         workspace: WorkspaceId,
         contact: ContactId,
         patch: &Map<String, Value>,
+        source: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write.0.begin().await?;
@@ -1069,7 +1070,10 @@ impl Store for SqliteStore {
         let Some((live, traits)) = row else {
             return Ok(false);
         };
-        let merged = crate::contacts::merge_traits(json_obj(&traits)?, patch);
+        let old = json_obj(&traits)?;
+        let before = pronto_domain::consent::snapshot(&old);
+        let mut merged = crate::contacts::merge_traits(old, patch);
+        pronto_domain::consent::record_changes(&before, &mut merged, source, now);
         sqlx::query("UPDATE contacts SET traits = ?2, updated_at = ?3 WHERE id = ?1")
             .bind(live)
             .bind(Value::Object(merged).to_string())
