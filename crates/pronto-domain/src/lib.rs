@@ -19,6 +19,7 @@
 //! - [`experiment`]: a flow's holdout and variants: who gets what (a stable hash of flow, experiment and run
 //!   key), and what the groups show (`experiment::results`).
 //! - [`message`]: [`message::Outgoing`], a message as a decision leaves it (the outbox row).
+//! - [`pace`]: email paced per receiving domain (so many a minute to gmail.com), the rest held, not failed.
 //! - [`offer`]: offer pools of unique codes, the fallback when one is empty, and generating codes.
 //! - [`lead`]: a lead from JSON or an HTML form, checked, and the `Lead Submitted` event it becomes.
 //! - [`keywords`]: STOP/START/HELP in inbound SMS, as carriers treat them.
@@ -63,6 +64,7 @@ pub mod keywords;
 pub mod lead;
 pub mod message;
 pub mod offer;
+pub mod pace;
 pub mod program;
 pub mod report;
 pub mod resolve;

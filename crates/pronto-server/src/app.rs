@@ -111,6 +111,11 @@ impl App {
                 &webhook_secret,
             )),
             unsubscribe_mailbox: settings.unsubscribe_address.clone(),
+            pace: (!settings.per_domain_per_minute.is_empty()).then(|| {
+                Arc::new(std::sync::Mutex::new(pronto_domain::pace::Pace::new(
+                    settings.per_domain_per_minute.clone(),
+                )))
+            }),
         };
         let stepper = Stepper::new(store.clone(), clock.clone(), channels.clone());
         let workers = background.then(|| Workers::start(store.clone(), clock.clone(), channels));

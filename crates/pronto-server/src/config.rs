@@ -350,6 +350,9 @@ pub struct SmtpSection {
     /// `[[smtp.dkim]]`: every message is signed with each key (RSA and Ed25519 may sign together).
     #[serde(default)]
     pub dkim: Vec<DkimFileConfig>,
+    /// `{ "gmail.com" = 600 }`: at most so many emails a minute to a domain; the rest wait for the next minute.
+    #[serde(default)]
+    pub per_domain_per_minute: std::collections::HashMap<String, u32>,
 }
 
 /// One DKIM key: its public half is published at `selector._domainkey.domain`.
@@ -410,6 +413,8 @@ pub struct Settings {
     pub smtp_url: Option<String>,
     /// The keys every outgoing email is signed with.
     pub dkim: Arc<[pronto_channels::dkim::DkimKey]>,
+    /// Emails a minute per receiving domain (`[smtp] per_domain_per_minute`).
+    pub per_domain_per_minute: Vec<(String, u32)>,
     pub sqlite_sync: SqliteSync,
     pub pg_writers: usize,
     pub pg_acquire_timeout: std::time::Duration,
@@ -649,6 +654,9 @@ impl Settings {
             }
         }
         let dkim = dkim_keys(&file.smtp.dkim, &messages.from, &mut bad);
+        for (domain, m) in pronto_domain::pace::Pace::check(&file.smtp.per_domain_per_minute) {
+            bad(&format!("smtp.per_domain_per_minute.\"{domain}\""), m);
+        }
         if let Some(cap) = file.messages.email_cap {
             match humantime::parse_duration(&cap.per) {
                 Err(e) => bad("messages.email_cap.per", format!("`{}`: {e}", cap.per)),
@@ -817,6 +825,12 @@ impl Settings {
             admin_key: o.admin_key,
             smtp_url: o.smtp_url.or(file.smtp.url),
             dkim: dkim.into(),
+            per_domain_per_minute: file
+                .smtp
+                .per_domain_per_minute
+                .clone()
+                .into_iter()
+                .collect(),
             sqlite_sync,
             pg_writers: file.storage.pg_writers.clamp(1, 64),
             pg_acquire_timeout,
@@ -1216,6 +1230,11 @@ mod tests {
                 "[[form]]\nname = \"a\"\nredirect = \"javascript:x\"",
                 Overrides::default(),
                 "form[0].redirect",
+            ),
+            (
+                "[smtp]\nper_domain_per_minute = { \"gmail.com\" = 0 }",
+                Overrides::default(),
+                "smtp.per_domain_per_minute.\"gmail.com\": must be at least 1",
             ),
             (
                 "[inbound]\nunsubscribe_address = \"unsubscribe@in.example.com\"",

@@ -53,6 +53,8 @@ pub struct Channels {
     pub webhook: Option<WebhookSender>,
     /// `[inbound] unsubscribe_address`: marketing mail's `List-Unsubscribe` also names it as a `mailto:`.
     pub unsubscribe_mailbox: Option<String>,
+    /// `[smtp] per_domain_per_minute`: email over a domain's limit is held to the next minute.
+    pub pace: Option<Arc<std::sync::Mutex<pronto_domain::pace::Pace>>>,
 }
 
 /// The running workers; [`Workers::stop`] lets each finish what it is doing and waits for them.
@@ -460,6 +462,7 @@ async fn delivery(
                 let label = match &outcome {
                     Delivery::Sent { .. } => "sent",
                     Delivery::Retry { .. } => "retry",
+                    Delivery::Paced { .. } => "paced",
                     Delivery::Failed { .. } => "failed",
                 };
                 metrics::counter!("pronto_deliveries_total", "outcome" => label).increment(1);
@@ -534,6 +537,15 @@ async fn deliver(m: &OutMessage, channels: &Channels, now: DateTime<Utc>) -> Del
                     transport: "mailbox",
                 };
             };
+            if let Some(pace) = &channels.pace {
+                let held = pace
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .admit(&m.to, now);
+                if let Some(at) = held {
+                    return Delivery::Paced { at };
+                }
+            }
             let email = Email {
                 from: m.from.clone(),
                 to: m.to.clone(),

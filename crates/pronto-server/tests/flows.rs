@@ -471,6 +471,71 @@ async fn marketing_waits_for_the_send_window_in_the_persons_zone_and_needs_conse
     assert_eq!(got, ["ann@example.com", "cy@example.com"]);
 }
 
+/// The shipped config pacing gmail.com to two emails a minute.
+async fn with_pace(backend: &str) -> Server {
+    let config = EXAMPLE_CONFIG.replacen(
+        "[smtp]\n",
+        "[smtp]\nper_domain_per_minute = { \"gmail.com\" = 2 }\n",
+        1,
+    );
+    assert_ne!(config, EXAMPLE_CONFIG);
+    common::start_stepped(backend, true, &config, t0()).await
+}
+
+mod paced {
+    use super::*;
+    pronto_store::for_each_backend!(with_pace;
+        a_burst_to_one_domain_is_spread_over_minutes_and_every_message_goes_once,
+    );
+}
+
+async fn a_burst_to_one_domain_is_spread_over_minutes_and_every_message_goes_once(s: Server) {
+    let people = ["a", "b", "c", "d", "e"];
+    for who in people {
+        s.identify(json!({"userId": who, "traits": {"email": format!("{who}@gmail.com")}}))
+            .await;
+        s.track(checkout(&format!("chk-{who}"), who, who)).await;
+    }
+    s.identify(json!({"userId": "x", "traits": {"email": "x@example.com"}}))
+        .await;
+    s.track(checkout("chk-x", "x", "x")).await;
+    let sink = s.sink.as_ref().unwrap();
+    let to_gmail = || {
+        sink.received()
+            .iter()
+            .filter(|m| m.contains("@gmail.com\n"))
+            .count()
+    };
+    // 13:00: two to gmail.com, and example.com's at once; the other three wait for 13:01 and 13:02.
+    s.advance_and_settle(Duration::minutes(60)).await;
+    assert_eq!((to_gmail(), sink.received().len()), (2, 3));
+    let held = s.admin("/v1/messages?state=queued").await;
+    let held = held["messages"].as_array().unwrap();
+    assert_eq!(held.len(), 3, "{held:?}");
+    assert!(
+        held.iter()
+            .all(|m| m["attempts"] == 0 && m["last_error"].is_null()),
+        "{held:?}"
+    );
+    s.advance_and_settle(Duration::minutes(1)).await;
+    assert_eq!(to_gmail(), 4);
+    s.advance_and_settle(Duration::minutes(1)).await;
+    assert_eq!(to_gmail(), 5);
+    let mut rcpts: Vec<String> = sink
+        .received()
+        .iter()
+        .filter_map(|m| {
+            m.lines()
+                .find(|l| l.starts_with("To: "))
+                .map(str::to_string)
+        })
+        .collect();
+    rcpts.sort();
+    rcpts.dedup();
+    assert_eq!(rcpts.len(), 6, "each exactly once: {rcpts:?}");
+    assert_eq!(sink.received().len(), 6);
+}
+
 mod erasure {
     use super::*;
     pronto_store::for_each_backend!(without_smtp;

@@ -577,6 +577,10 @@ pub enum Delivery {
         at: DateTime<Utc>,
         error: String,
     },
+    /// Not tried: held by the per-domain pace until `at`; not counted as an attempt.
+    Paced {
+        at: DateTime<Utc>,
+    },
     /// Permanent: the server's words; `bounce`, when the failure says something about the address.
     Failed {
         error: String,
@@ -611,7 +615,8 @@ pub struct SuppressionQuery {
 }
 
 impl Delivery {
-    /// The columns a recorded outcome sets: state, transport, next attempt, error.
+    /// The columns a recorded outcome sets: state, transport, next attempt, error, and the attempts to give
+    /// back (the claim counted one; a paced message was not tried).
     pub(crate) fn columns(
         &self,
     ) -> (
@@ -619,11 +624,13 @@ impl Delivery {
         Option<&'static str>,
         Option<DateTime<Utc>>,
         Option<String>,
+        i64,
     ) {
         match self {
-            Self::Sent { transport } => ("sent", Some(transport), None, None),
-            Self::Retry { at, error } => ("queued", None, Some(*at), Some(error.clone())),
-            Self::Failed { error, .. } => ("failed", None, None, Some(error.clone())),
+            Self::Sent { transport } => ("sent", Some(transport), None, None, 0),
+            Self::Retry { at, error } => ("queued", None, Some(*at), Some(error.clone()), 0),
+            Self::Paced { at } => ("queued", None, Some(*at), None, 1),
+            Self::Failed { error, .. } => ("failed", None, None, Some(error.clone()), 0),
         }
     }
 }

@@ -65,19 +65,22 @@ impl OutboxTx for PgTx {
     ) -> Result<(), ItemError> {
         let mut ids = Vec::with_capacity(outcomes.len());
         let (mut states, mut transports, mut nexts, mut errors) = (vec![], vec![], vec![], vec![]);
+        let mut refunds: Vec<i64> = Vec::with_capacity(outcomes.len());
         for (id, outcome) in outcomes {
-            let (state, transport, next, error) = outcome.columns();
+            let (state, transport, next, error, refund) = outcome.columns();
             ids.push(id.0);
             states.push(state);
             transports.push(transport);
             nexts.push(next);
             errors.push(error);
+            refunds.push(refund);
         }
         sqlx::query(
             "UPDATE messages m SET state = q.state, claimed_at = NULL, transport = coalesce(q.transport, m.transport), \
              sent_at = CASE WHEN q.state = 'sent' THEN $6 ELSE m.sent_at END, next_attempt_at = q.next_at, \
-             last_error = coalesce(q.err, m.last_error) \
-             FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]) AS q(id, state, transport, next_at, err) \
+             last_error = coalesce(q.err, m.last_error), attempts = m.attempts - q.refund \
+             FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $7::int8[]) \
+             AS q(id, state, transport, next_at, err, refund) \
              WHERE m.id = q.id AND m.state = 'queued'",
         )
         .bind(&ids)
@@ -86,6 +89,7 @@ impl OutboxTx for PgTx {
         .bind(&nexts)
         .bind(&errors)
         .bind(now)
+        .bind(&refunds)
         .execute(&mut *self.0)
         .await?;
         Ok(())

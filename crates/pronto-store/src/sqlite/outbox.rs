@@ -91,14 +91,22 @@ impl OutboxTx for SqliteTx {
         let rows = outcomes
             .iter()
             .map(|(id, outcome)| {
-                let (state, transport, next, error) = outcome.columns();
-                (id.to_string(), state, transport, next.map(ts), error)
+                let (state, transport, next, error, refund) = outcome.columns();
+                (
+                    id.to_string(),
+                    state,
+                    transport,
+                    next.map(ts),
+                    error,
+                    refund,
+                )
             })
             .collect::<Vec<_>>();
         sqlx::query(
             "UPDATE messages SET state = q.value ->> 1, claimed_at = NULL, transport = coalesce(q.value ->> 2, transport), \
              sent_at = CASE WHEN q.value ->> 1 = 'sent' THEN ?2 ELSE sent_at END, next_attempt_at = q.value ->> 3, \
-             last_error = coalesce(q.value ->> 4, last_error) FROM json_each(?1) q \
+             last_error = coalesce(q.value ->> 4, last_error), attempts = attempts - (q.value ->> 5) \
+             FROM json_each(?1) q \
              WHERE messages.id = q.value ->> 0 AND messages.state = 'queued'",
         )
         .bind(json_rows(&rows)?)
