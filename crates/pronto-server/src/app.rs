@@ -117,8 +117,10 @@ impl App {
                 )))
             }),
         };
-        let stepper = Stepper::new(store.clone(), clock.clone(), channels.clone());
-        let workers = background.then(|| Workers::start(store.clone(), clock.clone(), channels));
+        let retention = settings.retention;
+        let stepper = Stepper::new(store.clone(), clock.clone(), channels.clone(), retention);
+        let workers =
+            background.then(|| Workers::start(store.clone(), clock.clone(), channels, retention));
         let (routes, api) = routes::router();
         let codes = settings.offer_codes()?;
         let service = Arc::new(Service::new(store, clock, ws, &settings, secret));

@@ -83,6 +83,9 @@ pub struct FileConfig {
     /// `[consent]`: where marketing needs recorded consent.
     #[serde(default)]
     pub consent: pronto_domain::consent::ConsentConfig,
+    /// `[retention]`: how long events and messages are kept.
+    #[serde(default)]
+    pub retention: RetentionSection,
     #[serde(default, rename = "shop")]
     pub shops: Vec<ShopConfig>,
     #[serde(default, rename = "offer")]
@@ -355,6 +358,14 @@ pub struct SmtpSection {
     pub per_domain_per_minute: std::collections::HashMap<String, u32>,
 }
 
+/// `[retention]` as written: durations like `400d`; absent: kept for good.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSection {
+    pub events: Option<String>,
+    pub messages: Option<String>,
+}
+
 /// One DKIM key: its public half is published at `selector._domainkey.domain`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -429,6 +440,8 @@ pub struct Settings {
     pub offers: Vec<OfferConfig>,
     /// `[consent]`, checked with the flows.
     pub consent: pronto_domain::consent::ConsentConfig,
+    /// How long events and messages are kept.
+    pub retention: crate::workers::Retention,
     pub reps: Vec<RepConfig>,
     pub teams: Vec<TeamConfig>,
     pub routes: Vec<RouteConfig>,
@@ -653,6 +666,26 @@ impl Settings {
                 }
             }
         }
+        let mut keep = |field: &str, text: &Option<String>| {
+            let text = text.as_deref()?;
+            match humantime::parse_duration(text)
+                .ok()
+                .and_then(|d| chrono::Duration::from_std(d).ok())
+            {
+                Some(d) if d >= chrono::Duration::days(1) => Some(d),
+                _ => {
+                    bad(
+                        &format!("retention.{field}"),
+                        format!("`{text}` is not a duration of a day or more, like 400d"),
+                    );
+                    None
+                }
+            }
+        };
+        let retention = crate::workers::Retention {
+            events: keep("events", &file.retention.events),
+            messages: keep("messages", &file.retention.messages),
+        };
         let dkim = dkim_keys(&file.smtp.dkim, &messages.from, &mut bad);
         for (domain, m) in pronto_domain::pace::Pace::check(&file.smtp.per_domain_per_minute) {
             bad(&format!("smtp.per_domain_per_minute.\"{domain}\""), m);
@@ -850,6 +883,7 @@ impl Settings {
             templates: file.templates,
             offers: file.offers,
             consent: file.consent,
+            retention,
             reps: file.reps,
             teams: file.teams,
             routes: file.routes,
@@ -1230,6 +1264,11 @@ mod tests {
                 "[[form]]\nname = \"a\"\nredirect = \"javascript:x\"",
                 Overrides::default(),
                 "form[0].redirect",
+            ),
+            (
+                "[retention]\nevents = \"12h\"",
+                Overrides::default(),
+                "retention.events: `12h` is not a duration of a day or more",
             ),
             (
                 "[smtp]\nper_domain_per_minute = { \"gmail.com\" = 0 }",

@@ -66,7 +66,12 @@ pub struct Workers {
 impl Workers {
     /// Starts the scheduler and the delivery worker. Without an SMTP sender, emails go to the built-in dev
     /// mailbox (marked sent with transport `mailbox`, readable at `GET /v1/messages`).
-    pub fn start(store: Arc<dyn Store>, clock: Arc<dyn Clock>, channels: Channels) -> Self {
+    pub fn start(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        channels: Channels,
+        retention: Retention,
+    ) -> Self {
         let (stop, stopped) = watch::channel(false);
         // PostgreSQL claims with SKIP LOCKED, so two batches can fire in parallel (as two processes would);
         // SQLite has one writer, where a second loop would only wait for it.
@@ -79,6 +84,14 @@ impl Workers {
             clock.clone(),
             stopped.clone(),
         )));
+        if retention.is_set() {
+            tasks.push(tokio::spawn(pruner(
+                store.clone(),
+                clock.clone(),
+                retention,
+                stopped.clone(),
+            )));
+        }
         tasks.push(tokio::spawn(delivery(store, clock, channels, stopped)));
         Self { stop, tasks }
     }
@@ -87,6 +100,83 @@ impl Workers {
         let _ = self.stop.send(true);
         for t in self.tasks {
             let _ = t.await;
+        }
+    }
+}
+
+/// `[retention]`: how long events and messages are kept (`None`: for good).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    pub events: Option<chrono::Duration>,
+    pub messages: Option<chrono::Duration>,
+}
+
+impl Retention {
+    pub fn is_set(&self) -> bool {
+        self.events.is_some() || self.messages.is_some()
+    }
+}
+
+/// Rows of each table one retention batch deletes: a few milliseconds of the SQLite writer.
+const PRUNE_BATCH: i64 = 500;
+/// How often retention walks the tables again.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Retention's step: deletes one batch from `cursor` (moved on), of rows older than `retention` allows at
+/// `now`.
+pub async fn prune_step(
+    store: &dyn Store,
+    retention: &Retention,
+    now: DateTime<Utc>,
+    cursor: &mut pronto_store::PruneCursor,
+) -> Result<Step, StoreError> {
+    let p = store
+        .prune(
+            retention.events.map(|d| now - d),
+            retention.messages.map(|d| now - d),
+            cursor,
+            PRUNE_BATCH,
+        )
+        .await?;
+    metrics::counter!("pronto_pruned_total", "table" => "events").increment(p.events);
+    metrics::counter!("pronto_pruned_total", "table" => "messages").increment(p.messages);
+    *cursor = p.cursor.clone();
+    Ok(if p.done() {
+        Step::Idle { next: None }
+    } else {
+        Step::More
+    })
+}
+
+/// Retention's loop: once an hour, walks both tables from the oldest rows, a batch at a time, resting as
+/// long again as each batch took, so it takes at most half of the writer it shares with ingestion.
+async fn pruner(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    retention: Retention,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut backoff = Backoff::new("deleting old events and messages");
+    loop {
+        let mut cursor = pronto_store::PruneCursor::default();
+        loop {
+            let started = std::time::Instant::now();
+            let wait = match prune_step(&*store, &retention, clock.now(), &mut cursor).await {
+                Ok(Step::More) => {
+                    backoff.ok();
+                    started.elapsed()
+                }
+                Ok(Step::Idle { .. }) => break,
+                Err(e) => backoff.failed(&e),
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => return,
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PRUNE_EVERY) => {}
+            _ = stop.changed() => return,
         }
     }
 }
@@ -175,19 +265,49 @@ pub struct Stepper {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     channels: Arc<Channels>,
+    retention: Retention,
 }
 
 impl Stepper {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, channels: Channels) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        channels: Channels,
+        retention: Retention,
+    ) -> Self {
         Self {
             store,
             clock,
             channels: Arc::new(channels),
+            retention,
         }
     }
 
-    /// Fires every timer due at the clock's now and delivers every message due then (those the firing
-    /// queued included), until both workers are idle; answers when the next timer falls due.
+    /// One retention round at the clock's now, batch by batch until both tables are done; answers how many
+    /// events and messages it deleted.
+    pub async fn prune(&self) -> Result<(u64, u64), StoreError> {
+        let now = self.clock.now();
+        let mut cursor = pronto_store::PruneCursor::default();
+        let (mut events, mut messages) = (0, 0);
+        loop {
+            let p = self
+                .store
+                .prune(
+                    self.retention.events.map(|d| now - d),
+                    self.retention.messages.map(|d| now - d),
+                    &cursor,
+                    PRUNE_BATCH,
+                )
+                .await?;
+            events += p.events;
+            messages += p.messages;
+            if p.done() {
+                return Ok((events, messages));
+            }
+            cursor = p.cursor;
+        }
+    }
+
     /// The counter's look at the experiments ([`crate::experiments::promote_step`]) in the default
     /// workspace, now.
     pub async fn promote(&self) -> Result<Vec<pronto_domain::experiment::Promotion>, StoreError> {
@@ -195,6 +315,8 @@ impl Stepper {
         crate::experiments::promote_step(&*self.store, ws, self.clock.now()).await
     }
 
+    /// Fires every timer due at the clock's now and delivers every message due then (those the firing
+    /// queued included), until both workers are idle; answers when the next timer falls due.
     pub async fn settle(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         loop {
             let now = self.clock.now();

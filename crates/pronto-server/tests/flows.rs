@@ -536,6 +536,92 @@ async fn a_burst_to_one_domain_is_spread_over_minutes_and_every_message_goes_onc
     assert_eq!(sink.received().len(), 6);
 }
 
+/// The shipped config keeping events and messages for 30 days.
+async fn with_retention(backend: &str) -> Server {
+    let config = format!("{EXAMPLE_CONFIG}\n[retention]\nevents = \"30d\"\nmessages = \"30d\"\n");
+    common::start_stepped(backend, false, &config, t0()).await
+}
+
+mod retention {
+    use super::*;
+    pronto_store::for_each_backend!(with_retention;
+        events_and_messages_older_than_the_retention_are_deleted_and_a_leads_event_and_newer_rows_stay,
+    );
+}
+
+async fn events_and_messages_older_than_the_retention_are_deleted_and_a_leads_event_and_newer_rows_stay(
+    s: Server,
+) {
+    // 24 November: Ann identifies, checks out (mailed an hour later) and sends a lead.
+    s.identify(json!({"userId": "ann", "traits": {"email": "ann@example.com"}}))
+        .await;
+    s.track(checkout("chk-old", "ann", "Ann")).await;
+    let lead = s
+        .http
+        .post(format!("{}/v1/leads", s.base))
+        .basic_auth(common::WRITE, Some(""))
+        .json(&json!({"email": "ann@example.com", "name": "Ann", "message": "hello"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lead.status(), StatusCode::CREATED);
+    s.advance_and_settle(Duration::minutes(60)).await;
+    // 31 days later: another checkout, mailed too.
+    s.advance_and_settle(Duration::days(31)).await;
+    s.track(checkout("chk-new", "ann", "Ann")).await;
+    s.advance_and_settle(Duration::minutes(60)).await;
+    let id = s.admin("/v1/contacts?email=ann@example.com").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let timeline = |body: Value| -> Vec<String> {
+        body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                e["name"]
+                    .as_str()
+                    .unwrap_or(e["type"].as_str().unwrap())
+                    .to_string()
+            })
+            .collect()
+    };
+    let before = timeline(s.admin(&format!("/v1/contacts/{id}?limit=500")).await);
+    let messages_before = s.admin("/v1/messages").await["messages"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(
+        before.len() >= 4 && messages_before >= 3,
+        "{before:?} {messages_before}"
+    );
+
+    let (events, messages) = s.stepper.prune().await.unwrap();
+    let after = timeline(s.admin(&format!("/v1/contacts/{id}?limit=500")).await);
+    // The old identify and checkout are gone; the lead's event stays (the lead points at it), and the
+    // new checkout stays.
+    assert_eq!(
+        after,
+        ["Checkout Started", "Lead Submitted"],
+        "before: {before:?}"
+    );
+    assert_eq!(events as usize, before.len() - after.len());
+    let kept: Vec<Value> = s.admin("/v1/messages").await["messages"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(messages as usize, messages_before - kept.len());
+    assert!(!kept.is_empty());
+    assert!(
+        kept.iter()
+            .all(|m| m["created_at"].as_str().unwrap() >= "2026-12-25"),
+        "only the newer messages: {kept:?}"
+    );
+    // A second round finds nothing more.
+    assert_eq!(s.stepper.prune().await.unwrap(), (0, 0));
+}
+
 mod erasure {
     use super::*;
     pronto_store::for_each_backend!(without_smtp;

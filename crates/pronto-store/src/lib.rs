@@ -22,8 +22,8 @@
 //!   `IngestTx`), `catalog` (products, their terms, what orders bought together: `CatalogTx`), `offers`
 //!   (offer pools' codes, claimed and marked used with their messages: `OffersTx`), `reports` (the flows
 //!   report's counts kept per hour, with the cursor that says how far they have read: `ReportsTx`), `outbox`
-//!   (claims, outcomes, the suppression list and soft bounces: `OutboxTx`), `erase` (an erasure's
-//!   statements as text in either dialect, every bind a string cast in SQL: `EraseTx`), `sales` (leads, routing
+//!   (claims, outcomes, the suppression list and soft bounces: `OutboxTx`), `text` (statements
+//!   as text in either dialect, every bind a string cast in SQL, for erasure and retention: `TextTx`), `sales` (leads, routing
 //!   rows, tasks, attempts: `SalesTx`; it loads what a lead action,
 //!   a new lead or an escalation step needs, lets `pronto_domain::sales::{lead, routing, sla, alerts}` decide,
 //!   and writes what they answer), `flows` (runs, exit marks, timers, the outbox: `FlowTx`). Their traits
@@ -45,9 +45,9 @@
 mod apply;
 pub use apply::erase::{Erasure, ErasureRecord};
 pub use apply::reports::Folded;
+pub use apply::retention::{PruneCursor, Pruned};
 mod catalog;
 mod contacts;
-mod erase;
 mod flows;
 mod offers;
 mod outbox;
@@ -59,6 +59,7 @@ mod sessions;
 mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod text;
 mod tx;
 mod writer;
 
@@ -786,6 +787,17 @@ pub trait Store: Sessions + Send + Sync + 'static {
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Erasure>, StoreError>;
+
+    /// Deletes one batch (at most `batch` rows of each table) of events received before `events_before` and
+    /// messages created before `messages_before` (`None`: kept), walking from `cursor`; an event a lead was
+    /// made from and a queued message are kept.
+    async fn prune(
+        &self,
+        events_before: Option<DateTime<Utc>>,
+        messages_before: Option<DateTime<Utc>>,
+        cursor: &PruneCursor,
+        batch: i64,
+    ) -> Result<Pruned, StoreError>;
 
     /// The audit log of erasures, newest first.
     async fn erasures(

@@ -6,6 +6,9 @@
 //! Without `--url` it spawns `pronto serve` as a child process on a fresh database, so client and server are
 //! separate processes as in production.
 //!
+//! `pronto bench retention` runs the same open-loop ingestion twice over a database holding a million events
+//! older than a year: once kept, once while `[retention]` deletes them, and compares the latency.
+//!
 //! `pronto bench raw` measures the database's own limit at the same durability: single-row (or N-row)
 //! INSERT+COMMIT transactions, the way pgbench's insert script does.
 
@@ -32,6 +35,8 @@ pub enum BenchCommand {
     Report(crate::bench_report::ReportArgs),
     /// The web app over many leads: inbox, board and report page times; live inboxes, lead → shown.
     App(crate::bench_app::AppArgs),
+    /// Ingestion latency while retention deletes a million old events, against the same load without.
+    Retention(RetentionArgs),
 }
 
 #[derive(Args, Clone)]
@@ -63,6 +68,25 @@ pub struct IngestArgs {
     /// Distinct visitors the events are spread over.
     #[arg(long, default_value_t = 10_000)]
     visitors: u64,
+    /// The configuration file of the spawned server (default: the shipped example).
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+}
+
+#[derive(Args, Clone)]
+pub struct RetentionArgs {
+    /// Default: a SQLite file in a temp dir. A postgres://…/db URL: a fresh database is made on that server
+    /// for each run.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Events older than the retention seeded before each run.
+    #[arg(long, default_value_t = 1_000_000)]
+    rows: u64,
+    /// `/v1/track` requests started per second (open loop).
+    #[arg(long, default_value_t = 1000)]
+    rate: u64,
+    #[arg(long, default_value_t = 30)]
+    seconds: u64,
 }
 
 #[derive(Args, Clone)]
@@ -83,7 +107,8 @@ pub struct RawArgs {
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
-        BenchCommand::Ingest(a) => ingest(a).await,
+        BenchCommand::Ingest(a) => ingest(a).await.map(|_| ()),
+        BenchCommand::Retention(a) => retention(a).await,
         BenchCommand::Raw(a) => raw(a).await,
         BenchCommand::Timers(a) => crate::bench_timers::timers(a).await,
         BenchCommand::Leads(a) => crate::bench_leads::leads(a).await,
@@ -126,6 +151,7 @@ async fn spawn_server(a: &IngestArgs, key: &str) -> anyhow::Result<(String, Chil
         .env("PRONTO_SQLITE_SYNC", &a.sqlite_sync)
         .env("RUST_LOG", "warn")
         .env_remove("PRONTO_CONFIG")
+        .envs(a.config.iter().map(|c| ("PRONTO_CONFIG", c.as_os_str())))
         .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()
@@ -204,7 +230,16 @@ impl Load {
     }
 }
 
-async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
+/// What one ingestion run measured.
+struct Summary {
+    requests_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    p999_ms: f64,
+    failed: u64,
+}
+
+async fn ingest(a: IngestArgs) -> anyhow::Result<Summary> {
     let generated = format!("bench-{}", uuid::Uuid::now_v7().simple());
     let (url, _child, key) = match &a.url {
         Some(u) => {
@@ -340,7 +375,156 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
     if let Some(e) = first_error.lock().unwrap().as_ref() {
         println!("  first failure: {e}");
     }
+    Ok(Summary {
+        requests_per_s: h.len() as f64 / elapsed,
+        p50_ms: ms(0.5),
+        p99_ms: ms(0.99),
+        p999_ms: ms(0.999),
+        failed: fails,
+    })
+}
+
+/// When the seeded events were received: well past a 400-day retention.
+const SEEDED_DAYS_AGO: i64 = 500;
+
+async fn retention(a: RetentionArgs) -> anyhow::Result<()> {
+    let mut rows = Vec::new();
+    for (run, pruning) in [(0, false), (1, true)] {
+        let db = crate::bench_support::Db::create(a.database_url.as_deref(), run).await?;
+        let started = Instant::now();
+        seed_old_events(&db.url, a.rows).await?;
+        println!(
+            "seeded {} events received {SEEDED_DAYS_AGO} days ago in {:.1} s",
+            a.rows,
+            started.elapsed().as_secs_f64()
+        );
+        let dir = tempfile::tempdir()?;
+        let config = dir.path().join("pronto.toml");
+        let extra = if pruning {
+            "\n[retention]\nevents = \"400d\"\nmessages = \"400d\"\n"
+        } else {
+            ""
+        };
+        std::fs::write(
+            &config,
+            format!("{}{extra}", pronto_server::config::EXAMPLE_CONFIG),
+        )?;
+        let summary = ingest(IngestArgs {
+            url: None,
+            write_key: None,
+            database_url: Some(db.url.clone()),
+            sqlite_sync: "full".into(),
+            batch: 1,
+            concurrency: 64,
+            rate: Some(a.rate),
+            seconds: a.seconds,
+            visitors: 10_000,
+            config: Some(config),
+        })
+        .await?;
+        let left = old_events(&db.url).await?;
+        rows.push((pruning, summary, a.rows.saturating_sub(left)));
+        db.drop().await?;
+    }
+    println!(
+        "bench retention: /v1/track open loop at {} req/s for {} s over {} events {SEEDED_DAYS_AGO} days old",
+        a.rate, a.seconds, a.rows
+    );
+    println!("  | run | requests/s | p50 ms | p99 ms | p99.9 ms | failed | old events deleted during the run |");
+    for (pruning, s, deleted) in rows {
+        println!(
+            "  | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {deleted} |",
+            if pruning {
+                "[retention] events = 400d"
+            } else {
+                "no retention"
+            },
+            s.requests_per_s,
+            s.p50_ms,
+            s.p99_ms,
+            s.p999_ms,
+            s.failed
+        );
+    }
     Ok(())
+}
+
+/// Migrates `url` and writes `rows` events for one contact, received [`SEEDED_DAYS_AGO`] days ago, in
+/// one statement.
+async fn seed_old_events(url: &str, rows: u64) -> anyhow::Result<()> {
+    let store = pronto_store::connect(url, pronto_store::Options::default()).await?;
+    let ws = store.default_workspace().await?.id;
+    store.close().await;
+    let contact = uuid::Uuid::now_v7();
+    let at = chrono::Utc::now() - chrono::Duration::days(SEEDED_DAYS_AGO);
+    let stamp = at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    if url.starts_with("postgres") {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(url).await?;
+        sqlx::query(
+            "INSERT INTO contacts (id, workspace_id, traits, created_at, updated_at) VALUES ($1, $2, '{}', $3, $3)",
+        )
+        .bind(contact)
+        .bind(ws.0)
+        .bind(at)
+        .execute(&mut c)
+        .await?;
+        sqlx::query(
+            "INSERT INTO events (id, workspace_id, contact_id, type, name, payload, received_at) \
+             SELECT ('00000000-0000-7000-8000-' || lpad(to_hex(x), 12, '0'))::uuid, $1, $2, 'track', 'Page Viewed', \
+             '{\"type\":\"track\",\"event\":\"Page Viewed\"}'::json, $3 FROM generate_series(1, $4) AS x",
+        )
+        .bind(ws.0)
+        .bind(contact)
+        .bind(at)
+        .bind(rows as i64)
+        .execute(&mut c)
+        .await?;
+    } else {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(url).await?;
+        sqlx::query(
+            "INSERT INTO contacts (id, workspace_id, traits, created_at, updated_at) VALUES (?1, ?2, '{}', ?3, ?3)",
+        )
+        .bind(contact.to_string())
+        .bind(ws.to_string())
+        .bind(&stamp)
+        .execute(&mut c)
+        .await?;
+        sqlx::query(
+            "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ?4) \
+             INSERT INTO events (id, workspace_id, contact_id, type, name, payload, received_at) \
+             SELECT printf('00000000-0000-7000-8000-%012x', x), ?1, ?2, 'track', 'Page Viewed', \
+             '{\"type\":\"track\",\"event\":\"Page Viewed\"}', ?3 FROM n",
+        )
+        .bind(ws.to_string())
+        .bind(contact.to_string())
+        .bind(&stamp)
+        .bind(rows as i64)
+        .execute(&mut c)
+        .await?;
+    }
+    Ok(())
+}
+
+/// How many events older than 400 days `url` still holds.
+async fn old_events(url: &str) -> anyhow::Result<u64> {
+    use sqlx::Connection;
+    let cutoff = chrono::Utc::now() - chrono::Duration::days(400);
+    let n: i64 = if url.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(url).await?;
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE received_at < $1")
+            .bind(cutoff)
+            .fetch_one(&mut c)
+            .await?
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(url).await?;
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE received_at < ?1")
+            .bind(cutoff.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+            .fetch_one(&mut c)
+            .await?
+    };
+    Ok(n as u64)
 }
 
 /// Runs `clients` tasks, each repeating `commit_once` until the deadline, and counts the commits.

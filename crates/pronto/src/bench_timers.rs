@@ -249,8 +249,12 @@ async fn fire_phase(
     cancelled: impl Fn(&str) -> bool,
     expect: usize,
 ) -> anyhow::Result<Phase> {
-    let workers =
-        pronto_server::workers::Workers::start(store.clone(), clock.clone(), Default::default());
+    let workers = pronto_server::workers::Workers::start(
+        store.clone(),
+        clock.clone(),
+        Default::default(),
+        Default::default(),
+    );
     let mut peak = 0;
     let deadline = Instant::now() + Duration::from_secs(3600);
     loop {

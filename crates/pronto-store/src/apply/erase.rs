@@ -5,7 +5,7 @@
 //! erasure itself is recorded in `erasures` (who, when, how many rows of each table), which holds no
 //! personal data.
 
-use crate::erase::{Dialect, EraseTx, Kind};
+use crate::text::{Dialect, Kind, TextTx};
 use crate::tx::{Commit, ItemError};
 use crate::writer::Begin;
 use crate::StoreError;
@@ -46,7 +46,7 @@ pub(crate) async fn list<B: Begin>(
     limit: i64,
 ) -> Result<Vec<ErasureRecord>, StoreError>
 where
-    B::Tx: EraseTx,
+    B::Tx: TextTx,
 {
     let mut tx = db.begin().await?;
     let d = tx.dialect();
@@ -210,7 +210,7 @@ pub(crate) async fn erase<B: Begin>(
     now: DateTime<Utc>,
 ) -> Result<Option<Erasure>, StoreError>
 where
-    B::Tx: EraseTx,
+    B::Tx: TextTx,
 {
     let mut tx = db.begin().await?;
     match erase_in(&mut tx, ws, contact, by, now).await {
@@ -225,7 +225,7 @@ where
     }
 }
 
-async fn erase_in<T: EraseTx>(
+async fn erase_in<T: TextTx>(
     tx: &mut T,
     ws: WorkspaceId,
     contact: ContactId,
@@ -522,7 +522,7 @@ fn timestamp(d: Dialect, n: usize) -> String {
 }
 
 /// Cleans `s`'s text columns in the rows `whose` selects (binds from 1); answers how many rows changed.
-async fn scrub<T: EraseTx>(
+async fn scrub<T: TextTx>(
     tx: &mut T,
     s: &Scrub,
     whose: &str,

@@ -8,6 +8,7 @@
 //! - [`outbox`]: a claim of due messages (less the suppressed), a batch of outcomes with their bounces,
 //!   the suppression list's changes.
 //! - [`offers`]: codes added to an offer pool, and the pools' stock.
+//! - [`retention`]: one batch of old events and messages deleted, oldest first, from a cursor.
 //! - [`reports`]: one step of keeping the flows report's counts.
 //! - [`timers`]: one timer batch (due runs, then due escalation steps), in its own transaction.
 
@@ -17,4 +18,5 @@ pub(crate) mod ingest;
 pub(crate) mod offers;
 pub(crate) mod outbox;
 pub(crate) mod reports;
+pub(crate) mod retention;
 pub(crate) mod timers;

@@ -3,13 +3,13 @@
 //! processes stay correct (a lost race is a conflict, rolled back to the item's savepoint and retried).
 
 mod catalog;
-mod erase;
 mod flows;
 mod offers;
 mod outbox;
 mod reports;
 mod sales;
 mod sessions;
+mod text;
 
 use crate::contacts::{EventRow, IngestTx};
 use crate::rows::{
@@ -698,6 +698,17 @@ impl Store for PostgresStore {
         now: DateTime<Utc>,
     ) -> Result<Option<crate::Erasure>, StoreError> {
         crate::apply::erase::erase(&*self.pool, workspace, contact, by, now).await
+    }
+
+    async fn prune(
+        &self,
+        events_before: Option<DateTime<Utc>>,
+        messages_before: Option<DateTime<Utc>>,
+        cursor: &crate::PruneCursor,
+        batch: i64,
+    ) -> Result<crate::Pruned, StoreError> {
+        crate::apply::retention::prune(&*self.pool, events_before, messages_before, cursor, batch)
+            .await
     }
 
     async fn erasures(

@@ -2,13 +2,13 @@
 //! the group-commit writer is that one writer), a small pool of read-only connections beside it.
 
 mod catalog;
-mod erase;
 mod flows;
 mod offers;
 mod outbox;
 mod reports;
 mod sales;
 mod sessions;
+mod text;
 
 use crate::contacts::{EventRow, IngestTx};
 use crate::rows::{
@@ -814,6 +814,17 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<Option<crate::Erasure>, StoreError> {
         crate::apply::erase::erase(&*self.write, workspace, contact, by, now).await
+    }
+
+    async fn prune(
+        &self,
+        events_before: Option<DateTime<Utc>>,
+        messages_before: Option<DateTime<Utc>>,
+        cursor: &crate::PruneCursor,
+        batch: i64,
+    ) -> Result<crate::Pruned, StoreError> {
+        crate::apply::retention::prune(&*self.write, events_before, messages_before, cursor, batch)
+            .await
     }
 
     async fn erasures(

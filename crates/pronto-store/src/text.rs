@@ -1,6 +1,7 @@
-//! The statements an erasure is made of, as text with the backend's placeholders and casts: reading rows'
-//! text columns and writing cleaned values back. `apply::erase` decides which tables and rows; each backend
-//! runs the text through [`EraseTx`] with every bind a string, cast in SQL to its column's type.
+//! Statements written once as text, in either dialect, with the backend's placeholders and casts: the rare,
+//! wide units of work (an erasure reads and cleans many tables; retention deletes old rows in batches) where one
+//! text beats a statement per backend. `apply::erase` and `apply::retention` decide what to run; each backend
+//! runs the text through [`TextTx`] with every bind a string, cast in SQL to its column's type.
 
 use crate::tx::ItemError;
 use async_trait::async_trait;
@@ -60,7 +61,7 @@ impl Dialect {
 
 /// A backend's transaction running erasure statements.
 #[async_trait]
-pub(crate) trait EraseTx: Send {
+pub(crate) trait TextTx: Send {
     fn dialect(&self) -> Dialect;
 
     /// The rows `sql` selects, every column read as text.

@@ -1,13 +1,13 @@
-//! SQLite runs erasure statements (`crate::erase`) as they are written; every column is read as text.
+//! SQLite runs text statements (`crate::text`) as they are written; every column is read as text.
 
 use super::SqliteTx;
-use crate::erase::{Dialect, EraseTx};
+use crate::text::{Dialect, TextTx};
 use crate::tx::ItemError;
 use async_trait::async_trait;
 use sqlx::Row;
 
 #[async_trait]
-impl EraseTx for SqliteTx {
+impl TextTx for SqliteTx {
     fn dialect(&self) -> Dialect {
         Dialect::Sqlite
     }

@@ -1,13 +1,13 @@
-//! PostgreSQL runs erasure statements (`crate::erase`) as they are written; every column is read as text.
+//! PostgreSQL runs text statements (`crate::text`) as they are written; every column is read as text.
 
 use super::PgTx;
-use crate::erase::{Dialect, EraseTx};
+use crate::text::{Dialect, TextTx};
 use crate::tx::ItemError;
 use async_trait::async_trait;
 use sqlx::Row;
 
 #[async_trait]
-impl EraseTx for PgTx {
+impl TextTx for PgTx {
     fn dialect(&self) -> Dialect {
         Dialect::Postgres
     }
