@@ -10,8 +10,10 @@
 //! - this file: the speed-to-lead buckets and their statistics, a report period's bounds.
 //! - [`business`]: where business comes from per week (leads by channel beside checkouts and orders) and the
 //!   words leads use most.
+//! - [`deliverability`]: complaint and bounce rates over a period, overall and per flow, and the warning.
 
 pub mod business;
+pub mod deliverability;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;

@@ -341,6 +341,26 @@ pub enum Verdict {
     Keep,
 }
 
+impl Verdict {
+    /// What the deliverability counts (and so the complaint and bounce rates) count it as: `hard`, `soft`,
+    /// `complaint`, or nothing (an opt-out at the carrier, an admin's entry, a listing that soft bounces
+    /// already counted).
+    pub fn counted_as(&self) -> Option<&'static str> {
+        match self {
+            Verdict::Suppress {
+                reason: Reason::HardBounce,
+                ..
+            } => Some("hard"),
+            Verdict::Suppress {
+                reason: Reason::Complaint,
+                ..
+            } => Some("complaint"),
+            Verdict::SoftBounce { .. } => Some("soft"),
+            _ => None,
+        }
+    }
+}
+
 /// The enhanced status code (RFC 3463, `5.1.1`) in an SMTP reply's text, if it has one.
 fn enhanced_code(text: &str) -> Option<(u8, u16, u16)> {
     text.split(|c: char| c.is_whitespace() || c == ':' || c == '(' || c == ')')

@@ -30,6 +30,9 @@ pub struct FlowsReport {
     pub attribution_window_days: i64,
     /// One per flow and experiment with runs started in the period.
     pub experiments: Vec<ExperimentResult>,
+    /// Email sent, bounced and complained about in the period's hours (counted when it happened, not by
+    /// the run's start), overall and per flow, with a warning past 0.1% complaints.
+    pub deliverability: pronto_domain::report::deliverability::Deliverability,
 }
 
 /// Steps of [`Store::fold_reports`] a report runs to catch the counts up before it gives up on them and
@@ -50,7 +53,11 @@ pub async fn flows_report(
 ) -> Result<FlowsReport, StoreError> {
     let counts = counts_between(store, ws, from, to, &conversion_rules(program)).await?;
     let promotions = store.promotions(ws).await?;
-    Ok(build_report(counts, &promotions, program, from, to))
+    let mut report = build_report(counts, &promotions, program, from, to);
+    report.deliverability = pronto_domain::report::deliverability::summarize(
+        &store.delivery_counts(ws, from, to).await?,
+    );
+    Ok(report)
 }
 
 /// Each flow's experiment's counts over the runs started in `[from, to)`: the kept counts of the whole hours
@@ -267,6 +274,7 @@ pub fn build_report(
         conversion_window_days: pronto_domain::experiment::results::WINDOW_DAYS,
         attribution_window_days: pronto_domain::experiment::results::ATTRIBUTION_DAYS,
         experiments,
+        deliverability: Default::default(),
     }
 }
 
@@ -377,6 +385,28 @@ pub fn report_table(r: &FlowsReport) -> String {
                 s.p_value
             ));
         }
+    }
+    let d = &r.deliverability;
+    out.push_str(&format!(
+        "\nEmail in the period: {} sent, {} hard and {} soft bounces ({:.2}%), {} complaints ({:.3}%)\n",
+        d.total.sent,
+        d.total.hard_bounces,
+        d.total.soft_bounces,
+        d.total.bounce_rate * 100.0,
+        d.total.complaints,
+        d.total.complaint_rate * 100.0
+    ));
+    for f in d.flows.iter().filter(|f| !f.flow.is_empty()) {
+        out.push_str(&format!(
+            "  {}: {} sent, bounces {:.2}%, complaints {:.3}%\n",
+            f.flow,
+            f.sent,
+            f.bounce_rate * 100.0,
+            f.complaint_rate * 100.0
+        ));
+    }
+    if let Some(w) = &d.warning {
+        out.push_str(&format!("  WARNING: {w}\n"));
     }
     out
 }

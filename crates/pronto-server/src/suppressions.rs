@@ -162,12 +162,16 @@ impl Service {
                 Report::Other => None,
             },
         };
+        let message = match out.original_message_id.as_deref() {
+            Some(id) => self.sent_message(id).await?.map(|m| m.id),
+            None => None,
+        };
         let applied = self
             .apply_reported(
                 source,
                 verdicts(&report)
                     .into_iter()
-                    .map(|(a, v)| (a, Action::Judge(v)))
+                    .map(|(a, v)| (a, Action::Judge(v), message))
                     .collect(),
             )
             .await?;
@@ -233,7 +237,7 @@ impl Service {
     async fn apply_reported(
         &self,
         source: &'static str,
-        items: Vec<(String, Action)>,
+        items: Vec<(String, Action, Option<pronto_domain::MessageId>)>,
     ) -> Result<Applied, ApiError> {
         let ws = self.default_workspace;
         let now = self.clock.now();
@@ -244,7 +248,7 @@ impl Service {
         };
         let mut bounces = Vec::new();
         let mut unsubscribe = Vec::new();
-        for (raw_address, action) in items {
+        for (raw_address, action, message) in items {
             let Ok(address) = suppression::address(Medium::Email, &raw_address) else {
                 continue;
             };
@@ -282,6 +286,7 @@ impl Service {
                 address,
                 verdict,
                 source,
+                message,
             });
         }
         if !bounces.is_empty() {
@@ -363,28 +368,12 @@ impl Service {
         source: &'static str,
         events: Vec<ProviderEvent>,
     ) -> Result<ProviderReport, ApiError> {
-        let ws = self.default_workspace;
-        let mut matched = Vec::new();
+        let mut matched: Vec<MatchedMessage> = Vec::new();
         for message_id in events.iter().filter_map(|e| e.message_id.as_deref()) {
-            let Some(key) = message_id
-                .trim_start_matches('<')
-                .trim_end_matches('>')
-                .rsplit_once('@')
-                .map(|(key, _)| key.to_string())
-            else {
-                continue;
-            };
-            if matched
-                .iter()
-                .any(|m: &MatchedMessage| m.message_id == message_id)
-            {
+            if matched.iter().any(|m| m.message_id == message_id) {
                 continue;
             }
-            let q = MessageQuery {
-                key: Some(key),
-                ..MessageQuery::newest(1)
-            };
-            if let Some(m) = self.store.find_messages(ws, &q).await?.pop() {
+            if let Some(m) = self.sent_message(message_id).await? {
                 matched.push(MatchedMessage {
                     message_id: message_id.to_string(),
                     id: m.id,
@@ -398,7 +387,16 @@ impl Service {
         let applied = self
             .apply_reported(
                 source,
-                events.into_iter().map(|e| (e.address, e.action)).collect(),
+                events
+                    .into_iter()
+                    .map(|e| {
+                        let message = matched
+                            .iter()
+                            .find(|m| Some(m.message_id.as_str()) == e.message_id.as_deref())
+                            .map(|m| m.id);
+                        (e.address, e.action, message)
+                    })
+                    .collect(),
             )
             .await?;
         Ok(ProviderReport {
@@ -408,6 +406,32 @@ impl Service {
             unsubscribed: applied.unsubscribed,
             matched,
         })
+    }
+}
+
+impl Service {
+    /// The message pronto sent with this Message-ID (`<idempotency key@domain>`), if it is one of ours.
+    async fn sent_message(
+        &self,
+        message_id: &str,
+    ) -> Result<Option<pronto_store::MessageView>, ApiError> {
+        let Some((key, _)) = message_id
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .rsplit_once('@')
+        else {
+            return Ok(None);
+        };
+        let q = MessageQuery {
+            key: Some(key.to_string()),
+            ..MessageQuery::newest(1)
+        };
+        Ok(self
+            .store
+            .find_messages(self.default_workspace, &q)
+            .await?
+            .pop())
     }
 }
 

@@ -770,6 +770,7 @@ fn bounce(m: &OutMessage, source: &'static str, verdict: Verdict) -> Option<Boun
         address,
         verdict,
         source,
+        message: Some(m.id),
     })
 }
 

@@ -309,6 +309,42 @@ async fn sendgrid_and_mailgun_events_are_checked_by_their_signatures_then_list_a
         })
         .collect();
     entries.sort();
+    // The flows report's deliverability: Ann's recovery email was sent, then bounced (matched to the flow
+    // by its Message-ID); the other reports were not about mail of ours.
+    let report = s
+        .admin("/v1/reports/flows?from=2026-11-24&to=2026-11-25")
+        .await;
+    let d = &report["deliverability"];
+    let recovery = d["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["flow"] == "checkout-recovery")
+        .unwrap_or_else(|| panic!("{d}"));
+    assert_eq!(
+        (
+            recovery["sent"].clone(),
+            recovery["hard_bounces"].clone(),
+            recovery["bounce_rate"].clone()
+        ),
+        (json!(1), json!(1), json!(0.5)),
+        "{d}"
+    );
+    assert_eq!(
+        (
+            d["total"]["hard_bounces"].clone(),
+            d["total"]["complaints"].clone()
+        ),
+        (json!(2), json!(1)),
+        "{d}"
+    );
+    assert!(
+        d["warning"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("complaints over 0.1%"),
+        "{d}"
+    );
     assert_eq!(
         entries,
         [

@@ -601,6 +601,8 @@ pub struct Bounce {
     pub verdict: pronto_domain::suppression::Verdict,
     /// Where it was learnt: `smtp`, `sms`, `outbox`.
     pub source: &'static str,
+    /// The message it is about, when known: its flow's deliverability counts it.
+    pub message: Option<MessageId>,
 }
 
 /// Which suppression-list entries to read, newest first.
@@ -798,6 +800,15 @@ pub trait Store: Sessions + Send + Sync + 'static {
         cursor: &PruneCursor,
         batch: i64,
     ) -> Result<Pruned, StoreError>;
+
+    /// Email deliverability over the hours from `from`'s to `to`'s: `(flow, kind, count)`, flow empty for
+    /// mail no flow sent; kinds `sent`, `hard`, `soft`, `complaint`.
+    async fn delivery_counts(
+        &self,
+        workspace: WorkspaceId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(String, String, i64)>, StoreError>;
 
     /// The audit log of erasures, newest first.
     async fn erasures(

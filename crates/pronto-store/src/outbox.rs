@@ -64,6 +64,15 @@ pub(crate) trait OutboxTx: Send {
         query: &SuppressionQuery,
     ) -> Result<Vec<(WorkspaceId, Suppression)>, ItemError>;
 
+    /// Adds to the hour's deliverability counts: each row its workspace (none: the message's), the message
+    /// (its flow is counted; none: no flow) and a kind (`sent`, `hard`, `soft`, `complaint`). Messages on other channels than
+    /// email are not counted.
+    async fn count_deliveries(
+        &mut self,
+        rows: &[(Option<WorkspaceId>, Option<MessageId>, &'static str)],
+        hour: DateTime<Utc>,
+    ) -> Result<(), ItemError>;
+
     /// Deletes the key's rows from `table` (`suppressions` or `soft_bounces`); answers how many.
     async fn delete_key(&mut self, table: KeyedTable, key: &ListKey) -> Result<u64, ItemError>;
 }

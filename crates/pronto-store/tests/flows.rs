@@ -503,6 +503,7 @@ fn bounce(e: &Env, address: &str, verdict: Verdict) -> Option<Bounce> {
         address: address.into(),
         verdict,
         source: "smtp",
+        message: None,
     })
 }
 

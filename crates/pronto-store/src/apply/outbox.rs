@@ -12,6 +12,12 @@ use pronto_domain::suppression::{self, Medium, SoftBounces, Suppression, Verdict
 use pronto_domain::{MessageId, WorkspaceId};
 use std::collections::HashMap;
 
+/// The hour an outcome is counted in.
+fn hour_of(t: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::DurationRound;
+    t.duration_trunc(chrono::Duration::hours(1)).unwrap_or(t)
+}
+
 /// Ends a unit of work's transaction: committed if the work succeeded, rolled back if not.
 async fn finish<T: Commit, V>(tx: T, result: Result<V, ItemError>) -> Result<V, StoreError> {
     match result {
@@ -117,6 +123,14 @@ async fn record_in<T: OutboxTx>(
     policy: SoftBounces,
 ) -> Result<(), ItemError> {
     tx.record_outcomes(outcomes, now).await?;
+    let sent: Vec<(Option<WorkspaceId>, Option<MessageId>, &'static str)> = outcomes
+        .iter()
+        .filter(|(_, d)| matches!(d, Delivery::Sent { .. }))
+        .map(|(id, _)| (None, Some(*id), "sent"))
+        .collect();
+    if !sent.is_empty() {
+        tx.count_deliveries(&sent, hour_of(now)).await?;
+    }
     let bounces: Vec<&Bounce> = outcomes
         .iter()
         .filter_map(|(_, d)| match d {
@@ -151,6 +165,14 @@ async fn bounces_in<T: OutboxTx>(
 ) -> Result<(), ItemError> {
     if bounces.is_empty() {
         return Ok(());
+    }
+    let counted: Vec<(Option<WorkspaceId>, Option<MessageId>, &'static str)> = bounces
+        .iter()
+        .filter(|b| b.medium == Medium::Email)
+        .filter_map(|b| Some((Some(b.workspace), b.message, b.verdict.counted_as()?)))
+        .collect();
+    if !counted.is_empty() {
+        tx.count_deliveries(&counted, hour_of(now)).await?;
     }
     let key = |b: &Bounce| (b.workspace, b.medium, b.address.clone());
     let mut entries: Vec<(WorkspaceId, Suppression)> = Vec::new();

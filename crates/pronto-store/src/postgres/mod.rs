@@ -1210,6 +1210,27 @@ impl Store for PostgresStore {
             .collect()
     }
 
+    async fn delivery_counts(
+        &self,
+        workspace: WorkspaceId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(String, String, i64)>, StoreError> {
+        use chrono::DurationRound;
+        let from = from
+            .duration_trunc(chrono::Duration::hours(1))
+            .unwrap_or(from);
+        Ok(sqlx::query_as(
+            "SELECT flow_id, kind, CAST(sum(n) AS BIGINT) FROM delivery_counts \
+             WHERE workspace_id = $1 AND hour >= $2 AND hour < $3 GROUP BY flow_id, kind ORDER BY flow_id, kind",
+        )
+        .bind(workspace.0)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool.0)
+        .await?)
+    }
+
     async fn apply_catalog(
         &self,
         workspace: WorkspaceId,

@@ -95,6 +95,31 @@ impl OutboxTx for PgTx {
         Ok(())
     }
 
+    async fn count_deliveries(
+        &mut self,
+        rows: &[(Option<WorkspaceId>, Option<MessageId>, &'static str)],
+        hour: DateTime<Utc>,
+    ) -> Result<(), ItemError> {
+        let wss: Vec<Option<Uuid>> = rows.iter().map(|(ws, _, _)| ws.map(|w| w.0)).collect();
+        let ids: Vec<Option<Uuid>> = rows.iter().map(|(_, m, _)| m.map(|m| m.0)).collect();
+        let kinds: Vec<&str> = rows.iter().map(|(_, _, k)| *k).collect();
+        sqlx::query(
+            "INSERT INTO delivery_counts (workspace_id, hour, flow_id, kind, n) \
+             SELECT coalesce(m.workspace_id, q.ws), $4, coalesce(m.flow_id, ''), q.kind, count(*) \
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::text[]) AS q(ws, id, kind) \
+             LEFT JOIN messages m ON m.id = q.id \
+             WHERE m.channel IS NULL OR m.channel = 'email' GROUP BY 1, 3, 4 \
+             ON CONFLICT (workspace_id, hour, flow_id, kind) DO UPDATE SET n = delivery_counts.n + excluded.n",
+        )
+        .bind(&wss)
+        .bind(&ids)
+        .bind(&kinds)
+        .bind(hour)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
     async fn mark_suppressed(&mut self, rows: &[(MessageId, String)]) -> Result<(), ItemError> {
         let ids: Vec<Uuid> = rows.iter().map(|(id, _)| id.0).collect();
         let whys: Vec<&str> = rows.iter().map(|(_, w)| w.as_str()).collect();

@@ -116,6 +116,29 @@ impl OutboxTx for SqliteTx {
         Ok(())
     }
 
+    async fn count_deliveries(
+        &mut self,
+        rows: &[(Option<WorkspaceId>, Option<MessageId>, &'static str)],
+        hour: DateTime<Utc>,
+    ) -> Result<(), ItemError> {
+        let rows: Vec<(Option<String>, Option<String>, &str)> = rows
+            .iter()
+            .map(|(ws, m, kind)| (ws.map(|w| w.to_string()), m.map(|m| m.to_string()), *kind))
+            .collect();
+        sqlx::query(
+            "INSERT INTO delivery_counts (workspace_id, hour, flow_id, kind, n) \
+             SELECT coalesce(m.workspace_id, q.value ->> 0), ?2, coalesce(m.flow_id, ''), q.value ->> 2, count(*) \
+             FROM json_each(?1) q LEFT JOIN messages m ON m.id = q.value ->> 1 \
+             WHERE m.channel IS NULL OR m.channel = 'email' GROUP BY 1, 3, 4 \
+             ON CONFLICT (workspace_id, hour, flow_id, kind) DO UPDATE SET n = n + excluded.n",
+        )
+        .bind(json_rows(&rows)?)
+        .bind(ts(hour))
+        .execute(&mut **self)
+        .await?;
+        Ok(())
+    }
+
     async fn mark_suppressed(&mut self, rows: &[(MessageId, String)]) -> Result<(), ItemError> {
         let rows: Vec<(String, &str)> = rows
             .iter()
