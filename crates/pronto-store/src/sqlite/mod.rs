@@ -144,6 +144,12 @@ impl SqliteStore {
             })
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        // Two processes starting on one new file would both apply the same migration (sqlx takes no lock on
+        // SQLite; the second then fails on "duplicate column"), and both switching a new file to WAL at once
+        // can answer one of them "database is locked" without waiting: a lock file beside the database is held
+        // from before the first connection until the migrations are applied, so the second waits, then finds
+        // a WAL database with nothing left to apply.
+        let lock = migration_lock(connect.get_filename()).await?;
         // The writer touches every index of every table the flows keep; at SQLite's default 2 MiB page cache, a
         // timer batch on a database of a million runs spent its time re-reading pages from the OS (perf).
         let write = SqlitePoolOptions::new()
@@ -153,10 +159,6 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(connect.clone().pragma("cache_size", "-32768"))
             .await?;
-        // Two processes starting on one new file would both apply the same migration (sqlx takes no lock on
-        // SQLite; the second then fails on "duplicate column"): a lock file beside the database is held
-        // while migrating, so the second waits and then finds nothing left to apply.
-        let lock = migration_lock(connect.get_filename()).await?;
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
         drop(lock);
         let read = SqlitePoolOptions::new()
