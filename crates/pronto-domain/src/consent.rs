@@ -13,7 +13,6 @@
 //! as `unknown_country` says (default: opt-in, the safe side).
 
 use crate::flow::{Purpose, SendTo};
-use crate::program::Recipient;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -86,15 +85,17 @@ impl Policy {
         }
     }
 
-    /// Why a flow's message may not go to `to`, if so: `(category, detail)`, the category the same for
-    /// every run that is refused for that reason (the flows report groups by it).
+    /// Why a flow's message may not go to a person with these traits and phone, if so: `(category,
+    /// detail)`, the category the same for every run that is refused for that reason (the flows report
+    /// groups by it).
     pub fn refusal(
         &self,
-        to: &Recipient,
+        traits: &serde_json::Map<String, Value>,
+        phone: Option<&str>,
         purpose: Purpose,
         send_to: SendTo,
     ) -> Option<(&'static str, String)> {
-        let yes = |k: &str| truthy(to.traits.get(k));
+        let yes = |k: &str| truthy(traits.get(k));
         if yes("do_not_contact") {
             return Some(("do not contact", "do not contact".into()));
         }
@@ -104,13 +105,14 @@ impl Policy {
         if yes("unsubscribed") {
             return Some(("unsubscribed", "unsubscribed".into()));
         }
-        if let Some(why) = to.unsubscribed_from(send_to) {
+        if send_to == SendTo::Subscribers && !yes("accepts_marketing") {
+            let why = "not a subscriber (the flow sends to contacts who accept marketing)";
             return Some((why, why.into()));
         }
         if self.opt_in.is_empty() || yes("accepts_marketing") {
             return None;
         }
-        match country(to) {
+        match country(traits, phone) {
             Some(c) if self.opt_in.contains(&c) => Some((
                 "no marketing consent",
                 format!(
@@ -197,19 +199,19 @@ fn truthy(v: Option<&Value>) -> bool {
 }
 
 /// Where the person is, as an upper-case ISO 3166 alpha-2 code: their traits' country, else their phone's.
-pub fn country(to: &Recipient) -> Option<String> {
+pub fn country(traits: &serde_json::Map<String, Value>, phone: Option<&str>) -> Option<String> {
     let code = |v: Option<&Value>| {
         v.and_then(Value::as_str)
             .map(|s| s.trim().to_ascii_uppercase())
             .filter(|s| s.len() == 2 && s.chars().all(|c| c.is_ascii_uppercase()))
     };
-    let address = to.traits.get("address");
-    code(to.traits.get("country"))
-        .or_else(|| code(to.traits.get("country_code")))
+    let address = traits.get("address");
+    code(traits.get("country"))
+        .or_else(|| code(traits.get("country_code")))
         .or_else(|| code(address.and_then(|a| a.get("country_code"))))
         .or_else(|| code(address.and_then(|a| a.get("country"))))
         .or_else(|| {
-            let phone = phonenumber::parse(None, to.phone.as_deref()?).ok()?;
+            let phone = phonenumber::parse(None, phone?).ok()?;
             let id = phone.country().id()?;
             Some(AsRef::<str>::as_ref(&id).to_string())
         })
@@ -220,12 +222,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn person(traits: Value, phone: Option<&str>) -> Recipient {
-        Recipient {
-            email: Some("p@example.com".into()),
-            phone: phone.map(str::to_string),
-            traits: traits.as_object().cloned().unwrap_or_default(),
-        }
+    fn traits(v: &Value) -> serde_json::Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
     }
 
     fn policy(opt_in: &[&str], unknown: Option<&str>) -> Policy {
@@ -248,11 +246,11 @@ mod tests {
             (json!({"country": "IE"}), Some("+14155550101"), Some("IE")),
             (json!({}), None, None),
         ];
-        for (traits, phone, want) in cases {
+        for (t, phone, want) in cases {
             assert_eq!(
-                country(&person(traits.clone(), phone)).as_deref(),
+                country(&traits(&t), phone).as_deref(),
                 want,
-                "{traits} {phone:?}"
+                "{t} {phone:?}"
             );
         }
     }
@@ -364,7 +362,7 @@ mod tests {
             ),
         ];
         for (what, p, traits, purpose, send_to, want) in cases {
-            let got = p.refusal(&person(traits, None), purpose, send_to);
+            let got = p.refusal(&super::tests::traits(&traits), None, purpose, send_to);
             assert_eq!(got.as_ref().map(|(c, _)| *c), want, "{what}: {got:?}");
         }
     }

@@ -85,11 +85,15 @@ pub fn advance(
     let mut i = from;
     while let Some(step) = flow.step(i, arm) {
         match step {
-            Step::Send {
-                channel: Channel::Sms,
-                ..
-            } => {
-                let allowed = flow.sms_allowed.due(ctx, zone(flow, ctx), now);
+            Step::Send { channel, .. } => {
+                // The hours a message may go in: SMS outside the quiet hours, a marketing email inside the
+                // flow's send window (if it has one).
+                let window = match channel {
+                    Channel::Sms => Some(&flow.sms_allowed),
+                    Channel::Email => flow.email_allowed.as_ref(),
+                    Channel::Webhook => None,
+                };
+                let allowed = window.map_or(now, |w| w.due(ctx, zone(flow, ctx), now));
                 if allowed > now {
                     out.push(Action::Defer {
                         step: i,
@@ -99,24 +103,6 @@ pub fn advance(
                 }
                 out.push(Action::Send { step: i });
             }
-            Step::Send {
-                channel: Channel::Email,
-                ..
-            } if flow.email_allowed.is_some() => {
-                let allowed = flow
-                    .email_allowed
-                    .as_ref()
-                    .map_or(now, |w| w.due(ctx, zone(flow, ctx), now));
-                if allowed > now {
-                    out.push(Action::Defer {
-                        step: i,
-                        at: allowed,
-                    });
-                    return out;
-                }
-                out.push(Action::Send { step: i });
-            }
-            Step::Send { .. } => out.push(Action::Send { step: i }),
             Step::Call { .. } => out.push(Action::Call { step: i }),
             Step::Wait(w) => {
                 let at = w.due(ctx, zone(flow, ctx), now);

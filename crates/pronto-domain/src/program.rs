@@ -190,20 +190,6 @@ impl Recipient {
             None
         }
     }
-
-    /// Why a flow that sends to subscribers only may not send to this contact, if so.
-    pub fn unsubscribed_from(&self, send_to: crate::flow::SendTo) -> Option<&'static str> {
-        let accepts = self
-            .traits
-            .get("accepts_marketing")
-            .is_some_and(|v| v.as_bool() == Some(true) || v.as_str() == Some("true"));
-        match send_to {
-            crate::flow::SendTo::Subscribers if !accepts => {
-                Some("not a subscriber (the flow sends to contacts who accept marketing)")
-            }
-            _ => None,
-        }
-    }
 }
 
 /// A message ready for the outbox.

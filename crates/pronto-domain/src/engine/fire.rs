@@ -331,10 +331,12 @@ fn fire_one(
         log(None, "exited", Some(why), why.into());
         return (end(why.into()), false);
     };
-    if let Some((why, detail)) = program
-        .consent
-        .refusal(&to.recipient, flow.purpose, flow.send_to)
-    {
+    if let Some((why, detail)) = program.consent.refusal(
+        &to.recipient.traits,
+        to.recipient.phone.as_deref(),
+        flow.purpose,
+        flow.send_to,
+    ) {
         log(Some(run.step), "skipped", Some(why), detail);
         return (end(why.to_string()), false);
     }
@@ -346,14 +348,7 @@ fn fire_one(
     // An SMS that could never be sent is skipped now rather than waited for (an email held for its window
     // is waited for: nothing about the person stops it).
     while let Some(&Action::Defer { step, .. }) = actions.last() {
-        let is_sms = matches!(
-            flow.step(step, arm),
-            Some(crate::flow::Step::Send {
-                channel: crate::flow::Channel::Sms,
-                ..
-            })
-        );
-        let Some(why) = is_sms
+        let Some(why) = is_sms(flow, step, arm)
             .then(|| sms_refusal(program, &to.recipient))
             .flatten()
         else {
@@ -579,14 +574,7 @@ fn fire_one(
                 }
             }
             Action::Defer { step, at } => {
-                let sms = matches!(
-                    flow.step(step, arm),
-                    Some(crate::flow::Step::Send {
-                        channel: crate::flow::Channel::Sms,
-                        ..
-                    })
-                );
-                let (what, why) = match sms {
+                let (what, why) = match is_sms(flow, step, arm) {
                     true => ("SMS held for the contact's quiet hours", "quiet hours"),
                     false => ("email held for the flow's send window", "send window"),
                 };
@@ -638,3 +626,14 @@ fn channel_name(c: Channel) -> &'static str {
 
 #[cfg(test)]
 mod tests;
+
+/// Whether step `step` of `flow`, as a run in `arm` takes it, sends an SMS.
+fn is_sms(flow: &crate::flow::Flow, step: usize, arm: Option<&crate::experiment::Arm>) -> bool {
+    matches!(
+        flow.step(step, arm),
+        Some(Step::Send {
+            channel: Channel::Sms,
+            ..
+        })
+    )
+}
