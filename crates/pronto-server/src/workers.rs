@@ -117,8 +117,11 @@ impl Retention {
     }
 }
 
-/// Rows of each table one retention batch deletes: a few milliseconds of the SQLite writer.
-const PRUNE_BATCH: i64 = 500;
+/// Rows of each table one retention batch deletes: a millisecond or two of the SQLite writer, which is as
+/// long as an ingestion group can be kept waiting by it.
+const PRUNE_BATCH: i64 = 200;
+/// Retention rests this many times as long as each batch took: it takes at most a quarter of the writer.
+const PRUNE_REST: u32 = 3;
 /// How often retention walks the tables again.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -148,8 +151,9 @@ pub async fn prune_step(
     })
 }
 
-/// Retention's loop: once an hour, walks both tables from the oldest rows, a batch at a time, resting as
-/// long again as each batch took, so it takes at most half of the writer it shares with ingestion.
+/// Retention's loop: once an hour, walks both tables from the oldest rows, a batch at a time, resting
+/// [`PRUNE_REST`] times as long as each batch took, so it takes at most a quarter of the writer it shares
+/// with ingestion (a million old rows go in a minute or two on this machine).
 async fn pruner(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
@@ -164,7 +168,7 @@ async fn pruner(
             let wait = match prune_step(&*store, &retention, clock.now(), &mut cursor).await {
                 Ok(Step::More) => {
                     backoff.ok();
-                    started.elapsed()
+                    started.elapsed() * PRUNE_REST
                 }
                 Ok(Step::Idle { .. }) => break,
                 Err(e) => backoff.failed(&e),

@@ -1,6 +1,9 @@
 //! Retention: events and messages older than `[retention]` allows are deleted, a small batch per
 //! transaction, oldest first, so ingestion (which shares the SQLite writer) waits for one short batch at most.
 //!
+//! (Orders and filters name `events.seq` and `messages.id`: on PostgreSQL a bare `seq` would be the text the
+//! select list reads it as, sorted as text, through a sort of the whole table.)
+//!
 //! Both tables are walked in key order (events by `seq`, messages by their time-ordered UUID v7 `id`) from a
 //! cursor, which is the order they were written in: a batch reads the next keys after the cursor, deletes
 //! those old enough, and stops the walk at the first row that is not (everything after it is newer). What
@@ -90,7 +93,7 @@ async fn prune_in<T: TextTx>(
             let rows = tx
                 .text_rows(
                     &format!(
-                        "SELECT {}, {} FROM events WHERE seq > {} ORDER BY seq LIMIT {}",
+                        "SELECT {}, {} FROM events WHERE events.seq > {} ORDER BY events.seq LIMIT {}",
                         d.text("seq"),
                         d.text("received_at"),
                         d.bind(1, Kind::BigInt),
@@ -125,14 +128,14 @@ async fn prune_in<T: TextTx>(
                 (String::new(), vec![batch.to_string()])
             } else {
                 (
-                    format!("WHERE id > {}", d.bind(2, Kind::Uuid)),
+                    format!("WHERE messages.id > {}", d.bind(2, Kind::Uuid)),
                     vec![batch.to_string(), after],
                 )
             };
             let rows = tx
                 .text_rows(
                     &format!(
-                        "SELECT {}, {} FROM messages {filter} ORDER BY id LIMIT {}",
+                        "SELECT {}, {} FROM messages {filter} ORDER BY messages.id LIMIT {}",
                         d.text("id"),
                         d.text("created_at"),
                         d.bind(1, Kind::BigInt)
