@@ -110,10 +110,13 @@ def before_call(context, case, kwargs):
         headers[sendgrid[0]] = base64.b64encode(signature).decode()
         if isinstance(kwargs.get("headers"), dict):
             kwargs["headers"].update(headers)
-    # Mailgun signs inside the body: a body whose signature object has a timestamp and a token gets the HMAC
-    # of the two under the configured signing key.
+    # Mailgun signs inside the body: a body whose signature object has a timestamp and a token gets them as
+    # Mailgun would send them (now, and a token never used before: pronto refuses stale timestamps and
+    # replayed tokens) and the HMAC of the two under the configured signing key.
     if path == "/v1/inbound/events/mailgun" and isinstance(body, dict) and isinstance(body.get("signature"), dict):
         sig = body["signature"]
         if isinstance(sig.get("timestamp"), str) and isinstance(sig.get("token"), str):
+            sig["timestamp"] = str(int(time.time()))
+            sig["token"] = uuid.uuid4().hex
             sig["signature"] = hmac.new(os.environ["PRONTO_MAILGUN_SIGNING_KEY"].encode(),
                                         (sig["timestamp"] + sig["token"]).encode(), hashlib.sha256).hexdigest()

@@ -20,6 +20,8 @@ pub(crate) struct ProviderKeys {
     /// SendGrid's verification key's P-256 point.
     pub sendgrid: Option<Vec<u8>>,
     pub mailgun: Option<String>,
+    /// Mailgun tokens seen within the freshness window, with their timestamps: a second use is a replay.
+    pub mailgun_tokens: std::sync::Mutex<std::collections::HashMap<String, i64>>,
 }
 
 /// How an inbound webhook authenticated itself: Standard Webhooks headers (`webhook-id`,
@@ -170,6 +172,7 @@ impl Service {
             provider_keys: ProviderKeys {
                 sendgrid: settings.sendgrid_key.clone(),
                 mailgun: settings.mailgun_signing_key.clone(),
+                mailgun_tokens: Default::default(),
             },
             max_event_bytes: settings.max_event_bytes,
             limits: settings.limits.clone(),

@@ -325,6 +325,9 @@ impl Service {
     ) -> Result<ProviderReport, ApiError> {
         let unauthorized =
             |provider: &'static str, message: String| ApiError::ProviderAuth { provider, message };
+        // A Mailgun token is held as used while its event is applied, and given back if that fails (the
+        // retry must not be refused as a replay).
+        let mut held_token: Option<String> = None;
         let (source, events) = match auth {
             ProviderAuth::SendGrid {
                 timestamp,
@@ -356,11 +359,37 @@ impl Service {
                 })?;
                 provider::mailgun_signature(key, &hook.timestamp, &hook.token, &hook.signature)
                     .map_err(|e| unauthorized("mailgun", e.to_string()))?;
+                let now = self.clock.now().timestamp();
+                let at = provider::mailgun_fresh(&hook.timestamp, now)
+                    .map_err(|e| unauthorized("mailgun", e.to_string()))?;
+                {
+                    let mut seen = self
+                        .provider_keys
+                        .mailgun_tokens
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner());
+                    seen.retain(|_, t| (now - *t).abs() <= provider::MAILGUN_WINDOW_SECS);
+                    if seen.insert(hook.token.clone(), at).is_some() {
+                        return Err(unauthorized(
+                            "mailgun",
+                            "this signature's token was used before (a replay)".into(),
+                        ));
+                    }
+                }
+                held_token = Some(hook.token.clone());
                 let event = provider::mailgun_event(&hook.event_data).map_err(invalid)?;
                 ("mailgun", event.into_iter().collect())
             }
         };
-        self.apply_events(source, events).await
+        let applied = self.apply_events(source, events).await;
+        if let (Err(_), Some(token)) = (&applied, held_token) {
+            self.provider_keys
+                .mailgun_tokens
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&token);
+        }
+        applied
     }
 
     async fn apply_events(

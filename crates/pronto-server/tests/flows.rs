@@ -235,10 +235,36 @@ async fn sendgrid_and_mailgun_events_are_checked_by_their_signatures_then_list_a
         })
         .await;
     let key = sent[0]["idempotency_key"].as_str().unwrap().to_string();
+    // The SDK's published signature (2014) is stale now; later requests are signed as Mailgun documents it
+    // (hex HMAC-SHA256 of timestamp + token under the signing key), at the server's now.
     let sig = provider_fixture_json("mailgun/signature-vector.json");
-    let signed = |event: Value| {
+    let published = |event: Value| {
         json!({
             "signature": {"timestamp": sig["timestamp"], "token": sig["token"], "signature": sig["signature"]},
+            "event-data": event,
+        })
+    };
+    let tokens = std::sync::atomic::AtomicUsize::new(0);
+    let signed = |event: Value| {
+        use hmac::Mac;
+        let timestamp = pronto_domain::Clock::now(&*s.clock).timestamp().to_string();
+        let token = format!(
+            "pronto-test-token-{}",
+            tokens.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(
+            sig["signing_key"].as_str().unwrap().as_bytes(),
+        )
+        .unwrap();
+        mac.update(format!("{timestamp}{token}").as_bytes());
+        let hex: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        json!({
+            "signature": {"timestamp": timestamp, "token": token, "signature": hex},
             "event-data": event,
         })
     };
@@ -259,17 +285,27 @@ async fn sendgrid_and_mailgun_events_are_checked_by_their_signatures_then_list_a
     };
     let mut wrong = signed(failed.clone());
     wrong["signature"]["token"] = sig["negative"]["token"].clone();
-    assert_eq!(
-        mailgun(wrong).await.unwrap().status(),
-        StatusCode::UNAUTHORIZED
-    );
-    let r = mailgun(signed(failed)).await.unwrap();
+    let stale = published(failed.clone());
+    for (body, why) in [(wrong, "does not match"), (stale, "more than 15 minutes")] {
+        let r = mailgun(body).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let err: Value = r.json().await.unwrap();
+        assert!(
+            err["errors"][0]["message"].as_str().unwrap().contains(why),
+            "{err}"
+        );
+    }
+    let once = signed(failed);
+    let r = mailgun(once.clone()).await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let got: Value = r.json().await.unwrap();
     assert_eq!(got["listed"], json!(["ann@example.com"]), "{got}");
     assert_eq!(got["matched"][0]["flow"], "checkout-recovery", "{got}");
     assert_eq!(got["matched"][0]["id"], sent[0]["id"], "{got}");
     assert_eq!(got["matched"][0]["step"], sent[0]["step"], "{got}");
+    // The same signature again is a replay (Mailgun signs no body: a signature seen once could carry any).
+    let r = mailgun(once).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let r = mailgun(signed(complained)).await.unwrap();
     let got: Value = r.json().await.unwrap();
     assert_eq!(got["listed"], json!(["foo@example.com"]), "{got}");

@@ -137,6 +137,25 @@ pub fn mailgun_signature(
         .map_err(|_| signature("the signature does not match the signing key"))
 }
 
+/// How far a Mailgun signature's timestamp may be from now, either way. Mailgun signs the timestamp and a
+/// random token, not the event, so a signature seen once could carry any event: a stale one is refused, and
+/// a token seen within the window is refused as a replay (the caller keeps those).
+pub const MAILGUN_WINDOW_SECS: i64 = 15 * 60;
+
+/// Whether a Mailgun signature's `timestamp` is within [`MAILGUN_WINDOW_SECS`] of `now` (Unix seconds).
+pub fn mailgun_fresh(timestamp: &str, now: i64) -> Result<i64, ProviderError> {
+    let t: i64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| signature("signature.timestamp is not Unix seconds"))?;
+    if (now - t).abs() > MAILGUN_WINDOW_SECS {
+        return Err(signature(
+            "signature.timestamp is more than 15 minutes from now (a replay, or this server's clock is off)",
+        ));
+    }
+    Ok(t)
+}
+
 fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
@@ -373,6 +392,21 @@ mod tests {
         ] {
             let err = sendgrid_public_key(key).unwrap_err();
             assert!(err.contains(want), "{key}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_mailgun_timestamp_more_than_a_quarter_hour_away_is_refused() {
+        let now = 1_403_645_220;
+        for (ts, ok) in [
+            ("1403645220", true),
+            ("1403644320", true),
+            ("1403646120", true),
+            ("1403644319", false),
+            ("1403646121", false),
+            ("soon", false),
+        ] {
+            assert_eq!(mailgun_fresh(ts, now).is_ok(), ok, "{ts}");
         }
     }
 
