@@ -126,13 +126,13 @@ const PRUNE_REST: u32 = 3;
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Retention's step: deletes one batch from `cursor` (moved on), of rows older than `retention` allows at
-/// `now`.
+/// `now`; answers what it deleted ([`pronto_store::Pruned::done`]: nothing more this round).
 pub async fn prune_step(
     store: &dyn Store,
     retention: &Retention,
     now: DateTime<Utc>,
     cursor: &mut pronto_store::PruneCursor,
-) -> Result<Step, StoreError> {
+) -> Result<pronto_store::Pruned, StoreError> {
     let p = store
         .prune(
             retention.events.map(|d| now - d),
@@ -144,11 +144,7 @@ pub async fn prune_step(
     metrics::counter!("pronto_pruned_total", "table" => "events").increment(p.events);
     metrics::counter!("pronto_pruned_total", "table" => "messages").increment(p.messages);
     *cursor = p.cursor.clone();
-    Ok(if p.done() {
-        Step::Idle { next: None }
-    } else {
-        Step::More
-    })
+    Ok(p)
 }
 
 /// Retention's loop: once an hour, walks both tables from the oldest rows, a batch at a time, resting
@@ -166,11 +162,11 @@ async fn pruner(
         loop {
             let started = std::time::Instant::now();
             let wait = match prune_step(&*store, &retention, clock.now(), &mut cursor).await {
-                Ok(Step::More) => {
+                Ok(p) if p.done() => break,
+                Ok(_) => {
                     backoff.ok();
                     started.elapsed() * PRUNE_REST
                 }
-                Ok(Step::Idle { .. }) => break,
                 Err(e) => backoff.failed(&e),
             };
             tokio::select! {
@@ -294,21 +290,12 @@ impl Stepper {
         let mut cursor = pronto_store::PruneCursor::default();
         let (mut events, mut messages) = (0, 0);
         loop {
-            let p = self
-                .store
-                .prune(
-                    self.retention.events.map(|d| now - d),
-                    self.retention.messages.map(|d| now - d),
-                    &cursor,
-                    PRUNE_BATCH,
-                )
-                .await?;
+            let p = prune_step(&*self.store, &self.retention, now, &mut cursor).await?;
             events += p.events;
             messages += p.messages;
             if p.done() {
                 return Ok((events, messages));
             }
-            cursor = p.cursor;
         }
     }
 

@@ -23,6 +23,8 @@ pub(crate) enum Kind {
     Jsonb,
     Uuid,
     BigInt,
+    /// RFC 3339 text (SQLite) or `timestamptz` (PostgreSQL).
+    Timestamp,
 }
 
 impl Kind {
@@ -41,6 +43,7 @@ impl Dialect {
             (Dialect::Postgres, Kind::Jsonb) => format!("${n}::jsonb"),
             (Dialect::Postgres, Kind::Uuid) => format!("${n}::uuid"),
             (Dialect::Postgres, Kind::BigInt) => format!("${n}::bigint"),
+            (Dialect::Postgres, Kind::Timestamp) => format!("${n}::timestamptz"),
         }
     }
 
@@ -57,6 +60,15 @@ impl Dialect {
         let binds: Vec<String> = (first..first + count).map(|n| self.bind(n, kind)).collect();
         format!("{column} IN ({})", binds.join(", "))
     }
+}
+
+/// A timestamp column read as text: SQLite keeps RFC 3339; PostgreSQL's `timestamptz::text` is
+/// `2026-12-07 09:00:00.123+00`.
+pub(crate) fn read_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .or_else(|_| chrono::DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%#z"))
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
 }
 
 /// A backend's transaction running erasure statements.

@@ -68,12 +68,8 @@ where
         .map(|r| {
             let [contact, at, by, summary] =
                 <[Option<String>; 4]>::try_from(r).map_err(|_| corrupt("columns"))?;
-            let at = at.unwrap_or_default();
-            // SQLite keeps RFC 3339; PostgreSQL's timestamptz reads as `2026-12-07 09:00:00.123+00`.
-            let erased_at = DateTime::parse_from_rfc3339(&at)
-                .or_else(|_| DateTime::parse_from_str(&at, "%Y-%m-%d %H:%M:%S%.f%#z"))
-                .map_err(|_| corrupt("erased_at"))?
-                .with_timezone(&Utc);
+            let erased_at = crate::text::read_time(&at.unwrap_or_default())
+                .ok_or_else(|| corrupt("erased_at"))?;
             Ok(ErasureRecord {
                 contact: contact
                     .unwrap_or_default()
@@ -213,16 +209,8 @@ where
     B::Tx: TextTx,
 {
     let mut tx = db.begin().await?;
-    match erase_in(&mut tx, ws, contact, by, now).await {
-        Ok(done) => {
-            tx.commit().await?;
-            Ok(done)
-        }
-        Err(e) => {
-            tx.rollback().await;
-            Err(e.into_store())
-        }
-    }
+    let result = erase_in(&mut tx, ws, contact, by, now).await;
+    super::finish(tx, result).await
 }
 
 async fn erase_in<T: TextTx>(
@@ -460,7 +448,7 @@ async fn erase_in<T: TextTx>(
                 d.bind(1, Kind::Uuid),
                 d.bind(2, Kind::Text),
                 d.bind(3, Kind::Text),
-                timestamp(d, 4)
+                d.bind(4, Kind::Timestamp)
             ),
             &entry,
         )
@@ -498,7 +486,7 @@ async fn erase_in<T: TextTx>(
             "INSERT INTO erasures (workspace_id, contact_id, erased_at, by_whom, summary) VALUES ({}, {}, {}, {}, {})",
             d.bind(1, Kind::Uuid),
             d.bind(2, Kind::Uuid),
-            timestamp(d, 3),
+            d.bind(3, Kind::Timestamp),
             d.bind(4, Kind::Text),
             d.bind(5, Kind::Jsonb)
         ),
@@ -512,13 +500,6 @@ async fn erase_in<T: TextTx>(
     )
     .await?;
     Ok(Some(erasure))
-}
-
-fn timestamp(d: Dialect, n: usize) -> String {
-    match d {
-        Dialect::Sqlite => d.bind(n, Kind::Text),
-        Dialect::Postgres => format!("${n}::timestamptz"),
-    }
 }
 
 /// Cleans `s`'s text columns in the rows `whose` selects (binds from 1); answers how many rows changed.

@@ -20,3 +20,23 @@ pub(crate) mod outbox;
 pub(crate) mod reports;
 pub(crate) mod retention;
 pub(crate) mod timers;
+
+use crate::tx::{Commit, ItemError};
+use crate::StoreError;
+
+/// Ends a unit of work's transaction: committed if the work succeeded, rolled back if not.
+pub(crate) async fn finish<T: Commit, V>(
+    tx: T,
+    result: Result<V, ItemError>,
+) -> Result<V, StoreError> {
+    match result {
+        Ok(v) => {
+            tx.commit().await?;
+            Ok(v)
+        }
+        Err(e) => {
+            tx.rollback().await;
+            Err(e.into_store())
+        }
+    }
+}

@@ -3,8 +3,9 @@
 //! counted), and changes to the suppression list. `pronto_domain::suppression` decides which message is
 //! skipped, which entry wins and when soft bounces list an address; `crate::outbox` has the statements.
 
+use super::finish;
 use crate::outbox::{KeyedTable, ListKey, OutboxTx};
-use crate::tx::{Commit, ItemError};
+use crate::tx::ItemError;
 use crate::writer::Begin;
 use crate::{Bounce, Delivery, OutMessage, StoreError, SuppressionQuery};
 use chrono::{DateTime, Utc};
@@ -16,20 +17,6 @@ use std::collections::HashMap;
 fn hour_of(t: DateTime<Utc>) -> DateTime<Utc> {
     use chrono::DurationRound;
     t.duration_trunc(chrono::Duration::hours(1)).unwrap_or(t)
-}
-
-/// Ends a unit of work's transaction: committed if the work succeeded, rolled back if not.
-async fn finish<T: Commit, V>(tx: T, result: Result<V, ItemError>) -> Result<V, StoreError> {
-    match result {
-        Ok(v) => {
-            tx.commit().await?;
-            Ok(v)
-        }
-        Err(e) => {
-            tx.rollback().await;
-            Err(e.into_store())
-        }
-    }
 }
 
 /// The entries listed under `keys`, by key.

@@ -9,8 +9,8 @@
 //! those old enough, and stops the walk at the first row that is not (everything after it is newer). What
 //! is kept though old: an event a lead was made from (the lead points at it), a message still queued.
 
-use crate::text::{Kind, TextTx};
-use crate::tx::{Commit, ItemError};
+use crate::text::{read_time, Kind, TextTx};
+use crate::tx::ItemError;
 use crate::writer::Begin;
 use crate::StoreError;
 use chrono::{DateTime, Utc};
@@ -55,25 +55,8 @@ where
     B::Tx: TextTx,
 {
     let mut tx = db.begin().await?;
-    match prune_in(&mut tx, events_before, messages_before, cursor, batch).await {
-        Ok(p) => {
-            tx.commit().await?;
-            Ok(p)
-        }
-        Err(e) => {
-            tx.rollback().await;
-            Err(e.into_store())
-        }
-    }
-}
-
-/// Parses a timestamp read as text (SQLite keeps RFC 3339; PostgreSQL's `timestamptz::text` is
-/// `2026-12-07 09:00:00.123+00`).
-fn read_time(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%#z"))
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+    let result = prune_in(&mut tx, events_before, messages_before, cursor, batch).await;
+    super::finish(tx, result).await
 }
 
 async fn prune_in<T: TextTx>(
