@@ -93,6 +93,16 @@ fn lead(n: usize) -> IngestItem {
     }
 }
 
+fn lead_from(n: usize, email: &str) -> IngestItem {
+    let body = json!({"name": format!("Lead {n}"), "email": email});
+    let lead = Lead::parse(body.as_object().unwrap(), Region::default()).unwrap();
+    IngestItem {
+        event: lead.to_event(None),
+        lead: Some(lead),
+        action: None,
+    }
+}
+
 async fn owners(s: &dyn Store, ws: WorkspaceId) -> HashMap<String, usize> {
     let mut out = HashMap::new();
     for l in s
@@ -113,6 +123,7 @@ async fn backend(name: &'static str) -> &'static str {
 pronto_store::for_each_backend!(backend;
     round_robin_stays_exact_when_leads_arrive_concurrently,
     the_sla_chain_realerts_reassigns_and_tells_the_manager_each_once_on_time,
+    acknowledgements_to_one_address_stop_at_three_a_day_counted_from_what_was_sent,
 );
 
 async fn round_robin_stays_exact_when_leads_arrive_concurrently(backend: &str) {
@@ -245,4 +256,43 @@ async fn the_sla_chain_realerts_reassigns_and_tells_the_manager_each_once_on_tim
         s.next_due().await.unwrap().is_none(),
         "no timer is left behind"
     );
+}
+
+async fn acknowledgements_to_one_address_stop_at_three_a_day_counted_from_what_was_sent(
+    backend: &str,
+) {
+    let db = TestDb::of(backend).await;
+    let s = store(&db.url).await;
+    let ws = s.default_workspace().await.unwrap().id;
+    let same = "same@client.example";
+    // One lead per group: the count comes from the stored messages, not from the group's own.
+    let sent = [
+        (0, same),
+        (1, same),
+        (2, same),
+        (3, same),
+        (4, same),
+        (5, "other@client.example"),
+        // A day after the second: only the second and third are within the last 24 hours.
+        (24 * 60 + 1, same),
+    ];
+    for (n, (minute, email)) in sent.iter().enumerate() {
+        s.ingest(
+            ws,
+            vec![lead_from(n, email)],
+            t0() + Duration::minutes(*minute),
+        )
+        .await
+        .unwrap();
+    }
+    let mut acks: HashMap<String, usize> = HashMap::new();
+    for m in s.messages(ws, 100).await.unwrap() {
+        if m.to.ends_with("@client.example") {
+            *acks.entry(m.to).or_default() += 1;
+        }
+    }
+    let want: HashMap<String, usize> = [(same.to_string(), 4), ("other@client.example".into(), 1)]
+        .into_iter()
+        .collect();
+    assert_eq!(acks, want);
 }

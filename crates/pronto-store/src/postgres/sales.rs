@@ -310,9 +310,12 @@ impl SalesTx for PgTx {
         addresses: &[&str],
         since: DateTime<Utc>,
     ) -> Result<Vec<(String, i64)>, ItemError> {
+        // Probed by recipient, address by address (`OFFSET 0` keeps the planner from turning the probe back
+        // into a join over the workspace's messages of the day, as it did on SQLite at 3.4 million).
         let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT to_addr, count(*) FROM messages WHERE to_addr = ANY($2) \
-             AND workspace_id = $1 AND created_at >= $3 AND idempotency_key LIKE 'lead.%.ack.%' GROUP BY to_addr",
+            "SELECT a.addr, count(*) FROM (SELECT DISTINCT addr FROM unnest($2::text[]) AS u(addr)) a \
+             CROSS JOIN LATERAL (SELECT 1 FROM messages m WHERE m.to_addr = a.addr AND m.created_at >= $3 \
+             AND m.workspace_id = $1 AND m.idempotency_key LIKE 'lead.%.ack.%' OFFSET 0) x GROUP BY a.addr",
         )
         .bind(ws.0)
         .bind(addresses)

@@ -299,9 +299,13 @@ impl SalesTx for SqliteTx {
         addresses: &[&str],
         since: DateTime<Utc>,
     ) -> Result<Vec<(String, i64)>, ItemError> {
+        // Probed by recipient, address by address (`CROSS JOIN` keeps the addresses outside; `+workspace_id`
+        // keeps the planner off `messages_by_workspace`): the workspace's messages of the day, which it
+        // otherwise walked, were 3.4 million in `pronto bench app` and held the writer 1.5-3.5 s per lead.
         let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT to_addr, count(*) FROM messages WHERE to_addr IN (SELECT value FROM json_each(?2)) \
-             AND workspace_id = ?1 AND created_at >= ?3 AND idempotency_key LIKE 'lead.%.ack.%' GROUP BY to_addr",
+            "SELECT a.value, count(*) FROM (SELECT DISTINCT value FROM json_each(?2)) a \
+             CROSS JOIN messages m ON m.to_addr = a.value AND m.created_at >= ?3 \
+             WHERE +m.workspace_id = ?1 AND m.idempotency_key LIKE 'lead.%.ack.%' GROUP BY a.value",
         )
         .bind(ws.to_string())
         .bind(json_rows(&addresses)?)
