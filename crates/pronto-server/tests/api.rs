@@ -689,7 +689,6 @@ async fn every_route_in_the_openapi_document_exists(s: Server) {
         "/v1/webhooks/unmapped",
         "/",
         "/assets/pronto.css",
-        "/assets/dashboard.js",
         "/assets/app.js",
         "/app",
         "/app/sign-in",

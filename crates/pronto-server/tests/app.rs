@@ -523,6 +523,9 @@ async fn admins_sign_in_with_the_admin_key_or_a_password_and_a_revoked_session_s
     s: Server,
 ) {
     let mut admin = Browser::new(&s);
+    let (status, _, headers) = admin.get("/").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "the old dashboard's address");
+    assert_eq!(headers["location"], "/app", "leads to the app");
     assert_eq!(
         admin
             .sign_in_with_admin_key("pk_admin_wrong_wrong_000")

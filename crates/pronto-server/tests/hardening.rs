@@ -723,7 +723,7 @@ async fn html_pages_send_a_strict_csp_no_referrer_and_keep_the_admin_key_out_of_
         form_headers,
         form_body,
     )];
-    for url in [format!("{}/", s.base), claim, format!("{}/u/x/y/z", s.base)] {
+    for url in [claim, format!("{}/u/x/y/z", s.base)] {
         let r = s.http.get(&url).send().await.unwrap();
         pages.push((url, r.headers().clone(), r.text().await.unwrap()));
     }
@@ -753,7 +753,7 @@ async fn html_pages_send_a_strict_csp_no_referrer_and_keep_the_admin_key_out_of_
     }
     let js = s
         .http
-        .get(format!("{}/assets/dashboard.js", s.base))
+        .get(format!("{}/assets/app.js", s.base))
         .send()
         .await
         .unwrap();

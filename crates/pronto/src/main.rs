@@ -410,7 +410,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let url = format!("http://{}", listener.local_addr()?);
     println!("pronto {} is running at {url}", env!("CARGO_PKG_VERSION"));
     println!("  app:      {url}/app  (reps sign in by a mailed link; admins with the admin key)");
-    println!("  dashboard: {url}/  (paste the admin key)");
     println!(
         "  database: {database} ({})",
         app.state.service.store.backend()

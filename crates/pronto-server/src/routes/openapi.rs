@@ -51,7 +51,6 @@ const NO_STORE: &[&str] = &[
     "/metrics",
     "/openapi.json",
     "/assets/pronto.css",
-    "/assets/dashboard.js",
 ];
 
 const SEGMENT: [(&str, &str); 6] = [

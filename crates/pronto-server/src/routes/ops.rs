@@ -67,10 +67,10 @@ pub async fn openapi(State(s): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// The dashboard: flows with live counts and the latest messages (it asks for the admin key and reads the
-/// same API).
+/// The app (`/app`): everyone signs in there, admins with the admin key. (This was an admin-key page of flow
+/// counts and messages; the app's recovery and messages pages show both, and the key never stays in a page.)
 #[utoipa::path(get, path = "/", tag = "ops",
-    responses((status = 200, description = "The dashboard", content_type = "text/html")))]
-pub async fn dashboard() -> axum::response::Html<&'static str> {
-    axum::response::Html(include_str!("../../assets/dashboard.html"))
+    responses((status = 303, description = "To the app, `/app`")))]
+pub async fn root() -> axum::response::Redirect {
+    axum::response::Redirect::to("/app")
 }

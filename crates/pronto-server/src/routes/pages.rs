@@ -1,4 +1,4 @@
-//! The few HTML pages pronto serves (the dashboard, a rep's claim page, the unsubscribe page, form answers):
+//! The few HTML pages pronto serves outside the app (a rep's claim page, the unsubscribe page, form answers):
 //! one shell, one escape, the stylesheet and script they load, and the security headers every response gets.
 //!
 //! The pages carry no inline script or style, so their Content-Security-Policy can forbid both: a value that
@@ -87,16 +87,6 @@ pub async fn stylesheet() -> Response {
     asset(
         "text/css; charset=utf-8",
         include_str!("../../assets/pronto.css"),
-    )
-}
-
-/// The dashboard's script.
-#[utoipa::path(get, path = "/assets/dashboard.js", tag = "ops",
-    responses((status = 200, description = "The dashboard's script", content_type = "text/javascript")))]
-pub async fn dashboard_script() -> Response {
-    asset(
-        "text/javascript; charset=utf-8",
-        include_str!("../../assets/dashboard.js"),
     )
 }
 
