@@ -1161,6 +1161,12 @@ pub(crate) fn quarantined(r: &tx::BadRow) {
         "a stored row cannot be read; it is quarantined (GET /v1/admin/quarantine) and its timer cleared");
 }
 
+/// The hour `t` falls in: what `delivery_counts` rows are keyed by, and where a period read from them starts.
+pub(crate) fn hour_of(t: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::DurationRound;
+    t.duration_trunc(chrono::Duration::hours(1)).unwrap_or(t)
+}
+
 /// The start of the fixed window of length `window` that `now` falls in (Unix seconds).
 pub fn window_start(now: DateTime<Utc>, window: std::time::Duration) -> i64 {
     let w = window.as_secs().max(1) as i64;

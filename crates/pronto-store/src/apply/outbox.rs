@@ -7,17 +7,11 @@ use super::finish;
 use crate::outbox::{KeyedTable, ListKey, OutboxTx};
 use crate::tx::ItemError;
 use crate::writer::Begin;
-use crate::{Bounce, Delivery, OutMessage, StoreError, SuppressionQuery};
+use crate::{hour_of, Bounce, Delivery, OutMessage, StoreError, SuppressionQuery};
 use chrono::{DateTime, Utc};
 use pronto_domain::suppression::{self, Medium, SoftBounces, Suppression, Verdict};
 use pronto_domain::{MessageId, WorkspaceId};
 use std::collections::HashMap;
-
-/// The hour an outcome is counted in.
-fn hour_of(t: DateTime<Utc>) -> DateTime<Utc> {
-    use chrono::DurationRound;
-    t.duration_trunc(chrono::Duration::hours(1)).unwrap_or(t)
-}
 
 /// The entries listed under `keys`, by key.
 async fn listed<T: OutboxTx>(

@@ -1216,10 +1216,7 @@ impl Store for PostgresStore {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<(String, String, i64)>, StoreError> {
-        use chrono::DurationRound;
-        let from = from
-            .duration_trunc(chrono::Duration::hours(1))
-            .unwrap_or(from);
+        let from = crate::hour_of(from);
         Ok(sqlx::query_as(
             "SELECT flow_id, kind, CAST(sum(n) AS BIGINT) FROM delivery_counts \
              WHERE workspace_id = $1 AND hour >= $2 AND hour < $3 GROUP BY flow_id, kind ORDER BY flow_id, kind",
