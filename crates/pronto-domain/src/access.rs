@@ -103,14 +103,16 @@ impl User {
     /// and to a rep who owns it or is in its team. A lead with no team and no owner is only for those who
     /// see everything.
     pub fn may_see(&self, lead: &LeadState) -> bool {
+        self.may_see_held(lead.owner.as_deref(), lead.team.as_deref())
+    }
+
+    /// [`User::may_see`] for a lead owned by `owner` in `team`.
+    pub fn may_see_held(&self, owner: Option<&str>, team: Option<&str>) -> bool {
         if self.sees_all() {
             return true;
         }
-        let owns = self.rep.is_some() && lead.owner == self.rep;
-        let in_team = lead
-            .team
-            .as_ref()
-            .is_some_and(|t| self.teams.iter().any(|m| m == t));
+        let owns = self.rep.is_some() && owner == self.rep.as_deref();
+        let in_team = team.is_some_and(|t| self.teams.iter().any(|m| m == t));
         owns || in_team
     }
 

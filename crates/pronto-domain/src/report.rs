@@ -11,12 +11,18 @@
 //! - [`business`]: where business comes from per week (leads by channel beside checkouts and orders) and the
 //!   words leads use most.
 //! - [`deliverability`]: complaint and bounce rates over a period, overall and per flow, and the warning.
+//! - [`grouped`]: the whole report over a period, overall and grouped by source, rep, team, week and hour of
+//!   week, from each lead as the report reads it ([`ReportLead`]).
 
 pub mod business;
 pub mod deliverability;
+pub mod grouped;
+
+pub use grouped::{build, Group, ReportLead, SpeedToLead};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 /// One lead as the report needs it.
@@ -169,13 +175,77 @@ pub struct SpeedReport {
     pub won_revenue: BTreeMap<String, f64>,
 }
 
-/// The won leads' values summed by currency.
-fn revenue<'a>(leads: impl Iterator<Item = &'a LeadTiming>) -> BTreeMap<String, f64> {
-    let mut out = BTreeMap::new();
-    for (currency, amount) in leads.filter(|l| l.won).filter_map(|l| l.won_value.as_ref()) {
-        *out.entry(currency.clone()).or_insert(0.0) += amount;
+/// A report being summed one lead at a time ([`Tally::add`]), then finished ([`Tally::finish`]): what
+/// [`speed_report`] does over a slice, and what the grouped report does for every group in one pass.
+#[derive(Debug, Default)]
+pub struct Tally {
+    leads: usize,
+    /// Per bucket (in [`Bucket::ALL`]'s order): leads, won leads, and their value by currency.
+    buckets: [(usize, usize, BTreeMap<String, f64>); 6],
+    /// Response times in seconds; sorted when finished (added in order, the sort is a single pass).
+    waits: Vec<f64>,
+    breaches: usize,
+    won_revenue: BTreeMap<String, f64>,
+}
+
+impl Tally {
+    /// Counts `lead` as of `now`.
+    pub fn add(&mut self, lead: &LeadTiming, now: DateTime<Utc>) {
+        self.leads += 1;
+        let bucket = Bucket::of(lead, now);
+        let row = &mut self.buckets[bucket as usize];
+        row.0 += 1;
+        if let Some(t) = lead.first_contact {
+            self.waits
+                .push((t - lead.created).num_milliseconds() as f64 / 1000.0);
+        }
+        if lead.breached(now) {
+            self.breaches += 1;
+        }
+        if lead.won {
+            row.1 += 1;
+            if let Some((currency, amount)) = &lead.won_value {
+                *row.2.entry(currency.clone()).or_insert(0.0) += amount;
+                *self.won_revenue.entry(currency.clone()).or_insert(0.0) += amount;
+            }
+        }
     }
-    out
+
+    pub fn finish(self) -> SpeedReport {
+        let open = Bucket::Open as usize;
+        let closed = self.leads - self.buckets[open].0;
+        let buckets = Bucket::ALL
+            .iter()
+            .zip(self.buckets)
+            .map(|(&bucket, (leads, won, won_revenue))| BucketRow {
+                bucket,
+                leads,
+                share: if bucket == Bucket::Open || closed == 0 {
+                    0.0
+                } else {
+                    leads as f64 / closed as f64
+                },
+                won_rate: if leads == 0 {
+                    0.0
+                } else {
+                    won as f64 / leads as f64
+                },
+                won_revenue,
+            })
+            .collect();
+        let mut waits = self.waits;
+        waits.sort_by(f64::total_cmp);
+        let mean = (!waits.is_empty()).then(|| waits.iter().sum::<f64>() / waits.len() as f64);
+        SpeedReport {
+            leads: self.leads,
+            buckets,
+            mean_response_secs: mean,
+            median_response_secs: percentile(&waits, 0.5),
+            p90_response_secs: percentile(&waits, 0.9),
+            sla_breaches: self.breaches,
+            won_revenue: self.won_revenue,
+        }
+    }
 }
 
 /// The nearest-rank percentile of sorted values (`q` in 0..=1).
@@ -187,54 +257,13 @@ fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
     Some(sorted[rank.min(sorted.len()) - 1])
 }
 
-pub fn speed_report(leads: &[LeadTiming], now: DateTime<Utc>) -> SpeedReport {
-    let buckets: Vec<Bucket> = leads.iter().map(|l| Bucket::of(l, now)).collect();
-    let closed = buckets.iter().filter(|b| **b != Bucket::Open).count();
-    let rows = Bucket::ALL
-        .iter()
-        .map(|&bucket| {
-            let members: Vec<&LeadTiming> = leads
-                .iter()
-                .zip(&buckets)
-                .filter(|(_, b)| **b == bucket)
-                .map(|(l, _)| l)
-                .collect();
-            let won = members.iter().filter(|l| l.won).count();
-            BucketRow {
-                bucket,
-                leads: members.len(),
-                share: if bucket == Bucket::Open || closed == 0 {
-                    0.0
-                } else {
-                    members.len() as f64 / closed as f64
-                },
-                won_rate: if members.is_empty() {
-                    0.0
-                } else {
-                    won as f64 / members.len() as f64
-                },
-                won_revenue: revenue(members.iter().copied()),
-            }
-        })
-        .collect();
-    let mut waits: Vec<f64> = leads
-        .iter()
-        .filter_map(|l| {
-            l.first_contact
-                .map(|t| (t - l.created).num_milliseconds() as f64 / 1000.0)
-        })
-        .collect();
-    waits.sort_by(f64::total_cmp);
-    let mean = (!waits.is_empty()).then(|| waits.iter().sum::<f64>() / waits.len() as f64);
-    SpeedReport {
-        leads: leads.len(),
-        buckets: rows,
-        mean_response_secs: mean,
-        median_response_secs: percentile(&waits, 0.5),
-        p90_response_secs: percentile(&waits, 0.9),
-        sla_breaches: leads.iter().filter(|l| l.breached(now)).count(),
-        won_revenue: revenue(leads.iter()),
+/// The report over `leads` as of `now` (any slice of leads or references to them).
+pub fn speed_report<L: Borrow<LeadTiming>>(leads: &[L], now: DateTime<Utc>) -> SpeedReport {
+    let mut tally = Tally::default();
+    for l in leads {
+        tally.add(l.borrow(), now);
     }
+    tally.finish()
 }
 
 #[cfg(test)]
@@ -367,7 +396,7 @@ mod tests {
 
     #[test]
     fn an_empty_period_reports_zeros_not_nan() {
-        let r = speed_report(&[], Utc::now());
+        let r = speed_report::<LeadTiming>(&[], Utc::now());
         assert_eq!(r.leads, 0);
         assert!(r
             .buckets

@@ -9,7 +9,7 @@ use crate::service::Service;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use pronto_domain::access::User;
-use pronto_domain::report::business::{by_week, common_words, Channel};
+use pronto_domain::report::business::{by_week, top_words, Channel};
 use pronto_domain::sales::lead::LeadStatus;
 use pronto_store::{LeadFilter, LeadState, LeadView, RunView};
 
@@ -132,18 +132,27 @@ impl Service {
                 (t.id.clone(), members)
             })
             .collect();
-        let (leads, report) = self
-            .leads_and_report(ws, from_at, to_at, |l| user.may_see(l))
+        let (report, (channels, words)) = self
+            .report_and(
+                ws,
+                from_at,
+                to_at,
+                |l| user.may_see_held(l.owner.as_deref(), l.team.as_deref()),
+                |leads| {
+                    let channels: Vec<_> = leads
+                        .iter()
+                        .map(|l| {
+                            (
+                                l.timing.created,
+                                Channel::of(l.form.as_deref(), l.source.as_deref()),
+                            )
+                        })
+                        .collect();
+                    let words = top_words(leads.iter().map(|l| &l.words[..]), WORDS);
+                    (channels, words)
+                },
+            )
             .await?;
-        let channels: Vec<_> = leads
-            .iter()
-            .map(|l| {
-                (
-                    l.created_at,
-                    Channel::of(l.form.as_deref(), l.source.as_deref()),
-                )
-            })
-            .collect();
         let commerce: Vec<(DateTime<Utc>, String, u64)> = self
             .store
             .commerce_by_hour(ws, from_at, to_at)
@@ -152,7 +161,6 @@ impl Service {
             .map(|(hour, name, n)| (hour, name, n.unsigned_abs()))
             .collect();
         let business = by_week(&channels, &commerce, sales.timezone);
-        let words = common_words(leads.iter().filter_map(|l| l.message.as_deref()), WORDS);
         let day = |t: DateTime<Utc>| {
             t.with_timezone(&sales.timezone)
                 .format("%Y-%m-%d")

@@ -23,6 +23,8 @@
 //!   every lead passes the domain's visibility rule (`access::User::may_see`).
 //! - [`owner`]: what a shop owner (an admin) works with: every flow's recovery over a period, the messages
 //!   explorer, a message as sent, a contact's timeline.
+//! - [`lead_report`]: the speed-to-lead report's leads kept in memory, brought up to date from the store's
+//!   change mark on each read (the board and `GET /v1/reports/speed-to-lead`).
 //! - [`live`]: one watcher per process that tells open inboxes when leads change (server-sent events).
 //! - [`web`]: the app's pages rendered from what the service answers (no request, no store).
 //! - [`privacy`]: everything held on one person, for their access request (the export).
@@ -44,6 +46,7 @@ pub mod experiments;
 pub mod extract;
 pub mod inbox;
 pub mod keys;
+pub mod lead_report;
 pub mod live;
 pub mod owner;
 pub mod privacy;

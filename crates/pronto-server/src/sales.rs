@@ -5,14 +5,13 @@
 
 use crate::error::ApiError;
 use crate::service::Service;
-use chrono::{DateTime, Datelike, Timelike, Utc};
-use pronto_domain::report::{speed_report, LeadTiming, SpeedReport};
+use chrono::{DateTime, Utc};
+use pronto_domain::report::{ReportLead, SpeedReport};
 use pronto_domain::sales::{Outcome, ATTEMPT_CHANNELS, LEAD_CLAIMED, LEAD_REPLIED};
 use pronto_domain::{EventType, Identity, Invalid, LeadId, NewEvent, WorkspaceId};
 use pronto_store::{IngestItem, LeadAction, LeadState, LeadView};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
 use utoipa::ToSchema;
 
 /// A rep as configured, with its live state.
@@ -71,23 +70,7 @@ pub struct AttemptRequest {
     pub currency: Option<String>,
 }
 
-/// The speed-to-lead report for a period.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SpeedToLead {
-    pub from: DateTime<Utc>,
-    pub to: DateTime<Utc>,
-    pub overall: SpeedReport,
-    /// Grouped by source, rep, team, week and hour of week (weeks and hours in the business's time zone).
-    pub groups: Vec<Group>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Group {
-    /// source, rep, team, week (keyed by its Monday, in the business's time zone) or hour_of_week.
-    pub by: String,
-    pub key: String,
-    pub report: SpeedReport,
-}
+pub use pronto_domain::report::{Group, SpeedToLead};
 
 /// A rep's task queue.
 #[derive(Debug, Serialize, ToSchema)]
@@ -125,21 +108,6 @@ fn track(name: &str, identities: Vec<Identity>, properties: Map<String, Value>) 
         payload: json!({"type": "track", "event": name, "properties": properties}),
         properties,
         timestamp: None,
-    }
-}
-
-fn timing(l: &LeadState, wins: &HashMap<LeadId, (String, f64)>) -> LeadTiming {
-    let responded = match (l.claimed_at, l.first_contact_at) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
-    LeadTiming {
-        created: l.created_at,
-        first_contact: l.first_contact_at,
-        won: l.status == pronto_domain::sales::lead::LeadStatus::Won,
-        won_value: wins.get(&l.id).cloned(),
-        deadline: l.sla_deadline,
-        responded,
     }
 }
 
@@ -743,146 +711,33 @@ impl Service {
         ws: WorkspaceId,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-        keep: impl Fn(&LeadState) -> bool,
+        keep: impl Fn(&ReportLead) -> bool,
     ) -> Result<SpeedToLead, ApiError> {
-        Ok(self.leads_and_report(ws, from, to, keep).await?.1)
+        Ok(self.report_and(ws, from, to, keep, |_| ()).await?.0)
     }
 
-    /// The leads that arrived in `[from, to)` and pass `keep`, with the speed-to-lead report over them.
-    pub async fn leads_and_report(
+    /// The speed-to-lead report over the leads that arrived in `[from, to)` and pass `keep`, and what
+    /// `also` makes of those leads (the board's weekly channels and words), from the leads kept in memory
+    /// ([`crate::lead_report`]).
+    pub async fn report_and<R>(
         &self,
         ws: WorkspaceId,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-        keep: impl Fn(&LeadState) -> bool,
-    ) -> Result<(Vec<LeadState>, SpeedToLead), ApiError> {
-        let mut leads = self.store.leads_between(ws, from, to).await?;
-        leads.retain(|l| keep(l));
-        let owners = self.store.ownership_between(ws, from, to).await?;
-        let wins = self.store.lead_wins(ws, from).await?;
-        let report = build_report(
-            &leads,
-            &owners,
-            &wins,
-            from,
-            to,
-            self.clock.now(),
-            self.sales().sales.timezone,
-        );
-        Ok((leads, report))
-    }
-}
-
-/// The report over `leads` (those that arrived in `[from, to)`), as of `now`; hour of week in `tz`.
-/// `owners` is their ownership history (`Store::ownership_between`): in the by-rep rows, a breach counts
-/// against the rep who held the lead when its SLA clock ran out, not whoever owns it now.
-/// `wins` are the values logged with won attempts (`Store::lead_wins`), the latest per lead counting.
-pub fn build_report(
-    leads: &[LeadState],
-    owners: &[(pronto_domain::LeadId, DateTime<Utc>, String)],
-    wins: &[(LeadId, String, f64)],
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    now: DateTime<Utc>,
-    tz: pronto_domain::sales::Tz,
-) -> SpeedToLead {
-    let wins: HashMap<LeadId, (String, f64)> = wins
-        .iter()
-        .map(|(lead, currency, value)| (*lead, (currency.clone(), *value)))
-        .collect();
-    let all: Vec<LeadTiming> = leads.iter().map(|l| timing(l, &wins)).collect();
-    let mut history: std::collections::HashMap<
-        pronto_domain::LeadId,
-        Vec<(DateTime<Utc>, String)>,
-    > = std::collections::HashMap::new();
-    for (lead, at, rep) in owners {
-        history.entry(*lead).or_default().push((*at, rep.clone()));
-    }
-    // Breaches per rep who held the lead at its deadline (a lead routed before history was kept: its owner).
-    let mut breaches: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
-    for (l, t) in leads.iter().zip(&all) {
-        if let (true, Some(deadline)) = (t.breached(now), l.sla_deadline) {
-            let holder = history
-                .get(&l.id)
-                .and_then(|h| pronto_domain::report::holder_at(h, deadline))
-                .map(str::to_string)
-                .or_else(|| l.owner.clone())
-                .unwrap_or_else(|| "(unassigned)".into());
-            *breaches.entry(holder).or_default() += 1;
-        }
-    }
-    let mut groups = Vec::new();
-    type KeyFn = fn(&LeadState, pronto_domain::sales::Tz) -> (u32, String);
-    let dims: [(&str, KeyFn); 5] = [
-        ("source", |l, _| {
-            (0, l.source.clone().unwrap_or_else(|| "(none)".into()))
-        }),
-        ("rep", |l, _| {
-            (0, l.owner.clone().unwrap_or_else(|| "(unassigned)".into()))
-        }),
-        ("team", |l, _| {
-            (0, l.team.clone().unwrap_or_else(|| "(none)".into()))
-        }),
-        ("week", |l, tz| {
-            let day = l.created_at.with_timezone(&tz).date_naive();
-            let monday =
-                day - chrono::Duration::days(i64::from(day.weekday().num_days_from_monday()));
-            (
-                monday.num_days_from_ce().unsigned_abs(),
-                monday.format("%Y-%m-%d").to_string(),
-            )
-        }),
-        ("hour_of_week", |l, tz| {
-            let t = l.created_at.with_timezone(&tz);
-            (
-                t.weekday().num_days_from_monday() * 24 + t.hour(),
-                t.format("%a %H:00").to_string(),
-            )
-        }),
-    ];
-    for (by, key) in dims {
-        let mut keyed: Vec<((u32, String), LeadTiming)> = leads
-            .iter()
-            .map(|l| (key(l, tz), timing(l, &wins)))
-            .collect();
-        keyed.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut i = 0;
-        while i < keyed.len() {
-            let k = keyed[i].0.clone();
-            let members: Vec<LeadTiming> = keyed[i..]
-                .iter()
-                .take_while(|(kk, _)| *kk == k)
-                .map(|(_, t)| t.clone())
-                .collect();
-            i += members.len();
-            let mut report = speed_report(&members, now);
-            if by == "rep" {
-                report.sla_breaches = breaches.remove(&k.1).unwrap_or(0);
-            }
-            groups.push(Group {
-                by: by.into(),
-                key: k.1,
-                report,
-            });
-        }
-        // Reps who held breached leads they no longer own.
-        if by == "rep" {
-            for (rep, n) in std::mem::take(&mut breaches) {
-                let mut report = speed_report(&[], now);
-                report.sla_breaches = n;
-                groups.push(Group {
-                    by: "rep".into(),
-                    key: rep,
-                    report,
-                });
-            }
-        }
-    }
-    SpeedToLead {
-        from,
-        to,
-        overall: speed_report(&all, now),
-        groups,
+        keep: impl Fn(&ReportLead) -> bool,
+        also: impl FnOnce(&[&ReportLead]) -> R,
+    ) -> Result<(SpeedToLead, R), ApiError> {
+        let now = self.clock.now();
+        let tz = self.sales().sales.timezone;
+        self.lead_report
+            .read(&self.store, ws, from, to, now, |leads| {
+                let kept: Vec<&ReportLead> = leads.iter().copied().filter(|l| keep(l)).collect();
+                (
+                    pronto_domain::report::build(&kept, from, to, now, tz),
+                    also(&kept),
+                )
+            })
+            .await
     }
 }
 

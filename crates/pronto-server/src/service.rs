@@ -61,6 +61,8 @@ pub struct Service {
     pub(crate) app: crate::config::AppAuth,
     /// Tells open inboxes when leads change.
     pub live: crate::live::Live,
+    /// The speed-to-lead report's leads, kept in memory and brought up to date on each read.
+    pub(crate) lead_report: crate::lead_report::Kept,
 }
 
 /// How a contact is looked up on `GET /v1/contacts`.
@@ -187,6 +189,7 @@ impl Service {
             )),
             app: crate::config::AppAuth::new(settings),
             live: crate::live::Live::default(),
+            lead_report: crate::lead_report::Kept::default(),
             store,
         }
     }

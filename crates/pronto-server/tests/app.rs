@@ -126,6 +126,7 @@ pronto_store::for_each_backend!(start;
     a_manager_sees_their_teams_board_hands_a_lead_over_and_downloads_the_report,
     the_owner_sees_what_each_flow_recovered_explores_the_messages_and_opens_a_contact,
     a_backlog_of_call_tasks_shows_the_fifty_most_overdue_and_counts_the_rest,
+    the_report_kept_in_memory_follows_what_another_node_writes_and_forgets_what_was_erased,
 );
 
 /// A browser signed in by the link mailed to `email`.
@@ -1038,5 +1039,85 @@ async fn a_backlog_of_call_tasks_shows_the_fifty_most_overdue_and_counts_the_res
         "the fifty most overdue as cards"
     );
     assert!(inbox.contains("And 1 more due"), "{inbox}");
+    s.stop().await;
+}
+
+/// The speed-to-lead report's leads are kept in each server's memory (`pronto_server::lead_report`): what
+/// another node writes to the same database shows on the next read, and an erased lead's words leave the
+/// board at once.
+async fn the_report_kept_in_memory_follows_what_another_node_writes_and_forgets_what_was_erased(
+    s: Server,
+) {
+    let hash = pronto_server::auth::hash_password("correct horse battery").unwrap();
+    let other = common::start_on(&s.db_url, false, &config(&hash), t0()).await;
+    let nora = post_lead(&s, "Nora North", "web").await;
+    s.advance(chrono::Duration::minutes(1));
+    other.advance(chrono::Duration::minutes(1));
+    let report = || other.admin("/v1/reports/speed-to-lead");
+    let r = report().await;
+    assert_eq!(r["overall"]["leads"], 1, "{r}");
+
+    // Another person (post_lead gives everyone one phone number, which would make them one contact).
+    let r = s
+        .http
+        .post(format!("{}/v1/leads", s.base))
+        .basic_auth(WRITE, Some(""))
+        .json(&json!({"name": "Sam South", "email": "sam@client.example", "message": "Sam South would like a call", "source": "south"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    s.advance(chrono::Duration::minutes(1));
+    other.advance(chrono::Duration::minutes(1));
+    assert_eq!(report().await["overall"]["leads"], 2);
+
+    let owner = s.admin(&format!("/v1/leads/{nora}")).await["owner"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, lead) = s
+        .admin_send(
+            reqwest::Method::POST,
+            &format!("/v1/leads/{nora}/attempts"),
+            json!({"rep": owner, "channel": "call", "outcome": "won", "value": 250, "currency": "EUR"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{lead}");
+    let r = report().await;
+    assert_eq!(r["overall"]["won_revenue"], json!({"EUR": 250.0}), "{r}");
+    assert_eq!(r["overall"]["buckets"][0]["bucket"], "within5_min", "{r}");
+    assert_eq!(
+        r["overall"]["buckets"][0]["leads"], 1,
+        "called two minutes in: {r}"
+    );
+
+    let mut admin = Browser::new(&other);
+    assert_eq!(
+        admin.sign_in_with_admin_key(ADMIN).await,
+        StatusCode::SEE_OTHER
+    );
+    let (status, board, _) = admin.get("/app/board").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(board.contains("<li>nora "), "{board}");
+    let contact = lead["contact_id"].as_str().unwrap().to_string();
+    let (status, erased) = s
+        .admin_send(
+            reqwest::Method::DELETE,
+            &format!("/v1/contacts/{contact}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{erased}");
+    let (_, board, _) = admin.get("/app/board").await;
+    assert!(
+        !board.contains("nora") && board.contains("<li>sam ") && !board.contains("<li>erased "),
+        "the erased lead's words are gone, the other's stay: {board}"
+    );
+    assert_eq!(
+        report().await["overall"]["won_revenue"],
+        json!({"EUR": 250.0}),
+        "erasure keeps the counts"
+    );
+    other.stop().await;
     s.stop().await;
 }

@@ -66,24 +66,6 @@ impl Server {
         assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
     }
 
-    async fn admin_send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Value,
-    ) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(ADMIN)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
     /// The outbox messages to `to` whose text contains `needle`.
     async fn mail_to(&self, to: &str, needle: &str) -> Value {
         let m = self

@@ -976,6 +976,14 @@ pub trait Store: Sessions + Send + Sync + 'static {
         to: DateTime<Utc>,
     ) -> Result<Vec<(LeadId, DateTime<Utc>, String)>, StoreError>;
 
+    /// [`Store::ownership_between`] for the given leads of the workspace (by key, whenever they arrived):
+    /// what the kept report reads for the few leads that changed.
+    async fn ownership_of(
+        &self,
+        workspace: WorkspaceId,
+        leads: &[LeadId],
+    ) -> Result<Vec<(LeadId, DateTime<Utc>, String)>, StoreError>;
+
     /// Away flags set at run time, and open leads per rep.
     async fn rep_status(
         &self,

@@ -103,7 +103,10 @@ pub trait Sessions {
         now: DateTime<Utc>,
     ) -> Result<Option<Session>, StoreError>;
 
-    /// Where the workspace's leads stand (two reads of an index's end): open inboxes redraw when it moves.
+    /// Where the workspace's leads stand (two reads of an index's end): open inboxes redraw when it moves,
+    /// and the speed-to-lead report kept in memory reads what changed. Read where the reports read (the
+    /// PostgreSQL replica when there is one), as [`Sessions::leads_since`] is, so that what the mark says
+    /// and what is read after it come from one source.
     async fn lead_mark(&self, workspace: WorkspaceId) -> Result<LeadMark, StoreError>;
 
     /// The workspace's leads that arrived or changed after `since` (created after its newest lead, or with a

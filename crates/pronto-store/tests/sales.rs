@@ -124,6 +124,7 @@ pronto_store::for_each_backend!(backend;
     round_robin_stays_exact_when_leads_arrive_concurrently,
     the_sla_chain_realerts_reassigns_and_tells_the_manager_each_once_on_time,
     acknowledgements_to_one_address_stop_at_three_a_day_counted_from_what_was_sent,
+    ownership_read_by_key_is_the_same_history_as_read_by_period,
 );
 
 async fn round_robin_stays_exact_when_leads_arrive_concurrently(backend: &str) {
@@ -295,4 +296,34 @@ async fn acknowledgements_to_one_address_stop_at_three_a_day_counted_from_what_w
         .into_iter()
         .collect();
     assert_eq!(acks, want);
+}
+
+/// `ownership_of` (what the kept report reads for the leads that changed) answers the asked leads' rows of
+/// `ownership_between`, in the same order, and nothing for another workspace.
+async fn ownership_read_by_key_is_the_same_history_as_read_by_period(backend: &str) {
+    let db = TestDb::of(backend).await;
+    let s = store(&db.url).await;
+    let ws = s.default_workspace().await.unwrap().id;
+    s.ingest(ws, (0..6).map(lead).collect(), t0())
+        .await
+        .unwrap();
+    let (from, to) = (t0() - Duration::days(1), t0() + Duration::days(1));
+    let leads = s.leads_between(ws, from, to).await.unwrap();
+    assert_eq!(leads.len(), 6);
+    let asked: Vec<_> = leads.iter().step_by(2).map(|l| l.id).collect();
+    let want: Vec<_> = s
+        .ownership_between(ws, from, to)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(l, _, _)| asked.contains(l))
+        .collect();
+    assert_eq!(want.len(), 3, "each lead was routed once: {want:?}");
+    assert_eq!(s.ownership_of(ws, &asked).await.unwrap(), want);
+    assert!(s
+        .ownership_of(WorkspaceId::new(), &asked)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(s.ownership_of(ws, &[]).await.unwrap().is_empty());
 }

@@ -983,10 +983,9 @@ async fn speed_to_lead(args: ServeArgs, days: u32, csv: bool) -> anyhow::Result<
     let ws = store.default_workspace().await?.id;
     let to = chrono::Utc::now();
     let from = to - chrono::Duration::days(i64::from(days));
-    let leads = store.leads_between(ws, from, to).await?;
-    let owners = store.ownership_between(ws, from, to).await?;
-    let wins = store.lead_wins(ws, from).await?;
-    let r = pronto_server::sales::build_report(&leads, &owners, &wins, from, to, to, tz);
+    let leads = pronto_server::lead_report::load(&store, ws, from, to).await?;
+    let leads: Vec<_> = leads.iter().collect();
+    let r = pronto_domain::report::build(&leads, from, to, to, tz);
     if csv {
         print!("{}", pronto_server::sales::report_csv(&r));
     } else {

@@ -107,31 +107,54 @@ const STOP: &[&str] = &[
 ];
 
 /// The `n` words most leads used, with how many leads used each (a word counts once per message, so one
-/// long message does not outweigh many short ones); ties in alphabetical order. Words are lower-cased runs of
-/// letters and digits of at least three characters, without [`STOP`] words and numbers.
+/// long message does not outweigh many short ones); ties in alphabetical order. Words are as
+/// [`words_of`] finds them.
 pub fn common_words<'a>(
     messages: impl IntoIterator<Item = &'a str>,
     n: usize,
 ) -> Vec<(String, u64)> {
-    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    for m in messages {
-        let words: BTreeSet<String> = m
-            .split(|c: char| !c.is_alphanumeric() && c != '\'')
-            .map(|w| w.trim_matches('\'').to_lowercase())
-            .filter(|w| {
-                w.chars().count() >= 3
-                    && !w.chars().all(|c| c.is_ascii_digit())
-                    && !STOP.contains(&w.as_str())
-            })
-            .collect();
-        for w in words {
+    let sets: Vec<Box<[Box<str>]>> = messages.into_iter().map(words_of).collect();
+    top_words(sets.iter().map(|s| &s[..]), n)
+}
+
+/// The distinct words of one message, in alphabetical order: lower-cased runs of letters and digits of at
+/// least three characters, without [`STOP`] words, numbers and what erasure put in place of a person's
+/// details. Worked out once per lead where leads are kept ([`top_words`] counts them).
+pub fn words_of(message: &str) -> Box<[Box<str>]> {
+    // What erasure left in place of a person's details is not a word they wrote.
+    let message = message.replace(crate::erasure::ERASED, " ");
+    let words: BTreeSet<Box<str>> = message
+        .split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .map(|w| w.trim_matches('\'').to_lowercase())
+        .filter(|w| {
+            w.chars().count() >= 3
+                && !w.chars().all(|c| c.is_ascii_digit())
+                && !STOP.contains(&w.as_str())
+        })
+        .map(String::into_boxed_str)
+        .collect();
+    words.into_iter().collect()
+}
+
+/// The `n` words in most of `sets` (each one message's [`words_of`]), with how many; ties in alphabetical
+/// order.
+pub fn top_words<'a>(
+    sets: impl IntoIterator<Item = &'a [Box<str>]>,
+    n: usize,
+) -> Vec<(String, u64)> {
+    let mut counts: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    for set in sets {
+        for w in set {
             *counts.entry(w).or_default() += 1;
         }
     }
-    let mut ranked: Vec<(String, u64)> = counts.into_iter().collect();
-    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mut ranked: Vec<(&str, u64)> = counts.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
     ranked.truncate(n);
     ranked
+        .into_iter()
+        .map(|(w, c)| (w.to_string(), c))
+        .collect()
 }
 
 #[cfg(test)]
@@ -223,5 +246,22 @@ mod tests {
             ]
         );
         assert!(common_words(Vec::<&str>::new(), 5).is_empty());
+    }
+
+    #[test]
+    fn what_erasure_left_in_a_message_is_not_counted_as_a_word() {
+        let messages = [
+            "[erased] [erased] would like a quote",
+            "Erased files: can you recover them?",
+        ];
+        assert_eq!(
+            common_words(messages, 5),
+            vec![
+                ("erased".to_string(), 1),
+                ("files".to_string(), 1),
+                ("quote".to_string(), 1),
+                ("recover".to_string(), 1),
+            ]
+        );
     }
 }

@@ -127,7 +127,7 @@ pub struct LeadLog {
     #[serde(skip)]
     pub lead: LeadId,
     pub at: DateTime<Utc>,
-    /// routed, alerted, acknowledged, unassigned, escalated, reassigned, claimed, attempt, replied.
+    /// routed, alerted, acknowledged, unassigned, escalated, reassigned, claimed, attempt, replied, erased.
     pub kind: String,
     pub rep: Option<String>,
     pub detail: String,

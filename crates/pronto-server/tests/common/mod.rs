@@ -175,6 +175,25 @@ impl Server {
             .unwrap()
     }
 
+    /// Sends `body` to `path` with the admin key: the status and the JSON answer (`null` when none).
+    pub async fn admin_send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(ADMIN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
     /// Moves time and wakes both workers.
     pub fn advance(&self, by: Duration) {
         self.clock.advance(by);

@@ -331,6 +331,25 @@ async fn erase_in<T: TextTx>(
             *rows.entry(s.table.into()).or_default() += n;
         }
     }
+    // A step on each of their leads: what is kept of a lead outside this database (the speed-to-lead report
+    // each server holds in memory, open inboxes) follows the leads' change mark, so this moves it and their
+    // cleaned rows are read again. The story says what happened, with nothing of theirs.
+    tx.run(
+        &format!(
+            "INSERT INTO lead_log (lead_id, at, kind, rep, detail) SELECT id, {}, 'erased', NULL, {} FROM leads WHERE {}",
+            d.bind(1, Kind::Timestamp),
+            d.bind(2, Kind::Text),
+            of_contacts("contact_id", 3)
+        ),
+        &[
+            Some(now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+            Some("personal data erased on request".to_string()),
+        ]
+        .into_iter()
+        .chain(ids.iter().cloned().map(Some))
+        .collect::<Vec<_>>(),
+    )
+    .await?;
     // Rows that are not theirs but name them: a rep's alert about their lead (its Reply-To is theirs), a
     // shop's webhook kept raw because it could not be mapped.
     const NAMING: &[(Scrub, &str)] = &[

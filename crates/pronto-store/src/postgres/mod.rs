@@ -892,6 +892,27 @@ impl Store for PostgresStore {
             .collect())
     }
 
+    async fn ownership_of(
+        &self,
+        workspace: WorkspaceId,
+        leads: &[LeadId],
+    ) -> Result<Vec<(LeadId, DateTime<Utc>, String)>, StoreError> {
+        let ids: Vec<Uuid> = leads.iter().map(|l| l.0).collect();
+        let rows: Vec<(Uuid, DateTime<Utc>, String)> = sqlx::query_as(
+            "SELECT g.lead_id, g.at, g.rep FROM leads l JOIN lead_log g ON g.lead_id = l.id \
+             WHERE l.id = ANY($2) AND l.workspace_id = $1 \
+             AND g.kind IN ('routed', 'reassigned', 'claimed') AND g.rep IS NOT NULL ORDER BY g.id",
+        )
+        .bind(workspace.0)
+        .bind(&ids)
+        .fetch_all(&self.reports)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(l, at, rep)| (LeadId(l), at, rep))
+            .collect())
+    }
+
     async fn rep_status(
         &self,
         workspace: WorkspaceId,

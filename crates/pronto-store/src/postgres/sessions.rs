@@ -153,7 +153,7 @@ impl Sessions for PostgresStore {
             "SELECT (SELECT max(created_at) FROM leads WHERE workspace_id = $1), (SELECT max(id) FROM lead_log)",
         )
         .bind(ws.0)
-        .fetch_one(&self.pool.0)
+        .fetch_one(&self.reports)
         .await?;
         Ok(LeadMark {
             newest_lead: lead,
@@ -172,7 +172,7 @@ impl Sessions for PostgresStore {
             .bind(since.newest_lead.unwrap_or(DateTime::UNIX_EPOCH))
             .bind(since.newest_log.unwrap_or(0))
             .bind(limit)
-            .fetch_all(&self.pool.0)
+            .fetch_all(&self.reports)
             .await?;
         rows.iter().map(crate::rows::lead_state).collect()
     }

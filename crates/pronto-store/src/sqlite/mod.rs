@@ -1009,6 +1009,27 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn ownership_of(
+        &self,
+        workspace: WorkspaceId,
+        leads: &[LeadId],
+    ) -> Result<Vec<(LeadId, DateTime<Utc>, String)>, StoreError> {
+        let ids: Vec<String> = leads.iter().map(|l| l.to_string()).collect();
+        // From the few ids to each lead's log by key (`CROSS JOIN` keeps that order on SQLite).
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT g.lead_id, g.at, g.rep FROM json_each(?2) j CROSS JOIN leads l CROSS JOIN lead_log g \
+             WHERE l.id = j.value AND l.workspace_id = ?1 AND g.lead_id = l.id \
+             AND g.kind IN ('routed', 'reassigned', 'claimed') AND g.rep IS NOT NULL ORDER BY g.id",
+        )
+        .bind(workspace.to_string())
+        .bind(serde_json::Value::from(ids).to_string())
+        .fetch_all(&self.read)
+        .await?;
+        rows.into_iter()
+            .map(|(l, at, rep)| Ok((uuid(&l)?, parse_ts(&at)?, rep)))
+            .collect()
+    }
+
     async fn rep_status(
         &self,
         workspace: WorkspaceId,
