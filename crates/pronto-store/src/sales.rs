@@ -156,7 +156,7 @@ pub(crate) trait SalesTx: FlowTx {
     ) -> Result<(), ItemError>;
     /// Away flags set through the API (they override the config's).
     async fn away_flags(&mut self, ws: WorkspaceId) -> Result<Vec<(String, bool)>, ItemError>;
-    /// Open leads per rep.
+    /// Open leads per rep (kept in `rep_open` by triggers on `leads`, migration 0019: a row per rep, not a count).
     async fn open_counts(
         &mut self,
         ws: WorkspaceId,

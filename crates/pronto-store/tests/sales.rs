@@ -125,6 +125,7 @@ pronto_store::for_each_backend!(backend;
     the_sla_chain_realerts_reassigns_and_tells_the_manager_each_once_on_time,
     acknowledgements_to_one_address_stop_at_three_a_day_counted_from_what_was_sent,
     ownership_read_by_key_is_the_same_history_as_read_by_period,
+    open_leads_per_rep_are_kept_as_leads_are_routed_handed_over_and_closed,
 );
 
 async fn round_robin_stays_exact_when_leads_arrive_concurrently(backend: &str) {
@@ -326,4 +327,92 @@ async fn ownership_read_by_key_is_the_same_history_as_read_by_period(backend: &s
         .unwrap()
         .is_empty());
     assert!(s.ownership_of(ws, &[]).await.unwrap().is_empty());
+}
+
+/// The open leads per rep that routing by capacity and the board read (`rep_open`, kept by triggers) equal a
+/// count of the leads, whatever changed them: arrival, an escalation that hands a lead over, a claim, a win.
+async fn open_leads_per_rep_are_kept_as_leads_are_routed_handed_over_and_closed(backend: &str) {
+    let db = TestDb::of(backend).await;
+    let s = store(&db.url).await;
+    let ws = s.default_workspace().await.unwrap().id;
+    let reps: Vec<String> = ["ann", "bo", "cy", "dee"].map(String::from).to_vec();
+    let counted = || async {
+        let mut out: Vec<(String, i64)> = s
+            .leads_between(ws, t0() - Duration::days(1), t0() + Duration::days(30))
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|l| l.status.is_open())
+            .filter_map(|l| l.owner)
+            .fold(HashMap::new(), |mut m: HashMap<String, i64>, o| {
+                *m.entry(o).or_default() += 1;
+                m
+            })
+            .into_iter()
+            .collect();
+        out.sort();
+        out
+    };
+    let kept = || async {
+        let mut out: Vec<(String, i64)> = s
+            .rep_status(ws, &reps)
+            .await
+            .unwrap()
+            .open
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        out.sort();
+        out
+    };
+    s.ingest(ws, (0..8).map(lead).collect(), t0())
+        .await
+        .unwrap();
+    assert_eq!(kept().await, counted().await, "routed");
+    assert_eq!(kept().await.iter().map(|(_, n)| n).sum::<i64>(), 8);
+    // The SLA chain hands unclaimed leads over (see the chain test): owners change.
+    let mut at = t0();
+    for _ in 0..4 {
+        at += Duration::minutes(10);
+        while s.fire_due(at, 500).await.unwrap().leads > 0 {}
+    }
+    assert_eq!(kept().await, counted().await, "handed over by escalations");
+    let lead = s
+        .leads_between(ws, t0() - Duration::days(1), t0() + Duration::days(1))
+        .await
+        .unwrap()
+        .remove(0);
+    s.ingest(ws, vec![won(&lead, at)], at).await.unwrap();
+    assert_eq!(kept().await, counted().await, "a win closes one");
+    assert_eq!(kept().await.iter().map(|(_, n)| n).sum::<i64>(), 7);
+}
+
+/// A won call on `l` by its owner, as the server records it: a `Lead Won` event with the action attached.
+fn won(l: &pronto_store::LeadState, at: DateTime<Utc>) -> IngestItem {
+    let email = pronto_domain::Email::parse(l.email.as_deref().unwrap()).unwrap();
+    IngestItem {
+        event: pronto_domain::NewEvent {
+            message_id: None,
+            dedupe_scope: None,
+            request_hash: None,
+            kind: pronto_domain::EventType::Track,
+            name: Some("Lead Won".into()),
+            user_id: None,
+            anonymous_id: None,
+            identities: vec![pronto_domain::Identity::email(&email)],
+            traits: serde_json::Map::new(),
+            payload: json!({"type": "track", "event": "Lead Won"}),
+            properties: serde_json::Map::new(),
+            timestamp: None,
+        },
+        lead: None,
+        action: Some(pronto_store::LeadAction::Attempt {
+            lead: l.id,
+            rep: l.owner.clone(),
+            channel: "call".into(),
+            outcome: pronto_domain::sales::Outcome::Won,
+            note: None,
+            at,
+        }),
+    }
 }

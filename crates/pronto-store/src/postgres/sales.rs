@@ -376,14 +376,12 @@ pub(super) async fn open_counts(
     ws: WorkspaceId,
     reps: &[String],
 ) -> Result<Vec<(String, i64)>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT owner, count(*) FROM leads WHERE owner = ANY($1) \
-         AND status IN ('open', 'claimed', 'contacted') AND workspace_id = $2 GROUP BY owner",
-    )
-    .bind(reps)
-    .bind(ws.0)
-    .fetch_all(c)
-    .await?;
+    let rows =
+        sqlx::query("SELECT rep, open FROM rep_open WHERE rep = ANY($1) AND workspace_id = $2")
+            .bind(reps)
+            .bind(ws.0)
+            .fetch_all(c)
+            .await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         out.push((r.try_get(0)?, r.try_get(1)?));

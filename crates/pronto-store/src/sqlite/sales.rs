@@ -366,8 +366,7 @@ pub(super) async fn open_counts(
     reps: &[String],
 ) -> Result<Vec<(String, i64)>, StoreError> {
     let rows = sqlx::query(
-        "SELECT owner, count(*) FROM leads WHERE owner IN (SELECT value FROM json_each(?1)) \
-         AND status IN ('open', 'claimed', 'contacted') AND workspace_id = ?2 GROUP BY owner",
+        "SELECT rep, open FROM rep_open WHERE rep IN (SELECT value FROM json_each(?1)) AND workspace_id = ?2",
     )
     .bind(serde_json::to_string(reps).map_err(|e| StoreError::Corrupt(e.to_string()))?)
     .bind(ws.to_string())
