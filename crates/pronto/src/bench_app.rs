@@ -169,7 +169,11 @@ async fn time_page(
         anyhow::ensure!(r.status().is_success(), "{url} answered {}", r.status());
         let body = r.text().await?;
         times.push(t.elapsed().as_secs_f64() * 1000.0);
-        anyhow::ensure!(body.contains(expect), "{url} does not show {expect:?}");
+        anyhow::ensure!(
+            body.contains(expect),
+            "{url} does not show {expect:?}: {}",
+            body.get(body.find("<main").unwrap_or(0)..).unwrap_or(&body).chars().take(1500).collect::<String>()
+        );
     }
     Ok(percentiles(times))
 }
@@ -220,7 +224,10 @@ pub async fn app(a: AppArgs) -> anyhow::Result<()> {
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(a.inboxes.max(16))
         .build()?;
-    let newest = format!("Lead {}", a.leads.saturating_sub(1));
+    // A lead's card on Bo's inbox (a rep of the team and its manager). Not the newest seeded lead by name,
+    // nor on Ann's: on a file reused for an hour, escalations have handed the leads on to Bo, and earlier
+    // runs' live leads are newer.
+    let card = "<li class=\"card\"";
     // The first board after start loads the speed-to-lead report's leads into memory
     // (`pronto_server::lead_report`); the timed fetches below read them brought up to date.
     let (first, _, _) = time_page(
@@ -235,10 +242,10 @@ pub async fn app(a: AppArgs) -> anyhow::Result<()> {
     let admin = format!("Bearer {ADMIN}");
     for (name, path, auth, expect) in [
         (
-            "a rep's inbox (/app/inbox)",
+            "a rep's inbox (/app/inbox, Bo's: he holds the most leads)",
             "/app/inbox",
-            ("cookie", ann.as_str()),
-            newest.as_str(),
+            ("cookie", bo.as_str()),
+            card,
         ),
         (
             "a manager's board with the 30-day report (/app/board)",
