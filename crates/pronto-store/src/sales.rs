@@ -105,6 +105,11 @@ pub enum LeadAction {
     },
 }
 
+/// The end of both backends' ownership reads (`Store::ownership_between`, `Store::ownership_of`): the log
+/// steps that change who holds a lead, in order.
+pub(crate) const OWNERSHIP_STEPS: &str =
+    "AND g.kind IN ('routed', 'reassigned', 'claimed') AND g.rep IS NOT NULL ORDER BY g.id";
+
 /// The statements speed to lead needs from a backend.
 #[async_trait]
 pub(crate) trait SalesTx: FlowTx {

@@ -172,7 +172,11 @@ async fn time_page(
         anyhow::ensure!(
             body.contains(expect),
             "{url} does not show {expect:?}: {}",
-            body.get(body.find("<main").unwrap_or(0)..).unwrap_or(&body).chars().take(1500).collect::<String>()
+            body.get(body.find("<main").unwrap_or(0)..)
+                .unwrap_or(&body)
+                .chars()
+                .take(1500)
+                .collect::<String>()
         );
     }
     Ok(percentiles(times))

@@ -876,20 +876,17 @@ impl Store for PostgresStore {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<(LeadId, DateTime<Utc>, String)>, StoreError> {
-        let rows: Vec<(Uuid, DateTime<Utc>, String)> = sqlx::query_as(
+        let rows = sqlx::query_as(&format!(
             "SELECT g.lead_id, g.at, g.rep FROM leads l JOIN lead_log g ON g.lead_id = l.id \
-             WHERE l.workspace_id = $1 AND l.created_at >= $2 AND l.created_at < $3 \
-             AND g.kind IN ('routed', 'reassigned', 'claimed') AND g.rep IS NOT NULL ORDER BY g.id",
-        )
+             WHERE l.workspace_id = $1 AND l.created_at >= $2 AND l.created_at < $3 {}",
+            crate::sales::OWNERSHIP_STEPS
+        ))
         .bind(workspace.0)
         .bind(from)
         .bind(to)
         .fetch_all(&self.reports)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(l, at, rep)| (LeadId(l), at, rep))
-            .collect())
+        Ok(ownership(rows))
     }
 
     async fn ownership_of(
@@ -898,19 +895,16 @@ impl Store for PostgresStore {
         leads: &[LeadId],
     ) -> Result<Vec<(LeadId, DateTime<Utc>, String)>, StoreError> {
         let ids: Vec<Uuid> = leads.iter().map(|l| l.0).collect();
-        let rows: Vec<(Uuid, DateTime<Utc>, String)> = sqlx::query_as(
+        let rows = sqlx::query_as(&format!(
             "SELECT g.lead_id, g.at, g.rep FROM leads l JOIN lead_log g ON g.lead_id = l.id \
-             WHERE l.id = ANY($2) AND l.workspace_id = $1 \
-             AND g.kind IN ('routed', 'reassigned', 'claimed') AND g.rep IS NOT NULL ORDER BY g.id",
-        )
+             WHERE l.id = ANY($2) AND l.workspace_id = $1 {}",
+            crate::sales::OWNERSHIP_STEPS
+        ))
         .bind(workspace.0)
         .bind(&ids)
         .fetch_all(&self.reports)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(l, at, rep)| (LeadId(l), at, rep))
-            .collect())
+        Ok(ownership(rows))
     }
 
     async fn rep_status(
@@ -1284,4 +1278,11 @@ impl Store for PostgresStore {
         self.writers.close().await;
         self.pool.0.close().await;
     }
+}
+
+/// Ownership rows as read (`Store::ownership_between`, `Store::ownership_of`).
+fn ownership(rows: Vec<(Uuid, DateTime<Utc>, String)>) -> Vec<(LeadId, DateTime<Utc>, String)> {
+    rows.into_iter()
+        .map(|(l, at, rep)| (LeadId(l), at, rep))
+        .collect()
 }

@@ -994,19 +994,17 @@ impl Store for SqliteStore {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<(LeadId, DateTime<Utc>, String)>, StoreError> {
-        let rows: Vec<(String, String, String)> = sqlx::query_as(
+        let rows = sqlx::query_as(&format!(
             "SELECT g.lead_id, g.at, g.rep FROM leads l JOIN lead_log g ON g.lead_id = l.id \
-             WHERE l.workspace_id = ?1 AND l.created_at >= ?2 AND l.created_at < ?3 \
-             AND g.kind IN ('routed', 'reassigned', 'claimed') AND g.rep IS NOT NULL ORDER BY g.id",
-        )
+             WHERE l.workspace_id = ?1 AND l.created_at >= ?2 AND l.created_at < ?3 {}",
+            crate::sales::OWNERSHIP_STEPS
+        ))
         .bind(workspace.to_string())
         .bind(ts(from))
         .bind(ts(to))
         .fetch_all(&self.read)
         .await?;
-        rows.into_iter()
-            .map(|(l, at, rep)| Ok((uuid(&l)?, parse_ts(&at)?, rep)))
-            .collect()
+        ownership(rows)
     }
 
     async fn ownership_of(
@@ -1016,18 +1014,16 @@ impl Store for SqliteStore {
     ) -> Result<Vec<(LeadId, DateTime<Utc>, String)>, StoreError> {
         let ids: Vec<String> = leads.iter().map(|l| l.to_string()).collect();
         // From the few ids to each lead's log by key (`CROSS JOIN` keeps that order on SQLite).
-        let rows: Vec<(String, String, String)> = sqlx::query_as(
+        let rows = sqlx::query_as(&format!(
             "SELECT g.lead_id, g.at, g.rep FROM json_each(?2) j CROSS JOIN leads l CROSS JOIN lead_log g \
-             WHERE l.id = j.value AND l.workspace_id = ?1 AND g.lead_id = l.id \
-             AND g.kind IN ('routed', 'reassigned', 'claimed') AND g.rep IS NOT NULL ORDER BY g.id",
-        )
+             WHERE l.id = j.value AND l.workspace_id = ?1 AND g.lead_id = l.id {}",
+            crate::sales::OWNERSHIP_STEPS
+        ))
         .bind(workspace.to_string())
         .bind(serde_json::Value::from(ids).to_string())
         .fetch_all(&self.read)
         .await?;
-        rows.into_iter()
-            .map(|(l, at, rep)| Ok((uuid(&l)?, parse_ts(&at)?, rep)))
-            .collect()
+        ownership(rows)
     }
 
     async fn rep_status(
@@ -1379,4 +1375,13 @@ impl Store for SqliteStore {
         self.read.close().await;
         self.write.0.close().await;
     }
+}
+
+/// Ownership rows as read (`Store::ownership_between`, `Store::ownership_of`).
+fn ownership(
+    rows: Vec<(String, String, String)>,
+) -> Result<Vec<(LeadId, DateTime<Utc>, String)>, StoreError> {
+    rows.into_iter()
+        .map(|(l, at, rep)| Ok((uuid(&l)?, parse_ts(&at)?, rep)))
+        .collect()
 }
