@@ -18,7 +18,8 @@
 //!
 //! A period starting before the window is read: the window grows back to it, up to [`MAX_DAYS`] before now;
 //! a period reaching further back is read from the store for that read alone (seconds at a million leads).
-//! Memory: about 400 bytes a lead plus what it wrote (a 30-day window of 75,000 leads: about 40 MB).
+//! Memory: about 500 bytes a lead with its distinct words (a 30-day window of 75,000 leads: about 40 MB;
+//! estimated from the types, not measured alone).
 
 use crate::error::ApiError;
 use chrono::{DateTime, Duration, Utc};
