@@ -78,16 +78,17 @@ impl Kept {
         }
         let slot = self.slot(ws);
         let mut window = slot.lock().await;
-        match window.as_mut() {
-            Some(w) if w.from <= from => sync(store, ws, w).await?,
-            // Grow back to `from` (a little further, so the next period a few minutes earlier fits too).
-            _ => {
-                *window =
-                    Some(Window::load(store, ws, (from - Duration::days(1)).max(oldest)).await?)
+        let w = match window.take() {
+            Some(mut w) if w.from <= from => {
+                // Kept as it was when the store cannot be read now: the next read tries again.
+                let synced = sync(store, ws, &mut w).await;
+                let w = window.insert(w);
+                synced?;
+                w
             }
-        }
-        let Some(w) = window.as_mut() else {
-            unreachable!("the window was set above");
+            // Grow back to `from` (a little further, so the next period a few minutes earlier fits too).
+            _ => window
+                .insert(Window::load(store, ws, (from - Duration::days(1)).max(oldest)).await?),
         };
         if w.loaded.elapsed() >= REFRESH && !w.reloading {
             w.reloading = true;
