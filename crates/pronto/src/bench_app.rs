@@ -1,8 +1,8 @@
 //! `pronto bench app`: the web app's pages over many stored leads, and live inboxes.
 //!
 //! Leads are stored through the store's own ingest (routed, alerted and acknowledged as in production, with
-//! the shipped example config), spread over the past 400 days; then `pronto serve`'s assembly runs on that
-//! database in this process and the bench times, over real HTTP with real session cookies:
+//! the shipped example config), spread over the past 400 days, then a shop's tracked events up to `--events`
+//! over the same days; then `pronto serve`'s assembly runs on that database in this process and the bench times, over real HTTP with real session cookies:
 //! - a rep's inbox (`/app/inbox`), a manager's board (`/app/board`: reps, unclaimed leads and the 30-day
 //!   speed-to-lead report) and a lead's page, each `--repeats` times;
 //! - `--inboxes` open inboxes on live updates: each holds `/app/live` open and, as the page does, takes the
@@ -19,7 +19,8 @@ use crate::bench_support::InProcess;
 use anyhow::Context;
 use chrono::{Duration, Utc};
 use clap::Args;
-use pronto_domain::Lead;
+use pronto_domain::event::parse_message;
+use pronto_domain::{EventType, Lead, ParseOptions};
 use pronto_store::{IngestItem, NewSession, Store};
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,6 +34,11 @@ pub struct AppArgs {
     /// Leads stored before the pages are timed.
     #[arg(long, default_value_t = 1_000_000)]
     leads: usize,
+    /// Events stored in all, each lead's own included: the rest are tracked events from a shop's visitors
+    /// (90% `Product Viewed`; 5% `Checkout Started`, each followed by its `Order Completed`), stored after the
+    /// leads and spread over the same 400 days.
+    #[arg(long, default_value_t = 10_000_000)]
+    events: usize,
     /// Times each page is fetched.
     #[arg(long, default_value_t = 100)]
     repeats: usize,
@@ -104,6 +110,53 @@ async fn seed(store: &Arc<dyn Store>, n: usize) -> anyhow::Result<()> {
     }
     println!(
         "  stored {n} leads in {:.1} s ({:.0}/s, routed, alerted and acknowledged)",
+        t.elapsed().as_secs_f64(),
+        n as f64 / t.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Stores `n` tracked events from 200,000 visitors, spread over the past 400 days, oldest first. Every
+/// twentieth is a `Checkout Started` and the next its `Order Completed` (the checkout-recovery run that the
+/// first opens, the second ends): the board's checkouts and orders per week count them.
+async fn seed_events(store: &Arc<dyn Store>, n: usize) -> anyhow::Result<()> {
+    let ws = store.default_workspace().await?.id;
+    let now = Utc::now();
+    let t = Instant::now();
+    for start in (0..n).step_by(BATCH) {
+        let end = (start + BATCH).min(n);
+        let at =
+            now - Duration::seconds((400 * 86_400) as i64 * (n - end) as i64 / n.max(1) as i64);
+        let items = (start..end)
+            .map(|i| {
+                let (name, checkout) = match i % 20 {
+                    0 => ("Checkout Started", i),
+                    1 => ("Order Completed", i - 1),
+                    _ => ("Product Viewed", i),
+                };
+                let msg = serde_json::json!({
+                    "userId": format!("visitor-{}", i % 200_000),
+                    "event": name,
+                    "timestamp": at.to_rfc3339(),
+                    "properties": {"checkout_id": format!("c{checkout}"), "order_id": format!("o{checkout}"),
+                                   "product_id": format!("p{}", i % 500), "total": 40 + i % 100,
+                                   "currency": "EUR"},
+                });
+                Ok(parse_message(msg, Some(EventType::Track), None, ParseOptions::default())
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                    .into())
+            })
+            .collect::<anyhow::Result<Vec<IngestItem>>>()?;
+        store.ingest(ws, items, at).await?;
+        if (end / BATCH).is_multiple_of(500) {
+            eprintln!(
+                "  {end} events stored ({:.0}/s)",
+                end as f64 / t.elapsed().as_secs_f64()
+            );
+        }
+    }
+    println!(
+        "  stored {n} tracked events in {:.1} s ({:.0}/s)",
         t.elapsed().as_secs_f64(),
         n as f64 / t.elapsed().as_secs_f64()
     );
@@ -206,8 +259,9 @@ pub async fn app(a: AppArgs) -> anyhow::Result<()> {
         settings.program(store.secret("links").await?.into_bytes())?,
     ));
     println!(
-        "pronto bench app: {} leads on {}, the shipped example config",
+        "pronto bench app: {} leads and {} events on {}, the shipped example config",
         a.leads,
+        a.events.max(a.leads),
         store.backend()
     );
     let ws = store.default_workspace().await?.id;
@@ -217,6 +271,7 @@ pub async fn app(a: AppArgs) -> anyhow::Result<()> {
         );
     } else {
         seed(&store, a.leads).await?;
+        seed_events(&store, a.events.saturating_sub(a.leads)).await?;
     }
     settle(&store).await?;
     let ann = cookie(&store, "ann@example.com").await?;
