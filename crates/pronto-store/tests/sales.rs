@@ -3,8 +3,10 @@
 //! runs each step once, on time, to the end. Time is injected: the tests pass `now` instead of sleeping.
 
 use chrono::{DateTime, Duration, Utc};
+use pronto_domain::flow::FlowConfig;
 use pronto_domain::program::{MessageSettings, Program};
 use pronto_domain::sales::{LeadsConfig, RepConfig, RouteConfig, Sales, TeamConfig};
+use pronto_domain::template::TemplateConfig;
 use pronto_domain::{Lead, Region, WorkspaceId};
 use pronto_store::testing::TestDb;
 use pronto_store::{connect, IngestItem, Options, Store};
@@ -58,20 +60,44 @@ escalate = [
 ]
 "#;
 
+/// A cadence whose first step opens a call task on each new lead (as the example config's does).
+const CADENCE: &str = r#"
+[[flow]]
+id = "lead-cadence"
+trigger = { event = "Lead Submitted" }
+key = "properties.lead_id"
+[[flow.step]]
+call = { script = "call-first" }
+
+[[template]]
+name = "call-first"
+subject = "Call {{ lead.name }} now"
+text = "Phone: {{ lead.phone or 'none given; email them' }}"
+"#;
+
 fn program() -> Arc<Program> {
+    program_with("")
+}
+
+/// The speed-to-lead config above, with the flows and templates of `flows` (TOML).
+fn program_with(flows: &str) -> Arc<Program> {
     #[derive(serde::Deserialize)]
     struct File {
         rep: Vec<RepConfig>,
         team: Vec<TeamConfig>,
         route: Vec<RouteConfig>,
         leads: LeadsConfig,
+        #[serde(default)]
+        flow: Vec<FlowConfig>,
+        #[serde(default)]
+        template: Vec<TemplateConfig>,
     }
-    let f: File = toml::from_str(CONFIG).unwrap();
+    let f: File = toml::from_str(&format!("{CONFIG}\n{flows}")).unwrap();
     let settings = MessageSettings {
         link_secret: b"secret".to_vec(),
         ..Default::default()
     };
-    let mut p = Program::build(&[], &[], settings).unwrap();
+    let mut p = Program::build(&f.flow, &f.template, settings).unwrap();
     let names = p.templates.names();
     p.sales = Sales::check(&f.rep, &f.team, &f.route, &f.leads, &names).unwrap();
     Arc::new(p)
@@ -126,6 +152,7 @@ pronto_store::for_each_backend!(backend;
     acknowledgements_to_one_address_stop_at_three_a_day_counted_from_what_was_sent,
     ownership_read_by_key_is_the_same_history_as_read_by_period,
     open_leads_per_rep_are_kept_as_leads_are_routed_handed_over_and_closed,
+    a_reps_open_tasks_follow_their_leads_as_they_are_handed_over_and_closed,
 );
 
 async fn round_robin_stays_exact_when_leads_arrive_concurrently(backend: &str) {
@@ -387,8 +414,123 @@ async fn open_leads_per_rep_are_kept_as_leads_are_routed_handed_over_and_closed(
     assert_eq!(kept().await.iter().map(|(_, n)| n).sum::<i64>(), 7);
 }
 
+/// A rep's open tasks (the inbox's queue, read by owner from `tasks_open_by_owner`) are exactly the open tasks
+/// of the leads the rep owns now, in due order, whatever changed the owner: routing, an escalation's
+/// hand-over, a claim; a win closes its lead's task. The list of all tasks (done ones too) agrees.
+async fn a_reps_open_tasks_follow_their_leads_as_they_are_handed_over_and_closed(backend: &str) {
+    let db = TestDb::of(backend).await;
+    let s = connect(&db.url, Options::default()).await.unwrap();
+    s.shared().set_program(program_with(CADENCE));
+    let ws = s.default_workspace().await.unwrap().id;
+    let reps = ["ann", "bo", "cy", "dee", "max"];
+    // Per rep: the leads whose open task the queue shows, in its order; and the leads the rep owns.
+    let check = |why: &'static str| {
+        let s = s.clone();
+        async move {
+            let leads = s
+                .leads_between(ws, t0() - Duration::days(1), t0() + Duration::days(30))
+                .await
+                .unwrap();
+            let all = s.tasks(ws, None, false).await.unwrap();
+            let mut shown = 0;
+            for rep in reps {
+                let queue = s.tasks(ws, Some(rep), true).await.unwrap();
+                let mut owned: Vec<_> = leads
+                    .iter()
+                    .filter(|l| l.owner.as_deref() == Some(rep) && l.status.is_open())
+                    .map(|l| l.id)
+                    .collect();
+                let mut queued: Vec<_> = queue.iter().map(|t| t.lead.id).collect();
+                assert!(
+                    queue
+                        .windows(2)
+                        .all(|w| (w[0].due_at, w[0].id.0) <= (w[1].due_at, w[1].id.0)),
+                    "{why}: {rep}'s queue is in due order"
+                );
+                assert!(
+                    queue
+                        .iter()
+                        .all(|t| t.done_at.is_none() && t.rep.as_deref() == Some(rep)),
+                    "{why}: {rep}'s queue holds only open tasks of leads they own: {queue:?}"
+                );
+                owned.sort();
+                queued.sort();
+                assert_eq!(queued, owned, "{why}: {rep}'s queue is their open leads'");
+                let listed = all
+                    .iter()
+                    .filter(|t| t.rep.as_deref() == Some(rep) && t.done_at.is_none())
+                    .count();
+                assert_eq!(listed, queue.len(), "{why}: the full list agrees for {rep}");
+                shown += queue.len();
+            }
+            shown
+        }
+    };
+    s.ingest(ws, (0..8).map(lead).collect(), t0())
+        .await
+        .unwrap();
+    while s.fire_due(t0(), 500).await.unwrap().runs > 0 {}
+    assert_eq!(check("routed").await, 8, "every lead has its call task");
+    // The SLA chain hands unclaimed leads over (see the chain test), then tells the manager.
+    let mut at = t0();
+    for _ in 0..4 {
+        at += Duration::minutes(10);
+        while s.fire_due(at, 500).await.unwrap().leads > 0 {}
+    }
+    assert_eq!(check("handed over by escalations").await, 8);
+    let leads = s
+        .leads_between(ws, t0() - Duration::days(1), t0() + Duration::days(1))
+        .await
+        .unwrap();
+    let handed = leads
+        .iter()
+        .find(|l| l.owner.as_deref() != Some("cy"))
+        .unwrap();
+    let reassign = pronto_store::LeadAction::Reassign {
+        lead: handed.id,
+        rep: "cy".into(),
+        by: "max@shop.example".into(),
+    };
+    s.ingest(ws, vec![acted(handed, "Lead Reassigned", reassign)], at)
+        .await
+        .unwrap();
+    assert_eq!(check("handed over by a manager").await, 8);
+    let taken = leads
+        .iter()
+        .find(|l| l.id != handed.id && l.owner.as_deref() != Some("dee") && l.claimed_at.is_none())
+        .unwrap();
+    let claim = pronto_store::LeadAction::Claim {
+        lead: taken.id,
+        rep: "dee".into(),
+    };
+    s.ingest(ws, vec![acted(taken, "Lead Claimed", claim)], at)
+        .await
+        .unwrap();
+    assert_eq!(check("taken over by a claim").await, 8);
+    let claimed = s.lead(ws, taken.id).await.unwrap().unwrap().lead;
+    assert_eq!(claimed.owner.as_deref(), Some("dee"));
+    s.ingest(ws, vec![won(&claimed, at)], at).await.unwrap();
+    assert_eq!(check("a win closes its task").await, 7);
+}
+
 /// A won call on `l` by its owner, as the server records it: a `Lead Won` event with the action attached.
 fn won(l: &pronto_store::LeadState, at: DateTime<Utc>) -> IngestItem {
+    acted(
+        l,
+        "Lead Won",
+        pronto_store::LeadAction::Attempt {
+            lead: l.id,
+            rep: l.owner.clone(),
+            channel: "call".into(),
+            outcome: pronto_domain::sales::Outcome::Won,
+            note: None,
+            at,
+        },
+    )
+}
+
+/// The event `name` recording `action` on `l`, as the server records a rep's or a manager's action.
+fn acted(l: &pronto_store::LeadState, name: &str, action: pronto_store::LeadAction) -> IngestItem {
     let email = pronto_domain::Email::parse(l.email.as_deref().unwrap()).unwrap();
     IngestItem {
         event: pronto_domain::NewEvent {
@@ -396,23 +538,16 @@ fn won(l: &pronto_store::LeadState, at: DateTime<Utc>) -> IngestItem {
             dedupe_scope: None,
             request_hash: None,
             kind: pronto_domain::EventType::Track,
-            name: Some("Lead Won".into()),
+            name: Some(name.into()),
             user_id: None,
             anonymous_id: None,
             identities: vec![pronto_domain::Identity::email(&email)],
             traits: serde_json::Map::new(),
-            payload: json!({"type": "track", "event": "Lead Won"}),
+            payload: json!({"type": "track", "event": name}),
             properties: serde_json::Map::new(),
             timestamp: None,
         },
         lead: None,
-        action: Some(pronto_store::LeadAction::Attempt {
-            lead: l.id,
-            rep: l.owner.clone(),
-            channel: "call".into(),
-            outcome: pronto_domain::sales::Outcome::Won,
-            note: None,
-            at,
-        }),
+        action: Some(action),
     }
 }

@@ -500,10 +500,11 @@ pub(super) async fn tasks(
     rep: Option<&str>,
     open_only: bool,
 ) -> Result<Vec<Task>, StoreError> {
-    // One rep's open tasks (the inbox's): only the conditions that hold, so the planner can start from the
-    // rep's leads (`leads_by_owner_status`) and their open tasks (`tasks_open_by_lead`), as on SQLite.
+    // One rep's open tasks (the inbox's): the first 1,000 in due order from `tasks_open_by_owner` (migration
+    // 0020), whether the rep holds ten leads or a million; only the conditions that hold, so the planner
+    // sees the index's predicate.
     let filter = if rep.is_some() && open_only {
-        "l.workspace_id = $1 AND l.owner = $2 AND t.workspace_id = $1 AND t.done_at IS NULL AND $3"
+        "t.workspace_id = $1 AND t.owner = $2 AND t.done_at IS NULL AND $3"
     } else {
         "t.workspace_id = $1 AND ($2::text IS NULL OR l.owner = $2) AND (NOT $3 OR t.done_at IS NULL)"
     };
