@@ -73,8 +73,23 @@ pub fn by_week(
             ..Week::default()
         })
     }
+    // Leads come in arrival order: their week is worked out once per quarter hour (every zone's offset is a
+    // whole number of quarter hours), not once per lead.
+    let mut quarter: Option<(i64, NaiveDate)> = None;
     for (at, channel) in leads {
-        let w = week(&mut weeks, *at, tz);
+        let q = at.timestamp().div_euclid(900);
+        let monday = match quarter {
+            Some((seen, monday)) if seen == q => monday,
+            _ => {
+                let monday = monday_of(*at, tz);
+                quarter = Some((q, monday));
+                monday
+            }
+        };
+        let w = weeks.entry(monday).or_insert_with(|| Week {
+            week: monday,
+            ..Week::default()
+        });
         match channel {
             Channel::Form => w.form += 1,
             Channel::Phone => w.phone += 1,
@@ -142,7 +157,7 @@ pub fn top_words<'a>(
     sets: impl IntoIterator<Item = &'a [Box<str>]>,
     n: usize,
 ) -> Vec<(String, u64)> {
-    let mut counts: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    let mut counts: rustc_hash::FxHashMap<&str, u64> = Default::default();
     for set in sets {
         for w in set {
             *counts.entry(w).or_default() += 1;
@@ -224,6 +239,28 @@ mod tests {
                     checkouts: 3,
                     orders: 0
                 },
+            ]
+        );
+    }
+
+    #[test]
+    fn leads_a_minute_apart_across_a_local_monday_midnight_are_in_their_own_weeks() {
+        // Kathmandu is UTC+05:45: 18:14 UTC on Sunday 6 December is 23:59 there, 18:15 is Monday 00:00.
+        let tz: Tz = "Asia/Kathmandu".parse().unwrap();
+        let leads = [
+            (at("2026-12-06T18:14:00Z"), Channel::Api),
+            (at("2026-12-06T18:15:00Z"), Channel::Api),
+            (at("2026-12-06T18:16:00Z"), Channel::Form),
+        ];
+        let weeks: Vec<(String, u64, u64)> = by_week(&leads, &[], tz)
+            .into_iter()
+            .map(|w| (w.week.to_string(), w.api, w.form))
+            .collect();
+        assert_eq!(
+            weeks,
+            vec![
+                ("2026-11-30".to_string(), 1, 0),
+                ("2026-12-07".to_string(), 1, 1)
             ]
         );
     }

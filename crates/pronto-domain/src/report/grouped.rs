@@ -7,8 +7,9 @@ use crate::sales::lead::{LeadState, LeadStatus};
 use crate::LeadId;
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use chrono_tz::Tz;
+use rustc_hash::FxHashMap;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// One lead as the report reads it: what it is grouped and filtered by, its timing, the words it wrote,
 /// and who held it when its SLA clock ran out.
@@ -68,11 +69,11 @@ impl ReportLead {
     }
 
     /// Who a breach of this lead counts against.
-    fn breach_holder(&self) -> String {
+    fn breach_holder(&self) -> &str {
         self.holder_at_deadline
-            .clone()
-            .or_else(|| self.owner.clone())
-            .unwrap_or_else(|| "(unassigned)".into())
+            .as_deref()
+            .or(self.owner.as_deref())
+            .unwrap_or("(unassigned)")
     }
 }
 
@@ -110,40 +111,62 @@ pub fn build(
     now: DateTime<Utc>,
     tz: Tz,
 ) -> SpeedToLead {
-    let mut breaches: BTreeMap<String, usize> = BTreeMap::new();
+    let mut breaches: BTreeMap<&str, usize> = BTreeMap::new();
     for l in leads.iter().filter(|l| l.timing.breached(now)) {
         *breaches.entry(l.breach_holder()).or_default() += 1;
     }
-    // One pass, in order of response time so that each group's times arrive sorted. Weeks and hours of
-    // week are keyed by number and named once per group, below.
-    let mut order: Vec<&ReportLead> = leads.to_vec();
-    order.sort_by_key(|l| {
-        l.timing
+    // Each lead's week and hour of week in `tz`, worked out once per quarter hour of arrival (every zone's
+    // offset is a whole number of quarter hours, so a quarter hour never spans two local hours): the leads
+    // come in arrival order, so this converts a few thousand times instead of once per lead.
+    let mut quarter: Option<(i64, (u32, u32))> = None;
+    let mut order: Vec<(i64, usize, u32, u32)> = Vec::with_capacity(leads.len());
+    for (i, l) in leads.iter().enumerate() {
+        let q = l.timing.created.timestamp().div_euclid(900);
+        let (week, hour_of_week) = match quarter {
+            Some((at, keys)) if at == q => keys,
+            _ => {
+                let keys = local_keys(l.timing.created, tz);
+                quarter = Some((q, keys));
+                keys
+            }
+        };
+        // In order of response time (arrival order among equals), so that each group's times arrive sorted.
+        let wait = l
+            .timing
             .first_contact
-            .map_or(i64::MAX, |t| (t - l.timing.created).num_milliseconds())
-    });
+            .map_or(i64::MAX, |t| (t - l.timing.created).num_milliseconds());
+        order.push((wait, i, week, hour_of_week));
+    }
+    order.sort_unstable();
     let mut overall = Tally::default();
-    let mut tallies: [HashMap<(u32, &str), Tally>; 5] = Default::default();
-    for l in order {
+    let mut named: [FxHashMap<&str, Tally>; 3] = Default::default();
+    let mut numbered: [FxHashMap<u32, Tally>; 2] = Default::default();
+    for (_, i, week, hour_of_week) in order {
+        let l = leads[i];
         overall.add(&l.timing, now);
-        let local = l.timing.created.with_timezone(&tz);
-        let day = local.date_naive();
-        let monday = day - chrono::Duration::days(i64::from(day.weekday().num_days_from_monday()));
-        let keys = [
-            (0, l.source.as_deref().unwrap_or("(none)")),
-            (0, l.owner.as_deref().unwrap_or("(unassigned)")),
-            (0, l.team.as_deref().unwrap_or("(none)")),
-            (monday.num_days_from_ce().unsigned_abs(), ""),
-            (day.weekday().num_days_from_monday() * 24 + local.hour(), ""),
+        let names = [
+            l.source.as_deref().unwrap_or("(none)"),
+            l.owner.as_deref().unwrap_or("(unassigned)"),
+            l.team.as_deref().unwrap_or("(none)"),
         ];
-        for (tally, key) in tallies.iter_mut().zip(keys) {
+        for (tally, key) in named.iter_mut().zip(names) {
+            tally.entry(key).or_default().add(&l.timing, now);
+        }
+        for (tally, key) in numbered.iter_mut().zip([week, hour_of_week]) {
             tally.entry(key).or_default().add(&l.timing, now);
         }
     }
+    let [source, rep, team] = named;
+    let [week, hour_of_week] = numbered;
+    let tallies = [
+        sorted(source.into_iter().map(|(k, t)| ((0, k), t))),
+        sorted(rep.into_iter().map(|(k, t)| ((0, k), t))),
+        sorted(team.into_iter().map(|(k, t)| ((0, k), t))),
+        sorted(week.into_iter().map(|(k, t)| ((k, ""), t))),
+        sorted(hour_of_week.into_iter().map(|(k, t)| ((k, ""), t))),
+    ];
     let mut groups = Vec::new();
-    for (by, tally) in DIMENSIONS.into_iter().zip(tallies) {
-        let mut keyed: Vec<((u32, &str), Tally)> = tally.into_iter().collect();
-        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    for (by, keyed) in DIMENSIONS.into_iter().zip(tallies) {
         for ((n, name), tally) in keyed {
             let key = match by {
                 "week" => i32::try_from(n)
@@ -160,7 +183,7 @@ pub fn build(
             };
             let mut report = tally.finish();
             if by == "rep" {
-                report.sla_breaches = breaches.remove(&key).unwrap_or(0);
+                report.sla_breaches = breaches.remove(key.as_str()).unwrap_or(0);
             }
             groups.push(Group {
                 by: by.into(),
@@ -175,7 +198,7 @@ pub fn build(
                 report.sla_breaches = n;
                 groups.push(Group {
                     by: "rep".into(),
-                    key: rep,
+                    key: rep.to_string(),
                     report,
                 });
             }
@@ -187,6 +210,27 @@ pub fn build(
         overall: overall.finish(),
         groups,
     }
+}
+
+/// Groups in the order of their key.
+fn sorted<'a>(
+    groups: impl IntoIterator<Item = ((u32, &'a str), Tally)>,
+) -> Vec<((u32, &'a str), Tally)> {
+    let mut keyed: Vec<_> = groups.into_iter().collect();
+    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    keyed
+}
+
+/// The week (its Monday's day number from the common era) and the hour of week (0 for Monday 00:00) of
+/// `at` in `tz`.
+fn local_keys(at: DateTime<Utc>, tz: Tz) -> (u32, u32) {
+    let local = at.with_timezone(&tz);
+    let day = local.date_naive();
+    let monday = day - chrono::Duration::days(i64::from(day.weekday().num_days_from_monday()));
+    (
+        monday.num_days_from_ce().unsigned_abs(),
+        day.weekday().num_days_from_monday() * 24 + local.hour(),
+    )
 }
 
 #[cfg(test)]
@@ -294,5 +338,54 @@ mod tests {
         assert_eq!(keys("hour_of_week"), ["Tue 10:00", "Sun 23:00"]);
         assert_eq!(keys("rep"), ["ann", "bo"]);
         assert_eq!(r.overall.leads, 2);
+    }
+
+    /// Keys are worked out once per quarter hour of arrival: leads a minute apart across a local midnight
+    /// still land in their own day, week and hour, in a zone whose offset is not whole hours.
+    #[test]
+    fn leads_a_minute_apart_across_a_local_midnight_are_keyed_each_by_its_own_day() {
+        // Kathmandu is UTC+05:45: 18:14 UTC on Sunday 6 December is 23:59 there, 18:15 is Monday 00:00.
+        let cases = [
+            (
+                vec![
+                    "2026-12-06T18:14:00Z",
+                    "2026-12-06T18:15:00Z",
+                    "2026-12-06T18:16:00Z",
+                ],
+                vec![("2026-11-30", 1), ("2026-12-07", 2)],
+                vec![("Mon 00:00", 2), ("Sun 23:00", 1)],
+            ),
+            (
+                vec![
+                    "2026-12-06T18:00:00Z",
+                    "2026-12-06T18:14:59Z",
+                    "2026-12-06T18:29:00Z",
+                ],
+                vec![("2026-11-30", 2), ("2026-12-07", 1)],
+                vec![("Mon 00:00", 1), ("Sun 23:00", 2)],
+            ),
+        ];
+        let tz: Tz = "Asia/Kathmandu".parse().unwrap();
+        let now = at("2026-12-09T00:00:00Z");
+        for (arrivals, weeks, hours) in cases {
+            let leads: Vec<ReportLead> = arrivals
+                .iter()
+                .map(|t| ReportLead::of(&lead(t, "ann", "2026-12-08T00:00:00Z"), &[], None))
+                .collect();
+            let refs: Vec<&ReportLead> = leads.iter().collect();
+            let r = build(&refs, at("2026-12-01T00:00:00Z"), now, now, tz);
+            let counts = |by: &str| -> Vec<(String, usize)> {
+                r.groups
+                    .iter()
+                    .filter(|g| g.by == by)
+                    .map(|g| (g.key.clone(), g.report.leads))
+                    .collect()
+            };
+            let want = |v: &[(&str, usize)]| -> Vec<(String, usize)> {
+                v.iter().map(|(k, n)| (k.to_string(), *n)).collect()
+            };
+            assert_eq!(counts("week"), want(&weeks), "{arrivals:?}");
+            assert_eq!(counts("hour_of_week"), want(&hours), "{arrivals:?}");
+        }
     }
 }
