@@ -132,13 +132,13 @@ impl Service {
                 (t.id.clone(), members)
             })
             .collect();
-        let (report, (channels, words)) = self
+        let (report, (business, words)) = self
             .report_and(
                 ws,
                 from_at,
                 to_at,
                 |l| user.may_see_held(l.owner.as_deref(), l.team.as_deref()),
-                |leads| {
+                |leads, commerce| {
                     let channels: Vec<_> = leads
                         .iter()
                         .map(|l| {
@@ -149,18 +149,10 @@ impl Service {
                         })
                         .collect();
                     let words = top_words(leads.iter().map(|l| &l.words[..]), WORDS);
-                    (channels, words)
+                    (by_week(&channels, commerce, sales.timezone), words)
                 },
             )
             .await?;
-        let commerce: Vec<(DateTime<Utc>, String, u64)> = self
-            .store
-            .commerce_by_hour(ws, from_at, to_at)
-            .await?
-            .into_iter()
-            .map(|(hour, name, n)| (hour, name, n.unsigned_abs()))
-            .collect();
-        let business = by_week(&channels, &commerce, sales.timezone);
         let day = |t: DateTime<Utc>| {
             t.with_timezone(&sales.timezone)
                 .format("%Y-%m-%d")

@@ -22,7 +22,7 @@
 //! estimated from the types, not measured alone).
 
 use crate::error::ApiError;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, DurationRound, Utc};
 use pronto_domain::report::ReportLead;
 use pronto_domain::{LeadId, WorkspaceId};
 use pronto_store::{LeadMark, LeadState, Store, StoreError};
@@ -40,7 +40,8 @@ pub const REFRESH: std::time::Duration = std::time::Duration::from_secs(600);
 /// again instead.
 const CHANGES: i64 = 5_000;
 
-/// The report's leads since `from`, current to `mark`.
+/// The report's leads since `from`, current to `mark`, and the checkouts and orders per hour since `from`,
+/// current to `commerce_mark`.
 struct Window {
     from: DateTime<Utc>,
     mark: LeadMark,
@@ -48,6 +49,9 @@ struct Window {
     leads: BTreeMap<(DateTime<Utc>, LeadId), ReportLead>,
     /// When each lead arrived: its key in `leads`.
     arrived: HashMap<LeadId, DateTime<Utc>>,
+    commerce_mark: i64,
+    /// How many `Checkout Started` and `Order Completed` events per hour (of their time) and name.
+    commerce: BTreeMap<(DateTime<Utc>, String), u64>,
     loaded: std::time::Instant,
     /// Set while a background reload runs, so only one does.
     reloading: bool,
@@ -60,7 +64,8 @@ pub struct Kept {
 }
 
 impl Kept {
-    /// Calls `f` with the leads that arrived in `[from, to)`, in arrival order, current to every write
+    /// Calls `f` with the leads that arrived in `[from, to)`, in arrival order, and the checkouts and
+    /// orders per hour in `[from, to)` (`(hour, event name, how many)`, by hour), current to every write
     /// committed before this call.
     pub async fn read<R>(
         &self,
@@ -69,12 +74,18 @@ impl Kept {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         now: DateTime<Utc>,
-        f: impl FnOnce(&[&ReportLead]) -> R,
+        f: impl FnOnce(&[&ReportLead], &[(DateTime<Utc>, String, u64)]) -> R,
     ) -> Result<R, ApiError> {
         let oldest = now - Duration::days(MAX_DAYS);
         if from < oldest {
             let leads = load(store, ws, from, to).await?;
-            return Ok(f(&leads.iter().collect::<Vec<_>>()));
+            let commerce: Vec<_> = store
+                .commerce_by_hour(ws, from, to, i64::MAX)
+                .await?
+                .into_iter()
+                .map(|(hour, name, n)| (hour, name, n.unsigned_abs()))
+                .collect();
+            return Ok(f(&leads.iter().collect::<Vec<_>>(), &commerce));
         }
         let slot = self.slot(ws);
         let mut window = slot.lock().await;
@@ -94,7 +105,7 @@ impl Kept {
             w.reloading = true;
             tokio::spawn(reload(store.clone(), ws, w.from, slot.clone()));
         }
-        Ok(f(&w.in_period(from, to)))
+        Ok(f(&w.in_period(from, to), &w.commerce_in(from, to)))
     }
 
     fn slot(&self, ws: WorkspaceId) -> Arc<Mutex<Option<Window>>> {
@@ -108,14 +119,16 @@ impl Kept {
 }
 
 impl Window {
-    /// Every lead since `from`, read from the store. The mark is read first: a write committed while the
-    /// leads are read is read again by the next sync, never missed.
+    /// Every lead since `from`, and the checkouts and orders per hour since `from`, read from the store.
+    /// The marks are read first: a lead written while the leads are read is read again by the next sync,
+    /// never missed; the checkouts and orders are counted up to their mark, the next sync counts the rest.
     async fn load(
         store: &Arc<dyn Store>,
         ws: WorkspaceId,
         from: DateTime<Utc>,
     ) -> Result<Window, StoreError> {
         let mark = store.lead_mark(ws).await?;
+        let commerce_mark = store.commerce_mark(ws).await?;
         // Every lead since `from` (a bound SQLite's text times still compare with).
         let far = chrono::NaiveDate::from_ymd_opt(9999, 12, 31)
             .and_then(|d| d.and_hms_opt(0, 0, 0))
@@ -126,11 +139,41 @@ impl Window {
             mark,
             leads: BTreeMap::new(),
             arrived: HashMap::new(),
+            commerce_mark,
+            commerce: BTreeMap::new(),
             loaded: std::time::Instant::now(),
             reloading: false,
         };
         w.keep(load(store, ws, from, far).await?);
+        w.count(store.commerce_by_hour(ws, from, far, commerce_mark).await?);
         Ok(w)
+    }
+
+    /// Adds checkouts and orders per hour; hours before the window are not kept.
+    fn count(&mut self, hours: Vec<(DateTime<Utc>, String, i64)>) {
+        for (hour, name, n) in hours {
+            if hour
+                >= self
+                    .from
+                    .duration_trunc(Duration::hours(1))
+                    .unwrap_or(self.from)
+            {
+                *self.commerce.entry((hour, name)).or_default() += n.unsigned_abs();
+            }
+        }
+    }
+
+    /// The checkouts and orders per hour in `[from, to)`, by hour.
+    fn commerce_in(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Vec<(DateTime<Utc>, String, u64)> {
+        self.commerce
+            .iter()
+            .filter(|((hour, _), _)| *hour >= from && *hour < to)
+            .map(|((hour, name), n)| (*hour, name.clone(), *n))
+            .collect()
     }
 
     /// Keeps `leads`, each in place of what was kept of it.
@@ -175,6 +218,9 @@ async fn reload(
 
 /// Brings `w` up to the store's mark: the leads that arrived or changed since are read again.
 async fn sync(store: &Arc<dyn Store>, ws: WorkspaceId, w: &mut Window) -> Result<(), StoreError> {
+    let (hours, commerce_mark) = store.commerce_since(ws, w.commerce_mark).await?;
+    w.count(hours);
+    w.commerce_mark = commerce_mark;
     let mark = store.lead_mark(ws).await?;
     if mark == w.mark {
         return Ok(());

@@ -713,28 +713,28 @@ impl Service {
         to: DateTime<Utc>,
         keep: impl Fn(&ReportLead) -> bool,
     ) -> Result<SpeedToLead, ApiError> {
-        Ok(self.report_and(ws, from, to, keep, |_| ()).await?.0)
+        Ok(self.report_and(ws, from, to, keep, |_, _| ()).await?.0)
     }
 
     /// The speed-to-lead report over the leads that arrived in `[from, to)` and pass `keep`, and what
-    /// `also` makes of those leads (the board's weekly channels and words), from the leads kept in memory
-    /// ([`crate::lead_report`]).
+    /// `also` makes of those leads and of the checkouts and orders per hour in the period (the board's
+    /// weekly channels and words), from what is kept in memory ([`crate::lead_report`]).
     pub async fn report_and<R>(
         &self,
         ws: WorkspaceId,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         keep: impl Fn(&ReportLead) -> bool,
-        also: impl FnOnce(&[&ReportLead]) -> R,
+        also: impl FnOnce(&[&ReportLead], &[(DateTime<Utc>, String, u64)]) -> R,
     ) -> Result<(SpeedToLead, R), ApiError> {
         let now = self.clock.now();
         let tz = self.sales().sales.timezone;
         self.lead_report
-            .read(&self.store, ws, from, to, now, |leads| {
+            .read(&self.store, ws, from, to, now, |leads, commerce| {
                 let kept: Vec<&ReportLead> = leads.iter().copied().filter(|l| keep(l)).collect();
                 (
                     pronto_domain::report::build(&kept, from, to, now, tz),
-                    also(&kept),
+                    also(&kept, commerce),
                 )
             })
             .await

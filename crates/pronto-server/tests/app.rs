@@ -126,7 +126,7 @@ pronto_store::for_each_backend!(start;
     a_manager_sees_their_teams_board_hands_a_lead_over_and_downloads_the_report,
     the_owner_sees_what_each_flow_recovered_explores_the_messages_and_opens_a_contact,
     a_backlog_of_call_tasks_shows_the_fifty_most_overdue_and_counts_the_rest,
-    the_report_kept_in_memory_follows_what_another_node_writes_and_forgets_what_was_erased,
+    the_board_kept_in_memory_follows_what_another_node_writes_and_forgets_what_was_erased,
 );
 
 /// A browser signed in by the link mailed to `email`.
@@ -1045,7 +1045,7 @@ async fn a_backlog_of_call_tasks_shows_the_fifty_most_overdue_and_counts_the_res
 /// The speed-to-lead report's leads are kept in each server's memory (`pronto_server::lead_report`): what
 /// another node writes to the same database shows on the next read, and an erased lead's words leave the
 /// board at once.
-async fn the_report_kept_in_memory_follows_what_another_node_writes_and_forgets_what_was_erased(
+async fn the_board_kept_in_memory_follows_what_another_node_writes_and_forgets_what_was_erased(
     s: Server,
 ) {
     let hash = pronto_server::auth::hash_password("correct horse battery").unwrap();
@@ -1099,6 +1099,21 @@ async fn the_report_kept_in_memory_follows_what_another_node_writes_and_forgets_
     let (status, board, _) = admin.get("/app/board").await;
     assert_eq!(status, StatusCode::OK);
     assert!(board.contains("<li>nora "), "{board}");
+    assert!(
+        board.contains("beside 0 checkouts and 0 orders."),
+        "{board}"
+    );
+    // A checkout and its order through the first node: the second's kept counts follow.
+    for name in ["Checkout Started", "Order Completed"] {
+        s.track(json!({"userId": "shopper", "event": name,
+                       "properties": {"checkout_id": "c1", "total": 30.0, "currency": "EUR"}}))
+            .await;
+    }
+    let (_, board, _) = admin.get("/app/board").await;
+    assert!(
+        board.contains("beside 1 checkouts and 1 orders."),
+        "the other node's checkout and order: {board}"
+    );
     let contact = lead["contact_id"].as_str().unwrap().to_string();
     let (status, erased) = s
         .admin_send(

@@ -250,6 +250,9 @@ pub fn key_id(key_hash: &str) -> String {
     key_hash.chars().take(16).collect()
 }
 
+/// Checkouts and orders per hour: `(hour, event name, how many)`, by hour.
+pub type CommerceHours = Vec<(DateTime<Utc>, String, i64)>;
+
 /// One thing to ingest: an event and, for leads, the lead it records.
 #[derive(Debug, Clone)]
 pub struct IngestItem {
@@ -951,13 +954,30 @@ pub trait Store: Sessions + Send + Sync + 'static {
     ) -> Result<Vec<LeadState>, StoreError>;
 
     /// Checkouts and orders (`Checkout Started` and `Order Completed` events) per hour of their time (the
-    /// client's, else when pronto received them) in `[from, to)`: `(hour, event name, how many)`, by hour.
+    /// client's, else when pronto received them) in `[from, to)`, of those stored up to the commerce mark
+    /// `upto` ([`Store::commerce_mark`]; `i64::MAX` for all): `(hour, event name, how many)`, by hour.
     async fn commerce_by_hour(
         &self,
         workspace: WorkspaceId,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> Result<Vec<(DateTime<Utc>, String, i64)>, StoreError>;
+        upto: i64,
+    ) -> Result<CommerceHours, StoreError>;
+
+    /// How far the workspace's checkouts and orders go: the `seq` of the last one stored (0 for none). Read
+    /// before [`Store::commerce_by_hour`] with it as `upto`, then [`Store::commerce_since`] from it, each
+    /// event is counted once.
+    async fn commerce_mark(&self, workspace: WorkspaceId) -> Result<i64, StoreError>;
+
+    /// The checkouts and orders stored after the commerce mark `after`, per hour as
+    /// [`Store::commerce_by_hour`] counts them (whatever their time), and the mark they bring it to (`after`
+    /// when none was stored). On PostgreSQL an event whose `seq` was taken before, but committed after, a
+    /// later one's is not seen by a read from a mark past it.
+    async fn commerce_since(
+        &self,
+        workspace: WorkspaceId,
+        after: i64,
+    ) -> Result<(CommerceHours, i64), StoreError>;
 
     /// The values logged with won attempts since `since` (`Lead Won` events carrying `value`), as
     /// `(lead, currency, value)`, oldest first (so a later win of a lead replaces an earlier one).

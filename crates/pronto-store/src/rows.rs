@@ -656,3 +656,26 @@ pub(crate) fn parse_hour(text: &str) -> Result<DateTime<Utc>, StoreError> {
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| StoreError::Corrupt(format!("an hour that does not read: {text:?}: {e}")))
 }
+
+/// Checkouts and orders per hour as both backends' statements return them: `(hour as text, name, count)`.
+pub(crate) fn commerce_hours(
+    rows: Vec<(String, String, i64)>,
+) -> Result<crate::CommerceHours, StoreError> {
+    rows.into_iter()
+        .map(|(hour, name, n)| Ok((parse_hour(&hour)?, name, n)))
+        .collect()
+}
+
+/// [`commerce_hours`] with each row's newest `seq`: the hours and the mark they bring `after` to.
+pub(crate) fn commerce_since(
+    rows: Vec<(String, String, i64, i64)>,
+    after: i64,
+) -> Result<(crate::CommerceHours, i64), StoreError> {
+    let mark = rows.iter().map(|r| r.3).max().unwrap_or(after).max(after);
+    let hours = commerce_hours(
+        rows.into_iter()
+            .map(|(h, name, n, _)| (h, name, n))
+            .collect(),
+    )?;
+    Ok((hours, mark))
+}

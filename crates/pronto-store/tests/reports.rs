@@ -518,8 +518,10 @@ async fn messages_are_found_by_recipient_flow_state_contact_and_page(e: Env) {
 }
 
 /// The team board's checkouts and orders: counted per hour of the time the client gave (else when pronto got
-/// them), in the period only, other events left out.
+/// them), in the period only, other events left out; read up to a mark and then from it (as the kept board
+/// reads them), each is counted once.
 async fn checkouts_and_orders_are_counted_per_hour_of_their_time(e: Env) {
+    assert_eq!(e.store.commerce_mark(e.ws).await.unwrap(), 0, "none yet");
     let h = |hours: i64, minutes: i64| t0() + Duration::hours(hours) + Duration::minutes(minutes);
     let events = vec![
         event("Checkout Started", 1, 1, h(0, 1), 10.0),
@@ -536,19 +538,63 @@ async fn checkouts_and_orders_are_counted_per_hour_of_their_time(e: Env) {
         .unwrap();
     let got = e
         .store
-        .commerce_by_hour(e.ws, t0() - Duration::hours(1), t0() + Duration::hours(3))
+        .commerce_by_hour(
+            e.ws,
+            t0() - Duration::hours(1),
+            t0() + Duration::hours(3),
+            i64::MAX,
+        )
         .await
         .unwrap();
     let hour = |hours: i64| hour_of(t0()) + Duration::hours(hours);
+    let row = |hours: i64, name: &str, n: i64| (hour(hours), name.to_string(), n);
     assert_eq!(
         got,
         vec![
-            (hour(0), "Checkout Started".to_string(), 1),
-            (hour(1), "Checkout Started".to_string(), 1),
-            (hour(1), "Order Completed".to_string(), 1),
-            (hour(2), "Checkout Started".to_string(), 1),
+            row(0, "Checkout Started", 1),
+            row(1, "Checkout Started", 1),
+            row(1, "Order Completed", 1),
+            row(2, "Checkout Started", 1),
         ],
         "t0 is 12:20: 12:21 is in the 12:00 hour, 13:10 and 13:15 in the 13:00 hour"
+    );
+
+    // Up to a mark, then from it: two more checkouts (one an hour before the first) and a page view.
+    let mark = e.store.commerce_mark(e.ws).await.unwrap();
+    assert!(mark > 0);
+    let more = vec![
+        event("Checkout Started", 6, 6, h(0, 30), 10.0),
+        event("Checkout Started", 7, 7, h(-3, 10), 10.0),
+        event("Product Viewed", 8, 8, h(0, 30), 10.0),
+    ];
+    e.store
+        .ingest(e.ws, more.into_iter().map(Into::into).collect(), t0())
+        .await
+        .unwrap();
+    let period = (t0() - Duration::hours(1), t0() + Duration::hours(3));
+    assert_eq!(
+        e.store
+            .commerce_by_hour(e.ws, period.0, period.1, mark)
+            .await
+            .unwrap(),
+        got,
+        "up to the mark: what was stored before it"
+    );
+    let (since, next) = e.store.commerce_since(e.ws, mark).await.unwrap();
+    assert_eq!(
+        since,
+        vec![
+            row(-3, "Checkout Started", 1),
+            row(0, "Checkout Started", 1)
+        ],
+        "since the mark: the two new checkouts, whatever their time"
+    );
+    assert!(next > mark);
+    assert_eq!(next, e.store.commerce_mark(e.ws).await.unwrap());
+    assert_eq!(
+        e.store.commerce_since(e.ws, next).await.unwrap(),
+        (vec![], next),
+        "nothing new: the mark stays"
     );
 }
 
@@ -581,7 +627,7 @@ async fn reports_read_from_the_replica_when_one_is_named() {
     let period = (t0() - Duration::hours(1), t0() + Duration::hours(1));
     let counted = |store: Arc<dyn Store>, ws| async move {
         store
-            .commerce_by_hour(ws, period.0, period.1)
+            .commerce_by_hour(ws, period.0, period.1, i64::MAX)
             .await
             .unwrap()
             .iter()

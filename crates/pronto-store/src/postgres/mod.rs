@@ -397,6 +397,11 @@ impl IngestTx for PgTx {
     }
 }
 
+/// An event's hour (its client time, else when it was received), as text `commerce_by_hour` decodes.
+const HOUR: &str =
+    "to_char(date_trunc('hour', COALESCE(client_ts, received_at) AT TIME ZONE 'UTC'), \
+                    'YYYY-MM-DD\"T\"HH24:00:00\"Z\"')";
+
 #[async_trait]
 impl Store for PostgresStore {
     fn backend(&self) -> &'static str {
@@ -842,22 +847,50 @@ impl Store for PostgresStore {
         workspace: WorkspaceId,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> Result<Vec<(DateTime<Utc>, String, i64)>, StoreError> {
+        upto: i64,
+    ) -> Result<crate::CommerceHours, StoreError> {
         // The predicate on `name` is `events_commerce`'s, word for word, so the partial index serves it.
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT to_char(date_trunc('hour', COALESCE(client_ts, received_at) AT TIME ZONE 'UTC'), 'YYYY-MM-DD\"T\"HH24:00:00\"Z\"'), name, COUNT(*) \
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(&format!(
+            "SELECT {HOUR}, name, COUNT(*) \
              FROM events WHERE workspace_id = $1 AND name IN ('Checkout Started', 'Order Completed') \
              AND COALESCE(client_ts, received_at) >= $2 AND COALESCE(client_ts, received_at) < $3 \
-             GROUP BY 1, 2 ORDER BY 1, 2",
-        )
+             AND seq <= $4 GROUP BY 1, 2 ORDER BY 1, 2"
+        ))
         .bind(workspace.0)
         .bind(from)
         .bind(to)
+        .bind(upto)
         .fetch_all(&self.reports)
         .await?;
-        rows.into_iter()
-            .map(|(hour, name, n)| Ok((crate::rows::parse_hour(&hour)?, name, n)))
-            .collect()
+        crate::rows::commerce_hours(rows)
+    }
+
+    async fn commerce_mark(&self, workspace: WorkspaceId) -> Result<i64, StoreError> {
+        // `events_commerce_seq`'s predicate, word for word.
+        let seq: Option<i64> = sqlx::query_scalar(
+            "SELECT seq FROM events WHERE workspace_id = $1 \
+             AND name IN ('Checkout Started', 'Order Completed') ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(workspace.0)
+        .fetch_optional(&self.reports)
+        .await?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    async fn commerce_since(
+        &self,
+        workspace: WorkspaceId,
+        after: i64,
+    ) -> Result<(crate::CommerceHours, i64), StoreError> {
+        let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(&format!(
+            "SELECT {HOUR}, name, COUNT(*), MAX(seq) FROM events WHERE workspace_id = $1 \
+             AND name IN ('Checkout Started', 'Order Completed') AND seq > $2 GROUP BY 1, 2 ORDER BY 1, 2"
+        ))
+        .bind(workspace.0)
+        .bind(after)
+        .fetch_all(&self.reports)
+        .await?;
+        crate::rows::commerce_since(rows, after)
     }
 
     async fn leads_between(
