@@ -12,9 +12,15 @@
 //! are read from one source, where the reports read: with a PostgreSQL replica (`DATABASE_READ_URL`), the
 //! report is current to the replica, which may lag by its delay.
 //!
-//! Two things are not followed by the mark, and a full reload every [`REFRESH`] (in the background, swapped
+//! The board's checkouts and orders per hour are kept beside the leads, from their own mark (the `seq` of
+//! the last `Checkout Started` or `Order Completed` stored): a read counts the ones stored since, each
+//! once, so a view no longer groups the period's tens of thousands of events (180 ms for 30 days at
+//! 10,000,000 stored events).
+//!
+//! Two things are not followed by the marks, and a full reload every [`REFRESH`] (in the background, swapped
 //! in when done) bounds how long they can stay: a step whose log id was taken before, but committed after,
-//! a later one (concurrent writers on PostgreSQL), and `Lead Won` events removed by retention.
+//! a later one (concurrent writers on PostgreSQL; the same holds for a checkout's `seq`), and events removed
+//! by retention or erasure (`Lead Won`, checkouts, orders).
 //!
 //! A period starting before the window is read: the window grows back to it, up to [`MAX_DAYS`] before now;
 //! a period reaching further back is read from the store for that read alone (seconds at a million leads).

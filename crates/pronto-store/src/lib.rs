@@ -30,8 +30,9 @@
 //!   stack (`IngestTx: SalesTx: FlowTx: CatalogTx + OffersTx + ReportsTx + OutboxTx`). No product decision is made here: the guard, the frequency cap,
 //!   the SMS skip rule, a lead's initial state and transitions, routing counters, acknowledgements and SLA
 //!   steps are the domain's (`engine::fire`, `engine::group`, `sales::*`).
-//! - `sessions`: the web app's sign-in links and browser sessions (only tokens' hashes are kept) and the
-//!   mark an open inbox watches for lead changes.
+//! - `sessions`: the web app's sign-in links and browser sessions (only tokens' hashes are kept), the
+//!   mark an open inbox watches for lead changes, and the statements behind the board's checkouts and
+//!   orders and their mark.
 //! - `tx`: the bottom: transaction errors, what a write touched, outbox and quarantine rows, a queued
 //!   request, `Commit`.
 //! - `rows`: row decoding, written once: a column codec (`Cols`, for SQLite's TEXT ids/timestamps/JSON and

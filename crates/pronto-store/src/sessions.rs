@@ -1,6 +1,8 @@
-//! The web app's sign-in links and sessions, as the store keeps them: only tokens' hashes, never a token.
-//! A leaf: the backends write the SQL (`sqlite/sessions.rs`, `postgres/sessions.rs`); `rows::session`
-//! decodes a row for both.
+//! The web app's sign-in links and sessions, as the store keeps them: only tokens' hashes, never a token;
+//! and the marks of what the web app keeps or watches (a lead changed, a checkout or order stored), with
+//! the statements that read from them, written once for both backends' placeholders. A leaf: the backends
+//! run the statements (`sqlite/sessions.rs`, `postgres/sessions.rs`, the commerce reads in each `mod.rs`);
+//! `rows::session` decodes a row for both.
 
 use crate::StoreError;
 use async_trait::async_trait;
@@ -137,5 +139,45 @@ pub(crate) fn leads_since_sql(p: impl Fn(usize) -> String) -> String {
         at = p(2),
         log = p(3),
         limit = p(4)
+    )
+}
+
+/// The checkouts and orders the board counts. Every statement below repeats it word for word: it is the
+/// predicate of the partial indexes `events_commerce` and `events_commerce_seq`, which serve them only then.
+const COMMERCE: &str = "name IN ('Checkout Started', 'Order Completed')";
+
+/// Checkouts and orders per hour in a period, up to a commerce mark: `(hour, name, count)`. `hour` is the
+/// backend's expression of an event's hour as RFC 3339 text; `seq` how the bound on `seq` is written
+/// (SQLite's `+seq` keeps it from choosing `events_commerce_seq`, which reads every checkout and order ever
+/// stored, over the period's `events_commerce`: 3 s at 900,000 against 0.6 s for 100 days); binds:
+/// workspace, from, to, mark.
+pub(crate) fn commerce_by_hour_sql(hour: &str, seq: &str, p: impl Fn(usize) -> String) -> String {
+    let time = "COALESCE(client_ts, received_at)";
+    format!(
+        "SELECT {hour}, name, COUNT(*) FROM events WHERE workspace_id = {ws} AND {COMMERCE} \
+         AND {time} >= {from} AND {time} < {to} AND {seq} <= {upto} GROUP BY 1, 2 ORDER BY 1, 2",
+        ws = p(1),
+        from = p(2),
+        to = p(3),
+        upto = p(4)
+    )
+}
+
+/// The `seq` of the workspace's last checkout or order; binds: workspace.
+pub(crate) fn commerce_mark_sql(p: impl Fn(usize) -> String) -> String {
+    format!(
+        "SELECT seq FROM events WHERE workspace_id = {} AND {COMMERCE} ORDER BY seq DESC LIMIT 1",
+        p(1)
+    )
+}
+
+/// Checkouts and orders stored after a commerce mark, per hour: `(hour, name, count, newest seq)`; binds:
+/// workspace, mark.
+pub(crate) fn commerce_since_sql(hour: &str, p: impl Fn(usize) -> String) -> String {
+    format!(
+        "SELECT {hour}, name, COUNT(*), MAX(seq) FROM events WHERE workspace_id = {ws} AND {COMMERCE} \
+         AND seq > {after} GROUP BY 1, 2 ORDER BY 1, 2",
+        ws = p(1),
+        after = p(2)
     )
 }

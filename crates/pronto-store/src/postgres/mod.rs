@@ -849,31 +849,25 @@ impl Store for PostgresStore {
         to: DateTime<Utc>,
         upto: i64,
     ) -> Result<crate::CommerceHours, StoreError> {
-        // The predicate on `name` is `events_commerce`'s, word for word, so the partial index serves it.
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(&format!(
-            "SELECT {HOUR}, name, COUNT(*) \
-             FROM events WHERE workspace_id = $1 AND name IN ('Checkout Started', 'Order Completed') \
-             AND COALESCE(client_ts, received_at) >= $2 AND COALESCE(client_ts, received_at) < $3 \
-             AND seq <= $4 GROUP BY 1, 2 ORDER BY 1, 2"
-        ))
-        .bind(workspace.0)
-        .bind(from)
-        .bind(to)
-        .bind(upto)
-        .fetch_all(&self.reports)
-        .await?;
+        let rows: Vec<(String, String, i64)> =
+            sqlx::query_as(&crate::sessions::commerce_by_hour_sql(HOUR, "seq", |n| {
+                format!("${n}")
+            }))
+            .bind(workspace.0)
+            .bind(from)
+            .bind(to)
+            .bind(upto)
+            .fetch_all(&self.reports)
+            .await?;
         crate::rows::commerce_hours(rows)
     }
 
     async fn commerce_mark(&self, workspace: WorkspaceId) -> Result<i64, StoreError> {
-        // `events_commerce_seq`'s predicate, word for word.
-        let seq: Option<i64> = sqlx::query_scalar(
-            "SELECT seq FROM events WHERE workspace_id = $1 \
-             AND name IN ('Checkout Started', 'Order Completed') ORDER BY seq DESC LIMIT 1",
-        )
-        .bind(workspace.0)
-        .fetch_optional(&self.reports)
-        .await?;
+        let seq: Option<i64> =
+            sqlx::query_scalar(&crate::sessions::commerce_mark_sql(|n| format!("${n}")))
+                .bind(workspace.0)
+                .fetch_optional(&self.reports)
+                .await?;
         Ok(seq.unwrap_or(0))
     }
 
@@ -882,14 +876,14 @@ impl Store for PostgresStore {
         workspace: WorkspaceId,
         after: i64,
     ) -> Result<(crate::CommerceHours, i64), StoreError> {
-        let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(&format!(
-            "SELECT {HOUR}, name, COUNT(*), MAX(seq) FROM events WHERE workspace_id = $1 \
-             AND name IN ('Checkout Started', 'Order Completed') AND seq > $2 GROUP BY 1, 2 ORDER BY 1, 2"
-        ))
-        .bind(workspace.0)
-        .bind(after)
-        .fetch_all(&self.reports)
-        .await?;
+        let rows: Vec<(String, String, i64, i64)> =
+            sqlx::query_as(&crate::sessions::commerce_since_sql(HOUR, |n| {
+                format!("${n}")
+            }))
+            .bind(workspace.0)
+            .bind(after)
+            .fetch_all(&self.reports)
+            .await?;
         crate::rows::commerce_since(rows, after)
     }
 

@@ -510,6 +510,9 @@ impl IngestTx for SqliteTx {
     }
 }
 
+/// An event's hour (its client time, else when it was received), as text `commerce_by_hour` decodes.
+const HOUR: &str = "strftime('%Y-%m-%dT%H:00:00Z', COALESCE(client_ts, received_at))";
+
 #[async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
@@ -962,33 +965,25 @@ impl Store for SqliteStore {
         to: DateTime<Utc>,
         upto: i64,
     ) -> Result<crate::CommerceHours, StoreError> {
-        // The predicate on `name` is `events_commerce`'s, word for word, so the partial index serves it.
-        // `+seq`: the bound on `seq` must not pick `events_commerce_seq` instead, which would read every
-        // checkout and order ever stored (3 s at 900,000 against 0.6 s for 100 days).
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT strftime('%Y-%m-%dT%H:00:00Z', COALESCE(client_ts, received_at)), name, COUNT(*) \
-             FROM events WHERE workspace_id = ?1 AND name IN ('Checkout Started', 'Order Completed') \
-             AND COALESCE(client_ts, received_at) >= ?2 AND COALESCE(client_ts, received_at) < ?3 \
-             AND +seq <= ?4 GROUP BY 1, 2 ORDER BY 1, 2",
-        )
-        .bind(workspace.to_string())
-        .bind(ts(from))
-        .bind(ts(to))
-        .bind(upto)
-        .fetch_all(&self.read)
-        .await?;
+        let rows: Vec<(String, String, i64)> =
+            sqlx::query_as(&crate::sessions::commerce_by_hour_sql(HOUR, "+seq", |n| {
+                format!("?{n}")
+            }))
+            .bind(workspace.to_string())
+            .bind(ts(from))
+            .bind(ts(to))
+            .bind(upto)
+            .fetch_all(&self.read)
+            .await?;
         crate::rows::commerce_hours(rows)
     }
 
     async fn commerce_mark(&self, workspace: WorkspaceId) -> Result<i64, StoreError> {
-        // `events_commerce_seq`'s predicate, word for word.
-        let seq: Option<i64> = sqlx::query_scalar(
-            "SELECT seq FROM events WHERE workspace_id = ?1 \
-             AND name IN ('Checkout Started', 'Order Completed') ORDER BY seq DESC LIMIT 1",
-        )
-        .bind(workspace.to_string())
-        .fetch_optional(&self.read)
-        .await?;
+        let seq: Option<i64> =
+            sqlx::query_scalar(&crate::sessions::commerce_mark_sql(|n| format!("?{n}")))
+                .bind(workspace.to_string())
+                .fetch_optional(&self.read)
+                .await?;
         Ok(seq.unwrap_or(0))
     }
 
@@ -997,15 +992,14 @@ impl Store for SqliteStore {
         workspace: WorkspaceId,
         after: i64,
     ) -> Result<(crate::CommerceHours, i64), StoreError> {
-        let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
-            "SELECT strftime('%Y-%m-%dT%H:00:00Z', COALESCE(client_ts, received_at)), name, COUNT(*), \
-             MAX(seq) FROM events WHERE workspace_id = ?1 \
-             AND name IN ('Checkout Started', 'Order Completed') AND seq > ?2 GROUP BY 1, 2 ORDER BY 1, 2",
-        )
-        .bind(workspace.to_string())
-        .bind(after)
-        .fetch_all(&self.read)
-        .await?;
+        let rows: Vec<(String, String, i64, i64)> =
+            sqlx::query_as(&crate::sessions::commerce_since_sql(HOUR, |n| {
+                format!("?{n}")
+            }))
+            .bind(workspace.to_string())
+            .bind(after)
+            .fetch_all(&self.read)
+            .await?;
         crate::rows::commerce_since(rows, after)
     }
 
