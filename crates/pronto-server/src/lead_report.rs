@@ -157,15 +157,12 @@ impl Window {
 
     /// Adds checkouts and orders per hour; hours before the window are not kept.
     fn count(&mut self, hours: Vec<(DateTime<Utc>, String, i64)>) {
-        for (hour, name, n) in hours {
-            if hour
-                >= self
-                    .from
-                    .duration_trunc(Duration::hours(1))
-                    .unwrap_or(self.from)
-            {
-                *self.commerce.entry((hour, name)).or_default() += n.unsigned_abs();
-            }
+        let first = self
+            .from
+            .duration_trunc(Duration::hours(1))
+            .unwrap_or(self.from);
+        for (hour, name, n) in hours.into_iter().filter(|(hour, _, _)| *hour >= first) {
+            *self.commerce.entry((hour, name)).or_default() += n.unsigned_abs();
         }
     }
 
@@ -175,9 +172,11 @@ impl Window {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Vec<(DateTime<Utc>, String, u64)> {
+        if to <= from {
+            return Vec::new();
+        }
         self.commerce
-            .iter()
-            .filter(|((hour, _), _)| *hour >= from && *hour < to)
+            .range((from, String::new())..(to, String::new()))
             .map(|((hour, name), n)| (*hour, name.clone(), *n))
             .collect()
     }
