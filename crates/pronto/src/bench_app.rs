@@ -18,7 +18,7 @@
 
 use crate::bench_support::InProcess;
 use anyhow::Context;
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use clap::Args;
 use pronto_domain::event::parse_message;
 use pronto_domain::{EventType, Lead, ParseOptions};
@@ -76,44 +76,56 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// Stores `n` leads, newest last, spread over the past 400 days.
-async fn seed(store: &Arc<dyn Store>, n: usize) -> anyhow::Result<()> {
+/// Stores `n` items through the store's ingest, `BATCH` at a time, spread over the past 400 days, oldest
+/// first: `make(i, at)` builds item `i`, stored at `at`. `what` names them in the progress lines.
+async fn store_spread(
+    store: &Arc<dyn Store>,
+    n: usize,
+    what: &str,
+    make: impl Fn(usize, DateTime<Utc>) -> anyhow::Result<IngestItem>,
+) -> anyhow::Result<f64> {
     let ws = store.default_workspace().await?.id;
     let now = Utc::now();
     let t = Instant::now();
     for start in (0..n).step_by(BATCH) {
         let end = (start + BATCH).min(n);
-        let items = (start..end)
-            .map(|i| {
-                let body = serde_json::json!({
-                    "name": format!("Lead {i}"),
-                    "email": format!("lead{i}@bench.example"),
-                    "message": "Could you call me about a quote?",
-                    "source": "bench",
-                });
-                let lead = Lead::parse(body.as_object().expect("an object"), Default::default())
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-                Ok(IngestItem {
-                    event: lead.to_event(None),
-                    lead: Some(lead),
-                    action: None,
-                })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
         let at =
             now - Duration::seconds((400 * 86_400) as i64 * (n - end) as i64 / n.max(1) as i64);
+        let items = (start..end)
+            .map(|i| make(i, at))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         store.ingest(ws, items, at).await?;
-        if (end / BATCH).is_multiple_of(100) {
+        if end.is_multiple_of(100_000) {
             eprintln!(
-                "  {end} leads stored ({:.0}/s)",
+                "  {end} {what} stored ({:.0}/s)",
                 end as f64 / t.elapsed().as_secs_f64()
             );
         }
     }
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// Stores `n` leads, newest last, spread over the past 400 days.
+async fn seed(store: &Arc<dyn Store>, n: usize) -> anyhow::Result<()> {
+    let secs = store_spread(store, n, "leads", |i, _| {
+        let body = serde_json::json!({
+            "name": format!("Lead {i}"),
+            "email": format!("lead{i}@bench.example"),
+            "message": "Could you call me about a quote?",
+            "source": "bench",
+        });
+        let lead = Lead::parse(body.as_object().expect("an object"), Default::default())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(IngestItem {
+            event: lead.to_event(None),
+            lead: Some(lead),
+            action: None,
+        })
+    })
+    .await?;
     println!(
-        "  stored {n} leads in {:.1} s ({:.0}/s, routed, alerted and acknowledged)",
-        t.elapsed().as_secs_f64(),
-        n as f64 / t.elapsed().as_secs_f64()
+        "  stored {n} leads in {secs:.1} s ({:.0}/s, routed, alerted and acknowledged)",
+        n as f64 / secs
     );
     Ok(())
 }
@@ -122,45 +134,30 @@ async fn seed(store: &Arc<dyn Store>, n: usize) -> anyhow::Result<()> {
 /// twentieth is a `Checkout Started` and the next its `Order Completed` (the checkout-recovery run that the
 /// first opens, the second ends): the board's checkouts and orders per week count them.
 async fn seed_events(store: &Arc<dyn Store>, n: usize) -> anyhow::Result<()> {
-    let ws = store.default_workspace().await?.id;
-    let now = Utc::now();
-    let t = Instant::now();
-    for start in (0..n).step_by(BATCH) {
-        let end = (start + BATCH).min(n);
-        let at =
-            now - Duration::seconds((400 * 86_400) as i64 * (n - end) as i64 / n.max(1) as i64);
-        let items = (start..end)
-            .map(|i| {
-                let (name, checkout) = match i % 20 {
-                    0 => ("Checkout Started", i),
-                    1 => ("Order Completed", i - 1),
-                    _ => ("Product Viewed", i),
-                };
-                let msg = serde_json::json!({
-                    "userId": format!("visitor-{}", i % 200_000),
-                    "event": name,
-                    "timestamp": at.to_rfc3339(),
-                    "properties": {"checkout_id": format!("c{checkout}"), "order_id": format!("o{checkout}"),
-                                   "product_id": format!("p{}", i % 500), "total": 40 + i % 100,
-                                   "currency": "EUR"},
-                });
-                Ok(parse_message(msg, Some(EventType::Track), None, ParseOptions::default())
-                    .map_err(|e| anyhow::anyhow!("{e}"))?
-                    .into())
-            })
-            .collect::<anyhow::Result<Vec<IngestItem>>>()?;
-        store.ingest(ws, items, at).await?;
-        if (end / BATCH).is_multiple_of(500) {
-            eprintln!(
-                "  {end} events stored ({:.0}/s)",
-                end as f64 / t.elapsed().as_secs_f64()
-            );
-        }
-    }
+    let secs = store_spread(store, n, "events", |i, at| {
+        let (name, checkout) = match i % 20 {
+            0 => ("Checkout Started", i),
+            1 => ("Order Completed", i - 1),
+            _ => ("Product Viewed", i),
+        };
+        let msg = serde_json::json!({
+            "userId": format!("visitor-{}", i % 200_000),
+            "event": name,
+            "timestamp": at.to_rfc3339(),
+            "properties": {"checkout_id": format!("c{checkout}"), "order_id": format!("o{checkout}"),
+                           "product_id": format!("p{}", i % 500), "total": 40 + i % 100,
+                           "currency": "EUR"},
+        });
+        Ok(
+            parse_message(msg, Some(EventType::Track), None, ParseOptions::default())
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .into(),
+        )
+    })
+    .await?;
     println!(
-        "  stored {n} tracked events in {:.1} s ({:.0}/s)",
-        t.elapsed().as_secs_f64(),
-        n as f64 / t.elapsed().as_secs_f64()
+        "  stored {n} tracked events in {secs:.1} s ({:.0}/s)",
+        n as f64 / secs
     );
     Ok(())
 }
