@@ -1,7 +1,7 @@
 //! Flow experiments' results: `GET /v1/reports/flows` and `pronto report flows`, and their promotion. The
-//! store keeps each experiment's counts per hour of the runs' start, up to date as runs change (`pronto_store`'s
-//! `reports`); a report catches them up, sums the whole hours of its period and reads the runs of the partial
-//! hours at its ends; `pronto_domain::experiment::results` counts, attributes and computes the intervals. This
+//! store keeps every flow's run counts per hour of the runs' start, up to date as runs change (`pronto_store`'s
+//! `reports`); a report (and the owner's recovery page, which reads every flow's) catches them up, sums the
+//! whole hours of its period and reads the runs of the partial hours at its ends; `pronto_domain::experiment::results` counts, attributes and computes the intervals. This
 //! file picks the period and the configured shares, lays the report out as a table or CSV, records promotions
 //! and runs the `auto_promote` rules.
 
@@ -13,7 +13,7 @@ use pronto_domain::experiment::Promotion;
 use pronto_domain::flow::Conversion;
 use pronto_domain::program::Program;
 use pronto_domain::WorkspaceId;
-use pronto_store::{Store, StoreError};
+use pronto_store::{RunsOf, Store, StoreError};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -51,7 +51,19 @@ pub async fn flows_report(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<FlowsReport, StoreError> {
-    let counts = counts_between(store, ws, from, to, &conversion_rules(program)).await?;
+    let rules = conversion_rules(program);
+    let counts = counts_between(store, ws, (from, to), &rules, RunsOf::Experiments).await?;
+    flows_report_of(store, program, ws, (from, to), counts).await
+}
+
+/// The flows report over `[from, to)` from its experiments' counts (read by [`counts_between`]).
+pub async fn flows_report_of(
+    store: &dyn Store,
+    program: &Program,
+    ws: WorkspaceId,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    counts: BTreeMap<(String, String), Counts>,
+) -> Result<FlowsReport, StoreError> {
     let promotions = store.promotions(ws).await?;
     let mut report = build_report(counts, &promotions, program, from, to);
     report.deliverability = pronto_domain::report::deliverability::summarize(
@@ -60,16 +72,17 @@ pub async fn flows_report(
     Ok(report)
 }
 
-/// Each flow's experiment's counts over the runs started in `[from, to)`: the kept counts of the whole hours
-/// in it, and the runs of the partial hours at its ends read as they are. The kept counts are caught up
-/// first, so the answer is exact as of now; when they are far behind (being made again) or cannot be
-/// written, every run is read.
+/// The counts by flow and experiment of the runs started in `[from, to)`, of experiments only or of every
+/// flow (`of`; a run outside any experiment is experiment `""`): the kept counts of the whole hours in it,
+/// and the runs of the partial hours at its ends read as they are. The kept counts are caught up first, so
+/// the answer is exact as of now; when they are far behind (being made again) or cannot be written, every
+/// run is read.
 pub async fn counts_between(
     store: &dyn Store,
     ws: WorkspaceId,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
     rules: &[ConversionRule],
+    of: RunsOf,
 ) -> Result<BTreeMap<(String, String), Counts>, StoreError> {
     let mut by: BTreeMap<(String, String), Counts> = BTreeMap::new();
     let add_runs = |runs: Vec<RunOutcome>, by: &mut BTreeMap<(String, String), Counts>| {
@@ -102,32 +115,23 @@ pub async fn counts_between(
     };
     let last = hour_of(to);
     if !caught_up || first >= last {
-        add_runs(
-            store
-                .run_outcomes(ws, pronto_store::RunsOf::Experiments, from, to, rules)
-                .await?,
-            &mut by,
-        );
+        add_runs(store.run_outcomes(ws, of, from, to, rules).await?, &mut by);
         return Ok(by);
     }
     for (b, c) in store.report_counts(ws, first, last).await? {
+        if of == RunsOf::Experiments && b.experiment.is_empty() {
+            continue;
+        }
         by.entry((b.flow, b.experiment)).or_default().merge(&c);
     }
     if from < first {
         add_runs(
-            store
-                .run_outcomes(ws, pronto_store::RunsOf::Experiments, from, first, rules)
-                .await?,
+            store.run_outcomes(ws, of, from, first, rules).await?,
             &mut by,
         );
     }
     if last < to {
-        add_runs(
-            store
-                .run_outcomes(ws, pronto_store::RunsOf::Experiments, last, to, rules)
-                .await?,
-            &mut by,
-        );
+        add_runs(store.run_outcomes(ws, of, last, to, rules).await?, &mut by);
     }
     Ok(by)
 }

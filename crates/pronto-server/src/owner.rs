@@ -4,15 +4,17 @@
 
 use crate::auth::Viewer;
 use crate::error::ApiError;
+use crate::experiments::{counts_between, flows_report_of};
 use crate::service::{ContactPage, Service};
 pub use crate::views::{MessageSearch, StateFilter, MESSAGE_STATES};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use pronto_domain::access::{Role, User};
 use pronto_domain::experiment::recovery::{recovery, FlowRecovery};
-use pronto_domain::experiment::results::{counts_of, ExperimentResult};
+use pronto_domain::experiment::results::ExperimentResult;
 use pronto_domain::{ContactId, Invalid, MessageId};
 use pronto_store::{MessageQuery, MessageView, RunsOf};
+use std::collections::BTreeMap;
 
 /// How many messages one page of the explorer lists.
 pub const MESSAGES_PAGE: u32 = 50;
@@ -61,8 +63,9 @@ impl Service {
         Ok(())
     }
 
-    /// Every flow's recovery over `[from, to)` (dates or RFC 3339 times; default the last 30 days), read from
-    /// every run started in it, and the experiments' results over the same period.
+    /// Every flow's recovery over `[from, to)` (dates or RFC 3339 times; default the last 30 days) and the
+    /// experiments' results over the same period, from one read of the kept counts of every run started in
+    /// it (`crate::experiments::counts_between`).
     pub async fn recovery(
         &self,
         viewer: &Viewer,
@@ -74,15 +77,16 @@ impl Service {
         let (from_at, to_at) = self.period(from, to)?;
         let program = self.store.shared().program();
         let rules = crate::experiments::conversion_rules(&program);
-        let runs = self
-            .store
-            .run_outcomes(ws, RunsOf::EveryFlow, from_at, to_at, &rules)
-            .await?;
-        let flows = recovery(&counts_of(&runs), &program.flows);
-        let experiments =
-            crate::experiments::flows_report(&*self.store, &program, ws, from_at, to_at)
-                .await?
-                .experiments;
+        let period = (from_at, to_at);
+        let counts = counts_between(&*self.store, ws, period, &rules, RunsOf::EveryFlow).await?;
+        let flows = recovery(&counts, &program.flows);
+        let experiments: BTreeMap<_, _> = counts
+            .into_iter()
+            .filter(|((_, experiment), _)| !experiment.is_empty())
+            .collect();
+        let experiments = flows_report_of(&*self.store, &program, ws, period, experiments)
+            .await?
+            .experiments;
         let day = |t: DateTime<Utc>| {
             t.with_timezone(&program.sales.timezone)
                 .format("%Y-%m-%d")

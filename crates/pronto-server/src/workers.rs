@@ -414,14 +414,10 @@ async fn scheduler(store: Arc<dyn Store>, clock: Arc<dyn Clock>, mut stop: watch
     }
 }
 
-/// The counting worker's step: brings the flows report's counts up to date by one batch (see
-/// [`Store::fold_reports`]). Nothing to do while no flow has an experiment: a report, or the first step
-/// after one is configured, catches up with what happened meanwhile.
+/// The counting worker's step: brings every flow's kept run counts (the flows report's and the owner's
+/// recovery page's) up to date by one batch (see [`Store::fold_reports`]).
 pub async fn count_step(store: &dyn Store) -> Result<Step, StoreError> {
     let program = store.shared().program();
-    if program.flows.iter().all(|f| f.experiment.is_none()) {
-        return Ok(Step::Idle { next: None });
-    }
     let rules = crate::experiments::conversion_rules(&program);
     let f = store
         .fold_reports(&rules, crate::experiments::FOLD_BATCH)

@@ -1,9 +1,10 @@
-//! The flows report's counts in the store ([`ReportsTx`]), kept up to date by `apply::reports` so that a
-//! report over any period sums per-hour counts instead of reading every run (1,000,000 runs: seconds to read,
-//! milliseconds to sum).
+//! Every flow's run counts in the store ([`ReportsTx`]), kept up to date by `apply::reports` so that the
+//! flows report and the owner's recovery page over any period sum per-hour counts instead of reading every
+//! run (1,000,000 runs: seconds to read, milliseconds to sum).
 //!
-//! **What is kept.** Per run of an experiment, the summary it is counted as (`run_summaries`); per workspace,
-//! hour of the runs' start, flow and experiment, the sum of those summaries (`report_counts`); and a cursor:
+//! **What is kept.** Per run, the summary it is counted as (`run_summaries`); per workspace, hour of the
+//! runs' start, flow and experiment (`""` for a run outside any experiment, as [`RunsOf::EveryFlow`] reads
+//! it), the sum of those summaries (`report_counts`); and a cursor:
 //! how far runs, messages, clicks and exit marks have been read, and the conversion rules the counts were
 //! made with.
 //!
@@ -13,13 +14,13 @@
 //! back its old summary and adds the new one (`pronto_domain::experiment::results::recount`), and moves the
 //! cursor, in one transaction. Re-reading a run twice changes nothing, so a step may overlap another.
 //! "Since the cursor" must not miss a row that commits late: SQLite has one writer, so rowids are in commit
-//! order; PostgreSQL rows carry the id of the transaction that inserted them (an experiment run: that last
+//! order; PostgreSQL rows carry the id of the transaction that inserted them (a run: that last
 //! changed it, which is also the one that wrote its messages), and a step reads every row it
 //! can see from the cursor on but moves the cursor only up to the oldest transaction still running, so a
 //! transaction that commits late is read by a later step. (So a step is exact as of its start unless more
 //! than a batch of rows sit above a transaction still running; those are read as soon as it ends.)
 //! A contact merge moves runs and exit marks to one contact without inserting a row, so it lists the
-//! contact's experiment runs in `report_dirty`, which the next step re-reads and empties.
+//! contact's runs in `report_dirty`, which the next step re-reads and empties.
 //! The cursor row is locked for the step, so two processes never count one change twice. Changed conversion
 //! rules (a flow's `conversion`) start the counts again from nothing.
 
@@ -56,14 +57,19 @@ impl Cursor {
     }
 }
 
-/// The conversion rules as the cursor keeps them: counts made with other rules are made again.
+/// What the counts cover, ahead of the rules in the cursor's key: counts kept before every flow's runs were
+/// (experiments' only, with a key of the rules alone) are made again.
+const COVERS: &str = "every flow\u{1d}";
+
+/// The conversion rules as the cursor keeps them, after [`COVERS`]: counts made with other rules are made
+/// again.
 pub(crate) fn rules_key(rules: &[ConversionRule]) -> String {
     let mut v: Vec<String> = rules
         .iter()
         .map(|r| format!("{}\u{1f}{}\u{1f}{}", r.flow, r.event, r.within_secs))
         .collect();
     v.sort();
-    v.join("\u{1e}")
+    format!("{COVERS}{}", v.join("\u{1e}"))
 }
 
 /// The runs rows since the cursor name, and the cursor past those rows.
@@ -75,7 +81,7 @@ pub(crate) struct Changed {
     pub more: bool,
 }
 
-/// A run of an experiment as read, with what places it in the counts.
+/// A run as read, with what places it in the counts.
 #[derive(Debug, Clone)]
 pub(crate) struct OutcomeRow {
     pub run: RunId,
@@ -104,19 +110,19 @@ pub(crate) enum Runs<'a> {
         to: DateTime<Utc>,
         every_flow: bool,
     },
-    /// These (those of an experiment).
+    /// These, whichever flow they belong to.
     Ids(&'a [RunId]),
 }
 
 impl Runs<'_> {
     /// The runs' condition (`filter`: the backend's own for their ids or start), with experiments' runs only
-    /// unless every flow's were asked for.
+    /// when only those were asked for.
     pub(crate) fn of(&self, filter: &str) -> String {
         match self {
             Runs::Started {
-                every_flow: true, ..
-            } => filter.to_string(),
-            _ => format!("r.arm IS NOT NULL AND r.experiment IS NOT NULL AND {filter}"),
+                every_flow: false, ..
+            } => format!("r.arm IS NOT NULL AND r.experiment IS NOT NULL AND {filter}"),
+            _ => filter.to_string(),
         }
     }
 }
@@ -131,7 +137,7 @@ pub(crate) trait ReportsTx: Send {
     async fn report_cursor(&mut self) -> Result<Cursor, ItemError>;
     /// Forgets every summary and count; the cursor starts again with `rules`.
     async fn reset_reports(&mut self, rules: &str) -> Result<(), ItemError>;
-    /// The runs of experiments that rows inserted since `from` name, reading at most about `batch` rows of
+    /// The runs that rows inserted since `from` name, reading at most about `batch` rows of
     /// each table (all rows of one PostgreSQL transaction together), and those listed dirty (taken off).
     async fn changed_runs(&mut self, from: &Cursor, batch: i64) -> Result<Changed, ItemError>;
     /// The runs' outcomes as they are now (see `Store::run_outcomes` for what converts a run).

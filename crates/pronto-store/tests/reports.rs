@@ -1,6 +1,6 @@
-//! The flows report's kept counts against SQLite and PostgreSQL alike: however runs change (messages,
+//! Every flow's kept run counts against SQLite and PostgreSQL alike: however runs change (messages,
 //! clicks, orders by key and by contact, an order that arrives late with an earlier time) and whatever the
-//! conversion rules, the counts kept step by step equal the counts of reading every run; and on PostgreSQL a
+//! conversion rules, the counts kept step by step equal the counts of reading every run of every flow; and on PostgreSQL a
 //! row whose transaction commits after a step has read past its neighbours is still counted. Also the owner's
 //! reads beside them: every flow's runs over a period, and the messages explorer's listing.
 
@@ -134,7 +134,7 @@ async fn kept_and_read(e: &Env, rules: &[ConversionRule]) -> (String, String) {
     }
     let read = counts_of(
         &e.store
-            .run_outcomes(e.ws, pronto_store::RunsOf::Experiments, from, to, rules)
+            .run_outcomes(e.ws, pronto_store::RunsOf::EveryFlow, from, to, rules)
             .await
             .unwrap(),
     );
@@ -382,7 +382,8 @@ async fn counts_stay_exact_while_an_older_transaction_holds_the_cursor_back() {
 }
 
 /// The owner's recovery page reads every flow's runs: a flow without an experiment is experiment `""`, group
-/// `treatment`, converted and messaged like any other; the experiments' read leaves it out.
+/// `treatment`, converted and messaged like any other, and kept counted like any other; the experiments'
+/// read leaves it out.
 async fn every_flow_reads_runs_without_an_experiment_as_group_treatment(e: Env) {
     let plain = CONFIG.replace(
         "experiment = { id = \"timing\", holdout = \"30%\", variants = [{ id = \"a\" }, { id = \"b\" }] }\n",
@@ -430,6 +431,9 @@ async fn every_flow_reads_runs_without_an_experiment_as_group_treatment(e: Env) 
         .await
         .unwrap();
     assert!(experiments.is_empty());
+    let (kept, read) = kept_and_read(&e, &week).await;
+    assert_eq!(kept, read, "the flow without an experiment is kept counted");
+    assert!(kept.contains("treatment"), "{kept}");
 }
 
 /// The owner's messages explorer: each condition narrows the list, pages follow one another without gaps or

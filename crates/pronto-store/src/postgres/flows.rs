@@ -194,9 +194,9 @@ impl FlowTx for PgTx {
         Ok(())
     }
 
-    /// An experiment run's `seq` becomes this transaction's: the flows report's counts re-read the run, and
-    /// with it the messages this transaction wrote for it (`crate::reports`). Other runs keep theirs, so their
-    /// update stays a heap-only one.
+    /// A run's `seq` becomes this transaction's: the kept counts re-read the run, and with it the messages
+    /// this transaction wrote for it (`crate::reports`). (The update changes `due_at` and `state`, which are
+    /// indexed, so it was never a heap-only one.)
     async fn write_runs(&mut self, rows: &[RunRow]) -> Result<(), ItemError> {
         let ids: Vec<Uuid> = rows.iter().map(|r| r.id.0).collect();
         let states: Vec<&str> = rows.iter().map(|r| r.state.as_str()).collect();
@@ -208,7 +208,7 @@ impl FlowTx for PgTx {
         sqlx::query(
             "UPDATE runs SET state = q.state, step = q.step, due_at = q.due, \
              snapshot = COALESCE(q.snapshot, runs.snapshot), outcome = q.outcome, updated_at = q.updated, \
-             seq = CASE WHEN runs.arm IS NULL THEN runs.seq ELSE pg_current_xact_id()::text::bigint END \
+             seq = pg_current_xact_id()::text::bigint \
              FROM UNNEST($1::uuid[], $2::text[], $3::int[], $4::timestamptz[], $5::text[], $6::text[], \
              $7::timestamptz[]) AS q(id, state, step, due, snapshot, outcome, updated) WHERE runs.id = q.id",
         )
@@ -396,8 +396,8 @@ impl FlowTx for PgTx {
         Ok(done.rows_affected())
     }
 
-    /// As [`Self::write_runs`], an experiment run's `seq` becomes this transaction's (the timer batch that
-    /// writes its messages updates it here).
+    /// As [`Self::write_runs`], a run's `seq` becomes this transaction's (the timer batch that writes its
+    /// messages updates it here).
     async fn update_runs(
         &mut self,
         rows: &[RunUpdate],
@@ -410,7 +410,7 @@ impl FlowTx for PgTx {
         let outcomes: Vec<Option<&str>> = rows.iter().map(|u| u.outcome.as_deref()).collect();
         sqlx::query(
             "UPDATE runs SET state = q.state, step = q.step, due_at = q.due, outcome = q.outcome, updated_at = $6, \
-             seq = CASE WHEN runs.arm IS NULL THEN runs.seq ELSE pg_current_xact_id()::text::bigint END \
+             seq = pg_current_xact_id()::text::bigint \
              FROM UNNEST($1::uuid[], $2::text[], $3::int[], $4::timestamptz[], $5::text[]) AS q(id, state, step, due, outcome) \
              WHERE runs.id = q.id",
         )

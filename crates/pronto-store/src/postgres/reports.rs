@@ -1,4 +1,4 @@
-//! PostgreSQL's report statements. The cursor is a transaction id per table (each row's `seq`; an experiment
+//! PostgreSQL's report statements. The cursor is a transaction id per table (each row's `seq`; a
 //! run's is that of the transaction that last changed it, which wrote its messages too): a step reads
 //! every row it can see from the cursor on, but moves the cursor only up to the oldest transaction still
 //! running, so a row that commits late is read by a later step, never skipped (a row read twice changes
@@ -111,29 +111,29 @@ pub(super) async fn outcomes(
     ))
 }
 
-/// Per source table: its name, which of its rows can name a run, and the experiment runs its rows with `seq` in
-/// `[$1, $2)` name. No messages: an experiment run's `seq` is moved by the transaction that writes its messages
+/// Per source table: its name, which of its rows can name a run, and the runs its rows with `seq` in
+/// `[$1, $2)` name. No messages: a run's `seq` is moved by the transaction that writes its messages
 /// (`write_runs`), so the runs source brings them.
 const SOURCES: [(&str, &str, &str); 3] = [
     (
         "runs",
-        "arm IS NOT NULL",
-        "SELECT r.id FROM runs r WHERE r.seq >= $1 AND r.seq < $2 AND r.arm IS NOT NULL",
+        "true",
+        "SELECT r.id FROM runs r WHERE r.seq >= $1 AND r.seq < $2",
     ),
     (
         "clicks",
         "true",
         "SELECT r.id FROM clicks c JOIN messages m ON m.idempotency_key = c.message_key \
-         JOIN runs r ON r.id = m.run_id WHERE c.seq >= $1 AND c.seq < $2 AND r.arm IS NOT NULL",
+         JOIN runs r ON r.id = m.run_id WHERE c.seq >= $1 AND c.seq < $2",
     ),
     (
         "exit_marks",
         "true",
         "SELECT r.id FROM exit_marks x JOIN runs r ON r.run_key = x.run_key AND r.flow_id = x.flow_id \
-         AND r.workspace_id = x.workspace_id WHERE x.seq >= $1 AND x.seq < $2 AND r.arm IS NOT NULL \
+         AND r.workspace_id = x.workspace_id WHERE x.seq >= $1 AND x.seq < $2 \
          UNION ALL SELECT r.id FROM exit_marks x JOIN runs r ON r.contact_id = x.contact_id \
          AND r.flow_id = x.flow_id AND r.workspace_id = x.workspace_id AND r.started_at <= x.happened_at \
-         WHERE x.seq >= $1 AND x.seq < $2 AND x.run_key IS NULL AND r.arm IS NOT NULL",
+         WHERE x.seq >= $1 AND x.seq < $2 AND x.run_key IS NULL",
     ),
 ];
 

@@ -433,10 +433,9 @@ impl IngestTx for SqliteTx {
             "UPDATE runs SET contact_id = ?2 WHERE contact_id = ?1",
             "UPDATE exit_marks SET contact_id = ?2 WHERE contact_id = ?1",
             "UPDATE messages SET contact_id = ?2 WHERE contact_id = ?1",
-            // The contact's experiment runs may convert by the other's orders now: the flows report's
-            // counts re-read them (`crate::reports`).
-            "INSERT INTO report_dirty (run_id) SELECT id FROM runs \
-             WHERE contact_id IN (?1, ?2) AND arm IS NOT NULL",
+            // The contact's runs may convert by the other's orders now: the kept counts re-read them
+            // (`crate::reports`).
+            "INSERT INTO report_dirty (run_id) SELECT id FROM runs WHERE contact_id IN (?1, ?2)",
             "UPDATE contacts SET merged_into = ?2 WHERE id = ?1 OR merged_into = ?1",
         ] {
             sqlx::query(stmt)

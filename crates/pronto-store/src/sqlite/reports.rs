@@ -101,18 +101,21 @@ pub(super) async fn outcomes(
     ))
 }
 
-/// Per source table: the rows from rowid `from` on (at most `batch`), the experiment runs they name.
+/// Per source table: the rows from rowid `from` on (at most `batch`), the runs they name. An exit mark
+/// without a key names its contact's runs of its flow: the `+` keeps SQLite on `runs_by_contact` (without it,
+/// the planner probed `runs_by_start` with the workspace and scanned every run started before the mark: 45 s
+/// for 10,000 marks over a million runs).
 const SOURCES: [&str; 4] = [
-    "SELECT r.rowid, r.id FROM runs r WHERE r.rowid >= ?1 AND r.rowid < ?2 AND r.arm IS NOT NULL",
+    "SELECT r.rowid, r.id FROM runs r WHERE r.rowid >= ?1 AND r.rowid < ?2",
     "SELECT m.rowid, r.id FROM messages m JOIN runs r ON r.id = m.run_id \
-     WHERE m.rowid >= ?1 AND m.rowid < ?2 AND r.arm IS NOT NULL",
+     WHERE m.rowid >= ?1 AND m.rowid < ?2",
     "SELECT c.rowid, r.id FROM clicks c JOIN messages m ON m.idempotency_key = c.message_key \
-     JOIN runs r ON r.id = m.run_id WHERE c.rowid >= ?1 AND c.rowid < ?2 AND r.arm IS NOT NULL",
+     JOIN runs r ON r.id = m.run_id WHERE c.rowid >= ?1 AND c.rowid < ?2",
     "SELECT x.rowid, r.id FROM exit_marks x JOIN runs r ON r.run_key = x.run_key AND r.flow_id = x.flow_id \
-     AND r.workspace_id = x.workspace_id WHERE x.rowid >= ?1 AND x.rowid < ?2 AND r.arm IS NOT NULL \
+     AND r.workspace_id = x.workspace_id WHERE x.rowid >= ?1 AND x.rowid < ?2 \
      UNION ALL SELECT x.rowid, r.id FROM exit_marks x JOIN runs r ON r.contact_id = x.contact_id \
-     AND r.flow_id = x.flow_id AND r.workspace_id = x.workspace_id AND r.started_at <= x.happened_at \
-     WHERE x.rowid >= ?1 AND x.rowid < ?2 AND x.run_key IS NULL AND r.arm IS NOT NULL",
+     AND r.flow_id = x.flow_id AND +r.workspace_id = x.workspace_id AND +r.started_at <= x.happened_at \
+     WHERE x.rowid >= ?1 AND x.rowid < ?2 AND x.run_key IS NULL",
 ];
 const TABLES: [&str; 4] = ["runs", "messages", "clicks", "exit_marks"];
 
