@@ -23,6 +23,13 @@
 //! contact's runs in `report_dirty`, which the next step re-reads and empties.
 //! The cursor row is locked for the step, so two processes never count one change twice. Changed conversion
 //! rules (a flow's `conversion`) start the counts again from nothing.
+//!
+//! **Starting again.** The counts then read every run once, in the runs' own order, and the other tables only
+//! from where they end at the reset: a run read after the reset is read whole (its messages, clicks and marks
+//! as they are then), and a row inserted after the reset names its run again as always. (Walking the other
+//! tables too re-read each run once per message and mark: on a file of 1.45 million runs, 5 million messages
+//! and 1.8 million marks, steps of 10,000 rows went at about 2,100 rows a second, some 40 minutes; reading
+//! each run once took 120 s.)
 
 use crate::tx::ItemError;
 use async_trait::async_trait;
@@ -44,19 +51,6 @@ pub(crate) struct Cursor {
     pub marks: i64,
 }
 
-impl Cursor {
-    /// Nothing read yet, with these rules.
-    pub fn start(rules: String) -> Self {
-        Self {
-            rules,
-            runs: 0,
-            messages: 0,
-            clicks: 0,
-            marks: 0,
-        }
-    }
-}
-
 /// What the counts cover, ahead of the rules in the cursor's key: counts kept before every flow's runs were
 /// (experiments' only, with a key of the rules alone) are made again.
 const COVERS: &str = "every flow\u{1d}";
@@ -70,6 +64,19 @@ pub(crate) fn rules_key(rules: &[ConversionRule]) -> String {
         .collect();
     v.sort();
     format!("{COVERS}{}", v.join("\u{1e}"))
+}
+
+/// The statement that writes the cursor (`p`: the backend's placeholder); binds: rules, runs, messages,
+/// clicks, marks.
+pub(crate) fn put_cursor_sql(p: impl Fn(usize) -> String) -> String {
+    format!(
+        "UPDATE report_cursor SET rules = {}, runs = {}, messages = {}, clicks = {}, marks = {} WHERE id = 1",
+        p(1),
+        p(2),
+        p(3),
+        p(4),
+        p(5)
+    )
 }
 
 /// The runs rows since the cursor name, and the cursor past those rows.
@@ -135,8 +142,9 @@ pub(crate) type Bucket = (WorkspaceId, BucketKey);
 pub(crate) trait ReportsTx: Send {
     /// The cursor, locked for this transaction.
     async fn report_cursor(&mut self) -> Result<Cursor, ItemError>;
-    /// Forgets every summary and count; the cursor starts again with `rules`.
-    async fn reset_reports(&mut self, rules: &str) -> Result<(), ItemError>;
+    /// Forgets every summary and count, and answers (and writes) the cursor they start again from, with
+    /// `rules`: every run from the first, the other tables from their ends as of now (see the module doc).
+    async fn reset_reports(&mut self, rules: &str) -> Result<Cursor, ItemError>;
     /// The runs that rows inserted since `from` name, reading at most about `batch` rows of
     /// each table (all rows of one PostgreSQL transaction together), and those listed dirty (taken off).
     async fn changed_runs(&mut self, from: &Cursor, batch: i64) -> Result<Changed, ItemError>;

@@ -2,7 +2,7 @@
 //! exact): read the runs changed since the cursor, let the domain re-count them, write the counts, in one
 //! transaction.
 
-use crate::reports::{rules_key, Bucket, Cursor, ReportsTx, Runs};
+use crate::reports::{rules_key, Bucket, ReportsTx, Runs};
 use crate::tx::{Commit, ItemError};
 use crate::writer::Begin;
 use crate::StoreError;
@@ -48,8 +48,7 @@ async fn fold_in<T: ReportsTx>(
     let key = rules_key(rules);
     let mut cursor = tx.report_cursor().await?;
     if cursor.rules != key {
-        tx.reset_reports(&key).await?;
-        cursor = Cursor::start(key);
+        cursor = tx.reset_reports(&key).await?;
     }
     let changed = tx.changed_runs(&cursor, batch).await?;
     let outcomes = if changed.runs.is_empty() {

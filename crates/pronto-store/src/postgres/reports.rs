@@ -137,6 +137,19 @@ const SOURCES: [(&str, &str, &str); 3] = [
     ),
 ];
 
+/// Writes the cursor.
+async fn put_cursor(conn: &mut PgConnection, cursor: &Cursor) -> Result<(), ItemError> {
+    sqlx::query(&crate::reports::put_cursor_sql(|n| format!("${n}")))
+        .bind(&cursor.rules)
+        .bind(cursor.runs)
+        .bind(cursor.messages)
+        .bind(cursor.clicks)
+        .bind(cursor.marks)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl ReportsTx for PgTx {
     async fn report_cursor(&mut self) -> Result<Cursor, ItemError> {
@@ -148,17 +161,25 @@ impl ReportsTx for PgTx {
         Ok(report_cursor(&r)?)
     }
 
-    async fn reset_reports(&mut self, rules: &str) -> Result<(), ItemError> {
+    async fn reset_reports(&mut self, rules: &str) -> Result<Cursor, ItemError> {
         sqlx::query("TRUNCATE run_summaries, report_counts")
             .execute(&mut *self.0)
             .await?;
-        sqlx::query(
-            "UPDATE report_cursor SET rules = $1, runs = 0, messages = 0, clicks = 0, marks = 0 WHERE id = 1",
-        )
-        .bind(rules)
-        .execute(&mut *self.0)
-        .await?;
-        Ok(())
+        // Every transaction below this one has ended: the clicks and marks they wrote are read with their
+        // runs; later ones by the cursor.
+        let below: i64 =
+            sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+                .fetch_one(&mut *self.0)
+                .await?;
+        let cursor = Cursor {
+            rules: rules.to_string(),
+            runs: 0,
+            messages: 0,
+            clicks: below,
+            marks: below,
+        };
+        put_cursor(&mut self.0, &cursor).await?;
+        Ok(cursor)
     }
 
     async fn changed_runs(&mut self, from: &Cursor, batch: i64) -> Result<Changed, ItemError> {
@@ -294,16 +315,7 @@ impl ReportsTx for PgTx {
             .execute(&mut *self.0)
             .await?;
         }
-        sqlx::query(
-            "UPDATE report_cursor SET rules = $1, runs = $2, messages = $3, clicks = $4, marks = $5 WHERE id = 1",
-        )
-        .bind(&cursor.rules)
-        .bind(cursor.runs)
-        .bind(cursor.messages)
-        .bind(cursor.clicks)
-        .bind(cursor.marks)
-        .execute(&mut *self.0)
-        .await?;
+        put_cursor(&mut self.0, cursor).await?;
         Ok(())
     }
 }

@@ -119,6 +119,19 @@ const SOURCES: [&str; 4] = [
 ];
 const TABLES: [&str; 4] = ["runs", "messages", "clicks", "exit_marks"];
 
+/// Writes the cursor.
+async fn put_cursor(conn: &mut SqliteConnection, cursor: &Cursor) -> Result<(), ItemError> {
+    sqlx::query(&crate::reports::put_cursor_sql(|n| format!("?{n}")))
+        .bind(&cursor.rules)
+        .bind(cursor.runs)
+        .bind(cursor.messages)
+        .bind(cursor.clicks)
+        .bind(cursor.marks)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl ReportsTx for SqliteTx {
     async fn report_cursor(&mut self) -> Result<Cursor, ItemError> {
@@ -130,20 +143,30 @@ impl ReportsTx for SqliteTx {
         Ok(report_cursor(&r)?)
     }
 
-    async fn reset_reports(&mut self, rules: &str) -> Result<(), ItemError> {
+    async fn reset_reports(&mut self, rules: &str) -> Result<Cursor, ItemError> {
         sqlx::query("DELETE FROM run_summaries")
             .execute(&mut **self)
             .await?;
         sqlx::query("DELETE FROM report_counts")
             .execute(&mut **self)
             .await?;
-        sqlx::query(
-            "UPDATE report_cursor SET rules = ?1, runs = 0, messages = 0, clicks = 0, marks = 0 WHERE id = 1",
-        )
-        .bind(rules)
-        .execute(&mut **self)
-        .await?;
-        Ok(())
+        // The writer's transaction: every row below each table's end has committed.
+        let mut ends = [0i64; 3];
+        for (end, table) in ends.iter_mut().zip(&TABLES[1..]) {
+            *end = sqlx::query_scalar(&format!("SELECT COALESCE(max(rowid), 0) + 1 FROM {table}"))
+                .fetch_one(&mut **self)
+                .await?;
+        }
+        let [messages, clicks, marks] = ends;
+        let cursor = Cursor {
+            rules: rules.to_string(),
+            runs: 0,
+            messages,
+            clicks,
+            marks,
+        };
+        put_cursor(&mut **self, &cursor).await?;
+        Ok(cursor)
     }
 
     async fn changed_runs(&mut self, from: &Cursor, batch: i64) -> Result<Changed, ItemError> {
@@ -293,16 +316,7 @@ impl ReportsTx for SqliteTx {
             .execute(&mut **self)
             .await?;
         }
-        sqlx::query(
-            "UPDATE report_cursor SET rules = ?1, runs = ?2, messages = ?3, clicks = ?4, marks = ?5 WHERE id = 1",
-        )
-        .bind(&cursor.rules)
-        .bind(cursor.runs)
-        .bind(cursor.messages)
-        .bind(cursor.clicks)
-        .bind(cursor.marks)
-        .execute(&mut **self)
-        .await?;
+        put_cursor(&mut **self, cursor).await?;
         Ok(())
     }
 }
