@@ -429,6 +429,19 @@ pub async fn count_step(store: &dyn Store) -> Result<Step, StoreError> {
     })
 }
 
+/// The counter's least rest between two catching-up steps. Every step is a transaction of its own (on SQLite
+/// it holds the one writer and ends in an fsync), and since every flow's runs are counted, a burst of
+/// checkouts keeps it catching up: resting only as long as each step took, it cost `pronto bench ingest` a
+/// quarter of its requests per second (BENCHMARKS.md). A 2xx matters more than a report's freshness: a report
+/// or the recovery page catches up what is left when it is opened, so the counter only has to keep the
+/// backlog short (a few hundred runs a second, in the background, is far more than a shop starts), and it
+/// yields to ingestion ([`CATCH_UP_YIELD`]).
+pub const CATCH_UP_REST: Duration = Duration::from_millis(100);
+
+/// While catching up, the counter waits for ingestion to pause (no group committed for [`CATCH_UP_REST`])
+/// for at most this long between two steps: under sustained ingestion it still counts a step a second.
+pub const CATCH_UP_YIELD: Duration = Duration::from_secs(1);
+
 /// How often the counter applies promotions other processes recorded and checks `auto_promote` rules.
 pub const PROMOTE_EVERY: Duration = Duration::from_secs(60);
 
@@ -437,14 +450,33 @@ pub const PROMOTE_EVERY: Duration = Duration::from_secs(60);
 async fn counter(store: Arc<dyn Store>, clock: Arc<dyn Clock>, mut stop: watch::Receiver<bool>) {
     let mut backoff = Backoff::new("counting the flows report");
     let mut looked: Option<std::time::Instant> = None;
+    let mut catching_up = false;
     loop {
+        // Catching up, yield to ingestion: while it commits groups, step only once per `CATCH_UP_YIELD`.
+        if catching_up {
+            let deferred = std::time::Instant::now();
+            while deferred.elapsed() < CATCH_UP_YIELD
+                && store
+                    .shared()
+                    .since_ingest()
+                    .is_some_and(|t| t < CATCH_UP_REST)
+            {
+                tokio::select! {
+                    _ = tokio::time::sleep(CATCH_UP_REST) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        }
         let started = std::time::Instant::now();
-        let wait = match count_step(&*store).await {
-            // Catching up: rest as long again as the step took, so the counter takes at most half of what
-            // it shares with the scheduler (SQLite's writer, PostgreSQL's cores) while timers fire.
+        let step = count_step(&*store).await;
+        catching_up = matches!(step, Ok(Step::More));
+        let wait = match step {
+            // Catching up: rest three times as long as the step took, and at least `CATCH_UP_REST`, so the
+            // counter takes at most a quarter of what it shares with ingestion and the scheduler (SQLite's
+            // writer, PostgreSQL's cores) and commits at most ten times a second.
             Ok(Step::More) => {
                 backoff.ok();
-                started.elapsed()
+                (started.elapsed() * 3).max(CATCH_UP_REST)
             }
             Ok(Step::Idle { .. }) => {
                 backoff.ok();

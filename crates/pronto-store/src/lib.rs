@@ -343,6 +343,10 @@ pub struct Shared {
     /// Why this process's writes fail, while they do (set by a failed commit, cleared by the next one that
     /// succeeds): what `/readyz` reports.
     write_failure: std::sync::Mutex<Option<String>>,
+    /// When this process last committed an ingest group, in milliseconds after `born` (0: never): background
+    /// work that shares the writer yields while ingestion is busy ([`Shared::since_ingest`]).
+    ingested: std::sync::atomic::AtomicU64,
+    born: std::time::Instant,
 }
 
 impl Shared {
@@ -353,6 +357,27 @@ impl Shared {
             timer_set: std::sync::Mutex::new(None),
             outbox: Notify::new(),
             write_failure: std::sync::Mutex::new(None),
+            ingested: std::sync::atomic::AtomicU64::new(0),
+            born: std::time::Instant::now(),
+        }
+    }
+
+    /// An ingest group was committed now.
+    pub(crate) fn ingest_committed(&self) {
+        let ms = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.ingested
+            .store(ms.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How long ago this process last committed an ingest group (`None`: never).
+    pub fn since_ingest(&self) -> Option<std::time::Duration> {
+        match self.ingested.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            ms => Some(
+                self.born
+                    .elapsed()
+                    .saturating_sub(std::time::Duration::from_millis(ms)),
+            ),
         }
     }
 

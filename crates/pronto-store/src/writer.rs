@@ -139,6 +139,7 @@ async fn commit_group<B: Begin>(db: &B, jobs: Vec<Job>, shared: &Shared) {
     match tx.commit().await {
         Ok(()) => {
             shared.write_ok();
+            shared.ingest_committed();
             if let Some(at) = touched.timers {
                 shared.timer_set(at);
             }
