@@ -1091,8 +1091,8 @@ pub trait Store: Sessions + Send + Sync + 'static {
         rules: &[pronto_domain::experiment::results::ConversionRule],
     ) -> Result<Vec<pronto_domain::experiment::results::RunOutcome>, StoreError>;
 
-    /// One step of keeping the flows report's counts: re-counts the experiment runs changed since the last
-    /// step (reading at most about `batch` rows of each table), in one transaction. `rules` are the flows'
+    /// One step of keeping every flow's run counts (the flows report's and the recovery page's): re-counts
+    /// the runs changed since the last step (reading at most about `batch` rows of each table), in one transaction. `rules` are the flows'
     /// conversion rules; counts made with other rules are made again from the start. Run until
     /// [`Folded::more`] is false to catch up.
     async fn fold_reports(
@@ -1101,8 +1101,8 @@ pub trait Store: Sessions + Send + Sync + 'static {
         batch: i64,
     ) -> Result<Folded, StoreError>;
 
-    /// The flows report's counts of the runs started in the whole hours of `[from, to)` (both on the hour),
-    /// per hour, flow and experiment, as of the last [`Store::fold_reports`] step.
+    /// The kept counts of the runs started in the whole hours of `[from, to)` (both on the hour), per hour,
+    /// flow and experiment (`""` outside any), as of the last [`Store::fold_reports`] step.
     async fn report_counts(
         &self,
         workspace: WorkspaceId,

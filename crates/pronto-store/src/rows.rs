@@ -527,7 +527,7 @@ where
     })
 }
 
-/// A message of an experiment run, from `run_id, step, created_at, first click time`.
+/// A message of a run, from `run_id, step, created_at, first click time`.
 pub(crate) fn experiment_touch<R: Cols>(r: &R) -> Result<(RunId, Touch), StoreError>
 where
     usize: ColumnIndex<R>,
