@@ -22,6 +22,11 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 /// The outcomes of `runs`: one statement for the runs and their conversions, one for their messages.
+///
+/// These statements, and the counts' reads of the rows above the cursor, are planned for their values each
+/// time (`persistent(false)`, a parse and plan of well under a millisecond): a prepared statement's generic
+/// plan cannot know that `seq >= $1` or a start within one partial hour selects a handful of rows, and may
+/// scan the whole table for them.
 pub(super) async fn outcomes(
     conn: &mut PgConnection,
     runs: Runs<'_>,
@@ -70,6 +75,7 @@ pub(super) async fn outcomes(
             ..
         } => {
             let found = sqlx::query(&sql)
+                .persistent(false)
                 .bind(workspace.0)
                 .bind(from)
                 .bind(to)
@@ -79,6 +85,7 @@ pub(super) async fn outcomes(
                 .fetch_all(&mut *conn)
                 .await?;
             let touches = sqlx::query(&touches_sql)
+                .persistent(false)
                 .bind(workspace.0)
                 .bind(from)
                 .bind(to)
@@ -89,6 +96,7 @@ pub(super) async fn outcomes(
         Runs::Ids(ids) => {
             let ids: Vec<Uuid> = ids.iter().map(|r| r.0).collect();
             let found = sqlx::query(&sql)
+                .persistent(false)
                 .bind(&ids)
                 .bind(&flows)
                 .bind(&events)
@@ -96,6 +104,7 @@ pub(super) async fn outcomes(
                 .fetch_all(&mut *conn)
                 .await?;
             let touches = sqlx::query(&touches_sql)
+                .persistent(false)
                 .bind(&ids)
                 .fetch_all(&mut *conn)
                 .await?;
@@ -199,6 +208,7 @@ impl ReportsTx for PgTx {
             let cut: Option<i64> = sqlx::query_scalar(&format!(
                 "SELECT seq FROM {table} WHERE seq >= $1 AND {indexed} ORDER BY seq OFFSET $2 LIMIT 1"
             ))
+            .persistent(false)
             .bind(*at)
             .bind(batch)
             .fetch_optional(&mut *self.0)
@@ -213,6 +223,7 @@ impl ReportsTx for PgTx {
                 _ => i64::MAX,
             };
             let ids: Vec<Uuid> = sqlx::query_scalar(source)
+                .persistent(false)
                 .bind(*at)
                 .bind(end)
                 .fetch_all(&mut *self.0)
