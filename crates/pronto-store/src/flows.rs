@@ -25,6 +25,11 @@ pub(crate) use pronto_domain::engine::fire::{Addressee, DueRun, RunUpdate};
 pub(crate) use pronto_domain::engine::group::{LiveRun, Mark, RunLog as LogRow, RunRow};
 use pronto_domain::{ContactId, EventId, RunId, WorkspaceId};
 
+/// When the next run or lead step falls due (either database).
+pub(crate) const NEXT_DUE: &str =
+    "SELECT min(t) FROM (SELECT min(due_at) AS t FROM runs WHERE due_at IS NOT NULL \
+     UNION ALL SELECT min(due_at) FROM leads WHERE due_at IS NOT NULL) AS d";
+
 /// The flow statements each backend implements.
 #[async_trait]
 pub(crate) trait FlowTx:

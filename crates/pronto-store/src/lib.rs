@@ -38,8 +38,15 @@
 //! - `rows`: row decoding, written once: a column codec (`Cols`, for SQLite's TEXT ids/timestamps/JSON and
 //!   PostgreSQL's uuid/timestamptz/jsonb/int4) and one decoder per row type (runs, messages, logs, leads,
 //!   exit marks, due runs, keys, events), used by both backends.
-//! - `sqlite/`, `postgres/`: each backend's pool setup, `IngestTx` and reads; migrations live in
-//!   `migrations/sqlite` and `migrations/postgres`, embedded in the binary and applied at start.
+//! - `store/`: the one [`Store`] (and [`Sessions`]) implementation, written once over `store::Backend`: every
+//!   unit of work in `apply/` and every statement that reads or writes alike on both databases. A backend
+//!   gives its pools, its writer and only the methods whose statements differ in dialect.
+//! - `db`: the bind half of the column codec (ids, times and JSON bound as each database stores them) and
+//!   how a statement runs on a pool or in a transaction, for code written once (`$N` placeholders, which
+//!   both drivers read).
+//! - `sqlite/`, `postgres/`: each backend's pool setup, its `Backend` (pools, dialect-specific methods),
+//!   `IngestTx` and the leaves' bulk statements; migrations live in `migrations/sqlite` and
+//!   `migrations/postgres`, embedded in the binary and applied at start.
 //! - [`testing`] (feature `testing`): throw-away databases for the conformance suite and the server's tests.
 //! - `tests/conformance.rs`: ONE suite, run against both backends.
 
@@ -49,6 +56,7 @@ pub use apply::reports::Folded;
 pub use apply::retention::{PruneCursor, Pruned};
 mod catalog;
 mod contacts;
+mod db;
 mod flows;
 mod offers;
 mod outbox;
@@ -58,6 +66,7 @@ mod rows;
 mod sales;
 mod sessions;
 mod sqlite;
+mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod text;

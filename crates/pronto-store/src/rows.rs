@@ -679,3 +679,12 @@ pub(crate) fn commerce_since(
     )?;
     Ok((hours, mark))
 }
+
+/// One step of a lead's ownership, from `g.lead_id, g.at, g.rep` of `lead_log g`
+/// (`Store::ownership_between`, `Store::ownership_of`).
+pub(crate) fn ownership<R: Cols>(r: &R) -> Result<(LeadId, DateTime<Utc>, String), StoreError>
+where
+    usize: ColumnIndex<R>,
+{
+    Ok((LeadId(r.id(0)?), r.at(1)?, r.text(2)?))
+}

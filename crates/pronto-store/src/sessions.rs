@@ -1,8 +1,7 @@
 //! The web app's sign-in links and sessions, as the store keeps them: only tokens' hashes, never a token;
 //! and the marks of what the web app keeps or watches (a lead changed, a checkout or order stored), with
-//! the statements that read from them, written once for both backends' placeholders. A leaf: the backends
-//! run the statements (`sqlite/sessions.rs`, `postgres/sessions.rs`, the commerce reads in each `mod.rs`);
-//! `rows::session` decodes a row for both.
+//! the statements that read from them, written once for both databases. A leaf: `store/` runs the
+//! statements (`store/sessions.rs`, the commerce reads in `store/mod.rs`); `rows::session` decodes a row.
 
 use crate::StoreError;
 use async_trait::async_trait;
@@ -45,7 +44,8 @@ pub struct LeadMark {
     pub newest_log: Option<i64>,
 }
 
-/// What the web app's sign-in needs from a backend (a supertrait of [`crate::Store`]).
+/// What the web app's sign-in needs from the store (a supertrait of [`crate::Store`]; implemented once for
+/// both databases in `crate::store::sessions`).
 #[async_trait]
 pub trait Sessions {
     /// Keeps a sign-in link (its token's hash) for `user` until `expires_at`; expired links go here.

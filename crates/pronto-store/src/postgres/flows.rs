@@ -18,11 +18,6 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
-/// The earliest timer of a run or a lead.
-pub(super) const NEXT_DUE: &str =
-    "SELECT min(t) FROM (SELECT min(due_at) AS t FROM runs WHERE due_at IS NOT NULL \
-     UNION ALL SELECT min(due_at) FROM leads WHERE due_at IS NOT NULL) AS d";
-
 #[async_trait]
 impl FlowTx for PgTx {
     fn bad_rows(&mut self) -> &mut Vec<BadRow> {
@@ -426,7 +421,9 @@ impl FlowTx for PgTx {
     }
 
     async fn next_due(&mut self) -> Result<Option<DateTime<Utc>>, ItemError> {
-        Ok(sqlx::query_scalar(NEXT_DUE).fetch_one(&mut *self.0).await?)
+        Ok(sqlx::query_scalar(crate::flows::NEXT_DUE)
+            .fetch_one(&mut *self.0)
+            .await?)
     }
 
     async fn notify(&mut self, channel: &'static str, payload: &str) -> Result<(), ItemError> {

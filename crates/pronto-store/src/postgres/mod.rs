@@ -8,27 +8,19 @@ mod offers;
 mod outbox;
 mod reports;
 mod sales;
-mod sessions;
 mod text;
 
 use crate::contacts::{EventRow, IngestTx};
-use crate::rows::{
-    api_key, ingested, lead_win, log_entry, message_view, promotion, run_view, stored_event,
-    unmapped_delivery, PROMOTION_COLUMNS, UNMAPPED_COLUMNS,
-};
+use crate::rows::ingested;
+use crate::store::Backend;
 use crate::tx::Commit;
 use crate::tx::ItemError;
 use crate::writer::{Begin, Writers};
-use crate::{
-    ApiKey, Contact, DefaultWorkspace, Delivery, Fired, FlowStats, IngestItem, Ingested, KeyKind,
-    KeyOrigin, MessageView, Options, OutMessage, Quarantined, RunView, Shared, Store, StoreError,
-    StoredEvent, UnmappedDelivery,
-};
+use crate::{FlowStats, Ingested, Options, Shared, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use pronto_domain::resolve::Known;
 use pronto_domain::{ContactId, EventId, Identity, LeadId, WorkspaceId};
-use pronto_domain::{MessageId, RunId};
 use serde_json::{Map, Value};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::types::Json;
@@ -47,6 +39,23 @@ pub struct PostgresStore {
 }
 
 pub(crate) struct PgDb(PgPool);
+
+/// PostgreSQL has `uuid`, `timestamptz` and `jsonb`.
+impl crate::db::Db for Postgres {
+    type Id = Uuid;
+    type Ts = DateTime<Utc>;
+    type Json = Json<Value>;
+    fn id(id: Uuid) -> Uuid {
+        id
+    }
+    fn ts(at: DateTime<Utc>) -> DateTime<Utc> {
+        at
+    }
+    fn json(value: Value) -> Json<Value> {
+        Json(value)
+    }
+    crate::db::runs_on_pool!();
+}
 
 fn rand_below(n: u32) -> u32 {
     let mut b = [0u8; 4];
@@ -402,517 +411,34 @@ const HOUR: &str =
                     'YYYY-MM-DD\"T\"HH24:00:00\"Z\"')";
 
 #[async_trait]
-impl Store for PostgresStore {
-    fn backend(&self) -> &'static str {
-        "postgres"
-    }
+impl Backend for PostgresStore {
+    type Db = Postgres;
+    type Writer = PgDb;
+    const NAME: &'static str = "postgres";
+    const EVENT_HOUR: &'static str = HOUR;
+    const COMMERCE_SEQ: &'static str = "seq";
+    const LOCK_ROWS: &'static str = " FOR UPDATE OF live";
 
-    async fn ingest(
-        &self,
-        workspace: WorkspaceId,
-        items: Vec<IngestItem>,
-        received_at: DateTime<Utc>,
-    ) -> Result<Vec<Ingested>, StoreError> {
-        self.writers.submit(workspace, items, received_at).await
+    fn read(&self) -> &PgPool {
+        &self.pool.0
     }
-
-    async fn default_workspace(&self) -> Result<DefaultWorkspace, StoreError> {
-        let created = sqlx::query(
-            "INSERT INTO workspaces (id, name, is_default, created_at) VALUES ($1, 'default', TRUE, now()) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(WorkspaceId::new().0)
-        .execute(&self.pool.0)
-        .await?
-        .rows_affected()
-            == 1;
-        let id: Uuid = sqlx::query_scalar("SELECT id FROM workspaces WHERE is_default")
-            .fetch_one(&self.pool.0)
-            .await?;
-        Ok(DefaultWorkspace {
-            id: WorkspaceId(id),
-            created,
-        })
+    fn write(&self) -> &PgPool {
+        &self.pool.0
     }
-
-    async fn add_keys(
-        &self,
-        workspace: WorkspaceId,
-        keys: &[(KeyKind, &str)],
-        origin: KeyOrigin,
-        label: Option<&str>,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for (kind, key_hash) in keys {
-            let done = sqlx::query(
-                "INSERT INTO api_keys (key_hash, id, workspace_id, kind, origin, label, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, now()) ON CONFLICT DO NOTHING",
-            )
-            .bind(key_hash)
-            .bind(crate::key_id(key_hash))
-            .bind(workspace.0)
-            .bind(kind.as_str())
-            .bind(origin.as_str())
-            .bind(label)
-            .execute(&mut *tx.0)
-            .await;
-            match done {
-                Ok(d) if d.rows_affected() == 1 => {}
-                other => {
-                    tx.rollback().await;
-                    return other.map(|_| false).map_err(Into::into);
-                }
-            }
-        }
-        tx.commit().await?;
-        Ok(true)
+    fn reports(&self) -> &PgPool {
+        &self.reports
     }
-
-    async fn has_key(&self, workspace: WorkspaceId, kind: KeyKind) -> Result<bool, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM api_keys WHERE workspace_id = $1 AND kind = $2 AND revoked_at IS NULL)",
-        )
-        .bind(workspace.0)
-        .bind(kind.as_str())
-        .fetch_one(&self.pool.0)
-        .await?)
+    fn writer(&self) -> &PgDb {
+        &self.pool
     }
-
-    async fn key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
-        sqlx::query("SELECT id, kind, origin, label, created_at, revoked_at FROM api_keys WHERE key_hash = $1")
-            .bind(key_hash)
-            .fetch_optional(&self.pool.0)
-            .await?
-            .as_ref()
-            .map(api_key)
-            .transpose()
+    fn conn(tx: &mut PgTx) -> &mut sqlx::PgConnection {
+        &mut tx.0
     }
-
-    async fn key_workspace(
-        &self,
-        kind: KeyKind,
-        key_hash: &str,
-    ) -> Result<Option<WorkspaceId>, StoreError> {
-        let ws: Option<Uuid> = sqlx::query_scalar(
-            "SELECT workspace_id FROM api_keys WHERE key_hash = $1 AND kind = $2 AND revoked_at IS NULL",
-        )
-        .bind(key_hash)
-        .bind(kind.as_str())
-        .fetch_optional(&self.pool.0)
-        .await?;
-        Ok(ws.map(WorkspaceId))
+    fn writers(&self) -> &Writers {
+        &self.writers
     }
-
-    async fn keys(&self, workspace: WorkspaceId) -> Result<Vec<ApiKey>, StoreError> {
-        sqlx::query(
-            "SELECT id, kind, origin, label, created_at, revoked_at FROM api_keys WHERE workspace_id = $1 \
-             ORDER BY created_at, id",
-        )
-        .bind(workspace.0)
-        .fetch_all(&self.pool.0)
-        .await?
-        .iter()
-        .map(api_key)
-        .collect()
-    }
-
-    async fn revoke_key(
-        &self,
-        workspace: WorkspaceId,
-        id: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<ApiKey>, StoreError> {
-        sqlx::query(
-            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, $3) WHERE workspace_id = $1 AND id = $2 \
-             RETURNING id, kind, origin, label, created_at, revoked_at",
-        )
-        .bind(workspace.0)
-        .bind(id)
-        .bind(now)
-        .fetch_optional(&self.pool.0)
-        .await?
-        .as_ref()
-        .map(api_key)
-        .transpose()
-    }
-
-    async fn revoke_env_keys_except(
-        &self,
-        workspace: WorkspaceId,
-        kind: KeyKind,
-        keep: &str,
-        now: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
-        Ok(sqlx::query(
-            "UPDATE api_keys SET revoked_at = $4 WHERE workspace_id = $1 AND kind = $2 AND origin = 'env' \
-             AND key_hash <> $3 AND revoked_at IS NULL",
-        )
-        .bind(workspace.0)
-        .bind(kind.as_str())
-        .bind(keep)
-        .bind(now)
-        .execute(&self.pool.0)
-        .await?
-        .rows_affected())
-    }
-
-    async fn contact(
-        &self,
-        workspace: WorkspaceId,
-        id: ContactId,
-    ) -> Result<Option<Contact>, StoreError> {
-        let row = sqlx::query(
-            "SELECT c.id, c.traits, c.created_at, c.updated_at FROM contacts c \
-             WHERE c.workspace_id = $1 AND c.id = (SELECT coalesce(merged_into, id) FROM contacts WHERE id = $2)",
-        )
-        .bind(workspace.0)
-        .bind(id.0)
-        .fetch_optional(&self.pool.0)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let live: Uuid = row.try_get("id")?;
-        let identities = sqlx::query(
-            "SELECT kind, value FROM identities WHERE contact_id = $1 ORDER BY kind, value",
-        )
-        .bind(live)
-        .fetch_all(&self.pool.0)
-        .await?
-        .into_iter()
-        .map(|r| {
-            Ok(Identity {
-                kind: r
-                    .try_get::<String, _>(0)?
-                    .parse()
-                    .map_err(StoreError::Corrupt)?,
-                value: r.try_get(1)?,
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-        let merged_from: Vec<Uuid> = sqlx::query_scalar(
-            "SELECT from_contact FROM contact_merges WHERE into_contact = $1 ORDER BY id",
-        )
-        .bind(live)
-        .fetch_all(&self.pool.0)
-        .await?;
-        let Json(traits): Json<Map<String, Value>> = row.try_get("traits")?;
-        Ok(Some(Contact {
-            id: ContactId(live),
-            traits,
-            identities,
-            merged_from: merged_from.into_iter().map(ContactId).collect(),
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-        }))
-    }
-
-    async fn find_contact(
-        &self,
-        workspace: WorkspaceId,
-        identity: &Identity,
-    ) -> Result<Option<ContactId>, StoreError> {
-        let id: Option<Uuid> =
-            sqlx::query_scalar("SELECT contact_id FROM identities WHERE workspace_id = $1 AND kind = $2 AND value = $3")
-                .bind(workspace.0)
-                .bind(identity.kind.as_str())
-                .bind(&identity.value)
-                .fetch_optional(&self.pool.0)
-                .await?;
-        Ok(id.map(ContactId))
-    }
-
-    async fn timeline(
-        &self,
-        workspace: WorkspaceId,
-        contact: ContactId,
-        before: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        sqlx::query(
-            "SELECT seq, id, contact_id, type, name, message_id, payload::text AS payload, client_ts, received_at \
-             FROM events WHERE workspace_id = $1 \
-             AND contact_id = (SELECT coalesce(merged_into, id) FROM contacts WHERE id = $2) \
-             AND seq < $3 ORDER BY seq DESC LIMIT $4",
-        )
-        .bind(workspace.0)
-        .bind(contact.0)
-        .bind(before.unwrap_or(i64::MAX))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool.0)
-        .await?
-        .iter()
-        .map(stored_event)
-        .collect()
-    }
-
-    fn shared(&self) -> &Arc<Shared> {
+    fn state(&self) -> &Arc<Shared> {
         &self.shared
-    }
-
-    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        Ok(sqlx::query_scalar(flows::NEXT_DUE)
-            .fetch_one(&self.pool.0)
-            .await?)
-    }
-
-    async fn fire_due(&self, now: DateTime<Utc>, limit: i64) -> Result<Fired, StoreError> {
-        crate::apply::timers::fire_batch(&*self.pool, &self.shared, now, limit).await
-    }
-
-    async fn claim_messages(
-        &self,
-        now: DateTime<Utc>,
-        limit: i64,
-        lease_until: DateTime<Utc>,
-    ) -> Result<Vec<OutMessage>, StoreError> {
-        crate::apply::outbox::claim(&*self.pool, now, limit, lease_until).await
-    }
-
-    async fn release_claims(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        Ok(sqlx::query(
-            "UPDATE messages SET next_attempt_at = $1, claimed_at = NULL WHERE claimed_at IS NOT NULL AND state = 'queued'",
-        )
-        .bind(now)
-        .execute(&self.pool.0)
-        .await?
-        .rows_affected())
-    }
-
-    async fn next_message_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT min(next_attempt_at) FROM messages WHERE state = 'queued'")
-                .fetch_one(&self.pool.0)
-                .await?,
-        )
-    }
-
-    async fn record_deliveries(
-        &self,
-        outcomes: &[(MessageId, Delivery)],
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let policy = self.shared.program().messages.soft_bounces;
-        crate::apply::outbox::record(&*self.pool, outcomes, now, policy).await
-    }
-
-    async fn erase_contact(
-        &self,
-        workspace: WorkspaceId,
-        contact: ContactId,
-        by: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<crate::Erasure>, StoreError> {
-        crate::apply::erase::erase(&*self.pool, workspace, contact, by, now).await
-    }
-
-    async fn prune(
-        &self,
-        events_before: Option<DateTime<Utc>>,
-        messages_before: Option<DateTime<Utc>>,
-        cursor: &crate::PruneCursor,
-        batch: i64,
-    ) -> Result<crate::Pruned, StoreError> {
-        crate::apply::retention::prune(&*self.pool, events_before, messages_before, cursor, batch)
-            .await
-    }
-
-    async fn erasures(
-        &self,
-        workspace: WorkspaceId,
-        limit: i64,
-    ) -> Result<Vec<crate::ErasureRecord>, StoreError> {
-        crate::apply::erase::list(&*self.pool, workspace, limit).await
-    }
-
-    async fn record_bounces(
-        &self,
-        bounces: &[crate::Bounce],
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let policy = self.shared.program().messages.soft_bounces;
-        crate::apply::outbox::bounces(&*self.pool, bounces, now, policy).await
-    }
-
-    async fn suppressions(
-        &self,
-        workspace: WorkspaceId,
-        query: &crate::SuppressionQuery,
-    ) -> Result<Vec<pronto_domain::suppression::Suppression>, StoreError> {
-        crate::apply::outbox::list(&*self.pool, workspace, query).await
-    }
-
-    async fn suppress(
-        &self,
-        workspace: WorkspaceId,
-        entries: &[pronto_domain::suppression::Suppression],
-    ) -> Result<u64, StoreError> {
-        crate::apply::outbox::suppress(&*self.pool, workspace, entries).await
-    }
-
-    async fn unsuppress(
-        &self,
-        workspace: WorkspaceId,
-        medium: pronto_domain::suppression::Medium,
-        address: &str,
-    ) -> Result<bool, StoreError> {
-        crate::apply::outbox::unsuppress(&*self.pool, workspace, medium, address).await
-    }
-
-    async fn find_messages(
-        &self,
-        workspace: WorkspaceId,
-        q: &crate::MessageQuery,
-    ) -> Result<Vec<MessageView>, StoreError> {
-        let (filter, binds) = crate::flows::message_listing_sql(q, |n| format!("${n}"));
-        let sql = format!("SELECT * FROM messages {filter}");
-        let mut query = sqlx::query(&sql).bind(workspace.0);
-        for b in &binds {
-            query = match b {
-                crate::flows::MessageBind::Text(t) => query.bind(t.as_str()),
-                crate::flows::MessageBind::Id(id) => query.bind(*id),
-                crate::flows::MessageBind::Limit(n) => query.bind(*n),
-            };
-        }
-        let rows = query.fetch_all(&self.pool.0).await?;
-        rows.iter().map(message_view).collect()
-    }
-
-    async fn flow_stats(&self, workspace: WorkspaceId) -> Result<Vec<FlowStats>, StoreError> {
-        let mut c = self.pool.0.acquire().await?;
-        flows::flow_stats(&mut c, workspace).await
-    }
-
-    async fn run(&self, workspace: WorkspaceId, id: RunId) -> Result<Option<RunView>, StoreError> {
-        let Some(row) = sqlx::query("SELECT * FROM runs WHERE id = $1 AND workspace_id = $2")
-            .bind(id.0)
-            .bind(workspace.0)
-            .fetch_optional(&self.pool.0)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let log = sqlx::query("SELECT * FROM run_log WHERE run_id = $1 ORDER BY id")
-            .bind(id.0)
-            .fetch_all(&self.pool.0)
-            .await?
-            .iter()
-            .map(log_entry)
-            .collect::<Result<Vec<_>, _>>()?;
-        run_view(&row, log).map(Some)
-    }
-
-    async fn lead(
-        &self,
-        workspace: WorkspaceId,
-        id: LeadId,
-    ) -> Result<Option<crate::LeadView>, StoreError> {
-        let mut c = self.pool.0.acquire().await?;
-        sales::lead_view(&mut c, workspace, id).await
-    }
-
-    async fn lead_wins(
-        &self,
-        workspace: WorkspaceId,
-        since: DateTime<Utc>,
-    ) -> Result<Vec<(LeadId, String, f64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT payload FROM events WHERE workspace_id = $1 AND name = 'Lead Won' AND received_at >= $2 \
-             ORDER BY seq",
-        )
-        .bind(workspace.0)
-        .bind(since)
-        .fetch_all(&self.reports)
-        .await?;
-        let mut out = Vec::new();
-        for r in &rows {
-            if let Some(w) = lead_win(r)? {
-                out.push(w);
-            }
-        }
-        Ok(out)
-    }
-
-    async fn leads(
-        &self,
-        workspace: WorkspaceId,
-        filter: &crate::LeadFilter,
-        limit: i64,
-    ) -> Result<Vec<crate::LeadState>, StoreError> {
-        let mut c = self.pool.0.acquire().await?;
-        sales::leads(&mut c, workspace, filter, limit).await
-    }
-
-    async fn commerce_by_hour(
-        &self,
-        workspace: WorkspaceId,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        upto: i64,
-    ) -> Result<crate::CommerceHours, StoreError> {
-        let rows: Vec<(String, String, i64)> =
-            sqlx::query_as(&crate::sessions::commerce_by_hour_sql(HOUR, "seq", |n| {
-                format!("${n}")
-            }))
-            .bind(workspace.0)
-            .bind(from)
-            .bind(to)
-            .bind(upto)
-            .fetch_all(&self.reports)
-            .await?;
-        crate::rows::commerce_hours(rows)
-    }
-
-    async fn commerce_mark(&self, workspace: WorkspaceId) -> Result<i64, StoreError> {
-        let seq: Option<i64> =
-            sqlx::query_scalar(&crate::sessions::commerce_mark_sql(|n| format!("${n}")))
-                .bind(workspace.0)
-                .fetch_optional(&self.reports)
-                .await?;
-        Ok(seq.unwrap_or(0))
-    }
-
-    async fn commerce_since(
-        &self,
-        workspace: WorkspaceId,
-        after: i64,
-    ) -> Result<(crate::CommerceHours, i64), StoreError> {
-        let rows: Vec<(String, String, i64, i64)> =
-            sqlx::query_as(&crate::sessions::commerce_since_sql(HOUR, |n| {
-                format!("${n}")
-            }))
-            .bind(workspace.0)
-            .bind(after)
-            .fetch_all(&self.reports)
-            .await?;
-        crate::rows::commerce_since(rows, after)
-    }
-
-    async fn leads_between(
-        &self,
-        workspace: WorkspaceId,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<crate::LeadState>, StoreError> {
-        let mut c = self.reports.acquire().await?;
-        sales::leads_between(&mut c, workspace, from, to).await
-    }
-
-    async fn ownership_between(
-        &self,
-        workspace: WorkspaceId,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<(LeadId, DateTime<Utc>, String)>, StoreError> {
-        let rows = sqlx::query_as(&format!(
-            "SELECT g.lead_id, g.at, g.rep FROM leads l JOIN lead_log g ON g.lead_id = l.id \
-             WHERE l.workspace_id = $1 AND l.created_at >= $2 AND l.created_at < $3 {}",
-            crate::sales::OWNERSHIP_STEPS
-        ))
-        .bind(workspace.0)
-        .bind(from)
-        .bind(to)
-        .fetch_all(&self.reports)
-        .await?;
-        Ok(ownership(rows))
     }
 
     async fn ownership_of(
@@ -921,7 +447,7 @@ impl Store for PostgresStore {
         leads: &[LeadId],
     ) -> Result<Vec<(LeadId, DateTime<Utc>, String)>, StoreError> {
         let ids: Vec<Uuid> = leads.iter().map(|l| l.0).collect();
-        let rows = sqlx::query_as(&format!(
+        let rows = sqlx::query(&format!(
             "SELECT g.lead_id, g.at, g.rep FROM leads l JOIN lead_log g ON g.lead_id = l.id \
              WHERE l.id = ANY($2) AND l.workspace_id = $1 {}",
             crate::sales::OWNERSHIP_STEPS
@@ -930,178 +456,7 @@ impl Store for PostgresStore {
         .bind(&ids)
         .fetch_all(&self.reports)
         .await?;
-        Ok(ownership(rows))
-    }
-
-    async fn rep_status(
-        &self,
-        workspace: WorkspaceId,
-        reps: &[String],
-    ) -> Result<crate::RepStatus, StoreError> {
-        let mut c = self.pool.0.acquire().await?;
-        Ok(crate::RepStatus {
-            away: sales::away_flags(&mut c, workspace).await?,
-            open: sales::open_counts(&mut c, workspace, reps).await?,
-        })
-    }
-
-    async fn tasks(
-        &self,
-        workspace: WorkspaceId,
-        rep: Option<&str>,
-        open_only: bool,
-    ) -> Result<Vec<crate::Task>, StoreError> {
-        let mut c = self.pool.0.acquire().await?;
-        sales::tasks(&mut c, workspace, rep, open_only).await
-    }
-
-    async fn set_away(
-        &self,
-        workspace: WorkspaceId,
-        rep: &str,
-        away: bool,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let mut c = self.pool.0.acquire().await?;
-        sales::set_away(&mut c, workspace, rep, away, now).await
-    }
-
-    async fn contact_runs(
-        &self,
-        workspace: WorkspaceId,
-        contact: ContactId,
-    ) -> Result<Vec<RunView>, StoreError> {
-        let ids: Vec<Uuid> = sqlx::query_scalar(
-            "SELECT id FROM runs WHERE contact_id = $1 AND workspace_id = $2 ORDER BY created_at DESC LIMIT 100",
-        )
-        .bind(contact.0)
-        .bind(workspace.0)
-        .fetch_all(&self.pool.0)
-        .await?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(r) = self.run(workspace, RunId(id)).await? {
-                out.push(r);
-            }
-        }
-        Ok(out)
-    }
-
-    async fn patch_traits(
-        &self,
-        workspace: WorkspaceId,
-        contact: ContactId,
-        patch: &Map<String, Value>,
-        source: &str,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.0.begin().await?;
-        let row: Option<(Uuid, Json<Map<String, Value>>)> = sqlx::query_as(
-            "SELECT live.id, live.traits FROM contacts c JOIN contacts live ON live.id = COALESCE(c.merged_into, c.id) \
-             WHERE c.id = $1 AND c.workspace_id = $2 FOR UPDATE OF live",
-        )
-        .bind(contact.0)
-        .bind(workspace.0)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((live, Json(traits))) = row else {
-            return Ok(false);
-        };
-        let old = traits;
-        let before = pronto_domain::consent::snapshot(&old);
-        let mut merged = crate::contacts::merge_traits(old, patch);
-        pronto_domain::consent::record_changes(&before, &mut merged, source, now);
-        sqlx::query("UPDATE contacts SET traits = $2, updated_at = $3 WHERE id = $1")
-            .bind(live)
-            .bind(Json(Value::Object(merged)))
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    async fn record_click(
-        &self,
-        workspace: WorkspaceId,
-        message: &str,
-        url: &str,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO clicks (workspace_id, message_key, url, clicked_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(workspace.0)
-        .bind(message)
-        .bind(url)
-        .bind(at)
-        .execute(&self.pool.0)
-        .await?;
-        Ok(())
-    }
-
-    async fn add_offer_codes(
-        &self,
-        workspace: WorkspaceId,
-        offer: &str,
-        codes: &[String],
-        now: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
-        crate::apply::offers::add_codes(&*self.pool, workspace, offer, codes, now).await
-    }
-
-    async fn offer_stock(
-        &self,
-        workspace: WorkspaceId,
-    ) -> Result<Vec<crate::OfferStock>, StoreError> {
-        crate::apply::offers::stock(&*self.pool, workspace).await
-    }
-
-    async fn record_promotion(
-        &self,
-        workspace: WorkspaceId,
-        promotion: &pronto_domain::experiment::Promotion,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO promotions (workspace_id, flow_id, experiment, variant, promoted_at, source) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(workspace.0)
-        .bind(&promotion.flow)
-        .bind(&promotion.experiment)
-        .bind(&promotion.variant)
-        .bind(promotion.promoted_at)
-        .bind(&promotion.source)
-        .execute(&self.pool.0)
-        .await?;
-        Ok(())
-    }
-
-    async fn promotions(
-        &self,
-        workspace: WorkspaceId,
-    ) -> Result<Vec<pronto_domain::experiment::Promotion>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {PROMOTION_COLUMNS} FROM promotions WHERE workspace_id = $1 ORDER BY promoted_at"
-        ))
-        .bind(workspace.0)
-        .fetch_all(&self.pool.0)
-        .await?;
-        rows.iter().map(promotion).collect()
-    }
-
-    async fn secret(&self, name: &str) -> Result<String, StoreError> {
-        sqlx::query("INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-            .bind(name)
-            .bind(crate::random_secret())
-            .execute(&self.pool.0)
-            .await?;
-        Ok(
-            sqlx::query_scalar("SELECT value FROM secrets WHERE name = $1")
-                .bind(name)
-                .fetch_one(&self.pool.0)
-                .await?,
-        )
+        rows.iter().map(crate::rows::ownership).collect()
     }
 
     async fn count_hits(
@@ -1142,57 +497,71 @@ impl Store for PostgresStore {
             .collect())
     }
 
-    async fn quarantined(&self, workspace: WorkspaceId) -> Result<Vec<Quarantined>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT kind, row_id, reason, at FROM quarantine \
-             WHERE workspace_id = $1::text OR workspace_id IS NULL ORDER BY at, kind, row_id",
-        )
-        .bind(workspace.0.to_string())
-        .fetch_all(&self.pool.0)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Quarantined {
-                    kind: r.try_get(0)?,
-                    id: r.try_get(1)?,
-                    reason: r.try_get(2)?,
-                    at: r.try_get(3)?,
-                })
-            })
-            .collect()
+    async fn flow_stats(&self, workspace: WorkspaceId) -> Result<Vec<FlowStats>, StoreError> {
+        let mut c = self.pool.0.acquire().await?;
+        flows::flow_stats(&mut c, workspace).await
     }
 
-    async fn keep_unmapped(
+    async fn lead(
         &self,
         workspace: WorkspaceId,
-        d: &UnmappedDelivery,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "INSERT INTO unmapped_deliveries (workspace_id, platform, shop, delivery_id, topic, reason, body, \
-             received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-        )
-        .bind(workspace.0)
-        .bind(&d.platform)
-        .bind(&d.shop)
-        .bind(&d.delivery_id)
-        .bind(&d.topic)
-        .bind(&d.reason)
-        .bind(&d.body)
-        .bind(d.received_at)
-        .execute(&self.pool.0)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        id: LeadId,
+    ) -> Result<Option<crate::LeadView>, StoreError> {
+        let mut c = self.pool.0.acquire().await?;
+        sales::lead_view(&mut c, workspace, id).await
     }
 
-    async fn unmapped(&self, workspace: WorkspaceId) -> Result<Vec<UnmappedDelivery>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {UNMAPPED_COLUMNS} FROM unmapped_deliveries WHERE workspace_id = $1 \
-             ORDER BY received_at DESC LIMIT 100"
-        ))
-        .bind(workspace.0)
-        .fetch_all(&self.pool.0)
-        .await?;
-        rows.iter().map(unmapped_delivery).collect()
+    async fn leads(
+        &self,
+        workspace: WorkspaceId,
+        filter: &crate::LeadFilter,
+        limit: i64,
+    ) -> Result<Vec<crate::LeadState>, StoreError> {
+        let mut c = self.pool.0.acquire().await?;
+        sales::leads(&mut c, workspace, filter, limit).await
+    }
+
+    async fn leads_between(
+        &self,
+        workspace: WorkspaceId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<crate::LeadState>, StoreError> {
+        let mut c = self.reports.acquire().await?;
+        sales::leads_between(&mut c, workspace, from, to).await
+    }
+
+    async fn rep_status(
+        &self,
+        workspace: WorkspaceId,
+        reps: &[String],
+    ) -> Result<crate::RepStatus, StoreError> {
+        let mut c = self.pool.0.acquire().await?;
+        Ok(crate::RepStatus {
+            away: sales::away_flags(&mut c, workspace).await?,
+            open: sales::open_counts(&mut c, workspace, reps).await?,
+        })
+    }
+
+    async fn tasks(
+        &self,
+        workspace: WorkspaceId,
+        rep: Option<&str>,
+        open_only: bool,
+    ) -> Result<Vec<crate::Task>, StoreError> {
+        let mut c = self.pool.0.acquire().await?;
+        sales::tasks(&mut c, workspace, rep, open_only).await
+    }
+
+    async fn set_away(
+        &self,
+        workspace: WorkspaceId,
+        rep: &str,
+        away: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut c = self.pool.0.acquire().await?;
+        sales::set_away(&mut c, workspace, rep, away, now).await
     }
 
     async fn run_outcomes(
@@ -1217,98 +586,15 @@ impl Store for PostgresStore {
             .collect())
     }
 
-    async fn fold_reports(
-        &self,
-        rules: &[pronto_domain::experiment::results::ConversionRule],
-        batch: i64,
-    ) -> Result<crate::Folded, StoreError> {
-        crate::apply::reports::fold(&*self.pool, rules, batch).await
-    }
-
-    async fn report_counts(
-        &self,
-        workspace: WorkspaceId,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<
-        Vec<(
-            pronto_domain::experiment::results::BucketKey,
-            pronto_domain::experiment::results::Counts,
-        )>,
-        StoreError,
-    > {
-        let rows = sqlx::query(
-            "SELECT workspace_id, hour, flow_id, experiment, counts FROM report_counts \
-             WHERE workspace_id = $1 AND hour >= $2 AND hour < $3",
-        )
-        .bind(workspace.0)
-        .bind(from)
-        .bind(to)
-        .fetch_all(&self.pool.0)
-        .await?;
-        rows.iter()
-            .map(|r| crate::rows::report_bucket(r).map(|((_, b), c)| (b, c)))
-            .collect()
-    }
-
-    async fn delivery_counts(
-        &self,
-        workspace: WorkspaceId,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<(String, String, i64)>, StoreError> {
-        let from = crate::hour_of(from);
-        Ok(sqlx::query_as(
-            "SELECT flow_id, kind, CAST(sum(n) AS BIGINT) FROM delivery_counts \
-             WHERE workspace_id = $1 AND hour >= $2 AND hour < $3 GROUP BY flow_id, kind ORDER BY flow_id, kind",
-        )
-        .bind(workspace.0)
-        .bind(from)
-        .bind(to)
-        .fetch_all(&self.pool.0)
-        .await?)
-    }
-
-    async fn apply_catalog(
-        &self,
-        workspace: WorkspaceId,
-        shop: &str,
-        changes: &[pronto_domain::catalog::Change],
-    ) -> Result<pronto_domain::catalog::Applied, StoreError> {
-        crate::apply::catalog::apply_changes(&*self.pool, workspace, shop, changes).await
-    }
-
-    async fn related_products(
-        &self,
-        workspace: WorkspaceId,
-        shop: &str,
-        items: &[String],
-    ) -> Result<pronto_domain::catalog::Related, StoreError> {
-        crate::apply::catalog::related(&*self.pool, workspace, shop, items).await
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        if self.shared.write_failure().is_none() {
-            sqlx::query("SELECT 1").execute(&self.pool.0).await?;
-            return Ok(());
-        }
+    async fn probe_write(&self) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO store_probe (id, at) VALUES (1, now()) ON CONFLICT (id) DO UPDATE SET at = now()")
             .execute(&self.pool.0)
             .await?;
-        self.shared.write_ok();
         Ok(())
     }
 
-    async fn close(&self) {
+    async fn close_pools(&self) {
         self.listener.abort();
-        self.writers.close().await;
         self.pool.0.close().await;
     }
-}
-
-/// Ownership rows as read (`Store::ownership_between`, `Store::ownership_of`).
-fn ownership(rows: Vec<(Uuid, DateTime<Utc>, String)>) -> Vec<(LeadId, DateTime<Utc>, String)> {
-    rows.into_iter()
-        .map(|(l, at, rep)| (LeadId(l), at, rep))
-        .collect()
 }

@@ -12,11 +12,6 @@ use chrono::{DateTime, Utc};
 use pronto_domain::program::Recipient;
 use pronto_domain::{ContactId, EventId, RunId, WorkspaceId};
 use serde_json::Value;
-
-/// The earliest timer of a run or a lead.
-pub(super) const NEXT_DUE: &str =
-    "SELECT min(t) FROM (SELECT min(due_at) AS t FROM runs WHERE due_at IS NOT NULL \
-     UNION ALL SELECT min(due_at) FROM leads WHERE due_at IS NOT NULL)";
 use sqlx::{Row, SqliteConnection};
 
 #[async_trait]
@@ -411,7 +406,9 @@ impl FlowTx for SqliteTx {
     }
 
     async fn next_due(&mut self) -> Result<Option<DateTime<Utc>>, ItemError> {
-        let t: Option<String> = sqlx::query_scalar(NEXT_DUE).fetch_one(&mut **self).await?;
+        let t: Option<String> = sqlx::query_scalar(crate::flows::NEXT_DUE)
+            .fetch_one(&mut **self)
+            .await?;
         Ok(t.map(|t| parse_ts(&t)).transpose()?)
     }
 

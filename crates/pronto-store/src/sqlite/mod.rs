@@ -7,27 +7,19 @@ mod offers;
 mod outbox;
 mod reports;
 mod sales;
-mod sessions;
 mod text;
 
 use crate::contacts::{EventRow, IngestTx};
-use crate::rows::{
-    api_key, ingested, lead_win, log_entry, message_view, parse_ts, promotion, run_view,
-    stored_event, unmapped_delivery, Cols, PROMOTION_COLUMNS, UNMAPPED_COLUMNS,
-};
+use crate::rows::{ingested, parse_ts};
+use crate::store::Backend;
 use crate::tx::Commit;
 use crate::tx::ItemError;
 use crate::writer::{Begin, Writers};
-use crate::{
-    ApiKey, Contact, DefaultWorkspace, Delivery, Fired, FlowStats, IngestItem, Ingested, KeyKind,
-    KeyOrigin, MessageView, Options, OutMessage, Quarantined, RunView, Shared, Store, StoreError,
-    StoredEvent, UnmappedDelivery,
-};
+use crate::{FlowStats, Ingested, Options, Shared, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use pronto_domain::resolve::Known;
 use pronto_domain::{ContactId, EventId, Identity, LeadId, WorkspaceId};
-use pronto_domain::{MessageId, RunId};
 use serde_json::{Map, Value};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -122,6 +114,23 @@ impl SqliteStore {
 
 fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// SQLite keeps ids, times and JSON as TEXT.
+impl crate::db::Db for Sqlite {
+    type Id = String;
+    type Ts = String;
+    type Json = String;
+    fn id(id: uuid::Uuid) -> String {
+        id.to_string()
+    }
+    fn ts(at: DateTime<Utc>) -> String {
+        ts(at)
+    }
+    fn json(value: Value) -> String {
+        value.to_string()
+    }
+    crate::db::runs_on_pool!();
 }
 
 fn uuid<T: FromStr>(s: &str) -> Result<T, StoreError> {
@@ -513,407 +522,66 @@ impl IngestTx for SqliteTx {
 const HOUR: &str = "strftime('%Y-%m-%dT%H:00:00Z', COALESCE(client_ts, received_at))";
 
 #[async_trait]
-impl Store for SqliteStore {
-    fn backend(&self) -> &'static str {
-        "sqlite"
-    }
+impl Backend for SqliteStore {
+    type Db = Sqlite;
+    type Writer = WritePool;
+    const NAME: &'static str = "sqlite";
+    const EVENT_HOUR: &'static str = HOUR;
+    const COMMERCE_SEQ: &'static str = "+seq";
+    const LOCK_ROWS: &'static str = "";
 
-    async fn ingest(
-        &self,
-        workspace: WorkspaceId,
-        items: Vec<IngestItem>,
-        received_at: DateTime<Utc>,
-    ) -> Result<Vec<Ingested>, StoreError> {
-        self.writers.submit(workspace, items, received_at).await
+    fn read(&self) -> &SqlitePool {
+        &self.read
     }
-
-    async fn default_workspace(&self) -> Result<DefaultWorkspace, StoreError> {
-        let id = WorkspaceId::new();
-        let created = sqlx::query(
-            "INSERT INTO workspaces (id, name, is_default, created_at) VALUES (?1, 'default', 1, ?2) ON CONFLICT DO NOTHING",
-        )
-        .bind(id.to_string())
-        .bind(ts(Utc::now()))
-        .execute(&self.write.0)
-        .await?
-        .rows_affected()
-            == 1;
-        let found: String = sqlx::query_scalar("SELECT id FROM workspaces WHERE is_default = 1")
-            .fetch_one(&self.write.0)
-            .await?;
-        Ok(DefaultWorkspace {
-            id: uuid(&found)?,
-            created,
-        })
+    fn write(&self) -> &SqlitePool {
+        &self.write.0
     }
-
-    async fn add_keys(
-        &self,
-        workspace: WorkspaceId,
-        keys: &[(KeyKind, &str)],
-        origin: KeyOrigin,
-        label: Option<&str>,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.write.begin().await?;
-        for (kind, key_hash) in keys {
-            let done = sqlx::query(
-                "INSERT INTO api_keys (key_hash, id, workspace_id, kind, origin, label, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
-            )
-            .bind(key_hash)
-            .bind(crate::key_id(key_hash))
-            .bind(workspace.to_string())
-            .bind(kind.as_str())
-            .bind(origin.as_str())
-            .bind(label)
-            .bind(ts(Utc::now()))
-            .execute(&mut *tx)
-            .await;
-            match done {
-                Ok(d) if d.rows_affected() == 1 => {}
-                other => {
-                    tx.rollback().await;
-                    return other.map(|_| false).map_err(Into::into);
-                }
-            }
-        }
-        tx.commit().await?;
-        Ok(true)
+    fn reports(&self) -> &SqlitePool {
+        &self.read
     }
-
-    async fn has_key(&self, workspace: WorkspaceId, kind: KeyKind) -> Result<bool, StoreError> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM api_keys WHERE workspace_id = ?1 AND kind = ?2 AND revoked_at IS NULL",
-        )
-        .bind(workspace.to_string())
-        .bind(kind.as_str())
-        .fetch_one(&self.write.0)
-        .await?;
-        Ok(n > 0)
+    fn writer(&self) -> &WritePool {
+        &self.write
     }
-
-    async fn key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
-        sqlx::query("SELECT id, kind, origin, label, created_at, revoked_at FROM api_keys WHERE key_hash = ?1")
-            .bind(key_hash)
-            .fetch_optional(&self.write.0)
-            .await?
-            .as_ref()
-            .map(api_key)
-            .transpose()
+    fn conn(tx: &mut SqliteTx) -> &mut sqlx::SqliteConnection {
+        &mut tx.conn
     }
-
-    async fn key_workspace(
-        &self,
-        kind: KeyKind,
-        key_hash: &str,
-    ) -> Result<Option<WorkspaceId>, StoreError> {
-        let ws: Option<String> = sqlx::query_scalar(
-            "SELECT workspace_id FROM api_keys WHERE key_hash = ?1 AND kind = ?2 AND revoked_at IS NULL",
-        )
-        .bind(key_hash)
-        .bind(kind.as_str())
-        .fetch_optional(&self.read)
-        .await?;
-        ws.as_deref().map(uuid).transpose()
+    fn writers(&self) -> &Writers {
+        &self.writers
     }
-
-    async fn keys(&self, workspace: WorkspaceId) -> Result<Vec<ApiKey>, StoreError> {
-        sqlx::query(
-            "SELECT id, kind, origin, label, created_at, revoked_at FROM api_keys WHERE workspace_id = ?1 \
-             ORDER BY created_at, id",
-        )
-        .bind(workspace.to_string())
-        .fetch_all(&self.read)
-        .await?
-        .iter()
-        .map(api_key)
-        .collect()
-    }
-
-    async fn revoke_key(
-        &self,
-        workspace: WorkspaceId,
-        id: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<ApiKey>, StoreError> {
-        sqlx::query(
-            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?3) WHERE workspace_id = ?1 AND id = ?2 \
-             RETURNING id, kind, origin, label, created_at, revoked_at",
-        )
-        .bind(workspace.to_string())
-        .bind(id)
-        .bind(ts(now))
-        .fetch_optional(&self.write.0)
-        .await?
-        .as_ref()
-        .map(api_key)
-        .transpose()
-    }
-
-    async fn revoke_env_keys_except(
-        &self,
-        workspace: WorkspaceId,
-        kind: KeyKind,
-        keep: &str,
-        now: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
-        Ok(sqlx::query(
-            "UPDATE api_keys SET revoked_at = ?4 WHERE workspace_id = ?1 AND kind = ?2 AND origin = 'env' \
-             AND key_hash <> ?3 AND revoked_at IS NULL",
-        )
-        .bind(workspace.to_string())
-        .bind(kind.as_str())
-        .bind(keep)
-        .bind(ts(now))
-        .execute(&self.write.0)
-        .await?
-        .rows_affected())
-    }
-
-    async fn contact(
-        &self,
-        workspace: WorkspaceId,
-        id: ContactId,
-    ) -> Result<Option<Contact>, StoreError> {
-        let row = sqlx::query(
-            "SELECT c.id, c.traits, c.created_at, c.updated_at FROM contacts c \
-             WHERE c.workspace_id = ?1 AND c.id = (SELECT coalesce(merged_into, id) FROM contacts WHERE id = ?2)",
-        )
-        .bind(workspace.to_string())
-        .bind(id.to_string())
-        .fetch_optional(&self.read)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let live: String = row.try_get("id")?;
-        let identities = sqlx::query(
-            "SELECT kind, value FROM identities WHERE contact_id = ?1 ORDER BY kind, value",
-        )
-        .bind(&live)
-        .fetch_all(&self.read)
-        .await?
-        .into_iter()
-        .map(|r| {
-            Ok(Identity {
-                kind: r
-                    .try_get::<String, _>(0)?
-                    .parse()
-                    .map_err(StoreError::Corrupt)?,
-                value: r.try_get(1)?,
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-        let merged_from = sqlx::query_scalar::<_, String>(
-            "SELECT from_contact FROM contact_merges WHERE into_contact = ?1 ORDER BY id",
-        )
-        .bind(&live)
-        .fetch_all(&self.read)
-        .await?
-        .iter()
-        .map(|s| uuid(s))
-        .collect::<Result<Vec<_>, _>>()?;
-        Ok(Some(Contact {
-            id: uuid(&live)?,
-            traits: json_obj(&row.try_get::<String, _>("traits")?)?,
-            identities,
-            merged_from,
-            created_at: row.at("created_at")?,
-            updated_at: row.at("updated_at")?,
-        }))
-    }
-
-    async fn find_contact(
-        &self,
-        workspace: WorkspaceId,
-        identity: &Identity,
-    ) -> Result<Option<ContactId>, StoreError> {
-        let id: Option<String> =
-            sqlx::query_scalar("SELECT contact_id FROM identities WHERE workspace_id = ?1 AND kind = ?2 AND value = ?3")
-                .bind(workspace.to_string())
-                .bind(identity.kind.as_str())
-                .bind(&identity.value)
-                .fetch_optional(&self.read)
-                .await?;
-        id.as_deref().map(uuid).transpose()
-    }
-
-    async fn timeline(
-        &self,
-        workspace: WorkspaceId,
-        contact: ContactId,
-        before: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        sqlx::query(
-            "SELECT seq, id, contact_id, type, name, message_id, payload, client_ts, received_at FROM events \
-             WHERE workspace_id = ?1 AND contact_id = (SELECT coalesce(merged_into, id) FROM contacts WHERE id = ?2) \
-             AND seq < ?3 ORDER BY seq DESC LIMIT ?4",
-        )
-        .bind(workspace.to_string())
-        .bind(contact.to_string())
-        .bind(before.unwrap_or(i64::MAX))
-        .bind(i64::from(limit))
-        .fetch_all(&self.read)
-        .await?
-        .iter()
-        .map(stored_event)
-        .collect()
-    }
-
-    fn shared(&self) -> &Arc<Shared> {
+    fn state(&self) -> &Arc<Shared> {
         &self.shared
     }
 
-    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let t: Option<String> = sqlx::query_scalar(flows::NEXT_DUE)
-            .fetch_one(&self.read)
-            .await?;
-        t.map(|t| parse_ts(&t)).transpose()
-    }
-
-    async fn fire_due(&self, now: DateTime<Utc>, limit: i64) -> Result<Fired, StoreError> {
-        crate::apply::timers::fire_batch(&*self.write, &self.shared, now, limit).await
-    }
-
-    async fn claim_messages(
+    async fn ownership_of(
         &self,
+        workspace: WorkspaceId,
+        leads: &[LeadId],
+    ) -> Result<Vec<(LeadId, DateTime<Utc>, String)>, StoreError> {
+        let ids: Vec<String> = leads.iter().map(|l| l.to_string()).collect();
+        // From the few ids to each lead's log by key (`CROSS JOIN` keeps that order on SQLite).
+        let rows = sqlx::query(&format!(
+            "SELECT g.lead_id, g.at, g.rep FROM json_each(?2) j CROSS JOIN leads l CROSS JOIN lead_log g \
+             WHERE l.id = j.value AND l.workspace_id = ?1 AND g.lead_id = l.id {}",
+            crate::sales::OWNERSHIP_STEPS
+        ))
+        .bind(workspace.to_string())
+        .bind(serde_json::Value::from(ids).to_string())
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(crate::rows::ownership).collect()
+    }
+
+    async fn count_hits(
+        &self,
+        buckets: &[(String, std::time::Duration)],
         now: DateTime<Utc>,
-        limit: i64,
-        lease_until: DateTime<Utc>,
-    ) -> Result<Vec<OutMessage>, StoreError> {
-        crate::apply::outbox::claim(&*self.write, now, limit, lease_until).await
-    }
-
-    async fn release_claims(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        Ok(sqlx::query(
-            "UPDATE messages SET next_attempt_at = ?1, claimed_at = NULL WHERE claimed_at IS NOT NULL AND state = 'queued'",
-        )
-        .bind(ts(now))
-        .execute(&self.write.0)
-        .await?
-        .rows_affected())
-    }
-
-    async fn next_message_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let t: Option<String> =
-            sqlx::query_scalar("SELECT min(next_attempt_at) FROM messages WHERE state = 'queued'")
-                .fetch_one(&self.read)
-                .await?;
-        t.map(|t| parse_ts(&t)).transpose()
-    }
-
-    async fn record_deliveries(
-        &self,
-        outcomes: &[(MessageId, Delivery)],
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let policy = self.shared.program().messages.soft_bounces;
-        crate::apply::outbox::record(&*self.write, outcomes, now, policy).await
-    }
-
-    async fn erase_contact(
-        &self,
-        workspace: WorkspaceId,
-        contact: ContactId,
-        by: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<crate::Erasure>, StoreError> {
-        crate::apply::erase::erase(&*self.write, workspace, contact, by, now).await
-    }
-
-    async fn prune(
-        &self,
-        events_before: Option<DateTime<Utc>>,
-        messages_before: Option<DateTime<Utc>>,
-        cursor: &crate::PruneCursor,
-        batch: i64,
-    ) -> Result<crate::Pruned, StoreError> {
-        crate::apply::retention::prune(&*self.write, events_before, messages_before, cursor, batch)
-            .await
-    }
-
-    async fn erasures(
-        &self,
-        workspace: WorkspaceId,
-        limit: i64,
-    ) -> Result<Vec<crate::ErasureRecord>, StoreError> {
-        crate::apply::erase::list(&*self.write, workspace, limit).await
-    }
-
-    async fn record_bounces(
-        &self,
-        bounces: &[crate::Bounce],
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let policy = self.shared.program().messages.soft_bounces;
-        crate::apply::outbox::bounces(&*self.write, bounces, now, policy).await
-    }
-
-    async fn suppressions(
-        &self,
-        workspace: WorkspaceId,
-        query: &crate::SuppressionQuery,
-    ) -> Result<Vec<pronto_domain::suppression::Suppression>, StoreError> {
-        crate::apply::outbox::list(&*self.write, workspace, query).await
-    }
-
-    async fn suppress(
-        &self,
-        workspace: WorkspaceId,
-        entries: &[pronto_domain::suppression::Suppression],
-    ) -> Result<u64, StoreError> {
-        crate::apply::outbox::suppress(&*self.write, workspace, entries).await
-    }
-
-    async fn unsuppress(
-        &self,
-        workspace: WorkspaceId,
-        medium: pronto_domain::suppression::Medium,
-        address: &str,
-    ) -> Result<bool, StoreError> {
-        crate::apply::outbox::unsuppress(&*self.write, workspace, medium, address).await
-    }
-
-    async fn find_messages(
-        &self,
-        workspace: WorkspaceId,
-        q: &crate::MessageQuery,
-    ) -> Result<Vec<MessageView>, StoreError> {
-        let (filter, binds) = crate::flows::message_listing_sql(q, |n| format!("?{n}"));
-        let sql = format!("SELECT * FROM messages {filter}");
-        let mut query = sqlx::query(&sql).bind(workspace.to_string());
-        for b in &binds {
-            query = match b {
-                crate::flows::MessageBind::Text(t) => query.bind(t.as_str()),
-                crate::flows::MessageBind::Id(id) => query.bind(id.to_string()),
-                crate::flows::MessageBind::Limit(n) => query.bind(*n),
-            };
-        }
-        let rows = query.fetch_all(&self.read).await?;
-        rows.iter().map(message_view).collect()
+    ) -> Result<Vec<u64>, StoreError> {
+        Ok(self.hits.count(buckets, now))
     }
 
     async fn flow_stats(&self, workspace: WorkspaceId) -> Result<Vec<FlowStats>, StoreError> {
         let mut c = self.read.acquire().await?;
         flows::flow_stats(&mut c, workspace).await
-    }
-
-    async fn run(&self, workspace: WorkspaceId, id: RunId) -> Result<Option<RunView>, StoreError> {
-        let Some(row) = sqlx::query("SELECT * FROM runs WHERE id = ?1 AND workspace_id = ?2")
-            .bind(id.to_string())
-            .bind(workspace.to_string())
-            .fetch_optional(&self.read)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let log = sqlx::query("SELECT * FROM run_log WHERE run_id = ?1 ORDER BY id")
-            .bind(id.to_string())
-            .fetch_all(&self.read)
-            .await?
-            .iter()
-            .map(log_entry)
-            .collect::<Result<Vec<_>, _>>()?;
-        run_view(&row, log).map(Some)
     }
 
     async fn lead(
@@ -923,28 +591,6 @@ impl Store for SqliteStore {
     ) -> Result<Option<crate::LeadView>, StoreError> {
         let mut c = self.read.acquire().await?;
         sales::lead_view(&mut c, workspace, id).await
-    }
-
-    async fn lead_wins(
-        &self,
-        workspace: WorkspaceId,
-        since: DateTime<Utc>,
-    ) -> Result<Vec<(LeadId, String, f64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT payload FROM events WHERE workspace_id = ?1 AND name = 'Lead Won' AND received_at >= ?2 \
-             ORDER BY seq",
-        )
-        .bind(workspace.to_string())
-        .bind(ts(since))
-        .fetch_all(&self.read)
-        .await?;
-        let mut out = Vec::new();
-        for r in &rows {
-            if let Some(w) = lead_win(r)? {
-                out.push(w);
-            }
-        }
-        Ok(out)
     }
 
     async fn leads(
@@ -957,51 +603,6 @@ impl Store for SqliteStore {
         sales::leads(&mut c, workspace, filter, limit).await
     }
 
-    async fn commerce_by_hour(
-        &self,
-        workspace: WorkspaceId,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        upto: i64,
-    ) -> Result<crate::CommerceHours, StoreError> {
-        let rows: Vec<(String, String, i64)> =
-            sqlx::query_as(&crate::sessions::commerce_by_hour_sql(HOUR, "+seq", |n| {
-                format!("?{n}")
-            }))
-            .bind(workspace.to_string())
-            .bind(ts(from))
-            .bind(ts(to))
-            .bind(upto)
-            .fetch_all(&self.read)
-            .await?;
-        crate::rows::commerce_hours(rows)
-    }
-
-    async fn commerce_mark(&self, workspace: WorkspaceId) -> Result<i64, StoreError> {
-        let seq: Option<i64> =
-            sqlx::query_scalar(&crate::sessions::commerce_mark_sql(|n| format!("?{n}")))
-                .bind(workspace.to_string())
-                .fetch_optional(&self.read)
-                .await?;
-        Ok(seq.unwrap_or(0))
-    }
-
-    async fn commerce_since(
-        &self,
-        workspace: WorkspaceId,
-        after: i64,
-    ) -> Result<(crate::CommerceHours, i64), StoreError> {
-        let rows: Vec<(String, String, i64, i64)> =
-            sqlx::query_as(&crate::sessions::commerce_since_sql(HOUR, |n| {
-                format!("?{n}")
-            }))
-            .bind(workspace.to_string())
-            .bind(after)
-            .fetch_all(&self.read)
-            .await?;
-        crate::rows::commerce_since(rows, after)
-    }
-
     async fn leads_between(
         &self,
         workspace: WorkspaceId,
@@ -1010,44 +611,6 @@ impl Store for SqliteStore {
     ) -> Result<Vec<crate::LeadState>, StoreError> {
         let mut c = self.read.acquire().await?;
         sales::leads_between(&mut c, workspace, from, to).await
-    }
-
-    async fn ownership_between(
-        &self,
-        workspace: WorkspaceId,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<(LeadId, DateTime<Utc>, String)>, StoreError> {
-        let rows = sqlx::query_as(&format!(
-            "SELECT g.lead_id, g.at, g.rep FROM leads l JOIN lead_log g ON g.lead_id = l.id \
-             WHERE l.workspace_id = ?1 AND l.created_at >= ?2 AND l.created_at < ?3 {}",
-            crate::sales::OWNERSHIP_STEPS
-        ))
-        .bind(workspace.to_string())
-        .bind(ts(from))
-        .bind(ts(to))
-        .fetch_all(&self.read)
-        .await?;
-        ownership(rows)
-    }
-
-    async fn ownership_of(
-        &self,
-        workspace: WorkspaceId,
-        leads: &[LeadId],
-    ) -> Result<Vec<(LeadId, DateTime<Utc>, String)>, StoreError> {
-        let ids: Vec<String> = leads.iter().map(|l| l.to_string()).collect();
-        // From the few ids to each lead's log by key (`CROSS JOIN` keeps that order on SQLite).
-        let rows = sqlx::query_as(&format!(
-            "SELECT g.lead_id, g.at, g.rep FROM json_each(?2) j CROSS JOIN leads l CROSS JOIN lead_log g \
-             WHERE l.id = j.value AND l.workspace_id = ?1 AND g.lead_id = l.id {}",
-            crate::sales::OWNERSHIP_STEPS
-        ))
-        .bind(workspace.to_string())
-        .bind(serde_json::Value::from(ids).to_string())
-        .fetch_all(&self.read)
-        .await?;
-        ownership(rows)
     }
 
     async fn rep_status(
@@ -1083,206 +646,6 @@ impl Store for SqliteStore {
         sales::set_away(&mut c, workspace, rep, away, now).await
     }
 
-    async fn contact_runs(
-        &self,
-        workspace: WorkspaceId,
-        contact: ContactId,
-    ) -> Result<Vec<RunView>, StoreError> {
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM runs WHERE contact_id = ?1 AND workspace_id = ?2 ORDER BY created_at DESC LIMIT 100",
-        )
-        .bind(contact.to_string())
-        .bind(workspace.to_string())
-        .fetch_all(&self.read)
-        .await?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(r) = self.run(workspace, uuid(&id)?).await? {
-                out.push(r);
-            }
-        }
-        Ok(out)
-    }
-
-    async fn patch_traits(
-        &self,
-        workspace: WorkspaceId,
-        contact: ContactId,
-        patch: &Map<String, Value>,
-        source: &str,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.write.0.begin().await?;
-        let row: Option<(String, String)> = sqlx::query_as(
-            "SELECT live.id, live.traits FROM contacts c JOIN contacts live ON live.id = COALESCE(c.merged_into, c.id) \
-             WHERE c.id = ?1 AND c.workspace_id = ?2",
-        )
-        .bind(contact.to_string())
-        .bind(workspace.to_string())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((live, traits)) = row else {
-            return Ok(false);
-        };
-        let old = json_obj(&traits)?;
-        let before = pronto_domain::consent::snapshot(&old);
-        let mut merged = crate::contacts::merge_traits(old, patch);
-        pronto_domain::consent::record_changes(&before, &mut merged, source, now);
-        sqlx::query("UPDATE contacts SET traits = ?2, updated_at = ?3 WHERE id = ?1")
-            .bind(live)
-            .bind(Value::Object(merged).to_string())
-            .bind(ts(now))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    async fn record_click(
-        &self,
-        workspace: WorkspaceId,
-        message: &str,
-        url: &str,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO clicks (workspace_id, message_key, url, clicked_at) VALUES (?1, ?2, ?3, ?4)",
-        )
-        .bind(workspace.to_string())
-        .bind(message)
-        .bind(url)
-        .bind(ts(at))
-        .execute(&self.write.0)
-        .await?;
-        Ok(())
-    }
-
-    async fn add_offer_codes(
-        &self,
-        workspace: WorkspaceId,
-        offer: &str,
-        codes: &[String],
-        now: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
-        crate::apply::offers::add_codes(&*self.write, workspace, offer, codes, now).await
-    }
-
-    async fn offer_stock(
-        &self,
-        workspace: WorkspaceId,
-    ) -> Result<Vec<crate::OfferStock>, StoreError> {
-        crate::apply::offers::stock(&*self.write, workspace).await
-    }
-
-    async fn record_promotion(
-        &self,
-        workspace: WorkspaceId,
-        promotion: &pronto_domain::experiment::Promotion,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO promotions (workspace_id, flow_id, experiment, variant, promoted_at, source) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .bind(workspace.to_string())
-        .bind(&promotion.flow)
-        .bind(&promotion.experiment)
-        .bind(&promotion.variant)
-        .bind(ts(promotion.promoted_at))
-        .bind(&promotion.source)
-        .execute(&self.write.0)
-        .await?;
-        Ok(())
-    }
-
-    async fn promotions(
-        &self,
-        workspace: WorkspaceId,
-    ) -> Result<Vec<pronto_domain::experiment::Promotion>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {PROMOTION_COLUMNS} FROM promotions WHERE workspace_id = ?1 ORDER BY promoted_at"
-        ))
-        .bind(workspace.to_string())
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter().map(promotion).collect()
-    }
-
-    async fn secret(&self, name: &str) -> Result<String, StoreError> {
-        let fresh = crate::random_secret();
-        sqlx::query("INSERT INTO secrets (name, value) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
-            .bind(name)
-            .bind(&fresh)
-            .execute(&self.write.0)
-            .await?;
-        Ok(
-            sqlx::query_scalar("SELECT value FROM secrets WHERE name = ?1")
-                .bind(name)
-                .fetch_one(&self.write.0)
-                .await?,
-        )
-    }
-
-    async fn count_hits(
-        &self,
-        buckets: &[(String, std::time::Duration)],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<u64>, StoreError> {
-        Ok(self.hits.count(buckets, now))
-    }
-
-    async fn quarantined(&self, workspace: WorkspaceId) -> Result<Vec<Quarantined>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT kind, row_id, reason, at FROM quarantine \
-             WHERE workspace_id = ?1 OR workspace_id IS NULL ORDER BY at, kind, row_id",
-        )
-        .bind(workspace.to_string())
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Quarantined {
-                    kind: r.try_get(0)?,
-                    id: r.try_get(1)?,
-                    reason: r.try_get(2)?,
-                    at: r.at(3)?,
-                })
-            })
-            .collect()
-    }
-
-    async fn keep_unmapped(
-        &self,
-        workspace: WorkspaceId,
-        d: &UnmappedDelivery,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "INSERT INTO unmapped_deliveries (workspace_id, platform, shop, delivery_id, topic, reason, body, \
-             received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
-        )
-        .bind(workspace.to_string())
-        .bind(&d.platform)
-        .bind(&d.shop)
-        .bind(&d.delivery_id)
-        .bind(&d.topic)
-        .bind(&d.reason)
-        .bind(&d.body)
-        .bind(ts(d.received_at))
-        .execute(&self.write.0)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn unmapped(&self, workspace: WorkspaceId) -> Result<Vec<UnmappedDelivery>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {UNMAPPED_COLUMNS} FROM unmapped_deliveries WHERE workspace_id = ?1 \
-             ORDER BY received_at DESC LIMIT 100"
-        ))
-        .bind(workspace.to_string())
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter().map(unmapped_delivery).collect()
-    }
-
     async fn run_outcomes(
         &self,
         workspace: WorkspaceId,
@@ -1305,81 +668,7 @@ impl Store for SqliteStore {
             .collect())
     }
 
-    async fn fold_reports(
-        &self,
-        rules: &[pronto_domain::experiment::results::ConversionRule],
-        batch: i64,
-    ) -> Result<crate::Folded, StoreError> {
-        crate::apply::reports::fold(&*self.write, rules, batch).await
-    }
-
-    async fn report_counts(
-        &self,
-        workspace: WorkspaceId,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<
-        Vec<(
-            pronto_domain::experiment::results::BucketKey,
-            pronto_domain::experiment::results::Counts,
-        )>,
-        StoreError,
-    > {
-        let rows = sqlx::query(
-            "SELECT workspace_id, hour, flow_id, experiment, counts FROM report_counts \
-             WHERE workspace_id = ?1 AND hour >= ?2 AND hour < ?3",
-        )
-        .bind(workspace.to_string())
-        .bind(ts(from))
-        .bind(ts(to))
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter()
-            .map(|r| crate::rows::report_bucket(r).map(|((_, b), c)| (b, c)))
-            .collect()
-    }
-
-    async fn delivery_counts(
-        &self,
-        workspace: WorkspaceId,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<(String, String, i64)>, StoreError> {
-        let from = crate::hour_of(from);
-        Ok(sqlx::query_as(
-            "SELECT flow_id, kind, CAST(sum(n) AS BIGINT) FROM delivery_counts \
-             WHERE workspace_id = ?1 AND hour >= ?2 AND hour < ?3 GROUP BY flow_id, kind ORDER BY flow_id, kind",
-        )
-        .bind(workspace.to_string())
-        .bind(ts(from))
-        .bind(ts(to))
-        .fetch_all(&self.read)
-        .await?)
-    }
-
-    async fn apply_catalog(
-        &self,
-        workspace: WorkspaceId,
-        shop: &str,
-        changes: &[pronto_domain::catalog::Change],
-    ) -> Result<pronto_domain::catalog::Applied, StoreError> {
-        crate::apply::catalog::apply_changes(&*self.write, workspace, shop, changes).await
-    }
-
-    async fn related_products(
-        &self,
-        workspace: WorkspaceId,
-        shop: &str,
-        items: &[String],
-    ) -> Result<pronto_domain::catalog::Related, StoreError> {
-        crate::apply::catalog::related(&*self.write, workspace, shop, items).await
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        if self.shared.write_failure().is_none() {
-            sqlx::query("SELECT 1").execute(&self.read).await?;
-            return Ok(());
-        }
+    async fn probe_write(&self) -> Result<(), StoreError> {
         let mut tx = self.write.begin().await?;
         let probe = sqlx::query("INSERT INTO store_probe (id, at) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET at = excluded.at")
             .bind(ts(Utc::now()))
@@ -1389,23 +678,11 @@ impl Store for SqliteStore {
             tx.rollback().await;
             return Err(e.into());
         }
-        tx.commit().await?;
-        self.shared.write_ok();
-        Ok(())
+        Ok(tx.commit().await?)
     }
 
-    async fn close(&self) {
-        self.writers.close().await;
+    async fn close_pools(&self) {
         self.read.close().await;
         self.write.0.close().await;
     }
-}
-
-/// Ownership rows as read (`Store::ownership_between`, `Store::ownership_of`).
-fn ownership(
-    rows: Vec<(String, String, String)>,
-) -> Result<Vec<(LeadId, DateTime<Utc>, String)>, StoreError> {
-    rows.into_iter()
-        .map(|(l, at, rep)| Ok((uuid(&l)?, parse_ts(&at)?, rep)))
-        .collect()
 }
