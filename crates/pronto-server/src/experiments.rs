@@ -1,13 +1,15 @@
 //! Flow experiments' results: `GET /v1/reports/flows` and `pronto report flows`, and their promotion. The
 //! store keeps every flow's run counts per hour of the runs' start, up to date as runs change (`pronto_store`'s
-//! `reports`); a report (and the owner's recovery page, which reads every flow's) catches them up, sums the
+//! `reports`); a report (and the owner's recovery page, which reads every flow's) reads them exact as of now
+//! (the runs changed since the counter's last step re-counted in memory, nothing written), sums the
 //! whole hours of its period and reads the runs of the partial hours at its ends; `pronto_domain::experiment::results` counts, attributes and computes the intervals. This
 //! file picks the period and the configured shares, lays the report out as a table or CSV, records promotions
 //! and runs the `auto_promote` rules.
 
 use chrono::{DateTime, Utc};
 use pronto_domain::experiment::results::{
-    counts_of, hour_of, results, winner, ConversionRule, Counts, ExperimentResult, RunOutcome,
+    counts_of, hour_of, results, winner, BucketKey, ConversionRule, Counts, ExperimentResult,
+    RunOutcome,
 };
 use pronto_domain::experiment::Promotion;
 use pronto_domain::flow::Conversion;
@@ -35,6 +37,10 @@ pub struct FlowsReport {
     pub deliverability: pronto_domain::report::deliverability::Deliverability,
 }
 
+/// Rows of each table a page's look at the counts ([`Store::report_counts_now`]) re-counts in memory at most.
+/// The counter worker folds continuously, so what waits is normally a second's worth of changes; more
+/// than this means the counts are being made again or far behind, and the page catches them up instead.
+const LOOK_BATCH: i64 = 5_000;
 /// Steps of [`Store::fold_reports`] a report runs to catch the counts up before it gives up on them and
 /// reads every run (the counts are being made again: after an upgrade or changed conversion rules).
 const CATCH_UP_STEPS: usize = 50;
@@ -74,9 +80,8 @@ pub async fn flows_report_of(
 
 /// The counts by flow and experiment of the runs started in `[from, to)`, of experiments only or of every
 /// flow (`of`; a run outside any experiment is experiment `""`): the kept counts of the whole hours in it,
-/// and the runs of the partial hours at its ends read as they are. The kept counts are caught up first, so
-/// the answer is exact as of now; when they are far behind (being made again) or cannot be written, every
-/// run is read.
+/// and the runs of the partial hours at its ends read as they are. The kept counts are read exact as of now
+/// ([`kept_counts`]); when they cannot be (being made again, far behind, or not writable), every run is read.
 pub async fn counts_between(
     store: &dyn Store,
     ws: WorkspaceId,
@@ -90,21 +95,6 @@ pub async fn counts_between(
             by.entry(k).or_default().merge(&c);
         }
     };
-    let mut caught_up = false;
-    for _ in 0..CATCH_UP_STEPS {
-        match store.fold_reports(rules, FOLD_BATCH).await {
-            Ok(f) if f.more => {}
-            Ok(_) => {
-                caught_up = true;
-                break;
-            }
-            // Writes failing (a full disk, a read-only replica) still leave the runs to read.
-            Err(e) => {
-                tracing::warn!(error = %e, "could not bring the report's counts up to date; reading every run");
-                break;
-            }
-        }
-    }
     let first = {
         let h = hour_of(from);
         if h == from {
@@ -114,11 +104,16 @@ pub async fn counts_between(
         }
     };
     let last = hour_of(to);
-    if !caught_up || first >= last {
+    let kept = if first < last {
+        kept_counts(store, ws, (first, last), rules).await?
+    } else {
+        None
+    };
+    let Some(kept) = kept else {
         add_runs(store.run_outcomes(ws, of, from, to, rules).await?, &mut by);
         return Ok(by);
-    }
-    for (b, c) in store.report_counts(ws, first, last).await? {
+    };
+    for (b, c) in kept {
         if of == RunsOf::Experiments && b.experiment.is_empty() {
             continue;
         }
@@ -134,6 +129,40 @@ pub async fn counts_between(
         add_runs(store.run_outcomes(ws, of, last, to, rules).await?, &mut by);
     }
     Ok(by)
+}
+
+/// The kept counts of the whole hours `[first, last)`, exact as of now: read with the few runs changed since
+/// the counter's last step re-counted in memory ([`Store::report_counts_now`], which never waits for
+/// SQLite's one writer), or else caught up by steps first. `None` when they cannot be had (being made
+/// again after changed rules, or a write failing): the caller reads every run.
+async fn kept_counts(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    (first, last): (DateTime<Utc>, DateTime<Utc>),
+    rules: &[ConversionRule],
+) -> Result<Option<Vec<(BucketKey, Counts)>>, StoreError> {
+    match store
+        .report_counts_now(ws, first, last, rules, LOOK_BATCH)
+        .await
+    {
+        Ok(Some(counts)) => return Ok(Some(counts)),
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the report's counts as of now; catching them up")
+        }
+    }
+    for _ in 0..CATCH_UP_STEPS {
+        match store.fold_reports(rules, FOLD_BATCH).await {
+            Ok(f) if f.more => {}
+            Ok(_) => return Ok(Some(store.report_counts(ws, first, last).await?)),
+            // Writes failing (a full disk, a read-only replica) still leave the runs to read.
+            Err(e) => {
+                tracing::warn!(error = %e, "could not bring the report's counts up to date; reading every run");
+                return Ok(None);
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Records `variant` as the winner of `flow`'s `experiment` and applies it to the loaded flows; the error

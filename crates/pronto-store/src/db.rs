@@ -53,6 +53,11 @@ pub(crate) trait Db: Database<Row: Cols> {
         pool: &'a Pool<Self>,
         q: Query<'a, Self>,
     ) -> BoxFuture<'a, Result<u64, sqlx::Error>>;
+    /// [`Db::fetch_all`] on one connection (an open transaction).
+    fn fetch_all_in<'a>(
+        conn: &'a mut Self::Connection,
+        q: Query<'a, Self>,
+    ) -> BoxFuture<'a, Result<Vec<Self::Row>, sqlx::Error>>;
     /// [`Db::fetch_optional`] on one connection (an open transaction).
     fn fetch_optional_in<'a>(
         conn: &'a mut Self::Connection,
@@ -91,6 +96,12 @@ macro_rules! runs_on_pool {
             q: crate::db::Query<'a, Self>,
         ) -> crate::db::BoxFuture<'a, Result<u64, sqlx::Error>> {
             Box::pin(async move { Ok(q.execute(pool).await?.rows_affected()) })
+        }
+        fn fetch_all_in<'a>(
+            conn: &'a mut Self::Connection,
+            q: crate::db::Query<'a, Self>,
+        ) -> crate::db::BoxFuture<'a, Result<Vec<Self::Row>, sqlx::Error>> {
+            Box::pin(q.fetch_all(conn))
         }
         fn fetch_optional_in<'a>(
             conn: &'a mut Self::Connection,

@@ -1125,6 +1125,28 @@ pub trait Store: Sessions + Send + Sync + 'static {
         StoreError,
     >;
 
+    /// [`Store::report_counts`] exact as of now without writing: in one read-only snapshot, the kept counts
+    /// of the whole hours of `[from, to)` with the buckets of the runs changed since the last step
+    /// re-counted in memory. Nothing is written (on SQLite nothing waits for the one writer). `None` when
+    /// the kept counts were made with other conversion rules than `rules`, or when more than about `batch`
+    /// rows of a table wait to be counted: the caller then catches them up with [`Store::fold_reports`].
+    async fn report_counts_now(
+        &self,
+        workspace: WorkspaceId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        rules: &[pronto_domain::experiment::results::ConversionRule],
+        batch: i64,
+    ) -> Result<
+        Option<
+            Vec<(
+                pronto_domain::experiment::results::BucketKey,
+                pronto_domain::experiment::results::Counts,
+            )>,
+        >,
+        StoreError,
+    >;
+
     /// Applies product changes (a product webhook, an import) to the catalog of `shop`, in one
     /// transaction; a change older than the stored product is not applied.
     async fn apply_catalog(

@@ -134,20 +134,37 @@ impl Runs<'_> {
     }
 }
 
+/// Whether the counts' state is read by a step that writes it back, or by a look that writes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reading {
+    /// A step (`apply::reports::fold`): the cursor is locked for the transaction and the runs listed dirty
+    /// are taken off the list, since the step re-counts them.
+    Step,
+    /// A look (`apply::reports::look`), in a read-only snapshot: the cursor is read as it is and the dirty
+    /// list is left for the next step.
+    Look,
+}
+
 /// A bucket of counts: its workspace, flow, experiment and hour.
 pub(crate) type Bucket = (WorkspaceId, BucketKey);
 
 /// The report statements each backend implements.
 #[async_trait]
 pub(crate) trait ReportsTx: Send {
-    /// The cursor, locked for this transaction.
-    async fn report_cursor(&mut self) -> Result<Cursor, ItemError>;
+    /// The cursor, locked for this transaction when read for a [`Reading::Step`].
+    async fn report_cursor(&mut self, reading: Reading) -> Result<Cursor, ItemError>;
     /// Forgets every summary and count, and answers (and writes) the cursor they start again from, with
     /// `rules`: every run from the first, the other tables from their ends as of now (see the module doc).
     async fn reset_reports(&mut self, rules: &str) -> Result<Cursor, ItemError>;
     /// The runs that rows inserted since `from` name, reading at most about `batch` rows of
-    /// each table (all rows of one PostgreSQL transaction together), and those listed dirty (taken off).
-    async fn changed_runs(&mut self, from: &Cursor, batch: i64) -> Result<Changed, ItemError>;
+    /// each table (all rows of one PostgreSQL transaction together), and those listed dirty (taken off the
+    /// list by a [`Reading::Step`]).
+    async fn changed_runs(
+        &mut self,
+        from: &Cursor,
+        batch: i64,
+        reading: Reading,
+    ) -> Result<Changed, ItemError>;
     /// The runs' outcomes as they are now (see `Store::run_outcomes` for what converts a run).
     async fn run_outcomes(
         &mut self,

@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use pronto_domain::event::parse_message;
-use pronto_domain::experiment::results::{counts_of, hour_of, ConversionRule, Counts};
+use pronto_domain::experiment::results::{counts_of, hour_of, BucketKey, ConversionRule, Counts};
 use pronto_domain::flow::FlowConfig;
 use pronto_domain::program::{MessageSettings, Program};
 use pronto_domain::template::TemplateConfig;
@@ -120,25 +120,36 @@ fn shown(m: &BTreeMap<(String, String), Counts>) -> String {
     format!("{m:.6?}")
 }
 
-/// The kept counts (after catching up) and the counts of every run read as it is now, over the test's day.
-async fn kept_and_read(e: &Env, rules: &[ConversionRule]) -> (String, String) {
-    fold(&*e.store, rules).await;
+/// Over the test's day: the counts as of now read without writing (`None` when the kept counts must be
+/// caught up first), the kept counts after catching up, and the counts of every run read as it is now.
+async fn now_kept_and_read(e: &Env, rules: &[ConversionRule]) -> (Option<String>, String, String) {
     let (from, to) = (
         hour_of(t0()) - Duration::hours(1),
         hour_of(t0()) + Duration::days(1),
     );
-    let mut kept: BTreeMap<(String, String), Counts> = BTreeMap::new();
-    for (b, c) in e.store.report_counts(e.ws, from, to).await.unwrap() {
-        assert!(b.hour >= from && b.hour < to && hour_of(b.hour) == b.hour);
-        kept.entry((b.flow, b.experiment)).or_default().merge(&c);
-    }
+    let by_flow = |counts: Vec<(BucketKey, Counts)>| {
+        let mut m: BTreeMap<(String, String), Counts> = BTreeMap::new();
+        for (b, c) in counts {
+            assert!(b.hour >= from && b.hour < to && hour_of(b.hour) == b.hour);
+            m.entry((b.flow, b.experiment)).or_default().merge(&c);
+        }
+        shown(&m)
+    };
+    let now = e
+        .store
+        .report_counts_now(e.ws, from, to, rules, 1_000)
+        .await
+        .unwrap()
+        .map(by_flow);
+    fold(&*e.store, rules).await;
+    let kept = by_flow(e.store.report_counts(e.ws, from, to).await.unwrap());
     let read = counts_of(
         &e.store
             .run_outcomes(e.ws, pronto_store::RunsOf::EveryFlow, from, to, rules)
             .await
             .unwrap(),
     );
-    (shown(&kept), shown(&read))
+    (now, kept, shown(&read))
 }
 
 pronto_store::for_each_backend!(env;
@@ -164,8 +175,12 @@ async fn kept_counts_equal_a_read_of_every_run_however_the_runs_change(e: Env) {
         })
         .collect();
     e.store.ingest(e.ws, carts, t0()).await.unwrap();
-    let (kept, read) = kept_and_read(&e, &week).await;
+    let (looked, kept, read) = now_kept_and_read(&e, &week).await;
     assert_eq!(kept, read, "entered");
+    assert_eq!(
+        looked, None,
+        "counts never made yet: a page catches them up first"
+    );
     assert!(kept.contains("holdout") && kept.contains("\"a\""), "{kept}");
     // On PostgreSQL the cursor stays behind any transaction still open in the cluster (its snapshot's
     // xmin is cluster-wide), so another test's open transaction makes a fold read the newest runs again
@@ -182,8 +197,13 @@ async fn kept_counts_equal_a_read_of_every_run_however_the_runs_change(e: Env) {
 
     let now = t0() + Duration::hours(3);
     assert!(fire_all(&*e.store, now).await > 0);
-    let (kept, read) = kept_and_read(&e, &week).await;
+    let (looked, kept, read) = now_kept_and_read(&e, &week).await;
     assert_eq!(kept, read, "messaged");
+    assert_eq!(
+        looked.as_deref(),
+        Some(read.as_str()),
+        "messaged, as of now without writing"
+    );
 
     // Clicks on every third message.
     let messages = e.store.messages(e.ws, 1_000).await.unwrap();
@@ -198,8 +218,13 @@ async fn kept_counts_equal_a_read_of_every_run_however_the_runs_change(e: Env) {
             .await
             .unwrap();
     }
-    let (kept, read) = kept_and_read(&e, &week).await;
+    let (looked, kept, read) = now_kept_and_read(&e, &week).await;
     assert_eq!(kept, read, "clicked");
+    assert_eq!(
+        looked.as_deref(),
+        Some(read.as_str()),
+        "clicked, as of now without writing"
+    );
 
     // Orders: by key for every fourth cart; by contact (another checkout id) for cart 5.
     let mut orders: Vec<_> = (0..40)
@@ -217,8 +242,13 @@ async fn kept_counts_equal_a_read_of_every_run_however_the_runs_change(e: Env) {
         .collect();
     orders.push(event("Order Completed", 5, 999, t0() + Duration::hours(2), 12.5).into());
     e.store.ingest(e.ws, orders, now).await.unwrap();
-    let (kept, read) = kept_and_read(&e, &week).await;
+    let (looked, kept, read) = now_kept_and_read(&e, &week).await;
     assert_eq!(kept, read, "converted");
+    assert_eq!(
+        looked.as_deref(),
+        Some(read.as_str()),
+        "converted, as of now without writing"
+    );
     assert!(kept.contains("EUR"), "{kept}");
     let before_late = kept;
 
@@ -232,8 +262,13 @@ async fn kept_counts_equal_a_read_of_every_run_however_the_runs_change(e: Env) {
         55.0,
     );
     e.store.ingest(e.ws, vec![late.into()], now).await.unwrap();
-    let (kept, read) = kept_and_read(&e, &week).await;
+    let (looked, kept, read) = now_kept_and_read(&e, &week).await;
     assert_eq!(kept, read, "an earlier conversion replaces a later one");
+    assert_eq!(
+        looked.as_deref(),
+        Some(read.as_str()),
+        "an earlier conversion replaces a later one, as of now without writing"
+    );
     assert_ne!(kept, before_late, "cart 8 now counts 55, not 80");
 
     // A merge: an order placed anonymously (another contact) becomes cart 50's buyer's when an identify
@@ -256,16 +291,26 @@ async fn kept_counts_equal_a_read_of_every_run_however_the_runs_change(e: Env) {
         EventType::Track,
     );
     e.store.ingest(e.ws, vec![order.into()], now).await.unwrap();
-    let (kept, read) = kept_and_read(&e, &week).await;
+    let (looked, kept, read) = now_kept_and_read(&e, &week).await;
     assert_eq!(kept, read, "before the merge");
+    assert_eq!(
+        looked.as_deref(),
+        Some(read.as_str()),
+        "before the merge, as of now without writing"
+    );
     let before_merge = kept;
     let tie = anon(
         json!({"userId": "u50", "anonymousId": "anon-50", "traits": {"email": "u50@example.com"}}),
         EventType::Identify,
     );
     e.store.ingest(e.ws, vec![tie.into()], now).await.unwrap();
-    let (kept, read) = kept_and_read(&e, &week).await;
+    let (looked, kept, read) = now_kept_and_read(&e, &week).await;
     assert_eq!(kept, read, "after the merge");
+    assert_eq!(
+        looked.as_deref(),
+        Some(read.as_str()),
+        "after the merge, as of now without writing"
+    );
     assert_ne!(
         kept, before_merge,
         "cart 50 converts by the merged contact's order"
@@ -276,14 +321,19 @@ async fn kept_counts_equal_a_read_of_every_run_however_the_runs_change(e: Env) {
         within_secs: 60,
         ..week[1].clone()
     }];
-    let (kept, read) = kept_and_read(&e, &minute).await;
+    let (looked, kept, read) = now_kept_and_read(&e, &minute).await;
     assert_eq!(kept, read, "other rules");
+    assert_eq!(
+        looked, None,
+        "counts made with other rules: made again first"
+    );
     assert!(
         !kept.contains("EUR"),
         "nothing converts within a minute: {kept}"
     );
-    let (kept, read) = kept_and_read(&e, &week).await;
+    let (looked, kept, read) = now_kept_and_read(&e, &week).await;
     assert_eq!(kept, read, "back to the week");
+    assert_eq!(looked, None, "back to the week: made again first");
     assert!(kept.contains("EUR"));
 }
 
@@ -324,8 +374,11 @@ async fn a_row_that_commits_after_a_step_read_past_its_neighbours_is_still_count
         .unwrap();
     fold(&*e.store, &week).await;
     slow.commit().await.unwrap();
-    let (kept, read) = kept_and_read(&e, &week).await;
+    let (looked, kept, read) = now_kept_and_read(&e, &week).await;
     assert_eq!(kept, read);
+    if let Some(looked) = looked {
+        assert_eq!(looked, read, "as of now without writing");
+    }
     let clicked: usize = ["a", "b"]
         .iter()
         .map(|arm| {
@@ -369,13 +422,19 @@ async fn counts_stay_exact_while_an_older_transaction_holds_the_cursor_back() {
         })
         .collect();
     e.store.ingest(e.ws, carts, t0()).await.unwrap();
-    let (kept, read) = kept_and_read(&e, &week).await;
+    let (looked, kept, read) = now_kept_and_read(&e, &week).await;
     assert_eq!(kept, read, "entered, with the older transaction open");
+    if let Some(looked) = looked {
+        assert_eq!(looked, read, "as of now without writing");
+    }
     fire_all(&*e.store, t0() + Duration::hours(3)).await;
-    let (kept, read) = kept_and_read(&e, &week).await;
+    let (looked, kept, read) = now_kept_and_read(&e, &week).await;
     assert_eq!(kept, read, "messaged, with the older transaction open");
+    if let Some(looked) = looked {
+        assert_eq!(looked, read, "as of now without writing");
+    }
     older.rollback().await.unwrap();
-    let (kept_after, read) = kept_and_read(&e, &week).await;
+    let (_, kept_after, read) = now_kept_and_read(&e, &week).await;
     assert_eq!(kept_after, read);
     assert_eq!(kept_after, kept, "nothing was missing before it ended");
     pool.close().await;
@@ -431,8 +490,11 @@ async fn every_flow_reads_runs_without_an_experiment_as_group_treatment(e: Env) 
         .await
         .unwrap();
     assert!(experiments.is_empty());
-    let (kept, read) = kept_and_read(&e, &week).await;
+    let (looked, kept, read) = now_kept_and_read(&e, &week).await;
     assert_eq!(kept, read, "the flow without an experiment is kept counted");
+    if let Some(looked) = looked {
+        assert_eq!(looked, read, "as of now without writing");
+    }
     assert!(kept.contains("treatment"), "{kept}");
 }
 

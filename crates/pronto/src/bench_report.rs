@@ -8,8 +8,8 @@
 //!    writer to go through).
 //! 5. After each of those, the counts the report reads are caught up as the counter worker keeps them (its
 //!    time is reported: what keeping them costs, per run, message, order and click).
-//! 6. The report over the last 30 days is built `--repeats` times as the endpoint builds it (catch up, sum
-//!    the whole hours' counts, read the runs of the partial hours at the ends); then, for comparison, by
+//! 6. The report over the last 30 days is built `--repeats` times as the endpoint builds it (the counts as of
+//!    now, the whole hours' summed, read the runs of the partial hours at the ends); then, for comparison, by
 //!    reading every run as it did before the counts were kept (`--scans` times), which must give the same
 //!    report. (In that order: on SQLite a read of every run holds the write-ahead log un-checkpointed for
 //!    its 30 s, and the first read after it pays for the log the counts grew meanwhile.)

@@ -431,6 +431,14 @@ impl Backend for PostgresStore {
     fn writer(&self) -> &PgDb {
         &self.pool
     }
+    /// Repeatable read, read only, where the reports read (a replica when one is named).
+    async fn snapshot(&self) -> Result<PgTx, StoreError> {
+        let mut tx = self.reports.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        Ok(PgTx(tx, Vec::new()))
+    }
     fn conn(tx: &mut PgTx) -> &mut sqlx::PgConnection {
         &mut tx.0
     }

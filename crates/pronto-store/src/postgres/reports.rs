@@ -6,7 +6,7 @@
 //! twice.
 
 use super::PgTx;
-use crate::reports::{Bucket, Changed, Cursor, OutcomeRow, ReportsTx, Runs};
+use crate::reports::{Bucket, Changed, Cursor, OutcomeRow, Reading, ReportsTx, Runs};
 use crate::rows::{
     experiment_outcomes, experiment_run, experiment_touch, report_bucket, report_cursor, Cols,
     CURSOR_COLUMNS,
@@ -161,9 +161,13 @@ async fn put_cursor(conn: &mut PgConnection, cursor: &Cursor) -> Result<(), Item
 
 #[async_trait]
 impl ReportsTx for PgTx {
-    async fn report_cursor(&mut self) -> Result<Cursor, ItemError> {
+    async fn report_cursor(&mut self, reading: Reading) -> Result<Cursor, ItemError> {
+        let lock = match reading {
+            Reading::Step => " FOR UPDATE",
+            Reading::Look => "",
+        };
         let r = sqlx::query(&format!(
-            "SELECT {CURSOR_COLUMNS} FROM report_cursor WHERE id = 1 FOR UPDATE"
+            "SELECT {CURSOR_COLUMNS} FROM report_cursor WHERE id = 1{lock}"
         ))
         .fetch_one(&mut *self.0)
         .await?;
@@ -191,7 +195,12 @@ impl ReportsTx for PgTx {
         Ok(cursor)
     }
 
-    async fn changed_runs(&mut self, from: &Cursor, batch: i64) -> Result<Changed, ItemError> {
+    async fn changed_runs(
+        &mut self,
+        from: &Cursor,
+        batch: i64,
+        reading: Reading,
+    ) -> Result<Changed, ItemError> {
         // Every transaction below this one has ended.
         let below: i64 =
             sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
@@ -232,9 +241,12 @@ impl ReportsTx for PgTx {
             more |= end != i64::MAX;
             *at = end.min(below).max(*at);
         }
-        let dirty: Vec<Uuid> = sqlx::query_scalar("DELETE FROM report_dirty RETURNING run_id")
-            .fetch_all(&mut *self.0)
-            .await?;
+        let dirty: Vec<Uuid> = sqlx::query_scalar(match reading {
+            Reading::Step => "DELETE FROM report_dirty RETURNING run_id",
+            Reading::Look => "SELECT run_id FROM report_dirty",
+        })
+        .fetch_all(&mut *self.0)
+        .await?;
         runs.extend(dirty.into_iter().map(RunId));
         runs.sort_unstable();
         runs.dedup();

@@ -542,6 +542,16 @@ impl Backend for SqliteStore {
     fn writer(&self) -> &WritePool {
         &self.write
     }
+    /// A deferred `BEGIN` on a read-only connection: WAL gives it one snapshot from its first read on.
+    async fn snapshot(&self) -> Result<SqliteTx, StoreError> {
+        let mut conn = self.read.acquire().await?;
+        sqlx::query("BEGIN").execute(&mut *conn).await?;
+        Ok(SqliteTx {
+            conn,
+            open: true,
+            bad: Vec::new(),
+        })
+    }
     fn conn(tx: &mut SqliteTx) -> &mut sqlx::SqliteConnection {
         &mut tx.conn
     }

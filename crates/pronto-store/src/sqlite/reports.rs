@@ -2,7 +2,7 @@
 //! table; the whole step runs in the writer's transaction.
 
 use super::{json_rows, ts, SqliteTx};
-use crate::reports::{Bucket, Changed, Cursor, OutcomeRow, ReportsTx, Runs};
+use crate::reports::{Bucket, Changed, Cursor, OutcomeRow, Reading, ReportsTx, Runs};
 use crate::rows::{
     experiment_outcomes, experiment_run, experiment_touch, report_bucket, report_cursor, Cols,
     CURSOR_COLUMNS,
@@ -134,7 +134,8 @@ async fn put_cursor(conn: &mut SqliteConnection, cursor: &Cursor) -> Result<(), 
 
 #[async_trait]
 impl ReportsTx for SqliteTx {
-    async fn report_cursor(&mut self) -> Result<Cursor, ItemError> {
+    /// SQLite has one writer: a step's transaction already excludes every other.
+    async fn report_cursor(&mut self, _reading: Reading) -> Result<Cursor, ItemError> {
         let r = sqlx::query(&format!(
             "SELECT {CURSOR_COLUMNS} FROM report_cursor WHERE id = 1"
         ))
@@ -169,7 +170,12 @@ impl ReportsTx for SqliteTx {
         Ok(cursor)
     }
 
-    async fn changed_runs(&mut self, from: &Cursor, batch: i64) -> Result<Changed, ItemError> {
+    async fn changed_runs(
+        &mut self,
+        from: &Cursor,
+        batch: i64,
+        reading: Reading,
+    ) -> Result<Changed, ItemError> {
         let mut next = from.clone();
         let mut runs = Vec::new();
         let mut more = false;
@@ -213,9 +219,12 @@ impl ReportsTx for SqliteTx {
             }
             *at = upto;
         }
-        let dirty: Vec<String> = sqlx::query_scalar("DELETE FROM report_dirty RETURNING run_id")
-            .fetch_all(&mut **self)
-            .await?;
+        let dirty: Vec<String> = sqlx::query_scalar(match reading {
+            Reading::Step => "DELETE FROM report_dirty RETURNING run_id",
+            Reading::Look => "SELECT run_id FROM report_dirty",
+        })
+        .fetch_all(&mut **self)
+        .await?;
         for id in dirty {
             runs.push(super::uuid(&id)?);
         }

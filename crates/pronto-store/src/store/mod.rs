@@ -29,6 +29,7 @@ use chrono::{DateTime, Utc};
 use pronto_domain::{ContactId, Identity, LeadId, MessageId, RunId, WorkspaceId};
 use serde_json::{Map, Value};
 use sqlx::{ColumnIndex, Database, Encode, Pool, Type};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// What a database backend gives the one [`Store`] implementation: its pools, its writers, and the methods
@@ -56,6 +57,9 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn reports(&self) -> &Pool<Self::Db>;
     /// Transactions for the units of work in `crate::apply`.
     fn writer(&self) -> &Self::Writer;
+    /// A read-only transaction that sees one snapshot, where the reports read, of the writer's
+    /// transaction type (so the leaves' reads run in it); it is ended by rolling back.
+    async fn snapshot(&self) -> Result<<Self::Writer as Begin>::Tx, StoreError>;
     /// The connection under one of [`Backend::writer`]'s transactions.
     fn conn(tx: &mut <Self::Writer as Begin>::Tx) -> &mut <Self::Db as Database>::Connection;
     fn writers(&self) -> &Writers;
@@ -121,6 +125,11 @@ pub(crate) trait Backend: Send + Sync + 'static {
         rules: &[pronto_domain::experiment::results::ConversionRule],
     ) -> Result<Vec<pronto_domain::experiment::results::RunOutcome>, StoreError>;
 }
+
+/// The kept counts of a workspace's hours in `[$2, $3)`.
+const REPORT_COUNTS: &str =
+    "SELECT workspace_id, hour, flow_id, experiment, counts FROM report_counts \
+     WHERE workspace_id = $1 AND hour >= $2 AND hour < $3";
 
 /// A statement in `$N` form.
 fn q<D: Db>(sql: &str) -> Query<'_, D> {
@@ -905,18 +914,60 @@ where
         )>,
         StoreError,
     > {
-        let sql = q(
-            "SELECT workspace_id, hour, flow_id, experiment, counts FROM report_counts \
-             WHERE workspace_id = $1 AND hour >= $2 AND hour < $3",
-        )
-        .bind(B::Db::id(workspace.0))
-        .bind(B::Db::ts(from))
-        .bind(B::Db::ts(to));
+        let sql = q(REPORT_COUNTS)
+            .bind(B::Db::id(workspace.0))
+            .bind(B::Db::ts(from))
+            .bind(B::Db::ts(to));
         B::Db::fetch_all(self.read(), sql)
             .await?
             .iter()
             .map(|r| crate::rows::report_bucket(r).map(|((_, b), c)| (b, c)))
             .collect()
+    }
+
+    async fn report_counts_now(
+        &self,
+        workspace: WorkspaceId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        rules: &[pronto_domain::experiment::results::ConversionRule],
+        batch: i64,
+    ) -> Result<
+        Option<
+            Vec<(
+                pronto_domain::experiment::results::BucketKey,
+                pronto_domain::experiment::results::Counts,
+            )>,
+        >,
+        StoreError,
+    > {
+        let mut tx = self.snapshot().await?;
+        let now = match crate::apply::reports::look(&mut tx, rules, batch).await {
+            Ok(Some(changed)) => {
+                let kept = q(REPORT_COUNTS)
+                    .bind(B::Db::id(workspace.0))
+                    .bind(B::Db::ts(from))
+                    .bind(B::Db::ts(to));
+                match B::Db::fetch_all_in(B::conn(&mut tx), kept).await {
+                    Ok(rows) => rows
+                        .iter()
+                        .map(|r| crate::rows::report_bucket(r).map(|((_, b), c)| (b, c)))
+                        .collect::<Result<BTreeMap<_, _>, _>>()
+                        .map(|mut kept| {
+                            // The changed buckets' counts replace the kept ones.
+                            kept.extend(changed.into_iter().filter_map(|((ws, b), c)| {
+                                (ws == workspace && b.hour >= from && b.hour < to).then_some((b, c))
+                            }));
+                            Some(kept.into_iter().collect())
+                        }),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(e.into_store()),
+        };
+        tx.rollback().await;
+        now
     }
 
     async fn delivery_counts(
