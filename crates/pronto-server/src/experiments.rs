@@ -79,8 +79,9 @@ pub async fn flows_report_of(
 }
 
 /// The counts by flow and experiment of the runs started in `[from, to)`, of experiments only or of every
-/// flow (`of`; a run outside any experiment is experiment `""`): the kept counts of the whole hours in it,
-/// and the runs of the partial hours at its ends read as they are. The kept counts are read exact as of now
+/// flow (`of`; a run outside any experiment is experiment `""`): the kept counts of the whole hours in it
+/// (and of its last hour when no run of that hour started after it ends), and the runs of the partial hours
+/// at its ends read as they are. The kept counts are read exact as of now
 /// ([`kept_counts`]); when they cannot be (being made again, far behind, or not writable), every run is read.
 pub async fn counts_between(
     store: &dyn Store,
@@ -103,7 +104,19 @@ pub async fn counts_between(
             h + chrono::Duration::hours(1)
         }
     };
-    let last = hour_of(to);
+    // The hour `to` falls in is read from the kept counts too when no run of it started at or after `to`
+    // (a period that ends now): its bucket then holds exactly the runs of `[hour, to)`, and the hour with the
+    // most changes is not read run by run.
+    let last = match hour_of(to) {
+        h if h < to
+            && !store
+                .runs_started_in(ws, to, h + chrono::Duration::hours(1))
+                .await? =>
+        {
+            h + chrono::Duration::hours(1)
+        }
+        h => h,
+    };
     let kept = if first < last {
         kept_counts(store, ws, (first, last), rules).await?
     } else {

@@ -830,7 +830,8 @@ async fn a_manager_sees_their_teams_board_hands_a_lead_over_and_downloads_the_re
 async fn the_owner_sees_what_each_flow_recovered_explores_the_messages_and_opens_a_contact(
     s: Server,
 ) {
-    // Ten checkouts; ten minutes later the treated ones are mailed; three of all ten buy.
+    // Ten checkouts at 15:30; ten minutes later the treated ones are mailed; three of all ten buy.
+    s.advance(chrono::Duration::minutes(30));
     for i in 0..10 {
         s.track(json!({"userId": format!("u{i}"), "event": "Checkout Started",
                        "context": {"traits": {"email": format!("u{i}@example.com")}},
@@ -874,6 +875,25 @@ async fn the_owner_sees_what_each_flow_recovered_explores_the_messages_and_opens
     let bought = report(json, "treatment", "converted");
     assert_eq!(held + treated, 10);
     assert_eq!(held_bought + bought, 3);
+    // A period ending in the checkouts' hour: after them (and with none started since), the hour is read
+    // from the kept counts; before them, run by run, and they are not in it.
+    let entered = |r: Value| -> i64 {
+        r["experiments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|e| e["groups"].as_array().cloned().unwrap_or_default())
+            .map(|g| g["entered"].as_i64().unwrap_or(0))
+            .sum()
+    };
+    for (period, runs) in [
+        ("", 10),
+        ("?from=2026-11-24&to=2026-11-24T15:40:00Z", 10),
+        ("?from=2026-11-24&to=2026-11-24T15:20:00Z", 0),
+    ] {
+        let json = s.admin(&format!("/v1/reports/flows{period}")).await;
+        assert_eq!(entered(json.clone()), runs, "{period}: {json}");
+    }
 
     let mut owner = Browser::new(&s);
     let origin = owner.origin();

@@ -1125,6 +1125,15 @@ pub trait Store: Sessions + Send + Sync + 'static {
         StoreError,
     >;
 
+    /// Whether any run of the workspace started in `[from, to)` (one index probe): a report's last hour is
+    /// read from the kept counts when none started after its period's end.
+    async fn runs_started_in(
+        &self,
+        workspace: WorkspaceId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
     /// [`Store::report_counts`] exact as of now without writing: in one read-only snapshot, the kept counts
     /// of the whole hours of `[from, to)` with the buckets of the runs changed since the last step
     /// re-counted in memory. Nothing is written (on SQLite nothing waits for the one writer). `None` when

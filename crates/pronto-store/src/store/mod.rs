@@ -925,6 +925,19 @@ where
             .collect()
     }
 
+    async fn runs_started_in(
+        &self,
+        workspace: WorkspaceId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let sql = q("SELECT 1 FROM runs WHERE workspace_id = $1 AND started_at >= $2 AND started_at < $3 LIMIT 1")
+            .bind(B::Db::id(workspace.0))
+            .bind(B::Db::ts(from))
+            .bind(B::Db::ts(to));
+        Ok(B::Db::fetch_optional(self.reports(), sql).await?.is_some())
+    }
+
     async fn report_counts_now(
         &self,
         workspace: WorkspaceId,
