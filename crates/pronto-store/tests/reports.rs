@@ -723,3 +723,42 @@ async fn reports_read_from_the_replica_when_one_is_named() {
     on_replica.close().await;
     store.close().await;
 }
+
+/// SQLite has one writer, which a timer batch or a burst of deliveries can hold for seconds: reading the
+/// counts as of now must not need it. Here another connection holds the write lock for the whole read; a
+/// read that tried to write would wait out the busy timeout and fail with "database is locked".
+#[tokio::test]
+async fn counts_are_read_as_of_now_while_another_connection_holds_the_write_lock() {
+    use sqlx::Connection;
+    let e = env("sqlite").await;
+    let week = rules(7);
+    let carts = |range: std::ops::Range<usize>| -> Vec<_> {
+        range
+            .map(|i| event("Checkout Started", i, i, t0(), 30.0).into())
+            .collect()
+    };
+    e.store.ingest(e.ws, carts(0..5), t0()).await.unwrap();
+    fold(&*e.store, &week).await;
+    // Five more, not yet counted by any step.
+    e.store.ingest(e.ws, carts(5..10), t0()).await.unwrap();
+
+    let mut other = sqlx::SqliteConnection::connect(&e.db.url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let (from, to) = (hour_of(t0()), hour_of(t0()) + Duration::hours(1));
+    let looked = e
+        .store
+        .report_counts_now(e.ws, from, to, &week, 1_000)
+        .await
+        .unwrap()
+        .expect("the counts were made with these rules");
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    let entered: i64 = looked
+        .iter()
+        .flat_map(|(_, c)| c.groups.values())
+        .map(|g| g.entered)
+        .sum();
+    assert_eq!(entered, 10, "the five counted and the five changed since");
+}
