@@ -145,6 +145,16 @@ pub(crate) enum Reading {
     Look,
 }
 
+impl Reading {
+    /// The runs listed dirty: taken off the list by a step, read as they are by a look.
+    pub(crate) fn dirty_sql(self) -> &'static str {
+        match self {
+            Reading::Step => "DELETE FROM report_dirty RETURNING run_id",
+            Reading::Look => "SELECT run_id FROM report_dirty",
+        }
+    }
+}
+
 /// A bucket of counts: its workspace, flow, experiment and hour.
 pub(crate) type Bucket = (WorkspaceId, BucketKey);
 

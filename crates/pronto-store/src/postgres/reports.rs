@@ -241,12 +241,9 @@ impl ReportsTx for PgTx {
             more |= end != i64::MAX;
             *at = end.min(below).max(*at);
         }
-        let dirty: Vec<Uuid> = sqlx::query_scalar(match reading {
-            Reading::Step => "DELETE FROM report_dirty RETURNING run_id",
-            Reading::Look => "SELECT run_id FROM report_dirty",
-        })
-        .fetch_all(&mut *self.0)
-        .await?;
+        let dirty: Vec<Uuid> = sqlx::query_scalar(reading.dirty_sql())
+            .fetch_all(&mut *self.0)
+            .await?;
         runs.extend(dirty.into_iter().map(RunId));
         runs.sort_unstable();
         runs.dedup();

@@ -219,12 +219,9 @@ impl ReportsTx for SqliteTx {
             }
             *at = upto;
         }
-        let dirty: Vec<String> = sqlx::query_scalar(match reading {
-            Reading::Step => "DELETE FROM report_dirty RETURNING run_id",
-            Reading::Look => "SELECT run_id FROM report_dirty",
-        })
-        .fetch_all(&mut **self)
-        .await?;
+        let dirty: Vec<String> = sqlx::query_scalar(reading.dirty_sql())
+            .fetch_all(&mut **self)
+            .await?;
         for id in dirty {
             runs.push(super::uuid(&id)?);
         }
