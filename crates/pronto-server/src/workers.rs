@@ -73,9 +73,11 @@ impl Workers {
         retention: Retention,
     ) -> Self {
         let (stop, stopped) = watch::channel(false);
-        // PostgreSQL claims with SKIP LOCKED, so two batches can fire in parallel (as two processes would);
+        // PostgreSQL claims with SKIP LOCKED, so several batches can fire in parallel (as several processes
+        // would): while one batch waits for the database another renders its messages. Three drained a burst
+        // of 10,000 due timers at 19,289 fires/s against 12,496 with two (`pronto bench timers`, 2 cores);
         // SQLite has one writer, where a second loop would only wait for it.
-        let schedulers = if store.backend() == "postgres" { 2 } else { 1 };
+        let schedulers = if store.backend() == "postgres" { 3 } else { 1 };
         let mut tasks: Vec<_> = (0..schedulers)
             .map(|_| tokio::spawn(scheduler(store.clone(), clock.clone(), stopped.clone())))
             .collect();
