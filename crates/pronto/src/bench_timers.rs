@@ -238,7 +238,8 @@ struct Phase {
     peak_rss_kib: u64,
 }
 
-/// Runs the workers until `expect` timers of `prefix` fired (and no more are due), sampling RSS.
+/// Runs the workers until `expect` timers of `prefix` fired (and no more are due) and the outbox is empty,
+/// sampling RSS.
 #[allow(clippy::too_many_arguments)]
 async fn fire_phase(
     store: &Arc<dyn Store>,
@@ -260,7 +261,9 @@ async fn fire_phase(
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
         peak = peak.max(rss_kib("VmRSS:"));
-        let done = store.next_due().await?.is_none();
+        // Done when every timer fired and its message left the outbox: on PostgreSQL the end-to-end phase
+        // runs on this same database, and messages still queued here would be sent ahead of its carts.
+        let done = store.next_due().await?.is_none() && store.next_message_due().await?.is_none();
         if done || Instant::now() > deadline {
             break;
         }
